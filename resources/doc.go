@@ -1,0 +1,30 @@
+// Package resources knows the Envoy resources leanxds serves as typed messages:
+// which Go type each served type URL decodes to, whether a resource is fit to be
+// served, which other resources it refers to, and how to read resources from files.
+//
+// The parts:
+//
+//   - registry.go maps the served type URLs (protocol.Type*) to their generated Go
+//     types: NewMessage, Decode, DecodeAny, TypeURLOf, and NameOf, the name a
+//     resource carries in its own fields.
+//   - extensions.go links in the extension types (filters, transport sockets,
+//     protocol options) that resources carry in Any fields, so that protojson can
+//     read them and Validate can check them.
+//   - validate.go checks a resource before the store accepts it (Validate): the
+//     constraints Envoy's protos declare, as their generated ValidateAll methods
+//     check them, applied also to every Any payload nested in the resource, which
+//     ValidateAll does not enter. A client NACKs what breaks them, so it is cheaper
+//     to refuse such a resource at commit with a precise field path than to find it
+//     in a NACK from every client.
+//   - refs.go finds what a resource refers to (References): the routes a listener
+//     fetches, the clusters routes send to, the EDS names of clusters, the SDS
+//     secrets of TLS contexts, the ECDS filter configs. Streams use this to push
+//     what is referred to before what refers to it and to remove it only after
+//     (R15), and to answer the subscriptions a new listener or cluster triggers
+//     (R16).
+//   - load.go and items.go read resource files (Load, Parse) in YAML or JSON,
+//     written as in Envoy's docs, and report errors with file, line, resource and
+//     field.
+//
+// Rule ids (R15, ...) refer to XDS-RULES.md.
+package resources

@@ -1,0 +1,129 @@
+package store
+
+import (
+	"iter"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/leanxds/leanxds/protocol"
+)
+
+// Store holds the resources leanxds serves, by scope, type URL and name. Reads
+// never lock; commits are serialised. The zero Store is not usable: call New.
+type Store struct {
+	// cur is the published root: readers load it, the writer swaps it.
+	cur atomic.Pointer[root]
+	// writeMu serialises commits.
+	writeMu sync.Mutex
+
+	watch watchers
+}
+
+// root is one published state of the whole store.
+type root struct {
+	// rev counts the commits that changed something.
+	rev    uint64
+	scopes map[string]*Scope
+}
+
+func (r *root) table(scope, typeURL string) *Table {
+	if s := r.scopes[scope]; s != nil {
+		if t := s.tables[typeURL]; t != nil {
+			return t
+		}
+	}
+	return emptyTable
+}
+
+// Scope is an immutable view of the resources of one scope, every type.
+type Scope struct {
+	tables map[string]*Table
+	// count is the number of resources of every type.
+	count int
+}
+
+// New returns an empty store.
+func New() *Store {
+	s := &Store{}
+	s.cur.Store(&root{scopes: map[string]*Scope{}})
+	return s
+}
+
+// Commit applies changes atomically: readers see all of them or none. Every Set is
+// validated and encoded first; if any change is invalid the commit is rejected
+// whole with an error naming each bad resource, and nothing changes. A resource set
+// to the content it already has changes nothing (dedup): a commit that changes
+// nothing bumps no revision and wakes no watcher.
+//
+// Watchers of each changed (scope, type) are signalled after Commit returns, by a
+// goroutine of the store's: Commit's cost does not grow with their number.
+func (s *Store) Commit(changes ...Change) (Result, error) {
+	sets, deletes, replaces, err := prepare(changes)
+	if err != nil {
+		return Result{Revision: s.cur.Load().rev}, err
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	b := &builder{old: s.cur.Load(), scopes: map[string]*Scope{}, tables: map[key]*tableBuilder{}}
+	next := b.apply(sets, deletes, replaces)
+	if next == nil {
+		b.res.Revision = b.old.rev
+		return b.res, nil
+	}
+	s.cur.Store(next)
+	b.res.Revision = next.rev
+	s.watch.notify(slices.Collect(maps.Keys(b.tables)))
+	return b.res, nil
+}
+
+// View returns the current state of the store: an immutable snapshot that later
+// commits do not change. Taking one costs an atomic load.
+func (s *Store) View() View { return View{s.cur.Load()} }
+
+// View is an immutable snapshot of the whole store.
+type View struct{ r *root }
+
+// Revision counts the commits that changed the store up to this view.
+func (v View) Revision() uint64 { return v.r.rev }
+
+// Table returns the resources of one type in one scope; an empty table when there
+// are none.
+func (v View) Table(scope, typeURL string) *Table { return v.r.table(scope, typeURL) }
+
+// HasScope reports whether scope holds at least one resource.
+func (v View) HasScope(scope string) bool {
+	s := v.r.scopes[scope]
+	return s != nil && s.count > 0
+}
+
+// Scopes returns the names of the scopes that hold at least one resource, sorted.
+func (v View) Scopes() []string {
+	var out []string
+	for name, s := range v.r.scopes {
+		if s.count > 0 {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Tables yields the non-empty tables of a scope in push order (R15), with their
+// type URLs.
+func (v View) Tables(scope string) iter.Seq2[string, *Table] {
+	return func(yield func(string, *Table) bool) {
+		s := v.r.scopes[scope]
+		if s == nil {
+			return
+		}
+		for _, t := range protocol.Types() {
+			if tab := s.tables[t.URL]; tab != nil && tab.count > 0 {
+				if !yield(t.URL, tab) {
+					return
+				}
+			}
+		}
+	}
+}
