@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/leanxds/leanxds/protocol"
 )
@@ -26,6 +27,8 @@ type root struct {
 	// rev counts the commits that changed something.
 	rev    uint64
 	scopes map[string]*Scope
+	// committed is when this root was published.
+	committed time.Time
 }
 
 func (r *root) table(scope, typeURL string) *Table {
@@ -72,6 +75,7 @@ func (s *Store) Commit(changes ...Change) (Result, error) {
 		b.res.Revision = b.old.rev
 		return b.res, nil
 	}
+	next.committed = time.Now()
 	s.cur.Store(next)
 	b.res.Revision = next.rev
 	s.watch.notify(slices.Collect(maps.Keys(b.tables)))
@@ -87,6 +91,10 @@ type View struct{ r *root }
 
 // Revision counts the commits that changed the store up to this view.
 func (v View) Revision() uint64 { return v.r.rev }
+
+// CommittedAt is when the commit that made this view was published (zero for an
+// empty store).
+func (v View) CommittedAt() time.Time { return v.r.committed }
 
 // Table returns the resources of one type in one scope; an empty table when there
 // are none.

@@ -1,0 +1,35 @@
+// Package conv is a scripted xDS client for tests: it makes a protocol test read
+// like the conversation it checks. One helper serves the unit tests, the
+// conformance suite and the benchmarks, so a protocol scenario is written once.
+//
+// ADS and Typed open a state-of-the-world stream (the aggregated service or the
+// per-type one), DeltaADS and DeltaTyped an incremental one, over any
+// grpc.ClientConnInterface: a connection to 127.0.0.1 or a bufconn. Each step
+// either sends a request (Request, Subscribe, ACK, NACK, Send) or waits, bounded by
+// a timeout, for what the server does next (ExpectResponse, ExpectNothing,
+// ExpectError); a wait that is not met fails the test with what did arrive.
+//
+//	c := conv.ADS(t, cc, node)
+//	c.Request(protocol.TypeCluster, "web", "api").
+//		ExpectResponse(conv.Version("1"), conv.Names("web", "api"))
+//	c.ACK()
+//	c.ExpectNothing() // R6: nothing changed, nothing is sent
+//	c.Request(protocol.TypeCluster, "web", "api", "db")
+//	c.ExpectResponse(conv.VersionNot("1"), conv.Names("web", "api", "db")) // R9
+//	c.NACK("bad timeout") // R5: carries version 1, the last one accepted
+//	c.ExpectNothing()     // R6: a NACKed version is not re-sent
+//
+// The client keeps what a real one keeps: per type, the last response received,
+// the last version it ACKed and its current subscription, so ACK, NACK and Request
+// fill version_info and response_nonce as Envoy does, and it puts the Node in the
+// first request of a stream only, as grpc-go does (R2). Send puts a request on the
+// wire exactly as given, for malformed input and stale nonces.
+//
+// Every response is also checked against the rules that hold whatever the
+// scenario: its nonce is set and new on the stream (R1, D1), no resource is named
+// twice (R13), and every resource is of the response's type. A breach fails the
+// test at the ExpectResponse that received it.
+//
+// A SotW or Delta is driven by one test goroutine. Its stream is cancelled, and
+// its receive goroutine ended, when the test finishes.
+package conv

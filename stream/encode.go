@@ -1,0 +1,141 @@
+package stream
+
+import (
+	"hash/maphash"
+	"slices"
+	"sync"
+
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/leanxds/leanxds/store"
+)
+
+// Encode once
+//
+// A resource is encoded once, when it is committed (store.Entry.Body). A response
+// is assembled from those bytes without decoding or re-encoding anything: the
+// fields every stream sending the same content shares (version_info, resources,
+// type_url) are written once into a frame kept in a small cache, and each stream
+// sends a DiscoveryResponse whose only known field is its own nonce, with the
+// shared frame attached as the message's unknown fields. Protobuf parsers accept
+// fields in any order, so on the wire this is an ordinary DiscoveryResponse.
+//
+// With grpc-go's default codec, marshalling such a message copies the shared
+// frame once per stream (a memcpy, no encoding). With ServerOption's codec the
+// frame is handed to the transport as it is, without a copy.
+
+// DiscoveryResponse field numbers.
+const (
+	fieldVersionInfo = 1
+	fieldResources   = 2
+	fieldTypeURL     = 4
+	// fieldNonce = 5 is the per-stream part.
+	fieldControlPlane = 6
+)
+
+// Any field numbers.
+const (
+	anyTypeURL = 1
+	anyValue   = 2
+)
+
+// encodeSotW writes every field of a SotW DiscoveryResponse but its nonce.
+func encodeSotW(r *Response) []byte {
+	size := protowire.SizeTag(fieldVersionInfo) + protowire.SizeBytes(len(r.Version)) +
+		protowire.SizeTag(fieldTypeURL) + protowire.SizeBytes(len(r.TypeURL))
+	for _, e := range r.Resources {
+		size += protowire.SizeTag(fieldResources) + protowire.SizeBytes(anySize(e))
+	}
+	b := make([]byte, 0, size)
+	b = protowire.AppendTag(b, fieldVersionInfo, protowire.BytesType)
+	b = protowire.AppendString(b, r.Version)
+	for _, e := range r.Resources {
+		b = protowire.AppendTag(b, fieldResources, protowire.BytesType)
+		b = appendAny(b, e)
+	}
+	b = protowire.AppendTag(b, fieldTypeURL, protowire.BytesType)
+	b = protowire.AppendString(b, r.TypeURL)
+	return b
+}
+
+func anySize(e *store.Entry) int {
+	return protowire.SizeTag(anyTypeURL) + protowire.SizeBytes(len(e.TypeURL)) +
+		protowire.SizeTag(anyValue) + protowire.SizeBytes(len(e.Body))
+}
+
+// appendAny appends a length-prefixed google.protobuf.Any holding the entry.
+func appendAny(b []byte, e *store.Entry) []byte {
+	b = protowire.AppendVarint(b, uint64(anySize(e)))
+	b = protowire.AppendTag(b, anyTypeURL, protowire.BytesType)
+	b = protowire.AppendString(b, e.TypeURL)
+	b = protowire.AppendTag(b, anyValue, protowire.BytesType)
+	return protowire.AppendBytes(b, e.Body)
+}
+
+// sotwMessage returns the message a stream sends: its nonce, plus the shared frame.
+func sotwMessage(frame []byte, nonce string) *discoveryv3.DiscoveryResponse {
+	m := &discoveryv3.DiscoveryResponse{Nonce: nonce}
+	m.ProtoReflect().SetUnknown(frame)
+	return m
+}
+
+// frameCache shares the frames of identical responses between streams: same type,
+// version and resources (the same store entries, in the same order) give the same
+// frame. It forgets everything when it grows past its bound; a miss only costs an
+// encoding.
+type frameCache struct {
+	mu     sync.Mutex
+	frames map[frameKey]*frame
+	seed   maphash.Seed
+}
+
+type frameKey struct {
+	typeURL string
+	version string
+	// table is set for a response holding exactly the whole table: that identifies
+	// the resources without looking at them.
+	table *store.Table
+	// hash identifies the resources of any other response.
+	hash uint64
+}
+
+type frame struct {
+	resources []*store.Entry
+	bytes     []byte
+}
+
+const maxFrames = 4096
+
+func newFrameCache() *frameCache {
+	return &frameCache{frames: make(map[frameKey]*frame), seed: maphash.MakeSeed()}
+}
+
+// sotw returns the shared frame of a SotW response, encoding it on a miss.
+func (c *frameCache) sotw(r *Response) []byte {
+	k := frameKey{typeURL: r.TypeURL, version: r.Version}
+	if r.full {
+		k.table = r.table
+	} else {
+		var h maphash.Hash
+		h.SetSeed(c.seed)
+		for _, e := range r.Resources {
+			maphash.WriteComparable(&h, e)
+		}
+		k.hash = h.Sum64()
+	}
+	c.mu.Lock()
+	f := c.frames[k]
+	c.mu.Unlock()
+	if f != nil && (r.full || slices.Equal(f.resources, r.Resources)) {
+		return f.bytes
+	}
+	f = &frame{resources: r.Resources, bytes: encodeSotW(r)}
+	c.mu.Lock()
+	if len(c.frames) >= maxFrames {
+		clear(c.frames)
+	}
+	c.frames[k] = f
+	c.mu.Unlock()
+	return f.bytes
+}

@@ -1,0 +1,113 @@
+package stream
+
+import (
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/leanxds/leanxds/store"
+)
+
+// Options configure a Server. The zero value serves scopes by node.cluster, falls
+// back to the default scope, and logs with slog.Default().
+type Options struct {
+	// ScopeOf maps a node to its scope; nil means ScopeByCluster.
+	ScopeOf ScopeFunc
+	// NoDefaultScope turns off the fallback of a node whose scope holds nothing to
+	// DefaultScope: such a node is then served its own, empty, scope.
+	NoDefaultScope bool
+	// Limits bound what one request may ask.
+	Limits Limits
+	// Hooks observe streams for metrics and logs; they run beside the logging ones.
+	Hooks Hooks
+	// Logger receives stream events: debug for the routine, warn for NACKs. nil
+	// means slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now. Tests set it.
+	Now func() time.Time
+}
+
+// Server serves the resources of a store to xDS clients. Create it with New and
+// register it on a gRPC server with Register.
+type Server struct {
+	store  *store.Store
+	opts   Options
+	hooks  Hooks
+	frames *frameCache
+
+	nextID  atomic.Uint64
+	mu      sync.Mutex
+	streams map[uint64]*conn
+}
+
+// New returns a server of st's resources.
+func New(st *store.Store, opts Options) *Server {
+	if opts.ScopeOf == nil {
+		opts.ScopeOf = ScopeByCluster
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Server{
+		store:   st,
+		opts:    opts,
+		hooks:   logHooks(opts.Logger).join(opts.Hooks),
+		frames:  newFrameCache(),
+		streams: make(map[uint64]*conn),
+	}
+}
+
+// Register registers the aggregated service (ADS) and every per-type discovery
+// service on g. Create g with ServerOption() to share response frames without a
+// copy:
+//
+//	g := grpc.NewServer(stream.ServerOption())
+//	stream.New(st, stream.Options{}).Register(g)
+func (s *Server) Register(g *grpc.Server) {
+	for _, d := range s.serviceDescs() {
+		g.RegisterService(d, s)
+	}
+}
+
+// scopeFor resolves a node's scope against the store (see Options.NoDefaultScope).
+func (s *Server) scopeFor(v store.View, scope string) string {
+	if !s.opts.NoDefaultScope && !v.HasScope(scope) {
+		return DefaultScope
+	}
+	return scope
+}
+
+func (s *Server) add(c *conn) {
+	s.mu.Lock()
+	s.streams[c.info.ID] = c
+	s.mu.Unlock()
+}
+
+func (s *Server) remove(c *conn) {
+	s.mu.Lock()
+	delete(s.streams, c.info.ID)
+	s.mu.Unlock()
+}
+
+// Streams returns the status of every connected stream, ordered by ID.
+func (s *Server) Streams() []StreamStatus {
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.streams))
+	for _, c := range s.streams {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	out := make([]StreamStatus, 0, len(conns))
+	for _, c := range conns {
+		out = append(out, c.status())
+	}
+	slices.SortFunc(out, func(a, b StreamStatus) int { return int(a.ID) - int(b.ID) })
+	return out
+}
