@@ -36,12 +36,18 @@ type conn struct {
 	watched map[string]bool
 	// sent is when the newest response of each type was sent (ACK latency).
 	sent map[string]sentAt
+	// ctx is the stream's context; cancel ends the stream (Shutdown).
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // serveSotW runs one SotW stream until the client or the server ends it.
 func (s *Server) serveSotW(ss grpc.ServerStream, fixedType, service string) (err error) {
-	ctx := ss.Context()
+	ctx, cancel := context.WithCancel(ss.Context())
+	defer cancel()
 	c := &conn{
+		ctx:       ctx,
+		cancel:    cancel,
 		srv:       s,
 		fixedType: fixedType,
 		info:      StreamInfo{ID: s.nextID.Add(1), Variant: "sotw", Service: service, ConnectedAt: s.opts.Now()},
@@ -79,6 +85,9 @@ func (s *Server) serveSotW(ss grpc.ServerStream, fixedType, service string) (err
 	for {
 		select {
 		case <-ctx.Done():
+			if ss.Context().Err() == nil {
+				return status.Error(codes.Unavailable, "server shutting down: reconnect")
+			}
 			return status.FromContextError(ctx.Err()).Err()
 		case err := <-recvErr:
 			if errors.Is(err, io.EOF) {
@@ -162,12 +171,19 @@ func (c *conn) open(req *discoveryv3.DiscoveryRequest) error {
 		return status.Error(codes.InvalidArgument, "the first request of a stream must carry a node (R2)")
 	}
 	s := c.srv
+	if s.opts.Authorize != nil {
+		if err := s.opts.Authorize(c.ctx, node); err != nil {
+			return status.Errorf(codes.PermissionDenied, "node %q refused: %v", node.GetId(), err)
+		}
+	}
 	scope := s.scopeFor(s.store.View(), s.opts.ScopeOf(node))
 	c.info.NodeID, c.info.Cluster, c.info.Scope = node.GetId(), node.GetCluster(), scope
+	if err := s.add(c); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	c.sotw = NewSotW(scope, node, s.opts.Limits)
 	c.mu.Unlock()
-	s.add(c)
 	if s.hooks.StreamOpened != nil {
 		s.hooks.StreamOpened(c.info)
 	}

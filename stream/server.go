@@ -1,13 +1,17 @@
 package stream
 
 import (
+	"context"
 	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/leanxds/leanxds/store"
 )
@@ -29,6 +33,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now. Tests set it.
 	Now func() time.Time
+	// Authorize, when set, vets the node of each stream's first request, with the
+	// stream's context (its peer and TLS state): an error refuses the stream with
+	// codes.PermissionDenied and the error's text. Use it to make sure a client
+	// only ever reads its own scope.
+	Authorize func(ctx context.Context, node *corev3.Node) error
 }
 
 // Server serves the resources of a store to xDS clients. Create it with New and
@@ -42,6 +51,8 @@ type Server struct {
 	nextID  atomic.Uint64
 	mu      sync.Mutex
 	streams map[uint64]*conn
+	// closing is set by Shutdown: new streams are refused.
+	closing bool
 }
 
 // New returns a server of st's resources.
@@ -84,10 +95,30 @@ func (s *Server) scopeFor(v store.View, scope string) string {
 	return scope
 }
 
-func (s *Server) add(c *conn) {
+func (s *Server) add(c *conn) error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return status.Error(codes.Unavailable, "server shutting down: connect to another")
+	}
 	s.streams[c.info.ID] = c
+	return nil
+}
+
+// Shutdown ends every stream with codes.Unavailable, so that clients reconnect
+// (to another replica, or to this one once it is back), and refuses new ones.
+// Call it before grpc.Server.GracefulStop, which waits for streams to end.
+func (s *Server) Shutdown() {
+	s.mu.Lock()
+	s.closing = true
+	conns := make([]*conn, 0, len(s.streams))
+	for _, c := range s.streams {
+		conns = append(conns, c)
+	}
 	s.mu.Unlock()
+	for _, c := range conns {
+		c.cancel()
+	}
 }
 
 func (s *Server) remove(c *conn) {

@@ -206,7 +206,7 @@ func TestR11LegacyWildcard(t *testing.T) {
 	c.ACK()
 	e.commit(t, store.Set(scope, xdstest.Listener("l3", 8082, "r")))
 	c.ExpectNothing() // no longer wildcard: l3 is not its business
-	c.Request(lds) // after a name, empty means none
+	c.Request(lds)    // after a name, empty means none
 	c.ExpectNothing()
 	e.commit(t, store.Set(scope, xdstest.Listener("l1", 9090, "r")))
 	c.ExpectNothing()

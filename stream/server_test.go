@@ -1,0 +1,51 @@
+package stream_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"github.com/stretchr/testify/assert"
+	"google.golang.org/grpc/codes"
+
+	"github.com/leanxds/leanxds/internal/conv"
+	"github.com/leanxds/leanxds/stream"
+)
+
+// Authorize refuses a node before it reads anything, with PermissionDenied.
+func TestAuthorizeRefusesNode(t *testing.T) {
+	e := newEnv(t, func(o *stream.Options) {
+		o.Authorize = func(_ context.Context, n *corev3.Node) error {
+			if n.GetId() != "trusted" {
+				return errors.New("certificate does not name this node")
+			}
+			return nil
+		}
+	})
+	e.commit(t, clusters("secret-cluster")...)
+	bad := conv.ADS(t, e.cc, node("intruder", scope))
+	bad.Request(cds)
+	err := bad.ExpectError(codes.PermissionDenied)
+	assert.Contains(t, err.Error(), "certificate does not name this node")
+	good := conv.ADS(t, e.cc, node("trusted", scope))
+	good.Request(cds)
+	good.ExpectResponse(conv.Names("secret-cluster"))
+}
+
+// Shutdown ends every stream with Unavailable so clients reconnect elsewhere, and
+// refuses new ones.
+func TestShutdown(t *testing.T) {
+	e := newEnv(t)
+	e.commit(t, clusters("a")...)
+	c := conv.ADS(t, e.cc, edge)
+	c.Request(cds)
+	c.ExpectResponse(conv.Names("a"))
+	e.status(t, "envoy-1", nil)
+	e.srv.Shutdown()
+	c.ExpectError(codes.Unavailable)
+	late := conv.ADS(t, e.cc, node("late", scope))
+	late.Request(cds)
+	late.ExpectError(codes.Unavailable)
+	assert.Empty(t, e.srv.Streams())
+}
