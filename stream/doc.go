@@ -1,0 +1,43 @@
+// Package stream serves the resources of a store.Store to xDS clients over gRPC:
+// the aggregated service (ADS) and every per-type discovery service, state of the
+// world (SotW) today.
+//
+// # Parts
+//
+//   - sotw.go: SotW, the protocol state of one stream as a pure state machine.
+//     Receive classifies a request (subscribe, ACK, NACK, stale: R4, R7) and
+//     updates the type's subscription (subscription.go: R9–R12, S4); Responses
+//     compares what the client holds with the store's current view and returns
+//     what to send, in push order (R15), or nothing (R6). It has no goroutine,
+//     lock, channel or clock, so tests drive it as a conversation.
+//   - order.go: what crosses types: make-before-break removal of clusters still
+//     in use (R15), the EDS/RDS answers owed to new or updated clusters and
+//     listeners (R16), and explicit empty assignments (P2).
+//   - handler.go: the gRPC loop around a state machine. Two goroutines per stream:
+//     one receives requests, one owns the state machine and sends.
+//   - encode.go, codec.go: encode once. Resources are encoded when committed; a
+//     response's shared fields are written once into a frame that every stream
+//     sending the same content reuses, and each stream adds only its nonce.
+//   - server.go, services.go: Server, its options, and the gRPC service
+//     descriptions Register installs.
+//   - status.go, hooks.go: what the server exposes of each stream for status
+//     pages, CSDS, metrics and logs.
+//
+// # What a client holds
+//
+// For each type a stream remembers the store table its last response was computed
+// from. Tables are immutable, so "what the client holds" costs one pointer, and
+// "what changed since" is the store's change log between two table revisions.
+// Versions are digests of content, never counters, so they agree across streams
+// and server restarts (S3).
+//
+// # Slow clients
+//
+// A client that stops reading blocks only its own stream's sender, in gRPC's
+// flow control. Store changes meanwhile coalesce in the stream's watcher; when
+// the client reads again, it is sent the latest state, not every version in
+// between, so a stalled stream holds a bounded amount of memory.
+//
+// Rule ids (R1, S3, P2, ...) refer to XDS-RULES.md; the code cites them where it
+// enforces them and the tests where they prove them.
+package stream
