@@ -91,6 +91,7 @@ type frameCache struct {
 }
 
 type frameKey struct {
+	delta   bool
 	typeURL string
 	version string
 	// table is set for a response holding exactly the whole table: that identifies
@@ -102,6 +103,7 @@ type frameKey struct {
 
 type frame struct {
 	resources []*store.Entry
+	removed   []string
 	bytes     []byte
 }
 
@@ -112,8 +114,13 @@ func newFrameCache() *frameCache {
 }
 
 // sotw returns the shared frame of a SotW response, encoding it on a miss.
-func (c *frameCache) sotw(r *Response) []byte {
-	k := frameKey{typeURL: r.TypeURL, version: r.Version}
+func (c *frameCache) sotw(r *Response) []byte { return c.get(r, false, encodeSotW) }
+
+// delta returns the shared frame of a delta response, encoding it on a miss.
+func (c *frameCache) delta(r *Response) []byte { return c.get(r, true, encodeDelta) }
+
+func (c *frameCache) get(r *Response, delta bool, encode func(*Response) []byte) []byte {
+	k := frameKey{delta: delta, typeURL: r.TypeURL, version: r.Version}
 	if r.full {
 		k.table = r.table
 	} else {
@@ -122,15 +129,19 @@ func (c *frameCache) sotw(r *Response) []byte {
 		for _, e := range r.Resources {
 			maphash.WriteComparable(&h, e)
 		}
+		for _, n := range r.Removed {
+			h.WriteString(n)
+			h.WriteByte(0)
+		}
 		k.hash = h.Sum64()
 	}
 	c.mu.Lock()
 	f := c.frames[k]
 	c.mu.Unlock()
-	if f != nil && (r.full || slices.Equal(f.resources, r.Resources)) {
+	if f != nil && (r.full || (slices.Equal(f.resources, r.Resources) && slices.Equal(f.removed, r.Removed))) {
 		return f.bytes
 	}
-	f = &frame{resources: r.Resources, bytes: encodeSotW(r)}
+	f = &frame{resources: r.Resources, removed: r.Removed, bytes: encode(r)}
 	c.mu.Lock()
 	if len(c.frames) >= maxFrames {
 		clear(c.frames)
@@ -138,4 +149,63 @@ func (c *frameCache) sotw(r *Response) []byte {
 	c.frames[k] = f
 	c.mu.Unlock()
 	return f.bytes
+}
+
+// DeltaDiscoveryResponse and Resource field numbers.
+const (
+	deltaSystemVersion = 1
+	deltaResources     = 2
+	deltaTypeURL       = 4
+	deltaRemoved       = 6
+
+	resourceVersion = 1
+	resourceBody    = 2
+	resourceName    = 3
+)
+
+// encodeDelta writes every field of a DeltaDiscoveryResponse but its nonce: each
+// resource as a discovery Resource with its own name and content version (D8).
+func encodeDelta(r *Response) []byte {
+	size := protowire.SizeTag(deltaSystemVersion) + protowire.SizeBytes(len(r.Version)) +
+		protowire.SizeTag(deltaTypeURL) + protowire.SizeBytes(len(r.TypeURL))
+	for _, e := range r.Resources {
+		size += protowire.SizeTag(deltaResources) + protowire.SizeBytes(resourceSize(e))
+	}
+	for _, n := range r.Removed {
+		size += protowire.SizeTag(deltaRemoved) + protowire.SizeBytes(len(n))
+	}
+	b := make([]byte, 0, size)
+	b = protowire.AppendTag(b, deltaSystemVersion, protowire.BytesType)
+	b = protowire.AppendString(b, r.Version)
+	for _, e := range r.Resources {
+		b = protowire.AppendTag(b, deltaResources, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(resourceSize(e)))
+		b = protowire.AppendTag(b, resourceName, protowire.BytesType)
+		b = protowire.AppendString(b, e.Name)
+		b = protowire.AppendTag(b, resourceVersion, protowire.BytesType)
+		b = protowire.AppendString(b, e.Version)
+		b = protowire.AppendTag(b, resourceBody, protowire.BytesType)
+		b = appendAny(b, e)
+	}
+	b = protowire.AppendTag(b, deltaTypeURL, protowire.BytesType)
+	b = protowire.AppendString(b, r.TypeURL)
+	for _, n := range r.Removed {
+		b = protowire.AppendTag(b, deltaRemoved, protowire.BytesType)
+		b = protowire.AppendString(b, n)
+	}
+	return b
+}
+
+func resourceSize(e *store.Entry) int {
+	return protowire.SizeTag(resourceName) + protowire.SizeBytes(len(e.Name)) +
+		protowire.SizeTag(resourceVersion) + protowire.SizeBytes(len(e.Version)) +
+		protowire.SizeTag(resourceBody) + protowire.SizeBytes(anySize(e))
+}
+
+// deltaMessage returns the message a delta stream sends: its nonce, plus the
+// shared frame.
+func deltaMessage(frame []byte, nonce string) *discoveryv3.DeltaDiscoveryResponse {
+	m := &discoveryv3.DeltaDiscoveryResponse{Nonce: nonce}
+	m.ProtoReflect().SetUnknown(frame)
+	return m
 }

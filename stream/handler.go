@@ -3,33 +3,45 @@ package stream
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"sync"
+	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/leanxds/leanxds/protocol"
 	"github.com/leanxds/leanxds/store"
 )
 
-// conn is one SotW stream: the state machine and what the gRPC loop around it
-// needs. Two goroutines serve it: the handler's, which owns the state machine and
-// sends, and a receiver that reads requests. A client that stops reading blocks
-// only its own handler in Send; meanwhile store signals coalesce in its watcher,
-// so when it reads again it gets the latest state, never a backlog.
+// stateMachine is what the gRPC loop needs of a SotW or delta state machine.
+type stateMachine interface {
+	// Responses returns what to send at view v (see SotW.Responses).
+	Responses(v store.View) []*Response
+	// base gives status and watch code the shared per-type state.
+	base() *machine
+}
+
+func (m *machine) base() *machine { return m }
+
+// conn is one stream: its state machine and what the gRPC loop around it needs.
+// Two goroutines serve it: the handler's, which owns the state machine and sends,
+// and a receiver that reads requests. A client that stops reading blocks only its
+// own handler in Send; meanwhile store signals coalesce in its watcher, so when
+// it reads again it gets the latest state, never a backlog.
 type conn struct {
 	srv  *Server
 	info StreamInfo
 	// fixedType is the type URL of a per-type service; "" for ADS.
 	fixedType string
 
-	// mu guards sotw: the handler steps it, Server.Streams reads it.
-	mu   sync.Mutex
-	sotw *SotW
+	// mu guards sm: the handler steps it, Server.Streams reads it.
+	mu sync.Mutex
+	sm stateMachine
 
 	watcher *store.Watcher
 	// watched are the (scope, type) pairs the watcher watches.
@@ -41,23 +53,48 @@ type conn struct {
 	cancel context.CancelFunc
 }
 
-// serveSotW runs one SotW stream until the client or the server ends it.
-func (s *Server) serveSotW(ss grpc.ServerStream, fixedType, service string) (err error) {
+// variant is how one kind of stream reads requests and writes responses.
+type variant[Req proto.Message] struct {
+	name string
+	// newReq returns an empty request to receive into.
+	newReq func() Req
+	// receive applies a request to the stream, opening it on the first.
+	receive func(c *conn, req Req) error
+	// message returns the message that carries a response on the wire.
+	message func(s *Server, r *Response) proto.Message
+}
+
+var sotwVariant = variant[*discoveryv3.DiscoveryRequest]{
+	name:    "sotw",
+	newReq:  func() *discoveryv3.DiscoveryRequest { return new(discoveryv3.DiscoveryRequest) },
+	receive: (*conn).receiveSotW,
+	message: func(s *Server, r *Response) proto.Message { return sotwMessage(s.frames.sotw(r), r.Nonce) },
+}
+
+var deltaVariant = variant[*discoveryv3.DeltaDiscoveryRequest]{
+	name:    "delta",
+	newReq:  func() *discoveryv3.DeltaDiscoveryRequest { return new(discoveryv3.DeltaDiscoveryRequest) },
+	receive: (*conn).receiveDelta,
+	message: func(s *Server, r *Response) proto.Message { return deltaMessage(s.frames.delta(r), r.Nonce) },
+}
+
+// serve runs one stream until the client or the server ends it.
+func serve[Req proto.Message](s *Server, ss grpc.ServerStream, v variant[Req], fixedType, service string) (err error) {
 	ctx, cancel := context.WithCancel(ss.Context())
 	defer cancel()
 	c := &conn{
-		ctx:       ctx,
-		cancel:    cancel,
 		srv:       s,
 		fixedType: fixedType,
-		info:      StreamInfo{ID: s.nextID.Add(1), Variant: "sotw", Service: service, ConnectedAt: s.opts.Now()},
+		info:      StreamInfo{ID: s.nextID.Add(1), Variant: v.name, Service: service, ConnectedAt: s.opts.Now()},
 		watcher:   s.store.NewWatcher(),
 		watched:   make(map[string]bool),
 		sent:      make(map[string]sentAt),
+		ctx:       ctx,
+		cancel:    cancel,
 	}
 	defer c.watcher.Close()
 	defer func() {
-		if c.sotw != nil {
+		if c.sm != nil {
 			s.remove(c)
 			if s.hooks.StreamClosed != nil {
 				s.hooks.StreamClosed(c.info, err)
@@ -65,11 +102,11 @@ func (s *Server) serveSotW(ss grpc.ServerStream, fixedType, service string) (err
 		}
 	}()
 
-	reqs := make(chan *discoveryv3.DiscoveryRequest, 1)
+	reqs := make(chan Req, 1)
 	recvErr := make(chan error, 1)
 	go func() {
 		for {
-			req := new(discoveryv3.DiscoveryRequest)
+			req := v.newReq()
 			if err := ss.RecvMsg(req); err != nil {
 				recvErr <- err
 				return
@@ -95,14 +132,14 @@ func (s *Server) serveSotW(ss grpc.ServerStream, fixedType, service string) (err
 			}
 			return err
 		case req := <-reqs:
-			if err := c.receive(req); err != nil {
+			if err := v.receive(c, req); err != nil {
 				return err
 			}
 			// S5: answer only the newest state, after every request already here.
 			for more := true; more; {
 				select {
 				case req := <-reqs:
-					if err := c.receive(req); err != nil {
+					if err := v.receive(c, req); err != nil {
 						return err
 					}
 				default:
@@ -111,40 +148,67 @@ func (s *Server) serveSotW(ss grpc.ServerStream, fixedType, service string) (err
 			}
 		case <-c.watcher.C:
 		}
-		if err := c.push(ss); err != nil {
+		if err := c.push(ss, v.message); err != nil {
 			return err
 		}
 	}
 }
 
-// receive applies one request.
-func (c *conn) receive(req *discoveryv3.DiscoveryRequest) error {
-	s := c.srv
-	if c.fixedType != "" {
-		switch req.GetTypeUrl() {
-		case "":
-			req.TypeUrl = c.fixedType
-		case c.fixedType:
-		default:
-			return status.Errorf(codes.InvalidArgument, "request for %s on the %s service", req.GetTypeUrl(), c.info.Service)
-		}
+// checkType fills in or checks the type URL of a request on a per-type service.
+func (c *conn) checkType(typeURL *string) error {
+	if c.fixedType == "" {
+		return nil
 	}
-	if c.sotw == nil {
-		if err := c.open(req); err != nil {
+	switch *typeURL {
+	case "":
+		*typeURL = c.fixedType
+	case c.fixedType:
+	default:
+		return status.Errorf(codes.InvalidArgument, "request for %s on the %s service", *typeURL, c.info.Service)
+	}
+	return nil
+}
+
+// receiveSotW applies one SotW request.
+func (c *conn) receiveSotW(req *discoveryv3.DiscoveryRequest) error {
+	if err := c.checkType(&req.TypeUrl); err != nil {
+		return err
+	}
+	if c.sm == nil {
+		if err := c.open(req.GetNode(), func(scope string) stateMachine { return NewSotW(scope, req.GetNode(), c.srv.opts.Limits) }); err != nil {
 			return err
 		}
 	}
-	if typeURL := req.GetTypeUrl(); typeURL != "" && !c.watched[typeURL] {
-		// Watch before reading the view, so that no commit falls in between.
-		c.watch(typeURL)
-		if typeURL == protocol.TypeEndpoint {
-			c.watch(protocol.TypeCluster) // explicit empty assignments follow the clusters (P2)
+	c.watchType(req.GetTypeUrl())
+	now := c.srv.opts.Now()
+	c.mu.Lock()
+	rcv, err := c.sm.(*SotW).Receive(req, now, c.srv.store.View())
+	c.mu.Unlock()
+	return c.received(rcv, err, now)
+}
+
+// receiveDelta applies one delta request.
+func (c *conn) receiveDelta(req *discoveryv3.DeltaDiscoveryRequest) error {
+	if err := c.checkType(&req.TypeUrl); err != nil {
+		return err
+	}
+	if c.sm == nil {
+		if err := c.open(req.GetNode(), func(scope string) stateMachine { return NewDelta(scope, req.GetNode(), c.srv.opts.Limits) }); err != nil {
+			return err
 		}
 	}
-	now := s.opts.Now()
+	c.watchType(req.GetTypeUrl())
+	now := c.srv.opts.Now()
 	c.mu.Lock()
-	rcv, err := c.sotw.Receive(req, now, s.store.View())
+	rcv, err := c.sm.(*Delta).Receive(req, now)
 	c.mu.Unlock()
+	return c.received(rcv, err, now)
+}
+
+// received reports a classified request to the hooks, or ends the stream with
+// InvalidArgument if it was malformed.
+func (c *conn) received(rcv Received, err error, now time.Time) error {
+	s := c.srv
 	if err != nil {
 		return status.Errorf(codes.InvalidArgument, "node %q: %v", c.info.NodeID, err)
 	}
@@ -164,9 +228,9 @@ func (c *conn) receive(req *discoveryv3.DiscoveryRequest) error {
 	return nil
 }
 
-// open starts the stream on its first request: R2, the first request names the node.
-func (c *conn) open(req *discoveryv3.DiscoveryRequest) error {
-	node := req.GetNode()
+// open starts the stream on its first request: R2, the first request names the
+// node, which decides the scope.
+func (c *conn) open(node *corev3.Node, create func(scope string) stateMachine) error {
 	if node == nil {
 		return status.Error(codes.InvalidArgument, "the first request of a stream must carry a node (R2)")
 	}
@@ -182,12 +246,24 @@ func (c *conn) open(req *discoveryv3.DiscoveryRequest) error {
 		return err
 	}
 	c.mu.Lock()
-	c.sotw = NewSotW(scope, node, s.opts.Limits)
+	c.sm = create(scope)
 	c.mu.Unlock()
 	if s.hooks.StreamOpened != nil {
 		s.hooks.StreamOpened(c.info)
 	}
 	return nil
+}
+
+// watchType makes the stream's watcher follow a type before the request is
+// applied, so that no commit falls between reading the view and watching.
+func (c *conn) watchType(typeURL string) {
+	if typeURL == "" || c.watched[typeURL] {
+		return
+	}
+	c.watch(typeURL)
+	if typeURL == protocol.TypeEndpoint {
+		c.watch(protocol.TypeCluster) // explicit empty assignments follow the clusters (P2)
+	}
 }
 
 func (c *conn) watch(typeURL string) {
@@ -198,18 +274,17 @@ func (c *conn) watch(typeURL string) {
 }
 
 // push sends whatever the client lacks at the store's current view.
-func (c *conn) push(ss grpc.ServerStream) error {
-	if c.sotw == nil {
+func (c *conn) push(ss grpc.ServerStream, message func(*Server, *Response) proto.Message) error {
+	if c.sm == nil {
 		return nil
 	}
 	s := c.srv
 	v := s.store.View()
 	c.mu.Lock()
-	resps := c.sotw.Responses(v)
+	resps := c.sm.Responses(v)
 	c.mu.Unlock()
 	for _, r := range resps {
-		frame := s.frames.sotw(r)
-		if err := ss.SendMsg(sotwMessage(frame, r.Nonce)); err != nil {
+		if err := ss.SendMsg(message(s, r)); err != nil {
 			return err
 		}
 		now := s.opts.Now()
@@ -234,6 +309,11 @@ func (s *Server) fetch(ctx context.Context, req *discoveryv3.DiscoveryRequest, f
 	if req.GetNode() == nil {
 		return nil, status.Error(codes.InvalidArgument, "a fetch request must carry a node (R2)")
 	}
+	if s.opts.Authorize != nil {
+		if err := s.opts.Authorize(ctx, req.GetNode()); err != nil {
+			return nil, status.Errorf(codes.PermissionDenied, "node %q refused: %v", req.GetNode().GetId(), err)
+		}
+	}
 	v := s.store.View()
 	sm := NewSotW(s.scopeFor(v, s.opts.ScopeOf(req.GetNode())), req.GetNode(), s.opts.Limits)
 	fresh := &discoveryv3.DiscoveryRequest{TypeUrl: req.GetTypeUrl(), ResourceNames: req.GetResourceNames(), Node: req.GetNode()}
@@ -248,5 +328,3 @@ func (s *Server) fetch(ctx context.Context, req *discoveryv3.DiscoveryRequest, f
 	r := resps[0]
 	return sotwMessage(s.frames.sotw(r), r.Nonce), nil
 }
-
-var errDeltaUnsupported = fmt.Errorf("incremental (delta) xDS is not served yet: use the state-of-the-world methods")

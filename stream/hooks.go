@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
 	"github.com/leanxds/leanxds/protocol"
 )
 
@@ -34,6 +36,10 @@ type StreamInfo struct {
 	// NodeID and Cluster come from the node of the first request.
 	NodeID  string
 	Cluster string
+	// Node is the node of the first request (R2), for what NodeID and Cluster do
+	// not tell: its metadata (CSDS node matchers), locality, user agent. It is
+	// shared: do not modify it.
+	Node *corev3.Node
 	// Scope is the scope the stream is served.
 	Scope string
 	// Variant is "sotw" or "delta".

@@ -15,7 +15,7 @@ import (
 // deleted them (R15): those the listeners and routes the client holds, or was last
 // sent, still route to. Once those are updated and ACKed, the next CDS response
 // drops them.
-func (s *SotW) retain(v store.View, ts *sotwType, cur *store.Table) map[string]*store.Entry {
+func (s *machine) retain(v store.View, ts *typeState, cur *store.Table) map[string]*store.Entry {
 	if ts.typeURL != protocol.TypeCluster {
 		return nil
 	}
@@ -57,7 +57,7 @@ func (s *SotW) retain(v store.View, ts *sotwType, cur *store.Table) map[string]*
 
 // clustersInUse returns the clusters named by the listeners and routes the client
 // may hold: those it ACKed last and those sent since.
-func (s *SotW) clustersInUse() map[string]struct{} {
+func (s *machine) clustersInUse() map[string]struct{} {
 	used := make(map[string]struct{})
 	for _, typeURL := range []string{protocol.TypeListener, protocol.TypeRoute} {
 		ts := s.types[typeURL]
@@ -94,7 +94,7 @@ func sameRetained(a, b map[string]*store.Entry) bool {
 // even if unchanged (R16): the EDS of every new or updated cluster and the RDS of
 // every new or updated listener, so that they leave warming. A changed resource
 // is one whose version differs from what the client held before this response.
-func (s *SotW) owe(old *store.Table, ts *sotwType, r *Response) {
+func (s *machine) owe(old *store.Table, ts *typeState, r *Response) {
 	var dep string
 	switch ts.typeURL {
 	case protocol.TypeCluster:
@@ -104,7 +104,7 @@ func (s *SotW) owe(old *store.Table, ts *sotwType, r *Response) {
 	default:
 		return
 	}
-	var dts *sotwType
+	var dts *typeState
 	for _, e := range r.Resources {
 		var prev *store.Entry
 		if old != nil {

@@ -13,8 +13,6 @@ import (
 	runtimeservice "github.com/envoyproxy/go-control-plane/envoy/service/runtime/v3"
 	secretservice "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/leanxds/leanxds/protocol"
 )
@@ -56,11 +54,9 @@ func (s *Server) serviceDescs() []*grpc.ServiceDesc {
 		for _, sd := range svc.desc.Streams {
 			sd := sd
 			if strings.HasPrefix(sd.StreamName, "Delta") {
-				sd.Handler = func(_ any, ss grpc.ServerStream) error {
-					return status.Error(codes.Unimplemented, errDeltaUnsupported.Error())
-				}
+				sd.Handler = func(_ any, ss grpc.ServerStream) error { return serve(s, ss, deltaVariant, typeURL, name) }
 			} else {
-				sd.Handler = func(_ any, ss grpc.ServerStream) error { return s.serveSotW(ss, typeURL, name) }
+				sd.Handler = func(_ any, ss grpc.ServerStream) error { return serve(s, ss, sotwVariant, typeURL, name) }
 			}
 			d.Streams = append(d.Streams, sd)
 		}

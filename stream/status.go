@@ -39,12 +39,13 @@ func (c *conn) status() StreamStatus {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := StreamStatus{StreamInfo: c.info}
-	if c.sotw == nil {
+	if c.sm == nil {
 		return st
 	}
+	m := c.sm.base()
 	v := c.srv.store.View()
-	for _, typeURL := range c.sotw.typeOrder() {
-		ts := c.sotw.types[typeURL]
+	for _, typeURL := range m.typeOrder() {
+		ts := m.types[typeURL]
 		t := TypeStatus{
 			TypeURL:      typeURL,
 			Served:       ts.served,
@@ -58,9 +59,9 @@ func (c *conn) status() StreamStatus {
 			n := *ts.lastNACK
 			t.LastNACK = &n
 		}
-		cur := emptyTableFor(v, c.sotw.Scope, ts)
+		cur := emptyTableFor(v, m.Scope, ts)
 		for _, n := range t.Names {
-			if c.sotw.lookup(v, ts, cur, n) == nil {
+			if m.lookup(v, ts, cur, n) == nil {
 				t.Missing = append(t.Missing, n)
 			}
 		}

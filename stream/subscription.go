@@ -75,3 +75,46 @@ func (s *subscription) update(names []string) (added []string, wildcardOn bool) 
 	slices.Sort(added)
 	return added, s.wildcard && !wasWildcard
 }
+
+// subscribe applies a delta request's resource_names_subscribe (D4, D5). It
+// returns the names to answer even if the client seems current (D5: every name in
+// resource_names_subscribe is answered) and whether the wildcard was turned on.
+func (s *subscription) subscribe(names []string) (answer []string, wildcardOn bool) {
+	first := !s.requested
+	s.requested = true
+	if first && len(names) == 0 {
+		// D4: a first request with both lists empty is a (legacy) wildcard.
+		s.wildcard = true
+		return nil, true
+	}
+	if s.names == nil {
+		s.names = make(map[string]struct{}, len(names))
+	}
+	for _, n := range names {
+		if n == Wildcard {
+			wildcardOn = !s.wildcard
+			s.wildcard = true
+			continue
+		}
+		s.names[n] = struct{}{}
+		answer = append(answer, n)
+	}
+	return answer, wildcardOn
+}
+
+// unsubscribe applies a delta request's resource_names_unsubscribe. It returns the
+// names the wildcard still covers: the client drops what it unsubscribes, so they
+// must be sent again (D6).
+func (s *subscription) unsubscribe(names []string) (resend []string) {
+	for _, n := range names {
+		if n == Wildcard {
+			s.wildcard = false
+			continue
+		}
+		delete(s.names, n)
+		if s.wildcard {
+			resend = append(resend, n)
+		}
+	}
+	return resend
+}

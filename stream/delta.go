@@ -1,0 +1,215 @@
+package stream
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+
+	"github.com/leanxds/leanxds/protocol"
+	"github.com/leanxds/leanxds/store"
+)
+
+// Delta is the protocol state of one incremental (delta) stream, ADS or per-type:
+// a pure state machine like SotW, sharing its per-type state, ordering and
+// lookups. Responses carry only what changed, each resource with its own version
+// (its content hash, D8), and name what the client must delete (D7).
+//
+// A Delta is not safe for concurrent use.
+type Delta struct {
+	machine
+	// pending maps the nonces of responses not yet answered to their type and
+	// system version, so that an ACK or NACK of any of them is understood (D1).
+	pending map[string]pendingResponse
+}
+
+type pendingResponse struct {
+	typeURL string
+	version string
+}
+
+// maxPending bounds the unanswered responses a delta stream remembers.
+const maxPending = 64
+
+// NewDelta returns the state of a new delta stream serving scope to node.
+func NewDelta(scope string, node *corev3.Node, limits Limits) *Delta {
+	return &Delta{machine: newMachine(scope, node, limits), pending: make(map[string]pendingResponse)}
+}
+
+// Receive applies a delta request. An error means the request is malformed: end
+// the stream with codes.InvalidArgument and the error's text.
+func (d *Delta) Receive(req *discoveryv3.DeltaDiscoveryRequest, at time.Time) (Received, error) {
+	if req.GetTypeUrl() == "" {
+		return Received{}, fmt.Errorf("request without type_url")
+	}
+	n := len(req.GetResourceNamesSubscribe()) + len(req.GetResourceNamesUnsubscribe()) + len(req.GetInitialResourceVersions())
+	if n > d.limits.maxNames() {
+		return Received{}, fmt.Errorf("request for %s names %d resources, more than the limit of %d",
+			protocol.Short(req.GetTypeUrl()), n, d.limits.maxNames())
+	}
+	ts := d.typeState(req.GetTypeUrl())
+	rcv := Received{TypeURL: ts.typeURL, Served: ts.served, Kind: KindSubscribe}
+
+	// D1: ACK and NACK are the echoed nonce, with or without error_detail; the
+	// system_version_info is informational only.
+	if nonce := req.GetResponseNonce(); nonce != "" {
+		if p, ok := d.pending[nonce]; ok && p.typeURL == ts.typeURL {
+			delete(d.pending, nonce)
+			if req.GetErrorDetail() != nil {
+				// R4, P1: error_detail alone makes a NACK. R6: nothing is re-sent.
+				ts.lastNACK = &NACK{
+					Nonce:           nonce,
+					Version:         ts.ackedVersion,
+					RejectedVersion: p.version,
+					Code:            req.GetErrorDetail().GetCode(),
+					Message:         req.GetErrorDetail().GetMessage(),
+					At:              at,
+				}
+				rcv.Kind, rcv.Version, rcv.NACK = KindNACK, ts.ackedVersion, ts.lastNACK
+			} else {
+				ts.ackedVersion = p.version
+				if nonce == ts.nonce {
+					ts.held = append(ts.held[:0], ts.table)
+				}
+				rcv.Kind, rcv.Version = KindACK, p.version
+			}
+		} else {
+			rcv.Kind = KindStale // a nonce of another stream, or long forgotten
+		}
+	}
+
+	// D2: subscriptions change whatever the nonce.
+	first := !ts.sub.requested
+	if first && len(req.GetInitialResourceVersions()) > 0 {
+		// D3: a reconnecting client names what it holds; the first response sends
+		// only what differs and removes what no longer exists.
+		ts.initial = maps.Clone(req.GetInitialResourceVersions())
+	}
+	answer, wildcardOn := ts.sub.subscribe(req.GetResourceNamesSubscribe())
+	if wildcardOn && ts.initial == nil {
+		ts.forceAll = true
+	}
+	for _, n := range answer {
+		if _, held := ts.initial[n]; held {
+			continue // D3 decides for what the client says it holds
+		}
+		ts.addForce(n) // D5
+	}
+	for _, n := range ts.sub.unsubscribe(req.GetResourceNamesUnsubscribe()) {
+		ts.addForce(n) // D6: the wildcard still covers it
+	}
+	if first && !ts.served {
+		ts.respond = true // an unknown type is answered as an empty set
+	}
+	return rcv, nil
+}
+
+// Responses returns what to send now that the store is at view v, in push order
+// (R15), and records it as sent.
+func (d *Delta) Responses(v store.View) []*Response {
+	var out []*Response
+	for _, typeURL := range d.typeOrder() {
+		ts := d.types[typeURL]
+		if r := d.respond(v, ts); r != nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (d *Delta) respond(v store.View, ts *typeState) *Response {
+	cur := emptyTableFor(v, d.Scope, ts)
+	if cur == ts.table && ts.initial == nil && !ts.respond && !ts.forceAll && len(ts.force) == 0 && len(ts.retained) == 0 {
+		return nil
+	}
+	old := ts.table
+	updated, removed := d.diff(v, ts, cur)
+	respond := ts.respond
+	ts.table = cur
+	ts.initial = nil
+	ts.force, ts.forceAll, ts.respond = nil, false, false
+	if len(updated) == 0 && len(removed) == 0 && !respond {
+		return nil
+	}
+	entries := d.subscribed(v, ts, cur)
+	for _, e := range ts.retained {
+		entries = append(entries, e)
+	}
+	r := &Response{
+		TypeURL:   ts.typeURL,
+		Version:   digestOf(entries).Version(),
+		Nonce:     d.nextNonce(),
+		Resources: updated,
+		Removed:   removed,
+		table:     cur,
+	}
+	ts.nonce, ts.version = r.Nonce, r.Version
+	ts.hold(cur)
+	if len(d.pending) >= maxPending {
+		clear(d.pending) // a client this far behind on ACKs gets its NACKs unattributed
+	}
+	d.pending[r.Nonce] = pendingResponse{typeURL: ts.typeURL, version: r.Version}
+	d.owe(old, ts, r)
+	return r
+}
+
+// diff computes what a delta response of ts must carry: the resources whose
+// content the client lacks, and the names it must delete.
+func (d *Delta) diff(v store.View, ts *typeState, cur *store.Table) (updated []*store.Entry, removed []string) {
+	retained := d.retain(v, ts, cur)
+	for n := range ts.retained {
+		if _, still := retained[n]; !still && cur.Get(n) == nil {
+			removed = append(removed, n) // R15: no longer in use, now it goes
+		}
+	}
+	ts.retained = retained
+
+	var names []string
+	switch {
+	case ts.initial != nil:
+		// D3: compare what the client says it holds with what it should hold.
+		for _, e := range d.subscribed(v, ts, cur) {
+			if ts.initial[e.Name] != e.Version {
+				updated = append(updated, e)
+			}
+		}
+		for n := range ts.initial {
+			if d.lookup(v, ts, cur, n) == nil && retained[n] == nil {
+				removed = append(removed, n)
+			}
+		}
+		names = slices.Collect(maps.Keys(ts.force))
+	case ts.forceAll:
+		updated = d.subscribed(v, ts, cur)
+	default:
+		names = changedNames(ts.table, cur, &ts.sub)
+		for n := range ts.force {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	for _, n := range slices.Compact(names) {
+		if !ts.sub.subscribes(n) && !ts.mayHold(n) {
+			continue
+		}
+		switch e := d.lookup(v, ts, cur, n); {
+		case e != nil:
+			if ts.sub.subscribes(n) {
+				updated = append(updated, e)
+			}
+		case retained[n] != nil:
+			// R15: make before break keeps it.
+		default:
+			// D7: a deletion, or a subscribed name that does not exist, is
+			// announced in removed_resources and only there.
+			removed = append(removed, n)
+		}
+	}
+	slices.SortFunc(updated, byName)
+	updated = slices.CompactFunc(updated, func(a, b *store.Entry) bool { return a.Name == b.Name })
+	slices.Sort(removed)
+	return updated, slices.Compact(removed)
+}
