@@ -241,7 +241,7 @@ func (c *conn) open(node *corev3.Node, create func(scope string) stateMachine) e
 		}
 	}
 	scope := s.scopeFor(s.store.View(), s.opts.ScopeOf(node))
-	c.info.NodeID, c.info.Cluster, c.info.Scope = node.GetId(), node.GetCluster(), scope
+	c.info.NodeID, c.info.Cluster, c.info.Scope, c.info.Node = node.GetId(), node.GetCluster(), scope, node
 	if err := s.add(c); err != nil {
 		return err
 	}
