@@ -111,6 +111,7 @@ func prepare(changes []Change) (sets []prepared, deletes []Change, replaces map[
 				errs = append(errs, fmt.Errorf("change #%d: delete of %q: type %q is not served", i, c.name, c.typeURL))
 				continue
 			}
+			c.name = protocol.NormalizeName(c.name)
 			deletes = append(deletes, c)
 			deleted[key{c.scope, c.typeURL}.withName(c.name)] = i
 		case opReplaceScope:
@@ -154,6 +155,7 @@ func prepareSet(c Change) (prepared, error) {
 	if err := resources.Validate(typeURL, name, c.resource); err != nil {
 		return prepared{}, err
 	}
+	name = protocol.NormalizeName(name) // X1: one key whatever the order of xdstp parameters
 	body, err := marshal.Marshal(c.resource)
 	if err != nil {
 		return prepared{}, fmt.Errorf("%s %q: encoding: %w", protocol.Short(typeURL), name, err)

@@ -86,7 +86,10 @@ func (d *Delta) Receive(req *discoveryv3.DeltaDiscoveryRequest, at time.Time) (R
 	if first && len(req.GetInitialResourceVersions()) > 0 {
 		// D3: a reconnecting client names what it holds; the first response sends
 		// only what differs and removes what no longer exists.
-		ts.initial = maps.Clone(req.GetInitialResourceVersions())
+		ts.initial = make(map[string]string, len(req.GetInitialResourceVersions()))
+		for n, v := range req.GetInitialResourceVersions() {
+			ts.initial[protocol.NormalizeName(n)] = v // X1
+		}
 	}
 	answer, wildcardOn := ts.sub.subscribe(req.GetResourceNamesSubscribe())
 	if wildcardOn && ts.initial == nil {
@@ -181,14 +184,12 @@ func (d *Delta) diff(v store.View, ts *typeState, cur *store.Table) (updated []*
 				removed = append(removed, n)
 			}
 		}
-		names = slices.Collect(maps.Keys(ts.force))
+		names = expandGlobs(ts, cur, slices.Collect(maps.Keys(ts.force)))
 	case ts.forceAll:
 		updated = d.subscribed(v, ts, cur)
 	default:
 		names = changedNames(ts.table, cur, &ts.sub)
-		for n := range ts.force {
-			names = append(names, n)
-		}
+		names = append(names, expandGlobs(ts, cur, slices.Collect(maps.Keys(ts.force)))...)
 	}
 	slices.Sort(names)
 	for _, n := range slices.Compact(names) {

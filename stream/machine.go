@@ -212,6 +212,38 @@ func (s *machine) subscribed(v store.View, ts *typeState, cur *store.Table) []*s
 			out = append(out, e)
 		}
 	}
+	if len(ts.sub.globs) > 0 {
+		// X2: a glob collection subscribes to every resource under its prefix.
+		for _, e := range cur.Sorted() {
+			if _, named := ts.sub.names[e.Name]; !named && ts.sub.subscribes(e.Name) {
+				out = append(out, e)
+			}
+		}
+		slices.SortFunc(out, byName)
+	}
+	return out
+}
+
+// expandGlobs replaces each glob collection among names by the names of the
+// resources it holds in cur (X2): a glob is answered with its members, one by
+// one, never by its own name.
+func expandGlobs(ts *typeState, cur *store.Table, names []string) []string {
+	if len(ts.sub.globs) == 0 {
+		return names
+	}
+	out := names[:0:0]
+	for _, n := range names {
+		g, ok := ts.sub.globs[n]
+		if !ok {
+			out = append(out, n)
+			continue
+		}
+		for _, e := range cur.Sorted() {
+			if g.Matches(e.Name) {
+				out = append(out, e.Name)
+			}
+		}
+	}
 	return out
 }
 

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -192,7 +193,7 @@ func (s *SotW) incremental(v store.View, ts *typeState, cur *store.Table) *Respo
 		}
 	} else {
 		names = s.changed(ts, cur)
-		for n := range ts.force {
+		for _, n := range expandGlobs(ts, cur, slices.Collect(maps.Keys(ts.force))) {
 			if ts.sub.subscribes(n) {
 				names = append(names, n)
 			}

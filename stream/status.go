@@ -61,7 +61,7 @@ func (c *conn) status() StreamStatus {
 		}
 		cur := emptyTableFor(v, m.Scope, ts)
 		for _, n := range t.Names {
-			if m.lookup(v, ts, cur, n) == nil {
+			if _, glob := ts.sub.globs[n]; !glob && m.lookup(v, ts, cur, n) == nil {
 				t.Missing = append(t.Missing, n)
 			}
 		}

@@ -3,6 +3,8 @@ package stream
 import (
 	"maps"
 	"slices"
+
+	"github.com/leanxds/leanxds/protocol"
 )
 
 // Wildcard is the resource name that subscribes to every resource of a type (R10, D4).
@@ -18,8 +20,10 @@ type subscription struct {
 	// legacy: the wildcard comes from a first request that named nothing (R11) and
 	// ends as soon as the client names anything.
 	legacy bool
-	// names are the explicitly subscribed names, "*" excluded.
+	// names are the explicitly subscribed names, "*" excluded, xdstp names
+	// normalized (X1); glob collections among them are also in globs (X2).
 	names map[string]struct{}
+	globs map[string]protocol.Glob
 }
 
 // subscribes reports whether name is part of the subscription.
@@ -27,8 +31,34 @@ func (s *subscription) subscribes(name string) bool {
 	if s.wildcard {
 		return true
 	}
-	_, ok := s.names[name]
-	return ok
+	if _, ok := s.names[name]; ok {
+		return true
+	}
+	for _, g := range s.globs {
+		if g.Matches(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// add and remove keep names and globs together.
+func (s *subscription) add(name string) {
+	if s.names == nil {
+		s.names = make(map[string]struct{})
+	}
+	s.names[name] = struct{}{}
+	if g, ok := protocol.ParseGlob(name); ok {
+		if s.globs == nil {
+			s.globs = make(map[string]protocol.Glob)
+		}
+		s.globs[name] = g
+	}
+}
+
+func (s *subscription) remove(name string) {
+	delete(s.names, name)
+	delete(s.globs, name)
 }
 
 // sortedNames returns the explicit names, sorted.
@@ -51,7 +81,7 @@ func (s *subscription) update(names []string) (added []string, wildcardOn bool) 
 			star = true
 			continue
 		}
-		next[n] = struct{}{}
+		next[protocol.NormalizeName(n)] = struct{}{} // X1, X3
 	}
 	switch {
 	case star:
@@ -71,7 +101,10 @@ func (s *subscription) update(names []string) (added []string, wildcardOn bool) 
 			added = append(added, n)
 		}
 	}
-	s.names = next
+	s.names, s.globs = nil, nil
+	for n := range next {
+		s.add(n)
+	}
 	slices.Sort(added)
 	return added, s.wildcard && !wasWildcard
 }
@@ -87,16 +120,14 @@ func (s *subscription) subscribe(names []string) (answer []string, wildcardOn bo
 		s.wildcard = true
 		return nil, true
 	}
-	if s.names == nil {
-		s.names = make(map[string]struct{}, len(names))
-	}
 	for _, n := range names {
 		if n == Wildcard {
 			wildcardOn = !s.wildcard
 			s.wildcard = true
 			continue
 		}
-		s.names[n] = struct{}{}
+		n = protocol.NormalizeName(n) // X1, X3
+		s.add(n)
 		answer = append(answer, n)
 	}
 	return answer, wildcardOn
@@ -111,7 +142,8 @@ func (s *subscription) unsubscribe(names []string) (resend []string) {
 			s.wildcard = false
 			continue
 		}
-		delete(s.names, n)
+		n = protocol.NormalizeName(n)
+		s.remove(n)
 		if s.wildcard {
 			resend = append(resend, n)
 		}
