@@ -91,7 +91,7 @@ func (d *Delta) Receive(req *discoveryv3.DeltaDiscoveryRequest, at time.Time) (R
 			ts.initial[protocol.NormalizeName(n)] = v // X1
 		}
 	}
-	answer, wildcardOn := ts.sub.subscribe(req.GetResourceNamesSubscribe())
+	answer, wildcardOn := ts.sub.subscribe(req.GetResourceNamesSubscribe(), len(req.GetResourceNamesUnsubscribe()) > 0)
 	if wildcardOn && ts.initial == nil {
 		ts.forceAll = true
 	}

@@ -109,13 +109,14 @@ func (s *subscription) update(names []string) (added []string, wildcardOn bool) 
 	return added, s.wildcard && !wasWildcard
 }
 
-// subscribe applies a delta request's resource_names_subscribe (D4, D5). It
+// subscribe applies a delta request's resource_names_subscribe (D4, D5);
+// unsubscribing tells whether the request also unsubscribes from anything. It
 // returns the names to answer even if the client seems current (D5: every name in
 // resource_names_subscribe is answered) and whether the wildcard was turned on.
-func (s *subscription) subscribe(names []string) (answer []string, wildcardOn bool) {
+func (s *subscription) subscribe(names []string, unsubscribing bool) (answer []string, wildcardOn bool) {
 	first := !s.requested
 	s.requested = true
-	if first && len(names) == 0 {
+	if first && len(names) == 0 && !unsubscribing {
 		// D4: a first request with both lists empty is a (legacy) wildcard.
 		s.wildcard = true
 		return nil, true
