@@ -39,19 +39,37 @@ func benchUpdate(b *testing.B, st *store.Store, i int) store.View {
 }
 
 // BenchmarkPushCDS measures one 100-cluster CDS update pushed to 1,000 wildcard
-// streams, per stream: the state machine's work, the shared frame, and the
-// marshalling a gRPC send does (with ServerOption's codec). Resources are never
-// re-encoded; the frame is assembled once and shared.
+// streams, per stream, for each variant: the state machine's work, the shared
+// frame, and the marshalling a gRPC send does (with ServerOption's codec).
+// Resources are never re-encoded; the frame is assembled once and shared.
 func BenchmarkPushCDS(b *testing.B) {
+	b.Run("sotw", func(b *testing.B) {
+		benchPush(b, func(v store.View) stateMachine {
+			s := NewSotW("edge", &corev3.Node{Id: "n"}, Limits{})
+			if _, err := s.Receive(&discoveryv3.DiscoveryRequest{TypeUrl: protocol.TypeCluster}, time.Now(), v); err != nil {
+				b.Fatal(err)
+			}
+			return s
+		}, func(f *frameCache, r *Response) proto.Message { return sotwMessage(f.sotw(r), r.Nonce) })
+	})
+	b.Run("delta", func(b *testing.B) {
+		benchPush(b, func(v store.View) stateMachine {
+			d := NewDelta("edge", &corev3.Node{Id: "n"}, Limits{})
+			if _, err := d.Receive(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: protocol.TypeCluster, ResourceNamesSubscribe: []string{"*"}}, time.Now()); err != nil {
+				b.Fatal(err)
+			}
+			return d
+		}, func(f *frameCache, r *Response) proto.Message { return deltaMessage(f.delta(r), r.Nonce) })
+	})
+}
+
+func benchPush(b *testing.B, open func(store.View) stateMachine, message func(*frameCache, *Response) proto.Message) {
 	st := benchStore(b)
 	frames := newFrameCache()
-	streams := make([]*SotW, benchStreams)
+	streams := make([]stateMachine, benchStreams)
 	v := st.View()
 	for i := range streams {
-		streams[i] = NewSotW("edge", &corev3.Node{Id: fmt.Sprint(i)}, Limits{})
-		if _, err := streams[i].Receive(&discoveryv3.DiscoveryRequest{TypeUrl: protocol.TypeCluster}, time.Now(), v); err != nil {
-			b.Fatal(err)
-		}
+		streams[i] = open(v)
 		streams[i].Responses(v)
 	}
 	c := codec{}
@@ -63,7 +81,7 @@ func BenchmarkPushCDS(b *testing.B) {
 		b.StartTimer()
 		for _, s := range streams {
 			for _, r := range s.Responses(v) {
-				buf, err := c.Marshal(sotwMessage(frames.sotw(r), r.Nonce))
+				buf, err := c.Marshal(message(frames, r))
 				if err != nil || buf.Len() == 0 {
 					b.Fatal(err)
 				}

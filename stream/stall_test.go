@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/leanxds/leanxds/internal/conv"
 	"github.com/leanxds/leanxds/internal/xdstest"
@@ -31,10 +32,62 @@ func bigClusters(n int, gen int) []store.Change {
 	return out
 }
 
+// stallVariant is what the stalled-client test needs of one protocol variant.
+type stallVariant struct {
+	method string
+	// first is the stalled client's first request.
+	first proto.Message
+	// version reads a response's version.
+	newResp func() proto.Message
+	version func(proto.Message) string
+	// healthy opens a healthy client subscribed to every cluster and returns a
+	// function that waits for the next response and ACKs it, returning its version.
+	healthy func(t *testing.T, e *env, id string) func() string
+}
+
+var stallVariants = map[string]stallVariant{
+	"sotw": {
+		method:  "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources",
+		first:   &discoveryv3.DiscoveryRequest{Node: node("stalled", scope), TypeUrl: cds},
+		newResp: func() proto.Message { return new(discoveryv3.DiscoveryResponse) },
+		version: func(m proto.Message) string { return m.(*discoveryv3.DiscoveryResponse).GetVersionInfo() },
+		healthy: func(t *testing.T, e *env, id string) func() string {
+			c := conv.ADS(t, e.cc, node(id, scope))
+			c.Request(cds)
+			return func() string {
+				v := c.ExpectResponse().Version()
+				c.ACK()
+				return v
+			}
+		},
+	},
+	"delta": {
+		method:  "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources",
+		first:   &discoveryv3.DeltaDiscoveryRequest{Node: node("stalled", scope), TypeUrl: cds, ResourceNamesSubscribe: []string{"*"}},
+		newResp: func() proto.Message { return new(discoveryv3.DeltaDiscoveryResponse) },
+		version: func(m proto.Message) string { return m.(*discoveryv3.DeltaDiscoveryResponse).GetSystemVersionInfo() },
+		healthy: func(t *testing.T, e *env, id string) func() string {
+			c := conv.DeltaADS(t, e.cc, node(id, scope))
+			c.Subscribe(cds, "*")
+			return func() string {
+				v := c.ExpectResponse().GetSystemVersionInfo()
+				c.ACK()
+				return v
+			}
+		},
+	},
+}
+
 // A client that stops reading blocks only its own stream: 100 healthy clients get
 // every update meanwhile, and when the stalled one reads again it gets the latest
 // state, not the backlog of intermediate versions.
 func TestStalledClientBlocksOnlyItself(t *testing.T) {
+	for name, sv := range stallVariants {
+		t.Run(name, func(t *testing.T) { testStalledClient(t, sv) })
+	}
+}
+
+func testStalledClient(t *testing.T, sv stallVariant) {
 	e := newEnv(t)
 	e.commit(t, bigClusters(100, 0)...)
 
@@ -45,31 +98,24 @@ func TestStalledClientBlocksOnlyItself(t *testing.T) {
 	t.Cleanup(func() { _ = stalledCC.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	stalled, err := stalledCC.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true, ClientStreams: true},
-		"/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources")
+	stalled, err := stalledCC.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, sv.method)
 	require.NoError(t, err)
-	require.NoError(t, stalled.SendMsg(&discoveryv3.DiscoveryRequest{Node: node("stalled", scope), TypeUrl: cds}))
+	require.NoError(t, stalled.SendMsg(sv.first))
 	e.status(t, "stalled", func(s stream.StreamStatus) bool { return typeStatus(s, cds).VersionSent != "" })
-	var stuckAt string
 
-	healthy := make([]*conv.SotW, 100)
+	next := make([]func() string, 100)
 	versions := make([]string, 100)
-	for i := range healthy {
-		healthy[i] = conv.ADS(t, e.cc, node(fmt.Sprintf("healthy-%d", i), scope))
-		healthy[i].Request(cds)
-		versions[i] = healthy[i].ExpectResponse().Version()
-		healthy[i].ACK()
+	for i := range next {
+		next[i] = sv.healthy(t, e, fmt.Sprintf("healthy-%d", i))
+		versions[i] = next[i]()
 	}
 	const updates = 10
+	var stuckAt string
 	for gen := 1; gen <= updates; gen++ {
 		e.commit(t, bigClusters(100, gen)...)
 		var wg sync.WaitGroup
-		for i, c := range healthy {
-			wg.Go(func() {
-				r := c.ExpectResponse(conv.VersionNot(versions[i]))
-				versions[i] = r.Version()
-				c.ACK()
-			})
+		for i := range next {
+			wg.Go(func() { versions[i] = next[i]() })
 		}
 		wg.Wait()
 		if gen == 2 {
@@ -82,8 +128,7 @@ func TestStalledClientBlocksOnlyItself(t *testing.T) {
 		assert.Equal(t, latest, v, "every healthy client holds the latest version")
 	}
 	s := e.status(t, "stalled", nil)
-	assert.Equal(t, stuckAt, typeStatus(s, cds).VersionSent, "the stalled stream is still stuck on its first response")
-
+	assert.Equal(t, stuckAt, typeStatus(s, cds).VersionSent, "the stalled stream is still stuck")
 	assert.NotEqual(t, latest, stuckAt)
 
 	// It reads again: the few responses gRPC's flow control had let into the
@@ -92,9 +137,9 @@ func TestStalledClientBlocksOnlyItself(t *testing.T) {
 	// number of updates (10): the memory a stalled stream holds is bounded.
 	var got []string
 	for len(got) == 0 || got[len(got)-1] != latest {
-		resp := new(discoveryv3.DiscoveryResponse)
+		resp := sv.newResp()
 		require.NoError(t, stalled.RecvMsg(resp))
-		got = append(got, resp.GetVersionInfo())
+		got = append(got, sv.version(resp))
 		require.LessOrEqual(t, len(got), 4, "a backlog of intermediate versions: %v", got)
 	}
 	assert.Contains(t, got, stuckAt)
