@@ -7,7 +7,11 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/leanxds/leanxds/internal/conv"
 	"github.com/leanxds/leanxds/stream"
@@ -48,4 +52,17 @@ func TestShutdown(t *testing.T) {
 	late.Request(cds)
 	late.ExpectError(codes.Unavailable)
 	assert.Empty(t, e.srv.Streams())
+}
+
+// A request that does not decode ends its stream with InvalidArgument.
+func TestUndecodableRequest(t *testing.T) {
+	e := newEnv(t)
+	s, err := e.cc.NewStream(t.Context(), &grpc.StreamDesc{ServerStreams: true, ClientStreams: true},
+		"/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources")
+	require.NoError(t, err)
+	// Field 1 (node) holding bytes that are not a Node.
+	require.NoError(t, s.SendMsg(wrapperspb.Bytes([]byte{0xff, 0xff, 0xff})))
+	err = s.RecvMsg(new(wrapperspb.BytesValue))
+	assert.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
+	assert.Contains(t, status.Convert(err).Message(), "malformed sotw request")
 }
