@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"strings"
 	"sync"
 	"time"
 
@@ -130,10 +129,6 @@ func serve[Req proto.Message](s *Server, ss grpc.ServerStream, v variant[Req], f
 		case err := <-recvErr:
 			if errors.Is(err, io.EOF) {
 				return nil
-			}
-			if st, ok := status.FromError(err); ok && strings.Contains(st.Message(), "unmarshal") {
-				// A request that does not decode is the client's fault: say so.
-				return status.Errorf(codes.InvalidArgument, "malformed %s request: %s", v.name, st.Message())
 			}
 			return err
 		case req := <-reqs:

@@ -54,15 +54,24 @@ func TestShutdown(t *testing.T) {
 	assert.Empty(t, e.srv.Streams())
 }
 
-// A request that does not decode ends its stream with InvalidArgument.
+// A request that does not decode ends its stream; grpc-go itself ends it, with
+// Internal and a message naming the decoding error, before the handler sees it.
+// Other streams are unaffected.
 func TestUndecodableRequest(t *testing.T) {
 	e := newEnv(t)
+	e.commit(t, clusters("a")...)
+	good := conv.ADS(t, e.cc, node("good", scope))
+	good.Request(cds)
+	good.ExpectResponse(conv.Names("a"))
 	s, err := e.cc.NewStream(t.Context(), &grpc.StreamDesc{ServerStreams: true, ClientStreams: true},
 		"/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources")
 	require.NoError(t, err)
 	// Field 1 (node) holding bytes that are not a Node.
 	require.NoError(t, s.SendMsg(wrapperspb.Bytes([]byte{0xff, 0xff, 0xff})))
 	err = s.RecvMsg(new(wrapperspb.BytesValue))
-	assert.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
-	assert.Contains(t, status.Convert(err).Message(), "malformed sotw request")
+	assert.Equal(t, codes.Internal, status.Code(err), "%v", err)
+	assert.Contains(t, status.Convert(err).Message(), "unmarshal")
+	good.ACK()
+	e.commit(t, clusters("b")...)
+	good.ExpectResponse(conv.Names("a", "b"))
 }
