@@ -45,14 +45,21 @@ func BenchmarkCommitOne(b *testing.B) {
 	}
 }
 
-// BenchmarkParallelReads reads from every core while a writer commits continuously.
+// BenchmarkParallelReads reads from every core, with no writer and while a
+// writer commits continuously (the allocations reported then are the writer's).
 func BenchmarkParallelReads(b *testing.B) {
+	for _, writing := range []bool{false, true} {
+		b.Run(fmt.Sprintf("writer=%v", writing), func(b *testing.B) { benchReads(b, writing) })
+	}
+}
+
+func benchReads(b *testing.B, writing bool) {
 	st := filled(b, 10_000)
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for i := 0; ; i++ {
+		for i := 0; writing; i++ {
 			select {
 			case <-stop:
 				return
@@ -61,12 +68,16 @@ func BenchmarkParallelReads(b *testing.B) {
 			_, _ = st.Commit(store.Set(scope, xdstest.Cluster(fmt.Sprintf("cluster-%06d", i%10_000), xdstest.WithConnectTimeout(time.Duration(i%7+1)*time.Second))))
 		}
 	}()
+	names := make([]string, 10_000)
+	for i := range names {
+		names[i] = fmt.Sprintf("cluster-%06d", i)
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
-			if st.View().Table(scope, protocol.TypeCluster).Get(fmt.Sprintf("cluster-%06d", i%10_000)) == nil {
+			if st.View().Table(scope, protocol.TypeCluster).Get(names[i%len(names)]) == nil {
 				b.Error("missing entry")
 			}
 			i++
