@@ -50,7 +50,7 @@ func (c *conn) status() StreamStatus {
 			TypeURL:      typeURL,
 			Served:       ts.served,
 			Wildcard:     ts.sub.wildcard,
-			Names:        ts.sub.sortedNames(),
+			Names:        slices.Clone(ts.sub.sortedNames()),
 			VersionSent:  ts.version,
 			NonceSent:    ts.nonce,
 			VersionACKed: ts.ackedVersion,

@@ -24,6 +24,8 @@ type subscription struct {
 	// normalized (X1); glob collections among them are also in globs (X2).
 	names map[string]struct{}
 	globs map[string]protocol.Glob
+	// sorted caches sortedNames until the names change.
+	sorted []string
 }
 
 // subscribes reports whether name is part of the subscription.
@@ -48,6 +50,7 @@ func (s *subscription) add(name string) {
 		s.names = make(map[string]struct{})
 	}
 	s.names[name] = struct{}{}
+	s.sorted = nil
 	if g, ok := protocol.ParseGlob(name); ok {
 		if s.globs == nil {
 			s.globs = make(map[string]protocol.Glob)
@@ -57,13 +60,20 @@ func (s *subscription) add(name string) {
 }
 
 func (s *subscription) remove(name string) {
+	if _, ok := s.names[name]; ok {
+		s.sorted = nil
+	}
 	delete(s.names, name)
 	delete(s.globs, name)
 }
 
-// sortedNames returns the explicit names, sorted.
+// sortedNames returns the explicit names, sorted. The slice is shared until the
+// names change: do not modify it.
 func (s *subscription) sortedNames() []string {
-	return slices.Sorted(maps.Keys(s.names))
+	if s.sorted == nil && len(s.names) > 0 {
+		s.sorted = slices.Sorted(maps.Keys(s.names))
+	}
+	return s.sorted
 }
 
 // update applies a SotW request's resource_names: the complete list the client now
@@ -101,7 +111,7 @@ func (s *subscription) update(names []string) (added []string, wildcardOn bool) 
 			added = append(added, n)
 		}
 	}
-	s.names, s.globs = nil, nil
+	s.names, s.globs, s.sorted = nil, nil, nil
 	for n := range next {
 		s.add(n)
 	}
