@@ -112,20 +112,11 @@ func (d *Delta) Receive(req *discoveryv3.DeltaDiscoveryRequest, at time.Time) (R
 
 // Responses returns what to send now that the store is at view v, in push order
 // (R15), and records it as sent.
-func (d *Delta) Responses(v store.View) []*Response {
-	var out []*Response
-	for _, typeURL := range d.typeOrder() {
-		ts := d.types[typeURL]
-		if r := d.respond(v, ts); r != nil {
-			out = append(out, r)
-		}
-	}
-	return out
-}
+func (d *Delta) Responses(v store.View) []*Response { return d.responses(v, d.respond) }
 
 func (d *Delta) respond(v store.View, ts *typeState) *Response {
 	cur := emptyTableFor(v, d.Scope, ts)
-	if cur == ts.table && ts.initial == nil && !ts.respond && !ts.forceAll && len(ts.force) == 0 && len(ts.retained) == 0 {
+	if ts.current(cur) {
 		return nil
 	}
 	old := ts.table

@@ -81,6 +81,23 @@ type typeState struct {
 	initial map[string]string
 }
 
+// current reports whether the client is known to be current with table cur and
+// owed nothing: the common case, answered without looking at any resource.
+func (ts *typeState) current(cur *store.Table) bool {
+	return cur == ts.table && ts.initial == nil && !ts.respond && !ts.forceAll && len(ts.force) == 0 && len(ts.retained) == 0
+}
+
+// responses computes each requested type's response in push order (R15).
+func (s *machine) responses(v store.View, respond func(store.View, *typeState) *Response) []*Response {
+	var out []*Response
+	for _, typeURL := range s.typeOrder() {
+		if r := respond(v, s.types[typeURL]); r != nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 func (ts *typeState) addForce(name string) {
 	if ts.force == nil {
 		ts.force = make(map[string]struct{})

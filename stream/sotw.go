@@ -114,21 +114,12 @@ func (s *SotW) Receive(req *discoveryv3.DiscoveryRequest, at time.Time, v store.
 // Responses returns what to send now that the store is at view v, in push order
 // (R15), and records it as sent. Call it after every batch of requests and every
 // store signal; it returns nothing when the client is current (R6).
-func (s *SotW) Responses(v store.View) []*Response {
-	var out []*Response
-	for _, typeURL := range s.typeOrder() {
-		ts := s.types[typeURL]
-		if r := s.respond(v, ts); r != nil {
-			out = append(out, r)
-		}
-	}
-	return out
-}
+func (s *SotW) Responses(v store.View) []*Response { return s.responses(v, s.respond) }
 
 // respond computes the response of one type, or nil.
 func (s *SotW) respond(v store.View, ts *typeState) *Response {
 	cur := emptyTableFor(v, s.Scope, ts)
-	if cur == ts.table && !ts.respond && !ts.forceAll && len(ts.force) == 0 && len(ts.retained) == 0 {
+	if ts.current(cur) {
 		return nil // the common case: nothing new for this type
 	}
 	if !ts.sub.wildcard && len(ts.sub.names) == 0 {
