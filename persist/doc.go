@@ -1,0 +1,119 @@
+// Package persist keeps snapshots of a store, so that after a restart, or while
+// its config source is failing, leanxds serves the last good configuration at
+// once. Versions derive from content (S3, D8), so a restored resource has the
+// version it had before the restart, and a proxy that reconnects naming what it
+// holds is sent nothing (S3, D3).
+//
+// The parts:
+//
+//   - format.go, encode.go, decode.go: the snapshot format (Encode, Decode,
+//     ContentDigest) and its checks.
+//   - backend.go, file.go, s3.go: where snapshots live (Backend, Open).
+//   - restore.go: loading a snapshot into a store before serving (Restore).
+//   - persister.go, metrics.go: writing the store periodically and at shutdown
+//     (Persister), and its Prometheus metrics.
+//
+// # Format
+//
+// A snapshot is one byte string:
+//
+//	offset  size  content
+//	0       8     magic "LXDSSNAP"
+//	8       4     format version, big-endian uint32 (FormatVersion, 1)
+//	12      8     body length n, big-endian uint64
+//	20      n     body
+//	20+n    32    SHA-256 of bytes [0, 20+n)
+//
+// The body is protobuf wire format, written with protowire: first the header
+// (when written and by whom, the lineage revision, the time of the store's last
+// commit, the number of resources, the store revision of every table, and the
+// SHA-256 of the content section), then the content section: one message per
+// scope, sorted by name, holding one message per type in push order (R15),
+// holding one message per entry, sorted by name, with the entry's name, content
+// version and deterministic encoding (its bytes as the store holds and serves
+// them). Encode is deterministic: the same content and header fields give the
+// same bytes, and the content section, hence the content digest, depends on the
+// content alone.
+//
+// Decode checks before it parses, in this order, and its error names the check
+// that failed: magic (ErrMagic), format version (ErrFormatVersion), length, for
+// a truncated file or one with bytes after its checksum (ErrLength), checksum
+// (ErrChecksum); then the body must parse, every type be served by this build,
+// and the content match the digest in the header (ErrBody).
+//
+// # Backends
+//
+// A Backend reads, writes and sets aside one snapshot. Open picks one by URL:
+//
+//	file:///var/lib/leanxds/snapshot.bin        (?keep=N previous snapshots, default 3)
+//	s3://bucket/key?region=eu-west-1
+//	s3://bucket/key?endpoint=http://127.0.0.1:7070   (S3-compatible store, path-style)
+//
+// The file backend writes a temporary file in the snapshot's directory, syncs
+// it, renames it over the snapshot and syncs the directory, so a crash leaves
+// the old snapshot or the new one. It keeps the previous snapshots as
+// snapshot.bin.1 (the newest) to snapshot.bin.N: to roll back by hand, stop the
+// server and rename snapshot.bin.1 to snapshot.bin. Open refuses a directory that
+// does not exist or cannot be written into, so a bad --snapshot fails at start.
+//
+// The S3 backend uses the AWS SDK's standard credential chain (environment,
+// shared config and credentials files, web identity, container and instance
+// roles). Every write is conditional: If-Match with the ETag last read or
+// written, or If-None-Match: * when no object was seen, so two replicas sharing
+// a key never silently overwrite each other. A write that loses gets
+// ErrConflict; the Persister then re-reads the snapshot there and decides: the
+// same content is left alone, a newer snapshot (higher lineage revision; at
+// equal revisions, later last commit) is kept and the conflict logged, an older
+// one is replaced, and one that fails its checks is set aside and replaced.
+//
+// The S3 backend needs s3:GetObject and s3:PutObject on the key and on
+// <key>.corrupt-*, and s3:ListBucket on the bucket, without which S3 answers a
+// missing key with 403 rather than 404 and a first start reports a read error
+// instead of "no snapshot". The store must support conditional writes (AWS S3
+// does; so does versitygw, used by the tests).
+//
+// A snapshot holds every resource, TLS secrets (SDS) included: the file backend
+// creates it with mode 0600; give an S3 bucket the access policy and encryption
+// its content needs.
+//
+// # Restore
+//
+// Restore, run before the server accepts streams, loads the snapshot into the
+// store in one commit that makes the store hold exactly its content, and checks
+// that each resource, re-encoded, has the content version recorded (a resource
+// that does not is kept, counted in Info.Mismatched, and will be resent). The
+// config source then commits as usual: content it has unchanged is deduplicated
+// against the restored entries, so nothing is pushed again.
+//
+// A snapshot that fails a check, or whose content the store refuses, is refused:
+// the store is untouched, the snapshot is set aside (renamed to
+// <name>.corrupt-<time>, or copied to <key>.corrupt-<time> on S3, where the
+// original stays for the next write to replace), never deleted, and the error
+// wraps ErrRefused and the failed check and says where the snapshot went. The
+// server then starts from its config source alone; Info.String says so for
+// status pages.
+//
+// # Persister
+//
+// A Persister checks the store every interval (DefaultInterval, 60 s) and
+// writes it if its content changed since the last write, and once more when Run
+// stops. "Changed" is decided without encoding when it can: the same store
+// revision means the same content; a new revision is checked against the content
+// digest of the last snapshot written or restored, so a change that was undone
+// costs a digest and no write, and times, revisions and writer (header only)
+// never count. A failed write is retried after a backoff that doubles from
+// MinBackoff to MaxBackoff; serving never waits for the backend.
+//
+// Before the config source has loaded (ConfigLoaded), an empty store is never
+// written: a server that starts without config, or whose snapshot was refused,
+// does not replace the last good snapshot with nothing.
+//
+// Each snapshot records a lineage revision: the restored snapshot's revision
+// plus the store's commits since, so revisions keep growing across restarts and
+// two replicas can compare them. A Persister is a prometheus.Collector of
+// leanxds_snapshot_writes_total, _write_failures_total, _conflicts_total,
+// _last_success_timestamp_seconds, _bytes, _revision and
+// _write_duration_seconds.
+//
+// Rule ids (S3, D3, D8, R15) refer to XDS-RULES.md.
+package persist

@@ -1,0 +1,179 @@
+package persist
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/leanxds/leanxds/protocol"
+	"github.com/leanxds/leanxds/resources"
+	"github.com/leanxds/leanxds/store"
+)
+
+// ErrRefused is wrapped by Restore's error when a snapshot was read but refused:
+// it failed a check (the error also wraps ErrMagic, ErrChecksum, …) or its
+// content could not be committed. The snapshot was set aside, never deleted.
+var ErrRefused = errors.New("snapshot refused")
+
+// Info says what Restore found and did, for logs and readiness reports.
+type Info struct {
+	// Location is the backend's String().
+	Location string
+	// Found is true when the location held a snapshot.
+	Found bool
+	// Restored is true when the store now holds the snapshot's content.
+	Restored bool
+	// Refused is true when a snapshot was found but refused; SetAside then says
+	// where it was kept (empty when setting it aside failed too).
+	Refused  bool
+	SetAside string
+	// Header is the restored snapshot's header (zero unless Restored).
+	Header Header
+	// Bytes is the snapshot's size.
+	Bytes int
+	// Scopes is the number of scopes restored.
+	Scopes int
+	// StoreRevision is the store's revision after the restore commit.
+	StoreRevision uint64
+	// Mismatched counts the entries whose content version, once re-encoded by
+	// this build, differs from the one recorded (S3, D8: a client holding the old
+	// version gets the resource again). MismatchedNames lists the first few.
+	Mismatched      int
+	MismatchedNames []string
+	// Took is how long the restore took.
+	Took time.Duration
+	// Err is the text of the error Restore returned, "" if none.
+	Err string
+}
+
+// String sums the restore up in one line.
+func (i Info) String() string {
+	switch {
+	case i.Restored:
+		s := fmt.Sprintf("restored %d resources in %d scopes from %s (revision %d, written %s by %s)",
+			i.Header.Resources, i.Scopes, i.Location, i.Header.Revision,
+			i.Header.WrittenAt.UTC().Format(time.RFC3339), i.Header.Writer)
+		if i.Mismatched > 0 {
+			s += fmt.Sprintf("; %d resources re-encode to a new content version and will be resent", i.Mismatched)
+		}
+		return s
+	case i.Refused:
+		return fmt.Sprintf("snapshot refused, serving from the config source alone: %s", i.Err)
+	case i.Err != "":
+		return fmt.Sprintf("snapshot not restored, serving from the config source alone: %s", i.Err)
+	default:
+		return fmt.Sprintf("no snapshot at %s; serving from the config source alone", i.Location)
+	}
+}
+
+// Restore loads the snapshot held by b into st, before st serves anything. The
+// commit makes st hold exactly the snapshot's content (every scope of st or of
+// the snapshot is replaced), so a config source that commits the same content
+// afterwards changes nothing and no client is sent anything again (S3, D3, D8).
+//
+// No snapshot is not an error: Info.Found is false and st is untouched. A
+// snapshot that fails Decode's checks, or whose content st refuses, is set aside
+// with b.SetAside (renamed, or copied on S3; never deleted) and st is left
+// untouched; the error wraps ErrRefused and the failed check and says where the
+// snapshot went. Any other error (the backend could not be read) leaves both
+// untouched.
+func Restore(ctx context.Context, b Backend, st *store.Store) (info Info, err error) {
+	defer func() {
+		if err != nil {
+			info.Err = err.Error()
+		}
+	}()
+	start := time.Now()
+	info = Info{Location: b.String()}
+	data, err := b.Read(ctx)
+	if errors.Is(err, ErrNotFound) {
+		return info, nil
+	}
+	if err != nil {
+		return info, fmt.Errorf("reading snapshot %s: %w", info.Location, err)
+	}
+	info.Found, info.Bytes = true, len(data)
+	refuse := func(why error) (Info, error) {
+		info.Refused = true
+		aside, aerr := b.SetAside(ctx, asideSuffix(time.Now()))
+		info.SetAside = aside
+		info.Took = time.Since(start)
+		if aerr != nil {
+			return info, fmt.Errorf("%w: %s: %w (and it could not be set aside: %w)", ErrRefused, info.Location, why, aerr)
+		}
+		return info, fmt.Errorf("%w: %s: %w; kept as %s", ErrRefused, info.Location, why, aside)
+	}
+
+	snap, err := Decode(data)
+	if err != nil {
+		return refuse(err)
+	}
+	changes, err := restoreChanges(st.View(), snap)
+	if err != nil {
+		return refuse(fmt.Errorf("%w: %w", ErrBody, err))
+	}
+	res, err := st.Commit(changes...)
+	if err != nil {
+		return refuse(fmt.Errorf("the store refused its content: %w", err))
+	}
+	info.Restored = true
+	info.Header = snap.Header
+	info.Scopes = len(snap.Scopes)
+	info.StoreRevision = res.Revision
+
+	// S3, D8: versions derive from content, so a re-encoded resource has the
+	// version it was written with, unless this build encodes it differently. Such
+	// a resource is kept (it is the same configuration) but will be resent.
+	v := st.View()
+	for _, sc := range snap.Scopes {
+		for _, t := range sc.Tables {
+			tab := v.Table(sc.Name, t.TypeURL)
+			for _, e := range t.Entries {
+				if got := tab.Get(e.Name); got == nil || got.Version != e.Version {
+					info.Mismatched++
+					if len(info.MismatchedNames) < 5 {
+						info.MismatchedNames = append(info.MismatchedNames,
+							fmt.Sprintf("%s/%s/%s", sc.Name, protocol.Short(t.TypeURL), e.Name))
+					}
+				}
+			}
+		}
+	}
+	info.Took = time.Since(start)
+	return info, nil
+}
+
+// restoreChanges turns a snapshot into one commit that makes the store hold
+// exactly its content.
+func restoreChanges(cur store.View, snap *Snapshot) ([]store.Change, error) {
+	changes := make([]store.Change, 0, snap.Resources+len(snap.Scopes)+len(cur.Scopes()))
+	replaced := make(map[string]bool)
+	var errs []string
+	for _, sc := range snap.Scopes {
+		changes = append(changes, store.ReplaceScope(sc.Name))
+		replaced[sc.Name] = true
+		for _, t := range sc.Tables {
+			for _, e := range t.Entries {
+				m, err := resources.Decode(t.TypeURL, e.Body)
+				if err != nil {
+					if len(errs) < 5 {
+						errs = append(errs, fmt.Sprintf("scope %q: %s %q: %v", sc.Name, protocol.Short(t.TypeURL), e.Name, err))
+					}
+					continue
+				}
+				changes = append(changes, store.SetNamed(sc.Name, e.Name, m))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("undecodable resources: %s", strings.Join(errs, "; "))
+	}
+	for _, name := range cur.Scopes() {
+		if !replaced[name] {
+			changes = append(changes, store.ReplaceScope(name))
+		}
+	}
+	return changes, nil
+}
