@@ -1,0 +1,289 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/leanxds/leanxds/protocol"
+	"github.com/leanxds/leanxds/resources"
+	"github.com/leanxds/leanxds/store"
+	"github.com/leanxds/leanxds/stream"
+)
+
+// A config directory (docs/config.md):
+//
+//	DIR/*.yaml, *.yml, *.json        the default scope
+//	DIR/NAME/*.yaml, *.yml, *.json   scope NAME
+//
+// Names starting with "." are skipped (editor swap files, the ..data links of a
+// Kubernetes ConfigMap volume), as are other extensions and deeper directories.
+
+// configFile is one resource file and the scope it feeds.
+type configFile struct {
+	path  string
+	scope string
+}
+
+// placed is a resource and where it was read.
+type placed struct {
+	resources.Resource
+	file string
+	// index is the resource's position in its file, from 1.
+	index int
+}
+
+// configDir is the content of a config directory, read and validated: what one
+// reload commits.
+type configDir struct {
+	// scopes holds each scope's resources, by file name then position in the file.
+	scopes map[string][]placed
+	// files counts the resource files read.
+	files int
+	// bootstraps are the files skipped because they hold a client bootstrap.
+	bootstraps []string
+}
+
+// isResourceFile reports whether a file name is read as resources.
+func isResourceFile(name string) bool {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".yaml", ".yml", ".json":
+		return true
+	}
+	return false
+}
+
+// listConfigDir lists the resource files of dir and the subdirectories that are
+// scopes. A path that cannot be read (a dangling link, no permission) is an
+// error rather than skipped: skipping it would delete its resources from every
+// client.
+func listConfigDir(dir string) (files []configFile, scopeDirs []string, err error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	var errs []error
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		fi, err := os.Stat(path) // follows links, as a ConfigMap volume uses them
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		switch {
+		case fi.IsDir():
+			scopeDirs = append(scopeDirs, path)
+			sub, err := os.ReadDir(path)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			for _, se := range sub {
+				if strings.HasPrefix(se.Name(), ".") || !isResourceFile(se.Name()) {
+					continue
+				}
+				sp := filepath.Join(path, se.Name())
+				sfi, err := os.Stat(sp)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				if sfi.Mode().IsRegular() {
+					files = append(files, configFile{path: sp, scope: e.Name()})
+				}
+			}
+		case fi.Mode().IsRegular() && isResourceFile(e.Name()):
+			files = append(files, configFile{path: path, scope: stream.DefaultScope})
+		}
+	}
+	return files, scopeDirs, errors.Join(errs...)
+}
+
+// readConfigDir reads and validates every resource file of dir. Any error rejects
+// the whole directory: the error joins one *resources.LoadError (or a plain error
+// for an unreadable path) per problem, each naming its file, and where known its
+// resource and field.
+func readConfigDir(dir string) (*configDir, error) {
+	files, _, err := listConfigDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &configDir{scopes: make(map[string][]placed)}
+	type key struct{ scope, typeURL, name string }
+	first := make(map[key]placed)
+	var errs []error
+	for _, f := range files {
+		data, err := os.ReadFile(f.path)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		res, err := resources.Parse(f.path, data)
+		if err != nil {
+			if isBootstrap(f.path, data) {
+				cfg.bootstraps = append(cfg.bootstraps, f.path)
+				continue
+			}
+			errs = append(errs, err)
+			continue
+		}
+		cfg.files++
+		for i, r := range res {
+			p := placed{Resource: r, file: f.path, index: i + 1}
+			k := key{f.scope, r.TypeURL, r.Name}
+			if prev, dup := first[k]; dup {
+				errs = append(errs, &resources.LoadError{
+					File: f.path, Index: p.index, Name: r.Name, TypeURL: r.TypeURL,
+					Err: fmt.Errorf("already defined in %s (resource #%d) for the same scope", prev.file, prev.index),
+				})
+				continue
+			}
+			first[k] = p
+			cfg.scopes[f.scope] = append(cfg.scopes[f.scope], p)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return cfg, nil
+}
+
+// bootstrapKeys are top-level fields of an Envoy or gRPC bootstrap that no
+// resource file has at its top level.
+var bootstrapKeys = []string{"node", "static_resources", "dynamic_resources", "admin", "xds_servers", "layered_runtime"}
+
+// isBootstrap reports whether a file that is not a resource file holds a client
+// bootstrap (an object without "@type" that has a bootstrap's fields), so that an
+// example's envoy.yaml can sit beside the config it is for.
+func isBootstrap(path string, data []byte) bool {
+	if !strings.EqualFold(filepath.Ext(path), ".json") {
+		j, err := yaml.YAMLToJSON(data)
+		if err != nil {
+			return false
+		}
+		data = j
+	}
+	var top map[string]json.RawMessage
+	if json.Unmarshal(data, &top) != nil {
+		return false
+	}
+	if _, typed := top["@type"]; typed {
+		return false
+	}
+	for _, k := range bootstrapKeys {
+		if _, ok := top[k]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// scopeNames returns the scopes the directory defines, sorted.
+func (c *configDir) scopeNames() []string {
+	return slices.Sorted(maps.Keys(c.scopes))
+}
+
+// count returns the number of resources of a scope, or of all when scope is "".
+func (c *configDir) count(scope string) int {
+	if scope != "" {
+		return len(c.scopes[scope])
+	}
+	n := 0
+	for _, rs := range c.scopes {
+		n += len(rs)
+	}
+	return n
+}
+
+// changes returns the one commit that makes the store hold exactly the
+// directory: every resource, and a ReplaceScope for each scope the directory has
+// and for each in also (the scopes the store holds now), so that a removed
+// subdirectory, a removed file or a removed resource is deleted. Unchanged
+// resources are dropped by the store (dedup), so reapplying the same directory
+// changes nothing.
+func (c *configDir) changes(also []string) []store.Change {
+	scopes := make(map[string]bool)
+	for _, s := range also {
+		scopes[s] = true
+	}
+	for s := range c.scopes {
+		scopes[s] = true
+	}
+	var out []store.Change
+	for _, s := range slices.Sorted(maps.Keys(scopes)) {
+		out = append(out, store.ReplaceScope(s))
+		for _, r := range c.scopes[s] {
+			out = append(out, store.SetNamed(s, r.Name, r.Message))
+		}
+	}
+	return out
+}
+
+// refKinds pairs each kind of reference with the type it names.
+var refKinds = []struct {
+	typeURL string
+	names   func(resources.Refs) []string
+}{
+	{protocol.TypeRoute, func(r resources.Refs) []string { return r.Routes }},
+	{protocol.TypeScopedRoute, func(r resources.Refs) []string { return r.ScopedRoutes }},
+	{protocol.TypeCluster, func(r resources.Refs) []string { return r.Clusters }},
+	{protocol.TypeEndpoint, func(r resources.Refs) []string { return r.Endpoints }},
+	{protocol.TypeSecret, func(r resources.Refs) []string { return r.Secrets }},
+	{protocol.TypeExtensionCfg, func(r resources.Refs) []string { return r.ExtensionConfigs }},
+}
+
+// danglingRefs returns a warning for each resource that refers to one its scope
+// does not define. It is legal (the client may define it statically, or it may
+// be added later: the client then waits for it), so it is a warning, not an
+// error; but it is usually a typo. xdstp:// names are left alone: they may be
+// served by another authority.
+func (c *configDir) danglingRefs() []string {
+	var out []string
+	for _, scope := range c.scopeNames() {
+		have := make(map[string]map[string]bool)
+		for _, r := range c.scopes[scope] {
+			if have[r.TypeURL] == nil {
+				have[r.TypeURL] = make(map[string]bool)
+			}
+			have[r.TypeURL][r.Name] = true
+		}
+		for _, r := range c.scopes[scope] {
+			refs := resources.References(r.TypeURL, r.Message)
+			for _, k := range refKinds {
+				for _, n := range k.names(refs) {
+					if have[k.typeURL][n] || strings.Contains(n, "://") {
+						continue
+					}
+					out = append(out, fmt.Sprintf("%s: scope %q: %s %q refers to %s %q, which no file of the scope defines",
+						r.file, scope, protocol.Short(r.TypeURL), r.Name, protocol.Short(k.typeURL), n))
+				}
+			}
+		}
+	}
+	return out
+}
+
+// flatten returns the errors a joined error is made of, depth first.
+func flatten(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}

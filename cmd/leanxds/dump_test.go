@@ -1,0 +1,55 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"sigs.k8s.io/yaml"
+
+	"github.com/leanxds/leanxds/internal/conv"
+	"github.com/leanxds/leanxds/protocol"
+)
+
+// dump prints, through CSDS, a table of what a node is served and its status;
+// --output json and yaml print the whole response, resources included.
+func TestDumpCommand(t *testing.T) {
+	ts := startTestServer(t, copyExample(t, "edge"))
+	c := conv.ADS(t, ts.cc, node("envoy-1", "edge"))
+	cds := c.Request(protocol.TypeCluster).ExpectResponse()
+	c.ACK()
+	c.Request(protocol.TypeEndpoint, "web").ExpectResponse()
+	c.NACK("port 8081 is\nnot allowed")
+
+	var out string
+	eventually(t, "the NACK in the dump", func() bool {
+		code, stdout, stderr := runArgs(t, nil, "dump", "--server", ts.addr, "--node", "envoy-1")
+		require.Equal(t, 0, code, stderr)
+		out = stdout
+		return strings.Contains(out, "NACKED")
+	})
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 6, out)
+	assert.Equal(t, `node envoy-1 (cluster "edge")`, lines[0])
+	assert.Regexp(t, `^  TYPE +NAME +STATUS +VERSION +ERROR$`, lines[1])
+	assert.Regexp(t, `^  CDS +api +ACKED +`+cds.Version()+`\s*$`, lines[2])
+	assert.Regexp(t, `^  EDS +web +NACKED +- +rejected [0-9a-f]{16}: port 8081 is not allowed$`, lines[5])
+
+	code, stdout, _ := runArgs(t, nil, "dump", "--server", ts.addr, "--node", "envoy-1", "--output", "json")
+	require.Equal(t, 0, code)
+	var resp map[string]any
+	require.NoError(t, json.Unmarshal([]byte(stdout), &resp))
+	assert.Contains(t, stdout, `"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster"`)
+	assert.Contains(t, stdout, `"client_status": "NACKED"`)
+
+	code, stdout, _ = runArgs(t, nil, "dump", "--server", ts.addr, "--output", "yaml")
+	require.Equal(t, 0, code)
+	require.NoError(t, yaml.Unmarshal([]byte(stdout), &resp))
+	assert.Contains(t, stdout, "client_status: ACKED")
+
+	code, _, stderr := runArgs(t, nil, "dump", "--server", ts.addr, "--node", "nobody")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, `node "nobody" is not connected`)
+}

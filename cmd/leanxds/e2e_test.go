@@ -1,0 +1,435 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	statusv3 "github.com/envoyproxy/go-control-plane/envoy/service/status/v3"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/xds"
+
+	"github.com/leanxds/leanxds/internal/conv"
+	"github.com/leanxds/leanxds/protocol"
+)
+
+// The end-to-end tests build the binary once and run it as a user would, on
+// 127.0.0.1 with ports the kernel picks (the binary logs them).
+
+var binary struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binary.dir != "" {
+		os.RemoveAll(binary.dir)
+	}
+	os.Exit(code)
+}
+
+// leanxdsBinary builds the binary on first use.
+func leanxdsBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	binary.once.Do(func() {
+		binary.dir, binary.err = os.MkdirTemp("", "leanxds-e2e")
+		if binary.err != nil {
+			return
+		}
+		binary.path = filepath.Join(binary.dir, "leanxds")
+		out, err := exec.Command("go", "build", "-o", binary.path, ".").CombinedOutput()
+		if err != nil {
+			binary.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	require.NoError(t, binary.err)
+	return binary.path
+}
+
+// proc is a running leanxds serve.
+type proc struct {
+	cmd   *exec.Cmd
+	xds   string
+	admin string
+
+	mu   sync.Mutex
+	logs []map[string]any
+	// exited is closed when the process ended; err is its Wait error.
+	exited chan struct{}
+	err    error
+}
+
+// startServe runs `leanxds serve` in dir (the working directory) with args, JSON
+// logs and free ports (unless args or env set them), and waits until it is ready.
+func startServe(t *testing.T, workdir string, env []string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(leanxdsBinary(t), append([]string{"serve"}, args...)...)
+	cmd.Dir = workdir
+	cmd.Env = append(os.Environ(), "LEANXDS_LISTEN=127.0.0.1:0", "LEANXDS_ADMIN=127.0.0.1:0", "LEANXDS_LOG_FORMAT=json")
+	cmd.Env = append(cmd.Env, env...)
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	p := &proc{cmd: cmd, exited: make(chan struct{})}
+	addrs := make(chan [2]string, 4)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			var line map[string]any
+			if json.Unmarshal(sc.Bytes(), &line) != nil {
+				line = map[string]any{"msg": sc.Text()}
+			}
+			p.mu.Lock()
+			p.logs = append(p.logs, line)
+			p.mu.Unlock()
+			switch line["msg"] {
+			case "xDS listening", "admin listening":
+				addrs <- [2]string{line["msg"].(string), fmt.Sprint(line["addr"])}
+			}
+		}
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			_ = cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+	deadline := time.After(30 * time.Second)
+	for p.xds == "" || p.admin == "" {
+		select {
+		case a := <-addrs:
+			if a[0] == "xDS listening" {
+				p.xds = a[1]
+			} else {
+				p.admin = "http://" + a[1]
+			}
+		case <-p.exited:
+			t.Fatalf("leanxds exited at start: %v\n%s", p.err, p.logText())
+		case <-deadline:
+			t.Fatalf("leanxds did not start\n%s", p.logText())
+		}
+	}
+	eventually(t, "/readyz", func() bool {
+		code, _ := get(t, p.admin, "/readyz")
+		return code == http.StatusOK
+	})
+	return p
+}
+
+// logLine returns the first log line whose message is msg, or nil.
+func (p *proc) logLine(msg string) map[string]any {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.logs {
+		if l["msg"] == msg {
+			return l
+		}
+	}
+	return nil
+}
+
+func (p *proc) logText() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var b strings.Builder
+	for _, l := range p.logs {
+		j, _ := json.Marshal(l)
+		b.Write(append(j, '\n'))
+	}
+	return b.String()
+}
+
+// stop sends SIGTERM and asserts a clean exit (status 0) within the drain timeout.
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-p.exited:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("leanxds did not exit after SIGTERM\n%s", p.logText())
+	}
+	require.NoError(t, p.err, "exit status after SIGTERM\n%s", p.logText())
+	assert.NotNil(t, p.logLine("stopped"))
+}
+
+// metric returns the value of one sample of /metrics, given as it is printed
+// (name{labels}); -1 when absent.
+func metric(t *testing.T, admin, sample string) float64 {
+	t.Helper()
+	_, body := get(t, admin, "/metrics")
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(sample) + ` (\S+)$`)
+	m := re.FindStringSubmatch(body)
+	if m == nil {
+		return -1
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	require.NoError(t, err)
+	return v
+}
+
+func dialInsecure(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	t.Cleanup(func() { cc.Close() })
+	return cc
+}
+
+// portOf returns the port of the first endpoint of an assignment.
+func portOf(m any) uint32 {
+	cla := m.(*endpointv3.ClusterLoadAssignment)
+	return cla.GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress().GetPortValue()
+}
+
+// The binary serves a config directory, applies an edit, keeps the last good
+// config when a file is invalid and shows it in /metrics and the admin page,
+// reports versions in /debug/clients and /debug/config, reports a NACK in
+// /metrics and in CSDS (through `leanxds dump`), and exits 0 on SIGTERM after
+// telling its clients to go.
+func TestBinaryServeReloadAndObserve(t *testing.T) {
+	dir := copyExample(t, "edge")
+	p := startServe(t, t.TempDir(), nil, "--config", dir, "--debounce", "50ms", "--drain-timeout", "5s")
+
+	// The startup log says where it listens, which scopes and how many resources.
+	loaded := p.logLine("config loaded")
+	require.NotNil(t, loaded, p.logText())
+	assert.Equal(t, 11.0, loaded["resources"])
+	assert.Equal(t, 1.0, loaded["scopes"])
+	assert.Equal(t, map[string]any{"default": 11.0}, loaded["per_scope"])
+
+	cc := dialInsecure(t, p.xds)
+	c := conv.ADS(t, cc, node("envoy-1", "edge"), conv.WithTimeout(10*time.Second))
+	c.Request(protocol.TypeCluster).ExpectResponse(conv.Names("api", "payments", "web"))
+	c.ACK()
+	first := c.Request(protocol.TypeEndpoint, "api", "payments", "web").ExpectResponse(conv.Names("api", "payments", "web"))
+	c.ACK()
+	assert.Equal(t, uint32(8081), portOf(first.Resource("web")))
+
+	// An edit arrives.
+	editFile(t, dir, "endpoints.yaml", "port_value: 8081", "port_value: 9081")
+	edited := c.ExpectResponse(conv.TypeURL(protocol.TypeEndpoint), conv.Names("web"))
+	assert.Equal(t, uint32(9081), portOf(edited.Resource("web")))
+	c.ACK()
+
+	// An invalid file: rejected, counted, shown; the old config is still served.
+	writeFile(t, dir, "broken.yaml", cluster("broken", "-1s"))
+	eventually(t, "the rejected reload in /metrics", func() bool {
+		return metric(t, p.admin, `leanxds_config_reloads_total{result="rejected"}`) == 1
+	})
+	assert.Equal(t, 0.0, metric(t, p.admin, "leanxds_config_last_reload_successful"))
+	c.ExpectNothing()
+	_, page := get(t, p.admin, "/")
+	assert.Contains(t, page, "LAST RELOAD REJECTED")
+	assert.Contains(t, page, `broken.yaml:1: resource #1 (CDS "broken"): connect_timeout: value must be greater than 0s`)
+	assert.NotNil(t, p.logLine("config rejected: the last good config is still served"))
+
+	// /debug/clients: the EDS version sent is the one the client ACKed.
+	var clients []clientJSON
+	eventually(t, "the ACK in /debug/clients", func() bool {
+		getJSON(t, p.admin, "/debug/clients", &clients)
+		return len(clients) == 1 && len(clients[0].Types) == 2 && clients[0].Types[1].VersionACKed == edited.Version()
+	})
+	assert.Equal(t, edited.Version(), clients[0].Types[1].VersionSent)
+	assert.Equal(t, "envoy-1", clients[0].NodeID)
+	assert.Equal(t, "sotw", clients[0].Variant)
+
+	// /debug/config: each resource's version is the hash of what the client got.
+	var cfg struct {
+		Streams []streamConfigJSON `json:"streams"`
+	}
+	getJSON(t, p.admin, "/debug/config?node=envoy-1", &cfg)
+	require.Len(t, cfg.Streams, 1)
+	eds := cfg.Streams[0].Types[1]
+	require.Equal(t, "EDS", eds.Type)
+	assert.Equal(t, edited.Version(), eds.VersionACKed)
+	require.Equal(t, "web", eds.Resources[2].Name)
+	assert.Equal(t, protocol.ContentVersion(edited.Resources[0].GetValue()), eds.Resources[2].Version)
+	assert.Regexp(t, `"port_value":\s*9081`, string(eds.Resources[2].Resource))
+
+	// The fix is applied; then a change the client NACKs shows in /metrics and CSDS.
+	require.NoError(t, os.Remove(filepath.Join(dir, "broken.yaml")))
+	editFile(t, dir, "endpoints.yaml", "port_value: 8083", "port_value: 9083")
+	c.ExpectResponse(conv.TypeURL(protocol.TypeEndpoint), conv.Names("api"))
+	c.NACK("api: port 9083 refused by policy")
+	eventually(t, "the NACK in /metrics", func() bool {
+		return metric(t, p.admin, `leanxds_xds_nacks_total{type="EDS",variant="sotw"}`) == 1
+	})
+	assert.Equal(t, 1.0, metric(t, p.admin, "leanxds_config_last_reload_successful"))
+	assert.Equal(t, 1.0, metric(t, p.admin, `leanxds_xds_streams{variant="sotw"}`))
+	assert.Equal(t, 3.0, metric(t, p.admin, `leanxds_resources{scope="default",type="EDS"}`))
+
+	out, err := exec.Command(leanxdsBinary(t), "dump", "--server", p.xds, "--node", "envoy-1").CombinedOutput()
+	require.NoError(t, err, string(out))
+	assert.Regexp(t, `(?m)^  EDS +api +NACKED +`+edited.Version()+` +rejected [0-9a-f]{16}: api: port 9083 refused by policy$`, string(out))
+	assert.Regexp(t, `(?m)^  CDS +web +ACKED `, string(out))
+
+	// SIGTERM: the stream is told to go (Unavailable) and the process exits 0.
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	c.ExpectError(codes.Unavailable)
+	p.stop(t)
+}
+
+// With --client-ca and --node-identity, a client must present a certificate the
+// CA signed, and may only claim the node id its certificate names; CSDS shows a
+// client only its own node.
+func TestBinaryMTLSNodeIdentity(t *testing.T) {
+	pki := newTestPKI(t)
+	pki.issue(t, "server", true, "leanxds")
+	pki.issue(t, "envoy-1", false, "envoy-1", "spiffe://leanxds/node/envoy-1")
+	pki.issue(t, "envoy-2", false, "envoy-2", "spiffe://leanxds/node/envoy-2")
+	p := startServe(t, t.TempDir(), nil, "--config", copyExample(t, "edge"),
+		"--tls-cert", pki.path("server.crt"), "--tls-key", pki.path("server.key"),
+		"--client-ca", pki.path("ca.crt"), "--node-identity", "san-uri", "--scope-by", "id")
+
+	dial := func(client string) *grpc.ClientConn {
+		pool := x509.NewCertPool()
+		pool.AddCert(pki.caCert)
+		cfg := &tls.Config{RootCAs: pool, ServerName: "localhost"}
+		if client != "" {
+			pair, err := tls.LoadX509KeyPair(pki.path(client+".crt"), pki.path(client+".key"))
+			require.NoError(t, err)
+			cfg.Certificates = []tls.Certificate{pair}
+		}
+		cc, err := grpc.NewClient(p.xds, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+		require.NoError(t, err)
+		t.Cleanup(func() { cc.Close() })
+		return cc
+	}
+
+	envoy1 := dial("envoy-1")
+	good := conv.ADS(t, envoy1, node("spiffe://leanxds/node/envoy-1", "edge"), conv.WithTimeout(10*time.Second))
+	good.Request(protocol.TypeCluster).ExpectResponse(conv.Names("api", "payments", "web"))
+
+	// envoy-1's certificate, claiming to be envoy-2: refused.
+	liar := conv.ADS(t, envoy1, node("spiffe://leanxds/node/envoy-2", "edge"), conv.WithTimeout(10*time.Second))
+	liar.Request(protocol.TypeCluster)
+	err := liar.ExpectError(codes.PermissionDenied)
+	assert.Contains(t, err.Error(), "does not match the client certificate")
+
+	envoy2 := dial("envoy-2")
+	other := conv.ADS(t, envoy2, node("spiffe://leanxds/node/envoy-2", "edge"), conv.WithTimeout(10*time.Second))
+	other.Request(protocol.TypeCluster).ExpectResponse()
+
+	// No client certificate: no connection at all.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = statusv3.NewClientStatusDiscoveryServiceClient(dial("")).FetchClientStatus(ctx, &statusv3.ClientStatusRequest{})
+	assert.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+
+	// CSDS through dump, as envoy-1: its own node only, though envoy-2 is connected.
+	var out []byte
+	eventually(t, "both nodes connected", func() bool {
+		_, body := get(t, p.admin, "/debug/clients")
+		return strings.Count(body, `"node_id"`) == 2
+	})
+	out, err = exec.Command(leanxdsBinary(t), "dump", "--server", p.xds, "--tls-ca", pki.path("ca.crt"),
+		"--tls-cert", pki.path("envoy-1.crt"), "--tls-key", pki.path("envoy-1.key"), "--tls-server-name", "localhost").CombinedOutput()
+	require.NoError(t, err, string(out))
+	assert.Contains(t, string(out), "node spiffe://leanxds/node/envoy-1")
+	assert.NotContains(t, string(out), "envoy-2")
+	assert.NotNil(t, p.logLine("xDS listening"))
+	p.stop(t)
+}
+
+// The README's run command, from the repository root as a new user types it,
+// serves the edge example (ports moved by environment variables, so the test
+// never collides with a server already running).
+func TestBinaryREADMECommand(t *testing.T) {
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	require.NoError(t, err)
+	p := startServe(t, root, nil, "--config", "examples/edge")
+	c := conv.ADS(t, dialInsecure(t, p.xds), node("edge-1", "edge"), conv.WithTimeout(10*time.Second))
+	c.Request(protocol.TypeListener).ExpectResponse(conv.Names("internal", "public"))
+	c.ACK()
+	c.Request(protocol.TypeSecret, "upstream-ca").ExpectResponse(conv.Names("upstream-ca"))
+	p.stop(t)
+}
+
+// The proxyless gRPC example works with grpc-go's own xDS client: its bootstrap
+// (pointed at the test's port) is accepted, and calls to xds:///greeter reach
+// both endpoints of the example's cluster (moved to the test's backends).
+func TestBinaryGRPCExample(t *testing.T) {
+	var backends [2]string
+	var calls [2]atomic.Int32
+	for i := range backends {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		count := &calls[i]
+		g := grpc.NewServer(grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			count.Add(1)
+			return h(ctx, req)
+		}))
+		healthpb.RegisterHealthServer(g, health.NewServer())
+		go func() { _ = g.Serve(lis) }()
+		t.Cleanup(g.Stop)
+		backends[i] = lis.Addr().String()
+	}
+	dir := copyExample(t, "grpc")
+	for i, port := range []string{"50051", "50052"} {
+		_, p, err := net.SplitHostPort(backends[i])
+		require.NoError(t, err)
+		editFile(t, dir, "cluster.yaml", "port_value: "+port, "port_value: "+p)
+	}
+	p := startServe(t, t.TempDir(), nil, "--config", dir)
+
+	raw, err := os.ReadFile(filepath.Join(dir, "bootstrap.json"))
+	require.NoError(t, err)
+	var bootstrap map[string]any
+	require.NoError(t, json.Unmarshal(raw, &bootstrap))
+	bootstrap["xds_servers"].([]any)[0].(map[string]any)["server_uri"] = p.xds
+	raw, err = json.Marshal(bootstrap)
+	require.NoError(t, err)
+	resolver, err := xds.NewXDSResolverWithConfigForTesting(raw)
+	require.NoError(t, err)
+	cc, err := grpc.NewClient("xds:///greeter", grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithResolvers(resolver))
+	require.NoError(t, err)
+	t.Cleanup(func() { cc.Close() })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for calls[0].Load() == 0 || calls[1].Load() == 0 {
+		_, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
+		require.NoError(t, err, "a call through xds:///greeter")
+	}
+	var clients []clientJSON
+	getJSON(t, p.admin, "/debug/clients", &clients)
+	require.Len(t, clients, 1)
+	assert.Equal(t, "greeter-client-1", clients[0].NodeID)
+	p.stop(t)
+}

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// copyExample copies examples/NAME into a temporary directory the test may edit.
+func copyExample(t testing.TB, name string) string {
+	t.Helper()
+	src := filepath.Join("..", "..", "examples", name)
+	dst := t.TempDir()
+	entries, err := os.ReadDir(src)
+	require.NoError(t, err)
+	for _, e := range entries {
+		require.False(t, e.IsDir(), "copyExample copies flat directories only")
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644))
+	}
+	return dst
+}
+
+// writeFile writes content to dir/name, creating subdirectories.
+func writeFile(t testing.TB, dir, name, content string) {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+	require.NoError(t, os.WriteFile(p, []byte(content), 0o644))
+}
+
+// editFile replaces old by new in dir/name; old must be there.
+func editFile(t testing.TB, dir, name, old, new string) {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	b, err := os.ReadFile(p)
+	require.NoError(t, err)
+	require.Contains(t, string(b), old)
+	require.NoError(t, os.WriteFile(p, []byte(strings.Replace(string(b), old, new, 1)), 0o644))
+}
+
+// resourceJSONFile renders messages as a resource file: a JSON list of Any.
+func resourceJSONFile(t testing.TB, ms ...proto.Message) string {
+	t.Helper()
+	parts := make([]string, len(ms))
+	for i, m := range ms {
+		a, err := anypb.New(m)
+		require.NoError(t, err)
+		b, err := protojson.Marshal(a)
+		require.NoError(t, err)
+		parts[i] = string(b)
+	}
+	return "[" + strings.Join(parts, ",\n") + "]"
+}
+
+func node(id, cluster string) *corev3.Node { return &corev3.Node{Id: id, Cluster: cluster} }
+
+// eventually polls cond every 10ms until it holds, failing the test after 5s.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// testServer is a serve of a config directory inside the test process: the
+// handlers, hooks and CSDS of the binary, on 127.0.0.1, without the process.
+type testServer struct {
+	*server
+	dir string
+	// addr is the xDS port's address.
+	addr  string
+	cc    *grpc.ClientConn
+	admin *httptest.Server
+}
+
+func startTestServer(t testing.TB, dir string, opts ...func(*serveOptions)) *testServer {
+	t.Helper()
+	o := &serveOptions{configDir: dir, scopeBy: "cluster", debounce: 20 * time.Millisecond, drainTimeout: time.Second}
+	for _, f := range opts {
+		f(o)
+	}
+	s, err := newServer(o, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	require.NoError(t, s.initialLoad())
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = s.grpc.Serve(lis) }()
+	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	admin := httptest.NewServer(s.adminHandler())
+	t.Cleanup(func() {
+		admin.Close()
+		_ = cc.Close()
+		s.grpc.Stop()
+	})
+	return &testServer{server: s, dir: dir, addr: lis.Addr().String(), cc: cc, admin: admin}
+}
+
+// testPKI is a CA and the certificates it signs, generated per test run so no
+// key material lives in the repository.
+type testPKI struct {
+	caCert *x509.Certificate
+	caKey  *ecdsa.PrivateKey
+	dir    string
+}
+
+func newTestPKI(t testing.TB) *testPKI {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "leanxds test CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	p := &testPKI{caCert: cert, caKey: key, dir: t.TempDir()}
+	writePEM(t, p.path("ca.crt"), "CERTIFICATE", der)
+	return p
+}
+
+func (p *testPKI) path(name string) string { return filepath.Join(p.dir, name) }
+
+// issue writes name.crt and name.key: a certificate signed by the CA for a
+// server on 127.0.0.1 (server) or a client with the given identities.
+func (p *testPKI) issue(t testing.TB, name string, server bool, cn string, uris ...string) *x509.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	if server {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
+		tmpl.DNSNames = []string{"localhost"}
+	}
+	for _, u := range uris {
+		pu, err := url.Parse(u)
+		require.NoError(t, err)
+		tmpl.URIs = append(tmpl.URIs, pu)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.caCert, &key.PublicKey, p.caKey)
+	require.NoError(t, err)
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	require.NoError(t, err)
+	writePEM(t, p.path(name+".crt"), "CERTIFICATE", der)
+	writePEM(t, p.path(name+".key"), "EC PRIVATE KEY", keyDER)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	return cert
+}
+
+func writePEM(t testing.TB, path, typ string, der []byte) {
+	t.Helper()
+	require.NoError(t, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600))
+}

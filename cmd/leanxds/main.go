@@ -1,0 +1,72 @@
+// Command leanxds serves a directory of Envoy resources over xDS to Envoy proxies
+// and proxyless gRPC clients, with an admin HTTP server (Prometheus metrics,
+// connected clients, what each node is served) and CSDS.
+//
+//	leanxds serve --config DIR      serve a config directory (docs/config.md)
+//	leanxds validate DIR...         check config directories offline
+//	leanxds dump --node ID          print what a node is served, through CSDS
+//
+// Each subcommand's --help explains its flags; serve's flags can also be set by
+// LEANXDS_* environment variables.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	// Registers the resource types and the extensions they carry, so that
+	// protojson can print the Any fields of what dump and the debug pages show.
+	_ "github.com/leanxds/leanxds/resources"
+)
+
+const mainUsage = `leanxds is an xDS control plane for Envoy proxies and proxyless gRPC clients.
+
+Usage:
+  leanxds serve --config DIR [flags]   serve a config directory over xDS
+  leanxds validate DIR...              check config directories offline
+  leanxds dump [--node ID] [flags]     print what a node is served (CSDS)
+  leanxds help [COMMAND]               explain a command and its flags
+
+Try it:
+  go run ./cmd/leanxds serve --config examples/edge
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
+}
+
+// commands maps each subcommand to its function.
+var commands = map[string]func(ctx context.Context, args []string, env lookupEnv, stdout, stderr io.Writer) error{
+	"serve":    runServe,
+	"validate": runValidate,
+	"dump":     runDump,
+}
+
+// run runs the command line args and returns the exit code.
+func run(ctx context.Context, args []string, env lookupEnv, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, mainUsage)
+		return 2
+	}
+	name, rest := args[0], args[1:]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		if len(rest) > 0 && commands[rest[0]] != nil {
+			return exitCode(commands[rest[0]](ctx, []string{"--help"}, env, stdout, stdout), stderr)
+		}
+		fmt.Fprint(stdout, mainUsage)
+		return 0
+	}
+	cmd := commands[name]
+	if cmd == nil {
+		fmt.Fprintf(stderr, "leanxds: unknown command %q\n\n%s", name, mainUsage)
+		return 2
+	}
+	return exitCode(cmd(ctx, rest, env, stdout, stderr), stderr)
+}

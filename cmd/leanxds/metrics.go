@@ -1,0 +1,242 @@
+package main
+
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/leanxds/leanxds/protocol"
+	"github.com/leanxds/leanxds/store"
+	"github.com/leanxds/leanxds/stream"
+)
+
+// otherType labels every type leanxds does not serve: a client may send any type
+// URL, and a label per URL would let it grow the metrics without bound.
+const otherType = "other"
+
+// typeLabel is the metric label of a type URL: its short name ("CDS").
+func typeLabel(typeURL string) string {
+	if _, ok := protocol.Lookup(typeURL); ok {
+		return protocol.Short(typeURL)
+	}
+	return otherType
+}
+
+// latencyBuckets span half a millisecond to about half a minute: pushes to a
+// healthy fleet take milliseconds, a stalled client takes seconds.
+var latencyBuckets = prometheus.ExponentialBuckets(0.0005, 2, 16)
+
+// metrics are the Prometheus metrics of the binary, fed by stream hooks (which
+// run for every variant, SotW and delta alike, told apart by a label) and by the
+// config source, on a registry of its own.
+type metrics struct {
+	reg *prometheus.Registry
+
+	streams     *prometheus.GaugeVec   // variant
+	streamTypes *prometheus.GaugeVec   // variant, type
+	requests    *prometheus.CounterVec // variant, type, kind
+	responses   *prometheus.CounterVec // variant, type
+	sent        *prometheus.CounterVec // variant, type
+	acks        *prometheus.CounterVec // variant, type
+	nacks       *prometheus.CounterVec // variant, type
+	pushLatency *prometheus.HistogramVec
+	ackLatency  *prometheus.HistogramVec
+
+	reloads      *prometheus.CounterVec // result
+	commits      prometheus.Counter
+	lastReloadOK prometheus.Gauge
+	lastApplied  prometheus.Gauge
+
+	// perStream holds each open stream's *streamMetrics, by stream ID.
+	perStream sync.Map
+}
+
+// streamMetrics is what the metrics remember of one stream.
+type streamMetrics struct {
+	mu sync.Mutex
+	// lastRequest holds, per type label, when the client last sent a request of
+	// it; a type is counted in streamTypes from its first request on.
+	lastRequest map[string]time.Time
+}
+
+func newMetrics(st *store.Store) *metrics {
+	reg := prometheus.NewRegistry()
+	m := &metrics{
+		reg: reg,
+		streams: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "leanxds_xds_streams",
+			Help: "Connected xDS streams, by protocol variant (sotw, delta).",
+		}, []string{"variant"}),
+		streamTypes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "leanxds_xds_stream_types",
+			Help: "Connected xDS streams that have requested each resource type, by variant.",
+		}, []string{"variant", "type"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leanxds_xds_requests_total",
+			Help: "xDS requests received, by variant, type and kind (subscribe, ack, nack, stale).",
+		}, []string{"variant", "type", "kind"}),
+		responses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leanxds_xds_responses_total",
+			Help: "xDS responses sent, by variant and type.",
+		}, []string{"variant", "type"}),
+		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leanxds_xds_resources_sent_total",
+			Help: "Resources carried by xDS responses, by variant and type.",
+		}, []string{"variant", "type"}),
+		acks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leanxds_xds_acks_total",
+			Help: "Responses accepted by clients (ACK), by variant and type.",
+		}, []string{"variant", "type"}),
+		nacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leanxds_xds_nacks_total",
+			Help: "Responses rejected by clients (NACK), by variant and type: a client refuses the config it was sent.",
+		}, []string{"variant", "type"}),
+		pushLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "leanxds_xds_push_latency_seconds",
+			Help:    "Time from a commit to the response that pushes it to a client, by type. Answers to a client's own request are not counted.",
+			Buckets: latencyBuckets,
+		}, []string{"type"}),
+		ackLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "leanxds_xds_ack_latency_seconds",
+			Help:    "Time from a response to its ACK, by type.",
+			Buckets: latencyBuckets,
+		}, []string{"type"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leanxds_config_reloads_total",
+			Help: "Reloads of the config directory, by result: applied, unchanged, or rejected (invalid; the last good config is still served).",
+		}, []string{"result"}),
+		commits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "leanxds_store_commits_total",
+			Help: "Commits that changed the served resources.",
+		}),
+		lastReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "leanxds_config_last_reload_successful",
+			Help: "1 if the last reload of the config directory was valid, 0 if it was rejected.",
+		}),
+		lastApplied: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "leanxds_config_last_applied_timestamp_seconds",
+			Help: "When the config directory was last read and applied, as a Unix time.",
+		}),
+	}
+	// Every outcome exists from the start, so that rate() and alerts on rejected
+	// reloads work before the first one.
+	for _, r := range []string{reloadApplied, reloadUnchanged, reloadRejected} {
+		m.reloads.WithLabelValues(r)
+	}
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.streams, m.streamTypes, m.requests, m.responses, m.sent, m.acks, m.nacks,
+		m.pushLatency, m.ackLatency, m.reloads, m.commits, m.lastReloadOK, m.lastApplied,
+		storeCollector{st},
+	)
+	return m
+}
+
+// reloaded records a reload of the config directory.
+func (m *metrics) reloaded(outcome string, res store.Result) {
+	m.reloads.WithLabelValues(outcome).Inc()
+	if outcome == reloadRejected {
+		m.lastReloadOK.Set(0)
+		return
+	}
+	m.lastReloadOK.Set(1)
+	m.lastApplied.SetToCurrentTime()
+	if res.Changed() {
+		m.commits.Inc()
+	}
+}
+
+func (m *metrics) stream(info stream.StreamInfo) *streamMetrics {
+	if sm, ok := m.perStream.Load(info.ID); ok {
+		return sm.(*streamMetrics)
+	}
+	sm, _ := m.perStream.LoadOrStore(info.ID, &streamMetrics{lastRequest: make(map[string]time.Time)})
+	return sm.(*streamMetrics)
+}
+
+// hooks returns the stream hooks that feed the metrics. They take no lock shared
+// between streams: the per-stream state is reached through a sync.Map.
+func (m *metrics) hooks() stream.Hooks {
+	return stream.Hooks{
+		StreamOpened: func(info stream.StreamInfo) {
+			m.streams.WithLabelValues(info.Variant).Inc()
+			m.stream(info)
+		},
+		StreamClosed: func(info stream.StreamInfo, _ error) {
+			if sm, ok := m.perStream.LoadAndDelete(info.ID); ok {
+				s := sm.(*streamMetrics)
+				s.mu.Lock()
+				for t := range s.lastRequest {
+					m.streamTypes.WithLabelValues(info.Variant, t).Dec()
+				}
+				s.mu.Unlock()
+			}
+			m.streams.WithLabelValues(info.Variant).Dec()
+		},
+		Request: func(info stream.StreamInfo, r stream.Received) {
+			t := typeLabel(r.TypeURL)
+			m.requests.WithLabelValues(info.Variant, t, r.Kind.String()).Inc()
+			s := m.stream(info)
+			s.mu.Lock()
+			if _, seen := s.lastRequest[t]; !seen {
+				m.streamTypes.WithLabelValues(info.Variant, t).Inc()
+			}
+			s.lastRequest[t] = time.Now()
+			s.mu.Unlock()
+		},
+		Response: func(info stream.StreamInfo, r *stream.Response, sinceCommit time.Duration) {
+			t := typeLabel(r.TypeURL)
+			m.responses.WithLabelValues(info.Variant, t).Inc()
+			m.sent.WithLabelValues(info.Variant, t).Add(float64(len(r.Resources)))
+			// A response is a push when its content was committed after the
+			// client's newest request of the type; otherwise it answers that
+			// request, and the time since the commit says nothing about the server.
+			s := m.stream(info)
+			s.mu.Lock()
+			asked := s.lastRequest[t]
+			s.mu.Unlock()
+			if time.Now().Add(-sinceCommit).After(asked) {
+				m.pushLatency.WithLabelValues(t).Observe(sinceCommit.Seconds())
+			}
+		},
+		ACK: func(info stream.StreamInfo, typeURL, _ string, latency time.Duration) {
+			t := typeLabel(typeURL)
+			m.acks.WithLabelValues(info.Variant, t).Inc()
+			if latency >= 0 && latency < 24*time.Hour { // guards against a missing send time
+				m.ackLatency.WithLabelValues(t).Observe(latency.Seconds())
+			}
+		},
+		NACK: func(info stream.StreamInfo, typeURL string, _ stream.NACK) {
+			m.nacks.WithLabelValues(info.Variant, typeLabel(typeURL)).Inc()
+		},
+	}
+}
+
+// storeCollector reports what the store holds when scraped: resources by scope
+// and type, and the store's revision. Reading a view takes no lock.
+type storeCollector struct{ st *store.Store }
+
+var (
+	resourcesDesc = prometheus.NewDesc("leanxds_resources",
+		"Resources served, by scope and type.", []string{"scope", "type"}, nil)
+	revisionDesc = prometheus.NewDesc("leanxds_store_revision",
+		"Revision of the store: the number of commits that changed it.", nil, nil)
+)
+
+func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- resourcesDesc
+	ch <- revisionDesc
+}
+
+func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
+	v := c.st.View()
+	ch <- prometheus.MustNewConstMetric(revisionDesc, prometheus.GaugeValue, float64(v.Revision()))
+	for _, scope := range v.Scopes() {
+		for typeURL, t := range v.Tables(scope) {
+			ch <- prometheus.MustNewConstMetric(resourcesDesc, prometheus.GaugeValue, float64(t.Len()), scope, typeLabel(typeURL))
+		}
+	}
+}

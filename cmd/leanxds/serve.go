@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	statusv3 "github.com/envoyproxy/go-control-plane/envoy/service/status/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/leanxds/leanxds/store"
+	"github.com/leanxds/leanxds/stream"
+)
+
+// runServe is `leanxds serve`: it returns when ctx ends (SIGTERM, SIGINT) and the
+// server has drained, or on a fatal error.
+func runServe(ctx context.Context, args []string, env lookupEnv, stdout, stderr io.Writer) error {
+	c, o := serveCommand(stderr)
+	if err := c.parse(args, env); err != nil {
+		return err
+	}
+	if c.fs.NArg() > 0 {
+		return usageErrorf("serve: unexpected argument %q", c.fs.Arg(0))
+	}
+	if err := o.check(); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, o.logLevel, o.logFormat)
+	if err != nil {
+		return err
+	}
+	s, err := newServer(o, log)
+	if err != nil {
+		return err
+	}
+	return s.run(ctx)
+}
+
+// server is a running `leanxds serve`: the store, the config directory feeding
+// it, the xDS and CSDS services, and the admin HTTP server.
+type server struct {
+	opts    *serveOptions
+	log     *slog.Logger
+	st      *store.Store
+	source  *configSource
+	metrics *metrics
+	xds     *stream.Server
+	csds    *csdsServer
+	grpc    *grpc.Server
+	// ready is set once a config is in the store (/readyz).
+	ready atomic.Bool
+	// done is closed when shutdown starts.
+	done chan struct{}
+}
+
+func newServer(o *serveOptions, log *slog.Logger) (*server, error) {
+	scopeOf, err := scopeFunc(o.scopeBy)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{opts: o, log: log, st: store.New(), done: make(chan struct{})}
+	s.metrics = newMetrics(s.st)
+	s.source = newConfigSource(o.configDir, s.st, log)
+	s.source.onReload = s.metrics.reloaded
+
+	xopts := stream.Options{
+		ScopeOf:        scopeOf,
+		NoDefaultScope: o.noDefaultScope,
+		Hooks:          s.metrics.hooks(),
+		Logger:         log,
+	}
+	s.csds = &csdsServer{st: s.st, done: s.done}
+	if o.nodeIdentity != "" {
+		xopts.Authorize = nodeAuthorizer(o.nodeIdentity)
+		s.csds.visible = csdsVisibility(o.nodeIdentity, splitList(o.csdsReaders))
+		if o.scopeBy != "id" {
+			log.Warn("--node-identity checks node ids, but --scope-by is not id: a client can still name another node's cluster or metadata and read its scope",
+				"scope-by", o.scopeBy)
+		}
+	}
+	s.xds = stream.New(s.st, xopts)
+	s.csds.xds = s.xds
+
+	gopts := []grpc.ServerOption{
+		stream.ServerOption(),
+		// Find dead clients (a proxy whose host vanished keeps no FIN coming),
+		// and let clients ping as often as every 10s without being cut off.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	}
+	if o.tlsCert != "" {
+		cfg, err := serverTLS(o.tlsCert, o.tlsKey, o.clientCA, log)
+		if err != nil {
+			return nil, err
+		}
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(cfg)))
+	}
+	s.grpc = grpc.NewServer(gopts...)
+	s.xds.Register(s.grpc)
+	statusv3.RegisterClientStatusDiscoveryServiceServer(s.grpc, s.csds)
+	return s, nil
+}
+
+// run serves until ctx ends, then drains.
+func (s *server) run(ctx context.Context) error {
+	// The admin server starts first, so that /healthz answers while a large
+	// directory loads and /readyz tells when it is done.
+	adminSrv, err := s.startAdmin()
+	if err != nil {
+		return err
+	}
+	defer shutdownHTTP(adminSrv)
+
+	// The watch starts before the first load, so that no change made during or
+	// after it goes unseen.
+	w, err := s.source.newWatcher()
+	if err != nil {
+		s.log.Error("cannot watch the config directory: changes are not applied until a restart", "dir", s.opts.configDir, "err", err)
+	} else {
+		defer w.Close() // Watch closes it too; closing twice is harmless
+	}
+	// A snapshot restored into s.st here, before the first load, would be served
+	// if the directory turns out invalid (and the directory would replace it
+	// otherwise, since every scope of the store is replaced by the first reload).
+	if err := s.initialLoad(); err != nil {
+		return err
+	}
+	// A persister of s.st would start here.
+
+	lis, err := net.Listen("tcp", s.opts.listen)
+	if err != nil {
+		return fmt.Errorf("xDS: %w", err)
+	}
+	s.log.Info("xDS listening", "addr", lis.Addr().String(), "tls", s.opts.tlsCert != "",
+		"mtls", s.opts.clientCA != "", "node_identity", s.opts.nodeIdentity, "scope_by", s.opts.scopeBy)
+	served := make(chan error, 1)
+	go func() { served <- s.grpc.Serve(lis) }()
+
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		if w != nil {
+			s.source.Watch(watchCtx, w, s.opts.debounce)
+		}
+	}()
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		s.log.Info("shutting down", "drain_timeout", s.opts.drainTimeout)
+	case serveErr = <-served:
+		s.log.Error("xDS server stopped", "err", serveErr)
+	}
+	stopWatch()
+	<-watched
+	s.drain()
+	s.log.Info("stopped")
+	return serveErr
+}
+
+// startAdmin starts the admin HTTP server, unless --admin is empty.
+func (s *server) startAdmin() (*http.Server, error) {
+	if s.opts.admin == "" {
+		return nil, nil
+	}
+	lis, err := net.Listen("tcp", s.opts.admin)
+	if err != nil {
+		return nil, fmt.Errorf("admin: %w", err)
+	}
+	srv := &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("admin server", "err", err)
+		}
+	}()
+	s.log.Info("admin listening", "addr", lis.Addr().String())
+	return srv, nil
+}
+
+// initialLoad applies the directory before the xDS port opens, so that no client
+// is ever served an empty config by mistake. An invalid directory is fatal,
+// unless the store already holds a config (restored from a snapshot): then that
+// is served until the directory is fixed.
+func (s *server) initialLoad() error {
+	_, err := s.source.Reload()
+	v := s.st.View()
+	if err != nil && len(v.Scopes()) == 0 {
+		return fmt.Errorf("nothing to serve: config %s is invalid:\n  %s", s.opts.configDir, strings.Join(errorLines(err), "\n  "))
+	}
+	total := 0
+	perScope := make([]any, 0, len(v.Scopes()))
+	for _, scope := range v.Scopes() {
+		n := 0
+		for _, t := range v.Tables(scope) {
+			n += t.Len()
+		}
+		total += n
+		perScope = append(perScope, slog.Int(scope, n))
+	}
+	attrs := []any{"dir", s.opts.configDir, "scopes", len(v.Scopes()), "resources", total}
+	if len(perScope) <= maxScopesLogged {
+		attrs = append(attrs, slog.Group("per_scope", perScope...))
+	}
+	s.log.Info("config loaded", attrs...)
+	if total == 0 {
+		s.log.Warn("the config directory holds no resource: clients are served nothing", "dir", s.opts.configDir)
+	}
+	s.ready.Store(true)
+	return nil
+}
+
+// maxScopesLogged bounds the scopes the startup log lists one by one: with
+// --scope-by id there may be one per node.
+const maxScopesLogged = 50
+
+// drain stops the xDS port: stop accepting, send GOAWAY on every connection
+// (GracefulStop) so clients reconnect elsewhere, end every stream with
+// Unavailable (Shutdown), and close what is still open after the drain timeout.
+func (s *server) drain() {
+	close(s.done)
+	stopped := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(stopped)
+	}()
+	s.xds.Shutdown()
+	select {
+	case <-stopped:
+	case <-time.After(s.opts.drainTimeout):
+		s.log.Warn("drain timeout: closing the remaining connections")
+		s.grpc.Stop()
+		<-stopped
+	}
+}
+
+func shutdownHTTP(srv *http.Server) {
+	if srv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(ctx)
+}

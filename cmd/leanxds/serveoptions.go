@@ -1,0 +1,131 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/leanxds/leanxds/stream"
+)
+
+// serveOptions are the flags of `leanxds serve`.
+type serveOptions struct {
+	configDir      string
+	listen         string
+	admin          string
+	scopeBy        string
+	noDefaultScope bool
+	tlsCert        string
+	tlsKey         string
+	clientCA       string
+	nodeIdentity   string
+	csdsReaders    string
+	logLevel       string
+	logFormat      string
+	debounce       time.Duration
+	drainTimeout   time.Duration
+}
+
+const serveAbout = `
+Serve the resources of a config directory to Envoy proxies and proxyless gRPC
+clients over xDS (ADS and the per-type services, with CSDS on the same port),
+with an admin HTTP server for metrics and debugging.
+
+The directory's *.yaml, *.yml and *.json files form the default scope; the files
+of a subdirectory NAME form scope NAME (see docs/config.md). The directory is
+watched: after a change it is read again and applied as one atomic commit, or,
+if any file is invalid, rejected whole while the last good config keeps being
+served. SIGTERM or SIGINT stops the server: clients are told to reconnect
+elsewhere, and the process exits 0 once their streams are closed.
+
+Every flag can also be set by the environment variable named after it.`
+
+func serveCommand(out io.Writer) (*command, *serveOptions) {
+	c := newCommand("serve", "leanxds serve --config DIR [flags]", serveAbout, out)
+	c.env = true
+	o := &serveOptions{}
+	fs := c.fs
+	fs.StringVar(&o.configDir, "config", "", "config `DIR`ectory to serve (required)")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:18000", "`address` of the xDS gRPC port (also CSDS); port 0 picks a free port")
+	fs.StringVar(&o.admin, "admin", "127.0.0.1:9901", "`address` of the admin HTTP server (/metrics, /debug/..., /healthz, /readyz); empty disables it.\nIt has no authentication: keep it on loopback or a private network")
+	fs.StringVar(&o.scopeBy, "scope-by", "cluster", "what names the `scope` a node is served: cluster (node.cluster), id (node.id), or metadata:KEY (a string in node.metadata)")
+	fs.BoolVar(&o.noDefaultScope, "no-default-scope", false, "serve a node whose scope has no resources nothing, instead of the default scope")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate `file` of the xDS port: serve TLS (reloaded when the file changes)")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key `file` of --tls-cert")
+	fs.StringVar(&o.clientCA, "client-ca", "", "PEM CA `file`: require client certificates signed by it (mTLS)")
+	fs.StringVar(&o.nodeIdentity, "node-identity", "", "with --client-ca, what in a client's certificate its node id must equal, else the stream is refused\n(PermissionDenied): `mode` san-uri, san-dns or cn")
+	fs.StringVar(&o.csdsReaders, "csds-readers", "", "with --node-identity, the certificate `identities` (comma-separated) that may read every node over CSDS;\nother clients see only their own node")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
+	fs.DurationVar(&o.debounce, "debounce", 200*time.Millisecond, "how long the config directory must be quiet after a change before it is reloaded")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long to wait for streams to close before closing the connections")
+	return c, o
+}
+
+// check validates the flags together.
+func (o *serveOptions) check() error {
+	switch {
+	case o.configDir == "":
+		return usageErrorf("serve: --config DIR is required")
+	case (o.tlsCert == "") != (o.tlsKey == ""):
+		return usageErrorf("serve: --tls-cert and --tls-key go together")
+	case o.clientCA != "" && o.tlsCert == "":
+		return usageErrorf("serve: --client-ca needs --tls-cert and --tls-key: client certificates are checked over TLS")
+	case o.nodeIdentity != "" && o.clientCA == "":
+		return usageErrorf("serve: --node-identity needs --client-ca: only a verified certificate proves who a client is")
+	case o.csdsReaders != "" && o.nodeIdentity == "":
+		return usageErrorf("serve: --csds-readers needs --node-identity")
+	case o.debounce < 0 || o.drainTimeout < 0:
+		return usageErrorf("serve: --debounce and --drain-timeout must not be negative")
+	}
+	switch o.nodeIdentity {
+	case "", identitySANURI, identitySANDNS, identityCN:
+	default:
+		return usageErrorf("serve: --node-identity %q: want san-uri, san-dns or cn", o.nodeIdentity)
+	}
+	if _, err := scopeFunc(o.scopeBy); err != nil {
+		return err
+	}
+	return nil
+}
+
+// scopeFunc parses --scope-by.
+func scopeFunc(by string) (stream.ScopeFunc, error) {
+	switch {
+	case by == "cluster":
+		return stream.ScopeByCluster, nil
+	case by == "id":
+		return stream.ScopeByNodeID, nil
+	case strings.HasPrefix(by, "metadata:") && len(by) > len("metadata:"):
+		return stream.ScopeByMetadata(strings.TrimPrefix(by, "metadata:")), nil
+	}
+	return nil, usageErrorf("serve: --scope-by %q: want cluster, id or metadata:KEY", by)
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// newLogger returns the logger of --log-level and --log-format.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageErrorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageErrorf("--log-format %q: want text or json", format)
+}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/leanxds/leanxds/resources"
+	"github.com/leanxds/leanxds/store"
+)
+
+// Reload outcomes, as the metrics and the admin page name them.
+const (
+	reloadApplied   = "applied"   // the directory changed the store
+	reloadUnchanged = "unchanged" // the directory was read and matched the store (dedup)
+	reloadRejected  = "rejected"  // the directory was invalid: the last good config is still served
+)
+
+// configSource keeps the store equal to a config directory. Each reload reads the
+// whole directory and commits it as one atomic commit, or, if anything in it is
+// invalid, commits nothing: clients keep the last good config.
+type configSource struct {
+	dir string
+	st  *store.Store
+	log *slog.Logger
+	// onReload reports each reload's outcome (metrics); nil for none.
+	onReload func(outcome string, res store.Result)
+
+	// reloading serialises reloads: a read and its commit must not interleave
+	// with another's.
+	reloading sync.Mutex
+	mu        sync.Mutex
+	state     reloadState
+}
+
+// reloadState is how the config directory was last applied, for the admin page.
+type reloadState struct {
+	Dir string `json:"dir"`
+	// Loaded is true once a reload was applied since the process started.
+	Loaded      bool      `json:"loaded"`
+	LastAttempt time.Time `json:"last_attempt,omitzero"`
+	LastApplied time.Time `json:"last_applied,omitzero"`
+	// Revision is the store revision after the last good reload.
+	Revision uint64 `json:"revision"`
+	// Files and Scopes describe the config being served: resource files read and
+	// resources per scope.
+	Files  int            `json:"files"`
+	Scopes map[string]int `json:"scopes"`
+	// Rejected counts rejected reloads since start.
+	Rejected int `json:"rejected_reloads"`
+	// Errors are those of the last reload, one line each, file first; empty when
+	// it was applied. LastRejected is when it was rejected.
+	Errors       []string  `json:"errors,omitempty"`
+	LastRejected time.Time `json:"last_rejected,omitzero"`
+	// Warnings are references to resources the config does not define.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+func newConfigSource(dir string, st *store.Store, log *slog.Logger) *configSource {
+	return &configSource{dir: dir, st: st, log: log, state: reloadState{Dir: dir}}
+}
+
+// Reload reads the directory and commits it whole. On error nothing changes: the
+// error names every bad file, resource and field, and is logged, counted and kept
+// for the admin page.
+func (s *configSource) Reload() (store.Result, error) {
+	s.reloading.Lock()
+	defer s.reloading.Unlock()
+	cfg, err := readConfigDir(s.dir)
+	var res store.Result
+	if err == nil {
+		// The store's scopes join the directory's, so that what is no longer in
+		// the directory (or was restored from elsewhere) is deleted.
+		res, err = s.st.Commit(cfg.changes(s.st.View().Scopes())...)
+	}
+	now := time.Now()
+	if err != nil {
+		s.rejected(now, err)
+		return res, err
+	}
+	outcome := reloadUnchanged
+	if res.Changed() {
+		outcome = reloadApplied
+	}
+	warnings := cfg.danglingRefs()
+	scopes := make(map[string]int, len(cfg.scopes))
+	for _, sc := range cfg.scopeNames() {
+		scopes[sc] = cfg.count(sc)
+	}
+	s.mu.Lock()
+	s.state.Loaded = true
+	s.state.LastAttempt, s.state.LastApplied = now, now
+	s.state.Revision = s.st.View().Revision()
+	s.state.Files, s.state.Scopes = cfg.files, scopes
+	s.state.Errors, s.state.Warnings = nil, warnings
+	s.mu.Unlock()
+	if s.onReload != nil {
+		s.onReload(outcome, res)
+	}
+	if outcome == reloadApplied {
+		s.log.Info("config applied", "dir", s.dir, "revision", res.Revision, "files", cfg.files,
+			"scopes", cfg.scopeNames(), "resources", cfg.count(""),
+			"set", res.Set, "deleted", res.Deleted, "unchanged", res.Unchanged)
+		for _, w := range warnings {
+			s.log.Warn("dangling reference", "warning", w)
+		}
+	} else {
+		s.log.Debug("config unchanged", "dir", s.dir, "resources", cfg.count(""))
+	}
+	for _, b := range cfg.bootstraps {
+		s.log.Debug("skipped a client bootstrap file", "file", b)
+	}
+	return res, nil
+}
+
+// rejected records and logs a reload that failed.
+func (s *configSource) rejected(at time.Time, err error) {
+	lines := errorLines(err)
+	s.mu.Lock()
+	s.state.LastAttempt, s.state.LastRejected = at, at
+	s.state.Rejected++
+	s.state.Errors = lines
+	loaded := s.state.Loaded
+	s.mu.Unlock()
+	if s.onReload != nil {
+		s.onReload(reloadRejected, store.Result{})
+	}
+	msg := "config rejected: nothing is served yet"
+	if loaded {
+		msg = "config rejected: the last good config is still served"
+	}
+	s.log.Error(msg, "dir", s.dir, "errors", len(lines))
+	for _, e := range flatten(err) {
+		attrs := []any{"error", e.Error()}
+		if le, ok := e.(*resources.LoadError); ok {
+			attrs = append(attrs, "file", le.File)
+		}
+		s.log.Error("config error", attrs...)
+	}
+}
+
+// State returns how the directory was last applied.
+func (s *configSource) State() reloadState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.state
+	st.Errors = append([]string(nil), st.Errors...)
+	return st
+}
+
+// errorLines formats a reload error one problem a line: a *resources.LoadError
+// already writes one line per violation.
+func errorLines(err error) []string {
+	var out []string
+	for _, e := range flatten(err) {
+		out = append(out, strings.Split(e.Error(), "\n")...)
+	}
+	return out
+}
