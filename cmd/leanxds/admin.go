@@ -21,11 +21,12 @@ func (s *server) adminHandler() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !s.ready.Load() {
-			http.Error(w, "initial config not loaded", http.StatusServiceUnavailable)
+		ready, text := s.readiness()
+		if !ready {
+			http.Error(w, text, http.StatusServiceUnavailable)
 			return
 		}
-		fmt.Fprintln(w, "ready")
+		fmt.Fprintln(w, text)
 	})
 	mux.HandleFunc("GET /debug/clients", s.handleClients)
 	mux.HandleFunc("GET /debug/config", s.handleConfig)
@@ -69,6 +70,7 @@ func (s *server) handleIndex(w http.ResponseWriter, _ *http.Request) {
 		}
 	}
 	fmt.Fprintf(&b, "rejected  %d reloads since start\n", st.Rejected)
+	s.snapshotStatus(&b)
 	if len(st.Warnings) > 0 {
 		fmt.Fprintf(&b, "\nwarnings:\n")
 		for _, wn := range st.Warnings {
@@ -89,7 +91,7 @@ func (s *server) handleIndex(w http.ResponseWriter, _ *http.Request) {
 	fmt.Fprintf(&b, `
 endpoints
   /metrics                    Prometheus metrics
-  /healthz, /readyz           process up; initial config loaded
+  /healthz, /readyz           process up; initial config loaded (and the snapshot's fate)
   /debug/clients[?verbose]    connected streams, per type: versions sent and ACKed, last NACK
   /debug/config?node=ID       what a node is served, as JSON, with versions
   /debug/config?scope=NAME    what a scope holds

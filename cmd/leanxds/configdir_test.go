@@ -200,3 +200,33 @@ func TestEdgeExampleShape(t *testing.T) {
 	}
 	assert.Equal(t, map[string]int{"LDS": 2, "RDS": 2, "CDS": 3, "EDS": 3, "SDS": 1}, count)
 }
+
+// While the store holds a snapshot restored at start, a directory without
+// resources does not replace it (an unmounted volume is no config); once the
+// directory has been applied, emptying it empties the store as usual.
+func TestReloadKeepsRestoredSnapshotOverEmptyDirectory(t *testing.T) {
+	dir := t.TempDir()
+	src, st := newSource(t, dir)
+	var outcomes []string
+	src.onReload = func(o string, _ store.Result) { outcomes = append(outcomes, o) }
+	_, err := st.Commit(store.SetNamed("default", "restored", xdstest.Cluster("restored")))
+	require.NoError(t, err)
+	src.keepSnapshot()
+
+	_, err = src.Reload()
+	require.ErrorIs(t, err, errEmptyOverSnapshot)
+	assert.Equal(t, []string{"default"}, st.View().Scopes())
+	assert.False(t, src.State().Loaded)
+
+	writeFile(t, dir, "web.yaml", cluster("web", "1s"))
+	_, err = src.Reload()
+	require.NoError(t, err)
+	assert.Nil(t, st.View().Table("default", protocol.TypeCluster).Get("restored"))
+	assert.NotNil(t, st.View().Table("default", protocol.TypeCluster).Get("web"))
+
+	require.NoError(t, os.Remove(filepath.Join(dir, "web.yaml")))
+	_, err = src.Reload()
+	require.NoError(t, err)
+	assert.Empty(t, st.View().Scopes())
+	assert.Equal(t, []string{reloadRejected, reloadApplied, reloadApplied}, outcomes)
+}

@@ -164,6 +164,19 @@ func (p *proc) logLine(msg string) map[string]any {
 	return nil
 }
 
+// logIndex returns the position of the first log line whose message is msg
+// among the process's log lines, or -1.
+func (p *proc) logIndex(msg string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, l := range p.logs {
+		if l["msg"] == msg {
+			return i
+		}
+	}
+	return -1
+}
+
 func (p *proc) logText() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -78,13 +79,18 @@ func resourceJSONFile(t testing.TB, ms ...proto.Message) string {
 
 func node(id, cluster string) *corev3.Node { return &corev3.Node{Id: id, Cluster: cluster} }
 
-// eventually polls cond every 10ms until it holds, failing the test after 5s.
-func eventually(t testing.TB, what string, cond func() bool) {
+// eventually polls cond every 10ms until it holds, failing the test after 5s
+// with what and the text of each of explain (a process's logs).
+func eventually(t testing.TB, what string, cond func() bool, explain ...func() string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			var more strings.Builder
+			for _, f := range explain {
+				more.WriteString("\n" + f())
+			}
+			t.Fatalf("timed out waiting for %s%s", what, more.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -107,7 +113,7 @@ func startTestServer(t testing.TB, dir string, opts ...func(*serveOptions)) *tes
 	for _, f := range opts {
 		f(o)
 	}
-	s, err := newServer(o, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := newServer(context.Background(), o, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
 	require.NoError(t, s.initialLoad())
 	lis, err := net.Listen("tcp", "127.0.0.1:0")

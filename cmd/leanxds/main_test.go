@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -25,11 +26,14 @@ func TestServeHelp(t *testing.T) {
 	code, _, stderr := runArgs(t, nil, "serve", "--help")
 	assert.Equal(t, 0, code)
 	for _, f := range []string{"config", "listen", "admin", "scope-by", "no-default-scope", "tls-cert", "tls-key",
-		"client-ca", "node-identity", "log-level", "log-format", "debounce", "drain-timeout"} {
+		"client-ca", "node-identity", "log-level", "log-format", "debounce", "drain-timeout", "snapshot", "snapshot-interval"} {
 		assert.Regexp(t, `(?m)^  --`+f+`( \w+)?$`, stderr)
 		assert.Contains(t, stderr, "$"+envName(f), f)
 	}
 	assert.Contains(t, stderr, `(default "127.0.0.1:18000")`)
+	assert.Contains(t, stderr, `--snapshot-interval duration
+        how often the served config is written to --snapshot if it changed (and once more at shutdown) (default "1m0s")`)
+	assert.Contains(t, stderr, "s3://bucket/key?region=")
 
 	code, stdout, _ := runArgs(t, nil, "help", "dump")
 	assert.Equal(t, 0, code)
@@ -39,13 +43,24 @@ func TestServeHelp(t *testing.T) {
 // A flag may come from its LEANXDS_* variable; the command line wins.
 func TestFlagsFromEnv(t *testing.T) {
 	c, o := serveCommand(&bytes.Buffer{})
-	env := map[string]string{"LEANXDS_CONFIG": "/from/env", "LEANXDS_SCOPE_BY": "id", "LEANXDS_NO_DEFAULT_SCOPE": "true", "LEANXDS_DEBOUNCE": "1s"}
-	err := c.parse([]string{"--scope-by", "metadata:tenant"}, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	env := map[string]string{"LEANXDS_CONFIG": "/from/env", "LEANXDS_SCOPE_BY": "id", "LEANXDS_NO_DEFAULT_SCOPE": "true", "LEANXDS_DEBOUNCE": "1s",
+		"LEANXDS_SNAPSHOT": "s3://bucket/leanxds/snapshot.bin?region=eu-west-1", "LEANXDS_SNAPSHOT_INTERVAL": "5m"}
+	err := c.parse([]string{"--scope-by", "metadata:tenant", "--snapshot-interval", "30s"}, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	require.NoError(t, err)
 	assert.Equal(t, "/from/env", o.configDir)
 	assert.Equal(t, "metadata:tenant", o.scopeBy)
 	assert.True(t, o.noDefaultScope)
 	assert.Equal(t, "1s", o.debounce.String())
+	assert.Equal(t, "s3://bucket/leanxds/snapshot.bin?region=eu-west-1", o.snapshot)
+	assert.Equal(t, 30*time.Second, o.snapshotInterval)
+
+	c, o = serveCommand(&bytes.Buffer{})
+	require.NoError(t, c.parse(nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok }))
+	assert.Equal(t, 5*time.Minute, o.snapshotInterval)
+	c, o = serveCommand(&bytes.Buffer{})
+	require.NoError(t, c.parse(nil, func(string) (string, bool) { return "", false }))
+	assert.Equal(t, time.Minute, o.snapshotInterval, "the default")
+	assert.Empty(t, o.snapshot, "no persistence by default")
 }
 
 // Bad command lines exit 2 with a message saying what is wrong.
@@ -65,6 +80,9 @@ func TestUsageErrors(t *testing.T) {
 		{nil, []string{"dump", "--output", "csv"}, `--output "csv"`},
 		{nil, []string{"frobnicate"}, `unknown command "frobnicate"`},
 		{nil, []string{"serve", "--no-such-flag"}, "flag provided but not defined"},
+		{nil, []string{"serve", "--config", "x", "--snapshot-interval", "0s"}, "--snapshot-interval must be positive"},
+		{nil, []string{"serve", "--config", "x", "--snapshot-interval", "-1m"}, "--snapshot-interval must be positive"},
+		{map[string]string{"LEANXDS_SNAPSHOT_INTERVAL": "hourly"}, []string{"serve", "--config", "x"}, `LEANXDS_SNAPSHOT_INTERVAL="hourly"`},
 	}
 	for _, c := range cases {
 		code, _, stderr := runArgs(t, c.env, c.args...)
@@ -109,4 +127,27 @@ func TestDumpIgnoresEnv(t *testing.T) {
 	code, _, stderr := runArgs(t, map[string]string{"LEANXDS_OUTPUT": "csv"}, "dump", "--server", "127.0.0.1:1", "--timeout", "1ms")
 	assert.Equal(t, 1, code, "the env var is ignored, and the dial fails")
 	assert.NotContains(t, stderr, "csv")
+}
+
+// A --snapshot that cannot be used stops serve at start (exit 1), before it
+// listens, with a message that names the URL and says what is wrong.
+func TestServeRefusesBadSnapshotURL(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "web.yaml", cluster("web", "1s"))
+	missing := filepath.Join(t.TempDir(), "no-such-dir", "snapshot.bin")
+	cases := []struct{ url, want string }{
+		{"ftp://example.com/snapshot.bin", `unsupported scheme "ftp"`},
+		{"file://" + missing, "does not exist"},
+		{missing, "does not exist"},
+		{"file://host/snapshot.bin", "three slashes"},
+		{"s3://bucket-without-key", "s3://bucket/key"},
+		{"s3://bucket/key?regoin=eu-west-1", "unknown parameter regoin"},
+	}
+	for _, c := range cases {
+		code, _, stderr := runArgs(t, nil, "serve", "--config", dir, "--snapshot", c.url,
+			"--admin", "", "--listen", "127.0.0.1:0", "--log-level", "error")
+		assert.Equal(t, 1, code, c.url)
+		assert.Contains(t, stderr, c.url, "the message names the URL")
+		assert.Contains(t, stderr, c.want, c.url)
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/leanxds/leanxds/persist"
 	"github.com/leanxds/leanxds/store"
 	"github.com/leanxds/leanxds/stream"
 )
@@ -38,7 +39,7 @@ func runServe(ctx context.Context, args []string, env lookupEnv, stdout, stderr 
 	if err != nil {
 		return err
 	}
-	s, err := newServer(o, log)
+	s, err := newServer(ctx, o, log)
 	if err != nil {
 		return err
 	}
@@ -46,7 +47,8 @@ func runServe(ctx context.Context, args []string, env lookupEnv, stdout, stderr 
 }
 
 // server is a running `leanxds serve`: the store, the config directory feeding
-// it, the xDS and CSDS services, and the admin HTTP server.
+// it, the snapshot keeping it across restarts, the xDS and CSDS services, and
+// the admin HTTP server.
 type server struct {
 	opts    *serveOptions
 	log     *slog.Logger
@@ -56,21 +58,41 @@ type server struct {
 	xds     *stream.Server
 	csds    *csdsServer
 	grpc    *grpc.Server
+	// persister keeps the store's snapshot (--snapshot); nil without one.
+	persister *persist.Persister
+	// snapshot is what the restore at start found and did; nil until then, and
+	// without --snapshot.
+	snapshot atomic.Pointer[persist.Info]
 	// ready is set once a config is in the store (/readyz).
 	ready atomic.Bool
 	// done is closed when shutdown starts.
 	done chan struct{}
 }
 
-func newServer(o *serveOptions, log *slog.Logger) (*server, error) {
+func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server, error) {
 	scopeOf, err := scopeFunc(o.scopeBy)
 	if err != nil {
 		return nil, err
 	}
 	s := &server{opts: o, log: log, st: store.New(), done: make(chan struct{})}
 	s.metrics = newMetrics(s.st)
+	if o.snapshot != "" {
+		b, err := openSnapshot(ctx, o.snapshot)
+		if err != nil {
+			return nil, err
+		}
+		s.persister = persist.NewPersister(s.st, b, persist.Options{Interval: o.snapshotInterval, Logger: log})
+		s.metrics.reg.MustRegister(s.persister)
+	}
 	s.source = newConfigSource(o.configDir, s.st, log)
-	s.source.onReload = s.metrics.reloaded
+	s.source.onReload = func(outcome string, res store.Result) {
+		s.metrics.reloaded(outcome, res)
+		if outcome != reloadRejected && s.persister != nil {
+			// From the first load of the directory on, what the store holds is
+			// the config, even empty, and is written as such.
+			s.persister.ConfigLoaded()
+		}
+	}
 
 	xopts := stream.Options{
 		ScopeOf:        scopeOf,
@@ -128,13 +150,14 @@ func (s *server) run(ctx context.Context) error {
 	} else {
 		defer w.Close() // Watch closes it too; closing twice is harmless
 	}
-	// A snapshot restored into s.st here, before the first load, would be served
-	// if the directory turns out invalid (and the directory would replace it
-	// otherwise, since every scope of the store is replaced by the first reload).
+	// The snapshot is restored before the first load: it is served if the
+	// directory turns out invalid (or empty), and the directory replaces it
+	// otherwise, sending nothing to clients for what did not change.
+	s.restoreSnapshot(ctx)
 	if err := s.initialLoad(); err != nil {
 		return err
 	}
-	// A persister of s.st would start here.
+	stopPersister := s.startPersister(ctx)
 
 	lis, err := net.Listen("tcp", s.opts.listen)
 	if err != nil {
@@ -163,7 +186,15 @@ func (s *server) run(ctx context.Context) error {
 	}
 	stopWatch()
 	<-watched
+	// The store no longer changes: the last snapshot is written while the
+	// streams drain.
+	persisted := make(chan struct{})
+	go func() {
+		stopPersister()
+		close(persisted)
+	}()
 	s.drain()
+	<-persisted
 	s.log.Info("stopped")
 	return serveErr
 }
@@ -197,6 +228,10 @@ func (s *server) initialLoad() error {
 	if err != nil && len(v.Scopes()) == 0 {
 		return fmt.Errorf("nothing to serve: config %s is invalid:\n  %s", s.opts.configDir, strings.Join(errorLines(err), "\n  "))
 	}
+	msg := "config loaded"
+	if err != nil {
+		msg = "serving the restored snapshot: the config directory is applied once it is valid and holds resources"
+	}
 	total := 0
 	perScope := make([]any, 0, len(v.Scopes()))
 	for _, scope := range v.Scopes() {
@@ -211,7 +246,11 @@ func (s *server) initialLoad() error {
 	if len(perScope) <= maxScopesLogged {
 		attrs = append(attrs, slog.Group("per_scope", perScope...))
 	}
-	s.log.Info("config loaded", attrs...)
+	if err != nil {
+		s.log.Warn(msg, attrs...)
+	} else {
+		s.log.Info(msg, attrs...)
+	}
 	if total == 0 {
 		s.log.Warn("the config directory holds no resource: clients are served nothing", "dir", s.opts.configDir)
 	}

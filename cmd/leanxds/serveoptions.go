@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/leanxds/leanxds/persist"
 	"github.com/leanxds/leanxds/stream"
 )
 
@@ -25,6 +26,10 @@ type serveOptions struct {
 	logFormat      string
 	debounce       time.Duration
 	drainTimeout   time.Duration
+	// snapshot is the URL of the snapshot restored at start and written while
+	// serving (persist.Open); "" for none.
+	snapshot         string
+	snapshotInterval time.Duration
 }
 
 const serveAbout = `
@@ -38,6 +43,11 @@ watched: after a change it is read again and applied as one atomic commit, or,
 if any file is invalid, rejected whole while the last good config keeps being
 served. SIGTERM or SIGINT stops the server: clients are told to reconnect
 elsewhere, and the process exits 0 once their streams are closed.
+
+With --snapshot, what is served is also saved (every --snapshot-interval if it
+changed, and at shutdown) and restored at start before any client is served: a
+restarted server sends its clients nothing they already hold, and serves the
+snapshot if the directory is invalid or empty at start (see docs/serve.md).
 
 Every flag can also be set by the environment variable named after it.`
 
@@ -60,6 +70,10 @@ func serveCommand(out io.Writer) (*command, *serveOptions) {
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.DurationVar(&o.debounce, "debounce", 200*time.Millisecond, "how long the config directory must be quiet after a change before it is reloaded")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long to wait for streams to close before closing the connections")
+	fs.StringVar(&o.snapshot, "snapshot", "", "`URL` of a snapshot of the served config, restored at start and written while serving:\n"+
+		"file:///path or a plain path (the previous ones are kept as path.1 to path.3),\n"+
+		"or s3://bucket/key?region=REGION[&endpoint=URL] (S3 or an S3-compatible store); empty: none")
+	fs.DurationVar(&o.snapshotInterval, "snapshot-interval", persist.DefaultInterval, "how often the served config is written to --snapshot if it changed (and once more at shutdown)")
 	return c, o
 }
 
@@ -78,6 +92,8 @@ func (o *serveOptions) check() error {
 		return usageErrorf("serve: --csds-readers needs --node-identity")
 	case o.debounce < 0 || o.drainTimeout < 0:
 		return usageErrorf("serve: --debounce and --drain-timeout must not be negative")
+	case o.snapshotInterval <= 0:
+		return usageErrorf("serve: --snapshot-interval must be positive, not %s", o.snapshotInterval)
 	}
 	switch o.nodeIdentity {
 	case "", identitySANURI, identitySANDNS, identityCN:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
@@ -30,8 +31,15 @@ type configSource struct {
 	// reloading serialises reloads: a read and its commit must not interleave
 	// with another's.
 	reloading sync.Mutex
-	mu        sync.Mutex
-	state     reloadState
+	// keepRestored is set while the store holds a snapshot restored at start
+	// (--snapshot) that no reload has replaced yet. A directory without a single
+	// resource is rejected then rather than applied: at start that is far more
+	// likely a volume not mounted or populated yet than a decision to serve
+	// nothing. Guarded by reloading.
+	keepRestored bool
+
+	mu    sync.Mutex
+	state reloadState
 }
 
 // reloadState is how the config directory was last applied, for the admin page.
@@ -69,6 +77,9 @@ func (s *configSource) Reload() (store.Result, error) {
 	defer s.reloading.Unlock()
 	cfg, err := readConfigDir(s.dir)
 	var res store.Result
+	if err == nil && s.keepRestored && cfg.count("") == 0 {
+		err = errEmptyOverSnapshot
+	}
 	if err == nil {
 		// The store's scopes join the directory's, so that what is no longer in
 		// the directory (or was restored from elsewhere) is deleted.
@@ -79,6 +90,7 @@ func (s *configSource) Reload() (store.Result, error) {
 		s.rejected(now, err)
 		return res, err
 	}
+	s.keepRestored = false
 	outcome := reloadUnchanged
 	if res.Changed() {
 		outcome = reloadApplied
@@ -127,8 +139,11 @@ func (s *configSource) rejected(at time.Time, err error) {
 		s.onReload(reloadRejected, store.Result{})
 	}
 	msg := "config rejected: nothing is served yet"
-	if loaded {
+	switch {
+	case loaded:
 		msg = "config rejected: the last good config is still served"
+	case s.keepRestored:
+		msg = "config rejected: the restored snapshot is still served"
 	}
 	s.log.Error(msg, "dir", s.dir, "errors", len(lines))
 	for _, e := range flatten(err) {
@@ -138,6 +153,18 @@ func (s *configSource) rejected(at time.Time, err error) {
 		}
 		s.log.Error("config error", attrs...)
 	}
+}
+
+// errEmptyOverSnapshot rejects a directory without resources while the store
+// holds a restored snapshot (keepRestored).
+var errEmptyOverSnapshot = errors.New("the directory holds no resource: the snapshot restored at start is served until it holds some")
+
+// keepSnapshot tells the source that the store holds a restored snapshot: until
+// a reload is applied, a directory without resources does not replace it.
+func (s *configSource) keepSnapshot() {
+	s.reloading.Lock()
+	s.keepRestored = true
+	s.reloading.Unlock()
 }
 
 // State returns how the directory was last applied.

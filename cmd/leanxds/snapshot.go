@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/leanxds/leanxds/persist"
+)
+
+// With --snapshot, serve keeps a snapshot of its store (package persist):
+//
+//  1. newServer opens the location, so that a bad URL or an unwritable
+//     directory fails at start, and registers the persister's metrics.
+//  2. run restores the snapshot into the store before the first load of the
+//     directory and before the xDS port opens (restoreSnapshot): a client that
+//     reconnects naming the versions it holds is sent nothing (S3, D3).
+//  3. The directory then takes over: its first commit is deduplicated against
+//     the restored content. If it is invalid, or empty, at start, the snapshot
+//     is served until it is fixed (configSource.keepRestored).
+//  4. The persister writes the store every --snapshot-interval if it changed,
+//     and once more at shutdown; it writes an empty store only once the
+//     directory has loaded (ConfigLoaded, called by the reload hook).
+
+// restoreTimeout bounds the restore at start: a backend that does not answer
+// delays serving by this much at most, and the server then starts from its
+// config directory alone.
+const restoreTimeout = time.Minute
+
+// openSnapshot opens the --snapshot location. Its error names the URL.
+func openSnapshot(ctx context.Context, rawURL string) (persist.Backend, error) {
+	b, err := persist.Open(ctx, rawURL, persist.BackendOptions{})
+	if err != nil {
+		name := rawURL
+		if u, perr := url.Parse(rawURL); perr == nil {
+			name = u.Redacted()
+		}
+		if strings.Contains(err.Error(), name) {
+			return nil, fmt.Errorf("--snapshot: %w", err)
+		}
+		return nil, fmt.Errorf("--snapshot %s: %w", name, err)
+	}
+	return b, nil
+}
+
+// restoreSnapshot loads the snapshot into the store, before the first load of
+// the directory and before any client is served. Whatever happens, serving goes
+// on: a snapshot that is missing, unreadable or refused leaves the store to the
+// directory. The persister logs the outcome (how many resources, which
+// revision, or why not).
+func (s *server) restoreSnapshot(ctx context.Context) {
+	if s.persister == nil {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, restoreTimeout)
+	defer cancel()
+	info, _ := s.persister.Restore(rctx) // the error is in info.Err, and logged
+	s.snapshot.Store(&info)
+	if info.Restored && info.Header.Resources > 0 {
+		s.source.keepSnapshot()
+	}
+}
+
+// startPersister runs the persister until stop is called; stop makes it write
+// once more (within persist.DefaultShutdownTimeout) and waits for that write.
+func (s *server) startPersister(ctx context.Context) (stop func()) {
+	if s.persister == nil {
+		return func() {}
+	}
+	// Not ctx itself: the last write happens once ctx has ended.
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.persister.Run(pctx) // Run logs its failures, the last one included
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// readiness is the answer of /readyz: whether a config is served, where it
+// came from, and what became of the snapshot.
+func (s *server) readiness() (ready bool, text string) {
+	if !s.ready.Load() {
+		return false, "initial config not loaded"
+	}
+	info := s.snapshot.Load()
+	var b strings.Builder
+	if s.source.State().Loaded {
+		b.WriteString("ready: config loaded")
+	} else {
+		// Ready only because the store holds a restored snapshot (initialLoad).
+		b.WriteString("ready: serving the restored snapshot; the config directory is not applied (see /)")
+	}
+	switch {
+	case s.persister == nil:
+	case info == nil:
+		b.WriteString("; snapshot not restored yet")
+	case info.Restored:
+		fmt.Fprintf(&b, "; snapshot restored: %d resources, revision %d, from %s",
+			info.Header.Resources, info.Header.Revision, info.Location)
+	case info.Err != "":
+		// "snapshot refused: <location>: <check>: ...; kept as <path>", or
+		// "reading snapshot <location>: ..."
+		if !info.Refused {
+			b.WriteString("; snapshot not restored: ")
+		} else {
+			b.WriteString("; ")
+		}
+		b.WriteString(info.Err)
+	default:
+		fmt.Fprintf(&b, "; no snapshot at %s", info.Location)
+	}
+	return true, b.String()
+}
+
+// snapshotStatus is the snapshot's part of the admin page.
+func (s *server) snapshotStatus(b *strings.Builder) {
+	if s.persister == nil {
+		return
+	}
+	fmt.Fprintf(b, "snapshot  %s\n", s.persister.Backend())
+	if info := s.snapshot.Load(); info != nil {
+		fmt.Fprintf(b, "          at start: %s\n", info)
+	}
+	st := s.persister.Stats()
+	if st.LastSuccess.IsZero() {
+		fmt.Fprintf(b, "          not written since start (every %s if the config changed)\n", s.opts.snapshotInterval)
+	} else {
+		fmt.Fprintf(b, "          written %s (revision %d, %d bytes); %d written since start\n",
+			st.LastSuccess.Format(time.RFC3339), st.LastRevision, st.LastBytes, st.Writes)
+	}
+	if st.LastError != "" {
+		fmt.Fprintf(b, "          LAST WRITE FAILED (%d failures since start): %s\n", st.Failures, st.LastError)
+	}
+}
