@@ -119,8 +119,12 @@ func (d *Delta) respond(v store.View, ts *typeState) *Response {
 	if ts.current(cur) {
 		return nil
 	}
-	old := ts.table
+	old, oldRetained := ts.table, ts.retained
 	updated, removed := d.diff(v, ts, cur)
+	if d.warming(v, ts, updated) {
+		ts.retained = oldRetained
+		return nil // R15: asked again after the next event, with nothing lost
+	}
 	respond := ts.respond
 	ts.table = cur
 	ts.initial = nil

@@ -170,7 +170,8 @@ func TestDeltaR6NoResendOnNACK(t *testing.T) {
 }
 
 // R15: push order, and make before break: a deleted cluster the client's routes
-// still use is removed only after the route update is ACKed.
+// still use, and its endpoints, are removed only after the route update is ACKed;
+// the route to a new cluster waits until the client has asked for its endpoints.
 func TestDeltaR15OrderAndMakeBeforeBreak(t *testing.T) {
 	e := newEnv(t)
 	e.commit(t, append(clusters("a", "b"), store.Set(scope, xdstest.SimpleRoute("r", "a")), eps("a", "10.0.0.1:80"))...)
@@ -178,23 +179,48 @@ func TestDeltaR15OrderAndMakeBeforeBreak(t *testing.T) {
 	c.Subscribe(cds, "*")
 	c.ExpectResponse(conv.Updated("a", "b"))
 	c.ACK()
-	c.Subscribe(eds, "a")
-	c.ExpectResponse(conv.Updated("a"))
+	c.Subscribe(eds, "a", "b")
+	c.ExpectResponse(conv.Updated("a", "b"))
 	c.ACK()
 	c.Subscribe(rds, "r")
 	c.ExpectResponse(conv.Updated("r"))
 	c.ACK()
 
+	// Route r moves from a to new cluster c; a and its endpoints are deleted.
 	e.commit(t, store.Set(scope, xdstest.SimpleRoute("r", "c")), store.Set(scope, xdstest.Cluster("c")),
-		store.Delete(scope, cds, "a"), eps("a", "10.0.0.2:80"))
+		store.Delete(scope, cds, "a"), store.Delete(scope, eds, "a"))
 	c.ExpectResponse(conv.DTypeURL(cds), conv.Updated("c"), conv.NoRemoved())
-	c.ExpectResponse(conv.DTypeURL(eds), conv.Updated("a"))
+	c.ACK()
+	c.ExpectNothing() // a's endpoints stay, and the route waits for c to warm
+	c.Subscribe(eds, "c")
+	c.ExpectResponse(conv.DTypeURL(eds), conv.Updated("c"), conv.NoRemoved())
 	c.ExpectResponse(conv.DTypeURL(rds), conv.Updated("r"))
-	c.ACK(cds)
 	c.ACK(eds)
-	c.ExpectNothing()
+	c.ExpectNothing() // not before the route update is ACKed
 	c.ACK(rds)
 	c.ExpectResponse(conv.DTypeURL(cds), conv.Updated(), conv.Removed("a"))
+	c.ExpectResponse(conv.DTypeURL(eds), conv.Updated(), conv.Removed("a"))
+}
+
+// R15: a client that names its clusters (gRPC, P4) asks for the new one only
+// after it has the route: the old cluster stays until the new one is subscribed.
+func TestR15ReplacementBeforeRemoval(t *testing.T) {
+	e := newEnv(t)
+	e.commit(t, append(clusters("c1"), store.Set(scope, xdstest.SimpleRoute("r", "c1")))...)
+	c := conv.ADS(t, e.cc, node("grpc-1", scope))
+	c.Request(rds, "r")
+	c.ExpectResponse(conv.Names("r"))
+	c.ACK()
+	c.Request(cds, "c1")
+	c.ExpectResponse(conv.Names("c1"))
+	c.ACK()
+
+	e.commit(t, store.Set(scope, xdstest.SimpleRoute("r", "c2")), store.Set(scope, xdstest.Cluster("c2")), store.Delete(scope, cds, "c1"))
+	c.ExpectResponse(conv.TypeURL(rds), conv.Names("r"))
+	c.ACK()
+	c.ExpectNothing() // no empty CDS while c2 is not yet subscribed
+	c.Request(cds, "c1", "c2")
+	c.ExpectResponse(conv.TypeURL(cds), conv.Names("c2"))
 }
 
 // R16, P2: an updated cluster's endpoints are answered although unchanged; a

@@ -11,19 +11,49 @@ import (
 	"github.com/leanxds/leanxds/store"
 )
 
-// retain returns the clusters make-before-break keeps sending although the store
-// deleted them (R15): those the listeners and routes the client holds, or was last
-// sent, still route to. Once those are updated and ACKed, the next CDS response
-// drops them.
+// retain returns the deleted resources make-before-break keeps sending (R15):
+//
+//   - clusters that the listeners and routes the client may hold still route to;
+//     and, while a cluster those routes name is not yet with the client, every
+//     cluster it held: the replacement is made before the old one breaks;
+//   - endpoints of the clusters the client may still hold, kept ones included.
+//
+// Once what used them is updated and ACKed, the next response drops them.
 func (s *machine) retain(v store.View, ts *typeState, cur *store.Table) map[string]*store.Entry {
-	if ts.typeURL != protocol.TypeCluster {
+	var inUse func(name string) bool
+	switch ts.typeURL {
+	case protocol.TypeCluster:
+		var used map[string]struct{}
+		var pending bool
+		inUse = func(name string) bool {
+			if used == nil {
+				used = s.clustersInUse()
+				pending = replacementPending(ts, cur, used)
+			}
+			_, ok := used[name]
+			return ok || pending
+		}
+	case protocol.TypeEndpoint:
+		var used map[string]struct{}
+		inUse = func(name string) bool {
+			if used == nil {
+				used = s.endpointsInUse()
+			}
+			_, ok := used[name]
+			return ok
+		}
+	default:
 		return nil
 	}
-	var gone []*store.Entry
+	var kept map[string]*store.Entry
 	consider := func(e *store.Entry) {
-		if e != nil && cur.Get(e.Name) == nil && ts.sub.subscribes(e.Name) {
-			gone = append(gone, e)
+		if e == nil || cur.Get(e.Name) != nil || !ts.sub.subscribes(e.Name) || !inUse(e.Name) {
+			return
 		}
+		if kept == nil {
+			kept = make(map[string]*store.Entry)
+		}
+		kept[e.Name] = e
 	}
 	if ts.table != nil && ts.table != cur {
 		if names, ok := cur.ChangedSince(ts.table.Revision()); ok {
@@ -39,20 +69,80 @@ func (s *machine) retain(v store.View, ts *typeState, cur *store.Table) map[stri
 	for _, e := range ts.retained {
 		consider(e)
 	}
-	if len(gone) == 0 {
-		return nil
-	}
-	used := s.clustersInUse()
-	var kept map[string]*store.Entry
-	for _, e := range gone {
-		if _, ok := used[e.Name]; ok {
-			if kept == nil {
-				kept = make(map[string]*store.Entry)
-			}
-			kept[e.Name] = e
+	return kept
+}
+
+// replacementPending reports whether a cluster the client's routes use exists but
+// is not subscribed yet: a client that names its clusters (gRPC, P4) asks for the
+// new one only after it has the route, and must keep the old one until then.
+func replacementPending(cds *typeState, cur *store.Table, used map[string]struct{}) bool {
+	for c := range used {
+		if cur.Get(c) != nil && !cds.sub.subscribes(c) {
+			return true
 		}
 	}
-	return kept
+	return false
+}
+
+// endpointsInUse returns the EDS service names of the clusters the client may
+// hold: those of the CDS tables it ACKed last or was sent since, and those kept
+// by make before break.
+func (s *machine) endpointsInUse() map[string]struct{} {
+	used := make(map[string]struct{})
+	cds := s.types[protocol.TypeCluster]
+	if cds == nil {
+		return used
+	}
+	add := func(e *store.Entry) {
+		for _, n := range e.Refs.Endpoints {
+			used[n] = struct{}{}
+		}
+	}
+	for _, t := range cds.held {
+		for e := range t.All() {
+			if cds.sub.subscribes(e.Name) {
+				add(e)
+			}
+		}
+	}
+	for _, e := range cds.retained {
+		add(e)
+	}
+	return used
+}
+
+// warming reports whether a route update must wait (R15, make before break): it
+// routes to a cluster the client has been sent but whose endpoints it has not
+// asked for yet, so the cluster is still warming and traffic sent to it now would
+// fail. Only a client that takes every cluster (Envoy's wildcard CDS) is held
+// back: one that names its clusters asks for them after the route (P4). A client
+// that rejected its newest clusters is not held back, since they will not warm.
+func (s *machine) warming(v store.View, ts *typeState, resources []*store.Entry) bool {
+	if ts.typeURL != protocol.TypeRoute {
+		return false
+	}
+	cds, eds := s.types[protocol.TypeCluster], s.types[protocol.TypeEndpoint]
+	if cds == nil || !cds.sub.wildcard || cds.table == nil {
+		return false
+	}
+	if cds.lastNACK != nil && cds.lastNACK.Nonce == cds.nonce {
+		return false
+	}
+	clusters := v.Table(s.Scope, protocol.TypeCluster)
+	for _, r := range resources {
+		for _, c := range r.Refs.Clusters {
+			ce := clusters.Get(c)
+			if ce == nil || cds.table.Get(c) == nil {
+				continue // not a cluster the client has been sent: nothing to wait for
+			}
+			for _, svc := range ce.Refs.Endpoints {
+				if eds == nil || !eds.sub.subscribes(svc) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // clustersInUse returns the clusters named by the listeners and routes the client

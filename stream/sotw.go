@@ -134,6 +134,9 @@ func (s *SotW) respond(v store.View, ts *typeState) *Response {
 	} else {
 		r = s.incremental(v, ts, cur)
 	}
+	if r != nil && s.warming(v, ts, r.Resources) {
+		return nil // R15: asked again after the next event, with nothing lost
+	}
 	old := ts.table
 	ts.table = cur
 	ts.force, ts.forceAll, ts.respond = nil, false, false
@@ -177,13 +180,28 @@ func (s *SotW) fullState(v store.View, ts *typeState, cur *store.Table) *Respons
 // re-sent (S2, R9, R16). Deleted resources are simply left out: in SotW that
 // deletes nothing (S2), and the client drops them when nothing refers to them.
 func (s *SotW) incremental(v store.View, ts *typeState, cur *store.Table) *Response {
-	var names []string
-	if ts.forceAll {
-		for _, e := range s.subscribed(v, ts, cur) {
-			names = append(names, e.Name)
+	var all []*store.Entry // every subscribed resource, sorted; computed at most once
+	subscribed := func() []*store.Entry {
+		if all == nil {
+			all = s.subscribed(v, ts, cur)
 		}
-	} else {
-		names = s.changed(ts, cur)
+		return all
+	}
+	var entries []*store.Entry
+	switch {
+	case ts.forceAll:
+		entries = subscribed()
+	case len(ts.force) > manyForced:
+		// R16 after a change of many clusters or listeners: pick what is owed from
+		// the subscription, already sorted, rather than sorting the names.
+		changed := s.changed(ts, cur)
+		for _, e := range subscribed() {
+			if _, ok := slices.BinarySearch(changed, e.Name); ok || forced(ts, e.Name) {
+				entries = append(entries, e)
+			}
+		}
+	default:
+		names := s.changed(ts, cur)
 		for _, n := range expandGlobs(ts, cur, slices.Collect(maps.Keys(ts.force))) {
 			if ts.sub.subscribes(n) {
 				names = append(names, n)
@@ -191,15 +209,32 @@ func (s *SotW) incremental(v store.View, ts *typeState, cur *store.Table) *Respo
 		}
 		slices.Sort(names)
 		names = slices.Compact(names)
-	}
-	var entries []*store.Entry
-	for _, n := range names {
-		if e := s.lookup(v, ts, cur, n); e != nil {
-			entries = append(entries, e)
+		for _, n := range names {
+			if e := s.lookup(v, ts, cur, n); e != nil {
+				entries = append(entries, e)
+			}
 		}
 	}
 	if len(entries) == 0 && !ts.respond {
 		return nil // R14: what is asked but missing is sent when it appears
 	}
-	return &Response{Version: digestOf(s.subscribed(v, ts, cur)).Version(), Resources: entries, table: cur}
+	return &Response{Version: s.subscribedDigest(v, ts, cur, subscribed).Version(), Resources: entries, table: cur}
+}
+
+// manyForced is the number of forced names above which incremental picks them
+// from the sorted subscription instead of sorting them.
+const manyForced = 32
+
+// forced reports whether name is owed to the client whatever changed (R9, R16):
+// named in force, or a member of a glob collection named there (X2).
+func forced(ts *typeState, name string) bool {
+	if _, ok := ts.force[name]; ok {
+		return true
+	}
+	for n := range ts.force {
+		if g, ok := ts.sub.globs[n]; ok && g.Matches(name) {
+			return true
+		}
+	}
+	return false
 }

@@ -229,7 +229,8 @@ func TestR14MissingThenCreated(t *testing.T) {
 	c.ExpectResponse(conv.Names("later"))
 }
 
-// R15: one commit touching several types is pushed CDS, EDS, LDS, RDS.
+// R15: one commit touching several types is pushed CDS, EDS, LDS, RDS; a route
+// to a new cluster waits until the cluster has its endpoints.
 func TestR15PushOrder(t *testing.T) {
 	e := newEnv(t)
 	e.commit(t, store.Set(scope, xdstest.Cluster("a")), store.Set(scope, xdstest.Endpoints("a", "10.0.0.1:80")),
@@ -260,11 +261,19 @@ func TestR15PushOrder(t *testing.T) {
 		store.Set(scope, xdstest.Secret("s")),
 	)
 	var got []string
-	for range 4 {
+	for range 3 {
 		r := c.ExpectResponse()
 		got = append(got, protocol.Short(r.GetTypeUrl()))
 	}
-	assert.Equal(t, []string{"CDS", "EDS", "LDS", "RDS"}, got)
+	assert.Equal(t, []string{"CDS", "EDS", "LDS"}, got)
+	// The route to new cluster b waits while b warms: the client has b but has not
+	// asked for its endpoints yet (make before break). It asks, as Envoy does
+	// after a CDS update: b's (explicitly empty, P2) endpoints, then the route.
+	c.ExpectNothing()
+	c.ACK(cds)
+	c.Request(eds, "a", "b")
+	c.ExpectResponse(conv.TypeURL(eds), conv.Names("b"))
+	c.ExpectResponse(conv.TypeURL(rds), conv.Names("r"))
 }
 
 // R15: make before break: a cluster the client's routes still use stays in CDS
@@ -276,6 +285,9 @@ func TestR15MakeBeforeBreak(t *testing.T) {
 	c.Request(cds)
 	c.ExpectResponse(conv.Names("a", "b"))
 	c.ACK()
+	c.Request(eds, "a", "b")
+	c.ExpectResponse(conv.Names("a", "b"))
+	c.ACK()
 	c.Request(rds, "r")
 	c.ExpectResponse(conv.Names("r"))
 	c.ACK()
@@ -284,6 +296,11 @@ func TestR15MakeBeforeBreak(t *testing.T) {
 	e.commit(t, store.Set(scope, xdstest.SimpleRoute("r", "c")), store.Set(scope, xdstest.Cluster("c")), store.Delete(scope, cds, "a"))
 	// CDS is pushed first, with c, and a is kept: r still routes to it on the client.
 	first := c.ExpectResponse(conv.TypeURL(cds), conv.Names("a", "b", "c"))
+	c.ACK()
+	// The route waits until c has its endpoints (it warms); Envoy asks for them.
+	c.ExpectNothing()
+	c.Request(eds, "a", "b", "c")
+	c.ExpectResponse(conv.TypeURL(eds), conv.Names("c"))
 	c.ACK()
 	c.ExpectResponse(conv.TypeURL(rds), conv.Names("r"))
 	c.ExpectNothing() // not before the route update is ACKed

@@ -26,6 +26,26 @@ type subscription struct {
 	globs map[string]protocol.Glob
 	// sorted caches sortedNames until the names change.
 	sorted []string
+	// set, when not nil, is the interned nameSet that names and sorted belong to,
+	// shared with other streams: they are never modified in place (own copies
+	// them first).
+	set *nameSet
+}
+
+// own makes names private to this subscription before a change.
+func (s *subscription) own() {
+	if s.set != nil {
+		s.names, s.sorted, s.set = maps.Clone(s.names), nil, nil
+	}
+}
+
+// intern shares names with every other subscription to the same set.
+func (s *subscription) intern() {
+	if s.set != nil || len(s.names) == 0 {
+		return
+	}
+	s.set = interned.intern(s.names)
+	s.names, s.sorted = s.set.names, s.set.sorted
 }
 
 // subscribes reports whether name is part of the subscription.
@@ -46,6 +66,7 @@ func (s *subscription) subscribes(name string) bool {
 
 // add and remove keep names and globs together.
 func (s *subscription) add(name string) {
+	s.own()
 	if s.names == nil {
 		s.names = make(map[string]struct{})
 	}
@@ -60,9 +81,12 @@ func (s *subscription) add(name string) {
 }
 
 func (s *subscription) remove(name string) {
-	if _, ok := s.names[name]; ok {
-		s.sorted = nil
+	if _, ok := s.names[name]; !ok {
+		delete(s.globs, name)
+		return
 	}
+	s.own()
+	s.sorted = nil
 	delete(s.names, name)
 	delete(s.globs, name)
 }
@@ -82,6 +106,11 @@ func (s *subscription) sortedNames() []string {
 func (s *subscription) update(names []string) (added []string, wildcardOn bool) {
 	first := !s.requested
 	s.requested = true
+	if !first && s.same(names) {
+		// The common case: an ACK repeating the list. Applying the same list twice
+		// changes nothing, so skip rebuilding the set (and its sorted cache).
+		return nil, false
+	}
 	wasWildcard := s.wildcard
 
 	next := make(map[string]struct{}, len(names))
@@ -111,12 +140,32 @@ func (s *subscription) update(names []string) (added []string, wildcardOn bool) 
 			added = append(added, n)
 		}
 	}
-	s.names, s.globs, s.sorted = nil, nil, nil
-	for n := range next {
-		s.add(n)
+	s.names, s.globs, s.sorted, s.set = nil, nil, nil, nil
+	if len(next) > 0 {
+		s.names = next
 	}
+	for n := range next {
+		if g, ok := protocol.ParseGlob(n); ok {
+			if s.globs == nil {
+				s.globs = make(map[string]protocol.Glob)
+			}
+			s.globs[n] = g
+		}
+	}
+	s.intern()
 	slices.Sort(added)
 	return added, s.wildcard && !wasWildcard
+}
+
+// same reports, without allocating, whether names is exactly the explicit set
+// already held, in the order sortedNames keeps it: Envoy sends its names sorted
+// and repeats them in every ACK. A list in another order is not recognised
+// (update then takes the general path).
+func (s *subscription) same(names []string) bool {
+	if s.wildcard || len(names) == 0 || len(names) != len(s.names) {
+		return false
+	}
+	return slices.Equal(names, s.sortedNames())
 }
 
 // subscribe applies a delta request's resource_names_subscribe (D4, D5);
@@ -141,6 +190,7 @@ func (s *subscription) subscribe(names []string, unsubscribing bool) (answer []s
 		s.add(n)
 		answer = append(answer, n)
 	}
+	s.intern()
 	return answer, wildcardOn
 }
 
@@ -159,5 +209,6 @@ func (s *subscription) unsubscribe(names []string) (resend []string) {
 			resend = append(resend, n)
 		}
 	}
+	s.intern()
 	return resend
 }

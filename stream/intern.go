@@ -1,0 +1,129 @@
+package stream
+
+import (
+	"hash/maphash"
+	"maps"
+	"runtime"
+	"slices"
+	"sync"
+	"weak"
+
+	"github.com/leanxds/leanxds/protocol"
+	"github.com/leanxds/leanxds/store"
+)
+
+// Shared subscriptions
+//
+// Thousands of Envoys of one fleet subscribe to the same thousand EDS names. A
+// set of names per stream would cost each stream a map and a sorted copy (about
+// 100 KiB for a thousand names), so equal sets are interned: every stream
+// subscribed to the same names points to one immutable nameSet. A stream whose
+// subscription changes builds its new set privately and interns it again. The
+// table holds its sets weakly: a set no stream uses any more is collected.
+
+// nameSet is an interned, immutable set of subscribed names.
+type nameSet struct {
+	names  map[string]struct{}
+	sorted []string
+}
+
+type internTable struct {
+	mu   sync.Mutex
+	seed maphash.Seed
+	sets map[uint64][]weak.Pointer[nameSet]
+}
+
+var interned = internTable{seed: maphash.MakeSeed(), sets: map[uint64][]weak.Pointer[nameSet]{}}
+
+// intern returns the shared set holding exactly the names of m, which it may
+// adopt: the caller must not modify m afterwards.
+func (t *internTable) intern(m map[string]struct{}) *nameSet {
+	sorted := slices.Sorted(maps.Keys(m))
+	var h maphash.Hash
+	h.SetSeed(t.seed)
+	for _, n := range sorted {
+		h.WriteString(n)
+		h.WriteByte(0)
+	}
+	k := h.Sum64()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, wp := range t.sets[k] {
+		if s := wp.Value(); s != nil && slices.Equal(s.sorted, sorted) {
+			return s
+		}
+	}
+	s := &nameSet{names: m, sorted: sorted}
+	t.sets[k] = append(t.sets[k], weak.Make(s))
+	runtime.AddCleanup(s, t.prune, k)
+	return s
+}
+
+// prune forgets the collected sets of one hash.
+func (t *internTable) prune(k uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	live := t.sets[k][:0]
+	for _, wp := range t.sets[k] {
+		if wp.Value() != nil {
+			live = append(live, wp)
+		}
+	}
+	if len(live) == 0 {
+		delete(t.sets, k)
+	} else {
+		t.sets[k] = live
+	}
+}
+
+// Version digests of shared subscriptions
+//
+// An SotW EDS or RDS response's version is the digest of every resource the
+// subscription covers, which takes a lookup per subscribed name. Streams sharing
+// an interned subscription and reading the same tables get the same digest, so
+// it is computed once and remembered here for the others.
+
+type digestKey struct {
+	set *nameSet
+	cur *store.Table
+	// cds is the scope's cluster table for EDS, whose explicit empty assignments
+	// (P2) depend on the clusters; nil for other types.
+	cds *store.Table
+}
+
+type digestMemo struct {
+	mu sync.Mutex
+	m  map[digestKey]protocol.Digest
+}
+
+// maxDigests bounds the memo; it holds tables, so it is kept small and simply
+// forgets everything when full.
+const maxDigests = 256
+
+var digests = digestMemo{m: map[digestKey]protocol.Digest{}}
+
+// subscribedDigest returns the digest of every resource the subscription of ts
+// covers in cur; subscribed computes them.
+func (s *machine) subscribedDigest(v store.View, ts *typeState, cur *store.Table, subscribed func() []*store.Entry) protocol.Digest {
+	if ts.sub.set == nil || ts.sub.wildcard || len(ts.sub.globs) > 0 {
+		return digestOf(subscribed())
+	}
+	k := digestKey{set: ts.sub.set, cur: cur}
+	if ts.typeURL == protocol.TypeEndpoint {
+		k.cds = v.Table(s.Scope, protocol.TypeCluster)
+	}
+	digests.mu.Lock()
+	d, ok := digests.m[k]
+	digests.mu.Unlock()
+	if ok {
+		return d
+	}
+	d = digestOf(subscribed())
+	digests.mu.Lock()
+	if len(digests.m) >= maxDigests {
+		clear(digests.m)
+	}
+	digests.m[k] = d
+	digests.mu.Unlock()
+	return d
+}
