@@ -56,18 +56,33 @@ func logHooks(l *slog.Logger) Hooks {
 	attrs := func(i StreamInfo) slog.Attr {
 		return slog.Group("stream", "id", i.ID, "node", i.NodeID, "scope", i.Scope, "variant", i.Variant)
 	}
+	// debug is checked before building a record's attributes, which would
+	// otherwise cost allocations on every request and response of every stream.
+	debug := func() bool { return l.Enabled(context.Background(), slog.LevelDebug) }
 	return Hooks{
 		StreamOpened: func(i StreamInfo) {
+			if !debug() {
+				return
+			}
 			l.LogAttrs(context.Background(), slog.LevelDebug, "stream opened", attrs(i))
 		},
 		StreamClosed: func(i StreamInfo, err error) {
+			if !debug() {
+				return
+			}
 			l.LogAttrs(context.Background(), slog.LevelDebug, "stream closed", attrs(i), slog.Any("err", err))
 		},
 		Request: func(i StreamInfo, r Received) {
+			if !debug() {
+				return
+			}
 			l.LogAttrs(context.Background(), slog.LevelDebug, "request", attrs(i),
 				slog.String("type", protocol.Short(r.TypeURL)), slog.String("kind", r.Kind.String()))
 		},
 		Response: func(i StreamInfo, r *Response, _ time.Duration) {
+			if !debug() {
+				return
+			}
 			l.LogAttrs(context.Background(), slog.LevelDebug, "response", attrs(i),
 				slog.String("type", protocol.Short(r.TypeURL)), slog.String("version", r.Version),
 				slog.String("nonce", r.Nonce), slog.Int("resources", len(r.Resources)), slog.Int("removed", len(r.Removed)))

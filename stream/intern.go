@@ -59,6 +59,33 @@ func (t *internTable) intern(m map[string]struct{}) *nameSet {
 	return s
 }
 
+// lookupSorted returns the interned set whose names are exactly names, if names
+// is strictly ascending, holds no wildcard and no xdstp name (which would need
+// normalising, X1), and such a set exists; otherwise nil.
+func (t *internTable) lookupSorted(names []string) *nameSet {
+	if len(names) == 0 {
+		return nil
+	}
+	var h maphash.Hash
+	h.SetSeed(t.seed)
+	for i, n := range names {
+		if (i > 0 && names[i-1] >= n) || n == Wildcard || protocol.IsXdstp(n) {
+			return nil
+		}
+		h.WriteString(n)
+		h.WriteByte(0)
+	}
+	k := h.Sum64()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, wp := range t.sets[k] {
+		if s := wp.Value(); s != nil && slices.Equal(s.sorted, names) {
+			return s
+		}
+	}
+	return nil
+}
+
 // prune forgets the collected sets of one hash.
 func (t *internTable) prune(k uint64) {
 	t.mu.Lock()

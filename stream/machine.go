@@ -98,6 +98,16 @@ func (s *machine) responses(v store.View, respond func(store.View, *typeState) *
 	return out
 }
 
+// sent reports whether the client was sent name: it is subscribed, a response
+// was computed since, and nothing of it is still owed.
+func (ts *typeState) sent(name string) bool {
+	if ts.table == nil || !ts.sub.subscribes(name) {
+		return false
+	}
+	_, owed := ts.force[name]
+	return !owed && !ts.forceAll && ts.initial == nil
+}
+
 func (ts *typeState) addForce(name string) {
 	if ts.force == nil {
 		ts.force = make(map[string]struct{})

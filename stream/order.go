@@ -28,7 +28,7 @@ func (s *machine) retain(v store.View, ts *typeState, cur *store.Table) map[stri
 		inUse = func(name string) bool {
 			if used == nil {
 				used = s.clustersInUse()
-				pending = replacementPending(ts, cur, used)
+				pending = s.replacementPending(ts, cur, used)
 			}
 			_, ok := used[name]
 			return ok || pending
@@ -73,12 +73,24 @@ func (s *machine) retain(v store.View, ts *typeState, cur *store.Table) map[stri
 }
 
 // replacementPending reports whether a cluster the client's routes use exists but
-// is not subscribed yet: a client that names its clusters (gRPC, P4) asks for the
-// new one only after it has the route, and must keep the old one until then.
-func replacementPending(cds *typeState, cur *store.Table, used map[string]struct{}) bool {
+// is not yet with the client, endpoints included: a client that names its
+// clusters (gRPC, P4) asks for the new one only after it has the route, and for
+// its endpoints only after it has the cluster; it keeps using the old cluster
+// until then, so the old one must stay.
+func (s *machine) replacementPending(cds *typeState, cur *store.Table, used map[string]struct{}) bool {
+	eds := s.types[protocol.TypeEndpoint]
 	for c := range used {
-		if cur.Get(c) != nil && !cds.sub.subscribes(c) {
+		e := cur.Get(c)
+		if e == nil {
+			continue
+		}
+		if !cds.sub.subscribes(c) {
 			return true
+		}
+		for _, svc := range e.Refs.Endpoints {
+			if eds != nil && eds.sub.requested && !eds.sent(svc) {
+				return true
+			}
 		}
 	}
 	return false
@@ -195,6 +207,13 @@ func (s *machine) owe(old *store.Table, ts *typeState, r *Response) {
 		return
 	}
 	var dts *typeState
+	if len(r.Resources) > manyForced && allChanged(old, r.Resources) {
+		// Every resource sent is new or updated (a change that touched them all):
+		// owing all their dependents is, for the client, owing its whole
+		// subscription of the dependent type. Say so once instead of naming each.
+		s.typeState(dep).forceAll = true
+		return
+	}
 	for _, e := range r.Resources {
 		var prev *store.Entry
 		if old != nil {
@@ -217,6 +236,19 @@ func (s *machine) owe(old *store.Table, ts *typeState, r *Response) {
 			dts.force[n] = struct{}{}
 		}
 	}
+}
+
+// allChanged reports whether every entry differs from its version in old.
+func allChanged(old *store.Table, entries []*store.Entry) bool {
+	if old == nil {
+		return true
+	}
+	for _, e := range entries {
+		if prev := old.Get(e.Name); prev != nil && prev.Version == e.Version {
+			return false
+		}
+	}
+	return true
 }
 
 // usedByCluster reports whether a cluster of the scope gets its endpoints from

@@ -231,6 +231,9 @@ func forced(ts *typeState, name string) bool {
 	if _, ok := ts.force[name]; ok {
 		return true
 	}
+	if len(ts.sub.globs) == 0 {
+		return false
+	}
 	for n := range ts.force {
 		if g, ok := ts.sub.globs[n]; ok && g.Matches(name) {
 			return true

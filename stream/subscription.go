@@ -111,6 +111,18 @@ func (s *subscription) update(names []string) (added []string, wildcardOn bool) 
 		// changes nothing, so skip rebuilding the set (and its sorted cache).
 		return nil, false
 	}
+	if set := interned.lookupSorted(names); set != nil {
+		// A sorted list of plain names that another stream already subscribes to
+		// (a fleet following the same change): adopt its set without building one.
+		for _, n := range set.sorted {
+			if _, had := s.names[n]; !had {
+				added = append(added, n)
+			}
+		}
+		s.wildcard, s.legacy = false, false // R11, S4: an explicit list is exact
+		s.names, s.globs, s.sorted, s.set = set.names, nil, set.sorted, set
+		return added, false
+	}
 	wasWildcard := s.wildcard
 
 	next := make(map[string]struct{}, len(names))
