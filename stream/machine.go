@@ -76,6 +76,8 @@ type typeState struct {
 	held []*store.Table
 	// lastNACK is the newest NACK of this type.
 	lastNACK *NACK
+	// previous maps the nonces of a few superseded responses to their versions.
+	previous map[string]string
 	// initial is what a reconnecting delta client said it holds
 	// (initial_resource_versions, D3), until the first response answers it.
 	initial map[string]string
@@ -97,6 +99,21 @@ func (s *machine) responses(v store.View, respond func(store.View, *typeState) *
 	}
 	return out
 }
+
+// remember keeps the nonce and version of a superseded response, so that its late
+// ACK still tells which version the client accepted (status only: R7 stands).
+func (ts *typeState) remember(nonce, version string) {
+	if nonce == "" {
+		return
+	}
+	if ts.previous == nil || len(ts.previous) >= maxPrevious {
+		ts.previous = make(map[string]string, maxPrevious)
+	}
+	ts.previous[nonce] = version
+}
+
+// maxPrevious bounds the superseded responses a type remembers.
+const maxPrevious = 4
 
 // sent reports whether the client was sent name: it is subscribed, a response
 // was computed since, and nothing of it is still owed.

@@ -51,7 +51,11 @@ func (s *SotW) Receive(req *discoveryv3.DiscoveryRequest, at time.Time, v store.
 		// nothing of the type comes from an earlier stream or server (P3).
 	case nonce != ts.nonce:
 		// R7, S5: the client has not seen our newest response yet; it will answer
-		// that one, and only the newest request counts.
+		// that one, and only the newest request counts. It does say, though, that
+		// the client accepted the older response: the status reports it.
+		if v, ok := ts.previous[nonce]; ok && req.GetErrorDetail() == nil {
+			ts.ackedVersion = v
+		}
 		rcv.Kind = KindStale
 		return rcv, nil
 	case req.GetErrorDetail() != nil:
@@ -146,6 +150,7 @@ func (s *SotW) respond(v store.View, ts *typeState) *Response {
 	r.TypeURL = ts.typeURL
 	r.Nonce = s.nextNonce()
 	ts.hold(cur)
+	ts.remember(ts.nonce, ts.version)
 	ts.nonce, ts.version = r.Nonce, r.Version
 	s.owe(old, ts, r)
 	return r

@@ -124,6 +124,12 @@ func TestR7StaleNonce(t *testing.T) {
 	// first nonce: the server waits for the answer to its newest response.
 	c.Send(&discoveryv3.DiscoveryRequest{TypeUrl: eds, ResourceNames: []string{"a", "b"}, ResponseNonce: first.Nonce(), VersionInfo: first.Version()})
 	c.ExpectNothing()
+	// The late ACK of the first response is stale, yet tells what the client accepted.
+	c.Send(&discoveryv3.DiscoveryRequest{TypeUrl: eds, ResourceNames: []string{"a"}, ResponseNonce: first.Nonce(), VersionInfo: first.Version()})
+	c.ExpectNothing()
+	st := e.status(t, "envoy-1", nil)
+	assert.Equal(t, first.Version(), typeStatus(st, eds).VersionACKed)
+	assert.Equal(t, second.Version(), typeStatus(st, eds).VersionSent)
 	// The same request under the newest nonce is answered (R9: b is new).
 	c.Send(&discoveryv3.DiscoveryRequest{TypeUrl: eds, ResourceNames: []string{"a", "b"}, ResponseNonce: second.Nonce(), VersionInfo: second.Version()})
 	c.ExpectResponse(conv.Names("b"))
