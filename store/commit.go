@@ -156,6 +156,12 @@ func prepareSet(c Change) (prepared, error) {
 		return prepared{}, err
 	}
 	name = protocol.NormalizeName(name) // X1: one key whatever the order of xdstp parameters
+	refs := resources.References(typeURL, c.resource)
+	for _, names := range []*[]string{&refs.Routes, &refs.ScopedRoutes, &refs.Clusters, &refs.Endpoints, &refs.Secrets, &refs.ExtensionConfigs} {
+		for i, n := range *names {
+			(*names)[i] = protocol.NormalizeName(n) // X1: references match the keys they name
+		}
+	}
 	body, err := marshal.Marshal(c.resource)
 	if err != nil {
 		return prepared{}, fmt.Errorf("%s %q: encoding: %w", protocol.Short(typeURL), name, err)
@@ -169,7 +175,7 @@ func prepareSet(c Change) (prepared, error) {
 			Body:    body,
 			Version: version,
 			Digest:  protocol.EntryDigest(name, version),
-			Refs:    resources.References(typeURL, c.resource),
+			Refs:    refs,
 		},
 	}, nil
 }

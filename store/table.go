@@ -72,6 +72,16 @@ type Table struct {
 	// sorted caches Sorted's answer: the table never changes, so it is computed
 	// once, by the first reader that asks, and shared.
 	sorted atomic.Pointer[[]*Entry]
+	// since caches the newest answer of ChangedSince: after a commit, every stream
+	// asks the new table the same question (what changed since the table it was
+	// sent), so it is answered once.
+	since atomic.Pointer[sinceAnswer]
+}
+
+type sinceAnswer struct {
+	rev   uint64
+	names []string
+	ok    bool
 }
 
 var emptyTable = &Table{}
@@ -138,6 +148,14 @@ func (t *Table) Sorted() []*Entry {
 // revision rev (look each up with Get: nil means deleted), sorted and without
 // repeats. ok is false when rev is older than the changes the table remembers; the
 // caller then compares full contents instead.
+//
+// The slice may be shared with other callers: do not modify it.
 func (t *Table) ChangedSince(rev uint64) (names []string, ok bool) {
-	return t.log.since(rev)
+	if a := t.since.Load(); a != nil && a.rev == rev {
+		return a.names, a.ok
+	}
+	names, ok = t.log.since(rev)
+	names = slices.Clip(names) // an append by a caller copies
+	t.since.Store(&sinceAnswer{rev: rev, names: names, ok: ok})
+	return names, ok
 }

@@ -42,8 +42,8 @@ func NewDelta(scope string, node *corev3.Node, limits Limits) *Delta {
 // Receive applies a delta request. An error means the request is malformed: end
 // the stream with codes.InvalidArgument and the error's text.
 func (d *Delta) Receive(req *discoveryv3.DeltaDiscoveryRequest, at time.Time) (Received, error) {
-	if req.GetTypeUrl() == "" {
-		return Received{}, fmt.Errorf("request without type_url")
+	if err := d.admit(req.GetTypeUrl()); err != nil {
+		return Received{}, err
 	}
 	n := len(req.GetResourceNamesSubscribe()) + len(req.GetResourceNamesUnsubscribe()) + len(req.GetInitialResourceVersions())
 	if n > d.limits.maxNames() {
@@ -73,6 +73,7 @@ func (d *Delta) Receive(req *discoveryv3.DeltaDiscoveryRequest, at time.Time) (R
 				ts.ackedVersion = p.version
 				if nonce == ts.nonce {
 					ts.held = append(ts.held[:0], ts.table)
+					ts.ackedAt = d.requests
 				}
 				rcv.Kind, rcv.Version = KindACK, p.version
 			}
@@ -116,6 +117,7 @@ func (d *Delta) Responses(v store.View) []*Response { return d.responses(v, d.re
 
 func (d *Delta) respond(v store.View, ts *typeState) *Response {
 	cur := emptyTableFor(v, d.Scope, ts)
+	d.p2Recheck(v, ts, cur)
 	if ts.current(cur) {
 		return nil
 	}
@@ -144,7 +146,7 @@ func (d *Delta) respond(v store.View, ts *typeState) *Response {
 		Removed:   removed,
 		table:     cur,
 	}
-	ts.nonce, ts.version = r.Nonce, r.Version
+	ts.nonce, ts.version, ts.ackedAt = r.Nonce, r.Version, 0
 	ts.hold(cur)
 	if len(d.pending) >= maxPending {
 		clear(d.pending) // a client this far behind on ACKs gets its NACKs unattributed
@@ -179,9 +181,24 @@ func (d *Delta) diff(v store.View, ts *typeState, cur *store.Table) (updated []*
 				removed = append(removed, n)
 			}
 		}
-		names = expandGlobs(ts, cur, slices.Collect(maps.Keys(ts.force)))
+		for n := range ts.force {
+			g, glob := ts.sub.globs[n]
+			if !glob {
+				names = append(names, n) // D5, R16: answered even if held
+				continue
+			}
+			for _, e := range cur.Sorted() {
+				if g.Matches(e.Name) && ts.initial[e.Name] != e.Version {
+					names = append(names, e.Name) // D3: a glob's members, only as they differ
+				}
+			}
+		}
+		if ts.forceAll {
+			updated = d.subscribed(v, ts, cur) // R16 owed for every resource
+		}
 	case ts.forceAll:
 		updated = d.subscribed(v, ts, cur)
+		names = changedNames(ts.table, cur, &ts.sub) // D7: and what was deleted
 	default:
 		names = changedNames(ts.table, cur, &ts.sub)
 		names = append(names, expandGlobs(ts, cur, slices.Collect(maps.Keys(ts.force)))...)

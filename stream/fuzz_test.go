@@ -237,7 +237,7 @@ func checkSotWResponse(t *testing.T, v store.View, r *Response, m *sotwModel, no
 
 // deltaModel is the fuzzer's account of a delta client.
 type deltaModel struct {
-	requested, wildcard bool
+	requested, wildcard, legacy bool
 	names               map[string]bool
 	nonces              []string
 	// sinceLast: nothing happened since the newest response of the type.
@@ -314,11 +314,14 @@ func (m *deltaModel) apply(req *discoveryv3.DeltaDiscoveryRequest) {
 	first := !m.requested
 	m.requested = true
 	if first && len(req.GetResourceNamesSubscribe()) == 0 && len(req.GetResourceNamesUnsubscribe()) == 0 {
-		m.wildcard, m.grew = true, true
+		m.wildcard, m.legacy, m.grew = true, true, true
+	}
+	if m.legacy && len(req.GetResourceNamesSubscribe()) > 0 && !slices.Contains(req.GetResourceNamesSubscribe(), Wildcard) {
+		m.wildcard, m.legacy = false, false // D4: the legacy wildcard ends with a name
 	}
 	for _, n := range req.GetResourceNamesSubscribe() {
 		if n == Wildcard {
-			m.wildcard = true
+			m.wildcard, m.legacy = true, false
 		} else {
 			m.names[n] = true
 		}

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"fmt"
 	"slices"
 	"time"
 
@@ -21,7 +22,9 @@ type machine struct {
 	limits Limits
 	// nonces counts the responses made on the stream; each nonce is its count (R1).
 	nonces uint64
-	types  map[string]*typeState
+	// requests counts the requests received, to tell what came after an ACK.
+	requests uint64
+	types    map[string]*typeState
 }
 
 func newMachine(scope string, node *corev3.Node, limits Limits) machine {
@@ -32,6 +35,16 @@ func newMachine(scope string, node *corev3.Node, limits Limits) machine {
 type Limits struct {
 	// MaxNames is the most resource names one request may carry; 0 means 100,000.
 	MaxNames int
+	// MaxTypes is the most type URLs one stream may request; 0 means 64. Each
+	// costs state and a watch, and Envoy uses about ten.
+	MaxTypes int
+}
+
+func (l Limits) maxTypes() int {
+	if l.MaxTypes > 0 {
+		return l.MaxTypes
+	}
+	return 64
 }
 
 func (l Limits) maxNames() int {
@@ -76,6 +89,12 @@ type typeState struct {
 	held []*store.Table
 	// lastNACK is the newest NACK of this type.
 	lastNACK *NACK
+	// ackedAt is the request count at the ACK of the newest response; 0 while
+	// the newest response is not ACKed.
+	ackedAt uint64
+	// cdsSeen is, for EDS, the cluster table the last computation saw: a cluster
+	// that appears later still owes its explicit empty assignment (P2).
+	cdsSeen *store.Table
 	// previous maps the nonces of a few superseded responses to their versions.
 	previous map[string]string
 	// initial is what a reconnecting delta client said it holds
@@ -114,6 +133,21 @@ func (ts *typeState) remember(nonce, version string) {
 
 // maxPrevious bounds the superseded responses a type remembers.
 const maxPrevious = 4
+
+// settled reports whether the client has answered the newest response of ts and
+// moved on: it rejected it, or it ACKed it and sent another request since. Until
+// then the client may still ask for what that response made it need, so make
+// before break waits (R15); after, it no longer does, so that nothing waits
+// forever on a request that will not come.
+func (s *machine) settled(ts *typeState) bool {
+	switch {
+	case ts == nil || ts.nonce == "":
+		return true
+	case ts.lastNACK != nil && ts.lastNACK.Nonce == ts.nonce:
+		return true
+	}
+	return ts.ackedAt > 0 && s.requests > ts.ackedAt
+}
 
 // sent reports whether the client was sent name: it is subscribed, a response
 // was computed since, and nothing of it is still owed.
@@ -194,6 +228,19 @@ type Received struct {
 	Version string
 	// NACK is set for KindNACK.
 	NACK *NACK
+}
+
+// admit checks a request's type against the stream's limits and counts the
+// request (see settled).
+func (s *machine) admit(typeURL string) error {
+	if typeURL == "" {
+		return fmt.Errorf("request without type_url")
+	}
+	if _, known := s.types[typeURL]; !known && len(s.types) >= s.limits.maxTypes() {
+		return fmt.Errorf("request for a %dth type URL (%s), more than the limit of %d", len(s.types)+1, typeURL, s.limits.maxTypes())
+	}
+	s.requests++
+	return nil
 }
 
 func (s *machine) typeState(typeURL string) *typeState {

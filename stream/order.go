@@ -77,18 +77,34 @@ func (s *machine) retain(v store.View, ts *typeState, cur *store.Table) map[stri
 // clusters (gRPC, P4) asks for the new one only after it has the route, and for
 // its endpoints only after it has the cluster; it keeps using the old cluster
 // until then, so the old one must stay.
+//
+// It waits only while the client may still ask (see settled): a client that
+// rejected the cluster, or moved on without asking, holds nothing back.
 func (s *machine) replacementPending(cds *typeState, cur *store.Table, used map[string]struct{}) bool {
 	eds := s.types[protocol.TypeEndpoint]
+	routesSettled := s.settled(s.types[protocol.TypeRoute]) && s.settled(s.types[protocol.TypeListener]) &&
+		s.settled(s.types[protocol.TypeVirtualHost])
 	for c := range used {
 		e := cur.Get(c)
 		if e == nil {
 			continue
 		}
 		if !cds.sub.subscribes(c) {
-			return true
+			if !routesSettled {
+				return true // it will ask for the cluster its new route names
+			}
+			continue
 		}
+		if eds == nil || !eds.sub.requested {
+			continue // its endpoints do not come over this stream
+		}
+		// The client asks for the endpoints once it has the cluster: not before
+		// this response if it brings the cluster, nor until it settled it after.
+		mayAsk := !cds.sent(c) || !s.settled(cds)
 		for _, svc := range e.Refs.Endpoints {
-			if eds != nil && eds.sub.requested && !eds.sent(svc) {
+			// Subscribed but not yet sent: sent right after this response, so the
+			// old cluster goes with the next one.
+			if !eds.sent(svc) && (eds.sub.subscribes(svc) || mayAsk) {
 				return true
 			}
 		}
@@ -126,29 +142,28 @@ func (s *machine) endpointsInUse() map[string]struct{} {
 // warming reports whether a route update must wait (R15, make before break): it
 // routes to a cluster the client has been sent but whose endpoints it has not
 // asked for yet, so the cluster is still warming and traffic sent to it now would
-// fail. Only a client that takes every cluster (Envoy's wildcard CDS) is held
-// back: one that names its clusters asks for them after the route (P4). A client
-// that rejected its newest clusters is not held back, since they will not warm.
+// fail. Only a client that takes every cluster (Envoy's wildcard CDS) and its
+// endpoints over this stream is held back: one that names its clusters asks for
+// them after the route (P4). The wait ends when the client has settled its
+// newest clusters (rejected them, or ACKed them and moved on without asking),
+// so that a route never waits on a request that will not come.
 func (s *machine) warming(v store.View, ts *typeState, resources []*store.Entry) bool {
 	if ts.typeURL != protocol.TypeRoute {
 		return false
 	}
 	cds, eds := s.types[protocol.TypeCluster], s.types[protocol.TypeEndpoint]
-	if cds == nil || !cds.sub.wildcard || cds.table == nil {
-		return false
-	}
-	if cds.lastNACK != nil && cds.lastNACK.Nonce == cds.nonce {
+	if cds == nil || !cds.sub.wildcard || cds.table == nil || eds == nil || !eds.sub.requested || s.settled(cds) {
 		return false
 	}
 	clusters := v.Table(s.Scope, protocol.TypeCluster)
 	for _, r := range resources {
 		for _, c := range r.Refs.Clusters {
 			ce := clusters.Get(c)
-			if ce == nil || cds.table.Get(c) == nil {
+			if ce == nil || !cds.sent(c) {
 				continue // not a cluster the client has been sent: nothing to wait for
 			}
 			for _, svc := range ce.Refs.Endpoints {
-				if eds == nil || !eds.sub.subscribes(svc) {
+				if !eds.sub.subscribes(svc) {
 					return true
 				}
 			}
@@ -161,7 +176,7 @@ func (s *machine) warming(v store.View, ts *typeState, resources []*store.Entry)
 // may hold: those it ACKed last and those sent since.
 func (s *machine) clustersInUse() map[string]struct{} {
 	used := make(map[string]struct{})
-	for _, typeURL := range []string{protocol.TypeListener, protocol.TypeRoute} {
+	for _, typeURL := range []string{protocol.TypeListener, protocol.TypeRoute, protocol.TypeVirtualHost} {
 		ts := s.types[typeURL]
 		if ts == nil {
 			continue
@@ -251,10 +266,36 @@ func allChanged(old *store.Table, entries []*store.Entry) bool {
 	return true
 }
 
+// p2Recheck owes the explicit empty assignment of every subscribed EDS name whose
+// cluster appeared since the last computation (P2): the EDS table did not
+// change, so nothing else would answer it.
+func (s *machine) p2Recheck(v store.View, ts *typeState, cur *store.Table) {
+	if ts.typeURL != protocol.TypeEndpoint {
+		return
+	}
+	cds := v.Table(s.Scope, protocol.TypeCluster)
+	old := ts.cdsSeen
+	if cds == old {
+		return
+	}
+	ts.cdsSeen = cds
+	if old == nil || ts.table == nil {
+		return // the first answer covers every name anyway
+	}
+	for _, n := range ts.sub.sortedNames() {
+		if cur.Get(n) == nil && usedByClusterIn(cds, n) && !usedByClusterIn(old, n) {
+			ts.addForce(n)
+		}
+	}
+}
+
 // usedByCluster reports whether a cluster of the scope gets its endpoints from
 // the EDS service name.
 func usedByCluster(v store.View, scope, service string) bool {
-	cds := v.Table(scope, protocol.TypeCluster)
+	return usedByClusterIn(v.Table(scope, protocol.TypeCluster), service)
+}
+
+func usedByClusterIn(cds *store.Table, service string) bool {
 	if c := cds.Get(service); c != nil && slices.Contains(c.Refs.Endpoints, service) {
 		return true
 	}

@@ -34,8 +34,8 @@ func NewSotW(scope string, node *corev3.Node, limits Limits) *SotW {
 // (S3). An error means the request is malformed: end the stream with
 // codes.InvalidArgument and the error's text.
 func (s *SotW) Receive(req *discoveryv3.DiscoveryRequest, at time.Time, v store.View) (Received, error) {
-	if req.GetTypeUrl() == "" {
-		return Received{}, fmt.Errorf("request without type_url")
+	if err := s.admit(req.GetTypeUrl()); err != nil {
+		return Received{}, err
 	}
 	if n := len(req.GetResourceNames()); n > s.limits.maxNames() {
 		return Received{}, fmt.Errorf("request for %s names %d resources, more than the limit of %d",
@@ -73,21 +73,27 @@ func (s *SotW) Receive(req *discoveryv3.DiscoveryRequest, at time.Time, v store.
 		rcv.Kind, rcv.Version, rcv.NACK = KindNACK, req.GetVersionInfo(), ts.lastNACK
 	default:
 		// R4: echoing the newest nonce without error_detail accepts that response.
-		ts.ackedVersion = ts.version
+		ts.ackedVersion, ts.ackedAt = ts.version, s.requests
 		ts.held = append(ts.held[:0], ts.table)
 		rcv.Kind, rcv.Version = KindACK, ts.version
 	}
 
 	first := !ts.sub.requested
+	owed := ts.force // answers owed before this request (R16), kept through S3
 	added, wildcardOn := ts.sub.update(req.GetResourceNames())
 	if wildcardOn {
 		ts.forceAll = true // R9, R10: a new wildcard gets everything
 	}
-	for _, n := range added {
-		if ts.force == nil {
-			ts.force = make(map[string]struct{})
+	switch {
+	case len(added) > manyForced && len(added) == len(ts.sub.names) && len(ts.sub.globs) == 0:
+		// R9: every name is new (a first request, typically): owing each of them is
+		// owing the whole subscription, said once instead of name by name.
+		ts.forceAll = true
+	case len(added) > 0:
+		ts.force = maps.Clone(ts.force)
+		for _, n := range added {
+			ts.addForce(n) // R9: newly named resources are sent even if held
 		}
-		ts.force[n] = struct{}{} // R9: newly named resources are sent even if held
 	}
 	if !first {
 		return rcv, nil
@@ -107,7 +113,7 @@ func (s *SotW) Receive(req *discoveryv3.DiscoveryRequest, at time.Time, v store.
 			ts.table, ts.version = cur, vi
 			ts.ackedVersion = vi
 			ts.held = []*store.Table{cur}
-			ts.force, ts.forceAll, ts.respond = nil, false, false
+			ts.force, ts.forceAll, ts.respond = owed, false, false
 		} else {
 			ts.forceAll = true
 		}
@@ -123,6 +129,7 @@ func (s *SotW) Responses(v store.View) []*Response { return s.responses(v, s.res
 // respond computes the response of one type, or nil.
 func (s *SotW) respond(v store.View, ts *typeState) *Response {
 	cur := emptyTableFor(v, s.Scope, ts)
+	s.p2Recheck(v, ts, cur)
 	if ts.current(cur) {
 		return nil // the common case: nothing new for this type
 	}
@@ -151,7 +158,7 @@ func (s *SotW) respond(v store.View, ts *typeState) *Response {
 	r.Nonce = s.nextNonce()
 	ts.hold(cur)
 	ts.remember(ts.nonce, ts.version)
-	ts.nonce, ts.version = r.Nonce, r.Version
+	ts.nonce, ts.version, ts.ackedAt = r.Nonce, r.Version, 0
 	s.owe(old, ts, r)
 	return r
 }

@@ -189,13 +189,17 @@ func (s *subscription) subscribe(names []string, unsubscribing bool) (answer []s
 	s.requested = true
 	if first && len(names) == 0 && !unsubscribing {
 		// D4: a first request with both lists empty is a (legacy) wildcard.
-		s.wildcard = true
+		s.wildcard, s.legacy = true, true
 		return nil, true
+	}
+	if s.legacy && len(names) > 0 && !slices.Contains(names, Wildcard) {
+		// D4, like R11: the legacy wildcard lasts until the client names something.
+		s.wildcard, s.legacy = false, false
 	}
 	for _, n := range names {
 		if n == Wildcard {
 			wildcardOn = !s.wildcard
-			s.wildcard = true
+			s.wildcard, s.legacy = true, false
 			continue
 		}
 		n = protocol.NormalizeName(n) // X1, X3
@@ -217,8 +221,8 @@ func (s *subscription) unsubscribe(names []string) (resend []string) {
 		}
 		n = protocol.NormalizeName(n)
 		s.remove(n)
-		if s.wildcard {
-			resend = append(resend, n)
+		if s.subscribes(n) {
+			resend = append(resend, n) // D6, X2: "*" or a glob still covers it
 		}
 	}
 	s.intern()
