@@ -238,8 +238,8 @@ func checkSotWResponse(t *testing.T, v store.View, r *Response, m *sotwModel, no
 // deltaModel is the fuzzer's account of a delta client.
 type deltaModel struct {
 	requested, wildcard, legacy bool
-	names               map[string]bool
-	nonces              []string
+	names                       map[string]bool
+	nonces                      []string
 	// sinceLast: nothing happened since the newest response of the type.
 	last          *Response
 	grew, changed bool
