@@ -1,6 +1,6 @@
 // Package stream serves the resources of a store.Store to xDS clients over gRPC:
 // the aggregated service (ADS) and every per-type discovery service, state of the
-// world (SotW) today.
+// world (SotW) and incremental (delta).
 //
 // # Parts
 //
@@ -10,6 +10,8 @@
 //     compares what the client holds with the store's current view and returns
 //     what to send, in push order (R15), or nothing (R6). It has no goroutine,
 //     lock, channel or clock, so tests drive it as a conversation.
+//   - delta.go: Delta, the incremental state machine, sharing machine.go's
+//     per-type state, lookups and ordering with SotW.
 //   - order.go: what crosses types: make-before-break removal of clusters still
 //     in use (R15), the EDS/RDS answers owed to new or updated clusters and
 //     listeners (R16), and explicit empty assignments (P2).
@@ -37,6 +39,18 @@
 // flow control. Store changes meanwhile coalesce in the stream's watcher; when
 // the client reads again, it is sent the latest state, not every version in
 // between, so a stalled stream holds a bounded amount of memory.
+//
+// # Limits of the design
+//
+//   - Ordering across types (R15 make before break, R16 answers owed to new
+//     clusters and listeners) holds within one stream. A client that uses the
+//     per-type services gets each type on its own stream, which the protocol
+//     does not order; that is what ADS is for.
+//   - A node is given its scope when its stream opens. A node that fell back to
+//     the default scope keeps it until it reconnects.
+//   - Shutdown ends every stream that is not blocked sending to a client that
+//     stopped reading; bound grpc.Server.GracefulStop with a timeout and then
+//     call Stop, as the leanxds binary does.
 //
 // Rule ids (R1, S3, P2, ...) refer to XDS-RULES.md; the code cites them where it
 // enforces them and the tests where they prove them.
