@@ -2,6 +2,7 @@ package stream
 
 import (
 	"errors"
+	"hash/maphash"
 	"sync"
 	"unicode/utf8"
 
@@ -58,10 +59,14 @@ func (codec) Unmarshal(data mem.BufferSlice, v any) error {
 // unmarshalRequest decodes a SotW request whose resource names are shared
 // strings. An Envoy repeats its whole list of names, a thousand EDS services, in
 // every request of the type, and a fleet names the same services: decoding them
-// as new strings would allocate a thousand strings per ACK per stream. The other
-// fields are decoded by proto.Unmarshal as usual.
+// as new strings would allocate a thousand strings per ACK per stream. A list
+// seen recently is reused whole (req.ResourceNames is then shared: it is only
+// read); other names come from a table of names. The other fields are decoded by
+// proto.Unmarshal as usual.
 func unmarshalRequest(b []byte, req *discoveryv3.DiscoveryRequest) error {
-	var names []string
+	var h maphash.Hash
+	h.SetSeed(requestLists.seed)
+	count := 0
 	rest := make([]byte, 0, 256)
 	for in := b; len(in) > 0; {
 		num, typ, n := protowire.ConsumeTag(in)
@@ -74,11 +79,9 @@ func unmarshalRequest(b []byte, req *discoveryv3.DiscoveryRequest) error {
 		}
 		if num == fieldResourceNames && typ == protowire.BytesType {
 			v, _ := protowire.ConsumeBytes(in[n:])
-			name, err := requestNames.intern(v)
-			if err != nil {
-				return err
-			}
-			names = append(names, name)
+			h.Write(v)
+			h.WriteByte(0)
+			count++
 		} else {
 			rest = append(rest, in[:n+m]...)
 		}
@@ -87,9 +90,95 @@ func unmarshalRequest(b []byte, req *discoveryv3.DiscoveryRequest) error {
 	if err := proto.Unmarshal(rest, req); err != nil {
 		return err
 	}
+	if count == 0 {
+		return nil
+	}
+	key := h.Sum64()
+	requestLists.mu.Lock()
+	names := requestLists.lists[key]
+	requestLists.mu.Unlock()
+	if len(names) == count && sameNames(b, names) {
+		req.ResourceNames = names
+		return nil
+	}
+	names, err := decodeNames(b, count)
+	if err != nil {
+		return err
+	}
+	requestLists.mu.Lock()
+	if len(requestLists.lists) >= maxRequestLists {
+		clear(requestLists.lists)
+	}
+	requestLists.lists[key] = names
+	requestLists.mu.Unlock()
 	req.ResourceNames = names
 	return nil
 }
+
+// eachName calls f with every resource name of an encoded request, in order.
+func eachName(b []byte, f func(v []byte) bool) {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		m := protowire.ConsumeFieldValue(num, typ, b[n:]) // b was checked already
+		if num == fieldResourceNames && typ == protowire.BytesType {
+			v, _ := protowire.ConsumeBytes(b[n:])
+			if !f(v) {
+				return
+			}
+		}
+		b = b[n+m:]
+	}
+}
+
+// sameNames reports whether the names of b are exactly names.
+func sameNames(b []byte, names []string) bool {
+	i, same := 0, true
+	eachName(b, func(v []byte) bool {
+		same = i < len(names) && names[i] == string(v)
+		i++
+		return same
+	})
+	return same && i == len(names)
+}
+
+// decodeNames returns the count names of b as shared strings.
+func decodeNames(b []byte, count int) ([]string, error) {
+	names := make([]string, 0, count)
+	var err error
+	requestNames.mu.RLock() // once per list, not once per name
+	var misses []int
+	eachName(b, func(v []byte) bool {
+		s, ok := requestNames.names[string(v)]
+		if !ok {
+			misses = append(misses, len(names))
+		}
+		names = append(names, s)
+		return true
+	})
+	requestNames.mu.RUnlock()
+	if len(misses) > 0 {
+		i, k := 0, 0
+		eachName(b, func(v []byte) bool {
+			if k < len(misses) && misses[k] == i {
+				names[i], err = requestNames.intern(v)
+				k++
+			}
+			i++
+			return err == nil
+		})
+	}
+	return names, err
+}
+
+// requestLists remembers recent lists of names, by a hash of their bytes.
+var requestLists = struct {
+	mu    sync.Mutex
+	seed  maphash.Seed
+	lists map[uint64][]string
+}{seed: maphash.MakeSeed(), lists: map[uint64][]string{}}
+
+// maxRequestLists bounds requestLists; past it, it starts afresh.
+const maxRequestLists = 256
 
 // DiscoveryRequest.resource_names.
 const fieldResourceNames = 3

@@ -155,6 +155,13 @@ func FuzzSotW(f *testing.F) {
 			check := func(resps []*Response) {
 				v := st.View()
 				for _, r := range resps {
+					if fuzzTrace {
+						var names []string
+						for _, e := range r.Resources {
+							names = append(names, e.Name)
+						}
+						t.Logf("  response %s nonce=%s version=%s names=%v", protocol.Short(r.TypeURL), r.Nonce, r.Version, names)
+					}
 					checkSotWResponse(t, v, r, models[r.TypeURL], nonces)
 					if dep := models[r16Dependent[r.TypeURL]]; dep != nil {
 						dep.changed = true // R16 may answer the dependent type again
@@ -163,6 +170,15 @@ func FuzzSotW(f *testing.F) {
 			}
 			check(sm.Responses(st.View()))
 			if again := sm.Responses(st.View()); len(again) > 0 {
+				if fuzzTrace {
+					for _, r := range again {
+						var names []string
+						for _, e := range r.Resources {
+							names = append(names, e.Name)
+						}
+						t.Logf("  again %s nonce=%s version=%s names=%v", protocol.Short(r.TypeURL), r.Nonce, r.Version, names)
+					}
+				}
 				t.Fatalf("R6: a second computation with nothing new sent %s again", protocol.Short(again[0].TypeURL))
 			}
 		}

@@ -154,3 +154,112 @@ func (s *machine) subscribedDigest(v store.View, ts *typeState, cur *store.Table
 	digests.mu.Unlock()
 	return d
 }
+
+// Answers shared between streams
+//
+// After a commit, every stream of a fleet asks the same questions of the same two
+// tables: the one it was last sent and the new one. The answers that depend on
+// those tables alone are computed by the first stream and remembered here, so a
+// push to N streams does the table work once, not N times. Each memo is small
+// and forgets everything when full; every answer is read-only.
+
+type tablePair struct{ old, cur *store.Table }
+
+type pairMemo[V any] struct {
+	mu sync.Mutex
+	m  map[tablePair]V
+}
+
+func (p *pairMemo[V]) get(old, cur *store.Table, compute func() V) V {
+	k := tablePair{old, cur}
+	p.mu.Lock()
+	v, ok := p.m[k]
+	p.mu.Unlock()
+	if ok {
+		return v
+	}
+	v = compute()
+	p.mu.Lock()
+	if p.m == nil || len(p.m) >= maxDigests {
+		p.m = make(map[tablePair]V)
+	}
+	p.m[k] = v
+	p.mu.Unlock()
+	return v
+}
+
+var (
+	differMemo  pairMemo[bool]
+	goneMemo    pairMemo[[]*store.Entry]
+	changedMemo pairMemo[bool]
+	entriesMemo struct {
+		mu sync.Mutex
+		m  map[digestKey][]*store.Entry
+	}
+)
+
+// differsShared reports whether any resource sub covers differs between old and
+// cur; for a wildcard subscription, which covers every name, the answer depends on
+// the tables alone and is shared.
+func differsShared(old, cur *store.Table, sub *subscription) bool {
+	if old == nil || !sub.wildcard {
+		return len(changedNames(old, cur, sub)) > 0
+	}
+	return differMemo.get(old, cur, func() bool { return len(changedNames(old, cur, sub)) > 0 })
+}
+
+// goneShared returns the entries of old that cur no longer holds.
+func goneShared(old, cur *store.Table) []*store.Entry {
+	return goneMemo.get(old, cur, func() []*store.Entry {
+		var gone []*store.Entry
+		if names, ok := cur.ChangedSince(old.Revision()); ok {
+			for _, n := range names {
+				if e := old.Get(n); e != nil && cur.Get(n) == nil {
+					gone = append(gone, e)
+				}
+			}
+		} else {
+			for e := range old.All() {
+				if cur.Get(e.Name) == nil {
+					gone = append(gone, e)
+				}
+			}
+		}
+		return slices.Clip(gone)
+	})
+}
+
+// allChangedShared is allChanged(old, r.Resources), shared when r holds its whole
+// table.
+func allChangedShared(old *store.Table, r *Response) bool {
+	if old == nil || !r.full {
+		return allChanged(old, r.Resources)
+	}
+	return changedMemo.get(old, r.table, func() bool { return allChanged(old, r.Resources) })
+}
+
+// subscribedShared is s.subscribed, shared between streams of one interned
+// subscription reading the same tables. The slice is read-only.
+func (s *machine) subscribedShared(v store.View, ts *typeState, cur *store.Table) []*store.Entry {
+	if ts.sub.set == nil || ts.sub.wildcard || len(ts.sub.globs) > 0 {
+		return s.subscribed(v, ts, cur)
+	}
+	k := digestKey{set: ts.sub.set, cur: cur}
+	if ts.typeURL == protocol.TypeEndpoint {
+		k.cds = v.Table(s.Scope, protocol.TypeCluster)
+	}
+	entriesMemo.mu.Lock()
+	e, ok := entriesMemo.m[k]
+	entriesMemo.mu.Unlock()
+	if ok {
+		return e
+	}
+	e = slices.Clip(s.subscribed(v, ts, cur))
+	entriesMemo.mu.Lock()
+	if entriesMemo.m == nil || len(entriesMemo.m) >= maxDigests {
+		entriesMemo.m = make(map[digestKey][]*store.Entry)
+	}
+	entriesMemo.m[k] = e
+	entriesMemo.mu.Unlock()
+	return e
+}

@@ -108,16 +108,40 @@ func (ts *typeState) current(cur *store.Table) bool {
 	return cur == ts.table && ts.initial == nil && !ts.respond && !ts.forceAll && len(ts.force) == 0 && len(ts.retained) == 0
 }
 
-// responses computes each requested type's response in push order (R15).
+// responses computes each requested type's response in push order (R15). A
+// response can release what an earlier type held back (the endpoints a kept
+// cluster waited for were just sent), so the types are passed over again until
+// nothing more is to be sent: a later call with nothing new sends nothing (R6).
 func (s *machine) responses(v store.View, respond func(store.View, *typeState) *Response) []*Response {
 	var out []*Response
-	for _, typeURL := range s.typeOrder() {
-		if r := respond(v, s.types[typeURL]); r != nil {
-			out = append(out, r)
+	for pass := 0; pass < maxPasses; pass++ {
+		n := len(out)
+		for _, typeURL := range s.typeOrder() {
+			if r := respond(v, s.types[typeURL]); r != nil {
+				out = append(out, r)
+			}
+		}
+		if len(out) == n && (pass > 0 || !s.holdingBack()) {
+			break
 		}
 	}
 	return out
 }
+
+// holdingBack reports whether make before break keeps anything that a later type
+// of this pass may have released.
+func (s *machine) holdingBack() bool {
+	for _, ts := range s.types {
+		if len(ts.retained) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// maxPasses bounds the passes of responses: one release leads to at most one
+// more response of an earlier type.
+const maxPasses = 3
 
 // remember keeps the nonce and version of a superseded response, so that its late
 // ACK still tells which version the client accepted (status only: R7 stands).
@@ -358,7 +382,7 @@ func (s *machine) changed(ts *typeState, cur *store.Table) []string {
 
 // differs reports whether any subscribed resource differs between ts.table and cur.
 func (s *machine) differs(ts *typeState, cur *store.Table) bool {
-	return ts.table == nil || len(changedNames(ts.table, cur, &ts.sub)) > 0
+	return ts.table == nil || differsShared(ts.table, cur, &ts.sub)
 }
 
 // changedNames returns the names the subscription covers whose version differs

@@ -56,14 +56,8 @@ func (s *machine) retain(v store.View, ts *typeState, cur *store.Table) map[stri
 		kept[e.Name] = e
 	}
 	if ts.table != nil && ts.table != cur {
-		if names, ok := cur.ChangedSince(ts.table.Revision()); ok {
-			for _, n := range names {
-				consider(ts.table.Get(n))
-			}
-		} else {
-			for e := range ts.table.All() {
-				consider(e)
-			}
+		for _, e := range goneShared(ts.table, cur) {
+			consider(e)
 		}
 	}
 	for _, e := range ts.retained {
@@ -222,7 +216,7 @@ func (s *machine) owe(old *store.Table, ts *typeState, r *Response) {
 		return
 	}
 	var dts *typeState
-	if len(r.Resources) > manyForced && allChanged(old, r.Resources) {
+	if len(r.Resources) > manyForced && allChangedShared(old, r) {
 		// Every resource sent is new or updated (a change that touched them all):
 		// owing all their dependents is, for the client, owing its whole
 		// subscription of the dependent type. Say so once instead of naming each.

@@ -195,7 +195,7 @@ func (s *SotW) incremental(v store.View, ts *typeState, cur *store.Table) *Respo
 	var all []*store.Entry // every subscribed resource, sorted; computed at most once
 	subscribed := func() []*store.Entry {
 		if all == nil {
-			all = s.subscribed(v, ts, cur)
+			all = s.subscribedShared(v, ts, cur)
 		}
 		return all
 	}
