@@ -1,0 +1,110 @@
+// Command xdsserver is the leanxds server the load benchmarks measure: it loads
+// the benchmark workload into a store, serves it with stream.New over gRPC, and
+// exposes the control API of bench/control (and net/http/pprof) on a second
+// loopback port. It exits by itself after -timeout.
+//
+//	xdsserver -addr 127.0.0.1:18000 -control 127.0.0.1:18001
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"os/signal"
+	"runtime"
+	runtimepprof "runtime/pprof"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/leanxds/leanxds/bench/control"
+	"github.com/leanxds/leanxds/bench/leanserver"
+	"github.com/leanxds/leanxds/bench/workload"
+	"github.com/leanxds/leanxds/stream"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:18000", "xDS gRPC listen address (loopback)")
+	ctl := flag.String("control", "127.0.0.1:18001", "control API listen address (loopback)")
+	timeout := flag.Duration("timeout", 2*time.Hour, "exit after this long whatever happens")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	memProfile := flag.String("memprofile", "", "write an allocs profile to this file on exit")
+	write := flag.String("write-workload", "", "write the workload to this file, for the go-control-plane peer, and exit")
+	w := workload.Flags(flag.CommandLine)
+	flag.Parse()
+	if *write != "" {
+		if err := workload.Write(*write, *w); err != nil {
+			fmt.Fprintln(os.Stderr, "xdsserver:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(*addr, *ctl, *timeout, *cpuProfile, *memProfile, w.Resources()); err != nil {
+		fmt.Fprintln(os.Stderr, "xdsserver:", err)
+		os.Exit(1)
+	}
+}
+
+func run(addr, ctl string, timeout time.Duration, cpuProfile, memProfile string, res map[string][]proto.Message) error {
+	if _, err := control.RaiseOpenFiles(); err != nil {
+		return err
+	}
+	srv, err := leanserver.New(res)
+	if err != nil {
+		return err
+	}
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := runtimepprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { runtimepprof.StopCPUProfile(); f.Close() }()
+	}
+	if memProfile != "" {
+		runtime.MemProfileRate = 64 << 10 // sample an allocation every 64 KiB, more than the default
+		defer func() {
+			if f, err := os.Create(memProfile); err == nil {
+				_ = runtimepprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
+
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	g := grpc.NewServer(stream.ServerOption(), control.ServerKeepalive())
+	stream.New(srv.Store(), stream.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}).Register(g)
+	go func() { _ = g.Serve(lis) }()
+
+	mux := http.NewServeMux()
+	control.Handler(mux, srv)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	ctlLis, err := net.Listen("tcp", ctl)
+	if err != nil {
+		return err
+	}
+	go func() { _ = http.Serve(ctlLis, mux) }()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	select {
+	case <-ctx.Done():
+	case <-time.After(timeout):
+		fmt.Fprintln(os.Stderr, "xdsserver: -timeout reached, exiting")
+	}
+	g.Stop()
+	return nil
+}
