@@ -1,6 +1,9 @@
 package store
 
-import "sync"
+import (
+	"slices"
+	"sync"
+)
 
 // Watcher receives a signal on C after each commit that changes one of the
 // (scope, type) pairs it watches. Signals coalesce: C holds at most one, so a
@@ -11,8 +14,9 @@ type Watcher struct {
 	C <-chan struct{}
 	c chan struct{}
 	s *Store
-	// keys is what this watcher watches; guarded by s.watch.mu.
-	keys map[key]struct{}
+	// keys is what this watcher watches (a few pairs: a slice costs less than a
+	// map); guarded by s.watch.mu.
+	keys []key
 }
 
 // watchers is the store's registry of watchers and its notifier.
@@ -30,7 +34,7 @@ type watchers struct {
 // NewWatcher returns a watcher that watches nothing yet.
 func (s *Store) NewWatcher() *Watcher {
 	c := make(chan struct{}, 1)
-	return &Watcher{C: c, c: c, s: s, keys: map[key]struct{}{}}
+	return &Watcher{C: c, c: c, s: s}
 }
 
 // Watch adds (scope, typeURL) to what the watcher watches. Watching twice is the
@@ -49,7 +53,9 @@ func (w *Watcher) Watch(scope, typeURL string) {
 		ws.byKey[k] = set
 	}
 	set[w] = struct{}{}
-	w.keys[k] = struct{}{}
+	if !slices.Contains(w.keys, k) {
+		w.keys = append(w.keys, k)
+	}
 }
 
 // Unwatch removes (scope, typeURL) from what the watcher watches.
@@ -65,8 +71,8 @@ func (w *Watcher) Close() {
 	ws := &w.s.watch
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
-	for k := range w.keys {
-		w.unwatchLocked(k)
+	for len(w.keys) > 0 {
+		w.unwatchLocked(w.keys[len(w.keys)-1])
 	}
 }
 
@@ -78,7 +84,9 @@ func (w *Watcher) unwatchLocked(k key) {
 			delete(ws.byKey, k)
 		}
 	}
-	delete(w.keys, k)
+	if i := slices.Index(w.keys, k); i >= 0 {
+		w.keys = slices.Delete(w.keys, i, i+1)
+	}
 }
 
 // notify queues the changed keys for the notifier goroutine, starting it when it
