@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -44,13 +46,45 @@ type conn struct {
 	sm stateMachine
 
 	watcher *store.Watcher
-	// watched are the (scope, type) pairs the watcher watches.
-	watched map[string]bool
+	// watched are the types the watcher watches in the stream's scope. A stream
+	// asks for a few types: small slices cost a stream less than maps.
+	watched []string
 	// sent is when the newest response of each type was sent (ACK latency).
-	sent map[string]sentAt
-	// ctx is the stream's context; cancel ends the stream (Shutdown).
-	ctx    context.Context
-	cancel context.CancelFunc
+	sent []sentAt
+	// ctx is the stream's context (gRPC's).
+	ctx context.Context
+	// stopped is closed to end the stream (Shutdown, or the handler's return);
+	// stopping makes that happen once.
+	stopped  chan struct{}
+	stopping atomic.Bool
+}
+
+// stop ends the stream: the handler returns Unavailable, the receiver exits.
+func (c *conn) stop() {
+	if c.stopping.CompareAndSwap(false, true) {
+		close(c.stopped)
+	}
+}
+
+// sentAt returns when the newest response of typeURL was sent.
+func (c *conn) sentAt(typeURL string) time.Time {
+	for _, s := range c.sent {
+		if s.typeURL == typeURL {
+			return s.at
+		}
+	}
+	return time.Time{}
+}
+
+// setSent records that a response of typeURL was sent at t.
+func (c *conn) setSent(typeURL string, t time.Time) {
+	for i := range c.sent {
+		if c.sent[i].typeURL == typeURL {
+			c.sent[i].at = t
+			return
+		}
+	}
+	c.sent = append(c.sent, sentAt{typeURL: typeURL, at: t})
 }
 
 // variant is how one kind of stream reads requests and writes responses.
@@ -80,18 +114,16 @@ var deltaVariant = variant[*discoveryv3.DeltaDiscoveryRequest]{
 
 // serve runs one stream until the client or the server ends it.
 func serve[Req proto.Message](s *Server, ss grpc.ServerStream, v variant[Req], fixedType, service string) (err error) {
-	ctx, cancel := context.WithCancel(ss.Context())
-	defer cancel()
+	ctx := ss.Context()
 	c := &conn{
 		srv:       s,
 		fixedType: fixedType,
 		info:      StreamInfo{ID: s.nextID.Add(1), Variant: v.name, Service: service, ConnectedAt: s.opts.Now()},
 		watcher:   s.store.NewWatcher(),
-		watched:   make(map[string]bool),
-		sent:      make(map[string]sentAt),
 		ctx:       ctx,
-		cancel:    cancel,
+		stopped:   make(chan struct{}),
 	}
+	defer c.stop()
 	defer c.watcher.Close()
 	defer func() {
 		if c.sm != nil {
@@ -113,7 +145,7 @@ func serve[Req proto.Message](s *Server, ss grpc.ServerStream, v variant[Req], f
 			}
 			select {
 			case reqs <- req:
-			case <-ctx.Done():
+			case <-c.stopped:
 				return
 			}
 		}
@@ -121,10 +153,9 @@ func serve[Req proto.Message](s *Server, ss grpc.ServerStream, v variant[Req], f
 
 	for {
 		select {
+		case <-c.stopped:
+			return status.Error(codes.Unavailable, "server shutting down: reconnect")
 		case <-ctx.Done():
-			if ss.Context().Err() == nil {
-				return status.Error(codes.Unavailable, "server shutting down: reconnect")
-			}
 			return status.FromContextError(ctx.Err()).Err()
 		case err := <-recvErr:
 			if errors.Is(err, io.EOF) {
@@ -218,7 +249,7 @@ func (c *conn) received(rcv Received, err error, now time.Time) error {
 	switch rcv.Kind {
 	case KindACK:
 		if s.hooks.ACK != nil {
-			s.hooks.ACK(c.info, rcv.TypeURL, rcv.Version, now.Sub(c.sent[rcv.TypeURL].at))
+			s.hooks.ACK(c.info, rcv.TypeURL, rcv.Version, now.Sub(c.sentAt(rcv.TypeURL)))
 		}
 	case KindNACK:
 		if s.hooks.NACK != nil {
@@ -257,7 +288,7 @@ func (c *conn) open(node *corev3.Node, create func(scope string) stateMachine) e
 // watchType makes the stream's watcher follow a type before the request is
 // applied, so that no commit falls between reading the view and watching.
 func (c *conn) watchType(typeURL string) {
-	if typeURL == "" || c.watched[typeURL] {
+	if typeURL == "" || slices.Contains(c.watched, typeURL) {
 		return
 	}
 	c.watch(typeURL)
@@ -267,8 +298,8 @@ func (c *conn) watchType(typeURL string) {
 }
 
 func (c *conn) watch(typeURL string) {
-	if !c.watched[typeURL] {
-		c.watched[typeURL] = true
+	if !slices.Contains(c.watched, typeURL) {
+		c.watched = append(c.watched, typeURL)
 		c.watcher.Watch(c.info.Scope, typeURL)
 	}
 }
@@ -288,7 +319,7 @@ func (c *conn) push(ss grpc.ServerStream, message func(*Server, *Response) proto
 			return err
 		}
 		now := s.opts.Now()
-		c.sent[r.TypeURL] = sentAt{nonce: r.Nonce, at: now}
+		c.setSent(r.TypeURL, now)
 		if s.hooks.Response != nil {
 			s.hooks.Response(c.info, r, now.Sub(v.CommittedAt()))
 		}

@@ -95,8 +95,10 @@ type typeState struct {
 	// cdsSeen is, for EDS, the cluster table the last computation saw: a cluster
 	// that appears later still owes its explicit empty assignment (P2).
 	cdsSeen *store.Table
-	// previous maps the nonces of a few superseded responses to their versions.
-	previous map[string]string
+	// previous are the nonces and versions of a few superseded responses, the
+	// newest at previous[prevNext-1]; nil until a response is superseded.
+	previous *[maxPrevious]superseded
+	prevNext uint8
 	// initial is what a reconnecting delta client said it holds
 	// (initial_resource_versions, D3), until the first response answers it.
 	initial map[string]string
@@ -143,16 +145,34 @@ func (s *machine) holdingBack() bool {
 // more response of an earlier type.
 const maxPasses = 3
 
+// superseded is a response that a newer one of its type replaced.
+type superseded struct{ nonce, version string }
+
 // remember keeps the nonce and version of a superseded response, so that its late
 // ACK still tells which version the client accepted (status only: R7 stands).
 func (ts *typeState) remember(nonce, version string) {
 	if nonce == "" {
 		return
 	}
-	if ts.previous == nil || len(ts.previous) >= maxPrevious {
-		ts.previous = make(map[string]string, maxPrevious)
+	if ts.previous == nil {
+		ts.previous = new([maxPrevious]superseded)
 	}
-	ts.previous[nonce] = version
+	ts.previous[ts.prevNext%maxPrevious] = superseded{nonce, version}
+	ts.prevNext = (ts.prevNext + 1) % maxPrevious
+}
+
+// previousVersion returns the version of the superseded response nonce, if it is
+// one of the few remembered.
+func (ts *typeState) previousVersion(nonce string) (string, bool) {
+	if ts.previous == nil {
+		return "", false
+	}
+	for _, p := range ts.previous {
+		if p.nonce == nonce && nonce != "" {
+			return p.version, true
+		}
+	}
+	return "", false
 }
 
 // maxPrevious bounds the superseded responses a type remembers.

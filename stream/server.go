@@ -117,7 +117,7 @@ func (s *Server) Shutdown() {
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.cancel()
+		c.stop()
 	}
 }
 

@@ -53,7 +53,7 @@ func (s *SotW) Receive(req *discoveryv3.DiscoveryRequest, at time.Time, v store.
 		// R7, S5: the client has not seen our newest response yet; it will answer
 		// that one, and only the newest request counts. It does say, though, that
 		// the client accepted the older response: the status reports it.
-		if v, ok := ts.previous[nonce]; ok && req.GetErrorDetail() == nil {
+		if v, ok := ts.previousVersion(nonce); ok && req.GetErrorDetail() == nil {
 			ts.ackedVersion = v
 		}
 		rcv.Kind = KindStale

@@ -71,8 +71,9 @@ func (c *conn) status() StreamStatus {
 	return st
 }
 
-// sentAt remembers when a nonce was sent, for the ACK latency hook.
+// sentAt remembers when the newest response of a type was sent, for the ACK
+// latency hook.
 type sentAt struct {
-	nonce string
-	at    time.Time
+	typeURL string
+	at      time.Time
 }
