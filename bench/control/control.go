@@ -57,6 +57,9 @@ type Stats struct {
 	CPUSeconds float64 `json:"cpu_seconds"`
 	// Goroutines is runtime.NumGoroutine().
 	Goroutines int `json:"goroutines"`
+	// StackBytes is the memory of goroutine stacks (runtime/metrics
+	// /memory/classes/heap/stacks:bytes).
+	StackBytes int64 `json:"stack_bytes"`
 	// Resource counts of the served configuration.
 	Counts
 }
@@ -118,11 +121,14 @@ func ReadStats(gc bool) Stats {
 	if gc {
 		debug.FreeOSMemory() // a GC that also returns freed pages: RSS then counts what is held
 	}
-	samples := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	samples := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/stacks:bytes"}}
 	metrics.Read(samples)
 	st := Stats{RSSBytes: rss(), CPUSeconds: cpuSeconds(), Goroutines: runtime.NumGoroutine()}
 	if samples[0].Value.Kind() == metrics.KindUint64 {
 		st.HeapBytes = int64(samples[0].Value.Uint64())
+	}
+	if samples[1].Value.Kind() == metrics.KindUint64 {
+		st.StackBytes = int64(samples[1].Value.Uint64())
 	}
 	return st
 }
