@@ -214,6 +214,15 @@ func (r *report) table(p func(string, ...any), n int) {
 	row("time to fully ACKed, p99 / client (s)", always(func(x *load.Result) float64 { return x.Connect.P99 / 1000 }), "%.2f")
 	row("RSS per stream (KiB)", always(func(x *load.Result) float64 { return x.RSSPerStream / 1024 }), "%.1f")
 	row("Go heap per stream (KiB)", always(func(x *load.Result) float64 { return x.HeapPerStream / 1024 }), "%.1f")
+	row("goroutine stacks per stream (KiB)", func(x *load.Result) (float64, bool) {
+		if x.After.StackBytes == 0 {
+			return 0, false // a result from before stacks were reported
+		}
+		return float64(x.After.StackBytes-x.Before.StackBytes) / float64(x.Clients) / 1024, true
+	}, "%.1f")
+	row("goroutines per stream", always(func(x *load.Result) float64 {
+		return float64(x.After.Goroutines-x.Before.Goroutines) / float64(x.Clients)
+	}), "%.2f")
 	for _, c := range changeNames {
 		get := func(f func(*load.Change) float64) func(*load.Result) (float64, bool) {
 			return func(x *load.Result) (float64, bool) {
