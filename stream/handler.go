@@ -112,6 +112,13 @@ var deltaVariant = variant[*discoveryv3.DeltaDiscoveryRequest]{
 	message: func(s *Server, r *Response) proto.Message { return deltaMessage(s.frames.delta(r), r.Nonce) },
 }
 
+// inbound is what the receiver hands the handler: a request, or the error that
+// ended receiving.
+type inbound[Req any] struct {
+	req Req
+	err error
+}
+
 // serve runs one stream until the client or the server ends it.
 func serve[Req proto.Message](s *Server, ss grpc.ServerStream, v variant[Req], fixedType, service string) (err error) {
 	ctx := ss.Context()
@@ -134,18 +141,19 @@ func serve[Req proto.Message](s *Server, ss grpc.ServerStream, v variant[Req], f
 		}
 	}()
 
-	reqs := make(chan Req, 1)
-	recvErr := make(chan error, 1)
+	// One channel carries requests and the receive error that ends them: a
+	// stream holds one channel fewer.
+	in := make(chan inbound[Req], 1)
 	go func() {
 		for {
 			req := v.newReq()
-			if err := ss.RecvMsg(req); err != nil {
-				recvErr <- err
+			err := ss.RecvMsg(req)
+			select {
+			case in <- inbound[Req]{req, err}:
+			case <-c.stopped:
 				return
 			}
-			select {
-			case reqs <- req:
-			case <-c.stopped:
+			if err != nil {
 				return
 			}
 		}
@@ -157,22 +165,20 @@ func serve[Req proto.Message](s *Server, ss grpc.ServerStream, v variant[Req], f
 			return status.Error(codes.Unavailable, "server shutting down: reconnect")
 		case <-ctx.Done():
 			return status.FromContextError(ctx.Err()).Err()
-		case err := <-recvErr:
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
-		case req := <-reqs:
-			if err := v.receive(c, req); err != nil {
-				return err
-			}
-			// S5: answer only the newest state, after every request already here.
+		case r := <-in:
 			for more := true; more; {
-				select {
-				case req := <-reqs:
-					if err := v.receive(c, req); err != nil {
-						return err
+				if r.err != nil {
+					if errors.Is(r.err, io.EOF) {
+						return nil
 					}
+					return r.err
+				}
+				if err := v.receive(c, r.req); err != nil {
+					return err
+				}
+				// S5: answer only the newest state, after every request already here.
+				select {
+				case r = <-in:
 				default:
 					more = false
 				}

@@ -24,11 +24,13 @@ type machine struct {
 	nonces uint64
 	// requests counts the requests received, to tell what came after an ACK.
 	requests uint64
-	types    map[string]*typeState
+	// types are the stream's type states in push order (R15). A stream asks for
+	// a few types: a sorted slice costs less than a map and needs no sort per push.
+	types []*typeState
 }
 
 func newMachine(scope string, node *corev3.Node, limits Limits) machine {
-	return machine{Scope: scope, Node: node, limits: limits, types: make(map[string]*typeState)}
+	return machine{Scope: scope, Node: node, limits: limits}
 }
 
 // Limits bound what one client may ask of the server.
@@ -58,10 +60,18 @@ func (l Limits) maxNames() int {
 // request/response sequence with its own version and nonce (R3).
 type typeState struct {
 	typeURL string
-	info    protocol.TypeInfo
 	// served is false for a type leanxds does not serve: it is answered as empty.
 	served bool
-	sub    subscription
+	// fullState: every SotW response carries every subscribed resource (S1).
+	fullState bool
+	// forceAll makes the next response carry every subscribed resource.
+	forceAll bool
+	// respond makes the next computation answer even if nothing is to be sent
+	// (the first request of a full-state or unknown type).
+	respond bool
+	// prevNext is where the next superseded response goes in previous.
+	prevNext uint8
+	sub      subscription
 
 	// nonce and version are those of the newest response of this type (R1, R7).
 	nonce   string
@@ -75,11 +85,6 @@ type typeState struct {
 	// force names resources the next response must carry even if unchanged: new
 	// subscriptions (R9) and the RDS/EDS of new or updated listeners and clusters (R16).
 	force map[string]struct{}
-	// forceAll makes the next response carry every subscribed resource.
-	forceAll bool
-	// respond makes the next computation answer even if nothing is to be sent
-	// (the first request of a full-state or unknown type).
-	respond bool
 
 	// ackedVersion is the version of the newest response the client ACKed.
 	ackedVersion string
@@ -95,10 +100,9 @@ type typeState struct {
 	// cdsSeen is, for EDS, the cluster table the last computation saw: a cluster
 	// that appears later still owes its explicit empty assignment (P2).
 	cdsSeen *store.Table
-	// previous are the nonces and versions of a few superseded responses, the
-	// newest at previous[prevNext-1]; nil until a response is superseded.
+	// previous are the nonces and versions of a few superseded responses (a
+	// ring, see prevNext); nil until a response is superseded.
 	previous *[maxPrevious]superseded
-	prevNext uint8
 	// initial is what a reconnecting delta client said it holds
 	// (initial_resource_versions, D3), until the first response answers it.
 	initial map[string]string
@@ -118,9 +122,13 @@ func (s *machine) responses(v store.View, respond func(store.View, *typeState) *
 	var out []*Response
 	for pass := 0; pass < maxPasses; pass++ {
 		n := len(out)
-		for _, typeURL := range s.typeOrder() {
-			if r := respond(v, s.types[typeURL]); r != nil {
-				out = append(out, r)
+		// By index: a response may add the state of a later type (owe), which
+		// is not requested and so not answered in this pass.
+		for i := 0; i < len(s.types); i++ {
+			if ts := s.types[i]; ts.sub.requested {
+				if r := respond(v, ts); r != nil {
+					out = append(out, r)
+				}
 			}
 		}
 		if len(out) == n && (pass > 0 || !s.holdingBack()) {
@@ -280,33 +288,33 @@ func (s *machine) admit(typeURL string) error {
 	if typeURL == "" {
 		return fmt.Errorf("request without type_url")
 	}
-	if _, known := s.types[typeURL]; !known && len(s.types) >= s.limits.maxTypes() {
+	if s.state(typeURL) == nil && len(s.types) >= s.limits.maxTypes() {
 		return fmt.Errorf("request for a %dth type URL (%s), more than the limit of %d", len(s.types)+1, typeURL, s.limits.maxTypes())
 	}
 	s.requests++
 	return nil
 }
 
-func (s *machine) typeState(typeURL string) *typeState {
-	ts := s.types[typeURL]
-	if ts == nil {
-		info, served := protocol.Lookup(typeURL)
-		ts = &typeState{typeURL: typeURL, info: info, served: served}
-		s.types[typeURL] = ts
-	}
-	return ts
-}
-
-// typeOrder returns the requested types in push order (R15).
-func (s *machine) typeOrder() []string {
-	order := make([]string, 0, len(s.types))
-	for u, ts := range s.types {
-		if ts.sub.requested {
-			order = append(order, u)
+// state returns the state of typeURL, nil if the stream has none.
+func (s *machine) state(typeURL string) *typeState {
+	for _, ts := range s.types {
+		if ts.typeURL == typeURL {
+			return ts
 		}
 	}
-	slices.SortFunc(order, protocol.PushOrder)
-	return order
+	return nil
+}
+
+// typeState returns the state of typeURL, adding it in push order if new.
+func (s *machine) typeState(typeURL string) *typeState {
+	if ts := s.state(typeURL); ts != nil {
+		return ts
+	}
+	info, served := protocol.Lookup(typeURL)
+	ts := &typeState{typeURL: typeURL, served: served, fullState: info.FullState}
+	i, _ := slices.BinarySearchFunc(s.types, typeURL, func(t *typeState, u string) int { return protocol.PushOrder(t.typeURL, u) })
+	s.types = slices.Insert(s.types, i, ts)
+	return ts
 }
 
 func (s *machine) nextNonce() string {

@@ -75,9 +75,9 @@ func (s *machine) retain(v store.View, ts *typeState, cur *store.Table) map[stri
 // It waits only while the client may still ask (see settled): a client that
 // rejected the cluster, or moved on without asking, holds nothing back.
 func (s *machine) replacementPending(cds *typeState, cur *store.Table, used map[string]struct{}) bool {
-	eds := s.types[protocol.TypeEndpoint]
-	routesSettled := s.settled(s.types[protocol.TypeRoute]) && s.settled(s.types[protocol.TypeListener]) &&
-		s.settled(s.types[protocol.TypeVirtualHost])
+	eds := s.state(protocol.TypeEndpoint)
+	routesSettled := s.settled(s.state(protocol.TypeRoute)) && s.settled(s.state(protocol.TypeListener)) &&
+		s.settled(s.state(protocol.TypeVirtualHost))
 	for c := range used {
 		e := cur.Get(c)
 		if e == nil {
@@ -111,7 +111,7 @@ func (s *machine) replacementPending(cds *typeState, cur *store.Table, used map[
 // by make before break.
 func (s *machine) endpointsInUse() map[string]struct{} {
 	used := make(map[string]struct{})
-	cds := s.types[protocol.TypeCluster]
+	cds := s.state(protocol.TypeCluster)
 	if cds == nil {
 		return used
 	}
@@ -145,7 +145,7 @@ func (s *machine) warming(v store.View, ts *typeState, resources []*store.Entry)
 	if ts.typeURL != protocol.TypeRoute {
 		return false
 	}
-	cds, eds := s.types[protocol.TypeCluster], s.types[protocol.TypeEndpoint]
+	cds, eds := s.state(protocol.TypeCluster), s.state(protocol.TypeEndpoint)
 	if cds == nil || !cds.sub.wildcard || cds.table == nil || eds == nil || !eds.sub.requested || s.settled(cds) {
 		return false
 	}
@@ -171,7 +171,7 @@ func (s *machine) warming(v store.View, ts *typeState, resources []*store.Entry)
 func (s *machine) clustersInUse() map[string]struct{} {
 	used := make(map[string]struct{})
 	for _, typeURL := range []string{protocol.TypeListener, protocol.TypeRoute, protocol.TypeVirtualHost} {
-		ts := s.types[typeURL]
+		ts := s.state(typeURL)
 		if ts == nil {
 			continue
 		}

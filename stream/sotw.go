@@ -98,7 +98,7 @@ func (s *SotW) Receive(req *discoveryv3.DiscoveryRequest, at time.Time, v store.
 	if !first {
 		return rcv, nil
 	}
-	if !ts.served || ts.info.FullState {
+	if !ts.served || ts.fullState {
 		// S1: the first request of a full-state type is answered even when empty, so
 		// the client knows what exists; an unknown type is answered as empty.
 		ts.respond = true
@@ -140,7 +140,7 @@ func (s *SotW) respond(v store.View, ts *typeState) *Response {
 		return nil
 	}
 	var r *Response
-	if !ts.served || ts.info.FullState {
+	if !ts.served || ts.fullState {
 		r = s.fullState(v, ts, cur)
 	} else {
 		r = s.incremental(v, ts, cur)

@@ -44,8 +44,11 @@ func (c *conn) status() StreamStatus {
 	}
 	m := c.sm.base()
 	v := c.srv.store.View()
-	for _, typeURL := range m.typeOrder() {
-		ts := m.types[typeURL]
+	for _, ts := range m.types {
+		if !ts.sub.requested {
+			continue
+		}
+		typeURL := ts.typeURL
 		t := TypeStatus{
 			TypeURL:      typeURL,
 			Served:       ts.served,
