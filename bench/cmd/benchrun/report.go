@@ -461,7 +461,9 @@ func cmdOut(name string, args ...string) string {
 }
 
 func dirty() string {
-	if out := cmdOut("git", "status", "--porcelain", "--", "stream", "store", "protocol", "bench"); strings.TrimSpace(out) != "" && out != "unknown" {
+	// The benchmark's own outputs (results, RESULTS.md, plots) do not count.
+	if out := cmdOut("git", "status", "--porcelain", "--", "stream", "store", "protocol", "bench",
+		":!bench/results", ":!bench/RESULTS.md", ":!bench/*.png"); strings.TrimSpace(out) != "" && out != "unknown" {
 		return " (with uncommitted changes in stream/store/bench)"
 	}
 	return ""
