@@ -53,17 +53,17 @@ type conn struct {
 	sent []sentAt
 	// ctx is the stream's context (gRPC's).
 	ctx context.Context
-	// stopped is closed to end the stream (Shutdown, or the handler's return);
-	// stopping makes that happen once.
-	stopped  chan struct{}
+	// stopping (Shutdown) and recvErr (the error that ended receiving) reach the
+	// handler through its watcher: it waits on two channels only, requests and
+	// the watcher, and a goroutine blocked in select holds one record for each.
 	stopping atomic.Bool
+	recvErr  atomic.Pointer[error]
 }
 
-// stop ends the stream: the handler returns Unavailable, the receiver exits.
+// stop ends the stream: the handler returns Unavailable.
 func (c *conn) stop() {
-	if c.stopping.CompareAndSwap(false, true) {
-		close(c.stopped)
-	}
+	c.stopping.Store(true)
+	c.watcher.Wake()
 }
 
 // sentAt returns when the newest response of typeURL was sent.
@@ -112,13 +112,6 @@ var deltaVariant = variant[*discoveryv3.DeltaDiscoveryRequest]{
 	message: func(s *Server, r *Response) proto.Message { return deltaMessage(s.frames.delta(r), r.Nonce) },
 }
 
-// inbound is what the receiver hands the handler: a request, or the error that
-// ended receiving.
-type inbound[Req any] struct {
-	req Req
-	err error
-}
-
 // serve runs one stream until the client or the server ends it.
 func serve[Req proto.Message](s *Server, ss grpc.ServerStream, v variant[Req], fixedType, service string) (err error) {
 	ctx := ss.Context()
@@ -128,9 +121,7 @@ func serve[Req proto.Message](s *Server, ss grpc.ServerStream, v variant[Req], f
 		info:      StreamInfo{ID: s.nextID.Add(1), Variant: v.name, Service: service, ConnectedAt: s.opts.Now()},
 		watcher:   s.store.NewWatcher(),
 		ctx:       ctx,
-		stopped:   make(chan struct{}),
 	}
-	defer c.stop()
 	defer c.watcher.Close()
 	defer func() {
 		if c.sm != nil {
@@ -141,19 +132,21 @@ func serve[Req proto.Message](s *Server, ss grpc.ServerStream, v variant[Req], f
 		}
 	}()
 
-	// One channel carries requests and the receive error that ends them: a
-	// stream holds one channel fewer.
-	in := make(chan inbound[Req], 1)
+	// The receiver hands requests over on in; the error that ends receiving it
+	// leaves in recvErr and wakes the handler. Once the handler has returned,
+	// gRPC cancels ctx, which ends the receiver.
+	in := make(chan Req, 1)
 	go func() {
 		for {
 			req := v.newReq()
-			err := ss.RecvMsg(req)
-			select {
-			case in <- inbound[Req]{req, err}:
-			case <-c.stopped:
+			if err := ss.RecvMsg(req); err != nil {
+				c.recvErr.Store(&err)
+				c.watcher.Wake()
 				return
 			}
-			if err != nil {
+			select {
+			case in <- req:
+			case <-ctx.Done():
 				return
 			}
 		}
@@ -161,29 +154,31 @@ func serve[Req proto.Message](s *Server, ss grpc.ServerStream, v variant[Req], f
 
 	for {
 		select {
-		case <-c.stopped:
-			return status.Error(codes.Unavailable, "server shutting down: reconnect")
-		case <-ctx.Done():
-			return status.FromContextError(ctx.Err()).Err()
-		case r := <-in:
+		case req := <-in:
+			if err := v.receive(c, req); err != nil {
+				return err
+			}
+			// S5: answer only the newest state, after every request already here.
 			for more := true; more; {
-				if r.err != nil {
-					if errors.Is(r.err, io.EOF) {
-						return nil
-					}
-					return r.err
-				}
-				if err := v.receive(c, r.req); err != nil {
-					return err
-				}
-				// S5: answer only the newest state, after every request already here.
 				select {
-				case r = <-in:
+				case req := <-in:
+					if err := v.receive(c, req); err != nil {
+						return err
+					}
 				default:
 					more = false
 				}
 			}
 		case <-c.watcher.C:
+			if c.stopping.Load() {
+				return status.Error(codes.Unavailable, "server shutting down: reconnect")
+			}
+			if p := c.recvErr.Load(); p != nil {
+				if errors.Is(*p, io.EOF) {
+					return nil
+				}
+				return *p
+			}
 		}
 		if err := c.push(ss, v.message); err != nil {
 			return err
