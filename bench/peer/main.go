@@ -272,7 +272,11 @@ func (p *peer) apply(kind, name string, seq int) error {
 
 func (p *peer) stats(gc bool) map[string]any {
 	if gc {
-		debug.FreeOSMemory() // a GC that also returns freed pages: RSS then counts what is held
+		// Two collections: caches that sync.Pool keeps (gRPC's buffers) last one
+		// GC in its victim cache, so after two what is left is held. The second
+		// returns freed pages: RSS then counts what is held.
+		runtime.GC()
+		debug.FreeOSMemory()
 	}
 	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	metrics.Read(s)
