@@ -21,9 +21,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -253,4 +255,23 @@ func (c *Client) do(ctx context.Context, method, u string, out any) error {
 // server. The go-control-plane peer sets the same.
 func ServerKeepalive() grpc.ServerOption {
 	return grpc.KeepaliveParams(keepalive.ServerParameters{Timeout: 5 * time.Minute})
+}
+
+// ServeUntil serves mux, the control API, on addr and returns when the process is
+// told to stop (SIGINT, SIGTERM) or after timeout, whichever comes first: a
+// benchmark server exits by itself. name prefixes what it says on a timeout.
+func ServeUntil(name, addr string, mux *http.ServeMux, timeout time.Duration) error {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	go func() { _ = http.Serve(lis, mux) }()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	select {
+	case <-ctx.Done():
+	case <-time.After(timeout):
+		fmt.Fprintf(os.Stderr, "%s: -timeout reached, exiting\n", name)
+	}
+	return nil
 }

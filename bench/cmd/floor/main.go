@@ -11,17 +11,14 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -127,21 +124,9 @@ func (f *floor) serve(addr, ctl string, timeout time.Duration) error {
 
 	mux := http.NewServeMux()
 	control.Handler(mux, f)
-	ctlLis, err := net.Listen("tcp", ctl)
-	if err != nil {
-		return err
-	}
-	go func() { _ = http.Serve(ctlLis, mux) }()
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	select {
-	case <-ctx.Done():
-	case <-time.After(timeout):
-		fmt.Fprintln(os.Stderr, "floor: -timeout reached, exiting")
-	}
+	err = control.ServeUntil("floor", ctl, mux, timeout)
 	g.Stop()
-	return nil
+	return err
 }
 
 // stream answers a first request of each type with its frame and ignores the rest.

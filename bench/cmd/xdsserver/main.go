@@ -7,7 +7,6 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -15,10 +14,8 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
-	"os/signal"
 	"runtime"
 	runtimepprof "runtime/pprof"
-	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -92,19 +89,7 @@ func run(addr, ctl string, timeout time.Duration, cpuProfile, memProfile string,
 	control.Handler(mux, srv)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	ctlLis, err := net.Listen("tcp", ctl)
-	if err != nil {
-		return err
-	}
-	go func() { _ = http.Serve(ctlLis, mux) }()
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	select {
-	case <-ctx.Done():
-	case <-time.After(timeout):
-		fmt.Fprintln(os.Stderr, "xdsserver: -timeout reached, exiting")
-	}
+	err = control.ServeUntil("xdsserver", ctl, mux, timeout)
 	g.Stop()
-	return nil
+	return err
 }
