@@ -319,15 +319,6 @@ func TestWatchers(t *testing.T) {
 	commit(t, st, store.Set(scope, xdstest.Endpoints("b")))
 	st.WaitNotified()
 	assert.True(t, quiet(eds))
-
-	// Wake signals like a commit, coalesced with a pending signal; after Close
-	// it still does not block.
-	cds.Wake()
-	cds.Wake()
-	assert.True(t, signalled(cds))
-	assert.True(t, quiet(cds))
-	eds.Wake()
-	assert.True(t, signalled(eds))
 }
 
 func TestTablesInPushOrder(t *testing.T) {

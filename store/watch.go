@@ -142,11 +142,6 @@ func (ws *watchers) run() {
 	}
 }
 
-// Wake sends the watcher a signal as a commit would (coalesced with any pending
-// one), so that the reader of C looks at what else may have changed: how a
-// stream's other events reach a loop that waits on C alone.
-func (w *Watcher) Wake() { w.signal() }
-
 func (w *Watcher) signal() {
 	select {
 	case w.c <- struct{}{}:

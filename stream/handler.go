@@ -6,7 +6,6 @@ import (
 	"io"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -53,17 +52,39 @@ type conn struct {
 	sent []sentAt
 	// ctx is the stream's context (gRPC's).
 	ctx context.Context
-	// stopping (Shutdown) and recvErr (the error that ended receiving) reach the
-	// handler through its watcher: it waits on two channels only, requests and
-	// the watcher, and a goroutine blocked in select holds one record for each.
-	stopping atomic.Bool
-	recvErr  atomic.Pointer[error]
+	// in carries the receiver's requests and the error that ends receiving, and
+	// Shutdown's request to end the stream, to the handler. The handler waits on
+	// in, its watcher and ctx: a goroutine blocked in select holds a runtime
+	// record for each channel, so a stream waits on no more than it needs.
+	in chan inbound
 }
 
-// stop ends the stream: the handler returns Unavailable.
+// inbound is what reaches the handler on in: a request, or the error that ends
+// the stream (the receive error, or errShutdown).
+type inbound struct {
+	req proto.Message
+	err error
+}
+
+// errShutdown is Shutdown's request to end a stream.
+var errShutdown = status.Error(codes.Unavailable, "server shutting down: reconnect")
+
+// stop asks the handler to end the stream with Unavailable. It does not wait: a
+// handler blocked sending to a client that stopped reading sees it when the send
+// ends, and the stream's end drops it.
 func (c *conn) stop() {
-	c.stopping.Store(true)
-	c.watcher.Wake()
+	go c.deliver(inbound{err: errShutdown})
+}
+
+// deliver hands x to the handler, or drops it once the stream has ended (gRPC
+// cancels ctx when the handler returns).
+func (c *conn) deliver(x inbound) bool {
+	select {
+	case c.in <- x:
+		return true
+	case <-c.ctx.Done():
+		return false
+	}
 }
 
 // sentAt returns when the newest response of typeURL was sent.
@@ -121,6 +142,7 @@ func serve[Req proto.Message](s *Server, ss grpc.ServerStream, v variant[Req], f
 		info:      StreamInfo{ID: s.nextID.Add(1), Variant: v.name, Service: service, ConnectedAt: s.opts.Now()},
 		watcher:   s.store.NewWatcher(),
 		ctx:       ctx,
+		in:        make(chan inbound, 1),
 	}
 	defer c.watcher.Close()
 	defer func() {
@@ -132,59 +154,64 @@ func serve[Req proto.Message](s *Server, ss grpc.ServerStream, v variant[Req], f
 		}
 	}()
 
-	// The receiver hands requests over on in; the error that ends receiving it
-	// leaves in recvErr and wakes the handler. Once the handler has returned,
-	// gRPC cancels ctx, which ends the receiver.
-	in := make(chan Req, 1)
 	go func() {
 		for {
 			req := v.newReq()
-			if err := ss.RecvMsg(req); err != nil {
-				c.recvErr.Store(&err)
-				c.watcher.Wake()
+			err := ss.RecvMsg(req)
+			if err != nil {
+				c.deliver(inbound{err: err})
 				return
 			}
-			select {
-			case in <- req:
-			case <-ctx.Done():
+			if !c.deliver(inbound{req: req}) {
 				return
 			}
 		}
 	}()
 
+	// take applies what arrived on in, or returns the error that ends the stream.
+	take := func(x inbound) error {
+		switch {
+		case x.err == nil:
+			return v.receive(c, x.req.(Req))
+		case errors.Is(x.err, io.EOF):
+			return errEOF
+		default:
+			return x.err
+		}
+	}
 	for {
+		var err error
 		select {
-		case req := <-in:
-			if err := v.receive(c, req); err != nil {
-				return err
-			}
+		case x := <-c.in:
+			err = take(x)
 			// S5: answer only the newest state, after every request already here.
-			for more := true; more; {
+			for more := err == nil; more; {
 				select {
-				case req := <-in:
-					if err := v.receive(c, req); err != nil {
-						return err
-					}
+				case x := <-c.in:
+					err = take(x)
+					more = err == nil
 				default:
 					more = false
 				}
 			}
 		case <-c.watcher.C:
-			if c.stopping.Load() {
-				return status.Error(codes.Unavailable, "server shutting down: reconnect")
-			}
-			if p := c.recvErr.Load(); p != nil {
-				if errors.Is(*p, io.EOF) {
-					return nil
-				}
-				return *p
-			}
+		case <-ctx.Done():
+			err = status.FromContextError(ctx.Err()).Err()
+		}
+		if err == errEOF {
+			return nil // the client closed its side: the stream ends cleanly
+		}
+		if err != nil {
+			return err
 		}
 		if err := c.push(ss, v.message); err != nil {
 			return err
 		}
 	}
 }
+
+// errEOF marks the client's end of requests inside the handler loop.
+var errEOF = errors.New("client closed its side of the stream")
 
 // checkType fills in or checks the type URL of a request on a per-type service.
 func (c *conn) checkType(typeURL *string) error {

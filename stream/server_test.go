@@ -3,9 +3,12 @@ package stream_test
 import (
 	"context"
 	"errors"
+	"io"
 	"testing"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
@@ -74,4 +77,43 @@ func TestUndecodableRequest(t *testing.T) {
 	good.ACK()
 	e.commit(t, clusters("b")...)
 	good.ExpectResponse(conv.Names("a", "b"))
+}
+
+// A stream ends when its client closes its side (the stream ends with OK) or goes
+// away (cancels), and leaves the server's list either way; the StreamClosed hook
+// runs for each.
+func TestStreamEndsWithItsClient(t *testing.T) {
+	closed := make(chan string, 2)
+	e := newEnv(t, func(o *stream.Options) {
+		o.Hooks.StreamClosed = func(info stream.StreamInfo, _ error) { closed <- info.NodeID }
+	})
+	e.commit(t, clusters("a")...)
+	open := func(ctx context.Context, id string) grpc.ClientStream {
+		s, err := e.cc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true, ClientStreams: true},
+			"/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources")
+		require.NoError(t, err)
+		require.NoError(t, s.SendMsg(&discoveryv3.DiscoveryRequest{Node: node(id, scope), TypeUrl: cds}))
+		require.NoError(t, s.RecvMsg(new(discoveryv3.DiscoveryResponse)))
+		return s
+	}
+	closing := open(t.Context(), "closing")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	open(ctx, "leaving")
+	require.Len(t, e.srv.Streams(), 2)
+
+	require.NoError(t, closing.CloseSend())
+	assert.ErrorIs(t, closing.RecvMsg(new(discoveryv3.DiscoveryResponse)), io.EOF, "the stream ends with OK")
+	cancel()
+	var ended []string
+	for range 2 {
+		select {
+		case id := <-closed:
+			ended = append(ended, id)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("streams ended: %v, want both", ended)
+		}
+	}
+	assert.ElementsMatch(t, []string{"closing", "leaving"}, ended)
+	assert.Empty(t, e.srv.Streams())
 }
