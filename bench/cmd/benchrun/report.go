@@ -463,7 +463,7 @@ func cmdOut(name string, args ...string) string {
 func dirty() string {
 	// The benchmark's own outputs (results, RESULTS.md, plots) do not count.
 	if out := cmdOut("git", "status", "--porcelain", "--", "stream", "store", "protocol", "bench",
-		":!bench/results", ":!bench/RESULTS.md", ":!bench/*.png"); strings.TrimSpace(out) != "" && out != "unknown" {
+		":!bench/results", ":!bench/RESULTS.md", ":!bench/*.png", ":!bench/NOTES.md"); strings.TrimSpace(out) != "" && out != "unknown" {
 		return " (with uncommitted changes in stream/store/bench)"
 	}
 	return ""
