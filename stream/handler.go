@@ -69,11 +69,17 @@ type inbound struct {
 // errShutdown is Shutdown's request to end a stream.
 var errShutdown = status.Error(codes.Unavailable, "server shutting down: reconnect")
 
-// stop asks the handler to end the stream with Unavailable. It does not wait: a
-// handler blocked sending to a client that stopped reading sees it when the send
-// ends, and the stream's end drops it.
+// stop asks the handler to end the stream with Unavailable. It does not wait:
+// when the handler has a request pending, a short-lived goroutine hands the
+// request over as soon as it is taken; a handler blocked sending to a client that
+// stopped reading sees it when the send ends, and the stream's end drops it.
 func (c *conn) stop() {
-	go c.deliver(inbound{err: errShutdown})
+	x := inbound{err: errShutdown}
+	select {
+	case c.in <- x:
+	default:
+		go c.deliver(x)
+	}
 }
 
 // deliver hands x to the handler, or drops it once the stream has ended (gRPC
