@@ -70,8 +70,8 @@ type inbound struct {
 var errShutdown = status.Error(codes.Unavailable, "server shutting down: reconnect")
 
 // stop asks the handler to end the stream with Unavailable. It does not wait:
-// when the handler has a request pending, a short-lived goroutine hands the
-// request over as soon as it is taken; a handler blocked sending to a client that
+// when a request is already pending, a short-lived goroutine hands the end over
+// once the handler has taken it; a handler blocked sending to a client that
 // stopped reading sees it when the send ends, and the stream's end drops it.
 func (c *conn) stop() {
 	x := inbound{err: errShutdown}
