@@ -10,8 +10,8 @@
 // endpoints) and KindAll (every cluster changes). size is only for the floor,
 // which broadcasts a message of that many bytes instead.
 //
-// The go-control-plane peer (bench/peer) speaks the same API with its own copy of
-// these few lines, so that it needs nothing from this module.
+// Every benchmarked server, the go-control-plane peer in its own module too, serves
+// it with this code, so their figures are read the same way.
 package control
 
 import (

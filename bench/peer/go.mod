@@ -21,3 +21,9 @@ require (
 	google.golang.org/genproto/googleapis/api v0.0.0-20260817212433-ac3dfec99bb1 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
 )
+
+// The workload, its changes and the control API are bench/'s own, shared with the
+// other benchmarked servers (the dependency goes this way only).
+require github.com/leanxds/leanxds v0.0.0
+
+replace github.com/leanxds/leanxds => ../..

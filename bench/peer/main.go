@@ -6,60 +6,45 @@
 // snapshot), muxed with cache.MuxCache.
 //
 // It lives in its own module so that leanxds never depends on go-control-plane's
-// server or caches, and needs nothing from leanxds: it loads the workload from the
-// file the benchmark writes (-workload), applies the benchmark's three changes
-// with its own copy of their code, and speaks the same loopback control API
-// (GET /stats, POST /commit).
+// server or caches. It shares with the other benchmarked servers what must be the
+// same for all of them: the workload and its three changes (bench/workload) and
+// the control API with its memory and CPU figures (bench/control).
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
-	"runtime"
-	"runtime/debug"
-	"runtime/metrics"
 	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/keepalive"
-	"google.golang.org/protobuf/encoding/protodelim"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/leanxds/leanxds/bench/control"
+	"github.com/leanxds/leanxds/bench/workload"
 )
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:18000", "xDS gRPC listen address (loopback)")
 	ctl := flag.String("control", "127.0.0.1:18001", "control API listen address (loopback)")
 	timeout := flag.Duration("timeout", 2*time.Hour, "exit after this long whatever happens")
-	path := flag.String("workload", "", "workload file written by the benchmark (required)")
 	eds := flag.String("eds", "snapshot", "where endpoints live: snapshot (SnapshotCache) or linear (LinearCache)")
+	w := workload.Flags(flag.CommandLine)
 	flag.Parse()
-	if err := run(*addr, *ctl, *timeout, *path, *eds); err != nil {
+	if err := run(*addr, *ctl, *timeout, *eds, w.Resources()); err != nil {
 		fmt.Fprintln(os.Stderr, "gcpserver:", err)
 		os.Exit(1)
 	}
@@ -84,14 +69,12 @@ type peer struct {
 	versions  map[types.ResponseType]int
 }
 
-func run(addr, ctl string, timeout time.Duration, path, eds string) error {
-	if err := raiseOpenFiles(); err != nil {
+func run(addr, ctl string, timeout time.Duration, eds string, res map[string][]proto.Message) error {
+	if _, err := control.RaiseOpenFiles(); err != nil {
 		return err
 	}
 	p := &peer{snapshots: cache.NewSnapshotCache(true, nodeHash{}, nil), claIndex: map[string]int{}, versions: map[types.ResponseType]int{}}
-	if err := p.load(path); err != nil {
-		return err
-	}
+	p.load(res)
 	var c cache.Cache = p.snapshots
 	switch eds {
 	case "snapshot":
@@ -119,82 +102,36 @@ func run(addr, ctl string, timeout time.Duration, path, eds string) error {
 		return err
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	// The same keepalive as the other benchmarked servers (see bench/control.ServerKeepalive).
-	g := grpc.NewServer(grpc.KeepaliveParams(keepalive.ServerParameters{Timeout: 5 * time.Minute}))
-	discoveryv3.RegisterAggregatedDiscoveryServiceServer(g, server.NewServer(ctx, c, nil))
+	g := grpc.NewServer(control.ServerKeepalive())
+	discoveryv3.RegisterAggregatedDiscoveryServiceServer(g, server.NewServer(context.Background(), c, nil))
 	go func() { _ = g.Serve(lis) }()
 
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, p.stats(r.URL.Query().Get("gc") == "1"))
-	})
-	mux.HandleFunc("POST /commit", func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		seq, _ := strconv.Atoi(q.Get("seq"))
-		start := time.Now()
-		if err := p.apply(q.Get("kind"), q.Get("name"), seq); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		writeJSON(w, map[string]int64{"start_unix_nano": start.UnixNano(), "duration_nanos": int64(time.Since(start))})
-	})
-	ctlLis, err := net.Listen("tcp", ctl)
-	if err != nil {
-		return err
-	}
-	go func() { _ = http.Serve(ctlLis, mux) }()
-
-	select {
-	case <-ctx.Done():
-	case <-time.After(timeout):
-		fmt.Fprintln(os.Stderr, "gcpserver: -timeout reached, exiting")
-	}
+	control.Handler(mux, p)
+	err = control.ServeUntil("gcpserver", ctl, mux, timeout)
 	g.Stop()
-	return nil
+	return err
 }
 
-// load reads the workload file: one length-delimited DiscoveryResponse per type.
-func (p *peer) load(path string) error {
-	if path == "" {
-		return errors.New("-workload is required")
+// load takes the workload's resources.
+func (p *peer) load(res map[string][]proto.Message) {
+	for _, m := range res[resource.ClusterType] {
+		p.clusters = append(p.clusters, m.(*clusterv3.Cluster))
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return err
+	for _, m := range res[resource.EndpointType] {
+		cla := m.(*endpointv3.ClusterLoadAssignment)
+		p.claIndex[cla.GetClusterName()] = len(p.clas)
+		p.clas = append(p.clas, cla)
 	}
-	defer f.Close()
-	r := bufio.NewReader(f)
-	for {
-		var resp discoveryv3.DiscoveryResponse
-		if err := protodelim.UnmarshalFrom(r, &resp); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		for _, a := range resp.GetResources() {
-			m, err := a.UnmarshalNew()
-			if err != nil {
-				return fmt.Errorf("%s: %w", path, err)
-			}
-			switch m := m.(type) {
-			case *clusterv3.Cluster:
-				p.clusters = append(p.clusters, m)
-			case *endpointv3.ClusterLoadAssignment:
-				p.claIndex[m.GetClusterName()] = len(p.clas)
-				p.clas = append(p.clas, m)
-			case *listenerv3.Listener:
-				p.listeners = append(p.listeners, m)
-			case *routev3.RouteConfiguration:
-				p.routes = append(p.routes, m)
-			}
-		}
+	for _, m := range res[resource.ListenerType] {
+		p.listeners = append(p.listeners, m.(types.Resource))
+	}
+	for _, m := range res[resource.RouteType] {
+		p.routes = append(p.routes, m.(types.Resource))
 	}
 }
 
@@ -222,32 +159,25 @@ func asResources[T types.Resource](xs []T) []types.Resource {
 	return out
 }
 
-// apply makes one of the benchmark's changes (the same as bench/workload's).
-func (p *peer) apply(kind, name string, seq int) error {
+// Apply implements control.Server: one of the benchmark's changes, made with
+// bench/workload's code as in the other servers.
+func (p *peer) Apply(kind, name string, seq, _ int) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch kind {
-	case "endpoint": // one endpoint of one cluster
+	case control.KindEndpoint:
 		i, ok := p.claIndex[name]
 		if !ok {
 			return fmt.Errorf("no cluster %q", name)
 		}
-		c := proto.Clone(p.clas[i]).(*endpointv3.ClusterLoadAssignment)
-		if len(c.GetEndpoints()) > 0 && len(c.Endpoints[0].GetLbEndpoints()) > 0 {
-			if sa := c.Endpoints[0].LbEndpoints[0].GetEndpoint().GetAddress().GetSocketAddress(); sa != nil {
-				sa.PortSpecifier = &corev3.SocketAddress_PortValue{PortValue: uint32(20000 + seq%20000)}
-			}
-		}
+		c := workload.Endpoint(p.clas[i], seq)
 		if p.linear != nil {
 			return p.linear.UpdateResource(name, c)
 		}
 		p.clas[i] = c
 		return p.publish(types.Endpoint)
-	case "cluster": // one cluster added, with its endpoints
-		c := proto.Clone(p.clusters[0]).(*clusterv3.Cluster)
-		c.Name = name
-		e := proto.Clone(p.clas[0]).(*endpointv3.ClusterLoadAssignment)
-		e.ClusterName = name
+	case control.KindCluster:
+		c, e := workload.AddCluster(p.clusters[0], p.clas[0], name)
 		p.clusters = append(p.clusters, c)
 		p.claIndex[name] = len(p.clas)
 		p.clas = append(p.clas, e)
@@ -258,64 +188,16 @@ func (p *peer) apply(kind, name string, seq int) error {
 			return p.publish(types.Cluster)
 		}
 		return p.publish(types.Cluster, types.Endpoint)
-	case "all": // every cluster changes
-		timeout := durationpb.New(time.Second + time.Duration(seq%1000+1)*time.Millisecond)
-		for i, c := range p.clusters {
-			c = proto.Clone(c).(*clusterv3.Cluster)
-			c.ConnectTimeout = timeout
-			p.clusters[i] = c
-		}
+	case control.KindAll:
+		p.clusters = workload.AllClusters(p.clusters, seq)
 		return p.publish(types.Cluster)
 	}
 	return fmt.Errorf("unknown kind %q", kind)
 }
 
-func (p *peer) stats(gc bool) map[string]any {
-	if gc {
-		// Two collections: caches that sync.Pool keeps (gRPC's buffers) last one
-		// GC in its victim cache, so after two what is left is held. The second
-		// returns freed pages: RSS then counts what is held.
-		runtime.GC()
-		debug.FreeOSMemory()
-	}
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	metrics.Read(s)
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+// Counts implements control.Server.
+func (p *peer) Counts() control.Counts {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return map[string]any{
-		"rss_bytes": rss(), "heap_bytes": s[0].Value.Uint64(), "cpu_seconds": tv(ru.Utime) + tv(ru.Stime),
-		"goroutines": runtime.NumGoroutine(),
-		"clusters":   len(p.clusters), "assignments": len(p.clas), "listeners": len(p.listeners), "routes": len(p.routes),
-	}
-}
-
-func rss() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
-func raiseOpenFiles() error {
-	var l syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
-		return err
-	}
-	l.Cur = l.Max
-	return syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
-}
-
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(v)
+	return control.Counts{Clusters: len(p.clusters), Assignments: len(p.clas), Listeners: len(p.listeners), Routes: len(p.routes)}
 }

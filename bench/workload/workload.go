@@ -2,25 +2,18 @@
 // changes the benchmark makes to it: built once from xdstest.Workload, so that
 // leanxds, go-control-plane and the raw floor are measured on the same bytes.
 //
-// The go-control-plane peer lives in its own module and cannot import this one:
-// it reads the configuration from the file Write makes, and applies the same
-// three changes with its own copy of Endpoint, AddCluster and AllClusters.
+// The go-control-plane peer, in a module of its own, imports it too.
 package workload
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
-	"os"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"google.golang.org/protobuf/encoding/protodelim"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/leanxds/leanxds/internal/xdstest"
@@ -51,37 +44,6 @@ func Args(w xdstest.Workload) []string {
 
 // Types are the workload's type URLs in push order.
 var Types = []string{protocol.TypeCluster, protocol.TypeEndpoint, protocol.TypeListener, protocol.TypeRoute}
-
-// Write stores the resources of w in path: one length-delimited
-// DiscoveryResponse per type, in push order, each holding its resources as Any.
-func Write(path string, w xdstest.Workload) error {
-	res := w.Resources()
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	bw := bufio.NewWriter(f)
-	for _, t := range Types {
-		r := &discoveryv3.DiscoveryResponse{TypeUrl: t}
-		for _, m := range res[t] {
-			a, err := anypb.New(m)
-			if err != nil {
-				f.Close()
-				return err
-			}
-			r.Resources = append(r.Resources, a)
-		}
-		if _, err := protodelim.MarshalTo(bw, r); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	if err := bw.Flush(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
 
 // Endpoint returns cla with the port of its first endpoint set from seq: one
 // endpoint of one cluster changes (scenario a).

@@ -81,10 +81,6 @@ func main() {
 	if err := build(ctx, bin); err != nil {
 		fatal(err)
 	}
-	wl := filepath.Join(bin, "workload.bin")
-	if err := workload.Write(wl, *w); err != nil {
-		fatal(err)
-	}
 	wargs := workload.Args(*w)
 
 	all := map[string]server{
@@ -92,10 +88,10 @@ func main() {
 			return append([]string{filepath.Join(bin, "xdsserver"), "-addr", addr, "-control", ctl}, wargs...)
 		}},
 		"go-control-plane": {label: "go-control-plane", maxN: *peerMaxN, args: func(bin, addr, ctl string) []string {
-			return []string{filepath.Join(bin, "gcpserver"), "-addr", addr, "-control", ctl, "-workload", wl}
+			return append([]string{filepath.Join(bin, "gcpserver"), "-addr", addr, "-control", ctl}, wargs...)
 		}},
 		"go-control-plane-linear": {label: "go-control-plane-linear", maxN: *peerMaxN, args: func(bin, addr, ctl string) []string {
-			return []string{filepath.Join(bin, "gcpserver"), "-addr", addr, "-control", ctl, "-workload", wl, "-eds", "linear"}
+			return append([]string{filepath.Join(bin, "gcpserver"), "-addr", addr, "-control", ctl, "-eds", "linear"}, wargs...)
 		}},
 		"floor": {label: "floor", floor: true, args: func(bin, addr, ctl string) []string {
 			return append([]string{filepath.Join(bin, "floor"), "-addr", addr, "-control", ctl}, wargs...)

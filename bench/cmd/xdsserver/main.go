@@ -33,16 +33,8 @@ func main() {
 	timeout := flag.Duration("timeout", 2*time.Hour, "exit after this long whatever happens")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	memProfile := flag.String("memprofile", "", "write an allocs profile to this file on exit")
-	write := flag.String("write-workload", "", "write the workload to this file, for the go-control-plane peer, and exit")
 	w := workload.Flags(flag.CommandLine)
 	flag.Parse()
-	if *write != "" {
-		if err := workload.Write(*write, *w); err != nil {
-			fmt.Fprintln(os.Stderr, "xdsserver:", err)
-			os.Exit(1)
-		}
-		return
-	}
 	if err := run(*addr, *ctl, *timeout, *cpuProfile, *memProfile, w.Resources()); err != nil {
 		fmt.Fprintln(os.Stderr, "xdsserver:", err)
 		os.Exit(1)
