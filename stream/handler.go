@@ -45,8 +45,9 @@ type conn struct {
 	sm stateMachine
 
 	watcher *store.Watcher
-	// watched are the types the watcher watches in the stream's scope. A stream
-	// asks for a few types: small slices cost a stream less than maps.
+	// watched are the types the watcher watches in the stream's scope, kept here
+	// so that a request does not take the store's watch lock to find out. A
+	// stream asks for a few types: small slices cost a stream less than maps.
 	watched []string
 	// sent is when the newest response of each type was sent (ACK latency).
 	sent []sentAt
@@ -176,14 +177,10 @@ func serve[Req proto.Message](s *Server, ss grpc.ServerStream, v variant[Req], f
 
 	// take applies what arrived on in, or returns the error that ends the stream.
 	take := func(x inbound) error {
-		switch {
-		case x.err == nil:
-			return v.receive(c, x.req.(Req))
-		case errors.Is(x.err, io.EOF):
-			return errEOF
-		default:
+		if x.err != nil {
 			return x.err
 		}
+		return v.receive(c, x.req.(Req))
 	}
 	for {
 		var err error
@@ -204,7 +201,7 @@ func serve[Req proto.Message](s *Server, ss grpc.ServerStream, v variant[Req], f
 		case <-ctx.Done():
 			err = status.FromContextError(ctx.Err()).Err()
 		}
-		if err == errEOF {
+		if errors.Is(err, io.EOF) {
 			return nil // the client closed its side: the stream ends cleanly
 		}
 		if err != nil {
@@ -215,9 +212,6 @@ func serve[Req proto.Message](s *Server, ss grpc.ServerStream, v variant[Req], f
 		}
 	}
 }
-
-// errEOF marks the client's end of requests inside the handler loop.
-var errEOF = errors.New("client closed its side of the stream")
 
 // checkType fills in or checks the type URL of a request on a per-type service.
 func (c *conn) checkType(typeURL *string) error {

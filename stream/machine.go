@@ -165,18 +165,18 @@ func (ts *typeState) remember(nonce, version string) {
 	if ts.previous == nil {
 		ts.previous = new([maxPrevious]superseded)
 	}
-	ts.previous[ts.prevNext%maxPrevious] = superseded{nonce, version}
+	ts.previous[ts.prevNext] = superseded{nonce, version}
 	ts.prevNext = (ts.prevNext + 1) % maxPrevious
 }
 
 // previousVersion returns the version of the superseded response nonce, if it is
 // one of the few remembered.
 func (ts *typeState) previousVersion(nonce string) (string, bool) {
-	if ts.previous == nil {
+	if ts.previous == nil || nonce == "" {
 		return "", false
 	}
 	for _, p := range ts.previous {
-		if p.nonce == nonce && nonce != "" {
+		if p.nonce == nonce {
 			return p.version, true
 		}
 	}
