@@ -371,8 +371,9 @@ func sotwPartialUpdate(t *testing.T) {
 	c.ExpectResponse(conv.Names("b"))
 }
 
-// S3, P3: after a server restart over the same content, a client presenting the
-// versions it holds gets nothing; one presenting a version this server never made
+// S3, S6, P3: after a server restart over the same content, a client presenting
+// the version of its wildcard CDS gets nothing for it, its named EDS again at the
+// same version; one presenting a version this server never made
 // gets everything it asks for.
 func sotwReconnect(t *testing.T) {
 	s := startServer(t)
@@ -391,7 +392,9 @@ func sotwReconnect(t *testing.T) {
 	again := conv.ADS(t, s.conn(t), edgeNode("envoy-1"))
 	again.Send(&discoveryv3.DiscoveryRequest{Node: edgeNode("envoy-1"), TypeUrl: cds, VersionInfo: cv})
 	again.Send(&discoveryv3.DiscoveryRequest{TypeUrl: eds, ResourceNames: []string{"a"}, VersionInfo: ev})
-	again.ExpectNothing() // S3
+	again.ExpectResponse(conv.TypeURL(eds), conv.Names("a"), conv.Version(ev)) // S6: named, so answered
+	again.ACK()
+	again.ExpectNothing() // S3: the wildcard CDS is current
 	st := s.status(t, "envoy-1", nil)
 	expectEqual(t, "S3: CDS version held", typeStatus(st, cds).VersionACKed, cv)
 

@@ -71,7 +71,7 @@ var wireScenarios = []scenario{
 		rules: []string{"S2"},
 		run:   map[client]func(*testing.T){scriptedSotW: sotwPartialUpdate}},
 	{id: "reconnect-after-restart", title: "a client reconnecting to a restarted server with what it holds gets only what differs",
-		clientRules: map[client][]string{scriptedSotW: {"S3", "P3"}, scriptedDelta: {"D3", "D8"}},
+		clientRules: map[client][]string{scriptedSotW: {"S3", "S6", "P3"}, scriptedDelta: {"D3", "D8"}},
 		run:         map[client]func(*testing.T){scriptedSotW: sotwReconnect, scriptedDelta: deltaReconnect}},
 	{id: "unsubscribe", title: "dropping a name needs no answer and stops its updates",
 		clientRules: map[client][]string{scriptedSotW: {"S4"}, scriptedDelta: {"D6"}},

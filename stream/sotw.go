@@ -103,11 +103,11 @@ func (s *SotW) Receive(req *discoveryv3.DiscoveryRequest, at time.Time, v store.
 		// the client knows what exists; an unknown type is answered as empty.
 		ts.respond = true
 	}
-	if vi := req.GetVersionInfo(); vi != "" && ts.served && ts.nonce == "" {
-		// S3: a reconnecting client names the version it holds. If that is exactly
-		// what we would send, it holds the current content: nothing to resend.
-		// Otherwise (P3: a version this server never sent) it holds unknown content
-		// and gets everything.
+	if vi := req.GetVersionInfo(); vi != "" && ts.served && ts.nonce == "" && ts.resumable() {
+		// S3, S6: a reconnecting client names the version it holds. If that is
+		// exactly what we would send, it holds the current content: nothing to
+		// resend. Otherwise (P3: a version this server never sent) it holds
+		// unknown content and gets everything.
 		cur := v.Table(s.Scope, ts.typeURL)
 		if entries := s.subscribed(v, ts, cur); digestOf(entries).Version() == vi {
 			ts.table, ts.version = cur, vi
@@ -119,6 +119,18 @@ func (s *SotW) Receive(req *discoveryv3.DiscoveryRequest, at time.Time, v store.
 		}
 	}
 	return rcv, nil
+}
+
+// resumable reports whether the version of a first request on a new stream can
+// prove what the client holds (S6). Only for a full-state type subscribed as a
+// whole: the client then holds exactly the last response it accepted (S1), so
+// the same version means the same content. A subscription that names resources
+// may have dropped some of them since that response (unsubscribed, or ignored
+// because the response crossed the unsubscription) while the version stayed, and
+// the names it asks for now may be owed an answer the old stream never sent
+// (R16): a new stream knows nothing of that, so it answers them all.
+func (ts *typeState) resumable() bool {
+	return ts.fullState && ts.sub.wildcard && len(ts.sub.names) == 0 && len(ts.sub.globs) == 0
 }
 
 // Responses returns what to send now that the store is at view v, in push order

@@ -356,8 +356,9 @@ func TestR16WarmingAnswered(t *testing.T) {
 }
 
 // S3: a client reconnecting with the version it holds gets nothing when that is
-// current, across a server restart too; P3: with a version this server would not
-// send, it gets everything.
+// current, across a server restart too, for a wildcard full-state type; S6: a
+// subscription by name is answered again, at the same version; P3: with a
+// version this server would not send, it gets everything.
 func TestS3P3Reconnect(t *testing.T) {
 	st := store.New()
 	e := newEnvWith(t, st)
@@ -375,7 +376,9 @@ func TestS3P3Reconnect(t *testing.T) {
 	again := conv.ADS(t, restarted.cc, edge)
 	again.Send(&discoveryv3.DiscoveryRequest{Node: edge, TypeUrl: cds, VersionInfo: cv})
 	again.Send(&discoveryv3.DiscoveryRequest{TypeUrl: eds, VersionInfo: ev, ResourceNames: []string{"a"}})
-	again.ExpectNothing()
+	again.ExpectResponse(conv.TypeURL(eds), conv.Names("a"), conv.Version(ev)) // S6
+	again.ACK()
+	again.ExpectNothing() // S3: nothing for CDS
 	s := restarted.status(t, "envoy-1", nil)
 	assert.Equal(t, cv, typeStatus(s, cds).VersionACKed)
 
