@@ -73,7 +73,7 @@ func (d *Delta) Receive(req *discoveryv3.DeltaDiscoveryRequest, at time.Time) (R
 				ts.ackedVersion = p.version
 				if nonce == ts.nonce {
 					ts.held = append(ts.held[:0], ts.table)
-					ts.ackedAt = d.requests
+					ts.acked = true
 				}
 				rcv.Kind, rcv.Version = KindACK, p.version
 			}
@@ -146,7 +146,7 @@ func (d *Delta) respond(v store.View, ts *typeState) *Response {
 		Removed:   removed,
 		table:     cur,
 	}
-	ts.nonce, ts.version, ts.ackedAt = r.Nonce, r.Version, 0
+	ts.nonce, ts.version, ts.acked = r.Nonce, r.Version, false
 	ts.hold(cur)
 	if len(d.pending) >= maxPending {
 		clear(d.pending) // a client this far behind on ACKs gets its NACKs unattributed

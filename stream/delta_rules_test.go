@@ -190,11 +190,12 @@ func TestDeltaR15OrderAndMakeBeforeBreak(t *testing.T) {
 	e.commit(t, store.Set(scope, xdstest.SimpleRoute("r", "c")), store.Set(scope, xdstest.Cluster("c")),
 		store.Delete(scope, cds, "a"), store.Delete(scope, eds, "a"))
 	c.ExpectResponse(conv.DTypeURL(cds), conv.Updated("c"), conv.NoRemoved())
-	c.ACK()
 	c.ExpectNothing() // a's endpoints stay, and the route waits for c to warm
+	// Envoy subscribes c's endpoints before it ACKs the clusters (R19).
 	c.Subscribe(eds, "c")
 	c.ExpectResponse(conv.DTypeURL(eds), conv.Updated("c"), conv.NoRemoved())
 	c.ExpectResponse(conv.DTypeURL(rds), conv.Updated("r"))
+	c.ACK(cds)
 	c.ACK(eds)
 	c.ExpectNothing() // not before the route update is ACKed
 	c.ACK(rds)
@@ -202,8 +203,10 @@ func TestDeltaR15OrderAndMakeBeforeBreak(t *testing.T) {
 	c.ExpectResponse(conv.DTypeURL(eds), conv.Updated(), conv.Removed("a"))
 }
 
-// R15: a client that names its clusters (gRPC, P4) asks for the new one only
-// after it has the route: the old cluster stays until the new one is subscribed.
+// R15, R18: a client that names its clusters (gRPC, P4) asks for the new one
+// only after it has the route: the old cluster stays until the client has
+// answered the route update; then it goes (grpc-go ACKs the route before it
+// subscribes the new cluster, and the server can wait on nothing else, R19).
 func TestR15ReplacementBeforeRemoval(t *testing.T) {
 	e := newEnv(t)
 	e.commit(t, append(clusters("c1"), store.Set(scope, xdstest.SimpleRoute("r", "c1")))...)
@@ -217,8 +220,10 @@ func TestR15ReplacementBeforeRemoval(t *testing.T) {
 
 	e.commit(t, store.Set(scope, xdstest.SimpleRoute("r", "c2")), store.Set(scope, xdstest.Cluster("c2")), store.Delete(scope, cds, "c1"))
 	c.ExpectResponse(conv.TypeURL(rds), conv.Names("r"))
+	c.ExpectNothing() // c1 stays while the client may still route to it
 	c.ACK()
-	c.ExpectNothing() // no empty CDS while c2 is not yet subscribed
+	c.ExpectResponse(conv.TypeURL(cds), conv.Names())
+	c.ACK()
 	c.Request(cds, "c1", "c2")
 	c.ExpectResponse(conv.TypeURL(cds), conv.Names("c2"))
 }

@@ -22,8 +22,6 @@ type machine struct {
 	limits Limits
 	// nonces counts the responses made on the stream; each nonce is its count (R1).
 	nonces uint64
-	// requests counts the requests received, to tell what came after an ACK.
-	requests uint64
 	// types are the stream's type states in push order (R15). A stream asks for
 	// a few types: a sorted slice costs less than a map and needs no sort per push.
 	types []*typeState
@@ -94,9 +92,8 @@ type typeState struct {
 	held []*store.Table
 	// lastNACK is the newest NACK of this type.
 	lastNACK *NACK
-	// ackedAt is the request count at the ACK of the newest response; 0 while
-	// the newest response is not ACKed.
-	ackedAt uint64
+	// acked: the client ACKed the newest response of the type.
+	acked bool
 	// cdsSeen is, for EDS, the cluster table the last computation saw: a cluster
 	// that appears later still owes its explicit empty assignment (P2).
 	cdsSeen *store.Table
@@ -186,19 +183,18 @@ func (ts *typeState) previousVersion(nonce string) (string, bool) {
 // maxPrevious bounds the superseded responses a type remembers.
 const maxPrevious = 4
 
-// settled reports whether the client has answered the newest response of ts and
-// moved on: it rejected it, or it ACKed it and sent another request since. Until
-// then the client may still ask for what that response made it need, so make
-// before break waits (R15); after, it no longer does, so that nothing waits
-// forever on a request that will not come.
-func (s *machine) settled(ts *typeState) bool {
+// answered reports whether the client has answered the newest response of ts:
+// it ACKed or NACKed it, or nothing of the type was sent. What waits on a
+// client's reaction to a response (make before break, R15) waits at most until
+// then, which the server sees (R19); a later request may never come.
+func (s *machine) answered(ts *typeState) bool {
 	switch {
 	case ts == nil || ts.nonce == "":
 		return true
 	case ts.lastNACK != nil && ts.lastNACK.Nonce == ts.nonce:
 		return true
 	}
-	return ts.ackedAt > 0 && s.requests > ts.ackedAt
+	return ts.acked
 }
 
 // sent reports whether the client was sent name: it is subscribed, a response
@@ -282,8 +278,7 @@ type Received struct {
 	NACK *NACK
 }
 
-// admit checks a request's type against the stream's limits and counts the
-// request (see settled).
+// admit checks a request's type against the stream's limits.
 func (s *machine) admit(typeURL string) error {
 	if typeURL == "" {
 		return fmt.Errorf("request without type_url")
@@ -291,7 +286,6 @@ func (s *machine) admit(typeURL string) error {
 	if s.state(typeURL) == nil && len(s.types) >= s.limits.maxTypes() {
 		return fmt.Errorf("request for a %dth type URL (%s), more than the limit of %d", len(s.types)+1, typeURL, s.limits.maxTypes())
 	}
-	s.requests++
 	return nil
 }
 

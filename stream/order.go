@@ -13,12 +13,17 @@ import (
 
 // retain returns the deleted resources make-before-break keeps sending (R15):
 //
-//   - clusters that the listeners and routes the client may hold still route to;
-//     and, while a cluster those routes name is not yet with the client, every
-//     cluster it held: the replacement is made before the old one breaks;
+//   - clusters that the listeners and routes the client may hold from before the
+//     store's current revision still route to; and, while a cluster those routes
+//     name is not yet with the client, every cluster it held: the replacement is
+//     made before the old one breaks;
 //   - endpoints of the clusters the client may still hold, kept ones included.
 //
-// Once what used them is updated and ACKed, the next response drops them.
+// Make before break covers a transition, not a config (R18): once the client has
+// answered the listeners and routes of the current revision, a deleted cluster
+// goes, whatever those routes name. A config that deletes a cluster its routes
+// still name is a dangling reference, not a transition; keeping the cluster
+// would keep clients that had it sending to decommissioned endpoints for good.
 func (s *machine) retain(v store.View, ts *typeState, cur *store.Table) map[string]*store.Entry {
 	var inUse func(name string) bool
 	switch ts.typeURL {
@@ -27,8 +32,8 @@ func (s *machine) retain(v store.View, ts *typeState, cur *store.Table) map[stri
 		var pending bool
 		inUse = func(name string) bool {
 			if used == nil {
-				used = s.clustersInUse()
-				pending = s.replacementPending(ts, cur, used)
+				used = s.clustersInTransition(v)
+				pending = s.replacementPending(ts, cur, s.clustersInUse(v, false))
 			}
 			_, ok := used[name]
 			return ok || pending
@@ -72,20 +77,21 @@ func (s *machine) retain(v store.View, ts *typeState, cur *store.Table) map[stri
 // its endpoints only after it has the cluster; it keeps using the old cluster
 // until then, so the old one must stay.
 //
-// It waits only while the client may still ask (see settled): a client that
-// rejected the cluster, or moved on without asking, holds nothing back.
+// It waits only until the client answers the responses that could make it ask
+// (see answered, R19): a client that accepted or rejected them without asking
+// holds nothing back.
 func (s *machine) replacementPending(cds *typeState, cur *store.Table, used map[string]struct{}) bool {
 	eds := s.state(protocol.TypeEndpoint)
-	routesSettled := s.settled(s.state(protocol.TypeRoute)) && s.settled(s.state(protocol.TypeListener)) &&
-		s.settled(s.state(protocol.TypeVirtualHost))
+	routesAnswered := s.answered(s.state(protocol.TypeRoute)) && s.answered(s.state(protocol.TypeListener)) &&
+		s.answered(s.state(protocol.TypeVirtualHost))
 	for c := range used {
 		e := cur.Get(c)
 		if e == nil {
 			continue
 		}
 		if !cds.sub.subscribes(c) {
-			if !routesSettled {
-				return true // it will ask for the cluster its new route names
+			if !routesAnswered {
+				return true // it may ask for the cluster its new route names
 			}
 			continue
 		}
@@ -93,8 +99,10 @@ func (s *machine) replacementPending(cds *typeState, cur *store.Table, used map[
 			continue // its endpoints do not come over this stream
 		}
 		// The client asks for the endpoints once it has the cluster: not before
-		// this response if it brings the cluster, nor until it settled it after.
-		mayAsk := !cds.sent(c) || !s.settled(cds)
+		// this response if it brings the cluster, and at the latest as it
+		// answers it (Envoy subscribes a new cluster's endpoints before it ACKs
+		// the clusters).
+		mayAsk := !cds.sent(c) || !s.answered(cds)
 		for _, svc := range e.Refs.Endpoints {
 			// Subscribed but not yet sent: sent right after this response, so the
 			// old cluster goes with the next one.
@@ -138,15 +146,17 @@ func (s *machine) endpointsInUse() map[string]struct{} {
 // asked for yet, so the cluster is still warming and traffic sent to it now would
 // fail. Only a client that takes every cluster (Envoy's wildcard CDS) and its
 // endpoints over this stream is held back: one that names its clusters asks for
-// them after the route (P4). The wait ends when the client has settled its
-// newest clusters (rejected them, or ACKed them and moved on without asking),
-// so that a route never waits on a request that will not come.
+// them after the route (P4). R19: the wait ends, at the latest, when the client
+// answers its newest clusters: Envoy subscribes the endpoints of a new cluster
+// before it ACKs the clusters, so a cluster whose endpoints are still not asked
+// for then gets them elsewhere (an eds_config that is not this stream) and the
+// route must not wait for a request that will not come.
 func (s *machine) warming(v store.View, ts *typeState, resources []*store.Entry) bool {
 	if ts.typeURL != protocol.TypeRoute {
 		return false
 	}
 	cds, eds := s.state(protocol.TypeCluster), s.state(protocol.TypeEndpoint)
-	if cds == nil || !cds.sub.wildcard || cds.table == nil || eds == nil || !eds.sub.requested || s.settled(cds) {
+	if cds == nil || !cds.sub.wildcard || cds.table == nil || eds == nil || !eds.sub.requested || s.answered(cds) {
 		return false
 	}
 	clusters := v.Table(s.Scope, protocol.TypeCluster)
@@ -166,13 +176,26 @@ func (s *machine) warming(v store.View, ts *typeState, resources []*store.Entry)
 	return false
 }
 
+// clustersInTransition returns the clusters named by the listeners and routes
+// the client may hold from before the store's current revision: make before
+// break keeps those (R15) until the client has answered the listeners and routes
+// of the current revision (R18).
+func (s *machine) clustersInTransition(v store.View) map[string]struct{} {
+	return s.clustersInUse(v, true)
+}
+
 // clustersInUse returns the clusters named by the listeners and routes the client
-// may hold: those it ACKed last and those sent since.
-func (s *machine) clustersInUse() map[string]struct{} {
+// may hold: those it ACKed last and those sent since. With transition, a type
+// whose client has answered a response computed at the store's current table
+// counts for nothing: what it holds is the current revision, whatever it names.
+func (s *machine) clustersInUse(v store.View, transition bool) map[string]struct{} {
 	used := make(map[string]struct{})
 	for _, typeURL := range []string{protocol.TypeListener, protocol.TypeRoute, protocol.TypeVirtualHost} {
 		ts := s.state(typeURL)
 		if ts == nil {
+			continue
+		}
+		if transition && ts.table == emptyTableFor(v, s.Scope, ts) && s.answered(ts) {
 			continue
 		}
 		for _, t := range ts.held {

@@ -73,7 +73,7 @@ func (s *SotW) Receive(req *discoveryv3.DiscoveryRequest, at time.Time, v store.
 		rcv.Kind, rcv.Version, rcv.NACK = KindNACK, req.GetVersionInfo(), ts.lastNACK
 	default:
 		// R4: echoing the newest nonce without error_detail accepts that response.
-		ts.ackedVersion, ts.ackedAt = ts.version, s.requests
+		ts.ackedVersion, ts.acked = ts.version, true
 		ts.held = append(ts.held[:0], ts.table)
 		rcv.Kind, rcv.Version = KindACK, ts.version
 	}
@@ -170,7 +170,7 @@ func (s *SotW) respond(v store.View, ts *typeState) *Response {
 	r.Nonce = s.nextNonce()
 	ts.hold(cur)
 	ts.remember(ts.nonce, ts.version)
-	ts.nonce, ts.version, ts.ackedAt = r.Nonce, r.Version, 0
+	ts.nonce, ts.version, ts.acked = r.Nonce, r.Version, false
 	s.owe(old, ts, r)
 	return r
 }

@@ -274,12 +274,14 @@ func TestR15PushOrder(t *testing.T) {
 	assert.Equal(t, []string{"CDS", "EDS", "LDS"}, got)
 	// The route to new cluster b waits while b warms: the client has b but has not
 	// asked for its endpoints yet (make before break). It asks, as Envoy does
-	// after a CDS update: b's (explicitly empty, P2) endpoints, then the route.
+	// before it ACKs a CDS update (R19): b's (explicitly empty, P2) endpoints,
+	// then the route.
 	c.ExpectNothing()
-	c.ACK(cds)
 	c.Request(eds, "a", "b")
 	c.ExpectResponse(conv.TypeURL(eds), conv.Names("b"))
 	c.ExpectResponse(conv.TypeURL(rds), conv.Names("r"))
+	c.ACK(cds)
+	c.ExpectNothing()
 }
 
 // R15: make before break: a cluster the client's routes still use stays in CDS
@@ -302,15 +304,16 @@ func TestR15MakeBeforeBreak(t *testing.T) {
 	e.commit(t, store.Set(scope, xdstest.SimpleRoute("r", "c")), store.Set(scope, xdstest.Cluster("c")), store.Delete(scope, cds, "a"))
 	// CDS is pushed first, with c, and a is kept: r still routes to it on the client.
 	first := c.ExpectResponse(conv.TypeURL(cds), conv.Names("a", "b", "c"))
-	c.ACK()
-	// The route waits until c has its endpoints (it warms); Envoy asks for them.
+	// The route waits until c has its endpoints (it warms); Envoy asks for them
+	// before it ACKs the clusters (R19).
 	c.ExpectNothing()
 	c.Request(eds, "a", "b", "c")
 	c.ExpectResponse(conv.TypeURL(eds), conv.Names("c"))
-	c.ACK()
 	c.ExpectResponse(conv.TypeURL(rds), conv.Names("r"))
+	c.ACK(cds)
+	c.ACK(eds)
 	c.ExpectNothing() // not before the route update is ACKed
-	c.ACK()
+	c.ACK(rds)
 	// Now nothing uses a: it goes.
 	c.ExpectResponse(conv.TypeURL(cds), conv.Names("b", "c"), conv.VersionNot(first.Version()))
 	c.ACK()

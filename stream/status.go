@@ -1,10 +1,11 @@
 package stream
 
 import (
+	"maps"
 	"slices"
 	"time"
 
-	"github.com/leanxds/leanxds/protocol"
+	"github.com/leanxds/leanxds/store"
 )
 
 // StreamStatus is a connected stream as the server sees it.
@@ -25,6 +26,11 @@ type TypeStatus struct {
 	Names []string
 	// Missing are subscribed names the store does not hold (R14).
 	Missing []string
+	// Retained are resources the store no longer holds that the client is
+	// still sent, by name: make before break keeps them while the client may
+	// hold listeners or routes of an earlier revision that use them (R15, R18).
+	// A retained name is not Missing: the client has it.
+	Retained []*store.Entry
 	// VersionSent and NonceSent are those of the newest response.
 	VersionSent string
 	NonceSent   string
@@ -42,15 +48,26 @@ func (c *conn) status() StreamStatus {
 	if c.sm == nil {
 		return st
 	}
-	m := c.sm.base()
-	v := c.srv.store.View()
+	st.Types = c.sm.base().status(c.srv.store.View())
+	return st
+}
+
+// Status returns the state of each requested type, in push order, with the
+// store at view v.
+func (s *SotW) Status(v store.View) []TypeStatus { return s.status(v) }
+
+// Status returns the state of each requested type, in push order, with the
+// store at view v.
+func (d *Delta) Status(v store.View) []TypeStatus { return d.status(v) }
+
+func (m *machine) status(v store.View) []TypeStatus {
+	var out []TypeStatus
 	for _, ts := range m.types {
 		if !ts.sub.requested {
 			continue
 		}
-		typeURL := ts.typeURL
 		t := TypeStatus{
-			TypeURL:      typeURL,
+			TypeURL:      ts.typeURL,
 			Served:       ts.served,
 			Wildcard:     ts.sub.wildcard,
 			Names:        slices.Clone(ts.sub.sortedNames()),
@@ -58,20 +75,22 @@ func (c *conn) status() StreamStatus {
 			NonceSent:    ts.nonce,
 			VersionACKed: ts.ackedVersion,
 		}
+		for _, n := range slices.Sorted(maps.Keys(ts.retained)) {
+			t.Retained = append(t.Retained, ts.retained[n])
+		}
 		if ts.lastNACK != nil {
 			n := *ts.lastNACK
 			t.LastNACK = &n
 		}
 		cur := emptyTableFor(v, m.Scope, ts)
 		for _, n := range t.Names {
-			if _, glob := ts.sub.globs[n]; !glob && m.lookup(v, ts, cur, n) == nil {
+			if _, glob := ts.sub.globs[n]; !glob && ts.retained[n] == nil && m.lookup(v, ts, cur, n) == nil {
 				t.Missing = append(t.Missing, n)
 			}
 		}
-		st.Types = append(st.Types, t)
+		out = append(out, t)
 	}
-	slices.SortFunc(st.Types, func(a, b TypeStatus) int { return protocol.PushOrder(a.TypeURL, b.TypeURL) })
-	return st
+	return out
 }
 
 // sentAt remembers when the newest response of a type was sent, for the ACK

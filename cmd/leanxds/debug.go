@@ -35,8 +35,11 @@ type typeJSON struct {
 	Subscribed int      `json:"subscribed"`
 	Names      []string `json:"names,omitempty"`
 	// Missing counts the names asked for that do not exist (R14).
-	Missing      int       `json:"missing"`
-	MissingNames []string  `json:"missing_names,omitempty"`
+	Missing      int      `json:"missing"`
+	MissingNames []string `json:"missing_names,omitempty"`
+	// Retained names resources deleted from the config that the client is still
+	// sent while it may hold routes of the revision before (R15, R18).
+	Retained     []string  `json:"retained,omitempty"`
 	VersionSent  string    `json:"version_sent"`
 	NonceSent    string    `json:"nonce_sent,omitempty"`
 	VersionACKed string    `json:"version_acked"`
@@ -89,6 +92,9 @@ func (s *server) handleClients(w http.ResponseWriter, r *http.Request) {
 			}
 			if verbose {
 				tj.Names, tj.MissingNames = t.Names, t.Missing
+			}
+			for _, e := range t.Retained {
+				tj.Retained = append(tj.Retained, e.Name)
 			}
 			cj.Types = append(cj.Types, tj)
 		}

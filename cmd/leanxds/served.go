@@ -70,6 +70,9 @@ func servedResources(v store.View, scope string, ts stream.TypeStatus) []served 
 		}
 		out = append(out, r)
 	}
+	for _, e := range ts.Retained {
+		add(e.Name, e) // R15, R18: deleted, and still with the client
+	}
 	if ts.Wildcard {
 		for _, e := range table.Sorted() {
 			add(e.Name, e)
