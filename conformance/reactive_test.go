@@ -338,8 +338,11 @@ func (d *reactiveDriver) merge(u string, got map[string]heldResource, removed []
 			delete(d.warming, "EDS "+name)
 		}
 	}
+	// R15, R18: what the configuration in use needs may go once the client has
+	// accepted listeners and routes that no longer name it.
+	referenced := d.referenced()
 	for _, name := range removed {
-		if d.uses[shortType(u)+" "+name] && slices.Contains(d.subs[u], name) {
+		if d.uses[shortType(u)+" "+name] && slices.Contains(d.subs[u], name) && slices.Contains(referenced[u], name) {
 			d.problem("R15: the server deleted %s %s, which the configuration in use still needs", shortType(u), name)
 		}
 		delete(d.held[u], name)
@@ -354,9 +357,9 @@ func (d *reactiveDriver) merge(u string, got map[string]heldResource, removed []
 	d.evaluate()
 }
 
-// follow subscribes to what the held resources reference, level by level, and
-// drops what neither they nor the configuration in use need any more.
-func (d *reactiveDriver) follow(out *outbox) {
+// referenced returns, by type, what the held resources reference, level by
+// level from the listener.
+func (d *reactiveDriver) referenced() map[string][]string {
 	want := map[string][]string{lds: {svcListener}}
 	for _, h := range d.held[lds] {
 		want[rds] = appendUnique(want[rds], routeNameOf(h.msg))
@@ -371,6 +374,13 @@ func (d *reactiveDriver) follow(out *outbox) {
 			want[eds] = appendUnique(want[eds], serviceNameOf(h.msg.(*clusterv3.Cluster)))
 		}
 	}
+	return want
+}
+
+// follow subscribes to what the held resources reference, level by level, and
+// drops what neither they nor the configuration in use need any more.
+func (d *reactiveDriver) follow(out *outbox) {
+	want := d.referenced()
 	// What the configuration in use needs stays subscribed until a new one is
 	// complete, as grpc-go keeps its old clusters while it fetches new ones.
 	for use := range d.uses {

@@ -267,12 +267,14 @@ func deltaNewClusterBeforeRoute(t *testing.T) {
 
 	s.commit(t, setCluster("c"), setEndpoints("c", "10.0.0.3:80"), setRoute("r", "c"))
 	c.ExpectResponse(conv.DTypeURL(cds), conv.Updated("c"))
-	c.ACK()
+	c.ExpectNothing() // c warms: the route waits
+	// Envoy subscribes c's endpoints before it ACKs the clusters (R19).
 	c.Subscribe(eds, "c")
 	c.ExpectResponse(conv.DTypeURL(eds), conv.Updated("c")) // before the route that uses c
-	c.ACK()
 	c.ExpectResponse(conv.DTypeURL(rds), conv.Updated("r"))
-	c.ACK()
+	c.ACK(cds)
+	c.ACK(eds)
+	c.ACK(rds)
 	c.ExpectNothing()
 }
 

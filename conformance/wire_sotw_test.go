@@ -300,12 +300,14 @@ func sotwNewClusterBeforeRoute(t *testing.T) {
 
 	s.commit(t, setCluster("c"), setEndpoints("c", "10.0.0.3:80"), setRoute("r", "c"))
 	c.ExpectResponse(conv.TypeURL(cds), conv.Names("a", "c"))
-	c.ACK()
+	c.ExpectNothing() // c warms: the route waits
+	// Envoy subscribes c's endpoints before it ACKs the clusters (R19).
 	c.Request(eds, "a", "c")
 	c.ExpectResponse(conv.TypeURL(eds), conv.Names("c")) // before the route that uses c
-	c.ACK()
 	c.ExpectResponse(conv.TypeURL(rds), conv.Names("r"))
-	c.ACK()
+	c.ACK(cds)
+	c.ACK(eds)
+	c.ACK(rds)
 	c.ExpectNothing()
 }
 
