@@ -187,19 +187,22 @@ func serve[Req proto.Message](s *Server, ss grpc.ServerStream, v variant[Req], f
 		select {
 		case x := <-c.in:
 			err = take(x)
-			// S5: answer only the newest state, after every request already here.
-			for more := err == nil; more; {
-				select {
-				case x := <-c.in:
-					err = take(x)
-					more = err == nil
-				default:
-					more = false
-				}
-			}
 		case <-c.watcher.C:
 		case <-ctx.Done():
 			err = status.FromContextError(ctx.Err()).Err()
+		}
+		// Requests first, whatever woke the handler: every request already here
+		// is applied before the push (S5: only the newest state is answered), so
+		// a store change never answers a subscription the client has already
+		// withdrawn in a request waiting here.
+		for more := err == nil; more; {
+			select {
+			case x := <-c.in:
+				err = take(x)
+				more = err == nil
+			default:
+				more = false
+			}
 		}
 		if errors.Is(err, io.EOF) {
 			return nil // the client closed its side: the stream ends cleanly
