@@ -13,8 +13,9 @@
 //   - delta.go: Delta, the incremental state machine, sharing machine.go's
 //     per-type state, lookups and ordering with SotW.
 //   - order.go: what crosses types: make-before-break removal of clusters still
-//     in use (R15), the EDS/RDS answers owed to new or updated clusters and
-//     listeners (R16), and explicit empty assignments (P2).
+//     in use (R15), which lasts only as long as the transition (R18) and ends on
+//     a client's answer the server sees (R19); the EDS/RDS answers owed to new
+//     or updated clusters and listeners (R16); explicit empty assignments (P2).
 //   - handler.go: the gRPC loop around a state machine. Two goroutines per stream:
 //     one receives requests, one owns the state machine and sends.
 //   - encode.go, codec.go: encode once. Resources are encoded when committed; a
