@@ -106,6 +106,8 @@ var Rules = []Rule{
 		Text: "A glob collection subscription xdstp://authority/type/prefix/* is answered with every resource directly under that prefix whose context parameters match, each as an individual resource."},
 	{ID: "X3", Source: "cncf/xds TP1; gRFC A47",
 		Text: "xdstp names work in both variants, SotW (as gRPC sends them) and delta."},
+	{ID: "X4", Source: "cncf/xds TP1; Incremental xDS",
+		Text: "A delta response names each resource, in resources and removed_resources, with the spelling the client subscribed with: xdstp names are normalised for lookup only, their context parameters neither reordered nor escaped in what the client sees."},
 
 	{ID: "P1", Source: "practice",
 		Text: "Only the presence of error_detail makes a NACK: its code differs from client to client (3, 14, even 0)."},

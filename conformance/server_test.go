@@ -302,9 +302,10 @@ func (l *wireLog) hooks(gen int) stream.Hooks {
 		Response: func(info stream.StreamInfo, r *stream.Response, _ time.Duration) {
 			w := wireResponse{generation: gen, at: time.Now(), node: info.NodeID, typeURL: r.TypeURL,
 				version: r.Version, nonce: r.Nonce, removed: slices.Clone(r.Removed), versions: map[string]string{}}
-			for _, e := range r.Resources {
-				w.names = append(w.names, e.Name)
-				w.versions[e.Name] = e.Version
+			for i, e := range r.Resources {
+				name := r.ResourceName(i) // X4: as the client spelled it, in delta
+				w.names = append(w.names, name)
+				w.versions[name] = e.Version
 			}
 			l.mu.Lock()
 			l.responses = append(l.responses, w)

@@ -20,6 +20,9 @@ var xdstpScenarios = []scenario{
 	{id: "xdstp-glob", title: "a glob collection is answered with each member as its own resource, and follows changes",
 		rules: []string{"X2", "X3"},
 		run:   map[client]func(*testing.T){scriptedSotW: sotwXdstpGlob, scriptedDelta: deltaXdstpGlob}},
+	{id: "xdstp-client-spelling", title: "a delta client is answered with its own spelling of xdstp names, in updates and removals",
+		rules: []string{"X4", "X1", "D3", "D7"},
+		run:   map[client]func(*testing.T){scriptedDelta: deltaXdstpClientSpelling}},
 }
 
 const (
@@ -63,6 +66,34 @@ func deltaXdstpParamsOrder(t *testing.T) {
 	again := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-2"))
 	again.InitialVersions(cds, map[string]string{xdstpBA: version}, xdstpBA)
 	again.ExpectNothing()
+}
+
+// X4, X1, D7, D3: the client spells its names otherwise than the store holds them
+// (parameters out of order) and with characters a URL encoder escapes (':', '/',
+// a space, a key without a value). Every name it is sent, updated or removed, is
+// compared byte for byte with its own spelling: in the first answer, for a
+// deletion, and, after it reconnects, for what it says it holds.
+func deltaXdstpClientSpelling(t *testing.T) {
+	const (
+		// c2 as stored, its parameters in order, and as the client spells it.
+		c2Stored  = "xdstp://auth/envoy.config.cluster.v3.Cluster/c2?a&node.addr=10.0.0.1:8080&path=x/y&who=a b"
+		c2Spelled = "xdstp://auth/envoy.config.cluster.v3.Cluster/c2?who=a b&path=x/y&node.addr=10.0.0.1:8080&a"
+		missing   = "xdstp://auth/envoy.config.cluster.v3.Cluster/c9?z=1&node.addr=10.0.0.1:8080"
+	)
+	s := startServer(t)
+	s.commit(t, setCluster(xdstpAB), setCluster(c2Stored), setCluster("plain"))
+	c := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-1"))
+	c.Subscribe(cds, xdstpBA, c2Spelled, missing)
+	r := c.ExpectResponse(conv.Updated(xdstpBA, c2Spelled), conv.Removed(missing)) // X4, D7
+	c.ACK()
+	s.commit(t, drop(cds, xdstpAB))
+	c.ExpectResponse(conv.Updated(), conv.Removed(xdstpBA)) // X4, D7: a deletion
+
+	// D3: a reconnecting client holds c2 at its current version and c1, deleted
+	// since, under its own spellings; it subscribes to the wildcard.
+	again := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-2"))
+	again.InitialVersions(cds, map[string]string{c2Spelled: r.VersionOf(c2Spelled), xdstpBA: r.VersionOf(xdstpBA)}, "*")
+	again.ExpectResponse(conv.Updated("plain"), conv.Removed(xdstpBA))
 }
 
 // X2, X3: subscribing to group/* gets group/a and group/b, each as a resource of

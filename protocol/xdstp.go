@@ -1,7 +1,6 @@
 package protocol
 
 import (
-	"net/url"
 	"slices"
 	"strings"
 )
@@ -12,31 +11,58 @@ const xdstpScheme = "xdstp://"
 // IsXdstp reports whether a resource name is an xdstp URI.
 func IsXdstp(name string) bool { return strings.HasPrefix(name, xdstpScheme) }
 
-// NormalizeName returns the canonical form of a resource name: an xdstp name with
+// NormalizeName returns the name a resource is looked up by: an xdstp name with
 // its context parameters sorted (X1: names that differ only in the order of their
-// parameters are the same resource); any other name as it is. A malformed xdstp
-// name is returned as it is, and so matches only itself.
+// parameters are the same resource); any other name as it is.
+//
+// The parameters are sorted as written, by key and then by the whole key=value
+// pair: nothing is unescaped or escaped again, so a name whose parameters are in
+// order already is its own normal form, byte for byte (a client that spelled it so
+// recognises it in a response, X4). Empty pairs ("a=1&&b=2", a trailing "&") are
+// dropped. A name whose parameters are in order is returned without allocating.
 func NormalizeName(name string) string {
 	if !IsXdstp(name) {
 		return name
 	}
-	rest := name[len(xdstpScheme):]
-	path, query, hasQuery := strings.Cut(rest, "?")
-	if !hasQuery {
+	path, query, hasQuery := strings.Cut(name, "?")
+	if !hasQuery || paramsInOrder(query) {
 		return name
 	}
-	q, err := url.ParseQuery(query)
-	if err != nil {
-		return name
+	var params []string
+	for p := range strings.SplitSeq(query, "&") {
+		if p != "" {
+			params = append(params, p)
+		}
 	}
-	// url.Values.Encode sorts by key; sort each key's values too.
-	for _, vs := range q {
-		slices.Sort(vs)
+	if len(params) == 0 {
+		return path
 	}
-	if len(q) == 0 {
-		return xdstpScheme + path
+	slices.SortStableFunc(params, compareParams)
+	return path + "?" + strings.Join(params, "&")
+}
+
+// paramsInOrder reports whether a query is already in normal form: no empty pair,
+// and each pair in order after the one before it.
+func paramsInOrder(query string) bool {
+	prev := ""
+	for p := range strings.SplitSeq(query, "&") {
+		if p == "" || (prev != "" && compareParams(prev, p) > 0) {
+			return false
+		}
+		prev = p
 	}
-	return xdstpScheme + path + "?" + q.Encode()
+	return true
+}
+
+// compareParams orders context parameters by key, then by the raw key=value pair
+// (one key may be given several values).
+func compareParams(a, b string) int {
+	ka, _, _ := strings.Cut(a, "=")
+	kb, _, _ := strings.Cut(b, "=")
+	if c := strings.Compare(ka, kb); c != 0 {
+		return c
+	}
+	return strings.Compare(a, b)
 }
 
 // Glob is an xdstp glob collection: xdstp://authority/type/prefix/* (X2).

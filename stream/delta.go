@@ -31,6 +31,16 @@ type pendingResponse struct {
 	version string
 }
 
+// heldVersion is one entry of a reconnecting client's initial_resource_versions
+// (D3), kept under the normalized name (X1).
+type heldVersion struct {
+	// version is the version the client holds.
+	version string
+	// spelling is the name as the client wrote it, when that is not its normal
+	// form: what removed_resources must say (X4).
+	spelling string
+}
+
 // maxPending bounds the unanswered responses a delta stream remembers.
 const maxPending = 64
 
@@ -87,9 +97,14 @@ func (d *Delta) Receive(req *discoveryv3.DeltaDiscoveryRequest, at time.Time) (R
 	if first && len(req.GetInitialResourceVersions()) > 0 {
 		// D3: a reconnecting client names what it holds; the first response sends
 		// only what differs and removes what no longer exists.
-		ts.initial = make(map[string]string, len(req.GetInitialResourceVersions()))
+		ts.initial = make(map[string]heldVersion, len(req.GetInitialResourceVersions()))
 		for n, v := range req.GetInitialResourceVersions() {
-			ts.initial[protocol.NormalizeName(n)] = v // X1
+			key := protocol.NormalizeName(n) // X1
+			h := heldVersion{version: v}
+			if key != n {
+				h.spelling = n // X4: removed_resources names it as the client does
+			}
+			ts.initial[key] = h
 		}
 	}
 	answer, wildcardOn := ts.sub.subscribe(req.GetResourceNamesSubscribe(), len(req.GetResourceNamesUnsubscribe()) > 0)
@@ -128,6 +143,7 @@ func (d *Delta) respond(v store.View, ts *typeState) *Response {
 		return nil // R15: asked again after the next event, with nothing lost
 	}
 	respond := ts.respond
+	names := spell(ts, updated, removed) // X4, while the initial versions are known
 	ts.table = cur
 	ts.initial = nil
 	ts.force, ts.forceAll, ts.respond = nil, false, false
@@ -144,6 +160,7 @@ func (d *Delta) respond(v store.View, ts *typeState) *Response {
 		Nonce:     d.nextNonce(),
 		Resources: updated,
 		Removed:   removed,
+		names:     names,
 		table:     cur,
 	}
 	ts.nonce, ts.version, ts.acked = r.Nonce, r.Version, false
@@ -172,7 +189,7 @@ func (d *Delta) diff(v store.View, ts *typeState, cur *store.Table) (updated []*
 	case ts.initial != nil:
 		// D3: compare what the client says it holds with what it should hold.
 		for _, e := range d.subscribed(v, ts, cur) {
-			if ts.initial[e.Name] != e.Version {
+			if ts.initial[e.Name].version != e.Version {
 				updated = append(updated, e)
 			}
 		}
@@ -188,7 +205,7 @@ func (d *Delta) diff(v store.View, ts *typeState, cur *store.Table) (updated []*
 				continue
 			}
 			for _, e := range cur.Sorted() {
-				if g.Matches(e.Name) && ts.initial[e.Name] != e.Version {
+				if g.Matches(e.Name) && ts.initial[e.Name].version != e.Version {
 					names = append(names, e.Name) // D3: a glob's members, only as they differ
 				}
 			}
@@ -225,4 +242,47 @@ func (d *Delta) diff(v store.View, ts *typeState, cur *store.Table) (updated []*
 	updated = slices.CompactFunc(updated, func(a, b *store.Entry) bool { return a.Name == b.Name })
 	slices.Sort(removed)
 	return updated, slices.Compact(removed)
+}
+
+// spell names what a delta response carries as the client spelled it (X4): xdstp
+// names are normalized for lookup only (X1), and a client that compares names
+// exactly would ignore a resource under another spelling. removed, which the
+// response owns, is respelled in place; the names of updated, whose slice may be
+// shared, are returned apart, nil when each is the store's name. A client that
+// spells every name in normal form, the common case, costs nothing here.
+func spell(ts *typeState, updated []*store.Entry, removed []string) (names []string) {
+	if len(ts.sub.spelled) == 0 && ts.initial == nil {
+		return nil
+	}
+	for i, n := range removed {
+		removed[i] = ts.removedName(n)
+	}
+	for i, e := range updated {
+		// X2: a glob collection's members were not spelled by the client and
+		// keep the store's name.
+		sp := ts.sub.spelling(e.Name)
+		if sp != e.Name && names == nil {
+			names = make([]string, len(updated))
+			for j, prev := range updated[:i] {
+				names[j] = prev.Name
+			}
+		}
+		if names != nil {
+			names[i] = sp
+		}
+	}
+	return names
+}
+
+// removedName returns the name removed_resources gives n: the spelling of the
+// client's subscription to it, else that of its initial_resource_versions entry
+// (D3, D7, X4), else n.
+func (ts *typeState) removedName(n string) string {
+	if sp, ok := ts.sub.spelled[n]; ok {
+		return sp
+	}
+	if h := ts.initial[n]; h.spelling != "" {
+		return h.spelling
+	}
+	return n
 }

@@ -81,9 +81,11 @@ func sotwMessage(frame []byte, nonce string) *discoveryv3.DiscoveryResponse {
 }
 
 // frameCache shares the frames of identical responses between streams: same type,
-// version and resources (the same store entries, in the same order) give the same
-// frame. It forgets everything when it grows past its bound; a miss only costs an
-// encoding.
+// version and resources (the same store entries, in the same order, under the
+// same names) give the same frame. A delta response that names a resource as its
+// client spelled it (X4) shares its frame only with responses spelling it alike;
+// one with every name as stored, the common case, costs nothing more. The cache
+// forgets everything when it grows past its bound; a miss only costs an encoding.
 type frameCache struct {
 	mu     sync.Mutex
 	frames map[frameKey]*frame
@@ -103,6 +105,7 @@ type frameKey struct {
 
 type frame struct {
 	resources []*store.Entry
+	names     []string
 	removed   []string
 	bytes     []byte
 }
@@ -133,15 +136,23 @@ func (c *frameCache) get(r *Response, delta bool, encode func(*Response) []byte)
 			h.WriteString(n)
 			h.WriteByte(0)
 		}
+		if r.names != nil {
+			h.WriteByte(1) // what follows are the names of resources (X4)
+			for _, n := range r.names {
+				h.WriteString(n)
+				h.WriteByte(0)
+			}
+		}
 		k.hash = h.Sum64()
 	}
 	c.mu.Lock()
 	f := c.frames[k]
 	c.mu.Unlock()
-	if f != nil && (r.full || (slices.Equal(f.resources, r.Resources) && slices.Equal(f.removed, r.Removed))) {
+	if f != nil && (r.full || (slices.Equal(f.resources, r.Resources) && slices.Equal(f.removed, r.Removed) &&
+		slices.Equal(f.names, r.names))) {
 		return f.bytes
 	}
-	f = &frame{resources: r.Resources, removed: r.Removed, bytes: encode(r)}
+	f = &frame{resources: r.Resources, names: r.names, removed: r.Removed, bytes: encode(r)}
 	c.mu.Lock()
 	if len(c.frames) >= maxFrames {
 		clear(c.frames)
@@ -164,12 +175,13 @@ const (
 )
 
 // encodeDelta writes every field of a DeltaDiscoveryResponse but its nonce: each
-// resource as a discovery Resource with its own name and content version (D8).
+// resource as a discovery Resource with its name (as the client spelled it, X4)
+// and content version (D8).
 func encodeDelta(r *Response) []byte {
 	size := protowire.SizeTag(deltaSystemVersion) + protowire.SizeBytes(len(r.Version)) +
 		protowire.SizeTag(deltaTypeURL) + protowire.SizeBytes(len(r.TypeURL))
-	for _, e := range r.Resources {
-		size += protowire.SizeTag(deltaResources) + protowire.SizeBytes(resourceSize(e))
+	for i, e := range r.Resources {
+		size += protowire.SizeTag(deltaResources) + protowire.SizeBytes(resourceSize(e, r.ResourceName(i)))
 	}
 	for _, n := range r.Removed {
 		size += protowire.SizeTag(deltaRemoved) + protowire.SizeBytes(len(n))
@@ -177,11 +189,12 @@ func encodeDelta(r *Response) []byte {
 	b := make([]byte, 0, size)
 	b = protowire.AppendTag(b, deltaSystemVersion, protowire.BytesType)
 	b = protowire.AppendString(b, r.Version)
-	for _, e := range r.Resources {
+	for i, e := range r.Resources {
+		name := r.ResourceName(i)
 		b = protowire.AppendTag(b, deltaResources, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(resourceSize(e)))
+		b = protowire.AppendVarint(b, uint64(resourceSize(e, name)))
 		b = protowire.AppendTag(b, resourceName, protowire.BytesType)
-		b = protowire.AppendString(b, e.Name)
+		b = protowire.AppendString(b, name)
 		b = protowire.AppendTag(b, resourceVersion, protowire.BytesType)
 		b = protowire.AppendString(b, e.Version)
 		b = protowire.AppendTag(b, resourceBody, protowire.BytesType)
@@ -196,8 +209,9 @@ func encodeDelta(r *Response) []byte {
 	return b
 }
 
-func resourceSize(e *store.Entry) int {
-	return protowire.SizeTag(resourceName) + protowire.SizeBytes(len(e.Name)) +
+// resourceSize is the size of the discovery Resource of e sent under name.
+func resourceSize(e *store.Entry, name string) int {
+	return protowire.SizeTag(resourceName) + protowire.SizeBytes(len(name)) +
 		protowire.SizeTag(resourceVersion) + protowire.SizeBytes(len(e.Version)) +
 		protowire.SizeTag(resourceBody) + protowire.SizeBytes(anySize(e))
 }

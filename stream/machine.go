@@ -102,7 +102,7 @@ type typeState struct {
 	previous *[maxPrevious]superseded
 	// initial is what a reconnecting delta client said it holds
 	// (initial_resource_versions, D3), until the first response answers it.
-	initial map[string]string
+	initial map[string]heldVersion
 }
 
 // current reports whether the client is known to be current with table cur and

@@ -16,10 +16,24 @@ type Response struct {
 	Nonce string
 	// Resources are the resources to send, in name order.
 	Resources []*store.Entry
-	// Removed names resources the client must delete (delta only, D7).
+	// Removed names resources the client must delete (delta only, D7), each as
+	// the client spelled it (X4).
 	Removed []string
+	// names, when not nil, holds the name each of Resources is sent under: in a
+	// delta response, the client's own spelling where it subscribed with one
+	// (X4). It is nil when every resource goes under its store name.
+	names []string
 	// full is set when Resources is exactly table.Sorted(): the response can be
 	// shared by every stream that sends the same table whole.
 	full  bool
 	table *store.Table
+}
+
+// ResourceName returns the name Resources[i] is sent under: its store name, or in
+// a delta response the name as the client spelled it when it subscribed (X4).
+func (r *Response) ResourceName(i int) string {
+	if r.names != nil {
+		return r.names[i]
+	}
+	return r.Resources[i].Name
 }

@@ -24,6 +24,13 @@ type subscription struct {
 	// normalized (X1); glob collections among them are also in globs (X2).
 	names map[string]struct{}
 	globs map[string]protocol.Glob
+	// spelled maps each explicitly subscribed name the client spelled otherwise
+	// than its normal form (an xdstp name with its context parameters out of
+	// order) to the client's spelling, so that delta responses name it as the
+	// client does (X4). It holds subscribed names only, is forgotten with their
+	// unsubscription, and stays nil while every name is spelled in normal form
+	// (SotW never fills it: there the resource names itself).
+	spelled map[string]string
 	// sorted caches sortedNames until the names change.
 	sorted []string
 	// set, when not nil, is the interned nameSet that names and sorted belong to,
@@ -202,9 +209,10 @@ func (s *subscription) subscribe(names []string, unsubscribing bool) (answer []s
 			s.wildcard, s.legacy = true, false
 			continue
 		}
-		n = protocol.NormalizeName(n) // X1, X3
-		s.add(n)
-		answer = append(answer, n)
+		key := protocol.NormalizeName(n) // X1, X3
+		s.add(key)
+		s.spell(key, n) // X4
+		answer = append(answer, key)
 	}
 	s.intern()
 	return answer, wildcardOn
@@ -221,10 +229,36 @@ func (s *subscription) unsubscribe(names []string) (resend []string) {
 		}
 		n = protocol.NormalizeName(n)
 		s.remove(n)
+		delete(s.spelled, n) // X4: a spelling lasts as long as its subscription
 		if s.subscribes(n) {
 			resend = append(resend, n) // D6, X2: "*" or a glob still covers it
 		}
 	}
 	s.intern()
 	return resend
+}
+
+// spell records that the client subscribed to key, a normalized name, as
+// spelling. The newest spelling of a name wins; spelling it in normal form again
+// forgets an older spelling (X4).
+func (s *subscription) spell(key, spelling string) {
+	if spelling == key {
+		delete(s.spelled, key)
+		return
+	}
+	if s.spelled == nil {
+		s.spelled = make(map[string]string)
+	}
+	s.spelled[key] = spelling
+}
+
+// spelling returns the name a delta response gives the resource called name (a
+// normalized name): the client's own spelling if it subscribed to it with one,
+// name otherwise (X4). A glob collection's members were not spelled by the client
+// and keep the store's name (X2).
+func (s *subscription) spelling(name string) string {
+	if sp, ok := s.spelled[name]; ok {
+		return sp
+	}
+	return name
 }
