@@ -2,11 +2,13 @@ package conformance_test
 
 import (
 	"testing"
+	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 
 	"github.com/leanxds/leanxds/internal/conv"
+	"github.com/leanxds/leanxds/internal/xdstest"
 )
 
 // Make before break is a transition, not a config (R18), and whatever it holds
@@ -15,6 +17,9 @@ var transitionScenarios = []scenario{
 	{id: "dangling-deletion", title: "a cluster deleted while a route still names it goes at once, for clients that had it too",
 		rules: []string{"R18"},
 		run:   map[client]func(*testing.T){scriptedSotW: sotwDanglingDeletion, scriptedDelta: deltaDanglingDeletion}},
+	{id: "delta-resume-owed", title: "a delta client resuming with an updated cluster is answered its endpoints again, unless they changed after it",
+		rules: []string{"D9", "R16"},
+		run:   map[client]func(*testing.T){scriptedDelta: deltaResumeOwed}},
 	{id: "route-not-held", title: "a route to a cluster whose endpoints come from elsewhere waits at most for the clusters' ACK",
 		rules: []string{"R19"},
 		run:   map[client]func(*testing.T){scriptedSotW: sotwRouteNotHeld, scriptedDelta: deltaRouteNotHeld}},
@@ -107,4 +112,38 @@ func deltaRouteNotHeld(t *testing.T) {
 	c.ACK()
 	s.commit(t, setRoute("r", "b"))
 	c.ExpectResponse(conv.DTypeURL(rds), conv.Updated("r"))
+}
+
+// D9, R16: the stream breaks after the client applied updated cluster a but
+// before the endpoints owed to it arrived. Resuming, it names the endpoints it
+// holds, at their current version: they are sent again all the same. Once the
+// endpoints changed after the cluster, a resume is sent nothing (D3).
+func deltaResumeOwed(t *testing.T) {
+	s := startServer(t)
+	s.commit(t, setCluster("a"), setEndpoints("a", "10.0.0.1:80"))
+	c := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-1"))
+	c.Subscribe(cds, "*")
+	c.ExpectResponse(conv.Updated("a"))
+	c.ACK()
+	c.Subscribe(eds, "a")
+	e := c.ExpectResponse(conv.Updated("a"))
+	c.ACK()
+
+	s.commit(t, setCluster("a", xdstest.WithConnectTimeout(3*time.Second)))
+	cr := c.ExpectResponse(conv.DTypeURL(cds), conv.Updated("a"))
+	// The client applies the cluster; the stream breaks before the endpoints come.
+	again := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-1"))
+	again.InitialVersions(cds, map[string]string{"a": cr.VersionOf("a")}, "*")
+	again.ExpectNothing() // D3: the clusters are current
+	again.InitialVersions(eds, map[string]string{"a": e.VersionOf("a")}, "a")
+	again.ExpectResponse(conv.DTypeURL(eds), conv.Updated("a")) // D9
+	again.ACK()
+
+	s.commit(t, setEndpoints("a", "10.0.0.2:80"))
+	ne := again.ExpectResponse(conv.DTypeURL(eds), conv.Updated("a"))
+	again.ACK()
+	third := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-1"))
+	third.InitialVersions(cds, map[string]string{"a": cr.VersionOf("a")}, "*")
+	third.InitialVersions(eds, map[string]string{"a": ne.VersionOf("a")}, "a")
+	third.ExpectNothing() // D3: the endpoints came after the cluster
 }

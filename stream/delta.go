@@ -187,9 +187,11 @@ func (d *Delta) diff(v store.View, ts *typeState, cur *store.Table) (updated []*
 	var names []string
 	switch {
 	case ts.initial != nil:
-		// D3: compare what the client says it holds with what it should hold.
+		// D3: compare what the client says it holds with what it should hold;
+		// D9: and answer again what a cluster or listener may still wait for.
+		owed := d.owedOnResume(v, ts)
 		for _, e := range d.subscribed(v, ts, cur) {
-			if ts.initial[e.Name].version != e.Version {
+			if ts.initial[e.Name].version != e.Version || owed(e) {
 				updated = append(updated, e)
 			}
 		}
@@ -285,4 +287,32 @@ func (ts *typeState) removedName(n string) string {
 		return h.spelling
 	}
 	return n
+}
+
+// owedOnResume returns, for the first response of a resuming delta stream,
+// whether an EDS (RDS) resource the client holds at its current version is
+// still owed the answer R16 promises a cluster (listener) that uses it (D9). The
+// client may have applied that cluster just before its old stream broke, with
+// the answer lost in flight; it then waits (warming) for an answer that, by its
+// versions alone, it does not lack. An entry committed after every cluster that
+// uses it was answered after them on the old stream, in order (R15): it is not
+// owed. Otherwise it is sent again, at the same version.
+func (d *Delta) owedOnResume(v store.View, ts *typeState) func(*store.Entry) bool {
+	var users string
+	switch ts.typeURL {
+	case protocol.TypeEndpoint:
+		users = protocol.TypeCluster
+	case protocol.TypeRoute:
+		users = protocol.TypeListener
+	default:
+		return func(*store.Entry) bool { return false }
+	}
+	var latest map[string]uint64
+	return func(e *store.Entry) bool {
+		if latest == nil {
+			latest = latestUseShared(v.Table(d.Scope, users))
+		}
+		rev, used := latest[e.Name]
+		return used && rev >= e.Revision
+	}
 }
