@@ -100,7 +100,7 @@ var Rules = []Rule{
 	{ID: "D8", Source: "Incremental xDS",
 		Text: "Per-resource versions are hashes of content, the same in every process and after every restart."},
 	{ID: "D9", Source: "Incremental xDS; Resource warming",
-		Text: "A resuming delta client that names an endpoint assignment (route configuration) at its current version is still sent it when a cluster (listener) that uses it changed at or after the assignment's own last change: the client may have applied that cluster just before its old stream broke and wait, warming, for the answer R16 owes it. An assignment that changed after every cluster using it was sent after them on the old stream, in order, and is not sent again (D3)."},
+		Text: "A resuming delta client is sent again, at the same version, every endpoint assignment (route configuration) it names in initial_resource_versions that a cluster (listener) uses: it may have applied that cluster just before its old stream broke and wait, warming, for the answer R16 owes it, and a content version cannot tell a copy received after the cluster from one held before. Clusters, listeners and unused names are compared by version (D3)."},
 
 	{ID: "X1", Source: "cncf/xds TP1: URI-based resource names",
 		Text: "xdstp://authority/type/id?params names are equal whatever the order of their context parameters: the server normalises them before looking them up."},

@@ -294,9 +294,10 @@ func (ts *typeState) removedName(n string) string {
 // still owed the answer R16 promises a cluster (listener) that uses it (D9). The
 // client may have applied that cluster just before its old stream broke, with
 // the answer lost in flight; it then waits (warming) for an answer that, by its
-// versions alone, it does not lack. An entry committed after every cluster that
-// uses it was answered after them on the old stream, in order (R15): it is not
-// owed. Otherwise it is sent again, at the same version.
+// versions alone, it does not lack. Versions are content hashes, so the same
+// version may be a copy the client held before the cluster changed (endpoints
+// that went and came back, an explicit empty assignment): nothing the client
+// says tells the two apart, so every used one is sent again, at its version.
 func (d *Delta) owedOnResume(v store.View, ts *typeState) func(*store.Entry) bool {
 	var users string
 	switch ts.typeURL {
@@ -307,12 +308,12 @@ func (d *Delta) owedOnResume(v store.View, ts *typeState) func(*store.Entry) boo
 	default:
 		return func(*store.Entry) bool { return false }
 	}
-	var latest map[string]uint64
+	var used map[string]struct{}
 	return func(e *store.Entry) bool {
-		if latest == nil {
-			latest = latestUseShared(v.Table(d.Scope, users))
+		if used == nil {
+			used = usedShared(v.Table(d.Scope, users))
 		}
-		rev, used := latest[e.Name]
-		return used && rev >= e.Revision
+		_, ok := used[e.Name]
+		return ok
 	}
 }

@@ -190,7 +190,7 @@ func (p *pairMemo[V]) get(old, cur *store.Table, compute func() V) V {
 
 var (
 	differMemo  pairMemo[bool]
-	usesMemo    pairMemo[map[string]uint64]
+	usesMemo    pairMemo[map[string]struct{}]
 	goneMemo    pairMemo[[]*store.Entry]
 	changedMemo pairMemo[bool]
 	entriesMemo struct {
@@ -265,21 +265,21 @@ func (s *machine) subscribedShared(v store.View, ts *typeState, cur *store.Table
 	return e
 }
 
-// latestUseShared maps each EDS service name (for a cluster table) or route
-// name (for a listener table) to the newest revision of a resource of t that
-// uses it (D9). It depends on t alone and is shared; the map is read-only.
-func latestUseShared(t *store.Table) map[string]uint64 {
-	return usesMemo.get(nil, t, func() map[string]uint64 {
-		latest := make(map[string]uint64)
+// usedShared returns the EDS service names the clusters of t use (for a
+// cluster table) or the route names its listeners use (for a listener table).
+// It depends on t alone and is shared; the set is read-only.
+func usedShared(t *store.Table) map[string]struct{} {
+	return usesMemo.get(nil, t, func() map[string]struct{} {
+		used := make(map[string]struct{})
 		for e := range t.All() {
 			refs := e.Refs.Endpoints
 			if e.TypeURL == protocol.TypeListener {
 				refs = e.Refs.Routes
 			}
 			for _, n := range refs {
-				latest[n] = max(latest[n], e.Revision)
+				used[n] = struct{}{}
 			}
 		}
-		return latest
+		return used
 	})
 }
