@@ -1,7 +1,9 @@
 package conformance_test
 
 import (
+	"context"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -117,6 +119,7 @@ func grpcResumeAfterUnsubscribe(t *testing.T) {
 	srv.commit(t, store.Set(scope, inlineRouteListener("cb")))
 	j.waitServed("a", []string{"b2"})
 
+	traffic := keepCalling(t, d)
 	fired := srv.breakStreamOn(t, func(r *discoveryv3.DiscoveryRequest) bool {
 		return r.GetTypeUrl() == rds && slices.Contains(r.GetResourceNames(), svcRoute)
 	})
@@ -138,6 +141,11 @@ func grpcResumeAfterUnsubscribe(t *testing.T) {
 		broken.sotw.GetResourceNames(), broken.sotw.GetVersionInfo(), broken.sotw.GetResponseNonce())
 
 	j.waitServed("a", []string{"b1"})
+	if sent, failed := traffic(); len(failed) > 0 {
+		t.Errorf("%d of %d RPCs failed while the listener moved back to %s and the stream broke; first: %s", len(failed), sent, svcRoute, failed[0])
+	} else {
+		t.Logf("%d RPCs while the listener moved back to %s and the stream broke, none failed", sent, svcRoute)
+	}
 	d.check(t)
 
 	var resumed *discoveryv3.DiscoveryRequest
@@ -164,6 +172,35 @@ func grpcResumeAfterUnsubscribe(t *testing.T) {
 	if !sent {
 		t.Errorf("S6: %s was not sent on the new stream", svcRoute)
 	}
+}
+
+// keepCalling makes RPCs one after the other until stop is called; stop says
+// how many were made and why those that failed did.
+func keepCalling(t *testing.T, d *grpcDriver) (stop func() (sent int, failed []string)) {
+	ctx, cancel := context.WithCancel(t.Context())
+	var (
+		wg     sync.WaitGroup
+		sent   int
+		failed []string
+	)
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			for _, r := range d.send(ctx, 1) {
+				sent++
+				if r.err != nil && ctx.Err() == nil {
+					failed = append(failed, r.err.Error())
+				}
+			}
+			time.Sleep(time.Millisecond) // leave the client room to work
+		}
+	})
+	stop = func() (int, []string) {
+		cancel()
+		wg.Wait()
+		return sent, failed
+	}
+	t.Cleanup(func() { stop() }) // when the test ends before it is called
+	return stop
 }
 
 // inlineRouteListener is the API listener svc with its route configuration
