@@ -119,10 +119,10 @@ var journeys = []scenario{
 			apply(service("c1", "b2")),
 			expectServed("b2"),
 		}},
-	{id: "server-restart", title: "the server restarts: traffic flows meanwhile, the client reconnects with what it holds, gets nothing it has, and keeps working",
+	{id: "server-restart", title: "the server restarts: traffic flows meanwhile, the client reconnects with what it holds, is sent nothing new, and keeps working",
 		clientRules: map[client][]string{
-			scriptedSotW: {"S3"}, grpcGo: {"S3", "P5"}, envoySotW: {"S3"},
-			scriptedDelta: {"D3", "D8"}, envoyDelta: {"D3", "D8"},
+			scriptedSotW: {"S6"}, grpcGo: {"S6", "P5"}, envoySotW: {"S3", "S6"},
+			scriptedDelta: {"D3", "D8", "D9"}, envoyDelta: {"D3", "D8", "D9"},
 		},
 		clients: journeyClients,
 		steps: []step{

@@ -72,7 +72,7 @@ func (s scenario) rulesFor(c client) []string {
 // scenarios returns every scenario of the suite.
 func scenarios() []scenario {
 	var all []scenario
-	for _, group := range [][]scenario{wireScenarios, transitionScenarios, xdstpScenarios, journeys, grpcScenarios} {
+	for _, group := range [][]scenario{wireScenarios, transitionScenarios, xdstpScenarios, resumeScenarios, journeys, grpcScenarios} {
 		all = append(all, group...)
 	}
 	return all

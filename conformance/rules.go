@@ -120,7 +120,7 @@ var Rules = []Rule{
 	{ID: "P4", Source: "practice",
 		Text: "grpc-go subscribes LDS, then RDS, then CDS, then EDS, one level at a time and by explicit name, and sends the Node only once per stream. It reads its bootstrap from the environment when the process starts, or from the config given to xds.NewXDSResolverWithConfigForTesting."},
 	{ID: "P5", Source: "practice",
-		Text: "grpc-go, on a new stream, resubscribes every type at once (in the order of a Go map), each request carrying the last version it accepted and no nonce; it does not wait for LDS before asking for RDS, CDS and EDS again. The server answers each type on its own (R3) and, when the versions are current, sends nothing (S3)."},
+		Text: "grpc-go, on a new stream, resubscribes every type at once (in the order of a Go map), each request carrying the last version it accepted and no nonce; it does not wait for LDS before asking for RDS, CDS and EDS again. The server answers each type on its own (R3); as grpc-go names every resource it asks for, each type is answered again, at the version it holds when nothing changed (S6)."},
 	{ID: "P6", Source: "practice",
 		Text: "grpc-go (v1.85) may fail the first RPCs with UNAVAILABLE \"unknown cluster selected for RPC\" at the moment its route starts using a cluster the channel did not use before: it installs the new route before its balancer knows the new cluster. No server order prevents it, since the route must name a cluster before grpc-go asks for it; applications retry UNAVAILABLE, and so does the suite, for at most 200ms, counting it."},
 }

@@ -14,7 +14,9 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/leanxds/leanxds/protocol"
@@ -51,6 +53,18 @@ type xdsServer struct {
 	// generation counts incarnations, from 1.
 	generation int
 	cc         *grpc.ClientConn
+	// trap, when armed, breaks the stream of the next request it matches
+	// (breakStreamOn).
+	trap *streamTrap
+}
+
+// streamTrap is an armed breakStreamOn.
+type streamTrap struct {
+	match func(*discoveryv3.DiscoveryRequest) bool
+	// fired is closed when the trap has broken a stream; request is then the
+	// request that broke it.
+	fired   chan struct{}
+	request wireRequest
 }
 
 // startServer starts a leanxds server on a free port of 127.0.0.1. It stops when
@@ -84,10 +98,68 @@ func (s *xdsServer) serve(lis net.Listener) {
 		Logger: slog.New(slog.DiscardHandler),
 		Hooks:  s.log.hooks(gen),
 	})
-	g := grpc.NewServer(stream.ServerOption(), grpc.StreamInterceptor(s.log.interceptor(gen)))
+	g := grpc.NewServer(stream.ServerOption(), grpc.ChainStreamInterceptor(s.log.interceptor(gen), s.trapInterceptor))
 	srv.Register(g)
 	go func() { _ = g.Serve(lis) }()
 	s.srv, s.g = srv, g
+}
+
+// breakStreamOn arms a trap: the next SotW request that match accepts, on any
+// stream, ends its stream with Unavailable before the server sees it, as a
+// connection that breaks just as the request arrives. The request is in the log
+// all the same. The returned func waits, up to waitFor, for the trap to fire and
+// returns the request that fired it.
+func (s *xdsServer) breakStreamOn(t testing.TB, match func(*discoveryv3.DiscoveryRequest) bool) (fired func() wireRequest) {
+	trap := &streamTrap{match: match, fired: make(chan struct{})}
+	s.mu.Lock()
+	s.trap = trap
+	s.mu.Unlock()
+	return func() wireRequest {
+		t.Helper()
+		select {
+		case <-trap.fired:
+			return trap.request
+		case <-time.After(waitFor):
+			t.Fatalf("no request broke a stream within %s", waitFor)
+			return wireRequest{}
+		}
+	}
+}
+
+// trapInterceptor lets the armed trap look at every SotW request a stream
+// receives. It runs inside the log's interceptor, so the log records the request
+// that breaks a stream.
+func (s *xdsServer) trapInterceptor(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	return handler(srv, &trappedStream{ServerStream: ss, srv: s})
+}
+
+type trappedStream struct {
+	grpc.ServerStream
+	srv *xdsServer
+}
+
+func (ts *trappedStream) RecvMsg(m any) error {
+	if err := ts.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	req, ok := m.(*discoveryv3.DiscoveryRequest)
+	if !ok {
+		return nil
+	}
+	s := ts.srv
+	s.mu.Lock()
+	trap := s.trap
+	if trap == nil || !trap.match(req) {
+		s.mu.Unlock()
+		return nil
+	}
+	s.trap = nil // one stream only
+	s.mu.Unlock()
+	if rec, ok := ts.ServerStream.(*recordingStream); ok {
+		trap.request = rec.last
+	}
+	close(trap.fired)
+	return status.Error(codes.Unavailable, "conformance: the stream breaks as this request arrives")
 }
 
 // stop ends every stream (clients see Unavailable and reconnect) and closes the
@@ -264,6 +336,8 @@ type recordingStream struct {
 	gen  int
 	call int
 	node string
+	// last is the request received last, as recorded.
+	last wireRequest
 }
 
 func (r *recordingStream) RecvMsg(m any) error {
@@ -290,6 +364,7 @@ func (r *recordingStream) RecvMsg(m any) error {
 		}
 	}
 	w.node = r.node
+	r.last = w
 	r.log.mu.Lock()
 	r.log.requests = append(r.log.requests, w)
 	r.log.mu.Unlock()

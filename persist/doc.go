@@ -2,7 +2,8 @@
 // its config source is failing, leanxds serves the last good configuration at
 // once. Versions derive from content (S3, D8), so a restored resource has the
 // version it had before the restart, and a proxy that reconnects naming what it
-// holds is sent nothing (S3, D3).
+// holds is sent nothing new (S3, D3; over SotW, what it names is sent again at
+// the version it holds, S6).
 //
 // The parts:
 //

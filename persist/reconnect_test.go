@@ -40,8 +40,9 @@ func serve(t *testing.T, st *store.Store) (*grpc.ClientConn, func()) {
 
 func envoy(id string) *corev3.Node { return &corev3.Node{Id: id, Cluster: "edge"} }
 
-// S3, D3, D8: a server restarted from its snapshot serves the same versions, so a
-// client that reconnects with what it held gets nothing; and the config source's
+// S3, S6, D3, D8: a server restarted from its snapshot serves the same versions,
+// so a client that reconnects with what it held gets nothing new (over SotW, its
+// named subscriptions again at the versions it holds); and the config source's
 // first commit of the same content changes nothing either.
 func TestRestartFromSnapshotResendsNothing(t *testing.T) {
 	ctx := context.Background()
@@ -87,13 +88,18 @@ func TestRestartFromSnapshotResendsNothing(t *testing.T) {
 	require.Zero(t, info.Mismatched)
 	ccB, _ := serve(t, b)
 
-	// S3: the SotW client reconnects naming the versions it holds: nothing is
-	// resent.
+	// S3, S6: the SotW client reconnects naming the versions it holds. Its
+	// wildcard CDS and LDS are current: nothing is resent. Its named EDS and RDS
+	// are answered again, at the versions it holds: the same content.
 	again := conv.ADS(t, ccB, envoy("envoy-1"))
 	again.Send(&discoveryv3.DiscoveryRequest{Node: envoy("envoy-1"), TypeUrl: protocol.TypeCluster, VersionInfo: cds})
 	again.Send(&discoveryv3.DiscoveryRequest{TypeUrl: protocol.TypeEndpoint, VersionInfo: eds, ResourceNames: []string{"api", "web"}})
 	again.Send(&discoveryv3.DiscoveryRequest{TypeUrl: protocol.TypeListener, VersionInfo: lds})
 	again.Send(&discoveryv3.DiscoveryRequest{TypeUrl: protocol.TypeRoute, VersionInfo: rds, ResourceNames: []string{"routes"}})
+	again.ExpectResponse(conv.TypeURL(protocol.TypeEndpoint), conv.Names("api", "web"), conv.Version(eds))
+	again.ACK()
+	again.ExpectResponse(conv.TypeURL(protocol.TypeRoute), conv.Names("routes"), conv.Version(rds))
+	again.ACK()
 	again.ExpectNothing()
 
 	// D3: the delta client names the versions it holds: nothing is resent.

@@ -64,7 +64,7 @@ func TestS5RequestsBeforeStoreChanges(t *testing.T) {
 		ss := &scriptedStream{
 			ctx:     context.Background(),
 			recv:    make(chan *discoveryv3.DiscoveryRequest),
-			reading: make(chan struct{}),
+			reading: make(chan struct{}, 8),
 			release: make(chan struct{}),
 		}
 		done := make(chan error, 1)

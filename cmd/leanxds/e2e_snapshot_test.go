@@ -94,8 +94,9 @@ func snapshotRestart(t *testing.T, snapshot string, invalid bool) {
 	assert.Contains(t, ready, fmt.Sprintf("snapshot restored: 11 resources, revision %v, from %s", written["revision"], strings.Split(snapshot, "?")[0]))
 
 	ccB := dialInsecure(t, b.xds)
-	// S3: the SotW client reconnects naming the versions it holds: nothing is
-	// sent for its wildcard CDS; S6: its named EDS is answered at the same version.
+	// S3, S6: the SotW client reconnects naming the versions it holds: nothing
+	// is sent for its wildcard CDS, which is current; its named EDS is answered
+	// again, at the version it holds.
 	again := conv.ADS(t, ccB, node("envoy-1", "edge"), conv.WithTimeout(10*time.Second))
 	again.Send(&discoveryv3.DiscoveryRequest{Node: node("envoy-1", "edge"), TypeUrl: protocol.TypeCluster, VersionInfo: cds})
 	again.Send(&discoveryv3.DiscoveryRequest{TypeUrl: protocol.TypeEndpoint, VersionInfo: eds, ResourceNames: edgeNames})

@@ -16,7 +16,7 @@ import (
 //     directory fails at start, and registers the persister's metrics.
 //  2. run restores the snapshot into the store before the first load of the
 //     directory and before the xDS port opens (restoreSnapshot): a client that
-//     reconnects naming the versions it holds is sent nothing (S3, D3).
+//     reconnects naming the versions it holds is sent nothing new (S3, D3, S6).
 //  3. The directory then takes over: its first commit is deduplicated against
 //     the restored content. If it is invalid, or empty, at start, the snapshot
 //     is served until it is fixed (configSource.keepRestored).

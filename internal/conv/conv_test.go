@@ -431,6 +431,25 @@ func TestExpectErrorOKOnCleanEnd(t *testing.T) {
 	assert.NoError(t, c.ExpectError(codes.OK))
 }
 
+// Cancel drops what is on its way: the second response of the batch is never
+// received, the stream ends for the server too, and later waits report Canceled.
+func TestCancelLosesWhatIsInFlight(t *testing.T) {
+	f, cc := startFake(t, answers([]*discoveryv3.DiscoveryResponse{
+		sotwResp(protocol.TypeCluster, "1", "n1", xdstest.Cluster("web")),
+		sotwResp(protocol.TypeEndpoint, "1", "n2", xdstest.Endpoints("web", "10.0.0.1:80")),
+	}), nil)
+	c := ADS(t, cc, testNode)
+	c.Request(protocol.TypeCluster).ExpectResponse(TypeURL(protocol.TypeCluster))
+	c.Cancel()
+	assert.Error(t, c.ExpectError(codes.Canceled))
+	select {
+	case m := <-f.ended:
+		assert.Equal(t, adsMethod, m)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the server stream is still open after Cancel")
+	}
+}
+
 func TestTypedUsesThePerTypeService(t *testing.T) {
 	f, cc := startFake(t, answers(one(sotwResp(protocol.TypeCluster, "1", "n1", xdstest.Cluster("web")))), nil)
 	c := Typed(t, cc, protocol.TypeCluster, testNode)

@@ -23,6 +23,8 @@ type pipe[R proto.Message] struct {
 	// name names the stream in failure messages ("ADS", "delta CDS").
 	name string
 	cs   grpc.ClientStream
+	// abort cancels the stream (cancel).
+	abort context.CancelFunc
 	// events carries each response, then the error that ended the stream.
 	events <-chan event[R]
 	// describe renders a response in failure messages.
@@ -81,7 +83,7 @@ func openPipe[R proto.Message](t testing.TB, cc grpc.ClientConnInterface, name, 
 			t.Errorf("conv: %s: receive goroutine still running %s after the stream was cancelled", name, o.timeout)
 		}
 	})
-	return &pipe[R]{t: t, opts: o, name: name, cs: cs, events: events, describe: describe}
+	return &pipe[R]{t: t, opts: o, name: name, cs: cs, abort: cancel, events: events, describe: describe}
 }
 
 // send puts m on the wire. A stream the server has already ended is not a failure
@@ -170,6 +172,16 @@ func (p *pipe[R]) closeSend() {
 	p.t.Helper()
 	if err := p.cs.CloseSend(); err != nil {
 		p.t.Fatalf("conv: %s: close: %v", p.name, err)
+	}
+}
+
+// cancel cancels the stream as a broken connection does: what the server sent
+// that the test has not received yet is lost, and every later wait reports the
+// stream ended with Canceled.
+func (p *pipe[R]) cancel() {
+	p.abort()
+	if p.ended == nil {
+		p.ended = status.Error(codes.Canceled, "conv: the client cancelled the stream")
 	}
 }
 

@@ -164,6 +164,14 @@ func (c *SotW) Close() {
 	c.p.closeSend()
 }
 
+// Cancel breaks the stream from the client's side, as a lost connection does:
+// responses on their way are never received, and the server sees the stream
+// cancelled. Send nothing on it afterwards; open a new stream to reconnect.
+func (c *SotW) Cancel() {
+	c.p.t.Helper()
+	c.p.cancel()
+}
+
 // sendTracked sends a request built by Request, ACK or NACK: the Node goes in the
 // first request of the stream only (R2).
 func (c *SotW) sendTracked(req *discoveryv3.DiscoveryRequest) {
