@@ -21,7 +21,9 @@
 //     secrets of TLS contexts, the ECDS filter configs. Streams use this to push
 //     what is referred to before what refers to it and to remove it only after
 //     (R15), and to answer the subscriptions a new listener or cluster triggers
-//     (R16).
+//     (R16). ServedReferences leaves out the names a client fetches from
+//     another source (a file, another api_config_source): what the server itself
+//     must hold, which `leanxds serve` requires a config directory to define.
 //   - load.go and items.go read resource files (Load, Parse) in YAML or JSON,
 //     written as in Envoy's docs, and report errors with file, line, resource and
 //     field.

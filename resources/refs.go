@@ -61,31 +61,71 @@ func (r Refs) Empty() bool {
 // aggregate cluster configs. An undecodable payload refers to nothing; Validate
 // reports it.
 func References(typeURL string, m proto.Message) Refs {
+	return references(typeURL, m, false)
+}
+
+// ServedReferences is References without the names a client fetches from a
+// source other than the server that sent m: those whose config source (an
+// HCM's rds or scoped_rds, a cluster's eds_config, an sds_config, a
+// config_discovery) is a file or an api_config_source rather than ads or self
+// (fromServer). What is left is what that server must hold for m to work.
+func ServedReferences(typeURL string, m proto.Message) Refs {
+	return references(typeURL, m, true)
+}
+
+func references(typeURL string, m proto.Message, servedOnly bool) Refs {
 	if got, err := TypeURLOf(m); err != nil || got != typeURL {
 		return Refs{}
 	}
-	var r Refs
+	r := refWalker{servedOnly: servedOnly}
 	switch res := m.(type) {
 	case *listenerv3.Listener:
 		r.listener(res)
 	case *routev3.RouteConfiguration:
 		r.routeConfig(res)
 	case *routev3.ScopedRouteConfiguration:
-		r.scopedRoute(res)
+		r.scopedRoute(res, nil)
 	case *routev3.VirtualHost:
 		r.virtualHost(res)
 	case *clusterv3.Cluster:
 		r.cluster(res)
 	}
 	r.normalize()
-	return r
+	return r.Refs
 }
 
-func (r *Refs) listener(l *listenerv3.Listener) {
+// refWalker collects the references of one resource.
+type refWalker struct {
+	Refs
+	// servedOnly leaves out the names fetched from another source than the
+	// server that sent the resource (ServedReferences).
+	servedOnly bool
+}
+
+// from reports whether a name fetched from config source cs is collected.
+func (r *refWalker) from(cs *corev3.ConfigSource) bool {
+	return !r.servedOnly || fromServer(cs)
+}
+
+// fromServer reports whether a client fetches what cs names from the server
+// that sent the resource holding cs: over ADS (ads), or from that same source
+// (self). A path or path_config_source is a file on the client; an
+// api_config_source names servers of its own, which may be another control
+// plane. An unset source counts as the server's: it is the only source the
+// resource names (a ScopedRouteConfiguration's routes are fetched with the
+// listener's rds_config_source, and a client rejects an EDS cluster without
+// eds_config).
+func fromServer(cs *corev3.ConfigSource) bool {
+	switch cs.GetConfigSourceSpecifier().(type) {
+	case nil, *corev3.ConfigSource_Ads, *corev3.ConfigSource_Self:
+		return true
+	}
+	return false
+}
+
+func (r *refWalker) listener(l *listenerv3.Listener) {
 	for _, lf := range l.GetListenerFilters() {
-		if lf.GetConfigDiscovery() != nil {
-			r.ExtensionConfigs = append(r.ExtensionConfigs, lf.GetName())
-		}
+		r.extensionConfig(lf.GetName(), lf.GetConfigDiscovery())
 	}
 	for _, fc := range l.GetFilterChains() {
 		r.filterChain(fc)
@@ -98,10 +138,10 @@ func (r *Refs) listener(l *listenerv3.Listener) {
 	}
 }
 
-func (r *Refs) filterChain(fc *listenerv3.FilterChain) {
+func (r *refWalker) filterChain(fc *listenerv3.FilterChain) {
 	for _, f := range fc.GetFilters() {
-		if f.GetConfigDiscovery() != nil {
-			r.ExtensionConfigs = append(r.ExtensionConfigs, f.GetName())
+		if cd := f.GetConfigDiscovery(); cd != nil {
+			r.extensionConfig(f.GetName(), cd)
 			continue
 		}
 		r.networkFilter(f.GetTypedConfig())
@@ -110,7 +150,7 @@ func (r *Refs) filterChain(fc *listenerv3.FilterChain) {
 }
 
 // networkFilter reads the network filters whose config names other resources.
-func (r *Refs) networkFilter(a *anypb.Any) {
+func (r *refWalker) networkFilter(a *anypb.Any) {
 	var hcm hcmv3.HttpConnectionManager
 	if unpack(a, &hcm) {
 		r.httpConnectionManager(&hcm)
@@ -127,8 +167,8 @@ func (r *Refs) networkFilter(a *anypb.Any) {
 	}
 }
 
-func (r *Refs) httpConnectionManager(hcm *hcmv3.HttpConnectionManager) {
-	if rds := hcm.GetRds(); rds != nil {
+func (r *refWalker) httpConnectionManager(hcm *hcmv3.HttpConnectionManager) {
+	if rds := hcm.GetRds(); rds != nil && r.from(rds.GetConfigSource()) {
 		r.Routes = append(r.Routes, rds.GetRouteConfigName())
 	}
 	if rc := hcm.GetRouteConfig(); rc != nil {
@@ -137,22 +177,23 @@ func (r *Refs) httpConnectionManager(hcm *hcmv3.HttpConnectionManager) {
 	if sr := hcm.GetScopedRoutes(); sr != nil {
 		// With scoped_rds the client fetches the set by SRDS; with an inline list
 		// only the route configurations the scopes name are fetched (by RDS).
-		if sr.GetScopedRds() != nil {
+		if srds := sr.GetScopedRds(); srds != nil && r.from(srds.GetScopedRdsConfigSource()) {
 			r.ScopedRoutes = append(r.ScopedRoutes, sr.GetName())
 		}
 		for _, s := range sr.GetScopedRouteConfigurationsList().GetScopedRouteConfigurations() {
-			r.scopedRoute(s)
+			r.scopedRoute(s, sr.GetRdsConfigSource())
 		}
 	}
 	for _, f := range hcm.GetHttpFilters() {
-		if f.GetConfigDiscovery() != nil {
-			r.ExtensionConfigs = append(r.ExtensionConfigs, f.GetName())
-		}
+		r.extensionConfig(f.GetName(), f.GetConfigDiscovery())
 	}
 }
 
-func (r *Refs) scopedRoute(s *routev3.ScopedRouteConfiguration) {
-	if n := s.GetRouteConfigurationName(); n != "" {
+// scopedRoute reads a scope, whose route configuration is fetched from
+// rdsSource: the HCM's rds_config_source, or nil for a ScopedRouteConfiguration
+// resource (its listener is not known here).
+func (r *refWalker) scopedRoute(s *routev3.ScopedRouteConfiguration, rdsSource *corev3.ConfigSource) {
+	if n := s.GetRouteConfigurationName(); n != "" && r.from(rdsSource) {
 		r.Routes = append(r.Routes, n)
 	}
 	if rc := s.GetRouteConfiguration(); rc != nil {
@@ -160,13 +201,13 @@ func (r *Refs) scopedRoute(s *routev3.ScopedRouteConfiguration) {
 	}
 }
 
-func (r *Refs) routeConfig(rc *routev3.RouteConfiguration) {
+func (r *refWalker) routeConfig(rc *routev3.RouteConfiguration) {
 	for _, vh := range rc.GetVirtualHosts() {
 		r.virtualHost(vh)
 	}
 }
 
-func (r *Refs) virtualHost(vh *routev3.VirtualHost) {
+func (r *refWalker) virtualHost(vh *routev3.VirtualHost) {
 	for _, mp := range vh.GetRequestMirrorPolicies() {
 		r.Clusters = append(r.Clusters, mp.GetCluster())
 	}
@@ -185,8 +226,8 @@ func (r *Refs) virtualHost(vh *routev3.VirtualHost) {
 	}
 }
 
-func (r *Refs) cluster(c *clusterv3.Cluster) {
-	if c.GetType() == clusterv3.Cluster_EDS {
+func (r *refWalker) cluster(c *clusterv3.Cluster) {
+	if c.GetType() == clusterv3.Cluster_EDS && r.from(c.GetEdsClusterConfig().GetEdsConfig()) {
 		name := c.GetEdsClusterConfig().GetServiceName()
 		if name == "" {
 			name = c.GetName()
@@ -198,9 +239,7 @@ func (r *Refs) cluster(c *clusterv3.Cluster) {
 		r.Clusters = append(r.Clusters, agg.GetClusters()...)
 	}
 	for _, f := range c.GetFilters() {
-		if f.GetConfigDiscovery() != nil {
-			r.ExtensionConfigs = append(r.ExtensionConfigs, f.GetName())
-		}
+		r.extensionConfig(f.GetName(), f.GetConfigDiscovery())
 	}
 	r.transportSocket(c.GetTransportSocket())
 	for _, m := range c.GetTransportSocketMatches() {
@@ -209,7 +248,7 @@ func (r *Refs) cluster(c *clusterv3.Cluster) {
 }
 
 // transportSocket reads the SDS secrets of a TLS transport socket, on either side.
-func (r *Refs) transportSocket(ts *corev3.TransportSocket) {
+func (r *refWalker) transportSocket(ts *corev3.TransportSocket) {
 	a := ts.GetTypedConfig()
 	var down tlsv3.DownstreamTlsContext
 	if unpack(a, &down) {
@@ -223,7 +262,7 @@ func (r *Refs) transportSocket(ts *corev3.TransportSocket) {
 	}
 }
 
-func (r *Refs) commonTLS(c *tlsv3.CommonTlsContext) {
+func (r *refWalker) commonTLS(c *tlsv3.CommonTlsContext) {
 	for _, s := range c.GetTlsCertificateSdsSecretConfigs() {
 		r.sdsSecret(s)
 	}
@@ -231,9 +270,17 @@ func (r *Refs) commonTLS(c *tlsv3.CommonTlsContext) {
 	r.sdsSecret(c.GetCombinedValidationContext().GetValidationContextSdsSecretConfig())
 }
 
-func (r *Refs) sdsSecret(s *tlsv3.SdsSecretConfig) {
-	if s.GetSdsConfig() != nil {
+func (r *refWalker) sdsSecret(s *tlsv3.SdsSecretConfig) {
+	if s.GetSdsConfig() != nil && r.from(s.GetSdsConfig()) {
 		r.Secrets = append(r.Secrets, s.GetName())
+	}
+}
+
+// extensionConfig reads a filter whose config comes from config discovery
+// (ECDS), if cd is set.
+func (r *refWalker) extensionConfig(name string, cd *corev3.ExtensionConfigSource) {
+	if cd != nil && r.from(cd.GetConfigSource()) {
+		r.ExtensionConfigs = append(r.ExtensionConfigs, name)
 	}
 }
 

@@ -214,3 +214,85 @@ func TestReferencesOfOtherTypes(t *testing.T) {
 	assert.True(t, References(protocol.TypeListener, nil).Empty())
 	assert.False(t, Refs{Secrets: []string{"x"}}.Empty())
 }
+
+// ServedReferences leaves out what a client fetches from another source than
+// the server: a file, or the servers of an api_config_source. ads, self and an
+// unset source are the server's.
+func TestServedReferences(t *testing.T) {
+	file := &corev3.ConfigSource{ConfigSourceSpecifier: &corev3.ConfigSource_PathConfigSource{
+		PathConfigSource: &corev3.PathConfigSource{Path: "/etc/envoy/sds.yaml"},
+	}}
+	other := &corev3.ConfigSource{ConfigSourceSpecifier: &corev3.ConfigSource_ApiConfigSource{ApiConfigSource: &corev3.ApiConfigSource{
+		ApiType: corev3.ApiConfigSource_GRPC,
+		GrpcServices: []*corev3.GrpcService{{TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{
+			EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: "other-control-plane"},
+		}}},
+	}}}
+	self := &corev3.ConfigSource{ConfigSourceSpecifier: &corev3.ConfigSource_Self{Self: &corev3.SelfConfigSource{}}}
+
+	fromFile := edsCluster("from-file", "")
+	fromFile.EdsClusterConfig.EdsConfig = file
+	fromOther := edsCluster("from-other", "")
+	fromOther.EdsClusterConfig.EdsConfig = other
+	fromSelf := edsCluster("from-self", "")
+	fromSelf.EdsClusterConfig.EdsConfig = self
+	unset := edsCluster("unset", "")
+	unset.EdsClusterConfig.EdsConfig = nil
+	for _, c := range []*clusterv3.Cluster{fromFile, fromOther} {
+		assert.Equal(t, Refs{Endpoints: []string{c.Name}}, References(protocol.TypeCluster, c))
+		assert.True(t, ServedReferences(protocol.TypeCluster, c).Empty(), c.Name)
+	}
+	assert.Equal(t, Refs{Endpoints: []string{"web"}}, ServedReferences(protocol.TypeCluster, edsCluster("web", "")))
+	assert.Equal(t, Refs{Endpoints: []string{"from-self"}}, ServedReferences(protocol.TypeCluster, fromSelf))
+	assert.Equal(t, Refs{Endpoints: []string{"unset"}}, ServedReferences(protocol.TypeCluster, unset))
+
+	// A listener whose routes come from a file, whose certificate comes from a
+	// file, and whose filter config comes from another server, beside one of each
+	// from the server.
+	hcm := rdsHCM(t, "routes-from-file")
+	hcm.GetRds().ConfigSource = file
+	hcm.HttpFilters = append([]*hcmv3.HttpFilter{
+		{Name: "authz-elsewhere", ConfigType: &hcmv3.HttpFilter_ConfigDiscovery{ConfigDiscovery: &corev3.ExtensionConfigSource{ConfigSource: other}}},
+		{Name: "authz", ConfigType: &hcmv3.HttpFilter_ConfigDiscovery{ConfigDiscovery: &corev3.ExtensionConfigSource{ConfigSource: ads()}}},
+	}, hcm.HttpFilters...)
+	l := hcmListener(t, "edge", hcm)
+	l.FilterChains = append(l.FilterChains, hcmListener(t, "edge", rdsHCM(t, "main")).FilterChains...)
+	l.FilterChains[0].TransportSocket = &corev3.TransportSocket{
+		Name: "envoy.transport_sockets.tls",
+		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: toAny(t, &tlsv3.DownstreamTlsContext{
+			CommonTlsContext: &tlsv3.CommonTlsContext{
+				TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{{Name: "cert-from-file", SdsConfig: file}, sdsSecret("cert")},
+			},
+		})},
+	}
+	assert.Equal(t, Refs{
+		Routes:           []string{"main", "routes-from-file"},
+		Secrets:          []string{"cert", "cert-from-file"},
+		ExtensionConfigs: []string{"authz", "authz-elsewhere"},
+	}, References(protocol.TypeListener, l))
+	assert.Equal(t, Refs{
+		Routes:           []string{"main"},
+		Secrets:          []string{"cert"},
+		ExtensionConfigs: []string{"authz"},
+	}, ServedReferences(protocol.TypeListener, l))
+
+	// Scoped routes: the scopes fetched from elsewhere, and the route
+	// configurations of inline scopes fetched from a file.
+	scoped := rdsHCM(t, "")
+	scoped.RouteSpecifier = &hcmv3.HttpConnectionManager_ScopedRoutes{ScopedRoutes: &hcmv3.ScopedRoutes{
+		Name:            "tenant-scopes",
+		RdsConfigSource: ads(),
+		ConfigSpecifier: &hcmv3.ScopedRoutes_ScopedRds{ScopedRds: &hcmv3.ScopedRds{ScopedRdsConfigSource: other}},
+	}}
+	assert.True(t, ServedReferences(protocol.TypeListener, hcmListener(t, "edge", scoped)).Empty())
+	inline := rdsHCM(t, "")
+	inline.RouteSpecifier = &hcmv3.HttpConnectionManager_ScopedRoutes{ScopedRoutes: &hcmv3.ScopedRoutes{
+		Name:            "inline-scopes",
+		RdsConfigSource: file,
+		ConfigSpecifier: &hcmv3.ScopedRoutes_ScopedRouteConfigurationsList{ScopedRouteConfigurationsList: &hcmv3.ScopedRouteConfigurationsList{
+			ScopedRouteConfigurations: []*routev3.ScopedRouteConfiguration{{Name: "a", RouteConfigurationName: "routes-a"}},
+		}},
+	}}
+	assert.Equal(t, Refs{Routes: []string{"routes-a"}}, References(protocol.TypeListener, hcmListener(t, "edge", inline)))
+	assert.True(t, ServedReferences(protocol.TypeListener, hcmListener(t, "edge", inline)).Empty())
+}

@@ -242,13 +242,32 @@ var refKinds = []struct {
 	{protocol.TypeExtensionCfg, func(r resources.Refs) []string { return r.ExtensionConfigs }},
 }
 
-// danglingRefs returns a warning for each resource that refers to one its scope
-// does not define. It is legal (the client may define it statically, or it may
-// be added later: the client then waits for it), so it is a warning, not an
-// error; but it is usually a typo. xdstp:// names are left alone: they may be
-// served by another authority.
-func (c *configDir) danglingRefs() []string {
-	var out []string
+// danglingRef is a reference from a resource to one its scope does not define:
+// a client that gets the resource waits for the other, which never comes, and
+// the traffic meant for it is dropped meanwhile. A config with one is refused,
+// unless --allow-dangling makes it a warning (checkRefs).
+type danglingRef struct {
+	// file and scope are where the referring resource was read.
+	file, scope string
+	// fromType and from are the referring resource's type URL and name.
+	fromType, from string
+	// toType and to are the missing resource's type URL and name.
+	toType, to string
+}
+
+func (d *danglingRef) Error() string {
+	return fmt.Sprintf("%s: scope %q: %s %q refers to %s %q, which no file of the scope defines",
+		d.file, d.scope, protocol.Short(d.fromType), d.from, protocol.Short(d.toType), d.to)
+}
+
+// danglingRefs returns the references each resource makes to one its scope does
+// not define, among those a client asks this server for
+// (resources.ServedReferences): a name whose config source is a file or another
+// api_config_source, such as an EDS cluster's endpoints read from a path, is
+// served from elsewhere. xdstp:// names are left alone too: they may be served by
+// another authority.
+func (c *configDir) danglingRefs() []*danglingRef {
+	var out []*danglingRef
 	for _, scope := range c.scopeNames() {
 		have := make(map[string]map[string]bool)
 		for _, r := range c.scopes[scope] {
@@ -258,19 +277,43 @@ func (c *configDir) danglingRefs() []string {
 			have[r.TypeURL][r.Name] = true
 		}
 		for _, r := range c.scopes[scope] {
-			refs := resources.References(r.TypeURL, r.Message)
+			refs := resources.ServedReferences(r.TypeURL, r.Message)
 			for _, k := range refKinds {
 				for _, n := range k.names(refs) {
 					if have[k.typeURL][n] || strings.Contains(n, "://") {
 						continue
 					}
-					out = append(out, fmt.Sprintf("%s: scope %q: %s %q refers to %s %q, which no file of the scope defines",
-						r.file, scope, protocol.Short(r.TypeURL), r.Name, protocol.Short(k.typeURL), n))
+					out = append(out, &danglingRef{file: r.file, scope: scope,
+						fromType: r.TypeURL, from: r.Name, toType: k.typeURL, to: n})
 				}
 			}
 		}
 	}
 	return out
+}
+
+// checkRefs applies the policy on dangling references: by default they refuse
+// the config, the error joining one *danglingRef each; with allowDangling they
+// are returned as warnings, one line each, and the config is served.
+func (c *configDir) checkRefs(allowDangling bool) (warnings []string, err error) {
+	dangling := c.danglingRefs()
+	if !allowDangling {
+		errs := make([]error, len(dangling))
+		for i, d := range dangling {
+			errs[i] = d
+		}
+		return nil, errors.Join(errs...)
+	}
+	for _, d := range dangling {
+		warnings = append(warnings, d.Error())
+	}
+	return warnings, nil
+}
+
+// hasDangling reports whether err refuses a config for a dangling reference.
+func hasDangling(err error) bool {
+	var d *danglingRef
+	return errors.As(err, &d)
 }
 
 // flatten returns the errors a joined error is made of, depth first.

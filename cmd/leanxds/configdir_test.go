@@ -16,9 +16,26 @@ import (
 	"github.com/leanxds/leanxds/store"
 )
 
+// cluster is a resource file holding a STATIC cluster: it refers to nothing, so
+// a directory of them has no dangling reference.
 func cluster(name, timeout string) string {
 	return "\"@type\": type.googleapis.com/envoy.config.cluster.v3.Cluster\nname: " + name +
-		"\ntype: EDS\nconnect_timeout: " + timeout + "\neds_cluster_config:\n  eds_config: {ads: {}, resource_api_version: V3}\n"
+		"\ntype: STATIC\nconnect_timeout: " + timeout + "\nload_assignment:\n  cluster_name: " + name +
+		"\n  endpoints:\n  - lb_endpoints:\n    - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 8080}}}\n"
+}
+
+// edsCluster is a resource file holding an EDS cluster whose endpoints come from
+// edsConfig, a ConfigSource in YAML flow style.
+func edsCluster(name, edsConfig string) string {
+	return "\"@type\": type.googleapis.com/envoy.config.cluster.v3.Cluster\nname: " + name +
+		"\ntype: EDS\nconnect_timeout: 1s\neds_cluster_config:\n  eds_config: " + edsConfig + "\n"
+}
+
+// routes is a resource file holding route configuration name, which sends every
+// request to cluster.
+func routes(name, cluster string) string {
+	return "\"@type\": type.googleapis.com/envoy.config.route.v3.RouteConfiguration\nname: " + name +
+		"\nvirtual_hosts:\n- name: all\n  domains: [\"*\"]\n  routes:\n  - match: {prefix: /}\n    route: {cluster: " + cluster + "}\n"
 }
 
 func newSource(t *testing.T, dir string) (*configSource, *store.Store) {
@@ -154,18 +171,110 @@ func TestReloadReplacesScopesAlreadyInStore(t *testing.T) {
 	assert.Equal(t, []string{"default"}, st.View().Scopes())
 }
 
-// References to resources the scope does not define are warned about, not
-// rejected; xdstp names are left alone.
+// A reference to a resource the scope does not define names the file, the
+// scope, the referring resource and the missing one; the same name defined in
+// another scope does not count, and xdstp names are left alone.
 func TestDanglingRefs(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, dir, "l.json", resourceJSONFile(t, xdstest.Listener("edge", 8080, "missing-route")))
-	writeFile(t, dir, "c.yaml", cluster("web", "1s"))
+	writeFile(t, dir, "l.json", resourceJSONFile(t, xdstest.Listener("edge", 8080, "missing-route"),
+		xdstest.Listener("federated", 8081, "xdstp://other.example/envoy.config.route.v3.RouteConfiguration/r")))
+	writeFile(t, dir, "c.yaml", edsCluster("web", "{ads: {}, resource_api_version: V3}"))
+	writeFile(t, dir, "team-a/web.yaml", resourceJSONFile(t, xdstest.Endpoints("web", "127.0.0.1:8080")))
+	writeFile(t, dir, "team-a/routes.yaml", routes("main", "web"))
 	cfg, err := readConfigDir(dir)
 	require.NoError(t, err)
-	warnings := cfg.danglingRefs()
-	require.Len(t, warnings, 2)
-	assert.Contains(t, warnings[0], `EDS "web"`) // the cluster's endpoints
-	assert.Contains(t, warnings[1], `LDS "edge" refers to RDS "missing-route"`)
+	var got []string
+	for _, d := range cfg.danglingRefs() {
+		got = append(got, d.Error())
+	}
+	assert.Equal(t, []string{
+		filepath.Join(dir, "c.yaml") + `: scope "default": CDS "web" refers to EDS "web", which no file of the scope defines`,
+		filepath.Join(dir, "l.json") + `: scope "default": LDS "edge" refers to RDS "missing-route", which no file of the scope defines`,
+		filepath.Join(dir, "team-a", "routes.yaml") + `: scope "team-a": RDS "main" refers to CDS "web", which no file of the scope defines`,
+	}, got)
+
+	// Refused by default, one error a reference; warnings when allowed.
+	warnings, err := cfg.checkRefs(false)
+	assert.Nil(t, warnings)
+	assert.Equal(t, got, errorLines(err))
+	assert.True(t, hasDangling(err))
+	warnings, err = cfg.checkRefs(true)
+	require.NoError(t, err)
+	assert.Equal(t, got, warnings)
+}
+
+// An EDS cluster whose endpoints come from a file or another server's
+// api_config_source does not need them in the directory: the client does not ask
+// this server for them. Over ADS or self, it does.
+func TestDanglingRefsEDSConfigSource(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "path.yaml", edsCluster("from-path", "{path_config_source: {path: /etc/envoy/eds.yaml}, resource_api_version: V3}"))
+	writeFile(t, dir, "other.yaml", edsCluster("from-other", "{api_config_source: {api_type: GRPC, transport_api_version: V3, "+
+		"grpc_services: [{envoy_grpc: {cluster_name: other-control-plane}}]}, resource_api_version: V3}"))
+	writeFile(t, dir, "self.yaml", edsCluster("from-self", "{self: {}, resource_api_version: V3}"))
+	cfg, err := readConfigDir(dir)
+	require.NoError(t, err)
+	dangling := cfg.danglingRefs()
+	require.Len(t, dangling, 1)
+	assert.Equal(t, "from-self", dangling[0].from)
+	assert.Equal(t, protocol.TypeEndpoint, dangling[0].toType)
+
+	require.NoError(t, os.Remove(filepath.Join(dir, "self.yaml")))
+	_, warnings, err := checkConfigDir(dir, false)
+	require.NoError(t, err, "the endpoints of from-path and from-other are not this server's to serve")
+	assert.Empty(t, warnings)
+}
+
+// A reload whose directory leaves a reference dangling is rejected like an
+// invalid one: the last good config stays, and the error, kept for the admin
+// page, names the file, the scope and both resources.
+func TestReloadRefusesDanglingRefs(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "web.yaml", cluster("web", "1s"))
+	writeFile(t, dir, "routes.yaml", routes("main", "web"))
+	src, st := newSource(t, dir)
+	var outcomes []string
+	src.onReload = func(o string, _ store.Result) { outcomes = append(outcomes, o) }
+	_, err := src.Reload()
+	require.NoError(t, err)
+	good := st.View()
+	routeV := good.Table("default", protocol.TypeRoute).Get("main").Version
+
+	// A typo in the cluster name: no file defines "wbe".
+	writeFile(t, dir, "routes.yaml", routes("main", "wbe"))
+	_, err = src.Reload()
+	require.Error(t, err)
+	assert.True(t, hasDangling(err))
+	assert.Equal(t, good.Revision(), st.View().Revision(), "nothing committed")
+	assert.Equal(t, routeV, st.View().Table("default", protocol.TypeRoute).Get("main").Version)
+	state := src.State()
+	assert.Equal(t, []string{filepath.Join(dir, "routes.yaml") + `: scope "default": RDS "main" refers to CDS "wbe", which no file of the scope defines`}, state.Errors)
+	assert.Equal(t, 1, state.Rejected)
+	assert.Empty(t, state.Warnings)
+
+	// The cluster it meant to name appears: applied.
+	writeFile(t, dir, "wbe.yaml", cluster("wbe", "1s"))
+	_, err = src.Reload()
+	require.NoError(t, err)
+	assert.NotEqual(t, routeV, st.View().Table("default", protocol.TypeRoute).Get("main").Version)
+	assert.Empty(t, src.State().Errors)
+	assert.Equal(t, []string{reloadApplied, reloadRejected, reloadApplied}, outcomes)
+}
+
+// With --allow-dangling, the same reload is applied, and the dangling reference
+// is a warning on the admin page.
+func TestReloadAllowsDanglingRefs(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "routes.yaml", routes("main", "wbe"))
+	src, st := newSource(t, dir)
+	src.allowDangling = true
+	res, err := src.Reload()
+	require.NoError(t, err)
+	assert.Equal(t, 1, res.Set)
+	assert.NotNil(t, st.View().Table("default", protocol.TypeRoute).Get("main"))
+	state := src.State()
+	assert.Empty(t, state.Errors)
+	assert.Equal(t, []string{filepath.Join(dir, "routes.yaml") + `: scope "default": RDS "main" refers to CDS "wbe", which no file of the scope defines`}, state.Warnings)
 }
 
 // The examples stay valid: `leanxds validate` passes on each of them, and serve
@@ -180,8 +289,9 @@ func TestExamplesAreValid(t *testing.T) {
 		}
 		t.Run(e.Name(), func(t *testing.T) {
 			dir := filepath.Join("..", "..", "examples", e.Name())
-			cfg, err := checkConfigDir(dir)
-			require.NoError(t, err)
+			cfg, warnings, err := checkConfigDir(dir, false)
+			require.NoError(t, err, "an example refers only to what it defines")
+			assert.Empty(t, warnings)
 			assert.NotZero(t, cfg.count(""))
 			assert.Empty(t, cfg.danglingRefs(), "an example refers only to what it defines")
 			assert.NotEmpty(t, cfg.bootstraps, "each example ships a client bootstrap")
@@ -192,7 +302,7 @@ func TestExamplesAreValid(t *testing.T) {
 // The edge example holds what issue and README promise: two listeners with HTTP
 // routes, three EDS clusters with their endpoints, and a TLS secret over SDS.
 func TestEdgeExampleShape(t *testing.T) {
-	cfg, err := checkConfigDir(filepath.Join("..", "..", "examples", "edge"))
+	cfg, _, err := checkConfigDir(filepath.Join("..", "..", "examples", "edge"), false)
 	require.NoError(t, err)
 	count := map[string]int{}
 	for _, r := range cfg.scopes["default"] {

@@ -32,13 +32,17 @@ var edgeNames = []string{"api", "payments", "web"}
 // SIGTERM, before (and without) a valid config directory: clients reconnecting
 // with the versions they hold are sent nothing, a new client gets the restored
 // resources at the same versions, and when the directory becomes valid with the
-// same content it takes over without pushing anything.
+// same content it takes over without pushing anything. A directory with a
+// dangling reference is treated as an invalid one.
 func TestBinarySnapshotRestart(t *testing.T) {
 	t.Run("file, empty directory", func(t *testing.T) {
-		snapshotRestart(t, "file://"+filepath.Join(t.TempDir(), "snapshot.bin"), false)
+		snapshotRestart(t, "file://"+filepath.Join(t.TempDir(), "snapshot.bin"), "")
 	})
 	t.Run("file, invalid directory", func(t *testing.T) {
-		snapshotRestart(t, "file://"+filepath.Join(t.TempDir(), "snapshot.bin"), true)
+		snapshotRestart(t, "file://"+filepath.Join(t.TempDir(), "snapshot.bin"), cluster("broken", "-1s"))
+	})
+	t.Run("file, dangling reference", func(t *testing.T) {
+		snapshotRestart(t, "file://"+filepath.Join(t.TempDir(), "snapshot.bin"), routes("broken", "nowhere"))
 	})
 	t.Run("s3, invalid directory", func(t *testing.T) {
 		endpoint := os.Getenv("LEANXDS_TEST_S3_ENDPOINT")
@@ -46,11 +50,14 @@ func TestBinarySnapshotRestart(t *testing.T) {
 			t.Skip("needs an S3-compatible server: run `source .ci/s3.sh` first (it sets LEANXDS_TEST_S3_ENDPOINT)")
 		}
 		bucket := newTestBucket(t, endpoint)
-		snapshotRestart(t, "s3://"+bucket+"/leanxds/snapshot.bin?endpoint="+url.QueryEscape(endpoint)+"&region=us-east-1", true)
+		snapshotRestart(t, "s3://"+bucket+"/leanxds/snapshot.bin?endpoint="+url.QueryEscape(endpoint)+"&region=us-east-1", cluster("broken", "-1s"))
 	})
 }
 
-func snapshotRestart(t *testing.T, snapshot string, invalid bool) {
+// snapshotRestart runs the restart of TestBinarySnapshotRestart, the directory
+// of the second run holding broken.yaml with the content broken (rejected at
+// start), or nothing when broken is "".
+func snapshotRestart(t *testing.T, snapshot string, broken string) {
 	leanxdsBinary(t)
 
 	// Process A serves the edge example; no snapshot exists yet.
@@ -76,10 +83,10 @@ func snapshotRestart(t *testing.T, snapshot string, invalid bool) {
 	require.NotNil(t, written, a.logText())
 	assert.Equal(t, 11.0, written["resources"])
 
-	// Process B: the same snapshot, and a directory that is empty, or invalid.
+	// Process B: the same snapshot, and a directory that is empty, or rejected.
 	dirB := t.TempDir()
-	if invalid {
-		writeFile(t, dirB, "broken.yaml", cluster("broken", "-1s"))
+	if broken != "" {
+		writeFile(t, dirB, "broken.yaml", broken)
 	}
 	b := startServe(t, t.TempDir(), nil, "--config", dirB, "--snapshot", snapshot, "--debounce", "50ms")
 	restored := b.logLine("snapshot restored")
@@ -92,6 +99,10 @@ func snapshotRestart(t *testing.T, snapshot string, invalid bool) {
 	assert.Equal(t, http.StatusOK, code)
 	assert.Contains(t, ready, "ready: serving the restored snapshot; the config directory is not applied")
 	assert.Contains(t, ready, fmt.Sprintf("snapshot restored: 11 resources, revision %v, from %s", written["revision"], strings.Split(snapshot, "?")[0]))
+	if broken != "" {
+		_, page := get(t, b.admin, "/")
+		assert.Contains(t, page, "\n  "+filepath.Join(dirB, "broken.yaml")+":", "the rejection names the file")
+	}
 
 	ccB := dialInsecure(t, b.xds)
 	// S3, S6: the SotW client reconnects naming the versions it holds: nothing
@@ -125,7 +136,7 @@ func snapshotRestart(t *testing.T, snapshot string, invalid bool) {
 	}
 	writeFile(t, dirB, ".all.yaml.tmp", all.String())
 	require.NoError(t, os.Rename(filepath.Join(dirB, ".all.yaml.tmp"), filepath.Join(dirB, "all.yaml")))
-	if invalid {
+	if broken != "" {
 		require.NoError(t, os.Remove(filepath.Join(dirB, "broken.yaml")))
 	}
 	eventually(t, "the directory applied", func() bool {

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	statusv3 "github.com/envoyproxy/go-control-plane/envoy/service/status/v3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -158,6 +159,19 @@ func (p *proc) logLine(msg string) map[string]any {
 	defer p.mu.Unlock()
 	for _, l := range p.logs {
 		if l["msg"] == msg {
+			return l
+		}
+	}
+	return nil
+}
+
+// logLineWith returns the first log line whose message is msg and whose
+// attribute key is value, or nil.
+func (p *proc) logLineWith(msg, key string, value any) map[string]any {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.logs {
+		if l["msg"] == msg && l[key] == value {
 			return l
 		}
 	}
@@ -316,6 +330,74 @@ func TestBinaryServeReloadAndObserve(t *testing.T) {
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
 	c.ExpectError(codes.Unavailable)
 	p.stop(t)
+}
+
+// routeCluster returns the cluster of the route of a route configuration whose
+// prefix is prefix, or "".
+func routeCluster(m any, prefix string) string {
+	for _, vh := range m.(*routev3.RouteConfiguration).GetVirtualHosts() {
+		for _, r := range vh.GetRoutes() {
+			if r.GetMatch().GetPrefix() == prefix {
+				return r.GetRoute().GetCluster()
+			}
+		}
+	}
+	return ""
+}
+
+// A reload that leaves a route to a cluster no file defines is rejected like an
+// invalid file: counted and shown, while connected and new clients keep the last
+// good routes. With LEANXDS_ALLOW_DANGLING (--allow-dangling) the same directory
+// is served, with a warning.
+func TestBinaryDanglingReference(t *testing.T) {
+	dir := copyExample(t, "edge")
+	p := startServe(t, t.TempDir(), nil, "--config", dir, "--debounce", "50ms")
+	cc := dialInsecure(t, p.xds)
+	c := conv.ADS(t, cc, node("envoy-1", "edge"), conv.WithTimeout(10*time.Second))
+	first := c.Request(protocol.TypeRoute, "public-routes").ExpectResponse(conv.Names("public-routes"))
+	c.ACK()
+	require.Equal(t, "web", routeCluster(first.Resource("public-routes"), "/"))
+
+	// A typo: "wbe" is no cluster. (A reload that reads the file half written
+	// is rejected too, so the count may be more than one.)
+	want := filepath.Join(dir, "routes.yaml") + `: scope "default": RDS "public-routes" refers to CDS "wbe", which no file of the scope defines`
+	editFile(t, dir, "routes.yaml", "route: {cluster: web}", "route: {cluster: wbe}")
+	var page string
+	eventually(t, "the rejection on the admin page", func() bool {
+		_, page = get(t, p.admin, "/")
+		return strings.Contains(page, "  "+want+"\n")
+	}, p.logText)
+	assert.Contains(t, page, "LAST RELOAD REJECTED")
+	assert.GreaterOrEqual(t, metric(t, p.admin, `leanxds_config_reloads_total{result="rejected"}`), 1.0)
+	assert.Equal(t, 1.0, metric(t, p.admin, `leanxds_config_reloads_total{result="applied"}`), "the first load only")
+	assert.Equal(t, 0.0, metric(t, p.admin, "leanxds_config_last_reload_successful"))
+	c.ExpectNothing()
+	fresh := conv.ADS(t, cc, node("envoy-2", "edge"), conv.WithTimeout(10*time.Second))
+	got := fresh.Request(protocol.TypeRoute, "public-routes").ExpectResponse(conv.Names("public-routes"))
+	assert.Equal(t, "web", routeCluster(got.Resource("public-routes"), "/"), "the last good routes")
+
+	code, ready := get(t, p.admin, "/readyz")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Contains(t, ready, "ready: config loaded")
+	assert.NotNil(t, p.logLine("config rejected: the last good config is still served"), p.logText())
+	errLine := p.logLineWith("config error", "error", want)
+	require.NotNil(t, errLine, p.logText())
+	assert.Equal(t, filepath.Join(dir, "routes.yaml"), errLine["file"])
+	p.stop(t)
+
+	// The same directory, allowed: served with the dangling route, and warned about.
+	allowed := startServe(t, t.TempDir(), []string{"LEANXDS_ALLOW_DANGLING=true"}, "--config", dir)
+	a := conv.ADS(t, dialInsecure(t, allowed.xds), node("envoy-1", "edge"), conv.WithTimeout(10*time.Second))
+	got = a.Request(protocol.TypeRoute, "public-routes").ExpectResponse(conv.Names("public-routes"))
+	assert.Equal(t, "wbe", routeCluster(got.Resource("public-routes"), "/"))
+	warned := allowed.logLine("dangling reference")
+	require.NotNil(t, warned, allowed.logText())
+	assert.Equal(t, want, warned["warning"])
+	assert.Equal(t, 0.0, metric(t, allowed.admin, `leanxds_config_reloads_total{result="rejected"}`))
+	_, page = get(t, allowed.admin, "/")
+	assert.Contains(t, page, "warnings:\n  "+want+"\n")
+	assert.NotContains(t, page, "REJECTED")
+	allowed.stop(t)
 }
 
 // With --client-ca and --node-identity, a client must present a certificate the

@@ -26,7 +26,7 @@ func TestServeHelp(t *testing.T) {
 	code, _, stderr := runArgs(t, nil, "serve", "--help")
 	assert.Equal(t, 0, code)
 	for _, f := range []string{"config", "listen", "admin", "scope-by", "no-default-scope", "tls-cert", "tls-key",
-		"client-ca", "node-identity", "log-level", "log-format", "debounce", "drain-timeout", "snapshot", "snapshot-interval"} {
+		"client-ca", "node-identity", "log-level", "log-format", "debounce", "drain-timeout", "snapshot", "snapshot-interval", "allow-dangling"} {
 		assert.Regexp(t, `(?m)^  --`+f+`( \w+)?$`, stderr)
 		assert.Contains(t, stderr, "$"+envName(f), f)
 	}
@@ -44,7 +44,7 @@ func TestServeHelp(t *testing.T) {
 func TestFlagsFromEnv(t *testing.T) {
 	c, o := serveCommand(&bytes.Buffer{})
 	env := map[string]string{"LEANXDS_CONFIG": "/from/env", "LEANXDS_SCOPE_BY": "id", "LEANXDS_NO_DEFAULT_SCOPE": "true", "LEANXDS_DEBOUNCE": "1s",
-		"LEANXDS_SNAPSHOT": "s3://bucket/leanxds/snapshot.bin?region=eu-west-1", "LEANXDS_SNAPSHOT_INTERVAL": "5m"}
+		"LEANXDS_SNAPSHOT": "s3://bucket/leanxds/snapshot.bin?region=eu-west-1", "LEANXDS_SNAPSHOT_INTERVAL": "5m", "LEANXDS_ALLOW_DANGLING": "true"}
 	err := c.parse([]string{"--scope-by", "metadata:tenant", "--snapshot-interval", "30s"}, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	require.NoError(t, err)
 	assert.Equal(t, "/from/env", o.configDir)
@@ -53,6 +53,7 @@ func TestFlagsFromEnv(t *testing.T) {
 	assert.Equal(t, "1s", o.debounce.String())
 	assert.Equal(t, "s3://bucket/leanxds/snapshot.bin?region=eu-west-1", o.snapshot)
 	assert.Equal(t, 30*time.Second, o.snapshotInterval)
+	assert.True(t, o.allowDangling)
 
 	c, o = serveCommand(&bytes.Buffer{})
 	require.NoError(t, c.parse(nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok }))
@@ -61,6 +62,7 @@ func TestFlagsFromEnv(t *testing.T) {
 	require.NoError(t, c.parse(nil, func(string) (string, bool) { return "", false }))
 	assert.Equal(t, time.Minute, o.snapshotInterval, "the default")
 	assert.Empty(t, o.snapshot, "no persistence by default")
+	assert.False(t, o.allowDangling, "dangling references are refused by default")
 }
 
 // Bad command lines exit 2 with a message saying what is wrong.
@@ -108,6 +110,43 @@ func TestValidateCommand(t *testing.T) {
 	assert.Contains(t, lines[0], filepath.Join(dir, "team-a", "bad.yaml")+":")
 	assert.Contains(t, lines[0], `resource #1 (CDS "api"): connect_timeout:`)
 	assert.Equal(t, dir+": invalid", lines[1])
+}
+
+// validate exits 1 on a directory with a dangling reference, printing each with
+// its file, scope and both resources; with --allow-dangling they are warnings
+// and the exit status is 0.
+func TestValidateDanglingRefs(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "web.yaml", cluster("web", "1s"))
+	writeFile(t, dir, "routes.yaml", routes("main", "wbe"))
+	want := filepath.Join(dir, "routes.yaml") + `: scope "default": RDS "main" refers to CDS "wbe", which no file of the scope defines`
+
+	code, stdout, stderr := runArgs(t, nil, "validate", dir)
+	assert.Equal(t, 1, code)
+	assert.Empty(t, stdout)
+	assert.Equal(t, []string{want, dir + ": invalid: dangling references (--allow-dangling makes them warnings)"},
+		strings.Split(strings.TrimSpace(stderr), "\n"))
+
+	code, stdout, stderr = runArgs(t, nil, "validate", "--allow-dangling", dir)
+	assert.Equal(t, 0, code)
+	assert.Equal(t, "warning: "+want+"\n", stderr)
+	assert.Contains(t, stdout, dir+": ok: 2 resources in 2 files")
+
+	// validate reads no environment variable: LEANXDS_ALLOW_DANGLING is serve's.
+	code, _, _ = runArgs(t, map[string]string{"LEANXDS_ALLOW_DANGLING": "true"}, "validate", dir)
+	assert.Equal(t, 1, code)
+}
+
+// serve refuses to start on a directory with a dangling reference, as on an
+// invalid one, naming the reference and the flag that would serve it.
+func TestServeRefusesDanglingConfig(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "routes.yaml", routes("main", "wbe"))
+	code, _, stderr := runArgs(t, nil, "serve", "--config", dir, "--admin", "", "--listen", "127.0.0.1:0", "--log-level", "error")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "nothing to serve")
+	assert.Contains(t, stderr, filepath.Join(dir, "routes.yaml")+`: scope "default": RDS "main" refers to CDS "wbe", which no file of the scope defines`)
+	assert.Contains(t, stderr, "--allow-dangling")
 }
 
 // serve refuses to start on an invalid directory (nothing would be served), with

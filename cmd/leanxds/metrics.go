@@ -105,7 +105,7 @@ func newMetrics(st *store.Store) *metrics {
 		}, []string{"type"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "leanxds_config_reloads_total",
-			Help: "Reloads of the config directory, by result: applied, unchanged, or rejected (invalid; the last good config is still served).",
+			Help: "Reloads of the config directory, by result: applied, unchanged, or rejected (invalid, or with dangling references; the last good config is still served).",
 		}, []string{"result"}),
 		commits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "leanxds_store_commits_total",

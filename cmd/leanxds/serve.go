@@ -85,6 +85,7 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 		s.metrics.reg.MustRegister(s.persister)
 	}
 	s.source = newConfigSource(o.configDir, s.st, log)
+	s.source.allowDangling = o.allowDangling
 	s.source.onReload = func(outcome string, res store.Result) {
 		s.metrics.reloaded(outcome, res)
 		if outcome != reloadRejected && s.persister != nil {
@@ -219,14 +220,19 @@ func (s *server) startAdmin() (*http.Server, error) {
 }
 
 // initialLoad applies the directory before the xDS port opens, so that no client
-// is ever served an empty config by mistake. An invalid directory is fatal,
-// unless the store already holds a config (restored from a snapshot): then that
-// is served until the directory is fixed.
+// is ever served an empty config by mistake. A directory that is rejected
+// (invalid, or with dangling references) is fatal, unless the store already
+// holds a config (restored from a snapshot): then that is served until the
+// directory is fixed.
 func (s *server) initialLoad() error {
 	_, err := s.source.Reload()
 	v := s.st.View()
 	if err != nil && len(v.Scopes()) == 0 {
-		return fmt.Errorf("nothing to serve: config %s is invalid:\n  %s", s.opts.configDir, strings.Join(errorLines(err), "\n  "))
+		hint := ""
+		if hasDangling(err) {
+			hint = "\n(--allow-dangling serves a config with dangling references, warning about each)"
+		}
+		return fmt.Errorf("nothing to serve: config %s is invalid:\n  %s%s", s.opts.configDir, strings.Join(errorLines(err), "\n  "), hint)
 	}
 	msg := "config loaded"
 	if err != nil {

@@ -26,6 +26,9 @@ type serveOptions struct {
 	logFormat      string
 	debounce       time.Duration
 	drainTimeout   time.Duration
+	// allowDangling serves a directory whose resources refer to resources it
+	// does not define, warning about each, instead of refusing it.
+	allowDangling bool
 	// snapshot is the URL of the snapshot restored at start and written while
 	// serving (persist.Open); "" for none.
 	snapshot         string
@@ -40,9 +43,12 @@ with an admin HTTP server for metrics and debugging.
 The directory's *.yaml, *.yml and *.json files form the default scope; the files
 of a subdirectory NAME form scope NAME (see docs/config.md). The directory is
 watched: after a change it is read again and applied as one atomic commit, or,
-if any file is invalid, rejected whole while the last good config keeps being
-served. SIGTERM or SIGINT stops the server: clients are told to reconnect
-elsewhere, and the process exits 0 once their streams are closed.
+if any file is invalid or a resource refers to one its scope does not define (a
+route to a missing cluster, an EDS cluster without its endpoints...), rejected
+whole while the last good config keeps being served; --allow-dangling serves
+such references with a warning instead. SIGTERM or SIGINT stops the server:
+clients are told to reconnect elsewhere, and the process exits 0 once their
+streams are closed.
 
 With --snapshot, what is served is also saved (every --snapshot-interval if it
 changed, and at shutdown) and restored at start before any client is served: a
@@ -70,6 +76,8 @@ func serveCommand(out io.Writer) (*command, *serveOptions) {
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.DurationVar(&o.debounce, "debounce", 200*time.Millisecond, "how long the config directory must be quiet after a change before it is reloaded")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long to wait for streams to close before closing the connections")
+	fs.BoolVar(&o.allowDangling, "allow-dangling", false, "serve a config whose resources refer to resources their scope does not define (dangling references),\n"+
+		"with a warning for each, instead of rejecting it: clients wait for what is missing, and drop its traffic")
 	fs.StringVar(&o.snapshot, "snapshot", "", "`URL` of a snapshot of the served config, restored at start and written while serving:\n"+
 		"file:///path or a plain path (the previous ones are kept as path.1 to path.3),\n"+
 		"or s3://bucket/key?region=REGION[&endpoint=URL] (S3 or an S3-compatible store); empty: none")

@@ -15,16 +15,21 @@ import (
 const (
 	reloadApplied   = "applied"   // the directory changed the store
 	reloadUnchanged = "unchanged" // the directory was read and matched the store (dedup)
-	reloadRejected  = "rejected"  // the directory was invalid: the last good config is still served
+	reloadRejected  = "rejected"  // the directory was invalid, or left a reference dangling: the last good config is still served
 )
 
 // configSource keeps the store equal to a config directory. Each reload reads the
 // whole directory and commits it as one atomic commit, or, if anything in it is
-// invalid, commits nothing: clients keep the last good config.
+// invalid or a resource refers to one the directory does not define, commits
+// nothing: clients keep the last good config.
 type configSource struct {
 	dir string
 	st  *store.Store
 	log *slog.Logger
+	// allowDangling serves a directory whose resources refer to resources it does
+	// not define, with a warning for each, instead of refusing it
+	// (--allow-dangling).
+	allowDangling bool
 	// onReload reports each reload's outcome (metrics); nil for none.
 	onReload func(outcome string, res store.Result)
 
@@ -61,7 +66,8 @@ type reloadState struct {
 	// it was applied. LastRejected is when it was rejected.
 	Errors       []string  `json:"errors,omitempty"`
 	LastRejected time.Time `json:"last_rejected,omitzero"`
-	// Warnings are references to resources the config does not define.
+	// Warnings are the references the config being served makes to resources
+	// it does not define: served with --allow-dangling only, refused otherwise.
 	Warnings []string `json:"warnings,omitempty"`
 }
 
@@ -70,12 +76,16 @@ func newConfigSource(dir string, st *store.Store, log *slog.Logger) *configSourc
 }
 
 // Reload reads the directory and commits it whole. On error nothing changes: the
-// error names every bad file, resource and field, and is logged, counted and kept
-// for the admin page.
+// error names every bad file, resource and field, or every dangling reference,
+// and is logged, counted and kept for the admin page.
 func (s *configSource) Reload() (store.Result, error) {
 	s.reloading.Lock()
 	defer s.reloading.Unlock()
 	cfg, err := readConfigDir(s.dir)
+	var warnings []string
+	if err == nil {
+		warnings, err = cfg.checkRefs(s.allowDangling)
+	}
 	var res store.Result
 	if err == nil && s.keepRestored && cfg.count("") == 0 {
 		err = errEmptyOverSnapshot
@@ -95,7 +105,6 @@ func (s *configSource) Reload() (store.Result, error) {
 	if res.Changed() {
 		outcome = reloadApplied
 	}
-	warnings := cfg.danglingRefs()
 	scopes := make(map[string]int, len(cfg.scopes))
 	for _, sc := range cfg.scopeNames() {
 		scopes[sc] = cfg.count(sc)
@@ -148,8 +157,11 @@ func (s *configSource) rejected(at time.Time, err error) {
 	s.log.Error(msg, "dir", s.dir, "errors", len(lines))
 	for _, e := range flatten(err) {
 		attrs := []any{"error", e.Error()}
-		if le, ok := e.(*resources.LoadError); ok {
-			attrs = append(attrs, "file", le.File)
+		switch e := e.(type) {
+		case *resources.LoadError:
+			attrs = append(attrs, "file", e.File)
+		case *danglingRef:
+			attrs = append(attrs, "file", e.file)
 		}
 		s.log.Error("config error", attrs...)
 	}

@@ -11,12 +11,19 @@ import (
 const validateAbout = `
 Check config directories offline, as serve would read them: every file is parsed
 and validated, and the whole directory is committed to a scratch store. Errors
-(file, line, resource and field) are printed one a line and the exit status is 1;
-references to resources the directory does not define are printed as warnings.`
+(file, line, resource and field) are printed one a line and the exit status is 1.
+
+A resource that refers to one its scope does not define (a route to a missing
+cluster, a listener's missing route configuration, an EDS cluster's missing
+endpoints, a missing SDS secret) is an error too, as serve refuses such a
+directory: each is printed with its file, scope and both resources. With
+--allow-dangling they are printed as warnings and do not fail the check, as
+serve --allow-dangling serves them.`
 
 // runValidate is `leanxds validate DIR...`.
 func runValidate(_ context.Context, args []string, env lookupEnv, stdout, stderr io.Writer) error {
-	c := newCommand("validate", "leanxds validate DIR...", validateAbout, stderr)
+	c := newCommand("validate", "leanxds validate [--allow-dangling] DIR...", validateAbout, stderr)
+	allowDangling := c.fs.Bool("allow-dangling", false, "report references to resources a scope does not define as warnings, not errors")
 	if err := c.parse(args, env); err != nil {
 		return err
 	}
@@ -25,16 +32,20 @@ func runValidate(_ context.Context, args []string, env lookupEnv, stdout, stderr
 	}
 	failed := false
 	for _, dir := range c.fs.Args() {
-		cfg, err := checkConfigDir(dir)
+		cfg, warnings, err := checkConfigDir(dir, *allowDangling)
 		if err != nil {
 			failed = true
 			for _, line := range errorLines(err) {
 				fmt.Fprintln(stderr, line)
 			}
-			fmt.Fprintf(stderr, "%s: invalid\n", dir)
+			if hasDangling(err) {
+				fmt.Fprintf(stderr, "%s: invalid: dangling references (--allow-dangling makes them warnings)\n", dir)
+			} else {
+				fmt.Fprintf(stderr, "%s: invalid\n", dir)
+			}
 			continue
 		}
-		for _, w := range cfg.danglingRefs() {
+		for _, w := range warnings {
 			fmt.Fprintf(stderr, "warning: %s\n", w)
 		}
 		fmt.Fprintf(stdout, "%s: ok: %d resources in %d files, scopes %q\n", dir, cfg.count(""), cfg.files, cfg.scopeNames())
@@ -45,15 +56,19 @@ func runValidate(_ context.Context, args []string, env lookupEnv, stdout, stderr
 	return nil
 }
 
-// checkConfigDir reads a directory and commits it to a scratch store: exactly
-// what a reload does, without serving it.
-func checkConfigDir(dir string) (*configDir, error) {
-	cfg, err := readConfigDir(dir)
+// checkConfigDir reads a directory, checks its references and commits it to a
+// scratch store: exactly what a reload does, without serving it. warnings are
+// the dangling references allowDangling let through.
+func checkConfigDir(dir string, allowDangling bool) (cfg *configDir, warnings []string, err error) {
+	cfg, err = readConfigDir(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if warnings, err = cfg.checkRefs(allowDangling); err != nil {
+		return nil, nil, err
 	}
 	if _, err := store.New().Commit(cfg.changes(nil)...); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return cfg, nil
+	return cfg, warnings, nil
 }
