@@ -131,6 +131,13 @@ type convRun struct {
 	watched map[string]bool
 	// signalled: a commit changed a watched type since the server last woke.
 	signalled bool
+	// trusted are the types whose first request on the stream the server took
+	// at its word (S3: nothing resent) though the client did not hold what its
+	// version stood for. warmAtConnect are the clusters and listeners (by
+	// "type name") that were warming when the stream opened, at their version.
+	// Both recognise known defects (see known).
+	trusted       map[string]bool
+	warmAtConnect map[string]string
 
 	client *convClient
 	// toServer and toClient are the requests and responses in flight.
@@ -219,6 +226,14 @@ func (r *convRun) connect() {
 	}
 	r.watched = map[string]bool{}
 	r.signalled = false
+	r.trusted = map[string]bool{}
+	r.warmAtConnect = map[string]string{}
+	for n := range r.client.warmingClusters {
+		r.warmAtConnect[protocol.TypeCluster+" "+n] = r.client.held[protocol.TypeCluster][n].version
+	}
+	for n := range r.client.warmingListeners {
+		r.warmAtConnect[protocol.TypeListener+" "+n] = r.client.held[protocol.TypeListener][n].version
+	}
 	r.send(r.client.connected()...)
 }
 
@@ -271,7 +286,12 @@ func (r *convRun) deliverRequests(n int) {
 		r.watch(q.typeURL())
 		var err error
 		if q.sotw != nil {
+			first := r.sotw.state(q.typeURL()) == nil
 			_, err = r.sotw.Receive(q.sotw, time.Time{}, r.st.View())
+			if ts := r.sotw.state(q.typeURL()); err == nil && first && ts.table != nil && ts.nonce == "" && !r.client.holdsServed(ts) {
+				r.logf("  server takes version %s of %s as current (S3), but the client does not hold that", convShort(ts.version), protocol.Short(ts.typeURL))
+				r.trusted[ts.typeURL] = true
+			}
 		} else {
 			_, err = r.delta.Receive(q.delta, time.Time{})
 		}
@@ -471,27 +491,48 @@ func (r *convRun) settle() {
 	}
 }
 
+// convDiff is one way the client's end state differs from what it is owed.
+type convDiff struct {
+	typeURL, name string
+	kind          convDiffKind
+	text          string
+}
+
+type convDiffKind int
+
+const (
+	diffSubscription convDiffKind = iota + 1 // the client's or the server's subscription is off
+	diffMissing                              // a served resource is not held
+	diffStale                                // a served resource is held at another version
+	diffDeleted                              // an LDS/CDS resource is held though the store has none
+	diffExtra                                // held though not subscribed
+	diffNotRemoved                           // delta: held though gone, and no removal came (D7)
+	diffP2                                   // an EDS service a cluster uses lacks its explicit empty assignment
+	diffWarming                              // a cluster or listener still warms (R16)
+)
+
 // check compares what the client holds with what the store serves it.
 func (r *convRun) check() {
 	c := r.client
 	v := r.st.View()
-	var diffs []string
-	add := func(format string, args ...any) { diffs = append(diffs, fmt.Sprintf(format, args...)) }
+	var diffs []convDiff
+	add := func(typeURL, name string, kind convDiffKind, format string, args ...any) {
+		diffs = append(diffs, convDiff{typeURL, name, kind, protocol.Short(typeURL) + " " + fmt.Sprintf(format, args...)})
+	}
 	for _, typeURL := range convTypes {
-		short := protocol.Short(typeURL)
 		names, wildcard := c.wants(typeURL)
 		sub := c.subs[typeURL]
 		// The client asked for what it holds refers to.
 		switch {
 		case !sub.requested && (wildcard || len(names) > 0):
-			add("%s: the client wants %s but never asked on this stream", short, convSubString(names, wildcard))
+			add(typeURL, "", diffSubscription, "the client wants %s but never asked on this stream", convSubString(names, wildcard))
 		case sub.requested && (sub.wildcard != wildcard || !slices.Equal(sub.names, names)):
-			add("%s: the client asked for %s but wants %s", short, convSubString(sub.names, sub.wildcard), convSubString(names, wildcard))
+			add(typeURL, "", diffSubscription, "the client asked for %s but wants %s", convSubString(sub.names, sub.wildcard), convSubString(names, wildcard))
 		}
 		// The server agrees on the subscription.
 		if ts := r.machine().state(typeURL); ts != nil && (sub.requested || ts.sub.requested) {
 			if ts.sub.wildcard != sub.wildcard || !slices.Equal(ts.sub.sortedNames(), sub.names) {
-				add("%s: the server has the subscription %s, the client %s", short, convSubString(ts.sub.sortedNames(), ts.sub.wildcard), convSubString(sub.names, sub.wildcard))
+				add(typeURL, "", diffSubscription, "the server has the subscription %s, the client %s", convSubString(ts.sub.sortedNames(), ts.sub.wildcard), convSubString(sub.names, sub.wildcard))
 			}
 		}
 
@@ -511,9 +552,9 @@ func (r *convRun) check() {
 		}
 		for _, n := range slices.Sorted(maps.Keys(served)) {
 			if h, ok := held[n]; !ok {
-				add("%s %s: missing; the store serves %s", short, n, convShort(served[n].Version))
+				add(typeURL, n, diffMissing, "%s: missing; the store serves %s", n, convShort(served[n].Version))
 			} else if h.version != served[n].Version {
-				add("%s %s: held at %s, the store serves %s (stale)", short, n, convShort(h.version), convShort(served[n].Version))
+				add(typeURL, n, diffStale, "%s: held at %s, the store serves %s (stale)", n, convShort(h.version), convShort(served[n].Version))
 			}
 		}
 		for _, n := range slices.Sorted(maps.Keys(held)) {
@@ -523,13 +564,13 @@ func (r *convRun) check() {
 			h := held[n]
 			switch {
 			case !wildcard && !slices.Contains(names, n):
-				add("%s %s: held at %s but not subscribed", short, n, convShort(h.version))
+				add(typeURL, n, diffExtra, "%s: held at %s but not subscribed", n, convShort(h.version))
 			case protocol.FullState(typeURL):
-				add("%s %s: held at %s, the store has none (deleted)", short, n, convShort(h.version))
+				add(typeURL, n, diffDeleted, "%s: held at %s, the store has none (deleted)", n, convShort(h.version))
 			case typeURL == protocol.TypeEndpoint && c.clusterUses(n):
 				// P2: checked below for every such name.
 			case r.model.delta():
-				add("%s %s: held at %s, the store has none and no removal came (D7)", short, n, convShort(h.version))
+				add(typeURL, n, diffNotRemoved, "%s: held at %s, the store has none and no removal came (D7)", n, convShort(h.version))
 			default:
 				// S2: a SotW client is never told that an RDS or EDS resource is gone.
 			}
@@ -544,27 +585,102 @@ func (r *convRun) check() {
 				var cla endpointv3.ClusterLoadAssignment
 				switch {
 				case !ok:
-					add("EDS %s: missing; a cluster uses it and the store has none, so the explicit empty assignment is owed (P2)", n)
+					add(typeURL, n, diffP2, "%s: missing; a cluster uses it and the store has none, so the explicit empty assignment is owed (P2)", n)
 				case proto.Unmarshal(h.body, &cla) != nil || cla.GetClusterName() != n || len(cla.GetEndpoints()) > 0:
-					add("EDS %s: held at %s, not the explicit empty assignment a cluster without endpoints gets (P2)", n, convShort(h.version))
+					add(typeURL, n, diffP2, "%s: held at %s, not the explicit empty assignment a cluster without endpoints gets (P2)", n, convShort(h.version))
 				}
 			}
 		}
 	}
 	for _, n := range slices.Sorted(maps.Keys(c.warmingClusters)) {
-		add("CDS %s: still warming, waiting for EDS %s (R16)", n, c.warmingClusters[n])
+		add(protocol.TypeCluster, n, diffWarming, "%s: still warming, waiting for EDS %s (R16)", n, c.warmingClusters[n])
 	}
 	for _, n := range slices.Sorted(maps.Keys(c.warmingListeners)) {
 		// A listener whose route the store lacks warms until the store has it:
 		// no answer can end that wait (P2 covers endpoints only).
 		if route := c.warmingListeners[n]; v.Table(convScope, protocol.TypeRoute).Get(route) != nil {
-			add("LDS %s: still warming, waiting for RDS %s (R16)", n, route)
+			add(protocol.TypeListener, n, diffWarming, "%s: still warming, waiting for RDS %s (R16)", n, route)
 		}
 	}
-	if len(diffs) > 0 {
-		r.t.Fatalf("converge (%s): after settling, the client does not hold what the store serves it:\n\t%s\n(LEANXDS_FUZZ_TRACE=1 for the trace)",
-			r.model, strings.Join(diffs, "\n\t"))
+	if len(diffs) == 0 {
+		return
 	}
+	var lines []string
+	unknown := false
+	for _, d := range diffs {
+		if k := r.known(d); k != "" {
+			lines = append(lines, d.text+" [known: "+k+"]")
+		} else {
+			lines = append(lines, d.text)
+			unknown = true
+		}
+	}
+	msg := fmt.Sprintf("converge (%s): after settling, the client does not hold what the store serves it:\n\t%s\n(LEANXDS_FUZZ_TRACE=1 for the trace)",
+		r.model, strings.Join(lines, "\n\t"))
+	if !unknown && convSkipKnown {
+		r.t.Skip(msg)
+	}
+	r.t.Fatal(msg)
+}
+
+// convSkipKnown skips a run whose every difference is a known open defect
+// (convKnown), so that fuzzing looks for others: LEANXDS_CONVERGE_SKIP_KNOWN=1.
+var convSkipKnown = os.Getenv("LEANXDS_CONVERGE_SKIP_KNOWN") != ""
+
+// known names the open defect a difference comes from, recognised by what the
+// run saw, or "". Remove a case once its defect is fixed.
+func (r *convRun) known(d convDiff) string {
+	c := r.client
+	switch {
+	case r.trusted[d.typeURL] && d.kind != diffSubscription && d.kind != diffWarming:
+		// S3 on a new stream: the client's first request carried the version it
+		// last accepted, which matched what it asks for now, so nothing was
+		// sent; but it had dropped resources since (it unsubscribed them, or
+		// ignored them as not subscribed), so the version did not describe what
+		// it holds.
+		return "resume-trusts-version"
+	case d.typeURL == protocol.TypeCluster && d.kind == diffDeleted && c.routesTo(d.name):
+		// R15 make before break keeps a deleted cluster while the listeners and
+		// routes the client holds still name it (retain, clustersInUse): when the
+		// store's own routes keep naming it, that is forever.
+		return "deleted-cluster-kept"
+	case d.kind == diffWarming && r.warmAtConnect[d.typeURL+" "+d.name] != "" && r.warmAtConnect[d.typeURL+" "+d.name] == c.held[d.typeURL][d.name].version:
+		// R16 answers owed on a stream are lost with it: on the new stream the
+		// client's EDS (RDS) version is current, so nothing is sent, and the
+		// cluster (listener) that was warming when the stream broke stays so.
+		return "owed-answer-lost-on-reconnect"
+	case (d.typeURL == protocol.TypeRoute && (d.kind == diffMissing || d.kind == diffStale) ||
+		d.typeURL == protocol.TypeListener && d.kind == diffWarming) && r.routesHeldBack():
+		// warming() holds a route update back while a cluster it names has not
+		// had its endpoints asked for; a cluster whose endpoints do not come over
+		// ADS never has, so the route waits for an unrelated request.
+		return "route-held-for-unsubscribed-eds"
+	}
+	return ""
+}
+
+// routesHeldBack reports whether warming() holds back the RDS update the
+// server owes the client now.
+func (r *convRun) routesHeldBack() bool {
+	m := r.machine()
+	ts := m.state(protocol.TypeRoute)
+	if ts == nil || !ts.sub.requested {
+		return false
+	}
+	v := r.st.View()
+	return m.warming(v, ts, m.subscribed(v, ts, v.Table(convScope, protocol.TypeRoute)))
+}
+
+// routesTo reports whether a listener or route the client holds names cluster.
+func (c *convClient) routesTo(cluster string) bool {
+	for _, typeURL := range []string{protocol.TypeListener, protocol.TypeRoute} {
+		for _, h := range c.held[typeURL] {
+			if slices.Contains(h.refs.clusters, cluster) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (r *convRun) machine() *machine {
@@ -778,6 +894,24 @@ func (c *convClient) wants(typeURL string) (names []string, wildcard bool) {
 func (c *convClient) subscribes(typeURL, name string) bool {
 	s := c.subs[typeURL]
 	return s.wildcard || slices.Contains(s.names, name)
+}
+
+// holdsServed reports whether the client holds exactly what the server would
+// send for the subscription of ts.
+func (c *convClient) holdsServed(ts *typeState) bool {
+	m := c.run.machine()
+	v := c.run.st.View()
+	entries := m.subscribed(v, ts, v.Table(convScope, ts.typeURL))
+	held := c.held[ts.typeURL]
+	if protocol.FullState(ts.typeURL) && len(held) != len(entries) {
+		return false
+	}
+	for _, e := range entries {
+		if held[e.Name].version != e.Version {
+			return false
+		}
+	}
+	return true
 }
 
 // clusterUses reports whether a cluster the client holds gets its endpoints
