@@ -53,8 +53,14 @@ func FuzzConverge(f *testing.F) {
 		}
 		run := newConvRun(t, in, model)
 		run.play()
-		run.settle()
-		run.check()
+		failure, known := run.converge()
+		switch {
+		case failure == "":
+		case known && convSkipKnown:
+			t.Skip(failure)
+		default:
+			t.Fatal(failure)
+		}
 	})
 }
 
@@ -138,6 +144,9 @@ type convRun struct {
 	// Both recognise known defects (see known).
 	trusted       map[string]bool
 	warmAtConnect map[string]string
+	// forgotOwed are the types whose answers owed to many new clusters or
+	// listeners at once (forceAll) an S3 match on the stream dropped.
+	forgotOwed map[string]bool
 
 	client *convClient
 	// toServer and toClient are the requests and responses in flight.
@@ -227,6 +236,7 @@ func (r *convRun) connect() {
 	r.watched = map[string]bool{}
 	r.signalled = false
 	r.trusted = map[string]bool{}
+	r.forgotOwed = map[string]bool{}
 	r.warmAtConnect = map[string]string{}
 	for n := range r.client.warmingClusters {
 		r.warmAtConnect[protocol.TypeCluster+" "+n] = r.client.held[protocol.TypeCluster][n].version
@@ -286,11 +296,19 @@ func (r *convRun) deliverRequests(n int) {
 		r.watch(q.typeURL())
 		var err error
 		if q.sotw != nil {
-			first := r.sotw.state(q.typeURL()) == nil
+			ts := r.sotw.state(q.typeURL()) // owe may have made it before any request
+			first := ts == nil || !ts.sub.requested
+			owedAll := ts != nil && ts.forceAll
 			_, err = r.sotw.Receive(q.sotw, time.Time{}, r.st.View())
-			if ts := r.sotw.state(q.typeURL()); err == nil && first && ts.table != nil && ts.nonce == "" && !r.client.holdsServed(ts) {
-				r.logf("  server takes version %s of %s as current (S3), but the client does not hold that", convShort(ts.version), protocol.Short(ts.typeURL))
-				r.trusted[ts.typeURL] = true
+			if ts := r.sotw.state(q.typeURL()); err == nil && first && ts.table != nil && ts.nonce == "" {
+				if !r.client.holdsServed(ts) {
+					r.logf("  server takes version %s of %s as current (S3), but the client does not hold that", convShort(ts.version), protocol.Short(ts.typeURL))
+					r.trusted[ts.typeURL] = true
+				}
+				if owedAll && !ts.forceAll {
+					r.logf("  server takes version %s of %s as current (S3) and forgets that it owed every resource of it (R16)", convShort(ts.version), protocol.Short(ts.typeURL))
+					r.forgotOwed[ts.typeURL] = true
+				}
 			}
 		} else {
 			_, err = r.delta.Receive(q.delta, time.Time{})
@@ -345,8 +363,60 @@ func (r *convRun) deliverResponse() {
 	r.send(r.client.receive(resp)...)
 }
 
-// commit applies one random change to the store, over the small name pools.
+// convChange is one change of a commit, with what the trace says of it.
+type convChange struct {
+	change        store.Change
+	typeURL, name string
+	what          string
+}
+
+// commit applies a random commit to the store: one to three changes over the
+// small name pools, or a bulk change of many clusters at once.
 func (r *convRun) commit() {
+	var changes []convChange
+	switch n := r.in.next(8); {
+	case n == 7:
+		changes = r.bulkChanges()
+	default:
+		seen := map[string]bool{}
+		for range 1 + n/3 { // one, two or three changes
+			c := r.change()
+			if key := c.typeURL + " " + c.name; !seen[key] {
+				seen[key] = true // a commit sets or deletes a name once
+				changes = append(changes, c)
+			}
+		}
+	}
+	var (
+		batch []store.Change
+		whats []string
+	)
+	for _, c := range changes {
+		batch = append(batch, c.change)
+		whats = append(whats, c.what)
+	}
+	what := strings.Join(whats, "; ")
+	if len(changes) > 3 {
+		what = fmt.Sprintf("%s (%d changes)", whats[0], len(changes))
+	}
+	res, err := r.st.Commit(batch...)
+	if err != nil {
+		r.t.Fatalf("commit %s: %v", what, err)
+	}
+	if !res.Changed() {
+		r.logf("commit %s: no change", what)
+		return
+	}
+	r.logf("commit %s", what)
+	for _, c := range changes {
+		if r.watched[c.typeURL] {
+			r.signalled = true
+		}
+	}
+}
+
+// change returns one random change over the small name pools.
+func (r *convRun) change() convChange {
 	in := r.in
 	pick := func(names []string) string { return names[in.next(len(names))] }
 	clusters := func() []string {
@@ -357,55 +427,49 @@ func (r *convRun) commit() {
 		slices.Sort(cs)
 		return slices.Compact(cs)
 	}
-	var (
-		ch      store.Change
-		typeURL string
-		what    string
-	)
+	set := func(m proto.Message, typeURL, name, what string, args ...any) convChange {
+		return convChange{store.Set(convScope, m), typeURL, name, "set " + fmt.Sprintf(what, args...)}
+	}
 	switch kind := in.next(5); kind {
 	case 0:
-		typeURL = protocol.TypeCluster
 		name := pick(convClusters)
 		switch v := in.next(5); v {
 		case 0, 1:
-			ch, what = store.Set(convScope, xdstest.Cluster(name, xdstest.WithConnectTimeout(time.Duration(v+1)*time.Second))), fmt.Sprintf("set cluster %s (EDS %s over ADS, timeout %ds)", name, name, v+1)
+			return set(xdstest.Cluster(name, xdstest.WithConnectTimeout(time.Duration(v+1)*time.Second)), protocol.TypeCluster, name,
+				"cluster %s (EDS %s over ADS, timeout %ds)", name, name, v+1)
 		case 2:
 			svc := pick(convServices)
-			ch, what = store.Set(convScope, xdstest.Cluster(name, xdstest.WithServiceName(svc))), fmt.Sprintf("set cluster %s (EDS %s over ADS)", name, svc)
+			return set(xdstest.Cluster(name, xdstest.WithServiceName(svc)), protocol.TypeCluster, name, "cluster %s (EDS %s over ADS)", name, svc)
 		case 3:
-			ch, what = store.Set(convScope, convPathCluster(name)), fmt.Sprintf("set cluster %s (EDS from a file, not over ADS)", name)
+			return set(convPathCluster(name), protocol.TypeCluster, name, "cluster %s (EDS from a file, not over ADS)", name)
 		default:
-			ch, what = store.Set(convScope, xdstest.StaticCluster(name, "10.1.0.1:80")), fmt.Sprintf("set cluster %s (static)", name)
+			return set(xdstest.StaticCluster(name, "10.1.0.1:80"), protocol.TypeCluster, name, "cluster %s (static)", name)
 		}
 	case 1:
-		typeURL = protocol.TypeEndpoint
 		svc := pick(convServices)
 		if v := in.next(4); v < 3 {
-			ch, what = store.Set(convScope, xdstest.Endpoints(svc, fmt.Sprintf("10.0.0.%d:80", v+1))), fmt.Sprintf("set endpoints %s (10.0.0.%d)", svc, v+1)
-		} else {
-			ch, what = store.Set(convScope, xdstest.Endpoints(svc)), fmt.Sprintf("set endpoints %s (none)", svc)
+			return set(xdstest.Endpoints(svc, fmt.Sprintf("10.0.0.%d:80", v+1)), protocol.TypeEndpoint, svc, "endpoints %s (10.0.0.%d)", svc, v+1)
 		}
+		return set(xdstest.Endpoints(svc), protocol.TypeEndpoint, svc, "endpoints %s (none)", svc)
 	case 2:
-		typeURL = protocol.TypeListener
 		name := pick(convListeners)
 		switch in.next(4) {
 		case 0:
 			route := pick(convRoutes)
-			ch, what = store.Set(convScope, xdstest.Listener(name, 8080, route)), fmt.Sprintf("set listener %s (RDS %s)", name, route)
+			return set(xdstest.Listener(name, 8080, route), protocol.TypeListener, name, "listener %s (RDS %s)", name, route)
 		case 1:
 			route := pick(convRoutes)
-			ch, what = store.Set(convScope, xdstest.APIListener(name, route)), fmt.Sprintf("set api listener %s (RDS %s)", name, route)
+			return set(xdstest.APIListener(name, route), protocol.TypeListener, name, "api listener %s (RDS %s)", name, route)
 		default:
 			cs := clusters()
-			ch, what = store.Set(convScope, convInlineListener(name, cs...)), fmt.Sprintf("set api listener %s (inline route to %v)", name, cs)
+			return set(convInlineListener(name, cs...), protocol.TypeListener, name, "api listener %s (inline route to %v)", name, cs)
 		}
 	case 3:
-		typeURL = protocol.TypeRoute
 		name := pick(convRoutes)
 		cs := clusters()
-		ch, what = store.Set(convScope, xdstest.SimpleRoute(name, cs...)), fmt.Sprintf("set route %s (to %v)", name, cs)
+		return set(xdstest.SimpleRoute(name, cs...), protocol.TypeRoute, name, "route %s (to %v)", name, cs)
 	default:
-		typeURL = convTypes[in.next(len(convTypes))]
+		typeURL := convTypes[in.next(len(convTypes))]
 		var name string
 		switch typeURL {
 		case protocol.TypeCluster:
@@ -417,20 +481,51 @@ func (r *convRun) commit() {
 		default:
 			name = pick(convRoutes)
 		}
-		ch, what = store.Delete(convScope, typeURL, name), fmt.Sprintf("delete %s %s", protocol.Short(typeURL), name)
+		return convChange{store.Delete(convScope, typeURL, name), typeURL, name, fmt.Sprintf("delete %s %s", protocol.Short(typeURL), name)}
 	}
-	res, err := r.st.Commit(ch)
-	if err != nil {
-		r.t.Fatalf("commit %s: %v", what, err)
+}
+
+// convBulk are clusters changed all at once: more than manyForced, so that the
+// paths for many owed answers (forceAll instead of one name each) are taken.
+var convBulk = func() []string {
+	names := make([]string, manyForced+2)
+	for i := range names {
+		names[i] = fmt.Sprintf("b%02d", i)
 	}
-	if !res.Changed() {
-		r.logf("commit %s: no change", what)
-		return
+	return names
+}()
+
+// bulkChanges returns a change of every bulk cluster (or their endpoints), or
+// the route r3 routing to all of them, so that a gRPC client asks for them too.
+func (r *convRun) bulkChanges() []convChange {
+	var out []convChange
+	switch v := r.in.next(6); v {
+	case 0, 1:
+		for _, n := range convBulk {
+			out = append(out, convChange{store.Set(convScope, xdstest.Cluster(n, xdstest.WithConnectTimeout(time.Duration(v+1)*time.Second))), protocol.TypeCluster, n,
+				fmt.Sprintf("set bulk clusters b00-b%02d (timeout %ds)", len(convBulk)-1, v+1)})
+		}
+	case 2:
+		for _, n := range convBulk {
+			out = append(out, convChange{store.Delete(convScope, protocol.TypeCluster, n), protocol.TypeCluster, n,
+				fmt.Sprintf("delete bulk clusters b00-b%02d", len(convBulk)-1)})
+		}
+	case 3:
+		a := r.in.next(3) + 1
+		for _, n := range convBulk {
+			out = append(out, convChange{store.Set(convScope, xdstest.Endpoints(n, fmt.Sprintf("10.2.0.%d:80", a))), protocol.TypeEndpoint, n,
+				fmt.Sprintf("set bulk endpoints b00-b%02d (10.2.0.%d)", len(convBulk)-1, a)})
+		}
+	case 4:
+		for _, n := range convBulk {
+			out = append(out, convChange{store.Delete(convScope, protocol.TypeEndpoint, n), protocol.TypeEndpoint, n,
+				fmt.Sprintf("delete bulk endpoints b00-b%02d", len(convBulk)-1)})
+		}
+	default:
+		out = append(out, convChange{store.Set(convScope, xdstest.SimpleRoute("r3", convBulk...)), protocol.TypeRoute, "r3",
+			fmt.Sprintf("set route r3 (to b00-b%02d)", len(convBulk)-1)})
 	}
-	r.logf("commit %s", what)
-	if r.watched[typeURL] {
-		r.signalled = true
-	}
+	return out
 }
 
 // convPathCluster is an EDS cluster whose endpoints come from a file: its client
@@ -459,15 +554,24 @@ func convInlineListener(name string, clusters ...string) *listenerv3.Listener {
 	return l
 }
 
+// converge settles the network and checks what the client holds. It returns
+// what went wrong, "" if nothing, and whether only known defects did.
+func (r *convRun) converge() (failure string, known bool) {
+	if failure := r.settle(); failure != "" {
+		return fmt.Sprintf("converge (%s): %s (LEANXDS_FUZZ_TRACE=1 for the trace)", r.model, failure), false
+	}
+	return r.check()
+}
+
 // settle drains the network: requests first, then responses one at a time, then
 // what a commit signalled, until nothing is in flight and the server, asked
 // once more, has nothing to send.
-func (r *convRun) settle() {
+func (r *convRun) settle() (failure string) {
 	r.logf("settle")
 	for n := 0; ; n++ {
 		if n > convMaxSettle {
-			r.t.Fatalf("converge (%s): did not settle in %d deliveries: %d requests and %d responses still in flight (LEANXDS_FUZZ_TRACE=1 for the trace)",
-				r.model, convMaxSettle, len(r.toServer), len(r.toClient))
+			return fmt.Sprintf("did not settle in %d deliveries: %d requests and %d responses still in flight",
+				convMaxSettle, len(r.toServer), len(r.toClient))
 		}
 		switch {
 		case len(r.toServer) > 0:
@@ -482,11 +586,10 @@ func (r *convRun) settle() {
 			// event that will not come.
 			r.logf("idle: server asked once more")
 			if r.respond() > 0 {
-				resp := r.toClient[0]
-				r.t.Fatalf("converge (%s): the server sends %s only when woken with nothing new; the handler would never wake, the client is stranded (LEANXDS_FUZZ_TRACE=1 for the trace)",
-					r.model, convResponseString(resp))
+				return fmt.Sprintf("the server sends %s only when woken with nothing new; the handler would never wake, the client is stranded",
+					convResponseString(r.toClient[0]))
 			}
-			return
+			return ""
 		}
 	}
 }
@@ -511,8 +614,9 @@ const (
 	diffWarming                              // a cluster or listener still warms (R16)
 )
 
-// check compares what the client holds with what the store serves it.
-func (r *convRun) check() {
+// check compares what the client holds with what the store serves it. It
+// returns the differences, "" if none, and whether known defects explain them all.
+func (r *convRun) check() (failure string, known bool) {
 	c := r.client
 	v := r.st.View()
 	var diffs []convDiff
@@ -603,7 +707,7 @@ func (r *convRun) check() {
 		}
 	}
 	if len(diffs) == 0 {
-		return
+		return "", false
 	}
 	var lines []string
 	unknown := false
@@ -615,12 +719,8 @@ func (r *convRun) check() {
 			unknown = true
 		}
 	}
-	msg := fmt.Sprintf("converge (%s): after settling, the client does not hold what the store serves it:\n\t%s\n(LEANXDS_FUZZ_TRACE=1 for the trace)",
-		r.model, strings.Join(lines, "\n\t"))
-	if !unknown && convSkipKnown {
-		r.t.Skip(msg)
-	}
-	r.t.Fatal(msg)
+	return fmt.Sprintf("converge (%s): after settling, the client does not hold what the store serves it:\n\t%s\n(LEANXDS_FUZZ_TRACE=1 for the trace)",
+		r.model, strings.Join(lines, "\n\t")), !unknown
 }
 
 // convSkipKnown skips a run whose every difference is a known open defect
@@ -639,17 +739,39 @@ func (r *convRun) known(d convDiff) string {
 		// ignored them as not subscribed), so the version did not describe what
 		// it holds.
 		return "resume-trusts-version"
-	case d.typeURL == protocol.TypeCluster && d.kind == diffDeleted && c.routesTo(d.name):
+	case d.typeURL == protocol.TypeCluster && d.kind == diffDeleted && (c.routesTo(d.name) || r.inUse(d.name)):
 		// R15 make before break keeps a deleted cluster while the listeners and
-		// routes the client holds still name it (retain, clustersInUse): when the
-		// store's own routes keep naming it, that is forever.
+		// routes the client holds (or the server believes it holds) still name it
+		// (retain, clustersInUse): when the store's own routes keep naming it,
+		// that is forever.
 		return "deleted-cluster-kept"
+	case d.typeURL == protocol.TypeCluster && d.kind == diffDeleted && r.replacementPending():
+		// While a cluster the client's routes use is not yet with it, endpoints
+		// included, make before break keeps every deleted cluster
+		// (replacementPending). A cluster whose endpoints do not come over ADS
+		// never has its endpoints sent, so the wait lasts until the client sends
+		// some other request after its CDS ACK (settled).
+		return "deleted-clusters-kept-for-unsubscribed-eds"
+	case d.typeURL == protocol.TypeCluster && d.kind == diffWarming && r.st.View().Table(convScope, protocol.TypeCluster).Get(d.name) == nil,
+		d.typeURL == protocol.TypeEndpoint && d.kind == diffP2 && !c.storeClusterUses(d.name):
+		// A cluster deleted from the store but kept by make before break gets
+		// no explicit empty assignment (lookup and usedByCluster read the
+		// store's clusters only): the R16 answer it is owed is dropped, and it
+		// warms for as long as it is kept.
+		return "kept-cluster-without-p2"
 	case d.kind == diffWarming && r.warmAtConnect[d.typeURL+" "+d.name] != "" && r.warmAtConnect[d.typeURL+" "+d.name] == c.held[d.typeURL][d.name].version:
 		// R16 answers owed on a stream are lost with it: on the new stream the
 		// client's EDS (RDS) version is current, so nothing is sent, and the
 		// cluster (listener) that was warming when the stream broke stays so.
 		return "owed-answer-lost-on-reconnect"
-	case (d.typeURL == protocol.TypeRoute && (d.kind == diffMissing || d.kind == diffStale) ||
+	case d.kind == diffWarming && (d.typeURL == protocol.TypeCluster && r.forgotOwed[protocol.TypeEndpoint] ||
+		d.typeURL == protocol.TypeListener && r.forgotOwed[protocol.TypeRoute]):
+		// A response of more than manyForced new or updated clusters owes
+		// the whole EDS subscription (owe sets forceAll); a first EDS request on
+		// the stream whose version matches (S3) keeps the owed names (force)
+		// but resets forceAll, so those clusters never get their answer.
+		return "many-owed-lost-on-resume"
+	case (d.typeURL == protocol.TypeRoute && (d.kind == diffMissing || d.kind == diffStale || d.kind == diffNotRemoved) ||
 		d.typeURL == protocol.TypeListener && d.kind == diffWarming) && r.routesHeldBack():
 		// warming() holds a route update back while a cluster it names has not
 		// had its endpoints asked for; a cluster whose endpoints do not come over
@@ -669,6 +791,36 @@ func (r *convRun) routesHeldBack() bool {
 	}
 	v := r.st.View()
 	return m.warming(v, ts, m.subscribed(v, ts, v.Table(convScope, protocol.TypeRoute)))
+}
+
+// replacementPending reports whether make before break would keep every
+// deleted cluster now because a replacement seems on its way.
+func (r *convRun) replacementPending() bool {
+	m := r.machine()
+	cds := m.state(protocol.TypeCluster)
+	if cds == nil {
+		return false
+	}
+	return m.replacementPending(cds, r.st.View().Table(convScope, protocol.TypeCluster), m.clustersInUse())
+}
+
+// inUse reports whether the server counts cluster among those the client's
+// listeners and routes may use.
+func (r *convRun) inUse(cluster string) bool {
+	_, ok := r.machine().clustersInUse()[cluster]
+	return ok
+}
+
+// storeClusterUses reports whether a cluster the client holds, and the store
+// still has, gets its endpoints over ADS from service.
+func (c *convClient) storeClusterUses(service string) bool {
+	clusters := c.run.st.View().Table(convScope, protocol.TypeCluster)
+	for n, cl := range c.held[protocol.TypeCluster] {
+		if cl.refs.service == service && clusters.Get(n) != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // routesTo reports whether a listener or route the client holds names cluster.
