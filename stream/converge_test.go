@@ -53,12 +53,7 @@ func FuzzConverge(f *testing.F) {
 		}
 		run := newConvRun(t, in, model)
 		run.play()
-		failure, known := run.converge()
-		switch {
-		case failure == "":
-		case known && convSkipKnown:
-			t.Skip(failure)
-		default:
+		if failure := run.converge(); failure != "" {
 			t.Fatal(failure)
 		}
 	})
@@ -137,16 +132,9 @@ type convRun struct {
 	watched map[string]bool
 	// signalled: a commit changed a watched type since the server last woke.
 	signalled bool
-	// trusted are the types whose first request on the stream the server took
-	// at its word (S3: nothing resent) though the client did not hold what its
-	// version stood for. warmAtConnect are the clusters and listeners (by
-	// "type name") that were warming when the stream opened, at their version.
-	// Both recognise known defects (see known).
-	trusted       map[string]bool
-	warmAtConnect map[string]string
-	// forgotOwed are the types whose answers owed to many new clusters or
-	// listeners at once (forceAll) an S3 match on the stream dropped.
-	forgotOwed map[string]bool
+	// violations are protocol rules the server broke on the way, whatever the
+	// end state.
+	violations []string
 
 	client *convClient
 	// toServer and toClient are the requests and responses in flight.
@@ -235,15 +223,6 @@ func (r *convRun) connect() {
 	}
 	r.watched = map[string]bool{}
 	r.signalled = false
-	r.trusted = map[string]bool{}
-	r.forgotOwed = map[string]bool{}
-	r.warmAtConnect = map[string]string{}
-	for n := range r.client.warmingClusters {
-		r.warmAtConnect[protocol.TypeCluster+" "+n] = r.client.held[protocol.TypeCluster][n].version
-	}
-	for n := range r.client.warmingListeners {
-		r.warmAtConnect[protocol.TypeListener+" "+n] = r.client.held[protocol.TypeListener][n].version
-	}
 	r.send(r.client.connected()...)
 }
 
@@ -302,12 +281,10 @@ func (r *convRun) deliverRequests(n int) {
 			_, err = r.sotw.Receive(q.sotw, time.Time{}, r.st.View())
 			if ts := r.sotw.state(q.typeURL()); err == nil && first && ts.table != nil && ts.nonce == "" {
 				if !r.client.holdsServed(ts) {
-					r.logf("  server takes version %s of %s as current (S3), but the client does not hold that", convShort(ts.version), protocol.Short(ts.typeURL))
-					r.trusted[ts.typeURL] = true
+					r.violate("S6: the server took version %s of %s as current on a new stream, but the client does not hold that", convShort(ts.version), protocol.Short(ts.typeURL))
 				}
 				if owedAll && !ts.forceAll {
-					r.logf("  server takes version %s of %s as current (S3) and forgets that it owed every resource of it (R16)", convShort(ts.version), protocol.Short(ts.typeURL))
-					r.forgotOwed[ts.typeURL] = true
+					r.violate("R16: the server took version %s of %s as current on a new stream and forgot that it owed every resource of it", convShort(ts.version), protocol.Short(ts.typeURL))
 				}
 			}
 		} else {
@@ -555,12 +532,22 @@ func convInlineListener(name string, clusters ...string) *listenerv3.Listener {
 }
 
 // converge settles the network and checks what the client holds. It returns
-// what went wrong, "" if nothing, and whether only known defects did.
-func (r *convRun) converge() (failure string, known bool) {
+// what went wrong, "" if nothing.
+func (r *convRun) converge() (failure string) {
+	if len(r.violations) > 0 {
+		return fmt.Sprintf("converge (%s): %s (LEANXDS_FUZZ_TRACE=1 for the trace)", r.model, strings.Join(r.violations, "; "))
+	}
 	if failure := r.settle(); failure != "" {
-		return fmt.Sprintf("converge (%s): %s (LEANXDS_FUZZ_TRACE=1 for the trace)", r.model, failure), false
+		return fmt.Sprintf("converge (%s): %s (LEANXDS_FUZZ_TRACE=1 for the trace)", r.model, failure)
 	}
 	return r.check()
+}
+
+// violate records a rule the server broke.
+func (r *convRun) violate(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	r.logf("  VIOLATION %s", msg)
+	r.violations = append(r.violations, msg)
 }
 
 // settle drains the network: requests first, then responses one at a time, then
@@ -615,8 +602,8 @@ const (
 )
 
 // check compares what the client holds with what the store serves it. It
-// returns the differences, "" if none, and whether known defects explain them all.
-func (r *convRun) check() (failure string, known bool) {
+// returns the differences, "" if none.
+func (r *convRun) check() (failure string) {
 	c := r.client
 	v := r.st.View()
 	var diffs []convDiff
@@ -707,132 +694,14 @@ func (r *convRun) check() (failure string, known bool) {
 		}
 	}
 	if len(diffs) == 0 {
-		return "", false
+		return ""
 	}
 	var lines []string
-	unknown := false
 	for _, d := range diffs {
-		if k := r.known(d); k != "" {
-			lines = append(lines, d.text+" [known: "+k+"]")
-		} else {
-			lines = append(lines, d.text)
-			unknown = true
-		}
+		lines = append(lines, d.text)
 	}
 	return fmt.Sprintf("converge (%s): after settling, the client does not hold what the store serves it:\n\t%s\n(LEANXDS_FUZZ_TRACE=1 for the trace)",
-		r.model, strings.Join(lines, "\n\t")), !unknown
-}
-
-// convSkipKnown skips a run whose every difference is a known open defect
-// (convKnown), so that fuzzing looks for others: LEANXDS_CONVERGE_SKIP_KNOWN=1.
-var convSkipKnown = os.Getenv("LEANXDS_CONVERGE_SKIP_KNOWN") != ""
-
-// known names the open defect a difference comes from, recognised by what the
-// run saw, or "". Remove a case once its defect is fixed.
-func (r *convRun) known(d convDiff) string {
-	c := r.client
-	switch {
-	case r.trusted[d.typeURL] && d.kind != diffSubscription && d.kind != diffWarming:
-		// S3 on a new stream: the client's first request carried the version it
-		// last accepted, which matched what it asks for now, so nothing was
-		// sent; but it had dropped resources since (it unsubscribed them, or
-		// ignored them as not subscribed), so the version did not describe what
-		// it holds.
-		return "resume-trusts-version"
-	case d.typeURL == protocol.TypeCluster && d.kind == diffDeleted && (c.routesTo(d.name) || r.inUse(d.name)):
-		// R15 make before break keeps a deleted cluster while the listeners and
-		// routes the client holds (or the server believes it holds) still name it
-		// (retain, clustersInUse): when the store's own routes keep naming it,
-		// that is forever.
-		return "deleted-cluster-kept"
-	case d.typeURL == protocol.TypeCluster && d.kind == diffDeleted && r.replacementPending():
-		// While a cluster the client's routes use is not yet with it, endpoints
-		// included, make before break keeps every deleted cluster
-		// (replacementPending). A cluster whose endpoints do not come over ADS
-		// never has its endpoints sent, so the wait lasts until the client sends
-		// some other request after its CDS ACK (settled).
-		return "deleted-clusters-kept-for-unsubscribed-eds"
-	case d.typeURL == protocol.TypeCluster && d.kind == diffWarming && r.st.View().Table(convScope, protocol.TypeCluster).Get(d.name) == nil,
-		d.typeURL == protocol.TypeEndpoint && d.kind == diffP2 && !c.storeClusterUses(d.name):
-		// A cluster deleted from the store but kept by make before break gets
-		// no explicit empty assignment (lookup and usedByCluster read the
-		// store's clusters only): the R16 answer it is owed is dropped, and it
-		// warms for as long as it is kept.
-		return "kept-cluster-without-p2"
-	case d.kind == diffWarming && r.warmAtConnect[d.typeURL+" "+d.name] != "" && r.warmAtConnect[d.typeURL+" "+d.name] == c.held[d.typeURL][d.name].version:
-		// R16 answers owed on a stream are lost with it: on the new stream the
-		// client's EDS (RDS) version is current, so nothing is sent, and the
-		// cluster (listener) that was warming when the stream broke stays so.
-		return "owed-answer-lost-on-reconnect"
-	case d.kind == diffWarming && (d.typeURL == protocol.TypeCluster && r.forgotOwed[protocol.TypeEndpoint] ||
-		d.typeURL == protocol.TypeListener && r.forgotOwed[protocol.TypeRoute]):
-		// A response of more than manyForced new or updated clusters owes
-		// the whole EDS subscription (owe sets forceAll); a first EDS request on
-		// the stream whose version matches (S3) keeps the owed names (force)
-		// but resets forceAll, so those clusters never get their answer.
-		return "many-owed-lost-on-resume"
-	case (d.typeURL == protocol.TypeRoute && (d.kind == diffMissing || d.kind == diffStale || d.kind == diffNotRemoved) ||
-		d.typeURL == protocol.TypeListener && d.kind == diffWarming) && r.routesHeldBack():
-		// warming() holds a route update back while a cluster it names has not
-		// had its endpoints asked for; a cluster whose endpoints do not come over
-		// ADS never has, so the route waits for an unrelated request.
-		return "route-held-for-unsubscribed-eds"
-	}
-	return ""
-}
-
-// routesHeldBack reports whether warming() holds back the RDS update the
-// server owes the client now.
-func (r *convRun) routesHeldBack() bool {
-	m := r.machine()
-	ts := m.state(protocol.TypeRoute)
-	if ts == nil || !ts.sub.requested {
-		return false
-	}
-	v := r.st.View()
-	return m.warming(v, ts, m.subscribed(v, ts, v.Table(convScope, protocol.TypeRoute)))
-}
-
-// replacementPending reports whether make before break would keep every
-// deleted cluster now because a replacement seems on its way.
-func (r *convRun) replacementPending() bool {
-	m := r.machine()
-	cds := m.state(protocol.TypeCluster)
-	if cds == nil {
-		return false
-	}
-	return m.replacementPending(cds, r.st.View().Table(convScope, protocol.TypeCluster), m.clustersInUse())
-}
-
-// inUse reports whether the server counts cluster among those the client's
-// listeners and routes may use.
-func (r *convRun) inUse(cluster string) bool {
-	_, ok := r.machine().clustersInUse()[cluster]
-	return ok
-}
-
-// storeClusterUses reports whether a cluster the client holds, and the store
-// still has, gets its endpoints over ADS from service.
-func (c *convClient) storeClusterUses(service string) bool {
-	clusters := c.run.st.View().Table(convScope, protocol.TypeCluster)
-	for n, cl := range c.held[protocol.TypeCluster] {
-		if cl.refs.service == service && clusters.Get(n) != nil {
-			return true
-		}
-	}
-	return false
-}
-
-// routesTo reports whether a listener or route the client holds names cluster.
-func (c *convClient) routesTo(cluster string) bool {
-	for _, typeURL := range []string{protocol.TypeListener, protocol.TypeRoute} {
-		for _, h := range c.held[typeURL] {
-			if slices.Contains(h.refs.clusters, cluster) {
-				return true
-			}
-		}
-	}
-	return false
+		r.model, strings.Join(lines, "\n\t"))
 }
 
 func (r *convRun) machine() *machine {
