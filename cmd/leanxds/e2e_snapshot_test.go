@@ -20,6 +20,7 @@ import (
 	"github.com/leanxds/leanxds/internal/conv"
 	"github.com/leanxds/leanxds/persist"
 	"github.com/leanxds/leanxds/protocol"
+	"github.com/leanxds/leanxds/store"
 )
 
 // The snapshot tests run the binary twice on one --snapshot, as a restart
@@ -204,6 +205,51 @@ func TestBinarySnapshotRefused(t *testing.T) {
 	_, page := get(t, p.admin, "/")
 	assert.Contains(t, page, "snapshot  file://"+path+"\n")
 	assert.Contains(t, page, "at start: snapshot refused")
+	p.stop(t)
+}
+
+// A snapshot that fails its checks does not stop a server whose directory is
+// invalid when the file backend kept a previous snapshot that passes them: the
+// newest such is served, the log names the file and why the newer one was
+// refused, /readyz says where the config came from, and the restored content
+// is put back in place for the next start.
+func TestBinarySnapshotFallsBackToPrevious(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "snapshot.bin")
+	cfg, err := readConfigDir(copyExample(t, "edge"))
+	require.NoError(t, err)
+	st := store.New()
+	_, err = st.Commit(cfg.changes(nil)...)
+	require.NoError(t, err)
+	previous, _ := persist.Encode(st.View(), persist.Meta{Writer: "an earlier run", Revision: 7})
+	require.NoError(t, os.WriteFile(path+".1", previous, 0o600))
+	require.NoError(t, os.WriteFile(path, []byte("LXDSSNAP but not much of a snapshot\n"), 0o600))
+	broken := t.TempDir()
+	writeFile(t, broken, "broken.yaml", cluster("broken", "-1s"))
+
+	p := startServe(t, t.TempDir(), nil, "--config", broken, "--snapshot", path, "--snapshot-interval", "1h")
+	line := p.logLine("snapshot refused; restored the newest previous snapshot that passes its checks")
+	require.NotNil(t, line, p.logText())
+	assert.Equal(t, "file://"+path+".1", line["from"])
+	refused, _ := line["refused"].([]any)
+	require.Len(t, refused, 1, p.logText())
+	assert.Contains(t, refused[0], "file://"+path+": format version check failed")
+	restored := p.logLine("snapshot restored")
+	require.NotNil(t, restored, p.logText())
+	assert.Equal(t, "file://"+path+".1", restored["from"])
+	assert.Equal(t, 11.0, restored["resources"])
+	_, ready := get(t, p.admin, "/readyz")
+	assert.Contains(t, ready, "ready: serving the restored snapshot")
+	assert.Contains(t, ready, "snapshot restored: 11 resources, revision 7, from file://"+path+".1")
+
+	c := conv.ADS(t, dialInsecure(t, p.xds), node("envoy-1", "edge"), conv.WithTimeout(10*time.Second))
+	c.Request(protocol.TypeCluster).ExpectResponse(conv.Names(edgeNames...))
+
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	snap, err := persist.Decode(data)
+	require.NoError(t, err, "the restored snapshot is back in place")
+	assert.Equal(t, 11, snap.Resources)
 	p.stop(t)
 }
 

@@ -101,8 +101,9 @@ func (s *server) readiness() (ready bool, text string) {
 	case info == nil:
 		b.WriteString("; snapshot not restored yet")
 	case info.Restored:
+		// From names the previous snapshot restored when the newest was refused.
 		fmt.Fprintf(&b, "; snapshot restored: %d resources, revision %d, from %s",
-			info.Header.Resources, info.Header.Revision, info.Location)
+			info.Header.Resources, info.Header.Revision, info.From)
 	case info.Err != "":
 		// "snapshot refused: <location>: <check>: ...; kept as <path>", or
 		// "reading snapshot <location>: ..."
