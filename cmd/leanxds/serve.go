@@ -232,6 +232,7 @@ func (s *server) initialLoad() error {
 		if hasDangling(err) {
 			hint = "\n(--allow-dangling serves a config with dangling references, warning about each)"
 		}
+		hint += s.noSnapshotHint()
 		return fmt.Errorf("nothing to serve: config %s is invalid:\n  %s%s", s.opts.configDir, strings.Join(errorLines(err), "\n  "), hint)
 	}
 	msg := "config loaded"

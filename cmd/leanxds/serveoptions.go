@@ -33,6 +33,9 @@ type serveOptions struct {
 	// serving (persist.Open); "" for none.
 	snapshot         string
 	snapshotInterval time.Duration
+	// restoreTimeout bounds the restore of the snapshot at start: past it, serve
+	// goes on from the config directory alone.
+	restoreTimeout time.Duration
 }
 
 const serveAbout = `
@@ -82,6 +85,7 @@ func serveCommand(out io.Writer) (*command, *serveOptions) {
 		"file:///path or a plain path (the previous ones are kept as path.1 to path.3),\n"+
 		"or s3://bucket/key?region=REGION[&endpoint=URL] (S3 or an S3-compatible store); empty: none")
 	fs.DurationVar(&o.snapshotInterval, "snapshot-interval", persist.DefaultInterval, "how often the served config is written to --snapshot if it changed (and once more at shutdown)")
+	fs.DurationVar(&o.restoreTimeout, "restore-timeout", defaultRestoreTimeout, "how long the restore of --snapshot at start may take; past it, the config directory is served alone\n(if it is invalid, serve exits)")
 	return c, o
 }
 
@@ -102,6 +106,8 @@ func (o *serveOptions) check() error {
 		return usageErrorf("serve: --debounce and --drain-timeout must not be negative")
 	case o.snapshotInterval <= 0:
 		return usageErrorf("serve: --snapshot-interval must be positive, not %s", o.snapshotInterval)
+	case o.restoreTimeout <= 0:
+		return usageErrorf("serve: --restore-timeout must be positive, not %s", o.restoreTimeout)
 	}
 	switch o.nodeIdentity {
 	case "", identitySANURI, identitySANDNS, identityCN:
