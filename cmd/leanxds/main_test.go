@@ -26,7 +26,7 @@ func TestServeHelp(t *testing.T) {
 	code, _, stderr := runArgs(t, nil, "serve", "--help")
 	assert.Equal(t, 0, code)
 	for _, f := range []string{"config", "listen", "admin", "scope-by", "no-default-scope", "tls-cert", "tls-key",
-		"client-ca", "node-identity", "log-level", "log-format", "debounce", "drain-timeout", "snapshot", "snapshot-interval", "allow-dangling"} {
+		"client-ca", "node-identity", "scope-map", "log-level", "log-format", "debounce", "drain-timeout", "snapshot", "snapshot-interval", "restore-timeout", "allow-dangling"} {
 		assert.Regexp(t, `(?m)^  --`+f+`( \w+)?$`, stderr)
 		assert.Contains(t, stderr, "$"+envName(f), f)
 	}
@@ -63,6 +63,7 @@ func TestFlagsFromEnv(t *testing.T) {
 	assert.Equal(t, time.Minute, o.snapshotInterval, "the default")
 	assert.Empty(t, o.snapshot, "no persistence by default")
 	assert.False(t, o.allowDangling, "dangling references are refused by default")
+	assert.Equal(t, 10*time.Second, o.restoreTimeout, "the default")
 }
 
 // Bad command lines exit 2 with a message saying what is wrong.
@@ -85,6 +86,8 @@ func TestUsageErrors(t *testing.T) {
 		{nil, []string{"serve", "--config", "x", "--snapshot-interval", "0s"}, "--snapshot-interval must be positive"},
 		{nil, []string{"serve", "--config", "x", "--snapshot-interval", "-1m"}, "--snapshot-interval must be positive"},
 		{map[string]string{"LEANXDS_SNAPSHOT_INTERVAL": "hourly"}, []string{"serve", "--config", "x"}, `LEANXDS_SNAPSHOT_INTERVAL="hourly"`},
+		{nil, []string{"serve", "--config", "x", "--restore-timeout", "0s"}, "--restore-timeout must be positive"},
+		{nil, []string{"serve", "--config", "x", "--scope-map", "scopes.yaml"}, "--scope-map needs --node-identity"},
 	}
 	for _, c := range cases {
 		code, _, stderr := runArgs(t, c.env, c.args...)

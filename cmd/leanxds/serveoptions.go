@@ -33,6 +33,12 @@ type serveOptions struct {
 	// serving (persist.Open); "" for none.
 	snapshot         string
 	snapshotInterval time.Duration
+	// restoreTimeout bounds the restore of the snapshot at start: past it, serve
+	// goes on from the config directory alone.
+	restoreTimeout time.Duration
+	// scopeMap is the file mapping certificate identities to scopes under
+	// --node-identity; "" for none (an identity names its scope).
+	scopeMap string
 }
 
 const serveAbout = `
@@ -70,7 +76,9 @@ func serveCommand(out io.Writer) (*command, *serveOptions) {
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate `file` of the xDS port: serve TLS (reloaded when the file changes)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key `file` of --tls-cert")
 	fs.StringVar(&o.clientCA, "client-ca", "", "PEM CA `file`: require client certificates signed by it (mTLS)")
-	fs.StringVar(&o.nodeIdentity, "node-identity", "", "with --client-ca, what in a client's certificate its node id must equal, else the stream is refused\n(PermissionDenied): `mode` san-uri, san-dns or cn")
+	fs.StringVar(&o.nodeIdentity, "node-identity", "", "with --client-ca, what in a client's certificate its node id must equal, else the stream is refused\n(PermissionDenied): `mode` san-uri, san-dns or cn. The node is then served its identity's scope only\n(see --scope-map): a node whose scope holds nothing, or whose --scope-by claims another scope, is refused")
+	fs.StringVar(&o.scopeMap, "scope-map", "", "with --node-identity, a YAML `file` mapping certificate identities to scopes (spiffe://example.org/ns/prod/sa/edge: edge),\n"+
+		"read again when it changes; without it, an identity names its scope itself")
 	fs.StringVar(&o.csdsReaders, "csds-readers", "", "with --node-identity, the certificate `identities` (comma-separated) that may read every node over CSDS;\nother clients see only their own node")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
@@ -82,6 +90,7 @@ func serveCommand(out io.Writer) (*command, *serveOptions) {
 		"file:///path or a plain path (the previous ones are kept as path.1 to path.3),\n"+
 		"or s3://bucket/key?region=REGION[&endpoint=URL] (S3 or an S3-compatible store); empty: none")
 	fs.DurationVar(&o.snapshotInterval, "snapshot-interval", persist.DefaultInterval, "how often the served config is written to --snapshot if it changed (and once more at shutdown)")
+	fs.DurationVar(&o.restoreTimeout, "restore-timeout", defaultRestoreTimeout, "how long the restore of --snapshot at start may take; past it, the config directory is served alone\n(if it is invalid, serve exits)")
 	return c, o
 }
 
@@ -98,10 +107,14 @@ func (o *serveOptions) check() error {
 		return usageErrorf("serve: --node-identity needs --client-ca: only a verified certificate proves who a client is")
 	case o.csdsReaders != "" && o.nodeIdentity == "":
 		return usageErrorf("serve: --csds-readers needs --node-identity")
+	case o.scopeMap != "" && o.nodeIdentity == "":
+		return usageErrorf("serve: --scope-map needs --node-identity: it maps certificate identities to scopes")
 	case o.debounce < 0 || o.drainTimeout < 0:
 		return usageErrorf("serve: --debounce and --drain-timeout must not be negative")
 	case o.snapshotInterval <= 0:
 		return usageErrorf("serve: --snapshot-interval must be positive, not %s", o.snapshotInterval)
+	case o.restoreTimeout <= 0:
+		return usageErrorf("serve: --restore-timeout must be positive, not %s", o.restoreTimeout)
 	}
 	switch o.nodeIdentity {
 	case "", identitySANURI, identitySANDNS, identityCN:
