@@ -26,7 +26,8 @@ func TestServeHelp(t *testing.T) {
 	code, _, stderr := runArgs(t, nil, "serve", "--help")
 	assert.Equal(t, 0, code)
 	for _, f := range []string{"config", "listen", "admin", "scope-by", "no-default-scope", "tls-cert", "tls-key",
-		"client-ca", "node-identity", "log-level", "log-format", "debounce", "drain-timeout", "snapshot", "snapshot-interval", "allow-dangling"} {
+		"client-ca", "node-identity", "log-level", "log-format", "debounce", "drain-timeout", "snapshot", "snapshot-interval", "allow-dangling",
+		"csds-max-bytes"} {
 		assert.Regexp(t, `(?m)^  --`+f+`( \w+)?$`, stderr)
 		assert.Contains(t, stderr, "$"+envName(f), f)
 	}
@@ -85,6 +86,8 @@ func TestUsageErrors(t *testing.T) {
 		{nil, []string{"serve", "--config", "x", "--snapshot-interval", "0s"}, "--snapshot-interval must be positive"},
 		{nil, []string{"serve", "--config", "x", "--snapshot-interval", "-1m"}, "--snapshot-interval must be positive"},
 		{map[string]string{"LEANXDS_SNAPSHOT_INTERVAL": "hourly"}, []string{"serve", "--config", "x"}, `LEANXDS_SNAPSHOT_INTERVAL="hourly"`},
+		{nil, []string{"serve", "--config", "x", "--csds-max-bytes", "0"}, "--csds-max-bytes must be positive"},
+		{map[string]string{"LEANXDS_CSDS_MAX_BYTES": "4MiB"}, []string{"serve", "--config", "x"}, `LEANXDS_CSDS_MAX_BYTES="4MiB"`},
 	}
 	for _, c := range cases {
 		code, _, stderr := runArgs(t, c.env, c.args...)

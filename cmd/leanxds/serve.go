@@ -101,7 +101,7 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 		Hooks:          s.metrics.hooks(),
 		Logger:         log,
 	}
-	s.csds = &csdsServer{st: s.st, done: s.done}
+	s.csds = &csdsServer{st: s.st, maxBytes: o.csdsMaxBytes, done: s.done}
 	if o.nodeIdentity != "" {
 		xopts.Authorize = nodeAuthorizer(o.nodeIdentity)
 		s.csds.visible = csdsVisibility(o.nodeIdentity, splitList(o.csdsReaders))

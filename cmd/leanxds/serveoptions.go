@@ -33,7 +33,15 @@ type serveOptions struct {
 	// serving (persist.Open); "" for none.
 	snapshot         string
 	snapshotInterval time.Duration
+	// csdsMaxBytes bounds the encoded size of a CSDS response.
+	csdsMaxBytes int
 }
+
+// defaultCSDSMaxBytes is the default CSDS response budget: gRPC's default
+// receive limit (grpc-go, grpc-java and gRPC C++ all take 4 MiB), which the
+// budget counts exactly, so a client with default settings receives every
+// answer the budget lets through.
+const defaultCSDSMaxBytes = 4 << 20
 
 const serveAbout = `
 Serve the resources of a config directory to Envoy proxies and proxyless gRPC
@@ -82,6 +90,8 @@ func serveCommand(out io.Writer) (*command, *serveOptions) {
 		"file:///path or a plain path (the previous ones are kept as path.1 to path.3),\n"+
 		"or s3://bucket/key?region=REGION[&endpoint=URL] (S3 or an S3-compatible store); empty: none")
 	fs.DurationVar(&o.snapshotInterval, "snapshot-interval", persist.DefaultInterval, "how often the served config is written to --snapshot if it changed (and once more at shutdown)")
+	fs.IntVar(&o.csdsMaxBytes, "csds-max-bytes", defaultCSDSMaxBytes, "the largest CSDS response, in `bytes`: a FetchClientStatus answer over it is refused (ResourceExhausted),\n"+
+		"a StreamClientStatus answer is sent in several messages within it")
 	return c, o
 }
 
@@ -102,6 +112,8 @@ func (o *serveOptions) check() error {
 		return usageErrorf("serve: --debounce and --drain-timeout must not be negative")
 	case o.snapshotInterval <= 0:
 		return usageErrorf("serve: --snapshot-interval must be positive, not %s", o.snapshotInterval)
+	case o.csdsMaxBytes <= 0:
+		return usageErrorf("serve: --csds-max-bytes must be positive, not %d", o.csdsMaxBytes)
 	}
 	switch o.nodeIdentity {
 	case "", identitySANURI, identitySANDNS, identityCN:
