@@ -31,8 +31,9 @@ type csdsServer struct {
 	statusv3.UnimplementedClientStatusDiscoveryServiceServer
 	st  *store.Store
 	xds *stream.Server
-	// visible returns which nodes the caller may see; nil lets every caller
-	// see every node.
+	// visible returns which nodes the caller may see, or why it may see none
+	// (a gRPC status; another error is PermissionDenied); nil lets every
+	// caller see every node.
 	visible func(ctx context.Context) (func(nodeID string) bool, error)
 	// maxBytes bounds the encoded size of each response (--csds-max-bytes).
 	maxBytes int
@@ -160,8 +161,11 @@ func (c *csdsServer) matched(ctx context.Context, req *statusv3.ClientStatusRequ
 	see := func(string) bool { return true }
 	if c.visible != nil {
 		f, err := c.visible(ctx)
+		if _, ok := status.FromError(err); err != nil && !ok {
+			err = status.Error(codes.PermissionDenied, err.Error())
+		}
 		if err != nil {
-			return nil, status.Error(codes.PermissionDenied, err.Error())
+			return nil, err
 		}
 		see = f
 	}

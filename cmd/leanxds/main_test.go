@@ -27,7 +27,7 @@ func TestServeHelp(t *testing.T) {
 	assert.Equal(t, 0, code)
 	for _, f := range []string{"config", "listen", "admin", "scope-by", "no-default-scope", "tls-cert", "tls-key",
 		"client-ca", "node-identity", "log-level", "log-format", "debounce", "drain-timeout", "snapshot", "snapshot-interval", "allow-dangling",
-		"csds-max-bytes"} {
+		"csds-max-bytes", "admin-token"} {
 		assert.Regexp(t, `(?m)^  --`+f+`( \w+)?$`, stderr)
 		assert.Contains(t, stderr, "$"+envName(f), f)
 	}

@@ -58,6 +58,8 @@ type server struct {
 	xds     *stream.Server
 	csds    *csdsServer
 	grpc    *grpc.Server
+	// adminToken guards CSDS and the admin pages that list nodes (--admin-token).
+	adminToken adminToken
 	// persister keeps the store's snapshot (--snapshot); nil without one.
 	persister *persist.Persister
 	// snapshot is what the restore at start found and did; nil until then, and
@@ -110,6 +112,8 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 				"scope-by", o.scopeBy)
 		}
 	}
+	s.adminToken = newAdminToken(o.adminToken)
+	s.csds.visible = csdsAccess(s.adminToken, s.csds.visible)
 	s.xds = stream.New(s.st, xopts)
 	s.csds.xds = s.xds
 
@@ -165,7 +169,8 @@ func (s *server) run(ctx context.Context) error {
 		return fmt.Errorf("xDS: %w", err)
 	}
 	s.log.Info("xDS listening", "addr", lis.Addr().String(), "tls", s.opts.tlsCert != "",
-		"mtls", s.opts.clientCA != "", "node_identity", s.opts.nodeIdentity, "scope_by", s.opts.scopeBy)
+		"mtls", s.opts.clientCA != "", "node_identity", s.opts.nodeIdentity, "scope_by", s.opts.scopeBy,
+		"csds", csdsGuard(s.adminToken, s.opts.nodeIdentity))
 	served := make(chan error, 1)
 	go func() { served <- s.grpc.Serve(lis) }()
 
@@ -215,7 +220,7 @@ func (s *server) startAdmin() (*http.Server, error) {
 			s.log.Error("admin server", "err", err)
 		}
 	}()
-	s.log.Info("admin listening", "addr", lis.Addr().String())
+	s.log.Info("admin listening", "addr", lis.Addr().String(), "debug_pages", s.adminToken.String())
 	return srv, nil
 }
 

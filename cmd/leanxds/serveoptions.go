@@ -35,6 +35,9 @@ type serveOptions struct {
 	snapshotInterval time.Duration
 	// csdsMaxBytes bounds the encoded size of a CSDS response.
 	csdsMaxBytes int
+	// adminToken, when set, is the bearer token that CSDS and the admin pages
+	// listing nodes require; without it they answer local callers only.
+	adminToken string
 }
 
 // defaultCSDSMaxBytes is the default CSDS response budget: gRPC's default
@@ -72,7 +75,7 @@ func serveCommand(out io.Writer) (*command, *serveOptions) {
 	fs := c.fs
 	fs.StringVar(&o.configDir, "config", "", "config `DIR`ectory to serve (required)")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:18000", "`address` of the xDS gRPC port (also CSDS); port 0 picks a free port")
-	fs.StringVar(&o.admin, "admin", "127.0.0.1:9901", "`address` of the admin HTTP server (/metrics, /debug/..., /healthz, /readyz); empty disables it.\nIt has no authentication: keep it on loopback or a private network")
+	fs.StringVar(&o.admin, "admin", "127.0.0.1:9901", "`address` of the admin HTTP server (/metrics, /debug/..., /healthz, /readyz); empty disables it.\nIt speaks plain HTTP: keep it on loopback or a private network")
 	fs.StringVar(&o.scopeBy, "scope-by", "cluster", "what names the `scope` a node is served: cluster (node.cluster), id (node.id), or metadata:KEY (a string in node.metadata)")
 	fs.BoolVar(&o.noDefaultScope, "no-default-scope", false, "serve a node whose scope has no resources nothing, instead of the default scope")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate `file` of the xDS port: serve TLS (reloaded when the file changes)")
@@ -92,6 +95,9 @@ func serveCommand(out io.Writer) (*command, *serveOptions) {
 	fs.DurationVar(&o.snapshotInterval, "snapshot-interval", persist.DefaultInterval, "how often the served config is written to --snapshot if it changed (and once more at shutdown)")
 	fs.IntVar(&o.csdsMaxBytes, "csds-max-bytes", defaultCSDSMaxBytes, "the largest CSDS response, in `bytes`: a FetchClientStatus answer over it is refused (ResourceExhausted),\n"+
 		"a StreamClientStatus answer is sent in several messages within it")
+	fs.StringVar(&o.adminToken, "admin-token", "", "bearer `token` that CSDS (gRPC metadata \"authorization: Bearer TOKEN\") and the admin /debug/ pages (the\n"+
+		"Authorization header) require: they list every node and what it is served. Without it, they answer\n"+
+		"callers on this host only. Prefer the environment variable: a command line is visible to every local user")
 	return c, o
 }
 
