@@ -98,6 +98,7 @@ endpoints
   /debug/config?node=ID       what a node is served, as JSON, with versions
   /debug/config?scope=NAME    what a scope holds
   /debug/reload               the state above, as JSON
+  (/debug/clients and /debug/config answer a page at a time: &offset=N&limit=M; "next" is the next page)
 `)
 	_, _ = w.Write([]byte(b.String()))
 }
@@ -107,6 +108,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // a next path's & as itself, not \u0026
 	_ = enc.Encode(v)
 }
 

@@ -163,7 +163,7 @@ func TestDeltaStreamObserved(t *testing.T) {
 	assert.Equal(t, 1.0, testutil.ToFloat64(ts.metrics.streams.WithLabelValues("delta")))
 	assert.Equal(t, 1.0, testutil.ToFloat64(ts.metrics.acks.WithLabelValues("delta", "CDS")))
 	var clients []clientJSON
-	getJSON(t, ts.admin.URL, "/debug/clients", &clients)
+	clients = getClients(t, ts.admin.URL, "/debug/clients")
 	require.Len(t, clients, 1)
 	assert.Equal(t, "delta", clients[0].Variant)
 	assert.True(t, clients[0].Types[0].Wildcard)

@@ -27,7 +27,7 @@ func TestServeHelp(t *testing.T) {
 	assert.Equal(t, 0, code)
 	for _, f := range []string{"config", "listen", "admin", "scope-by", "no-default-scope", "tls-cert", "tls-key",
 		"client-ca", "node-identity", "log-level", "log-format", "debounce", "drain-timeout", "snapshot", "snapshot-interval", "allow-dangling",
-		"csds-max-bytes", "admin-token"} {
+		"csds-max-bytes", "admin-token", "admin-max-bytes", "admin-max-page"} {
 		assert.Regexp(t, `(?m)^  --`+f+`( \w+)?$`, stderr)
 		assert.Contains(t, stderr, "$"+envName(f), f)
 	}
@@ -87,6 +87,7 @@ func TestUsageErrors(t *testing.T) {
 		{nil, []string{"serve", "--config", "x", "--snapshot-interval", "-1m"}, "--snapshot-interval must be positive"},
 		{map[string]string{"LEANXDS_SNAPSHOT_INTERVAL": "hourly"}, []string{"serve", "--config", "x"}, `LEANXDS_SNAPSHOT_INTERVAL="hourly"`},
 		{nil, []string{"serve", "--config", "x", "--csds-max-bytes", "0"}, "--csds-max-bytes must be positive"},
+		{nil, []string{"serve", "--config", "x", "--admin-max-page", "0"}, "--admin-max-bytes and --admin-max-page must be positive"},
 		{map[string]string{"LEANXDS_CSDS_MAX_BYTES": "4MiB"}, []string{"serve", "--config", "x"}, `LEANXDS_CSDS_MAX_BYTES="4MiB"`},
 	}
 	for _, c := range cases {

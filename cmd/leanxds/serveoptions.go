@@ -35,6 +35,10 @@ type serveOptions struct {
 	snapshotInterval time.Duration
 	// csdsMaxBytes bounds the encoded size of a CSDS response.
 	csdsMaxBytes int
+	// adminMaxBytes and adminMaxPage bound a /debug/ page: its JSON, and
+	// the entries it lists.
+	adminMaxBytes int
+	adminMaxPage  int
 	// adminToken, when set, is the bearer token that CSDS and the admin pages
 	// listing nodes require; without it they answer local callers only.
 	adminToken string
@@ -95,6 +99,8 @@ func serveCommand(out io.Writer) (*command, *serveOptions) {
 	fs.DurationVar(&o.snapshotInterval, "snapshot-interval", persist.DefaultInterval, "how often the served config is written to --snapshot if it changed (and once more at shutdown)")
 	fs.IntVar(&o.csdsMaxBytes, "csds-max-bytes", defaultCSDSMaxBytes, "the largest CSDS response, in `bytes`: a FetchClientStatus answer over it is refused (ResourceExhausted),\n"+
 		"a StreamClientStatus answer is sent in several messages within it")
+	fs.IntVar(&o.adminMaxBytes, "admin-max-bytes", defaultAdminMaxBytes, "the largest /debug/ page of the admin server, in `bytes` of JSON: longer lists are paged (?offset, ?limit)")
+	fs.IntVar(&o.adminMaxPage, "admin-max-page", defaultAdminMaxPage, "the most `entries` (streams, resources) of a /debug/ page, and its default ?limit")
 	fs.StringVar(&o.adminToken, "admin-token", "", "bearer `token` that CSDS (gRPC metadata \"authorization: Bearer TOKEN\") and the admin /debug/ pages (the\n"+
 		"Authorization header) require: they list every node and what it is served. Without it, they answer\n"+
 		"callers on this host only. Prefer the environment variable: a command line is visible to every local user")
@@ -120,6 +126,8 @@ func (o *serveOptions) check() error {
 		return usageErrorf("serve: --snapshot-interval must be positive, not %s", o.snapshotInterval)
 	case o.csdsMaxBytes <= 0:
 		return usageErrorf("serve: --csds-max-bytes must be positive, not %d", o.csdsMaxBytes)
+	case o.adminMaxBytes <= 0 || o.adminMaxPage <= 0:
+		return usageErrorf("serve: --admin-max-bytes and --admin-max-page must be positive")
 	}
 	switch o.nodeIdentity {
 	case "", identitySANURI, identitySANDNS, identityCN:
