@@ -171,6 +171,7 @@ func (c *csdsServer) matched(ctx context.Context, req *statusv3.ClientStatusRequ
 	}
 	var out []matchedNode
 	index := make(map[string]int)
+	matchers := newNodeMatchers(req.GetNodeMatchers())
 	for _, s := range c.xds.Streams() {
 		if !see(s.NodeID) {
 			continue
@@ -183,7 +184,7 @@ func (c *csdsServer) matched(ctx context.Context, req *statusv3.ClientStatusRequ
 		if node == nil {
 			node = &corev3.Node{Id: s.NodeID, Cluster: s.Cluster}
 		}
-		ok, err := matchNode(req.GetNodeMatchers(), node)
+		ok, err := matchers.match(node)
 		if err != nil {
 			return nil, status.Errorf(codes.InvalidArgument, "node_matchers: %v", err)
 		}
