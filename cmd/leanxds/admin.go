@@ -11,8 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// adminHandler serves the admin HTTP port. It is read-only and has no
-// authentication: it binds to loopback by default.
+// adminHandler serves the admin HTTP port. It is read-only; the pages that
+// list nodes answer callers with the admin token, or, without one, local
+// callers only. It binds to loopback by default.
 func (s *server) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.handleIndex)
@@ -28,11 +29,12 @@ func (s *server) adminHandler() http.Handler {
 		}
 		fmt.Fprintln(w, text)
 	})
-	mux.HandleFunc("GET /debug/clients", s.handleClients)
-	mux.HandleFunc("GET /debug/config", s.handleConfig)
-	mux.HandleFunc("GET /debug/reload", func(w http.ResponseWriter, _ *http.Request) {
+	// The debug pages list every node and what it is served: see adminauth.go.
+	mux.Handle("GET /debug/clients", requireAdmin(s.adminToken, http.HandlerFunc(s.handleClients)))
+	mux.Handle("GET /debug/config", requireAdmin(s.adminToken, http.HandlerFunc(s.handleConfig)))
+	mux.Handle("GET /debug/reload", requireAdmin(s.adminToken, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.source.State())
-	})
+	})))
 	return mux
 }
 
@@ -96,6 +98,7 @@ endpoints
   /debug/config?node=ID       what a node is served, as JSON, with versions
   /debug/config?scope=NAME    what a scope holds
   /debug/reload               the state above, as JSON
+  (/debug/clients and /debug/config answer a page at a time: &offset=N&limit=M; "next" is the next page)
 `)
 	_, _ = w.Write([]byte(b.String()))
 }
@@ -105,6 +108,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // a next path's & as itself, not \u0026
 	_ = enc.Encode(v)
 }
 

@@ -289,7 +289,7 @@ func TestBinaryServeReloadAndObserve(t *testing.T) {
 	// /debug/clients: the EDS version sent is the one the client ACKed.
 	var clients []clientJSON
 	eventually(t, "the ACK in /debug/clients", func() bool {
-		getJSON(t, p.admin, "/debug/clients", &clients)
+		clients = getClients(t, p.admin, "/debug/clients")
 		return len(clients) == 1 && len(clients[0].Types) == 2 && clients[0].Types[1].VersionACKed == edited.Version()
 	})
 	assert.Equal(t, edited.Version(), clients[0].Types[1].VersionSent)
@@ -602,7 +602,7 @@ func TestBinaryGRPCExample(t *testing.T) {
 		require.NoError(t, err, "a call through xds:///greeter")
 	}
 	var clients []clientJSON
-	getJSON(t, p.admin, "/debug/clients", &clients)
+	clients = getClients(t, p.admin, "/debug/clients")
 	require.Len(t, clients, 1)
 	assert.Equal(t, "greeter-client-1", clients[0].NodeID)
 	p.stop(t)

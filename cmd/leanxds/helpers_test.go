@@ -117,7 +117,8 @@ type testServer struct {
 
 func startTestServer(t testing.TB, dir string, opts ...func(*serveOptions)) *testServer {
 	t.Helper()
-	o := &serveOptions{configDir: dir, scopeBy: "cluster", debounce: 20 * time.Millisecond, drainTimeout: time.Second}
+	o := &serveOptions{configDir: dir, scopeBy: "cluster", debounce: 20 * time.Millisecond, drainTimeout: time.Second,
+		csdsMaxBytes: defaultCSDSMaxBytes, adminMaxBytes: defaultAdminMaxBytes, adminMaxPage: defaultAdminMaxPage}
 	for _, f := range opts {
 		f(o)
 	}

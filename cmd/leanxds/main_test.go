@@ -26,7 +26,8 @@ func TestServeHelp(t *testing.T) {
 	code, _, stderr := runArgs(t, nil, "serve", "--help")
 	assert.Equal(t, 0, code)
 	for _, f := range []string{"config", "listen", "admin", "scope-by", "no-default-scope", "tls-cert", "tls-key",
-		"client-ca", "node-identity", "scope-map", "log-level", "log-format", "debounce", "drain-timeout", "snapshot", "snapshot-interval", "restore-timeout", "allow-dangling"} {
+		"client-ca", "node-identity", "scope-map", "log-level", "log-format", "debounce", "drain-timeout", "snapshot", "snapshot-interval", "restore-timeout", "allow-dangling",
+		"csds-max-bytes", "admin-token", "admin-max-bytes", "admin-max-page"} {
 		assert.Regexp(t, `(?m)^  --`+f+`( \w+)?$`, stderr)
 		assert.Contains(t, stderr, "$"+envName(f), f)
 	}
@@ -88,6 +89,9 @@ func TestUsageErrors(t *testing.T) {
 		{map[string]string{"LEANXDS_SNAPSHOT_INTERVAL": "hourly"}, []string{"serve", "--config", "x"}, `LEANXDS_SNAPSHOT_INTERVAL="hourly"`},
 		{nil, []string{"serve", "--config", "x", "--restore-timeout", "0s"}, "--restore-timeout must be positive"},
 		{nil, []string{"serve", "--config", "x", "--scope-map", "scopes.yaml"}, "--scope-map needs --node-identity"},
+		{nil, []string{"serve", "--config", "x", "--csds-max-bytes", "0"}, "--csds-max-bytes must be positive"},
+		{nil, []string{"serve", "--config", "x", "--admin-max-page", "0"}, "--admin-max-bytes and --admin-max-page must be positive"},
+		{map[string]string{"LEANXDS_CSDS_MAX_BYTES": "4MiB"}, []string{"serve", "--config", "x"}, `LEANXDS_CSDS_MAX_BYTES="4MiB"`},
 	}
 	for _, c := range cases {
 		code, _, stderr := runArgs(t, c.env, c.args...)

@@ -39,7 +39,22 @@ type serveOptions struct {
 	// scopeMap is the file mapping certificate identities to scopes under
 	// --node-identity; "" for none (an identity names its scope).
 	scopeMap string
+	// csdsMaxBytes bounds the encoded size of a CSDS response.
+	csdsMaxBytes int
+	// adminMaxBytes and adminMaxPage bound a /debug/ page: its JSON, and
+	// the entries it lists.
+	adminMaxBytes int
+	adminMaxPage  int
+	// adminToken, when set, is the bearer token that CSDS and the admin pages
+	// listing nodes require; without it they answer local callers only.
+	adminToken string
 }
+
+// defaultCSDSMaxBytes is the default CSDS response budget: gRPC's default
+// receive limit (grpc-go, grpc-java and gRPC C++ all take 4 MiB), which the
+// budget counts exactly, so a client with default settings receives every
+// answer the budget lets through.
+const defaultCSDSMaxBytes = 4 << 20
 
 const serveAbout = `
 Serve the resources of a config directory to Envoy proxies and proxyless gRPC
@@ -70,7 +85,7 @@ func serveCommand(out io.Writer) (*command, *serveOptions) {
 	fs := c.fs
 	fs.StringVar(&o.configDir, "config", "", "config `DIR`ectory to serve (required)")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:18000", "`address` of the xDS gRPC port (also CSDS); port 0 picks a free port")
-	fs.StringVar(&o.admin, "admin", "127.0.0.1:9901", "`address` of the admin HTTP server (/metrics, /debug/..., /healthz, /readyz); empty disables it.\nIt has no authentication: keep it on loopback or a private network")
+	fs.StringVar(&o.admin, "admin", "127.0.0.1:9901", "`address` of the admin HTTP server (/metrics, /debug/..., /healthz, /readyz); empty disables it.\nIt speaks plain HTTP: keep it on loopback or a private network")
 	fs.StringVar(&o.scopeBy, "scope-by", "cluster", "what names the `scope` a node is served: cluster (node.cluster), id (node.id), or metadata:KEY (a string in node.metadata)")
 	fs.BoolVar(&o.noDefaultScope, "no-default-scope", false, "serve a node whose scope has no resources nothing, instead of the default scope")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate `file` of the xDS port: serve TLS (reloaded when the file changes)")
@@ -91,6 +106,13 @@ func serveCommand(out io.Writer) (*command, *serveOptions) {
 		"or s3://bucket/key?region=REGION[&endpoint=URL] (S3 or an S3-compatible store); empty: none")
 	fs.DurationVar(&o.snapshotInterval, "snapshot-interval", persist.DefaultInterval, "how often the served config is written to --snapshot if it changed (and once more at shutdown)")
 	fs.DurationVar(&o.restoreTimeout, "restore-timeout", defaultRestoreTimeout, "how long the restore of --snapshot at start may take; past it, the config directory is served alone\n(if it is invalid, serve exits)")
+	fs.IntVar(&o.csdsMaxBytes, "csds-max-bytes", defaultCSDSMaxBytes, "the largest CSDS response, in `bytes`: a FetchClientStatus answer over it is refused (ResourceExhausted),\n"+
+		"a StreamClientStatus answer is sent in several messages within it")
+	fs.IntVar(&o.adminMaxBytes, "admin-max-bytes", defaultAdminMaxBytes, "the largest /debug/ page of the admin server, in `bytes` of JSON: longer lists are paged (?offset, ?limit)")
+	fs.IntVar(&o.adminMaxPage, "admin-max-page", defaultAdminMaxPage, "the most `entries` (streams, resources) of a /debug/ page, and its default ?limit")
+	fs.StringVar(&o.adminToken, "admin-token", "", "bearer `token` that CSDS (gRPC metadata \"authorization: Bearer TOKEN\") and the admin /debug/ pages (the\n"+
+		"Authorization header) require: they list every node and what it is served. Without it, they answer\n"+
+		"callers on this host only. Prefer the environment variable: a command line is visible to every local user")
 	return c, o
 }
 
@@ -115,6 +137,10 @@ func (o *serveOptions) check() error {
 		return usageErrorf("serve: --snapshot-interval must be positive, not %s", o.snapshotInterval)
 	case o.restoreTimeout <= 0:
 		return usageErrorf("serve: --restore-timeout must be positive, not %s", o.restoreTimeout)
+	case o.csdsMaxBytes <= 0:
+		return usageErrorf("serve: --csds-max-bytes must be positive, not %d", o.csdsMaxBytes)
+	case o.adminMaxBytes <= 0 || o.adminMaxPage <= 0:
+		return usageErrorf("serve: --admin-max-bytes and --admin-max-page must be positive")
 	}
 	switch o.nodeIdentity {
 	case "", identitySANURI, identitySANDNS, identityCN:
