@@ -15,6 +15,9 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/leanxds/leanxds/internal/conv"
+	"github.com/leanxds/leanxds/internal/xdstest"
+	"github.com/leanxds/leanxds/protocol"
+	"github.com/leanxds/leanxds/store"
 	"github.com/leanxds/leanxds/stream"
 )
 
@@ -167,4 +170,37 @@ func subscribeAndLeave(t *testing.T, e *env, requests, count, size int) {
 		})
 	}
 	c.Cancel()
+}
+
+// Cycles of one endpoint change and one fresh client leave nothing behind: the
+// frames and shared answers made for a table go with it once no stream holds
+// it and the store has moved on.
+func TestFramesLeaveWithTheirTables(t *testing.T) {
+	e := newEnv(t)
+	addrs := func(cycle int) []string {
+		a := make([]string, 2000)
+		for j := range a {
+			a[j] = fmt.Sprintf("10.%d.%d.%d:8080", j/250, j%250, cycle%250)
+		}
+		return a
+	}
+	names := []string{"svc-0", "svc-1"}
+	e.commit(t, store.Set(scope, xdstest.Endpoints("svc-0", addrs(0)...)), store.Set(scope, xdstest.Endpoints("svc-1", addrs(0)...)))
+	fresh := func(id string) {
+		c := conv.ADS(t, e.cc, node(id, scope))
+		c.Request(protocol.TypeEndpoint, names...)
+		c.ExpectResponse(conv.Names(names...))
+		c.Cancel()
+	}
+	fresh("warm")
+	e.waitGone(t)
+	base := liveHeap(0)
+
+	const cycles = 40 // a frame of about 100 KB each
+	for cycle := 1; cycle <= cycles; cycle++ {
+		e.commit(t, store.Set(scope, xdstest.Endpoints("svc-0", addrs(cycle)...)))
+		fresh(fmt.Sprint("client-", cycle))
+	}
+	e.waitGone(t)
+	requireHeapReturned(t, base, 2*mib, fmt.Sprintf("%d cycles of an endpoint change and a fresh client", cycles))
 }
