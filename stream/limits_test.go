@@ -8,11 +8,14 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/leanxds/leanxds/internal/conv"
 	"github.com/leanxds/leanxds/internal/xdstest"
@@ -203,4 +206,110 @@ func TestFramesLeaveWithTheirTables(t *testing.T) {
 	}
 	e.waitGone(t)
 	requireHeapReturned(t, base, 2*mib, fmt.Sprintf("%d cycles of an endpoint change and a fresh client", cycles))
+}
+
+// envoyNode is a node as Envoy sends it: identity, metadata, locality, user
+// agent, and the list of extensions it was built with, here of about extBytes.
+func envoyNode(t testing.TB, id string, extBytes int) *corev3.Node {
+	n := &corev3.Node{
+		Id:                   id,
+		Cluster:              scope,
+		Metadata:             mustStruct(t, map[string]any{"team": "edge", "ISTIO_VERSION": "1.24"}),
+		Locality:             &corev3.Locality{Region: "eu-west-1", Zone: "eu-west-1a"},
+		UserAgentName:        "envoy",
+		UserAgentVersionType: &corev3.Node_UserAgentVersion{UserAgentVersion: "1.33.0"},
+		ClientFeatures:       []string{"envoy.lb.does_not_support_overprovisioning"},
+		ListeningAddresses:   []*corev3.Address{{Address: &corev3.Address_Pipe{Pipe: &corev3.Pipe{Path: "/tmp/envoy"}}}},
+	}
+	for i, size := 0, proto.Size(n); size < extBytes; i++ {
+		ext := &corev3.Extension{
+			Name:     fmt.Sprintf("envoy.filters.http.extension_%04d", i),
+			Category: "envoy.filters.http",
+			TypeUrls: []string{fmt.Sprintf("type.googleapis.com/envoy.extensions.filters.http.extension_%04d.v3.Config", i)},
+		}
+		n.Extensions = append(n.Extensions, ext)
+		size += proto.Size(ext) + 3 // its tag and length
+	}
+	return n
+}
+
+// A node over MaxNodeBytes ends its stream with InvalidArgument naming the
+// limit, before it is authorized or given a scope (R2: the node comes with the
+// first request); so does a Fetch carrying one.
+func TestNodeLimit(t *testing.T) {
+	e := newEnv(t)
+	e.commit(t, clusters("a")...)
+	big := envoyNode(t, "big", stream.DefaultMaxNodeBytes+1)
+	c := conv.ADS(t, e.cc, big)
+	c.Request(cds)
+	err := c.ExpectError(codes.InvalidArgument)
+	assert.Contains(t, err.Error(), fmt.Sprintf("more than the limit of %d bytes per node", stream.DefaultMaxNodeBytes))
+	d := conv.DeltaADS(t, e.cc, big)
+	d.Subscribe(cds, "*")
+	assert.Contains(t, d.ExpectError(codes.InvalidArgument).Error(), "bytes per node")
+	err = e.cc.Invoke(t.Context(), "/envoy.service.cluster.v3.ClusterDiscoveryService/FetchClusters",
+		&discoveryv3.DiscoveryRequest{Node: big}, new(discoveryv3.DiscoveryResponse))
+	assert.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
+	assert.Contains(t, err.Error(), "bytes per node")
+
+	// The limit is an option; a node within it is served.
+	small := newEnv(t, func(o *stream.Options) { o.Limits.MaxNodeBytes = 100 })
+	small.commit(t, clusters("a")...)
+	ok := conv.ADS(t, small.cc, node("ok", scope))
+	ok.Request(cds)
+	ok.ExpectResponse(conv.Names("a"))
+	over := conv.ADS(t, small.cc, envoyNode(t, "over", 0))
+	over.Request(cds)
+	assert.Contains(t, over.ExpectError(codes.InvalidArgument).Error(), "limit of 100 bytes per node")
+}
+
+// A stream keeps what it uses of its node: what identifies it, its metadata,
+// locality and user agent, which status and CSDS show. Not the extensions,
+// client features or addresses, which are often most of an Envoy's node.
+func TestStreamKeepsWhatItUsesOfItsNode(t *testing.T) {
+	e := newEnv(t)
+	e.commit(t, clusters("a")...)
+	full := envoyNode(t, "envoy-1", 64<<10)
+	c := conv.ADS(t, e.cc, full)
+	c.Request(cds)
+	c.ExpectResponse(conv.Names("a"))
+	kept := e.status(t, "envoy-1", nil).Node
+	want := &corev3.Node{
+		Id: full.Id, Cluster: full.Cluster, Metadata: full.Metadata, Locality: full.Locality,
+		UserAgentName: full.UserAgentName, UserAgentVersionType: full.UserAgentVersionType,
+	}
+	assert.True(t, proto.Equal(want, kept), "kept %v", kept)
+}
+
+// A stream's memory does not grow with what its node carries beyond what it
+// keeps, and nodes over the limit are never kept at all.
+func TestNodesLeaveWithTheirClient(t *testing.T) {
+	e := newEnv(t)
+	e.commit(t, clusters("a")...)
+	base := liveHeap(0)
+
+	// One node object on the client side: what the heap gains is the server's.
+	heavy := envoyNode(t, "heavy", 200<<10)
+	var streams []*conv.SotW
+	for range 30 {
+		c := conv.ADS(t, e.cc, heavy)
+		c.Request(cds)
+		c.ExpectResponse(conv.Names("a"))
+		streams = append(streams, c)
+	}
+	huge := node("huge", scope)
+	huge.Metadata = mustStruct(t, map[string]any{"blob": strings.Repeat("x", 3500<<10)})
+	for range 10 {
+		askOnce(t, e, &discoveryv3.DiscoveryRequest{Node: huge, TypeUrl: cds})
+	}
+	connected := liveHeap(base + 3*mib)
+	t.Logf("30 streams of 200 KiB nodes connected: live heap %.1f MiB, baseline %.1f MiB", float64(connected)/mib, float64(base)/mib)
+	require.LessOrEqual(t, connected, base+3*mib, "streams keep the parts of their node they do not use")
+
+	for _, c := range streams {
+		c.Cancel()
+	}
+	streams = nil
+	e.waitGone(t)
+	requireHeapReturned(t, base, 2*mib, "30 nodes of 200 KiB and 10 refused of 3.5 MB")
 }

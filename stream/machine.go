@@ -46,6 +46,10 @@ type Limits struct {
 	// MaxRequestNameBytes bounds the bytes of every resource name of one request
 	// together; 0 means DefaultMaxRequestNameBytes.
 	MaxRequestNameBytes int
+	// MaxNodeBytes is the largest node (its encoded size, proto.Size) the first
+	// request of a stream may carry; 0 means DefaultMaxNodeBytes. A stream keeps
+	// the parts of its node that identify it (see StreamInfo.Node) for its life.
+	MaxNodeBytes int
 }
 
 // The defaults of Limits.
@@ -56,6 +60,9 @@ const (
 	// DefaultMaxRequestNameBytes is about 25,000 names of 80 bytes: an Envoy
 	// subscribed by name to the endpoints of every cluster of a large mesh.
 	DefaultMaxRequestNameBytes = 2 << 20
+	// DefaultMaxNodeBytes is a few times what an Envoy sends: its metadata and
+	// the list of every extension it was built with.
+	DefaultMaxNodeBytes = 256 << 10
 )
 
 func (l Limits) maxTypes() int {
@@ -84,6 +91,13 @@ func (l Limits) maxRequestNameBytes() int {
 		return l.MaxRequestNameBytes
 	}
 	return DefaultMaxRequestNameBytes
+}
+
+func (l Limits) maxNodeBytes() int {
+	if l.MaxNodeBytes > 0 {
+		return l.MaxNodeBytes
+	}
+	return DefaultMaxNodeBytes
 }
 
 // nameSizes measures the resource names of a request.
