@@ -103,6 +103,7 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 		Hooks:          s.metrics.hooks(),
 		Logger:         log,
 	}
+	xopts.Limits, xopts.FrameCacheBytes = o.limits(), o.frameCacheBytes
 	s.csds = &csdsServer{st: s.st, maxBytes: o.csdsMaxBytes, done: s.done}
 	if o.nodeIdentity != "" {
 		ids, err := newIdentityScopes(o, s.st, log)

@@ -48,6 +48,11 @@ type serveOptions struct {
 	// adminToken, when set, is the bearer token that CSDS and the admin pages
 	// listing nodes require; without it they answer local callers only.
 	adminToken string
+	// Operating limits (stream.Limits, stream.Options.FrameCacheBytes).
+	maxNameBytes        int
+	maxRequestNameBytes int
+	maxNodeBytes        int
+	frameCacheBytes     int
 }
 
 // defaultCSDSMaxBytes is the default CSDS response budget: gRPC's default
@@ -113,6 +118,10 @@ func serveCommand(out io.Writer) (*command, *serveOptions) {
 	fs.StringVar(&o.adminToken, "admin-token", "", "bearer `token` that CSDS (gRPC metadata \"authorization: Bearer TOKEN\") and the admin /debug/ pages (the\n"+
 		"Authorization header) require: they list every node and what it is served. Without it, they answer\n"+
 		"callers on this host only. Prefer the environment variable: a command line is visible to every local user")
+	fs.IntVar(&o.maxNameBytes, "max-name-bytes", stream.DefaultMaxNameBytes, "longest resource name a request may carry, in `bytes`: a longer one ends its stream (InvalidArgument)")
+	fs.IntVar(&o.maxRequestNameBytes, "max-request-name-bytes", stream.DefaultMaxRequestNameBytes, "most `bytes` of resource names one request may carry in all: more ends its stream (InvalidArgument)")
+	fs.IntVar(&o.maxNodeBytes, "max-node-bytes", stream.DefaultMaxNodeBytes, "largest node a stream may open with, in `bytes` (encoded): a larger one is refused (InvalidArgument)")
+	fs.IntVar(&o.frameCacheBytes, "frame-cache-bytes", stream.DefaultFrameCacheBytes, "most `bytes` of encoded responses kept to share between streams sending the same content")
 	return c, o
 }
 
@@ -141,6 +150,8 @@ func (o *serveOptions) check() error {
 		return usageErrorf("serve: --csds-max-bytes must be positive, not %d", o.csdsMaxBytes)
 	case o.adminMaxBytes <= 0 || o.adminMaxPage <= 0:
 		return usageErrorf("serve: --admin-max-bytes and --admin-max-page must be positive")
+	case o.maxNameBytes <= 0 || o.maxRequestNameBytes <= 0 || o.maxNodeBytes <= 0 || o.frameCacheBytes <= 0:
+		return usageErrorf("serve: --max-name-bytes, --max-request-name-bytes, --max-node-bytes and --frame-cache-bytes must be positive")
 	}
 	switch o.nodeIdentity {
 	case "", identitySANURI, identitySANDNS, identityCN:
@@ -151,6 +162,11 @@ func (o *serveOptions) check() error {
 		return err
 	}
 	return nil
+}
+
+// limits returns the stream limits of the flags.
+func (o *serveOptions) limits() stream.Limits {
+	return stream.Limits{MaxNameBytes: o.maxNameBytes, MaxRequestNameBytes: o.maxRequestNameBytes, MaxNodeBytes: o.maxNodeBytes}
 }
 
 // scopeFunc parses --scope-by.
