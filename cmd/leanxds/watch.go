@@ -17,9 +17,10 @@ const maxDebounceWaits = 10
 // Watch reloads the directory after it changes, until ctx ends. Changes are
 // debounced: a reload waits until nothing changed for the debounce period, so an
 // editor's several writes, or a tool copying many files, make one commit. Every
-// change of the directory or of a scope subdirectory counts, whatever the file:
-// a reload reads the whole directory, and one that changes nothing is cheap (and
-// commits nothing). Subdirectories created later are watched as they appear.
+// change of the directory or of a scope subdirectory counts, whatever the file,
+// a change of permissions included (a file made readable): a reload reads the
+// whole directory, and one that changes nothing is cheap (and commits nothing).
+// Subdirectories created later are watched as they appear.
 // Watch closes w, from newWatcher, when it returns.
 func (s *configSource) Watch(ctx context.Context, w *fsnotify.Watcher, debounce time.Duration) {
 	defer w.Close()
@@ -34,9 +35,6 @@ func (s *configSource) Watch(ctx context.Context, w *fsnotify.Watcher, debounce 
 		case ev, ok := <-w.Events:
 			if !ok {
 				return
-			}
-			if ev.Op == fsnotify.Chmod {
-				continue // a touch or a permission change: the content is the same
 			}
 			if ev.Has(fsnotify.Create) && filepath.Dir(ev.Name) == filepath.Clean(s.dir) {
 				// A new scope: watch it now, so files written into it are seen.

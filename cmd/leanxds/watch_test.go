@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -96,4 +98,14 @@ func TestWatchDebounces(t *testing.T) {
 	assert.Equal(t, []string{reloadApplied}, outcomes())
 	assert.Equal(t, rev+1, st.View().Revision(), "one commit for the three files")
 	assert.Equal(t, 4, st.View().Table("default", protocol.TypeCluster).Len())
+}
+
+// A change of permissions alone (a file made readable) triggers a reload.
+func TestWatchReloadsOnPermissionChange(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "web.yaml", cluster("web", "1s"))
+	_, outcomes := watchSource(t, dir, 20*time.Millisecond)
+	require.NoError(t, os.Chmod(filepath.Join(dir, "web.yaml"), 0o600))
+	eventually(t, "a reload after the permission change", func() bool { return len(outcomes()) > 0 })
+	assert.Equal(t, []string{reloadUnchanged}, outcomes())
 }
