@@ -1,10 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -57,7 +59,7 @@ func TestConfigDirScopes(t *testing.T) {
 	writeFile(t, dir, "team-a/nested/ignored.yaml", "not read: deeper directories are not scopes")
 	writeFile(t, dir, "envoy.yaml", "node: {id: e, cluster: c}\nadmin: {}\n")
 
-	cfg, err := readConfigDir(dir)
+	cfg, err := readConfigDir(dir, defaultReadLimits)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"default", "team-a", "team-b"}, cfg.scopeNames())
 	assert.Equal(t, 3, cfg.count(""))
@@ -75,7 +77,7 @@ func TestConfigDirRejectsInvalid(t *testing.T) {
 	writeFile(t, dir, "bad.yaml", cluster("api", "-1s"))
 	writeFile(t, dir, "typo.yaml", "name: oops\n")
 
-	_, err := readConfigDir(dir)
+	_, err := readConfigDir(dir, defaultReadLimits)
 	require.Error(t, err)
 	var le *resources.LoadError
 	require.ErrorAs(t, err, &le)
@@ -93,11 +95,11 @@ func TestConfigDirDuplicates(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "a.yaml", cluster("web", "1s"))
 	writeFile(t, dir, "other/a.yaml", cluster("web", "1s"))
-	_, err := readConfigDir(dir)
+	_, err := readConfigDir(dir, defaultReadLimits)
 	require.NoError(t, err)
 
 	writeFile(t, dir, "b.yaml", cluster("web", "2s"))
-	_, err = readConfigDir(dir)
+	_, err = readConfigDir(dir, defaultReadLimits)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), filepath.Join(dir, "b.yaml"))
 	assert.Contains(t, err.Error(), "already defined in "+filepath.Join(dir, "a.yaml"))
@@ -181,7 +183,7 @@ func TestDanglingRefs(t *testing.T) {
 	writeFile(t, dir, "c.yaml", edsCluster("web", "{ads: {}, resource_api_version: V3}"))
 	writeFile(t, dir, "team-a/web.yaml", resourceJSONFile(t, xdstest.Endpoints("web", "127.0.0.1:8080")))
 	writeFile(t, dir, "team-a/routes.yaml", routes("main", "web"))
-	cfg, err := readConfigDir(dir)
+	cfg, err := readConfigDir(dir, defaultReadLimits)
 	require.NoError(t, err)
 	var got []string
 	for _, d := range cfg.danglingRefs() {
@@ -212,7 +214,7 @@ func TestDanglingRefsEDSConfigSource(t *testing.T) {
 	writeFile(t, dir, "other.yaml", edsCluster("from-other", "{api_config_source: {api_type: GRPC, transport_api_version: V3, "+
 		"grpc_services: [{envoy_grpc: {cluster_name: other-control-plane}}]}, resource_api_version: V3}"))
 	writeFile(t, dir, "self.yaml", edsCluster("from-self", "{self: {}, resource_api_version: V3}"))
-	cfg, err := readConfigDir(dir)
+	cfg, err := readConfigDir(dir, defaultReadLimits)
 	require.NoError(t, err)
 	dangling := cfg.danglingRefs()
 	require.Len(t, dangling, 1)
@@ -220,7 +222,7 @@ func TestDanglingRefsEDSConfigSource(t *testing.T) {
 	assert.Equal(t, protocol.TypeEndpoint, dangling[0].toType)
 
 	require.NoError(t, os.Remove(filepath.Join(dir, "self.yaml")))
-	_, warnings, err := checkConfigDir(dir, false)
+	_, warnings, err := checkConfigDir(dir, false, defaultReadLimits)
 	require.NoError(t, err, "the endpoints of from-path and from-other are not this server's to serve")
 	assert.Empty(t, warnings)
 }
@@ -289,7 +291,7 @@ func TestExamplesAreValid(t *testing.T) {
 		}
 		t.Run(e.Name(), func(t *testing.T) {
 			dir := filepath.Join("..", "..", "examples", e.Name())
-			cfg, warnings, err := checkConfigDir(dir, false)
+			cfg, warnings, err := checkConfigDir(dir, false, defaultReadLimits)
 			require.NoError(t, err, "an example refers only to what it defines")
 			assert.Empty(t, warnings)
 			assert.NotZero(t, cfg.count(""))
@@ -302,7 +304,7 @@ func TestExamplesAreValid(t *testing.T) {
 // The edge example holds what issue and README promise: two listeners with HTTP
 // routes, three EDS clusters with their endpoints, and a TLS secret over SDS.
 func TestEdgeExampleShape(t *testing.T) {
-	cfg, _, err := checkConfigDir(filepath.Join("..", "..", "examples", "edge"), false)
+	cfg, _, err := checkConfigDir(filepath.Join("..", "..", "examples", "edge"), false, defaultReadLimits)
 	require.NoError(t, err)
 	count := map[string]int{}
 	for _, r := range cfg.scopes["default"] {
@@ -339,4 +341,62 @@ func TestReloadKeepsRestoredSnapshotOverEmptyDirectory(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, st.View().Scopes())
 	assert.Equal(t, []string{reloadRejected, reloadApplied, reloadApplied}, outcomes)
+}
+
+// A file larger than --max-file-bytes, or a directory whose files hold more
+// than --max-dir-bytes, is refused from its size, before any file is read;
+// the error names the path, the size and the limit.
+func TestReloadRefusesLargeFilesBeforeReading(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "web.yaml", cluster("web", "1s"))
+	src, st := newSource(t, dir)
+	_, err := src.Reload()
+	require.NoError(t, err)
+	var read []string
+	src.afterRead = func(path string) { read = append(read, path) }
+
+	// 64 MiB of nothing (a sparse file: no disk is used).
+	big := filepath.Join(dir, "big.yaml")
+	f, err := os.Create(big)
+	require.NoError(t, err)
+	require.NoError(t, f.Truncate(64<<20))
+	require.NoError(t, f.Close())
+	_, err = src.Reload()
+	require.Error(t, err)
+	assert.Equal(t, []string{big + ": 67108864 bytes, more than the 16777216 of --max-file-bytes: not read"}, errorLines(err))
+	assert.Empty(t, read, "nothing is read")
+	assert.NotNil(t, st.View().Table("default", protocol.TypeCluster).Get("web"), "the last good config is still served")
+	assert.Equal(t, errorLines(err), src.State().Errors)
+
+	require.NoError(t, os.Remove(big))
+	writeFile(t, dir, "api.yaml", cluster("api", "1s"))
+	src.limits = readLimits{fileBytes: 1 << 20, dirBytes: 300}
+	_, err = src.Reload()
+	require.Error(t, err)
+	size := int64(len(cluster("web", "1s")) + len(cluster("api", "1s")))
+	assert.Equal(t, []string{fmt.Sprintf("%s: the resource files hold %d bytes together, more than the 300 of --max-dir-bytes: nothing read", dir, size)},
+		errorLines(err))
+	assert.Empty(t, read)
+}
+
+// A file that grows past --max-file-bytes while it is read is refused without
+// reading more than the limit.
+func TestReadConfigFilesStopsAtTheLimit(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "a.yaml", cluster("a", "1s"))
+	writeFile(t, dir, "b.yaml", cluster("b", "1s"))
+	files, _, err := listConfigDir(dir)
+	require.NoError(t, err)
+	grow := func(path string) {
+		if filepath.Base(path) == "a.yaml" {
+			writeFile(t, dir, "b.yaml", cluster("b", "1s")+strings.Repeat("# padding\n", 1000))
+		}
+	}
+	_, err = readConfigFiles(dir, files, readLimits{fileBytes: 1000, dirBytes: 1 << 20}, grow)
+	require.Error(t, err)
+	var tl *tooLargeError
+	require.ErrorAs(t, err, &tl)
+	assert.Equal(t, filepath.Join(dir, "b.yaml"), tl.path)
+	assert.Equal(t, int64(1001), tl.size, "no more than the limit and one byte was read")
+	assert.Equal(t, filepath.Join(dir, "b.yaml")+": grew past 1000 bytes (--max-file-bytes) while it was read: not read", tl.Error())
 }

@@ -26,7 +26,8 @@ func TestServeHelp(t *testing.T) {
 	code, _, stderr := runArgs(t, nil, "serve", "--help")
 	assert.Equal(t, 0, code)
 	for _, f := range []string{"config", "listen", "admin", "scope-by", "no-default-scope", "tls-cert", "tls-key",
-		"client-ca", "node-identity", "log-level", "log-format", "debounce", "drain-timeout", "snapshot", "snapshot-interval", "allow-dangling"} {
+		"client-ca", "node-identity", "log-level", "log-format", "debounce", "drain-timeout", "snapshot", "snapshot-interval", "allow-dangling",
+		"max-file-bytes", "max-dir-bytes"} {
 		assert.Regexp(t, `(?m)^  --`+f+`( \w+)?$`, stderr)
 		assert.Contains(t, stderr, "$"+envName(f), f)
 	}
@@ -63,6 +64,12 @@ func TestFlagsFromEnv(t *testing.T) {
 	assert.Equal(t, time.Minute, o.snapshotInterval, "the default")
 	assert.Empty(t, o.snapshot, "no persistence by default")
 	assert.False(t, o.allowDangling, "dangling references are refused by default")
+	assert.Equal(t, readLimits{fileBytes: 16 << 20, dirBytes: 256 << 20}, o.limits)
+
+	c, o = serveCommand(&bytes.Buffer{})
+	limitsEnv := map[string]string{"LEANXDS_MAX_FILE_BYTES": "1048576", "LEANXDS_MAX_DIR_BYTES": "8388608"}
+	require.NoError(t, c.parse(nil, func(k string) (string, bool) { v, ok := limitsEnv[k]; return v, ok }))
+	assert.Equal(t, readLimits{fileBytes: 1 << 20, dirBytes: 8 << 20}, o.limits)
 }
 
 // Bad command lines exit 2 with a message saying what is wrong.
@@ -85,6 +92,8 @@ func TestUsageErrors(t *testing.T) {
 		{nil, []string{"serve", "--config", "x", "--snapshot-interval", "0s"}, "--snapshot-interval must be positive"},
 		{nil, []string{"serve", "--config", "x", "--snapshot-interval", "-1m"}, "--snapshot-interval must be positive"},
 		{map[string]string{"LEANXDS_SNAPSHOT_INTERVAL": "hourly"}, []string{"serve", "--config", "x"}, `LEANXDS_SNAPSHOT_INTERVAL="hourly"`},
+		{nil, []string{"serve", "--config", "x", "--max-file-bytes", "0"}, "--max-file-bytes and --max-dir-bytes must be positive"},
+		{nil, []string{"validate", "--max-dir-bytes", "-5", "x"}, "--max-file-bytes and --max-dir-bytes must be positive"},
 	}
 	for _, c := range cases {
 		code, _, stderr := runArgs(t, c.env, c.args...)

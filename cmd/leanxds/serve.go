@@ -86,6 +86,7 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 	}
 	s.source = newConfigSource(o.configDir, s.st, log)
 	s.source.allowDangling = o.allowDangling
+	s.source.limits = o.limits
 	s.source.onReload = func(outcome string, res store.Result) {
 		s.metrics.reloaded(outcome, res)
 		if outcome != reloadRejected && s.persister != nil {

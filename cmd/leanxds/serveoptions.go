@@ -33,6 +33,8 @@ type serveOptions struct {
 	// serving (persist.Open); "" for none.
 	snapshot         string
 	snapshotInterval time.Duration
+	// limits bound the bytes a reload reads (--max-file-bytes, --max-dir-bytes).
+	limits readLimits
 }
 
 const serveAbout = `
@@ -82,6 +84,8 @@ func serveCommand(out io.Writer) (*command, *serveOptions) {
 		"file:///path or a plain path (the previous ones are kept as path.1 to path.3),\n"+
 		"or s3://bucket/key?region=REGION[&endpoint=URL] (S3 or an S3-compatible store); empty: none")
 	fs.DurationVar(&o.snapshotInterval, "snapshot-interval", persist.DefaultInterval, "how often the served config is written to --snapshot if it changed (and once more at shutdown)")
+	fs.Int64Var(&o.limits.fileBytes, "max-file-bytes", defaultReadLimits.fileBytes, "refuse a config file larger than this many `bytes`, before reading it: the reload is rejected")
+	fs.Int64Var(&o.limits.dirBytes, "max-dir-bytes", defaultReadLimits.dirBytes, "refuse a config directory whose files hold more than this many `bytes` together, before reading them")
 	return c, o
 }
 
@@ -102,6 +106,8 @@ func (o *serveOptions) check() error {
 		return usageErrorf("serve: --debounce and --drain-timeout must not be negative")
 	case o.snapshotInterval <= 0:
 		return usageErrorf("serve: --snapshot-interval must be positive, not %s", o.snapshotInterval)
+	case o.limits.fileBytes <= 0 || o.limits.dirBytes <= 0:
+		return usageErrorf("serve: --max-file-bytes and --max-dir-bytes must be positive")
 	}
 	switch o.nodeIdentity {
 	case "", identitySANURI, identitySANDNS, identityCN:

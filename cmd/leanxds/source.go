@@ -30,6 +30,11 @@ type configSource struct {
 	// not define, with a warning for each, instead of refusing it
 	// (--allow-dangling).
 	allowDangling bool
+	// limits bound the bytes a reload reads (--max-file-bytes, --max-dir-bytes).
+	limits readLimits
+	// afterRead, if not nil, is called with each file a reload has read; tests
+	// use it to watch or change what a reload reads.
+	afterRead func(path string)
 	// onReload reports each reload's outcome (metrics); nil for none.
 	onReload func(outcome string, res store.Result)
 
@@ -72,7 +77,7 @@ type reloadState struct {
 }
 
 func newConfigSource(dir string, st *store.Store, log *slog.Logger) *configSource {
-	return &configSource{dir: dir, st: st, log: log, state: reloadState{Dir: dir}}
+	return &configSource{dir: dir, st: st, log: log, limits: defaultReadLimits, state: reloadState{Dir: dir}}
 }
 
 // Reload reads the directory and commits it whole. On error nothing changes: the
@@ -81,7 +86,7 @@ func newConfigSource(dir string, st *store.Store, log *slog.Logger) *configSourc
 func (s *configSource) Reload() (store.Result, error) {
 	s.reloading.Lock()
 	defer s.reloading.Unlock()
-	cfg, err := readConfigDir(s.dir)
+	cfg, err := s.read()
 	var warnings []string
 	if err == nil {
 		warnings, err = cfg.checkRefs(s.allowDangling)
@@ -133,6 +138,15 @@ func (s *configSource) Reload() (store.Result, error) {
 		s.log.Debug("skipped a client bootstrap file", "file", b)
 	}
 	return res, nil
+}
+
+// read reads the directory, within the limits.
+func (s *configSource) read() (*configDir, error) {
+	files, _, err := listConfigDir(s.dir)
+	if err != nil {
+		return nil, err
+	}
+	return readConfigFiles(s.dir, files, s.limits, s.afterRead)
 }
 
 // rejected records and logs a reload that failed.
