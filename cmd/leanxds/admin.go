@@ -70,6 +70,7 @@ func (s *server) handleIndex(w http.ResponseWriter, _ *http.Request) {
 		}
 	}
 	fmt.Fprintf(&b, "rejected  %d reloads since start\n", st.Rejected)
+	sourceNotes(&b, st)
 	s.snapshotStatus(&b)
 	if len(st.Warnings) > 0 {
 		fmt.Fprintf(&b, "\nwarnings:\n")

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -343,6 +344,15 @@ func TestReloadKeepsRestoredSnapshotOverEmptyDirectory(t *testing.T) {
 	assert.Equal(t, []string{reloadRejected, reloadApplied, reloadApplied}, outcomes)
 }
 
+// clusters is a resource file listing n STATIC clusters named c0, c1, ...
+func clusters(n int, timeout string) string {
+	var b strings.Builder
+	for i := range n {
+		b.WriteString("- " + strings.ReplaceAll(cluster(fmt.Sprintf("c%d", i), timeout), "\n", "\n  ") + "\n")
+	}
+	return b.String()
+}
+
 // A file larger than --max-file-bytes, or a directory whose files hold more
 // than --max-dir-bytes, is refused from its size, before any file is read;
 // the error names the path, the size and the limit.
@@ -399,4 +409,89 @@ func TestReadConfigFilesStopsAtTheLimit(t *testing.T) {
 	assert.Equal(t, filepath.Join(dir, "b.yaml"), tl.path)
 	assert.Equal(t, int64(1001), tl.size, "no more than the limit and one byte was read")
 	assert.Equal(t, filepath.Join(dir, "b.yaml")+": grew past 1000 bytes (--max-file-bytes) while it was read: not read", tl.Error())
+}
+
+// A reload reads no file modified less than the quiet period ago: it is put
+// off, with nothing applied or recorded, until the file is old enough.
+func TestReloadWaitsForQuietFiles(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "web.yaml", cluster("web", "1s"))
+	src, st := newSource(t, dir)
+	var outcomes []string
+	src.onReload = func(o string, _ store.Result) { outcomes = append(outcomes, o) }
+	src.quiet.period = time.Hour
+
+	_, err := src.tryReload()
+	var nq *notQuietError
+	require.ErrorAs(t, err, &nq)
+	assert.Equal(t, filepath.Join(dir, "web.yaml"), nq.file)
+	assert.False(t, nq.whileRead)
+	assert.InDelta(t, time.Hour.Seconds(), nq.retry.Seconds(), 60, "tried again once the file is an hour old")
+	assert.Empty(t, st.View().Scopes(), "nothing read")
+	assert.Empty(t, outcomes, "nothing recorded: it is no rejection")
+	assert.Equal(t, filepath.Join(dir, "web.yaml"), src.State().Writing)
+
+	old := time.Now().Add(-2 * time.Hour)
+	require.NoError(t, os.Chtimes(filepath.Join(dir, "web.yaml"), old, old))
+	_, err = src.tryReload()
+	require.NoError(t, err)
+	assert.NotNil(t, st.View().Table("default", protocol.TypeCluster).Get("web"))
+	assert.Equal(t, []string{reloadApplied}, outcomes)
+	assert.Empty(t, src.State().Writing)
+}
+
+// A modification time in the future (a file server whose clock runs ahead)
+// does not put reloads off for ever: the files are quiet once their size and
+// modification time have not changed for the quiet period.
+func TestReloadQuietWithClockSkew(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "web.yaml", cluster("web", "1s"))
+	future := time.Now().Add(24 * time.Hour)
+	require.NoError(t, os.Chtimes(filepath.Join(dir, "web.yaml"), future, future))
+	src, st := newSource(t, dir)
+	now := time.Now()
+	src.now = func() time.Time { return now }
+	src.quiet.period = time.Second
+
+	_, err := src.tryReload()
+	var nq *notQuietError
+	require.ErrorAs(t, err, &nq)
+	assert.Equal(t, time.Second, nq.retry)
+	now = now.Add(time.Second)
+	_, err = src.tryReload()
+	require.NoError(t, err)
+	assert.NotNil(t, st.View().Table("default", protocol.TypeCluster).Get("web"))
+}
+
+// A file that changes while a reload reads it is not applied: the reload is
+// put off and reads it again.
+func TestReloadRereadsFileChangedWhileRead(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "a.yaml", cluster("a", "1s"))
+	writeFile(t, dir, "b.yaml", clusters(20, "1s"))
+	src, st := newSource(t, dir)
+	_, err := src.Reload()
+	require.NoError(t, err)
+	before := st.View().Revision()
+
+	// b.yaml is rewritten in place while a.yaml is read: when b.yaml is read it
+	// holds the first 3 clusters of a file that will hold 20 again.
+	src.afterRead = func(path string) {
+		if filepath.Base(path) == "a.yaml" {
+			writeFile(t, dir, "b.yaml", clusters(3, "2s"))
+		}
+	}
+	_, err = src.tryReload()
+	var nq *notQuietError
+	require.ErrorAs(t, err, &nq)
+	assert.True(t, nq.whileRead)
+	assert.Equal(t, filepath.Join(dir, "b.yaml"), nq.file)
+	assert.Equal(t, before, st.View().Revision(), "nothing applied")
+
+	src.afterRead = nil
+	writeFile(t, dir, "b.yaml", clusters(20, "2s"))
+	res, err := src.tryReload()
+	require.NoError(t, err)
+	assert.Equal(t, 20, res.Set)
+	assert.Zero(t, res.Deleted)
 }

@@ -116,7 +116,7 @@ func startTestServer(t testing.TB, dir string, opts ...func(*serveOptions)) *tes
 	}
 	s, err := newServer(context.Background(), o, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
-	require.NoError(t, s.initialLoad())
+	require.NoError(t, s.initialLoad(context.Background()))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	go func() { _ = s.grpc.Serve(lis) }()

@@ -86,7 +86,7 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 	}
 	s.source = newConfigSource(o.configDir, s.st, log)
 	s.source.allowDangling = o.allowDangling
-	s.source.limits = o.limits
+	s.source.limits, s.source.quiet.period = o.limits, o.debounce
 	s.source.onReload = func(outcome string, res store.Result) {
 		s.metrics.reloaded(outcome, res)
 		if outcome != reloadRejected && s.persister != nil {
@@ -156,7 +156,7 @@ func (s *server) run(ctx context.Context) error {
 	// directory turns out invalid (or empty), and the directory replaces it
 	// otherwise, sending nothing to clients for what did not change.
 	s.restoreSnapshot(ctx)
-	if err := s.initialLoad(); err != nil {
+	if err := s.initialLoad(ctx); err != nil {
 		return err
 	}
 	stopPersister := s.startPersister(ctx)
@@ -225,9 +225,14 @@ func (s *server) startAdmin() (*http.Server, error) {
 // (invalid, or with dangling references) is fatal, unless the store already
 // holds a config (restored from a snapshot): then that is served until the
 // directory is fixed.
-func (s *server) initialLoad() error {
-	_, err := s.source.Reload()
+//
+// Files being written are waited for until they are quiet, or ctx ends.
+func (s *server) initialLoad(ctx context.Context) error {
+	_, err := s.source.ReloadWhenQuiet(ctx)
 	v := s.st.View()
+	if _, busy := errors.AsType[*notQuietError](err); busy && len(v.Scopes()) == 0 {
+		return fmt.Errorf("nothing to serve: stopped while waiting for the config files to be quiet: %w", err)
+	}
 	if err != nil && len(v.Scopes()) == 0 {
 		hint := ""
 		if hasDangling(err) {

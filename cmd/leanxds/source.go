@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -19,9 +21,10 @@ const (
 )
 
 // configSource keeps the store equal to a config directory. Each reload reads the
-// whole directory and commits it as one atomic commit, or, if anything in it is
-// invalid or a resource refers to one the directory does not define, commits
-// nothing: clients keep the last good config.
+// whole directory, once its files are quiet, and commits it as one atomic
+// commit; if anything in it is invalid, too large, or a resource refers to one
+// the directory does not define, it commits nothing: clients keep the last good
+// config.
 type configSource struct {
 	dir string
 	st  *store.Store
@@ -32,6 +35,8 @@ type configSource struct {
 	allowDangling bool
 	// limits bound the bytes a reload reads (--max-file-bytes, --max-dir-bytes).
 	limits readLimits
+	// now is the clock the files' modification times are compared with.
+	now func() time.Time
 	// afterRead, if not nil, is called with each file a reload has read; tests
 	// use it to watch or change what a reload reads.
 	afterRead func(path string)
@@ -39,14 +44,17 @@ type configSource struct {
 	onReload func(outcome string, res store.Result)
 
 	// reloading serialises reloads: a read and its commit must not interleave
-	// with another's.
+	// with another's. It guards the fields below.
 	reloading sync.Mutex
 	// keepRestored is set while the store holds a snapshot restored at start
 	// (--snapshot) that no reload has replaced yet. A directory without a single
 	// resource is rejected then rather than applied: at start that is far more
 	// likely a volume not mounted or populated yet than a decision to serve
-	// nothing. Guarded by reloading.
+	// nothing.
 	keepRestored bool
+	// quiet tells whether the files have been left alone long enough to be read
+	// (its period is --debounce).
+	quiet quietCheck
 
 	mu    sync.Mutex
 	state reloadState
@@ -74,19 +82,55 @@ type reloadState struct {
 	// Warnings are the references the config being served makes to resources
 	// it does not define: served with --allow-dangling only, refused otherwise.
 	Warnings []string `json:"warnings,omitempty"`
+	// Writing is the file a reload waits for, being written since WritingSince;
+	// empty when no reload waits.
+	Writing      string    `json:"writing,omitempty"`
+	WritingSince time.Time `json:"writing_since,omitzero"`
 }
 
 func newConfigSource(dir string, st *store.Store, log *slog.Logger) *configSource {
-	return &configSource{dir: dir, st: st, log: log, limits: defaultReadLimits, state: reloadState{Dir: dir}}
+	dir = filepath.Clean(dir)
+	return &configSource{dir: dir, st: st, log: log, limits: defaultReadLimits, now: time.Now, state: reloadState{Dir: dir}}
 }
 
-// Reload reads the directory and commits it whole. On error nothing changes: the
-// error names every bad file, resource and field, or every dangling reference,
-// and is logged, counted and kept for the admin page.
+// Reload reads the directory once its files are quiet and commits it whole. On
+// error nothing changes: the error names every bad file, resource and field,
+// or every dangling reference, and is logged, counted and kept for the admin
+// page.
 func (s *configSource) Reload() (store.Result, error) {
+	return s.ReloadWhenQuiet(context.Background())
+}
+
+// ReloadWhenQuiet is Reload, waiting for the files to be quiet only until ctx
+// ends (the error is then a *notQuietError).
+func (s *configSource) ReloadWhenQuiet(ctx context.Context) (store.Result, error) {
+	for {
+		res, err := s.tryReload()
+		nq, busy := errors.AsType[*notQuietError](err)
+		if !busy {
+			return res, err
+		}
+		t := time.NewTimer(nq.retry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return res, err
+		case <-t.C:
+		}
+	}
+}
+
+// tryReload is one attempt at Reload: if the files are not quiet, or one
+// changed while it was read, it returns a *notQuietError at once, having
+// applied and recorded nothing; it should be tried again after its retry.
+func (s *configSource) tryReload() (store.Result, error) {
 	s.reloading.Lock()
 	defer s.reloading.Unlock()
-	cfg, err := s.read()
+	cfg, err := s.readQuiet()
+	if nq, busy := errors.AsType[*notQuietError](err); busy {
+		s.waiting(nq)
+		return store.Result{}, err
+	}
 	var warnings []string
 	if err == nil {
 		warnings, err = cfg.checkRefs(s.allowDangling)
@@ -120,6 +164,7 @@ func (s *configSource) Reload() (store.Result, error) {
 	s.state.Revision = s.st.View().Revision()
 	s.state.Files, s.state.Scopes = cfg.files, scopes
 	s.state.Errors, s.state.Warnings = nil, warnings
+	s.state.Writing, s.state.WritingSince = "", time.Time{}
 	s.mu.Unlock()
 	if s.onReload != nil {
 		s.onReload(outcome, res)
@@ -140,13 +185,50 @@ func (s *configSource) Reload() (store.Result, error) {
 	return res, nil
 }
 
-// read reads the directory, within the limits.
-func (s *configSource) read() (*configDir, error) {
+// readQuiet reads the directory if its files are quiet, and returns a
+// *notQuietError if they are not, or if one changed while it was read.
+// Guarded by reloading.
+func (s *configSource) readQuiet() (*configDir, error) {
 	files, _, err := listConfigDir(s.dir)
 	if err != nil {
 		return nil, err
 	}
-	return readConfigFiles(s.dir, files, s.limits, s.afterRead)
+	before := stampsOf(files)
+	if file, wait := s.quiet.check(before, s.now()); file != "" {
+		return nil, &notQuietError{file: file, period: s.quiet.period, retry: wait}
+	}
+	cfg, readErr := readConfigFiles(s.dir, files, s.limits, s.afterRead)
+	// Whatever was read, and whatever its errors, a file that changed while it
+	// was read may have been read half-written: read it again later.
+	after, _, err := listConfigDir(s.dir)
+	if err != nil {
+		return nil, err
+	}
+	if file := before.changed(stampsOf(after)); file != "" {
+		return nil, &notQuietError{file: file, whileRead: true, period: s.quiet.period, retry: max(s.quiet.period, minRetry)}
+	}
+	return cfg, readErr
+}
+
+// minRetry is the least time before a reload put off because a file changed
+// while it was read is tried again, with --debounce 0.
+const minRetry = 50 * time.Millisecond
+
+// waiting records a reload put off by a file being written. Guarded by
+// reloading.
+func (s *configSource) waiting(nq *notQuietError) {
+	s.mu.Lock()
+	first := s.state.Writing == ""
+	if first {
+		s.state.WritingSince = time.Now()
+	}
+	s.state.Writing = nq.file
+	s.mu.Unlock()
+	if first {
+		s.log.Info("a config file is being written: the reload waits until the files are quiet", "dir", s.dir, "file", nq.file, "reason", nq.Error())
+	} else {
+		s.log.Debug("config files still being written", "dir", s.dir, "file", nq.file)
+	}
 }
 
 // rejected records and logs a reload that failed.
@@ -156,6 +238,7 @@ func (s *configSource) rejected(at time.Time, err error) {
 	s.state.LastAttempt, s.state.LastRejected = at, at
 	s.state.Rejected++
 	s.state.Errors = lines
+	s.state.Writing, s.state.WritingSince = "", time.Time{}
 	loaded := s.state.Loaded
 	s.mu.Unlock()
 	if s.onReload != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"time"
@@ -10,8 +11,9 @@ import (
 )
 
 // maxDebounceWaits bounds how long a stream of changes can put a reload off: a
-// reload happens at most this many debounce periods after the first change, even
-// if files keep changing.
+// reload is tried at most this many debounce periods after the first change,
+// even if files keep changing. (It still reads nothing until the resource files
+// are quiet: see quietCheck.)
 const maxDebounceWaits = 10
 
 // Watch reloads the directory after it changes, until ctx ends. Changes are
@@ -20,7 +22,8 @@ const maxDebounceWaits = 10
 // change of the directory or of a scope subdirectory counts, whatever the file,
 // a change of permissions included (a file made readable): a reload reads the
 // whole directory, and one that changes nothing is cheap (and commits nothing).
-// Subdirectories created later are watched as they appear.
+// Subdirectories created later are watched as they appear. A reload put off
+// because a file is being written is tried again once it should be quiet.
 // Watch closes w, from newWatcher, when it returns.
 func (s *configSource) Watch(ctx context.Context, w *fsnotify.Watcher, debounce time.Duration) {
 	defer w.Close()
@@ -60,7 +63,11 @@ func (s *configSource) Watch(ctx context.Context, w *fsnotify.Watcher, debounce 
 			timer.Reset(debounce)
 		case <-timer.C:
 			first = time.Time{}
-			_, _ = s.Reload() // Reload logs and records its own errors
+			_, err := s.tryReload() // it logs and records its own errors
+			if nq, ok := errors.AsType[*notQuietError](err); ok {
+				timer.Reset(nq.retry)
+				continue
+			}
 			s.syncWatches(w)
 		}
 	}

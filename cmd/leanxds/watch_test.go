@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -20,8 +23,17 @@ import (
 func watchSource(t *testing.T, dir string, debounce time.Duration) (*store.Store, func() []string) {
 	t.Helper()
 	src, st := newSource(t, dir)
+	src.quiet.period = debounce
 	_, err := src.Reload()
 	require.NoError(t, err)
+	outcomes := recordOutcomes(src)
+	startWatch(t, src, debounce)
+	return st, outcomes
+}
+
+// recordOutcomes records the outcomes of src's reloads from now on; set it
+// before Watch starts.
+func recordOutcomes(src *configSource) func() []string {
 	var mu sync.Mutex
 	var outcomes []string
 	src.onReload = func(o string, _ store.Result) {
@@ -29,6 +41,16 @@ func watchSource(t *testing.T, dir string, debounce time.Duration) (*store.Store
 		outcomes = append(outcomes, o)
 		mu.Unlock()
 	}
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), outcomes...)
+	}
+}
+
+// startWatch runs Watch on src until the test ends, and returns its watcher.
+func startWatch(t *testing.T, src *configSource, debounce time.Duration) *fsnotify.Watcher {
+	t.Helper()
 	w, err := src.newWatcher()
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -41,11 +63,7 @@ func watchSource(t *testing.T, dir string, debounce time.Duration) (*store.Store
 		cancel()
 		<-done
 	})
-	return st, func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]string(nil), outcomes...)
-	}
+	return w
 }
 
 func timeoutOf(st *store.Store, scope, name string) string {
@@ -108,4 +126,60 @@ func TestWatchReloadsOnPermissionChange(t *testing.T) {
 	require.NoError(t, os.Chmod(filepath.Join(dir, "web.yaml"), 0o600))
 	eventually(t, "a reload after the permission change", func() bool { return len(outcomes()) > 0 })
 	assert.Equal(t, []string{reloadUnchanged}, outcomes())
+}
+
+// testClock is a clock a test sets.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) Set(t time.Time) {
+	c.mu.Lock()
+	c.t = t
+	c.mu.Unlock()
+}
+
+// A file rewritten in place for longer than events can put a reload off
+// (maxDebounceWaits) is read only once it is quiet, never half-written: one
+// reload applies the whole new file and deletes nothing. The source's clock
+// stands still while the file is written, so that it is never old enough to be
+// read before the writer is done, however slow the machine.
+func TestWatchSlowRewrite(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "clusters.yaml")
+	writeFile(t, dir, "clusters.yaml", clusters(40, "1s"))
+	clock := &testClock{t: time.Now().Add(time.Second)}
+	src, st := newSource(t, dir)
+	src.now = clock.Now
+	src.quiet.period = 20 * time.Millisecond
+	_, err := src.Reload()
+	require.NoError(t, err)
+	rev := st.View().Revision()
+	outcomes := recordOutcomes(src)
+	startWatch(t, src, 20*time.Millisecond)
+
+	clock.Set(time.Now())
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	require.NoError(t, err)
+	start := time.Now()
+	for i := range 40 {
+		_, err := f.WriteString("- " + strings.ReplaceAll(cluster(fmt.Sprintf("c%d", i), "2s"), "\n", "\n  ") + "\n")
+		require.NoError(t, err)
+		time.Sleep(6 * time.Millisecond) // a slow writer, never pausing for a debounce period
+	}
+	require.NoError(t, f.Close())
+	require.Greater(t, time.Since(start), maxDebounceWaits*20*time.Millisecond, "the rewrite outlasts what events can put a reload off")
+	clock.Set(time.Now().Add(time.Second))
+
+	eventually(t, "the new file to be applied", func() bool { return len(outcomes()) > 0 })
+	assert.Equal(t, []string{reloadApplied}, outcomes(), "one reload, of the whole file")
+	assert.Equal(t, rev+1, st.View().Revision())
+	assert.Equal(t, 40, st.View().Table("default", protocol.TypeCluster).Len())
 }
