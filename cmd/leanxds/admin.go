@@ -11,8 +11,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// adminHandler serves the admin HTTP port. It is read-only and has no
-// authentication: it binds to loopback by default.
+// adminHandler serves the admin HTTP port. It has no authentication: it binds
+// to loopback by default. It is read-only but for POST /reload, which reads the
+// directory the server already serves again (and may confirm a held reload);
+// browsers' cross-origin requests are refused there, so that a web page cannot.
 func (s *server) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.handleIndex)
@@ -33,6 +35,7 @@ func (s *server) adminHandler() http.Handler {
 	mux.HandleFunc("GET /debug/reload", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.source.State())
 	})
+	mux.Handle("POST /reload", http.NewCrossOriginProtection().Handler(http.HandlerFunc(s.handleReload)))
 	return mux
 }
 
@@ -97,6 +100,7 @@ endpoints
   /debug/config?node=ID       what a node is served, as JSON, with versions
   /debug/config?scope=NAME    what a scope holds
   /debug/reload               the state above, as JSON
+  POST /reload[?confirm=true] reload the directory now; confirm a held reload (leanxds reload)
 `)
 	_, _ = w.Write([]byte(b.String()))
 }

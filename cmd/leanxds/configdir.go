@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,6 +54,9 @@ type configDir struct {
 	files int
 	// bootstraps are the files skipped because they hold a client bootstrap.
 	bootstraps []string
+	// digest is a hash of every resource file's path and content: a held
+	// reload is confirmed only for the content it was held for.
+	digest [sha256.Size]byte
 }
 
 // readLimits bound what a reload reads, so that a huge file dropped in the
@@ -192,6 +196,7 @@ func readConfigFiles(dir string, files []configFile, lim readLimits, afterRead f
 	cfg := &configDir{scopes: make(map[string][]placed)}
 	type key struct{ scope, typeURL, name string }
 	first := make(map[key]placed)
+	digest := sha256.New()
 	total = 0
 	for _, f := range files {
 		data, err := readLimited(f.path, lim.fileBytes)
@@ -207,6 +212,8 @@ func readConfigFiles(dir string, files []configFile, lim readLimits, afterRead f
 			errs = append(errs, &tooLargeError{path: dir, size: total, limit: lim.dirBytes, flag: "--max-dir-bytes", grew: true})
 			break
 		}
+		fmt.Fprintf(digest, "%s\x00%d\x00", f.path, len(data))
+		digest.Write(data)
 		res, err := resources.Parse(f.path, data)
 		if err != nil {
 			if isBootstrap(f.path, data) {
@@ -234,6 +241,7 @@ func readConfigFiles(dir string, files []configFile, lim readLimits, afterRead f
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	digest.Sum(cfg.digest[:0])
 	return cfg, nil
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -421,7 +422,7 @@ func TestReloadWaitsForQuietFiles(t *testing.T) {
 	src.onReload = func(o string, _ store.Result) { outcomes = append(outcomes, o) }
 	src.quiet.period = time.Hour
 
-	_, err := src.tryReload()
+	_, err := src.tryReload(false)
 	var nq *notQuietError
 	require.ErrorAs(t, err, &nq)
 	assert.Equal(t, filepath.Join(dir, "web.yaml"), nq.file)
@@ -433,7 +434,7 @@ func TestReloadWaitsForQuietFiles(t *testing.T) {
 
 	old := time.Now().Add(-2 * time.Hour)
 	require.NoError(t, os.Chtimes(filepath.Join(dir, "web.yaml"), old, old))
-	_, err = src.tryReload()
+	_, err = src.tryReload(false)
 	require.NoError(t, err)
 	assert.NotNil(t, st.View().Table("default", protocol.TypeCluster).Get("web"))
 	assert.Equal(t, []string{reloadApplied}, outcomes)
@@ -453,12 +454,12 @@ func TestReloadQuietWithClockSkew(t *testing.T) {
 	src.now = func() time.Time { return now }
 	src.quiet.period = time.Second
 
-	_, err := src.tryReload()
+	_, err := src.tryReload(false)
 	var nq *notQuietError
 	require.ErrorAs(t, err, &nq)
 	assert.Equal(t, time.Second, nq.retry)
 	now = now.Add(time.Second)
-	_, err = src.tryReload()
+	_, err = src.tryReload(false)
 	require.NoError(t, err)
 	assert.NotNil(t, st.View().Table("default", protocol.TypeCluster).Get("web"))
 }
@@ -481,7 +482,7 @@ func TestReloadRereadsFileChangedWhileRead(t *testing.T) {
 			writeFile(t, dir, "b.yaml", clusters(3, "2s"))
 		}
 	}
-	_, err = src.tryReload()
+	_, err = src.tryReload(false)
 	var nq *notQuietError
 	require.ErrorAs(t, err, &nq)
 	assert.True(t, nq.whileRead)
@@ -490,8 +491,109 @@ func TestReloadRereadsFileChangedWhileRead(t *testing.T) {
 
 	src.afterRead = nil
 	writeFile(t, dir, "b.yaml", clusters(20, "2s"))
-	res, err := src.tryReload()
+	res, err := src.tryReload(false)
 	require.NoError(t, err)
 	assert.Equal(t, 20, res.Set)
 	assert.Zero(t, res.Deleted)
+}
+
+// A reload that would delete more than --max-delete-fraction of a type's
+// resources in a scope, and at least --delete-guard-min of them, is held back:
+// the last good config is still served and the reload is recorded as held
+// until it is confirmed, or the files change again.
+func TestReloadHoldsMassDeletion(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "clusters.yaml", clusters(20, "1s"))
+	src, st := newSource(t, dir)
+	var outcomes []string
+	src.onReload = func(o string, _ store.Result) { outcomes = append(outcomes, o) }
+	_, err := src.Reload()
+	require.NoError(t, err)
+	served := func() int { return st.View().Table("default", protocol.TypeCluster).Len() }
+
+	writeFile(t, dir, "clusters.yaml", clusters(5, "1s"))
+	_, err = src.Reload()
+	var he *heldError
+	require.ErrorAs(t, err, &he)
+	assert.Contains(t, err.Error(), `reload held: it would delete 15 of 20 CDS in scope "default" (more than 50% of a type in a scope, and at least 10;`)
+	assert.Equal(t, 20, served(), "the last good config is still served")
+	held := src.State().Held
+	require.NotNil(t, held)
+	assert.Equal(t, []deletion{{Scope: "default", Type: "CDS", Deleted: 15, Of: 20}}, held.Deletions)
+
+	// Confirmed: applied.
+	res, err := src.ReloadWhenQuiet(context.Background(), true)
+	require.NoError(t, err)
+	assert.Equal(t, 15, res.Deleted)
+	assert.Equal(t, 5, served())
+	assert.Nil(t, src.State().Held)
+
+	// Held again, then the files change again: the new content is checked
+	// afresh, and applied, as it deletes little.
+	writeFile(t, dir, "clusters.yaml", clusters(20, "1s"))
+	_, err = src.Reload()
+	require.NoError(t, err, "adding is never held")
+	writeFile(t, dir, "clusters.yaml", "[]")
+	_, err = src.Reload()
+	require.ErrorAs(t, err, &he)
+	writeFile(t, dir, "clusters.yaml", clusters(18, "1s"))
+	res, err = src.Reload()
+	require.NoError(t, err)
+	assert.Equal(t, 2, res.Deleted)
+	assert.Nil(t, src.State().Held)
+
+	assert.Equal(t, []string{reloadApplied, reloadHeld, reloadApplied, reloadApplied, reloadHeld, reloadApplied}, outcomes)
+}
+
+// A confirmation applies the content that was held only: if the files changed
+// since, the new content is held in its place, to be confirmed in turn.
+func TestReloadConfirmsOnlyWhatWasHeld(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "clusters.yaml", clusters(20, "1s"))
+	src, st := newSource(t, dir)
+	_, err := src.Reload()
+	require.NoError(t, err)
+
+	writeFile(t, dir, "clusters.yaml", clusters(5, "1s"))
+	_, err = src.Reload()
+	var he *heldError
+	require.ErrorAs(t, err, &he)
+	writeFile(t, dir, "clusters.yaml", clusters(2, "1s"))
+	_, err = src.ReloadWhenQuiet(context.Background(), true)
+	require.ErrorAs(t, err, &he)
+	assert.True(t, he.changed)
+	assert.Contains(t, err.Error(), "the directory changed since the reload was held, so it was not confirmed; reload held: it would delete 18 of 20 CDS")
+	assert.Equal(t, 20, st.View().Table("default", protocol.TypeCluster).Len())
+
+	_, err = src.ReloadWhenQuiet(context.Background(), true)
+	require.NoError(t, err)
+	assert.Equal(t, 2, st.View().Table("default", protocol.TypeCluster).Len())
+}
+
+// The guard counts per type and per scope: a small config is reshaped freely
+// (fewer deletions than --delete-guard-min), a scope removed whole counts as
+// all of its resources deleted, and --max-delete-fraction 1 turns it off.
+func TestDeleteGuardThresholds(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "clusters.yaml", clusters(4, "1s"))
+	writeFile(t, dir, "team-a/clusters.yaml", clusters(12, "1s"))
+	src, st := newSource(t, dir)
+	_, err := src.Reload()
+	require.NoError(t, err)
+
+	writeFile(t, dir, "clusters.yaml", clusters(1, "1s"))
+	_, err = src.Reload()
+	require.NoError(t, err, "3 of 4 deleted: fewer than --delete-guard-min")
+
+	require.NoError(t, os.RemoveAll(filepath.Join(dir, "team-a")))
+	_, err = src.Reload()
+	var he *heldError
+	require.ErrorAs(t, err, &he)
+	assert.Equal(t, []deletion{{Scope: "team-a", Type: "CDS", Deleted: 12, Of: 12}}, he.held.Deletions)
+	assert.True(t, st.View().HasScope("team-a"))
+
+	src.guard.fraction = 1
+	_, err = src.Reload()
+	require.NoError(t, err)
+	assert.False(t, st.View().HasScope("team-a"))
 }

@@ -110,7 +110,7 @@ type testServer struct {
 func startTestServer(t testing.TB, dir string, opts ...func(*serveOptions)) *testServer {
 	t.Helper()
 	o := &serveOptions{configDir: dir, scopeBy: "cluster", debounce: 20 * time.Millisecond, drainTimeout: time.Second,
-		limits: defaultReadLimits}
+		limits: defaultReadLimits, guard: defaultDeleteGuard}
 	for _, f := range opts {
 		f(o)
 	}

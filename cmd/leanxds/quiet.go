@@ -14,8 +14,8 @@ import (
 // its files are quiet (quietCheck), and checks after reading that none changed
 // while it read (dirStamps.changed); otherwise it is put off (notQuietError)
 // and tried again later. A writer that pauses longer than the quiet period in
-// the middle of a file can still be read half-way: writing files atomically
-// (docs/config.md) covers that.
+// the middle of a file can still be read half-way: the deletion guard
+// (deleteGuard) and writing files atomically (docs/config.md) cover that.
 
 // dirStamps are the stamps of a directory's resource files, by path.
 type dirStamps map[string]fileStamp

@@ -86,10 +86,11 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 	}
 	s.source = newConfigSource(o.configDir, s.st, log)
 	s.source.allowDangling = o.allowDangling
-	s.source.limits, s.source.quiet.period = o.limits, o.debounce
+	s.source.limits, s.source.guard, s.source.quiet.period = o.limits, o.guard, o.debounce
+	s.metrics.reg.MustRegister(sourceCollector{s.source})
 	s.source.onReload = func(outcome string, res store.Result) {
 		s.metrics.reloaded(outcome, res)
-		if outcome != reloadRejected && s.persister != nil {
+		if (outcome == reloadApplied || outcome == reloadUnchanged) && s.persister != nil {
 			// From the first load of the directory on, what the store holds is
 			// the config, even empty, and is written as such.
 			s.persister.ConfigLoaded()
@@ -228,7 +229,7 @@ func (s *server) startAdmin() (*http.Server, error) {
 //
 // Files being written are waited for until they are quiet, or ctx ends.
 func (s *server) initialLoad(ctx context.Context) error {
-	_, err := s.source.ReloadWhenQuiet(ctx)
+	_, err := s.source.ReloadWhenQuiet(ctx, false)
 	v := s.st.View()
 	if _, busy := errors.AsType[*notQuietError](err); busy && len(v.Scopes()) == 0 {
 		return fmt.Errorf("nothing to serve: stopped while waiting for the config files to be quiet: %w", err)
@@ -243,6 +244,9 @@ func (s *server) initialLoad(ctx context.Context) error {
 	msg := "config loaded"
 	if err != nil {
 		msg = "serving the restored snapshot: the config directory is applied once it is valid and holds resources"
+		if _, held := errors.AsType[*heldError](err); held {
+			msg = "serving the restored snapshot: the config directory would delete too much of it, and is applied once confirmed"
+		}
 	}
 	total := 0
 	perScope := make([]any, 0, len(v.Scopes()))

@@ -35,6 +35,9 @@ type serveOptions struct {
 	snapshotInterval time.Duration
 	// limits bound the bytes a reload reads (--max-file-bytes, --max-dir-bytes).
 	limits readLimits
+	// guard holds back reloads that would delete too much
+	// (--max-delete-fraction, --delete-guard-min).
+	guard deleteGuard
 }
 
 const serveAbout = `
@@ -86,6 +89,9 @@ func serveCommand(out io.Writer) (*command, *serveOptions) {
 	fs.DurationVar(&o.snapshotInterval, "snapshot-interval", persist.DefaultInterval, "how often the served config is written to --snapshot if it changed (and once more at shutdown)")
 	fs.Int64Var(&o.limits.fileBytes, "max-file-bytes", defaultReadLimits.fileBytes, "refuse a config file larger than this many `bytes`, before reading it: the reload is rejected")
 	fs.Int64Var(&o.limits.dirBytes, "max-dir-bytes", defaultReadLimits.dirBytes, "refuse a config directory whose files hold more than this many `bytes` together, before reading them")
+	fs.Float64Var(&o.guard.fraction, "max-delete-fraction", defaultDeleteGuard.fraction, "hold back a reload that would delete more than this `fraction` of a type's resources in a scope\n"+
+		"until 'leanxds reload --confirm' or the files change again; 1 turns the guard off")
+	fs.IntVar(&o.guard.min, "delete-guard-min", defaultDeleteGuard.min, "the fewest `deletions` of a type in a scope that --max-delete-fraction holds back")
 	return c, o
 }
 
@@ -108,6 +114,8 @@ func (o *serveOptions) check() error {
 		return usageErrorf("serve: --snapshot-interval must be positive, not %s", o.snapshotInterval)
 	case o.limits.fileBytes <= 0 || o.limits.dirBytes <= 0:
 		return usageErrorf("serve: --max-file-bytes and --max-dir-bytes must be positive")
+	case !(o.guard.fraction > 0) || o.guard.min < 0:
+		return usageErrorf("serve: --max-delete-fraction must be positive (1 turns the guard off), --delete-guard-min not negative")
 	}
 	switch o.nodeIdentity {
 	case "", identitySANURI, identitySANDNS, identityCN:

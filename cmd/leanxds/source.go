@@ -18,13 +18,14 @@ const (
 	reloadApplied   = "applied"   // the directory changed the store
 	reloadUnchanged = "unchanged" // the directory was read and matched the store (dedup)
 	reloadRejected  = "rejected"  // the directory was invalid, or left a reference dangling: the last good config is still served
+	reloadHeld      = "held"      // the directory would delete too much (deleteGuard): the last good config is still served until confirmed
 )
 
 // configSource keeps the store equal to a config directory. Each reload reads the
 // whole directory, once its files are quiet, and commits it as one atomic
 // commit; if anything in it is invalid, too large, or a resource refers to one
-// the directory does not define, it commits nothing: clients keep the last good
-// config.
+// the directory does not define, it commits nothing, and if it would delete too
+// much it waits for a confirmation: clients keep the last good config.
 type configSource struct {
 	dir string
 	st  *store.Store
@@ -35,10 +36,12 @@ type configSource struct {
 	allowDangling bool
 	// limits bound the bytes a reload reads (--max-file-bytes, --max-dir-bytes).
 	limits readLimits
+	// guard holds back reloads that would delete too much.
+	guard deleteGuard
 	// now is the clock the files' modification times are compared with.
 	now func() time.Time
 	// afterRead, if not nil, is called with each file a reload has read; tests
-	// use it to watch or change what a reload reads.
+	// use it to change the directory while a reload reads it.
 	afterRead func(path string)
 	// onReload reports each reload's outcome (metrics); nil for none.
 	onReload func(outcome string, res store.Result)
@@ -55,6 +58,8 @@ type configSource struct {
 	// quiet tells whether the files have been left alone long enough to be read
 	// (its period is --debounce).
 	quiet quietCheck
+	// held is the reload the guard holds back, if any.
+	held *heldReload
 
 	mu    sync.Mutex
 	state reloadState
@@ -82,6 +87,9 @@ type reloadState struct {
 	// Warnings are the references the config being served makes to resources
 	// it does not define: served with --allow-dangling only, refused otherwise.
 	Warnings []string `json:"warnings,omitempty"`
+	// Held is the reload the deletion guard holds back until it is confirmed
+	// or the files change again; nil when none.
+	Held *heldReload `json:"held,omitempty"`
 	// Writing is the file a reload waits for, being written since WritingSince;
 	// empty when no reload waits.
 	Writing      string    `json:"writing,omitempty"`
@@ -90,22 +98,25 @@ type reloadState struct {
 
 func newConfigSource(dir string, st *store.Store, log *slog.Logger) *configSource {
 	dir = filepath.Clean(dir)
-	return &configSource{dir: dir, st: st, log: log, limits: defaultReadLimits, now: time.Now, state: reloadState{Dir: dir}}
+	return &configSource{dir: dir, st: st, log: log, limits: defaultReadLimits, guard: defaultDeleteGuard, now: time.Now,
+		state: reloadState{Dir: dir}}
 }
 
 // Reload reads the directory once its files are quiet and commits it whole. On
 // error nothing changes: the error names every bad file, resource and field,
 // or every dangling reference, and is logged, counted and kept for the admin
-// page.
+// page. A *heldError means the deletion guard holds the reload back; held
+// reloads are recorded too.
 func (s *configSource) Reload() (store.Result, error) {
-	return s.ReloadWhenQuiet(context.Background())
+	return s.ReloadWhenQuiet(context.Background(), false)
 }
 
 // ReloadWhenQuiet is Reload, waiting for the files to be quiet only until ctx
-// ends (the error is then a *notQuietError).
-func (s *configSource) ReloadWhenQuiet(ctx context.Context) (store.Result, error) {
+// ends (the error is then a *notQuietError). With confirm, a reload the guard
+// held back is applied, if the directory still holds the content that was held.
+func (s *configSource) ReloadWhenQuiet(ctx context.Context, confirm bool) (store.Result, error) {
 	for {
-		res, err := s.tryReload()
+		res, err := s.tryReload(confirm)
 		nq, busy := errors.AsType[*notQuietError](err)
 		if !busy {
 			return res, err
@@ -123,7 +134,7 @@ func (s *configSource) ReloadWhenQuiet(ctx context.Context) (store.Result, error
 // tryReload is one attempt at Reload: if the files are not quiet, or one
 // changed while it was read, it returns a *notQuietError at once, having
 // applied and recorded nothing; it should be tried again after its retry.
-func (s *configSource) tryReload() (store.Result, error) {
+func (s *configSource) tryReload(confirm bool) (store.Result, error) {
 	s.reloading.Lock()
 	defer s.reloading.Unlock()
 	cfg, err := s.readQuiet()
@@ -139,12 +150,24 @@ func (s *configSource) tryReload() (store.Result, error) {
 	if err == nil && s.keepRestored && cfg.count("") == 0 {
 		err = errEmptyOverSnapshot
 	}
+	now := time.Now()
+	if err == nil {
+		if ds := s.guard.held(s.st.View(), cfg); len(ds) > 0 {
+			if !confirm || s.held == nil || s.held.digest != cfg.digest {
+				h := &heldReload{At: now, Deletions: ds, digest: cfg.digest}
+				herr := &heldError{held: h, guard: s.guard, changed: confirm && s.held != nil}
+				s.hold(h)
+				return store.Result{}, herr
+			}
+			s.log.Warn("held reload confirmed", "dir", s.dir, "deletions", len(ds))
+		}
+	}
 	if err == nil {
 		// The store's scopes join the directory's, so that what is no longer in
 		// the directory (or was restored from elsewhere) is deleted.
 		res, err = s.st.Commit(cfg.changes(s.st.View().Scopes())...)
 	}
-	now := time.Now()
+	s.held = nil
 	if err != nil {
 		s.rejected(now, err)
 		return res, err
@@ -164,7 +187,7 @@ func (s *configSource) tryReload() (store.Result, error) {
 	s.state.Revision = s.st.View().Revision()
 	s.state.Files, s.state.Scopes = cfg.files, scopes
 	s.state.Errors, s.state.Warnings = nil, warnings
-	s.state.Writing, s.state.WritingSince = "", time.Time{}
+	s.state.Held, s.state.Writing, s.state.WritingSince = nil, "", time.Time{}
 	s.mu.Unlock()
 	if s.onReload != nil {
 		s.onReload(outcome, res)
@@ -231,6 +254,24 @@ func (s *configSource) waiting(nq *notQuietError) {
 	}
 }
 
+// hold records and logs a reload the guard holds back. Guarded by reloading.
+func (s *configSource) hold(h *heldReload) {
+	s.held = h
+	s.mu.Lock()
+	s.state.LastAttempt = h.At
+	s.state.Held = h
+	s.state.Writing, s.state.WritingSince = "", time.Time{}
+	s.mu.Unlock()
+	if s.onReload != nil {
+		s.onReload(reloadHeld, store.Result{})
+	}
+	attrs := []any{"dir", s.dir}
+	for _, d := range h.Deletions {
+		attrs = append(attrs, slog.Group("deletes", "scope", d.Scope, "type", d.Type, "deleted", d.Deleted, "of", d.Of))
+	}
+	s.log.Warn("config reload held: it would delete too much; the last good config is still served until `leanxds reload --confirm`, or the files change", attrs...)
+}
+
 // rejected records and logs a reload that failed.
 func (s *configSource) rejected(at time.Time, err error) {
 	lines := errorLines(err)
@@ -238,7 +279,7 @@ func (s *configSource) rejected(at time.Time, err error) {
 	s.state.LastAttempt, s.state.LastRejected = at, at
 	s.state.Rejected++
 	s.state.Errors = lines
-	s.state.Writing, s.state.WritingSince = "", time.Time{}
+	s.state.Held, s.state.Writing, s.state.WritingSince = nil, "", time.Time{}
 	loaded := s.state.Loaded
 	s.mu.Unlock()
 	if s.onReload != nil {

@@ -63,7 +63,7 @@ func (s *configSource) Watch(ctx context.Context, w *fsnotify.Watcher, debounce 
 			timer.Reset(debounce)
 		case <-timer.C:
 			first = time.Time{}
-			_, err := s.tryReload() // it logs and records its own errors
+			_, err := s.tryReload(false) // it logs and records its own errors
 			if nq, ok := errors.AsType[*notQuietError](err); ok {
 				timer.Reset(nq.retry)
 				continue

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/leanxds/leanxds/protocol"
+)
+
+// A reload held back by the deletion guard is shown on the admin page, on
+// /readyz (still ready: the last good config is served) and in the metrics;
+// `leanxds reload` reports it and exits 1, and `leanxds reload --confirm`
+// applies it.
+func TestReloadCommandConfirmsHeldReload(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "clusters.yaml", clusters(20, "1s"))
+	ts := startTestServer(t, dir)
+	served := func() int { return ts.st.View().Table("default", protocol.TypeCluster).Len() }
+
+	writeFile(t, dir, "clusters.yaml", clusters(5, "1s"))
+	code, stdout, stderr := runArgs(t, nil, "reload", "--admin", ts.admin.URL)
+	assert.Equal(t, 1, code)
+	assert.Empty(t, stdout)
+	assert.Contains(t, stderr, `reload held: it would delete 15 of 20 CDS in scope "default"`)
+	assert.Equal(t, 20, served())
+
+	_, page := get(t, ts.admin.URL, "/")
+	assert.Contains(t, page, "RELOAD HELD at ")
+	assert.Contains(t, page, `  deletes 15 of 20 CDS in scope "default"`)
+	code, ready := get(t, ts.admin.URL, "/readyz")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Regexp(t, `^ready: config loaded; reload held since \S+: it would delete 15 of 20 CDS in scope "default"; confirm with `+"`leanxds reload --confirm`", ready)
+	assert.Equal(t, 1.0, testMetric(t, ts, "leanxds_config_reload_held"))
+	assert.Equal(t, 1.0, testMetric(t, ts, `leanxds_config_reloads_total{result="held"}`))
+	assert.Equal(t, 0.0, testMetric(t, ts, "leanxds_config_last_reload_successful"))
+
+	code, stdout, stderr = runArgs(t, nil, "reload", "--admin", ts.admin.URL, "--confirm")
+	assert.Equal(t, 0, code, stderr)
+	assert.Regexp(t, `^applied: revision \d+, 0 resources set, 15 deleted\n$`, stdout)
+	assert.Equal(t, 5, served())
+	assert.Equal(t, 0.0, testMetric(t, ts, "leanxds_config_reload_held"))
+	assert.Equal(t, 1.0, testMetric(t, ts, "leanxds_config_last_reload_successful"))
+	_, ready = get(t, ts.admin.URL, "/readyz")
+	assert.Equal(t, "ready: config loaded\n", ready)
+
+	code, stdout, _ = runArgs(t, nil, "reload", "--admin", ts.admin.URL)
+	assert.Equal(t, 0, code)
+	assert.Equal(t, "unchanged: the server already serves what the directory holds\n", stdout)
+}
+
+// A browser's cross-origin request cannot make the server reload: a web page
+// must not confirm a held reload.
+func TestReloadRefusesCrossOriginRequests(t *testing.T) {
+	ts := startTestServer(t, copyExample(t, "edge"))
+	req, err := http.NewRequest(http.MethodPost, ts.admin.URL+"/reload?confirm=true", nil)
+	require.NoError(t, err)
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+}
+
+func testMetric(t *testing.T, ts *testServer, sample string) float64 {
+	t.Helper()
+	return metric(t, ts.admin.URL, sample)
+}
