@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"net/http"
+	"os"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -62,6 +65,41 @@ func TestReloadRefusesCrossOriginRequests(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+}
+
+// A removed config directory makes the source stale: /readyz says so (and
+// stays 200, the last good config being served), as do the admin page and
+// leanxds_config_source_stale, until the directory is back.
+func TestStaleDirectoryShown(t *testing.T) {
+	dir := copyExample(t, "edge")
+	ts := startTestServer(t, dir)
+	w, err := ts.source.newWatcher()
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ts.source.Watch(ctx, w, 20*time.Millisecond)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	assert.Equal(t, 0.0, testMetric(t, ts, "leanxds_config_source_stale"))
+
+	backup := t.TempDir()
+	require.NoError(t, os.Rename(dir, backup+"/edge"))
+	eventually(t, "stale in the metrics", func() bool { return testMetric(t, ts, "leanxds_config_source_stale") == 1 })
+	code, ready := get(t, ts.admin.URL, "/readyz")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Regexp(t, `^ready: config loaded; config directory stale since \S+: not watched \(the directory does not exist\)\n$`, ready)
+	_, page := get(t, ts.admin.URL, "/")
+	assert.Contains(t, page, "STALE since ")
+
+	require.NoError(t, os.Rename(backup+"/edge", dir))
+	eventually(t, "watched again", func() bool { return testMetric(t, ts, "leanxds_config_source_stale") == 0 })
+	_, ready = get(t, ts.admin.URL, "/readyz")
+	assert.Equal(t, "ready: config loaded\n", ready)
 }
 
 func testMetric(t *testing.T, ts *testServer, sample string) float64 {

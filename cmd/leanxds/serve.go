@@ -149,7 +149,7 @@ func (s *server) run(ctx context.Context) error {
 	// after it goes unseen.
 	w, err := s.source.newWatcher()
 	if err != nil {
-		s.log.Error("cannot watch the config directory: changes are not applied until a restart", "dir", s.opts.configDir, "err", err)
+		s.source.setStale("cannot watch it, changes are not applied until a restart: " + err.Error())
 	} else {
 		defer w.Close() // Watch closes it too; closing twice is harmless
 	}

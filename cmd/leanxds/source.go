@@ -94,6 +94,11 @@ type reloadState struct {
 	// empty when no reload waits.
 	Writing      string    `json:"writing,omitempty"`
 	WritingSince time.Time `json:"writing_since,omitzero"`
+	// Stale says why the directory is not watched (it was removed, or cannot be
+	// watched), since StaleSince: its changes are not seen, and the last good
+	// config is served. Empty while it is watched.
+	Stale      string    `json:"stale,omitempty"`
+	StaleSince time.Time `json:"stale_since,omitzero"`
 }
 
 func newConfigSource(dir string, st *store.Store, log *slog.Logger) *configSource {
@@ -324,6 +329,27 @@ func (s *configSource) State() reloadState {
 	st := s.state
 	st.Errors = append([]string(nil), st.Errors...)
 	return st
+}
+
+// setStale records that the directory is not watched, and why; "" records
+// that it is watched again.
+func (s *configSource) setStale(reason string) {
+	s.mu.Lock()
+	was := s.state.Stale
+	s.state.Stale = reason
+	switch {
+	case reason != "" && was == "":
+		s.state.StaleSince = time.Now()
+	case reason == "":
+		s.state.StaleSince = time.Time{}
+	}
+	s.mu.Unlock()
+	switch {
+	case reason != "" && was == "":
+		s.log.Error("the config directory is not watched: its changes are not seen, the last good config is served", "dir", s.dir, "reason", reason)
+	case reason == "" && was != "":
+		s.log.Info("the config directory is watched again", "dir", s.dir)
+	}
 }
 
 // errorLines formats a reload error one problem a line: a *resources.LoadError

@@ -183,3 +183,71 @@ func TestWatchSlowRewrite(t *testing.T) {
 	assert.Equal(t, rev+1, st.View().Revision())
 	assert.Equal(t, 40, st.View().Table("default", protocol.TypeCluster).Len())
 }
+
+// A directory removed is reported stale, its last good config served; once it
+// is back it is watched again and applied.
+func TestWatchDirectoryRemovedAndRecreated(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "config")
+	writeFile(t, dir, "web.yaml", cluster("web", "1s"))
+	src, st := newSource(t, dir)
+	src.quiet.period = 20 * time.Millisecond
+	_, err := src.Reload()
+	require.NoError(t, err)
+	startWatch(t, src, 20*time.Millisecond)
+	v1 := timeoutOf(st, "default", "web")
+
+	require.NoError(t, os.RemoveAll(dir))
+	eventually(t, "the directory to be reported stale", func() bool { return src.State().Stale != "" })
+	assert.Equal(t, "the directory does not exist", src.State().Stale)
+	assert.False(t, src.State().StaleSince.IsZero())
+
+	writeFile(t, dir, "web.yaml", cluster("web", "2s"))
+	eventually(t, "the recreated directory to be applied", func() bool {
+		v := timeoutOf(st, "default", "web")
+		return v != "" && v != v1
+	})
+	assert.Empty(t, src.State().Stale)
+	writeFile(t, dir, "api.yaml", cluster("api", "1s"))
+	eventually(t, "a later change to be applied", func() bool { return timeoutOf(st, "default", "api") != "" })
+}
+
+// A directory missing when the watch starts (a snapshot is served meanwhile)
+// is stale until it appears, and applied when it does.
+func TestWatchDirectoryMissingAtStart(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "config")
+	src, st := newSource(t, dir)
+	src.quiet.period = 20 * time.Millisecond
+	startWatch(t, src, 20*time.Millisecond)
+	eventually(t, "the directory to be reported stale", func() bool { return src.State().Stale != "" })
+
+	writeFile(t, dir, "web.yaml", cluster("web", "1s"))
+	eventually(t, "the directory to be applied", func() bool { return timeoutOf(st, "default", "web") != "" })
+	assert.Empty(t, src.State().Stale)
+}
+
+// A Kubernetes ConfigMap volume updates its files at once: it writes them into
+// a new hidden directory, points the ..data link to it and removes the old
+// one, while each file is a link through ..data. The swap is applied, and the
+// hidden directories are not watched as scopes.
+func TestWatchConfigMapSwap(t *testing.T) {
+	dir := t.TempDir()
+	publish := func(version, content string) {
+		writeFile(t, dir, version+"/clusters.yaml", content)
+		require.NoError(t, os.Symlink(version, filepath.Join(dir, "..data_tmp")))
+		require.NoError(t, os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")))
+	}
+	publish("..2025_01_01_00_00_00.1", cluster("web", "1s"))
+	require.NoError(t, os.Symlink("..data/clusters.yaml", filepath.Join(dir, "clusters.yaml")))
+	src, st := newSource(t, dir)
+	src.quiet.period = 20 * time.Millisecond
+	_, err := src.Reload()
+	require.NoError(t, err)
+	w := startWatch(t, src, 20*time.Millisecond)
+	v1 := timeoutOf(st, "default", "web")
+	require.NotEmpty(t, v1)
+
+	publish("..2025_01_01_00_05_00.2", cluster("web", "2s"))
+	require.NoError(t, os.RemoveAll(filepath.Join(dir, "..2025_01_01_00_00_00.1")))
+	eventually(t, "the swapped file to be applied", func() bool { return timeoutOf(st, "default", "web") != v1 })
+	assert.Equal(t, []string{dir}, w.WatchList())
+}
