@@ -35,6 +35,18 @@ type Backend interface {
 	String() string
 }
 
+// History is implemented by a backend that keeps the snapshots it replaced, as
+// the file backend does (<name>.1, the newest, to <name>.N). When the current
+// snapshot is refused, Restore restores the newest of them that passes its
+// checks, so that one damaged file does not leave a server without its config.
+type History interface {
+	// Kept is how many previous snapshots the backend keeps at most.
+	Kept() int
+	// Previous returns the n-th previous snapshot (1: the newest) and its
+	// location, for logs; the error wraps ErrNotFound when there is none.
+	Previous(ctx context.Context, n int) (data []byte, location string, err error)
+}
+
 var (
 	// ErrNotFound is wrapped by Read when the location holds no snapshot.
 	ErrNotFound = errors.New("no snapshot")

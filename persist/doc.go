@@ -90,9 +90,15 @@
 // the store is untouched, the snapshot is set aside (renamed to
 // <name>.corrupt-<time>, or copied to <key>.corrupt-<time> on S3, where the
 // original stays for the next write to replace), never deleted, and the error
-// wraps ErrRefused and the failed check and says where the snapshot went. The
-// server then starts from its config source alone; Info.String says so for
-// status pages.
+// wraps ErrRefused and the failed check and says where the snapshot went. A
+// backend that keeps previous snapshots (History: the file backend's <name>.1
+// to <name>.N) then offers them, newest first: the first that passes every
+// check is restored, Info.From and Info.Refusals say which and why each newer
+// one was refused, and the Persister writes it back in place at once. The
+// previous snapshots themselves are never moved. When none passes, the server
+// starts from its config source alone; Info.String says so for status pages.
+// A location that holds no snapshot restores nothing, previous snapshots or
+// not: removing the snapshot is how to start from the config source alone.
 //
 // # Persister
 //

@@ -147,6 +147,20 @@ func (f *File) rotate() error {
 // previous is the path of the i-th previous snapshot (1: the newest).
 func (f *File) previous(i int) string { return f.path + "." + strconv.Itoa(i) }
 
+// Kept is how many previous snapshots the file backend keeps (History).
+func (f *File) Kept() int { return f.keep }
+
+// Previous returns the content of <name>.n and its file URL (History).
+func (f *File) Previous(ctx context.Context, n int) ([]byte, string, error) {
+	path := f.previous(n)
+	where := (&url.URL{Scheme: "file", Path: path}).String()
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, where, fmt.Errorf("%s: %w", path, ErrNotFound)
+	}
+	return data, where, err
+}
+
 // SetAside renames the snapshot file to <name>.<suffix> and returns the new path.
 func (f *File) SetAside(ctx context.Context, suffix string) (string, error) {
 	f.mu.Lock()

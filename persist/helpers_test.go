@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -235,4 +236,16 @@ func eventually(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// logLine returns the first JSON log line of logs whose message is msg, or nil.
+func logLine(t testing.TB, logs *bytes.Buffer, msg string) map[string]any {
+	t.Helper()
+	for _, l := range bytes.Split(logs.Bytes(), []byte("\n")) {
+		var line map[string]any
+		if json.Unmarshal(l, &line) == nil && line["msg"] == msg {
+			return line
+		}
+	}
+	return nil
 }

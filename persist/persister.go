@@ -184,7 +184,9 @@ func (p *Persister) ConfigLoaded() { p.loaded.Store(true) }
 // Restore loads the backend's snapshot into the store (see the package function
 // Restore), logs the outcome, and remembers what the backend holds, so that the
 // store's content is not written back unchanged and later snapshots continue
-// the restored snapshot's revision.
+// the restored snapshot's revision. A previous snapshot restored in place of a
+// refused one is written back in place at once, so that the next start finds
+// it there.
 func (p *Persister) Restore(ctx context.Context) (Info, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -197,12 +199,22 @@ func (p *Persister) Restore(ctx context.Context) (Info, error) {
 		// A resource that re-encodes differently changes the digest: the next
 		// Persist then writes the snapshot anew.
 		p.lastRevOK = false
-		p.log.Info("snapshot restored", "resources", info.Header.Resources, "scopes", info.Scopes,
+		p.log.Info("snapshot restored", "from", info.From, "resources", info.Header.Resources, "scopes", info.Scopes,
 			"revision", info.Header.Revision, "written_at", info.Header.WrittenAt, "writer", info.Header.Writer,
 			"bytes", info.Bytes, "took", info.Took)
 		if info.Mismatched > 0 {
 			p.log.Warn("restored resources re-encode to a new content version; clients holding them will get them again",
 				"count", info.Mismatched, "first", info.MismatchedNames)
+		}
+		if info.Refused {
+			p.log.Error("snapshot refused; restored the newest previous snapshot that passes its checks",
+				"from", info.From, "refused", info.Refusals, "set_aside", info.SetAside)
+			// The location holds no snapshot now (the refused one was set aside):
+			// write the restored content there.
+			p.lastDigestOK = false
+			if _, werr := p.persistLocked(ctx); werr != nil {
+				p.log.Warn("writing the restored snapshot back in place failed; will retry", "err", werr)
+			}
 		}
 	case info.Refused:
 		// A new lineage: the refused snapshot is no one's to continue.
@@ -276,6 +288,11 @@ func (p *Persister) backoff(n int) time.Duration {
 func (p *Persister) Persist(ctx context.Context) (wrote bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.persistLocked(ctx)
+}
+
+// persistLocked is Persist, with p.mu held.
+func (p *Persister) persistLocked(ctx context.Context) (wrote bool, err error) {
 	v := p.st.View()
 	if p.lastRevOK && v.Revision() == p.lastRev {
 		p.count(func(s *Stats) { s.Unchanged++ })

@@ -21,6 +21,15 @@ var ErrRefused = errors.New("snapshot refused")
 type Info struct {
 	// Location is the backend's String().
 	Location string
+	// From is where the restored snapshot was read: Location, or, when the
+	// snapshot there was refused, the previous snapshot restored instead (see
+	// History). "" unless Restored.
+	From string
+	// Refusals says why each snapshot tried before the one restored was
+	// refused, newest first, each naming its location: the snapshot at Location
+	// (then also Refused), and previous snapshots. Empty when the snapshot at
+	// Location was restored or there was none.
+	Refusals []string
 	// Found is true when the location held a snapshot.
 	Found bool
 	// Restored is true when the store now holds the snapshot's content.
@@ -53,8 +62,11 @@ func (i Info) String() string {
 	switch {
 	case i.Restored:
 		s := fmt.Sprintf("restored %d resources in %d scopes from %s (revision %d, written %s by %s)",
-			i.Header.Resources, i.Scopes, i.Location, i.Header.Revision,
+			i.Header.Resources, i.Scopes, i.From, i.Header.Revision,
 			i.Header.WrittenAt.UTC().Format(time.RFC3339), i.Header.Writer)
+		if len(i.Refusals) > 0 {
+			s += "; newer snapshots refused: " + strings.Join(i.Refusals, "; ")
+		}
 		if i.Mismatched > 0 {
 			s += fmt.Sprintf("; %d resources re-encode to a new content version and will be resent", i.Mismatched)
 		}
@@ -75,9 +87,12 @@ func (i Info) String() string {
 //
 // No snapshot is not an error: Info.Found is false and st is untouched. A
 // snapshot that fails Decode's checks, or whose content st refuses, is set aside
-// with b.SetAside (renamed, or copied on S3; never deleted) and st is left
-// untouched; the error wraps ErrRefused and the failed check and says where the
-// snapshot went. Any other error (the backend could not be read) leaves both
+// with b.SetAside (renamed, or copied on S3; never deleted). If b keeps previous
+// snapshots (History), the newest of them that passes the checks is restored
+// instead, and Info.From and Info.Refusals say which and why the newer ones were
+// refused; the previous snapshots are left as they are. Otherwise st is left
+// untouched, and the error wraps ErrRefused and the failed check and says where
+// the snapshot went. Any other error (the backend could not be read) leaves both
 // untouched.
 func Restore(ctx context.Context, b Backend, st *store.Store) (info Info, err error) {
 	defer func() {
@@ -95,30 +110,65 @@ func Restore(ctx context.Context, b Backend, st *store.Store) (info Info, err er
 		return info, fmt.Errorf("reading snapshot %s: %w", info.Location, err)
 	}
 	info.Found, info.Bytes = true, len(data)
-	refuse := func(why error) (Info, error) {
-		info.Refused = true
-		aside, aerr := b.SetAside(ctx, asideSuffix(time.Now()))
-		info.SetAside = aside
+	why := restoreFrom(st, data, info.Location, &info)
+	if why == nil {
 		info.Took = time.Since(start)
-		if aerr != nil {
-			return info, fmt.Errorf("%w: %s: %w (and it could not be set aside: %w)", ErrRefused, info.Location, why, aerr)
-		}
-		return info, fmt.Errorf("%w: %s: %w; kept as %s", ErrRefused, info.Location, why, aside)
+		return info, nil
 	}
 
+	info.Refused = true
+	aside, aerr := b.SetAside(ctx, asideSuffix(time.Now()))
+	info.SetAside = aside
+	if aerr != nil {
+		err = fmt.Errorf("%w: %s: %w (and it could not be set aside: %w)", ErrRefused, info.Location, why, aerr)
+	} else {
+		err = fmt.Errorf("%w: %s: %w; kept as %s", ErrRefused, info.Location, why, aside)
+	}
+	info.Refusals = []string{strings.TrimPrefix(err.Error(), ErrRefused.Error()+": ")}
+	if h, ok := b.(History); ok {
+		for n := 1; n <= h.Kept(); n++ {
+			data, where, rerr := h.Previous(ctx, n)
+			switch {
+			case errors.Is(rerr, ErrNotFound):
+				continue
+			case rerr != nil:
+				info.Refusals = append(info.Refusals, fmt.Sprintf("%s: reading it: %v", where, rerr))
+				continue
+			}
+			if why := restoreFrom(st, data, where, &info); why != nil {
+				info.Refusals = append(info.Refusals, fmt.Sprintf("%s: %v", where, why))
+				continue
+			}
+			info.Bytes = len(data)
+			info.Took = time.Since(start)
+			return info, nil
+		}
+		if len(info.Refusals) > 1 {
+			err = fmt.Errorf("%w; no previous snapshot passes its checks: %s", err, strings.Join(info.Refusals[1:], "; "))
+		}
+	}
+	info.Took = time.Since(start)
+	return info, err
+}
+
+// restoreFrom commits the snapshot data, read from the location from, into st
+// and records it in info; or says why it refuses it, leaving st and info as they
+// were.
+func restoreFrom(st *store.Store, data []byte, from string, info *Info) error {
 	snap, err := Decode(data)
 	if err != nil {
-		return refuse(err)
+		return err
 	}
 	changes, err := restoreChanges(st.View(), snap)
 	if err != nil {
-		return refuse(fmt.Errorf("%w: %w", ErrBody, err))
+		return fmt.Errorf("%w: %w", ErrBody, err)
 	}
 	res, err := st.Commit(changes...)
 	if err != nil {
-		return refuse(fmt.Errorf("the store refused its content: %w", err))
+		return fmt.Errorf("the store refused its content: %w", err)
 	}
 	info.Restored = true
+	info.From = from
 	info.Header = snap.Header
 	info.Scopes = len(snap.Scopes)
 	info.StoreRevision = res.Revision
@@ -141,8 +191,7 @@ func Restore(ctx context.Context, b Backend, st *store.Store) (info Info, err er
 			}
 		}
 	}
-	info.Took = time.Since(start)
-	return info, nil
+	return nil
 }
 
 // restoreChanges turns a snapshot into one commit that makes the store hold

@@ -3,6 +3,7 @@ package persist_test
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -224,4 +225,98 @@ func TestRestoreUnreadableBackend(t *testing.T) {
 	assert.Empty(t, obj.aside)
 	assert.Zero(t, st.View().Revision())
 	assert.Contains(t, info.String(), "snapshot not restored, serving from the config source alone: reading snapshot mem://snapshot")
+}
+
+// A refused snapshot does not leave the server without one when the file
+// backend kept previous snapshots: the newest of them that passes its checks is
+// restored, Info and the log say which and why each newer one was refused, the
+// refused snapshot is set aside, the previous ones are left as they are, and the
+// restored content is put back in place for the next start.
+func TestRestoreFallsBackToPreviousSnapshot(t *testing.T) {
+	ctx := context.Background()
+	path := tempSnapshot(t)
+	// Three writes: snapshot.bin.2 holds variant a, snapshot.bin.1 b, snapshot.bin c.
+	src := store.New()
+	p := persist.NewPersister(src, openFile(t, path), persist.Options{Logger: quiet})
+	p.ConfigLoaded()
+	for _, variant := range []string{"a", "b", "c"} {
+		commit(t, src, sample(variant)...)
+		wrote, err := p.Persist(ctx)
+		require.NoError(t, err)
+		require.True(t, wrote)
+	}
+	current, err := os.ReadFile(path)
+	require.NoError(t, err)
+	current[len(current)/2] ^= 0xff
+	require.NoError(t, os.WriteFile(path, current, 0o600))
+	first, err := os.ReadFile(path + ".1")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path+".1", first[:len(first)/2], 0o600))
+
+	var logs bytes.Buffer
+	st := store.New()
+	restorer := persist.NewPersister(st, openFile(t, path), persist.Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	info, err := restorer.Restore(ctx)
+	require.NoError(t, err)
+	assert.True(t, info.Restored)
+	assert.True(t, info.Refused, "the current snapshot was refused")
+	assert.Equal(t, "file://"+path+".2", info.From)
+	require.Len(t, info.Refusals, 2)
+	assert.Contains(t, info.Refusals[0], "file://"+path+": checksum check failed")
+	assert.Contains(t, info.Refusals[0], "kept as "+info.SetAside)
+	assert.Contains(t, info.Refusals[1], "file://"+path+".1: length check failed")
+	requireSameContent(t, storeWith(t, sample("a")...).View(), st.View())
+	assert.Contains(t, info.String(), "from file://"+path+".2 ")
+	assert.Contains(t, info.String(), "newer snapshots refused: file://"+path+": checksum check failed")
+
+	line := logLine(t, &logs, "snapshot refused; restored the newest previous snapshot that passes its checks")
+	require.NotNil(t, line, logs.String())
+	assert.Equal(t, "file://"+path+".2", line["from"])
+	assert.Len(t, line["refused"], 2)
+	assert.Equal(t, info.SetAside, line["set_aside"])
+
+	// The refused snapshot is kept aside; the previous ones are untouched.
+	kept, err := os.ReadFile(info.SetAside)
+	require.NoError(t, err)
+	assert.Equal(t, current, kept)
+	now1, err := os.ReadFile(path + ".1")
+	require.NoError(t, err)
+	assert.Equal(t, first[:len(first)/2], now1)
+
+	// The restored content is back in place: the next start restores it from
+	// the snapshot itself.
+	again := store.New()
+	info, err = persist.Restore(ctx, openFile(t, path), again)
+	require.NoError(t, err)
+	assert.Equal(t, "file://"+path, info.From)
+	assert.Empty(t, info.Refusals)
+	requireSameContent(t, st.View(), again.View())
+
+	// Without a current snapshot nothing is restored, though previous ones
+	// exist: removing the snapshot is how to start from the config alone.
+	require.NoError(t, os.Remove(path))
+	none := store.New()
+	info, err = persist.Restore(ctx, openFile(t, path), none)
+	require.NoError(t, err)
+	assert.False(t, info.Found)
+	assert.Zero(t, none.View().Revision())
+}
+
+// When the previous snapshots fail their checks too, the snapshot is refused
+// and the error says why each was.
+func TestRestoreRefusesWhenNoPreviousSnapshotPasses(t *testing.T) {
+	ctx := context.Background()
+	path := tempSnapshot(t)
+	require.NoError(t, os.WriteFile(path, []byte("not a snapshot"), 0o600))
+	require.NoError(t, os.WriteFile(path+".2", []byte("LXDSSNAP"), 0o600))
+	st := store.New()
+	info, err := persist.Restore(ctx, openFile(t, path), st)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, persist.ErrRefused)
+	assert.False(t, info.Restored)
+	assert.True(t, info.Refused)
+	require.Len(t, info.Refusals, 2)
+	assert.Contains(t, info.Refusals[1], "file://"+path+".2: ")
+	assert.Contains(t, err.Error(), "no previous snapshot passes its checks: file://"+path+".2: ")
+	assert.Zero(t, st.View().Revision())
 }

@@ -136,6 +136,9 @@ func testStalledClient(t *testing.T, sv stallVariant) {
 	// once; none of the versions in between. That bound (4) does not grow with the
 	// number of updates (10): the memory a stalled stream holds is bounded.
 	var got []string
+	// Bounded: a stream that never brings the latest state fails the test
+	// instead of hanging it.
+	defer time.AfterFunc(time.Minute, cancel).Stop()
 	for len(got) == 0 || got[len(got)-1] != latest {
 		resp := sv.newResp()
 		require.NoError(t, stalled.RecvMsg(resp))

@@ -11,10 +11,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// adminHandler serves the admin HTTP port. It has no authentication: it binds
-// to loopback by default. It is read-only but for POST /reload, which reads the
-// directory the server already serves again (and may confirm a held reload);
-// browsers' cross-origin requests are refused there, so that a web page cannot.
+// adminHandler serves the admin HTTP port. It binds to loopback by default. It
+// is read-only but for POST /reload, which reads the directory the server
+// already serves again (and may confirm a held reload); browsers'
+// cross-origin requests are refused there, so that a web page cannot. The
+// pages that list nodes answer callers with the admin token, or, without one,
+// local callers only.
 func (s *server) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.handleIndex)
@@ -30,11 +32,12 @@ func (s *server) adminHandler() http.Handler {
 		}
 		fmt.Fprintln(w, text)
 	})
-	mux.HandleFunc("GET /debug/clients", s.handleClients)
-	mux.HandleFunc("GET /debug/config", s.handleConfig)
-	mux.HandleFunc("GET /debug/reload", func(w http.ResponseWriter, _ *http.Request) {
+	// The debug pages list every node and what it is served: see adminauth.go.
+	mux.Handle("GET /debug/clients", requireAdmin(s.adminToken, http.HandlerFunc(s.handleClients)))
+	mux.Handle("GET /debug/config", requireAdmin(s.adminToken, http.HandlerFunc(s.handleConfig)))
+	mux.Handle("GET /debug/reload", requireAdmin(s.adminToken, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.source.State())
-	})
+	})))
 	mux.Handle("POST /reload", http.NewCrossOriginProtection().Handler(http.HandlerFunc(s.handleReload)))
 	return mux
 }
@@ -100,6 +103,7 @@ endpoints
   /debug/config?node=ID       what a node is served, as JSON, with versions
   /debug/config?scope=NAME    what a scope holds
   /debug/reload               the state above, as JSON
+  (/debug/clients and /debug/config answer a page at a time: &offset=N&limit=M; "next" is the next page)
   POST /reload[?confirm=true] reload the directory now; confirm a held reload (leanxds reload)
 `)
 	_, _ = w.Write([]byte(b.String()))
@@ -110,6 +114,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // a next path's & as itself, not \u0026
 	_ = enc.Encode(v)
 }
 

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/leanxds/leanxds/internal/conv"
@@ -160,8 +163,134 @@ func TestDeltaStreamObserved(t *testing.T) {
 	assert.Equal(t, 1.0, testutil.ToFloat64(ts.metrics.streams.WithLabelValues("delta")))
 	assert.Equal(t, 1.0, testutil.ToFloat64(ts.metrics.acks.WithLabelValues("delta", "CDS")))
 	var clients []clientJSON
-	getJSON(t, ts.admin.URL, "/debug/clients", &clients)
+	clients = getClients(t, ts.admin.URL, "/debug/clients")
 	require.Len(t, clients, 1)
 	assert.Equal(t, "delta", clients[0].Variant)
 	assert.True(t, clients[0].Types[0].Wildcard)
+}
+
+// csdsTrio serves the edge example with a CSDS budget of maxBytes to three
+// nodes, envoy-a, envoy-b and envoy-c, connected in that order, each holding
+// the three clusters, ACKed: three node configs of the same size.
+func csdsTrio(t *testing.T, maxBytes int) *testServer {
+	t.Helper()
+	ts := startTestServer(t, copyExample(t, "edge"), func(o *serveOptions) { o.csdsMaxBytes = maxBytes })
+	for _, id := range []string{"envoy-a", "envoy-b", "envoy-c"} {
+		c := conv.ADS(t, ts.cc, node(id, "edge"))
+		c.Request(protocol.TypeCluster).ExpectResponse(conv.Names("api", "payments", "web"))
+		c.ACK()
+	}
+	eventually(t, "the three ACKs", func() bool {
+		acked := 0
+		for _, s := range ts.xds.Streams() {
+			if len(s.Types) == 1 && s.Types[0].VersionACKed != "" {
+				acked++
+			}
+		}
+		return acked == 3
+	})
+	return ts
+}
+
+func nodeIDs(resp *statusv3.ClientStatusResponse) []string {
+	var ids []string
+	for _, c := range resp.GetConfig() {
+		ids = append(ids, c.GetNode().GetId())
+	}
+	return ids
+}
+
+// A FetchClientStatus answer is counted to the byte: one that fills the budget
+// exactly is sent, one a byte over it is refused with ResourceExhausted, saying
+// how many nodes matched and how many fit, and what to do.
+func TestCSDSFetchBudget(t *testing.T) {
+	full := fetchStatus(t, csdsTrio(t, defaultCSDSMaxBytes).cc)
+	require.Equal(t, []string{"envoy-a", "envoy-b", "envoy-c"}, nodeIDs(full))
+	size := proto.Size(full)
+
+	assert.Equal(t, size, proto.Size(fetchStatus(t, csdsTrio(t, size).cc)), "the whole answer, at a budget of its size")
+
+	_, err := statusv3.NewClientStatusDiscoveryServiceClient(csdsTrio(t, size-1).cc).
+		FetchClientStatus(context.Background(), &statusv3.ClientStatusRequest{})
+	assert.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
+	for _, want := range []string{fmt.Sprintf("budget of %d bytes (--csds-max-bytes)", size-1), "3 nodes match, 2 fit",
+		"node_matchers", "exclude_resource_contents", "StreamClientStatus"} {
+		assert.Contains(t, status.Convert(err).Message(), want)
+	}
+}
+
+// StreamClientStatus sends an answer over the budget in several messages, each
+// within it and holding whole nodes; an answer matching no node is one empty
+// message; a node whose config alone exceeds the budget ends the stream with
+// ResourceExhausted.
+func TestCSDSStreamPages(t *testing.T) {
+	full := fetchStatus(t, csdsTrio(t, defaultCSDSMaxBytes).cc)
+	node := proto.Size(&statusv3.ClientStatusResponse{Config: full.GetConfig()[:1]})
+	require.Equal(t, 3*node, proto.Size(full), "three configs of the same size")
+
+	ts := csdsTrio(t, 3*node-1)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stream, err := statusv3.NewClientStatusDiscoveryServiceClient(ts.cc).StreamClientStatus(ctx)
+	require.NoError(t, err)
+	require.NoError(t, stream.Send(&statusv3.ClientStatusRequest{}))
+	var got [][]string
+	for range 2 {
+		resp, err := stream.Recv()
+		require.NoError(t, err)
+		assert.LessOrEqual(t, proto.Size(resp), 3*node-1)
+		got = append(got, nodeIDs(resp))
+	}
+	assert.Equal(t, [][]string{{"envoy-a", "envoy-b"}, {"envoy-c"}}, got)
+
+	require.NoError(t, stream.Send(&statusv3.ClientStatusRequest{NodeMatchers: []*matcherv3.NodeMatcher{{NodeId: exact("nobody")}}}))
+	resp, err := stream.Recv()
+	require.NoError(t, err)
+	assert.Empty(t, resp.GetConfig())
+
+	ts = csdsTrio(t, node-1)
+	stream, err = statusv3.NewClientStatusDiscoveryServiceClient(ts.cc).StreamClientStatus(ctx)
+	require.NoError(t, err)
+	require.NoError(t, stream.Send(&statusv3.ClientStatusRequest{}))
+	_, err = stream.Recv()
+	assert.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
+	assert.Contains(t, status.Convert(err).Message(), `node "envoy-a" alone exceeds the CSDS budget`)
+	assert.Contains(t, status.Convert(err).Message(), "exclude_resource_contents")
+}
+
+// A FetchClientStatus whose answer is far over the budget costs the server
+// about what an answer within it costs: it stops building at the node that
+// crosses the budget, rather than building hundreds of megabytes and failing
+// to send them. The baseline is a fetch of one node in the same run.
+func TestCSDSFetchOverBudgetAllocatesLittle(t *testing.T) {
+	const budget = 64 << 10
+	dir := t.TempDir()
+	writeWorkload(t, dir, fleetWorkload)
+	ts := startTestServer(t, dir, func(o *serveOptions) { o.csdsMaxBytes = budget })
+	startFleet(t, ts.cc, 100, fleetWorkload)
+	client := statusv3.NewClientStatusDiscoveryServiceClient(ts.cc)
+	// The client lifts its own receive limit: only the server's budget applies.
+	fetch := func(req *statusv3.ClientStatusRequest) (*statusv3.ClientStatusResponse, uint64, error) {
+		before := allocated()
+		resp, err := client.FetchClientStatus(context.Background(), req, grpc.MaxCallRecvMsgSize(1<<30))
+		return resp, allocated() - before, err
+	}
+
+	// The baseline is the least of three fetches: the first ones also fill
+	// gRPC's buffer pools.
+	oneNode := &statusv3.ClientStatusRequest{NodeMatchers: []*matcherv3.NodeMatcher{{NodeId: exact("envoy-0042")}}}
+	baseline := uint64(math.MaxUint64)
+	for range 3 {
+		one, n, err := fetch(oneNode)
+		require.NoError(t, err)
+		require.Len(t, one.GetConfig(), 1)
+		require.Len(t, one.GetConfig()[0].GetGenericXdsConfigs(), 210)
+		baseline = min(baseline, n)
+	}
+
+	_, all, err := fetch(&statusv3.ClientStatusRequest{})
+	assert.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
+	assert.Contains(t, status.Convert(err).Message(), "100 nodes match, 1 fit")
+	t.Logf("allocated: %d bytes for one node, %d for all (%.2fx)", baseline, all, float64(all)/float64(baseline))
+	assert.Less(t, all, baseline+16*budget)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -70,37 +71,87 @@ func nackOf(t stream.TypeStatus) *nackJSON {
 	}
 }
 
-// handleClients lists the connected streams; ?verbose adds the subscribed names.
+// clientsPageJSON is a page of /debug/clients.
+type clientsPageJSON struct {
+	// Total counts the connected streams; Offset and Limit are the window of
+	// them this page shows, in order of connection.
+	Total   int          `json:"total"`
+	Offset  int          `json:"offset"`
+	Limit   int          `json:"limit"`
+	Clients []clientJSON `json:"clients"`
+	// Next is the path of the next page; empty on the last one.
+	Next string `json:"next,omitempty"`
+}
+
+// handleClients lists the connected streams, a page at a time; ?verbose adds
+// the subscribed names.
 func (s *server) handleClients(w http.ResponseWriter, r *http.Request) {
-	_, verbose := r.URL.Query()["verbose"]
-	out := []clientJSON{}
-	for _, c := range s.xds.Streams() {
-		cj := clientJSON{
-			ID: c.ID, NodeID: c.NodeID, Cluster: c.Cluster, Scope: c.Scope,
-			Variant: c.Variant, Service: c.Service, ConnectedSince: c.ConnectedAt,
-			Types: []typeJSON{},
-		}
-		if n := c.Node; n != nil && n.GetUserAgentName() != "" {
-			cj.UserAgent = n.GetUserAgentName() + " " + n.GetUserAgentVersion()
-		}
-		for _, t := range c.Types {
-			tj := typeJSON{
-				Type: protocol.Short(t.TypeURL), TypeURL: t.TypeURL, Served: t.Served, Wildcard: t.Wildcard,
-				Subscribed: len(t.Names), Missing: len(t.Missing),
-				VersionSent: t.VersionSent, NonceSent: t.NonceSent, VersionACKed: t.VersionACKed,
-				LastNACK: nackOf(t),
-			}
-			if verbose {
-				tj.Names, tj.MissingNames = t.Names, t.Missing
-			}
-			for _, e := range t.Retained {
-				tj.Retained = append(tj.Retained, e.Name)
-			}
-			cj.Types = append(cj.Types, tj)
-		}
-		out = append(out, cj)
+	q := r.URL.Query()
+	_, verbose := q["verbose"]
+	pr, err := parsePage(q, s.opts.adminMaxPage)
+	if err != nil {
+		writeJSONError(w, http.StatusBadRequest, "%v", err)
+		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	streams := s.xds.Streams()
+	page := clientsPageJSON{Total: len(streams), Offset: pr.offset, Limit: pr.limit, Clients: []clientJSON{}}
+	frame := page
+	frame.Next = longestNext(r, pr.limit)
+	budget, err := newPageBudget(s.opts.adminMaxBytes, frame)
+	if err != nil {
+		writeJSONError(w, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	for i := pr.offset; i < len(streams); i++ {
+		if len(page.Clients) == pr.limit {
+			page.Next = pr.nextPath(r, len(page.Clients))
+			break
+		}
+		cj := clientOf(streams[i], verbose)
+		ok, err := budget.fits(cj, 2)
+		if err != nil {
+			writeJSONError(w, http.StatusInternalServerError, "%v", err)
+			return
+		}
+		if !ok {
+			if len(page.Clients) == 0 {
+				writeTooLarge(w, s.opts.adminMaxBytes, fmt.Sprintf("stream %d of node %q", cj.ID, cj.NodeID), "leave out ?verbose")
+				return
+			}
+			page.Next = pr.nextPath(r, len(page.Clients))
+			break
+		}
+		page.Clients = append(page.Clients, cj)
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// clientOf is a stream as /debug/clients shows it; verbose adds the names.
+func clientOf(c stream.StreamStatus, verbose bool) clientJSON {
+	cj := clientJSON{
+		ID: c.ID, NodeID: c.NodeID, Cluster: c.Cluster, Scope: c.Scope,
+		Variant: c.Variant, Service: c.Service, ConnectedSince: c.ConnectedAt,
+		Types: []typeJSON{},
+	}
+	if n := c.Node; n != nil && n.GetUserAgentName() != "" {
+		cj.UserAgent = n.GetUserAgentName() + " " + n.GetUserAgentVersion()
+	}
+	for _, t := range c.Types {
+		tj := typeJSON{
+			Type: protocol.Short(t.TypeURL), TypeURL: t.TypeURL, Served: t.Served, Wildcard: t.Wildcard,
+			Subscribed: len(t.Names), Missing: len(t.Missing),
+			VersionSent: t.VersionSent, NonceSent: t.NonceSent, VersionACKed: t.VersionACKed,
+			LastNACK: nackOf(t),
+		}
+		if verbose {
+			tj.Names, tj.MissingNames = t.Names, t.Missing
+		}
+		for _, e := range t.Retained {
+			tj.Retained = append(tj.Retained, e.Name)
+		}
+		cj.Types = append(cj.Types, tj)
+	}
+	return cj
 }
 
 // resourceJSON is one resource in /debug/config.
@@ -113,14 +164,18 @@ type resourceJSON struct {
 	Resource json.RawMessage `json:"resource,omitempty"`
 }
 
-// typeConfigJSON is what a stream is served of one type.
+// typeConfigJSON is what a stream is served of one type, or what a scope holds
+// of it.
 type typeConfigJSON struct {
-	Type         string         `json:"type"`
-	TypeURL      string         `json:"type_url"`
-	VersionSent  string         `json:"version_sent,omitempty"`
-	VersionACKed string         `json:"version_acked,omitempty"`
-	LastNACK     *nackJSON      `json:"last_nack,omitempty"`
-	Resources    []resourceJSON `json:"resources"`
+	Type         string    `json:"type"`
+	TypeURL      string    `json:"type_url"`
+	VersionSent  string    `json:"version_sent,omitempty"`
+	VersionACKed string    `json:"version_acked,omitempty"`
+	LastNACK     *nackJSON `json:"last_nack,omitempty"`
+	// Total counts the resources of the type; Resources holds those on this
+	// page.
+	Total     int            `json:"total"`
+	Resources []resourceJSON `json:"resources"`
 }
 
 type streamConfigJSON struct {
@@ -131,16 +186,57 @@ type streamConfigJSON struct {
 	Types   []typeConfigJSON `json:"types"`
 }
 
+// nodeConfigJSON is a page of /debug/config?node=ID: every stream and type of
+// the node, with the resources of the page.
+type nodeConfigJSON struct {
+	Node     string `json:"node"`
+	Revision uint64 `json:"revision"`
+	// Total counts the resources of every stream and type; Offset and Limit
+	// are the window of them this page shows, in the order they are listed.
+	Total   int                `json:"total"`
+	Offset  int                `json:"offset"`
+	Limit   int                `json:"limit"`
+	Streams []streamConfigJSON `json:"streams"`
+	Next    string             `json:"next,omitempty"`
+}
+
+// scopeConfigJSON is a page of /debug/config?scope=NAME.
+type scopeConfigJSON struct {
+	Scope    string           `json:"scope"`
+	Revision uint64           `json:"revision"`
+	Total    int              `json:"total"`
+	Offset   int              `json:"offset"`
+	Limit    int              `json:"limit"`
+	Types    []typeConfigJSON `json:"types"`
+	Next     string           `json:"next,omitempty"`
+}
+
+// pageResource is one resource a config page may show: where it goes on the
+// page (stream, type) and what it is.
+type pageResource struct {
+	stream, typ int
+	name        string
+	entry       *store.Entry
+	status      string
+}
+
 // handleConfig shows the resources a node is served (?node=ID), per stream and
 // type, as protojson with their versions: what the client sees, for
-// troubleshooting. ?scope=NAME shows a scope's content instead.
+// troubleshooting. ?scope=NAME shows a scope's content instead. Either is
+// answered a page of resources at a time.
 func (s *server) handleConfig(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	node, scope := q.Get("node"), q.Get("scope")
+	pr, err := parsePage(q, s.opts.adminMaxPage)
+	if err != nil {
+		writeJSONError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
 	v := s.st.View()
+	var list []pageResource
 	switch {
 	case node != "":
-		var streams []streamConfigJSON
+		page := nodeConfigJSON{Node: node, Revision: v.Revision(), Offset: pr.offset, Limit: pr.limit, Streams: []streamConfigJSON{}}
 		for _, c := range s.xds.Streams() {
 			if c.NodeID != node {
 				continue
@@ -150,47 +246,90 @@ func (s *server) handleConfig(w http.ResponseWriter, r *http.Request) {
 				if !t.Served {
 					continue
 				}
-				tc := typeConfigJSON{
+				served := servedResources(v, c.Scope, t)
+				for _, sr := range served {
+					list = append(list, pageResource{len(page.Streams), len(sc.Types), sr.name, sr.entry, sr.client.String()})
+				}
+				sc.Types = append(sc.Types, typeConfigJSON{
 					Type: protocol.Short(t.TypeURL), TypeURL: t.TypeURL,
 					VersionSent: t.VersionSent, VersionACKed: t.VersionACKed, LastNACK: nackOf(t),
-					Resources: []resourceJSON{},
-				}
-				for _, sr := range servedResources(v, c.Scope, t) {
-					rj, err := resourceOf(sr.name, sr.entry)
-					if err != nil {
-						writeJSONError(w, http.StatusInternalServerError, "%s %q: %v", protocol.Short(t.TypeURL), sr.name, err)
-						return
-					}
-					rj.Status = sr.client.String()
-					tc.Resources = append(tc.Resources, rj)
-				}
-				sc.Types = append(sc.Types, tc)
+					Total: len(served), Resources: []resourceJSON{},
+				})
 			}
-			streams = append(streams, sc)
+			page.Streams = append(page.Streams, sc)
 		}
-		if streams == nil {
+		if len(page.Streams) == 0 {
 			writeJSONError(w, http.StatusNotFound, "node %q has no stream connected", node)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"node": node, "revision": v.Revision(), "streams": streams})
+		page.Total = len(list)
+		s.configPage(w, r, pr, &page, &page.Next, list, 6, func(p pageResource) *[]resourceJSON {
+			return &page.Streams[p.stream].Types[p.typ].Resources
+		}, fmt.Sprintf("the streams of node %q (%d)", node, len(page.Streams)))
 	case scope != "":
-		types := []typeConfigJSON{}
+		page := scopeConfigJSON{Scope: scope, Revision: v.Revision(), Offset: pr.offset, Limit: pr.limit, Types: []typeConfigJSON{}}
 		for typeURL, t := range v.Tables(scope) {
-			tc := typeConfigJSON{Type: protocol.Short(typeURL), TypeURL: typeURL, Resources: []resourceJSON{}}
 			for _, e := range t.Sorted() {
-				rj, err := resourceOf(e.Name, e)
-				if err != nil {
-					writeJSONError(w, http.StatusInternalServerError, "%s %q: %v", protocol.Short(typeURL), e.Name, err)
-					return
-				}
-				tc.Resources = append(tc.Resources, rj)
+				list = append(list, pageResource{typ: len(page.Types), name: e.Name, entry: e})
 			}
-			types = append(types, tc)
+			page.Types = append(page.Types, typeConfigJSON{Type: protocol.Short(typeURL), TypeURL: typeURL, Total: t.Len(), Resources: []resourceJSON{}})
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"scope": scope, "revision": v.Revision(), "types": types})
+		page.Total = len(list)
+		s.configPage(w, r, pr, &page, &page.Next, list, 4, func(p pageResource) *[]resourceJSON {
+			return &page.Types[p.typ].Resources
+		}, fmt.Sprintf("the types of scope %q", scope))
 	default:
 		writeJSONError(w, http.StatusBadRequest, "name a node (?node=ID) or a scope (?scope=NAME)")
 	}
+}
+
+// configPage renders the resources of list in the window pr, within the page
+// budget, into the slices of page that into returns (at indentation level
+// depth), and writes page, its next path set. frame names what the page holds
+// besides its resources, for when that alone exceeds the budget.
+func (s *server) configPage(w http.ResponseWriter, r *http.Request, pr pageRequest, page any, next *string,
+	list []pageResource, depth int, into func(pageResource) *[]resourceJSON, frame string) {
+	*next = longestNext(r, pr.limit)
+	budget, err := newPageBudget(s.opts.adminMaxBytes, page)
+	*next = ""
+	if err != nil {
+		writeJSONError(w, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	if !budget.frameFits() {
+		writeTooLarge(w, s.opts.adminMaxBytes, frame, "raise --admin-max-bytes")
+		return
+	}
+	taken := 0
+	for _, p := range list[min(pr.offset, len(list)):] {
+		if taken == pr.limit {
+			*next = pr.nextPath(r, taken)
+			break
+		}
+		rj, err := resourceOf(p.name, p.entry)
+		if err != nil {
+			writeJSONError(w, http.StatusInternalServerError, "%q: %v", p.name, err)
+			return
+		}
+		rj.Status = p.status
+		ok, err := budget.fits(rj, depth)
+		if err != nil {
+			writeJSONError(w, http.StatusInternalServerError, "%q: %v", p.name, err)
+			return
+		}
+		if !ok {
+			if taken == 0 {
+				writeTooLarge(w, s.opts.adminMaxBytes, fmt.Sprintf("resource %q", p.name),
+					"read it over CSDS (leanxds dump --node ID --output yaml), or raise --admin-max-bytes")
+				return
+			}
+			*next = pr.nextPath(r, taken)
+			break
+		}
+		*into(p) = append(*into(p), rj)
+		taken++
+	}
+	writeJSON(w, http.StatusOK, page)
 }
 
 // displayJSON writes resources with the field names of the config files

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 
+	statusv3 "github.com/envoyproxy/go-control-plane/envoy/service/status/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
 
 	"github.com/leanxds/leanxds/internal/conv"
@@ -52,4 +56,36 @@ func TestDumpCommand(t *testing.T) {
 	code, _, stderr := runArgs(t, nil, "dump", "--server", ts.addr, "--node", "nobody")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, stderr, `node "nobody" is not connected`)
+}
+
+// The table asks CSDS for no resource: it shows none, and a node whose config
+// with its resources exceeds the server's budget still fits without them. The
+// other outputs show the resources, and say what the budget refused.
+func TestDumpTableWithinBudget(t *testing.T) {
+	ts := csdsTrio(t, defaultCSDSMaxBytes)
+	ctx := context.Background()
+	one := &statusv3.ClientStatusRequest{NodeMatchers: []*matcherv3.NodeMatcher{{NodeId: exact("envoy-a")}}}
+	csds := statusv3.NewClientStatusDiscoveryServiceClient(ts.cc)
+	with, err := csds.FetchClientStatus(ctx, one)
+	require.NoError(t, err)
+	one.ExcludeResourceContents = true
+	without, err := csds.FetchClientStatus(ctx, one)
+	require.NoError(t, err)
+	require.Less(t, proto.Size(without), proto.Size(with))
+
+	small := csdsTrio(t, proto.Size(without))
+	code, stdout, stderr := runArgs(t, nil, "dump", "--server", small.addr, "--node", "envoy-a")
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, stdout, "node envoy-a")
+	assert.Regexp(t, `(?m)^  CDS +web +ACKED `, stdout)
+
+	code, _, stderr = runArgs(t, nil, "dump", "--server", small.addr, "--node", "envoy-a", "--output", "yaml")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "ResourceExhausted")
+	assert.Contains(t, stderr, "1 nodes match, 0 fit")
+
+	code, _, stderr = runArgs(t, nil, "dump", "--server", small.addr)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "3 nodes match, 1 fit")
+	assert.Contains(t, stderr, "--node ID shows one node")
 }

@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +23,7 @@ import (
 	"github.com/leanxds/leanxds/internal/conv"
 	"github.com/leanxds/leanxds/persist"
 	"github.com/leanxds/leanxds/protocol"
+	"github.com/leanxds/leanxds/store"
 )
 
 // The snapshot tests run the binary twice on one --snapshot, as a restart
@@ -205,6 +209,124 @@ func TestBinarySnapshotRefused(t *testing.T) {
 	assert.Contains(t, page, "snapshot  file://"+path+"\n")
 	assert.Contains(t, page, "at start: snapshot refused")
 	p.stop(t)
+}
+
+// A snapshot that fails its checks does not stop a server whose directory is
+// invalid when the file backend kept a previous snapshot that passes them: the
+// newest such is served, the log names the file and why the newer one was
+// refused, /readyz says where the config came from, and the restored content
+// is put back in place for the next start.
+func TestBinarySnapshotFallsBackToPrevious(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "snapshot.bin")
+	cfg, err := readConfigDir(copyExample(t, "edge"), defaultReadLimits)
+	require.NoError(t, err)
+	st := store.New()
+	_, err = st.Commit(cfg.changes(nil)...)
+	require.NoError(t, err)
+	previous, _ := persist.Encode(st.View(), persist.Meta{Writer: "an earlier run", Revision: 7})
+	require.NoError(t, os.WriteFile(path+".1", previous, 0o600))
+	require.NoError(t, os.WriteFile(path, []byte("LXDSSNAP but not much of a snapshot\n"), 0o600))
+	broken := t.TempDir()
+	writeFile(t, broken, "broken.yaml", cluster("broken", "-1s"))
+
+	p := startServe(t, t.TempDir(), nil, "--config", broken, "--snapshot", path, "--snapshot-interval", "1h")
+	line := p.logLine("snapshot refused; restored the newest previous snapshot that passes its checks")
+	require.NotNil(t, line, p.logText())
+	assert.Equal(t, "file://"+path+".1", line["from"])
+	refused, _ := line["refused"].([]any)
+	require.Len(t, refused, 1, p.logText())
+	assert.Contains(t, refused[0], "file://"+path+": format version check failed")
+	restored := p.logLine("snapshot restored")
+	require.NotNil(t, restored, p.logText())
+	assert.Equal(t, "file://"+path+".1", restored["from"])
+	assert.Equal(t, 11.0, restored["resources"])
+	_, ready := get(t, p.admin, "/readyz")
+	assert.Contains(t, ready, "ready: serving the restored snapshot")
+	assert.Contains(t, ready, "snapshot restored: 11 resources, revision 7, from file://"+path+".1")
+
+	c := conv.ADS(t, dialInsecure(t, p.xds), node("envoy-1", "edge"), conv.WithTimeout(10*time.Second))
+	c.Request(protocol.TypeCluster).ExpectResponse(conv.Names(edgeNames...))
+
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	snap, err := persist.Decode(data)
+	require.NoError(t, err, "the restored snapshot is back in place")
+	assert.Equal(t, 11, snap.Resources)
+	p.stop(t)
+}
+
+// An S3 endpoint that accepts connections and never answers delays the start
+// by LEANXDS_RESTORE_TIMEOUT (--restore-timeout) at most: a valid directory is
+// then served and the log says that the restore timed out; an invalid one is
+// fatal, with a message that says the snapshot was not restored and why.
+func TestBinaryRestoreTimeout(t *testing.T) {
+	leanxdsBinary(t)
+	snapshot := "s3://bucket/leanxds/snapshot.bin?region=us-east-1&endpoint=" + url.QueryEscape("http://"+hangingEndpoint(t))
+	env := []string{"LEANXDS_RESTORE_TIMEOUT=1s", "AWS_ACCESS_KEY_ID=leanxds-test", "AWS_SECRET_ACCESS_KEY=leanxds-test-secret",
+		"AWS_EC2_METADATA_DISABLED=true"}
+
+	t.Run("valid directory", func(t *testing.T) {
+		// startServe gives the process 30 s to listen.
+		p := startServe(t, t.TempDir(), env, "--config", copyExample(t, "edge"), "--snapshot", snapshot)
+		timedOut := p.logLine("snapshot restore timed out; serving from the config source alone")
+		require.NotNil(t, timedOut, p.logText())
+		assert.Equal(t, "1s", timedOut["timeout"])
+		assert.Less(t, p.logIndex("snapshot restore timed out; serving from the config source alone"), p.logIndex("xDS listening"))
+		assert.NotNil(t, p.logLine("config loaded"), p.logText())
+		_, ready := get(t, p.admin, "/readyz")
+		assert.Contains(t, ready, "ready: config loaded; snapshot not restored: restore timed out after 1s: reading snapshot s3://bucket/leanxds/snapshot.bin")
+		c := conv.ADS(t, dialInsecure(t, p.xds), node("envoy-1", "edge"), conv.WithTimeout(10*time.Second))
+		c.Request(protocol.TypeCluster).ExpectResponse(conv.Names(edgeNames...))
+		// No stop: the last snapshot at shutdown would wait for the endpoint too.
+	})
+
+	t.Run("invalid directory", func(t *testing.T) {
+		dir := t.TempDir()
+		writeFile(t, dir, "broken.yaml", cluster("broken", "-1s"))
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, leanxdsBinary(t), "serve", "--config", dir, "--snapshot", snapshot,
+			"--listen", "127.0.0.1:0", "--admin", "", "--log-level", "error")
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, ctx.Err(), "serve still running after 30 s:\n%s", out)
+		var exit *exec.ExitError
+		require.ErrorAs(t, err, &exit, "%s", out)
+		assert.Equal(t, 1, exit.ExitCode(), "%s", out)
+		assert.Contains(t, string(out), "leanxds: nothing to serve: config "+dir+" is invalid")
+		assert.Contains(t, string(out), "and no snapshot was restored: restore timed out after 1s: reading snapshot s3://bucket/leanxds/snapshot.bin")
+	})
+}
+
+// hangingEndpoint returns the address of a listener on 127.0.0.1 that accepts
+// connections and never answers.
+func hangingEndpoint(t *testing.T) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		lis.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return lis.Addr().String()
 }
 
 // asYAMLList returns a resource file as items of a YAML list, without its

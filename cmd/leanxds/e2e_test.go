@@ -289,7 +289,7 @@ func TestBinaryServeReloadAndObserve(t *testing.T) {
 	// /debug/clients: the EDS version sent is the one the client ACKed.
 	var clients []clientJSON
 	eventually(t, "the ACK in /debug/clients", func() bool {
-		getJSON(t, p.admin, "/debug/clients", &clients)
+		clients = getClients(t, p.admin, "/debug/clients")
 		return len(clients) == 1 && len(clients[0].Types) == 2 && clients[0].Types[1].VersionACKed == edited.Version()
 	})
 	assert.Equal(t, edited.Version(), clients[0].Types[1].VersionSent)
@@ -400,6 +400,24 @@ func TestBinaryDanglingReference(t *testing.T) {
 	allowed.stop(t)
 }
 
+// dialMTLS returns a connection to addr that trusts the CA of pki and presents
+// the certificate pki issued as client, or none when client is "".
+func dialMTLS(t *testing.T, pki *testPKI, addr, client string) *grpc.ClientConn {
+	t.Helper()
+	pool := x509.NewCertPool()
+	pool.AddCert(pki.caCert)
+	cfg := &tls.Config{RootCAs: pool, ServerName: "localhost"}
+	if client != "" {
+		pair, err := tls.LoadX509KeyPair(pki.path(client+".crt"), pki.path(client+".key"))
+		require.NoError(t, err)
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+	require.NoError(t, err)
+	t.Cleanup(func() { cc.Close() })
+	return cc
+}
+
 // With --client-ca and --node-identity, a client must present a certificate the
 // CA signed, and may only claim the node id its certificate names; CSDS shows a
 // client only its own node.
@@ -408,24 +426,18 @@ func TestBinaryMTLSNodeIdentity(t *testing.T) {
 	pki.issue(t, "server", true, "leanxds")
 	pki.issue(t, "envoy-1", false, "envoy-1", "spiffe://leanxds/node/envoy-1")
 	pki.issue(t, "envoy-2", false, "envoy-2", "spiffe://leanxds/node/envoy-2")
-	p := startServe(t, t.TempDir(), nil, "--config", copyExample(t, "edge"),
+	// Each SPIFFE ID is mapped to a scope: envoy-1 to the edge example, envoy-2
+	// to a scope of one cluster.
+	dir := t.TempDir()
+	copyExampleTo(t, "edge", filepath.Join(dir, "edge"))
+	writeFile(t, dir, "envoy-2/cluster.yaml", cluster("other", "1s"))
+	scopeMap := filepath.Join(t.TempDir(), "scopes.yaml")
+	writeFile(t, filepath.Dir(scopeMap), "scopes.yaml", "spiffe://leanxds/node/envoy-1: edge\nspiffe://leanxds/node/envoy-2: envoy-2\n")
+	p := startServe(t, t.TempDir(), nil, "--config", dir,
 		"--tls-cert", pki.path("server.crt"), "--tls-key", pki.path("server.key"),
-		"--client-ca", pki.path("ca.crt"), "--node-identity", "san-uri", "--scope-by", "id")
-
-	dial := func(client string) *grpc.ClientConn {
-		pool := x509.NewCertPool()
-		pool.AddCert(pki.caCert)
-		cfg := &tls.Config{RootCAs: pool, ServerName: "localhost"}
-		if client != "" {
-			pair, err := tls.LoadX509KeyPair(pki.path(client+".crt"), pki.path(client+".key"))
-			require.NoError(t, err)
-			cfg.Certificates = []tls.Certificate{pair}
-		}
-		cc, err := grpc.NewClient(p.xds, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
-		require.NoError(t, err)
-		t.Cleanup(func() { cc.Close() })
-		return cc
-	}
+		"--client-ca", pki.path("ca.crt"), "--node-identity", "san-uri", "--scope-by", "id",
+		"--scope-map", scopeMap)
+	dial := func(client string) *grpc.ClientConn { return dialMTLS(t, pki, p.xds, client) }
 
 	envoy1 := dial("envoy-1")
 	good := conv.ADS(t, envoy1, node("spiffe://leanxds/node/envoy-1", "edge"), conv.WithTimeout(10*time.Second))
@@ -439,7 +451,7 @@ func TestBinaryMTLSNodeIdentity(t *testing.T) {
 
 	envoy2 := dial("envoy-2")
 	other := conv.ADS(t, envoy2, node("spiffe://leanxds/node/envoy-2", "edge"), conv.WithTimeout(10*time.Second))
-	other.Request(protocol.TypeCluster).ExpectResponse()
+	other.Request(protocol.TypeCluster).ExpectResponse(conv.Names("other"))
 
 	// No client certificate: no connection at all.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -460,6 +472,73 @@ func TestBinaryMTLSNodeIdentity(t *testing.T) {
 	assert.NotContains(t, string(out), "envoy-2")
 	assert.NotNil(t, p.logLine("xDS listening"))
 	p.stop(t)
+}
+
+// secret is a resource file holding a generic secret.
+func secret(name, value string) string {
+	return "\"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret\nname: " + name +
+		"\ngeneric_secret: {secret: {inline_string: " + value + "}}\n"
+}
+
+// Under --node-identity a node is served the scope of its certificate's
+// identity and no other: a SPIFFE ID through --scope-map; a common name by
+// itself. A node whose identity has no scope is refused, not served the
+// default scope and its secrets; so is a node whose node.cluster names another
+// node's scope.
+func TestBinaryNodeIdentityScopes(t *testing.T) {
+	pki := newTestPKI(t)
+	pki.issue(t, "server", true, "leanxds")
+	pki.issue(t, "spiffe-a", false, "", "spiffe://td/ns/a")
+	pki.issue(t, "spiffe-x", false, "", "spiffe://td/ns/x")
+	pki.issue(t, "node-a", false, "node-a")
+	pki.issue(t, "node-c", false, "node-c")
+	dir := copyExample(t, "edge") // the default scope, with its secret upstream-ca
+	for _, scope := range []string{"scope-a", "node-a", "node-b"} {
+		writeFile(t, dir, scope+"/cluster.yaml", cluster(scope+"-web", "1s"))
+		writeFile(t, dir, scope+"/secret.yaml", secret(scope+"-secret", scope+"-password"))
+	}
+	tlsFlags := []string{"--config", dir, "--tls-cert", pki.path("server.crt"), "--tls-key", pki.path("server.key"), "--client-ca", pki.path("ca.crt")}
+
+	t.Run("san-uri, scope map", func(t *testing.T) {
+		scopeMap := filepath.Join(t.TempDir(), "scopes.yaml")
+		writeFile(t, filepath.Dir(scopeMap), "scopes.yaml", "spiffe://td/ns/a: scope-a\n")
+		p := startServe(t, t.TempDir(), nil, append(tlsFlags, "--node-identity", "san-uri", "--scope-by", "id", "--scope-map", scopeMap)...)
+
+		a := conv.ADS(t, dialMTLS(t, pki, p.xds, "spiffe-a"), node("spiffe://td/ns/a", ""), conv.WithTimeout(10*time.Second))
+		a.Request(protocol.TypeCluster).ExpectResponse(conv.Names("scope-a-web"))
+		a.ACK()
+		a.Request(protocol.TypeSecret, "scope-a-secret").ExpectResponse(conv.Names("scope-a-secret"))
+
+		x := conv.ADS(t, dialMTLS(t, pki, p.xds, "spiffe-x"), node("spiffe://td/ns/x", ""), conv.WithTimeout(10*time.Second))
+		x.Request(protocol.TypeSecret, "upstream-ca")
+		err := x.ExpectError(codes.PermissionDenied)
+		assert.Contains(t, err.Error(), `identity "spiffe://td/ns/x" has no entry in the scope map `+scopeMap)
+		refused := p.logLineWith("node refused", "node", "spiffe://td/ns/x")
+		require.NotNil(t, refused, p.logText())
+		assert.Contains(t, refused["reason"], "has no entry in the scope map")
+		p.stop(t)
+	})
+
+	t.Run("cn, scope by cluster", func(t *testing.T) {
+		p := startServe(t, t.TempDir(), nil, append(tlsFlags, "--node-identity", "cn")...)
+		cc := dialMTLS(t, pki, p.xds, "node-a")
+		a := conv.ADS(t, cc, node("node-a", "node-a"), conv.WithTimeout(10*time.Second))
+		a.Request(protocol.TypeCluster).ExpectResponse(conv.Names("node-a-web"))
+
+		// node-a's certificate, naming node-b's cluster: refused.
+		asB := conv.ADS(t, cc, node("node-a", "node-b"), conv.WithTimeout(10*time.Second))
+		asB.Request(protocol.TypeSecret, "node-b-secret")
+		err := asB.ExpectError(codes.PermissionDenied)
+		assert.Contains(t, err.Error(), `node.cluster "node-b" is not the scope of the certificate's identity "node-a", which is "node-a"`)
+
+		// A valid certificate whose identity has no scope directory: refused.
+		c := conv.ADS(t, dialMTLS(t, pki, p.xds, "node-c"), node("node-c", "node-c"), conv.WithTimeout(10*time.Second))
+		c.Request(protocol.TypeSecret, "upstream-ca")
+		err = c.ExpectError(codes.PermissionDenied)
+		assert.Contains(t, err.Error(), `scope "node-c" of identity "node-c" holds no resource`)
+		assert.NotNil(t, p.logLineWith("node refused", "node", "node-c"), p.logText())
+		p.stop(t)
+	})
 }
 
 // The README's run command, from the repository root as a new user types it,
@@ -523,7 +602,7 @@ func TestBinaryGRPCExample(t *testing.T) {
 		require.NoError(t, err, "a call through xds:///greeter")
 	}
 	var clients []clientJSON
-	getJSON(t, p.admin, "/debug/clients", &clients)
+	clients = getClients(t, p.admin, "/debug/clients")
 	require.Len(t, clients, 1)
 	assert.Equal(t, "greeter-client-1", clients[0].NodeID)
 	p.stop(t)

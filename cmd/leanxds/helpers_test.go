@@ -32,8 +32,17 @@ import (
 // copyExample copies examples/NAME into a temporary directory the test may edit.
 func copyExample(t testing.TB, name string) string {
 	t.Helper()
-	src := filepath.Join("..", "..", "examples", name)
 	dst := t.TempDir()
+	copyExampleTo(t, name, dst)
+	return dst
+}
+
+// copyExampleTo copies examples/NAME into dst, created if need be: a scope
+// directory, when dst is a subdirectory of a config directory.
+func copyExampleTo(t testing.TB, name, dst string) {
+	t.Helper()
+	src := filepath.Join("..", "..", "examples", name)
+	require.NoError(t, os.MkdirAll(dst, 0o755))
 	entries, err := os.ReadDir(src)
 	require.NoError(t, err)
 	for _, e := range entries {
@@ -42,7 +51,6 @@ func copyExample(t testing.TB, name string) string {
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644))
 	}
-	return dst
 }
 
 // writeFile writes content to dir/name, creating subdirectories.
@@ -110,6 +118,7 @@ type testServer struct {
 func startTestServer(t testing.TB, dir string, opts ...func(*serveOptions)) *testServer {
 	t.Helper()
 	o := &serveOptions{configDir: dir, scopeBy: "cluster", debounce: 20 * time.Millisecond, drainTimeout: time.Second,
+		csdsMaxBytes: defaultCSDSMaxBytes, adminMaxBytes: defaultAdminMaxBytes, adminMaxPage: defaultAdminMaxPage,
 		limits: defaultReadLimits, guard: defaultDeleteGuard}
 	for _, f := range opts {
 		f(o)

@@ -26,7 +26,8 @@ func TestServeHelp(t *testing.T) {
 	code, _, stderr := runArgs(t, nil, "serve", "--help")
 	assert.Equal(t, 0, code)
 	for _, f := range []string{"config", "listen", "admin", "scope-by", "no-default-scope", "tls-cert", "tls-key",
-		"client-ca", "node-identity", "log-level", "log-format", "debounce", "drain-timeout", "snapshot", "snapshot-interval", "allow-dangling",
+		"client-ca", "node-identity", "scope-map", "log-level", "log-format", "debounce", "drain-timeout", "snapshot", "snapshot-interval", "restore-timeout", "allow-dangling",
+		"csds-max-bytes", "admin-token", "admin-max-bytes", "admin-max-page",
 		"max-file-bytes", "max-dir-bytes", "max-delete-fraction", "delete-guard-min"} {
 		assert.Regexp(t, `(?m)^  --`+f+`( \w+)?$`, stderr)
 		assert.Contains(t, stderr, "$"+envName(f), f)
@@ -67,6 +68,7 @@ func TestFlagsFromEnv(t *testing.T) {
 	assert.Equal(t, time.Minute, o.snapshotInterval, "the default")
 	assert.Empty(t, o.snapshot, "no persistence by default")
 	assert.False(t, o.allowDangling, "dangling references are refused by default")
+	assert.Equal(t, 10*time.Second, o.restoreTimeout, "the default")
 	assert.Equal(t, readLimits{fileBytes: 16 << 20, dirBytes: 256 << 20}, o.limits)
 	assert.Equal(t, deleteGuard{fraction: 0.5, min: 10}, o.guard)
 
@@ -99,6 +101,11 @@ func TestUsageErrors(t *testing.T) {
 		{nil, []string{"serve", "--config", "x", "--snapshot-interval", "0s"}, "--snapshot-interval must be positive"},
 		{nil, []string{"serve", "--config", "x", "--snapshot-interval", "-1m"}, "--snapshot-interval must be positive"},
 		{map[string]string{"LEANXDS_SNAPSHOT_INTERVAL": "hourly"}, []string{"serve", "--config", "x"}, `LEANXDS_SNAPSHOT_INTERVAL="hourly"`},
+		{nil, []string{"serve", "--config", "x", "--restore-timeout", "0s"}, "--restore-timeout must be positive"},
+		{nil, []string{"serve", "--config", "x", "--scope-map", "scopes.yaml"}, "--scope-map needs --node-identity"},
+		{nil, []string{"serve", "--config", "x", "--csds-max-bytes", "0"}, "--csds-max-bytes must be positive"},
+		{nil, []string{"serve", "--config", "x", "--admin-max-page", "0"}, "--admin-max-bytes and --admin-max-page must be positive"},
+		{map[string]string{"LEANXDS_CSDS_MAX_BYTES": "4MiB"}, []string{"serve", "--config", "x"}, `LEANXDS_CSDS_MAX_BYTES="4MiB"`},
 		{nil, []string{"serve", "--config", "x", "--max-file-bytes", "0"}, "--max-file-bytes and --max-dir-bytes must be positive"},
 		{nil, []string{"serve", "--config", "x", "--max-delete-fraction", "0"}, "--max-delete-fraction must be positive"},
 		{nil, []string{"serve", "--config", "x", "--delete-guard-min", "-1"}, "--delete-guard-min not negative"},

@@ -10,16 +10,28 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
-// matchNode reports whether a node matches a CSDS request's node matchers: any
-// of them (they are ORed, as csds.proto says); no matcher matches every node.
+// nodeMatchers are a CSDS request's node matchers, with each regex compiled
+// once for the request rather than once per node.
+type nodeMatchers struct {
+	ms []*matcherv3.NodeMatcher
+	// regexes holds the compiled safe_regex patterns, by pattern.
+	regexes map[string]*regexp.Regexp
+}
+
+func newNodeMatchers(ms []*matcherv3.NodeMatcher) *nodeMatchers {
+	return &nodeMatchers{ms: ms, regexes: make(map[string]*regexp.Regexp)}
+}
+
+// match reports whether a node matches the request's node matchers: any of
+// them (they are ORed, as csds.proto says); no matcher matches every node.
 // Within one matcher the node id and every metadata matcher must match. An error
 // names a matcher leanxds cannot evaluate (a custom string matcher, a bad regex).
-func matchNode(ms []*matcherv3.NodeMatcher, n *corev3.Node) (bool, error) {
-	if len(ms) == 0 {
+func (nm *nodeMatchers) match(n *corev3.Node) (bool, error) {
+	if len(nm.ms) == 0 {
 		return true, nil
 	}
-	for _, m := range ms {
-		ok, err := matchOne(m, n)
+	for _, m := range nm.ms {
+		ok, err := nm.matchOne(m, n)
 		if err != nil || ok {
 			return ok, err
 		}
@@ -27,15 +39,15 @@ func matchNode(ms []*matcherv3.NodeMatcher, n *corev3.Node) (bool, error) {
 	return false, nil
 }
 
-func matchOne(m *matcherv3.NodeMatcher, n *corev3.Node) (bool, error) {
+func (nm *nodeMatchers) matchOne(m *matcherv3.NodeMatcher, n *corev3.Node) (bool, error) {
 	if m.GetNodeId() != nil {
-		ok, err := matchString(m.GetNodeId(), n.GetId())
+		ok, err := nm.matchString(m.GetNodeId(), n.GetId())
 		if err != nil || !ok {
 			return false, err
 		}
 	}
 	for _, sm := range m.GetNodeMetadatas() {
-		ok, err := matchStruct(sm, n.GetMetadata())
+		ok, err := nm.matchStruct(sm, n.GetMetadata())
 		if err != nil || !ok {
 			return false, err
 		}
@@ -43,7 +55,7 @@ func matchOne(m *matcherv3.NodeMatcher, n *corev3.Node) (bool, error) {
 	return true, nil
 }
 
-func matchString(m *matcherv3.StringMatcher, s string) (bool, error) {
+func (nm *nodeMatchers) matchString(m *matcherv3.StringMatcher, s string) (bool, error) {
 	fold := func(x string) string { return x }
 	if m.GetIgnoreCase() {
 		fold = strings.ToLower
@@ -58,40 +70,53 @@ func matchString(m *matcherv3.StringMatcher, s string) (bool, error) {
 	case *matcherv3.StringMatcher_Contains:
 		return strings.Contains(fold(s), fold(p.Contains)), nil
 	case *matcherv3.StringMatcher_SafeRegex:
-		// Envoy's safe_regex must match the whole string.
-		re, err := regexp.Compile(`^(?:` + p.SafeRegex.GetRegex() + `)$`)
+		re, err := nm.regex(p.SafeRegex.GetRegex())
 		if err != nil {
-			return false, fmt.Errorf("safe_regex %q: %w", p.SafeRegex.GetRegex(), err)
+			return false, err
 		}
 		return re.MatchString(s), nil
 	}
 	return false, fmt.Errorf("string matcher %T is not supported", m.GetMatchPattern())
 }
 
+// regex compiles a safe_regex pattern, once.
+func (nm *nodeMatchers) regex(pattern string) (*regexp.Regexp, error) {
+	if re, ok := nm.regexes[pattern]; ok {
+		return re, nil
+	}
+	// Envoy's safe_regex must match the whole string.
+	re, err := regexp.Compile(`^(?:` + pattern + `)$`)
+	if err != nil {
+		return nil, fmt.Errorf("safe_regex %q: %w", pattern, err)
+	}
+	nm.regexes[pattern] = re
+	return re, nil
+}
+
 // matchStruct follows the matcher's path of keys into the metadata and matches
 // the value found there.
-func matchStruct(m *matcherv3.StructMatcher, s *structpb.Struct) (bool, error) {
+func (nm *nodeMatchers) matchStruct(m *matcherv3.StructMatcher, s *structpb.Struct) (bool, error) {
 	if len(m.GetPath()) == 0 {
 		return false, fmt.Errorf("struct matcher without a path")
 	}
 	var v *structpb.Value
 	for i, seg := range m.GetPath() {
 		if s == nil {
-			return matchValue(m.GetValue(), nil)
+			return nm.matchValue(m.GetValue(), nil)
 		}
 		v = s.GetFields()[seg.GetKey()]
 		if v == nil {
-			return matchValue(m.GetValue(), nil)
+			return nm.matchValue(m.GetValue(), nil)
 		}
 		if i < len(m.GetPath())-1 {
 			s = v.GetStructValue()
 		}
 	}
-	return matchValue(m.GetValue(), v)
+	return nm.matchValue(m.GetValue(), v)
 }
 
 // matchValue matches a metadata value; v is nil when the path led nowhere.
-func matchValue(m *matcherv3.ValueMatcher, v *structpb.Value) (bool, error) {
+func (nm *nodeMatchers) matchValue(m *matcherv3.ValueMatcher, v *structpb.Value) (bool, error) {
 	switch p := m.GetMatchPattern().(type) {
 	case *matcherv3.ValueMatcher_PresentMatch:
 		return (v != nil) == p.PresentMatch, nil
@@ -113,7 +138,7 @@ func matchValue(m *matcherv3.ValueMatcher, v *structpb.Value) (bool, error) {
 		if !ok {
 			return false, nil
 		}
-		return matchString(p.StringMatch, s.StringValue)
+		return nm.matchString(p.StringMatch, s.StringValue)
 	case *matcherv3.ValueMatcher_DoubleMatch:
 		d, ok := v.GetKind().(*structpb.Value_NumberValue)
 		if !ok {
@@ -125,7 +150,7 @@ func matchValue(m *matcherv3.ValueMatcher, v *structpb.Value) (bool, error) {
 		return d.NumberValue == p.DoubleMatch.GetExact(), nil
 	case *matcherv3.ValueMatcher_ListMatch:
 		for _, e := range v.GetListValue().GetValues() {
-			ok, err := matchValue(p.ListMatch.GetOneOf(), e)
+			ok, err := nm.matchValue(p.ListMatch.GetOneOf(), e)
 			if err != nil || ok {
 				return ok, err
 			}
@@ -133,7 +158,7 @@ func matchValue(m *matcherv3.ValueMatcher, v *structpb.Value) (bool, error) {
 		return false, nil
 	case *matcherv3.ValueMatcher_OrMatch:
 		for _, alt := range p.OrMatch.GetValueMatchers() {
-			ok, err := matchValue(alt, v)
+			ok, err := nm.matchValue(alt, v)
 			if err != nil || ok {
 				return ok, err
 			}

@@ -58,6 +58,8 @@ type server struct {
 	xds     *stream.Server
 	csds    *csdsServer
 	grpc    *grpc.Server
+	// adminToken guards CSDS and the admin pages that list nodes (--admin-token).
+	adminToken adminToken
 	// persister keeps the store's snapshot (--snapshot); nil without one.
 	persister *persist.Persister
 	// snapshot is what the restore at start found and did; nil until then, and
@@ -103,15 +105,19 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 		Hooks:          s.metrics.hooks(),
 		Logger:         log,
 	}
-	s.csds = &csdsServer{st: s.st, done: s.done}
+	s.csds = &csdsServer{st: s.st, maxBytes: o.csdsMaxBytes, done: s.done}
 	if o.nodeIdentity != "" {
-		xopts.Authorize = nodeAuthorizer(o.nodeIdentity)
-		s.csds.visible = csdsVisibility(o.nodeIdentity, splitList(o.csdsReaders))
-		if o.scopeBy != "id" {
-			log.Warn("--node-identity checks node ids, but --scope-by is not id: a client can still name another node's cluster or metadata and read its scope",
-				"scope-by", o.scopeBy)
+		ids, err := newIdentityScopes(o, s.st, log)
+		if err != nil {
+			return nil, err
 		}
+		// A node is served its identity's scope and no other: not the default
+		// scope either (nodescope.go).
+		xopts.Authorize, xopts.ScopeOf, xopts.NoDefaultScope = ids.authorize, ids.scope, true
+		s.csds.visible = csdsVisibility(o.nodeIdentity, splitList(o.csdsReaders))
 	}
+	s.adminToken = newAdminToken(o.adminToken)
+	s.csds.visible = csdsAccess(s.adminToken, s.csds.visible)
 	s.xds = stream.New(s.st, xopts)
 	s.csds.xds = s.xds
 
@@ -167,7 +173,8 @@ func (s *server) run(ctx context.Context) error {
 		return fmt.Errorf("xDS: %w", err)
 	}
 	s.log.Info("xDS listening", "addr", lis.Addr().String(), "tls", s.opts.tlsCert != "",
-		"mtls", s.opts.clientCA != "", "node_identity", s.opts.nodeIdentity, "scope_by", s.opts.scopeBy)
+		"mtls", s.opts.clientCA != "", "node_identity", s.opts.nodeIdentity, "scope_by", s.opts.scopeBy, "scope_map", s.opts.scopeMap,
+		"csds", csdsGuard(s.adminToken, s.opts.nodeIdentity))
 	served := make(chan error, 1)
 	go func() { served <- s.grpc.Serve(lis) }()
 
@@ -217,7 +224,7 @@ func (s *server) startAdmin() (*http.Server, error) {
 			s.log.Error("admin server", "err", err)
 		}
 	}()
-	s.log.Info("admin listening", "addr", lis.Addr().String())
+	s.log.Info("admin listening", "addr", lis.Addr().String(), "debug_pages", s.adminToken.String())
 	return srv, nil
 }
 
@@ -239,6 +246,7 @@ func (s *server) initialLoad(ctx context.Context) error {
 		if hasDangling(err) {
 			hint = "\n(--allow-dangling serves a config with dangling references, warning about each)"
 		}
+		hint += s.noSnapshotHint()
 		return fmt.Errorf("nothing to serve: config %s is invalid:\n  %s%s", s.opts.configDir, strings.Join(errorLines(err), "\n  "), hint)
 	}
 	msg := "config loaded"

@@ -33,12 +33,33 @@ type serveOptions struct {
 	// serving (persist.Open); "" for none.
 	snapshot         string
 	snapshotInterval time.Duration
+	// restoreTimeout bounds the restore of the snapshot at start: past it, serve
+	// goes on from the config directory alone.
+	restoreTimeout time.Duration
+	// scopeMap is the file mapping certificate identities to scopes under
+	// --node-identity; "" for none (an identity names its scope).
+	scopeMap string
+	// csdsMaxBytes bounds the encoded size of a CSDS response.
+	csdsMaxBytes int
+	// adminMaxBytes and adminMaxPage bound a /debug/ page: its JSON, and
+	// the entries it lists.
+	adminMaxBytes int
+	adminMaxPage  int
+	// adminToken, when set, is the bearer token that CSDS and the admin pages
+	// listing nodes require; without it they answer local callers only.
+	adminToken string
 	// limits bound the bytes a reload reads (--max-file-bytes, --max-dir-bytes).
 	limits readLimits
 	// guard holds back reloads that would delete too much
 	// (--max-delete-fraction, --delete-guard-min).
 	guard deleteGuard
 }
+
+// defaultCSDSMaxBytes is the default CSDS response budget: gRPC's default
+// receive limit (grpc-go, grpc-java and gRPC C++ all take 4 MiB), which the
+// budget counts exactly, so a client with default settings receives every
+// answer the budget lets through.
+const defaultCSDSMaxBytes = 4 << 20
 
 const serveAbout = `
 Serve the resources of a config directory to Envoy proxies and proxyless gRPC
@@ -69,13 +90,15 @@ func serveCommand(out io.Writer) (*command, *serveOptions) {
 	fs := c.fs
 	fs.StringVar(&o.configDir, "config", "", "config `DIR`ectory to serve (required)")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:18000", "`address` of the xDS gRPC port (also CSDS); port 0 picks a free port")
-	fs.StringVar(&o.admin, "admin", "127.0.0.1:9901", "`address` of the admin HTTP server (/metrics, /debug/..., /healthz, /readyz); empty disables it.\nIt has no authentication: keep it on loopback or a private network")
+	fs.StringVar(&o.admin, "admin", "127.0.0.1:9901", "`address` of the admin HTTP server (/metrics, /debug/..., /healthz, /readyz); empty disables it.\nIt speaks plain HTTP: keep it on loopback or a private network")
 	fs.StringVar(&o.scopeBy, "scope-by", "cluster", "what names the `scope` a node is served: cluster (node.cluster), id (node.id), or metadata:KEY (a string in node.metadata)")
 	fs.BoolVar(&o.noDefaultScope, "no-default-scope", false, "serve a node whose scope has no resources nothing, instead of the default scope")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate `file` of the xDS port: serve TLS (reloaded when the file changes)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key `file` of --tls-cert")
 	fs.StringVar(&o.clientCA, "client-ca", "", "PEM CA `file`: require client certificates signed by it (mTLS)")
-	fs.StringVar(&o.nodeIdentity, "node-identity", "", "with --client-ca, what in a client's certificate its node id must equal, else the stream is refused\n(PermissionDenied): `mode` san-uri, san-dns or cn")
+	fs.StringVar(&o.nodeIdentity, "node-identity", "", "with --client-ca, what in a client's certificate its node id must equal, else the stream is refused\n(PermissionDenied): `mode` san-uri, san-dns or cn. The node is then served its identity's scope only\n(see --scope-map): a node whose scope holds nothing, or whose --scope-by claims another scope, is refused")
+	fs.StringVar(&o.scopeMap, "scope-map", "", "with --node-identity, a YAML `file` mapping certificate identities to scopes (spiffe://example.org/ns/prod/sa/edge: edge),\n"+
+		"read again when it changes; without it, an identity names its scope itself")
 	fs.StringVar(&o.csdsReaders, "csds-readers", "", "with --node-identity, the certificate `identities` (comma-separated) that may read every node over CSDS;\nother clients see only their own node")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
@@ -87,6 +110,14 @@ func serveCommand(out io.Writer) (*command, *serveOptions) {
 		"file:///path or a plain path (the previous ones are kept as path.1 to path.3),\n"+
 		"or s3://bucket/key?region=REGION[&endpoint=URL] (S3 or an S3-compatible store); empty: none")
 	fs.DurationVar(&o.snapshotInterval, "snapshot-interval", persist.DefaultInterval, "how often the served config is written to --snapshot if it changed (and once more at shutdown)")
+	fs.DurationVar(&o.restoreTimeout, "restore-timeout", defaultRestoreTimeout, "how long the restore of --snapshot at start may take; past it, the config directory is served alone\n(if it is invalid, serve exits)")
+	fs.IntVar(&o.csdsMaxBytes, "csds-max-bytes", defaultCSDSMaxBytes, "the largest CSDS response, in `bytes`: a FetchClientStatus answer over it is refused (ResourceExhausted),\n"+
+		"a StreamClientStatus answer is sent in several messages within it")
+	fs.IntVar(&o.adminMaxBytes, "admin-max-bytes", defaultAdminMaxBytes, "the largest /debug/ page of the admin server, in `bytes` of JSON: longer lists are paged (?offset, ?limit)")
+	fs.IntVar(&o.adminMaxPage, "admin-max-page", defaultAdminMaxPage, "the most `entries` (streams, resources) of a /debug/ page, and its default ?limit")
+	fs.StringVar(&o.adminToken, "admin-token", "", "bearer `token` that CSDS (gRPC metadata \"authorization: Bearer TOKEN\") and the admin /debug/ pages (the\n"+
+		"Authorization header) require: they list every node and what it is served. Without it, they answer\n"+
+		"callers on this host only. Prefer the environment variable: a command line is visible to every local user")
 	fs.Int64Var(&o.limits.fileBytes, "max-file-bytes", defaultReadLimits.fileBytes, "refuse a config file larger than this many `bytes`, before reading it: the reload is rejected")
 	fs.Int64Var(&o.limits.dirBytes, "max-dir-bytes", defaultReadLimits.dirBytes, "refuse a config directory whose files hold more than this many `bytes` together, before reading them")
 	fs.Float64Var(&o.guard.fraction, "max-delete-fraction", defaultDeleteGuard.fraction, "hold back a reload that would delete more than this `fraction` of a type's resources in a scope\n"+
@@ -108,10 +139,18 @@ func (o *serveOptions) check() error {
 		return usageErrorf("serve: --node-identity needs --client-ca: only a verified certificate proves who a client is")
 	case o.csdsReaders != "" && o.nodeIdentity == "":
 		return usageErrorf("serve: --csds-readers needs --node-identity")
+	case o.scopeMap != "" && o.nodeIdentity == "":
+		return usageErrorf("serve: --scope-map needs --node-identity: it maps certificate identities to scopes")
 	case o.debounce < 0 || o.drainTimeout < 0:
 		return usageErrorf("serve: --debounce and --drain-timeout must not be negative")
 	case o.snapshotInterval <= 0:
 		return usageErrorf("serve: --snapshot-interval must be positive, not %s", o.snapshotInterval)
+	case o.restoreTimeout <= 0:
+		return usageErrorf("serve: --restore-timeout must be positive, not %s", o.restoreTimeout)
+	case o.csdsMaxBytes <= 0:
+		return usageErrorf("serve: --csds-max-bytes must be positive, not %d", o.csdsMaxBytes)
+	case o.adminMaxBytes <= 0 || o.adminMaxPage <= 0:
+		return usageErrorf("serve: --admin-max-bytes and --admin-max-page must be positive")
 	case o.limits.fileBytes <= 0 || o.limits.dirBytes <= 0:
 		return usageErrorf("serve: --max-file-bytes and --max-dir-bytes must be positive")
 	case !(o.guard.fraction > 0) || o.guard.min < 0:

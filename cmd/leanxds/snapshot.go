@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -24,10 +25,11 @@ import (
 //     and once more at shutdown; it writes an empty store only once the
 //     directory has loaded (ConfigLoaded, called by the reload hook).
 
-// restoreTimeout bounds the restore at start: a backend that does not answer
-// delays serving by this much at most, and the server then starts from its
-// config directory alone.
-const restoreTimeout = time.Minute
+// defaultRestoreTimeout is --restore-timeout's default. It bounds the restore
+// at start: a backend that does not answer (an S3 endpoint that accepts
+// connections and never replies) keeps the xDS port closed this long at most;
+// the server then starts from its config directory alone.
+const defaultRestoreTimeout = 10 * time.Second
 
 // openSnapshot opens the --snapshot location. Its error names the URL.
 func openSnapshot(ctx context.Context, rawURL string) (persist.Backend, error) {
@@ -54,13 +56,31 @@ func (s *server) restoreSnapshot(ctx context.Context) {
 	if s.persister == nil {
 		return
 	}
-	rctx, cancel := context.WithTimeout(ctx, restoreTimeout)
+	rctx, cancel := context.WithTimeout(ctx, s.opts.restoreTimeout)
 	defer cancel()
 	info, _ := s.persister.Restore(rctx) // the error is in info.Err, and logged
+	if !info.Restored && info.Err != "" && errors.Is(rctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+		info.Err = fmt.Sprintf("restore timed out after %s: %s", s.opts.restoreTimeout, info.Err)
+		s.log.Warn("snapshot restore timed out; serving from the config source alone",
+			"timeout", s.opts.restoreTimeout.String(), "snapshot", info.Location)
+	}
 	s.snapshot.Store(&info)
 	if info.Restored && info.Header.Resources > 0 {
 		s.source.keepSnapshot()
 	}
+}
+
+// noSnapshotHint says, for the error of a start with nothing to serve, why no
+// snapshot was restored; "" without --snapshot.
+func (s *server) noSnapshotHint() string {
+	info := s.snapshot.Load()
+	switch {
+	case s.persister == nil || info == nil || info.Restored:
+		return ""
+	case info.Err != "":
+		return "\nand no snapshot was restored: " + info.Err
+	}
+	return "\nand there is no snapshot at " + info.Location
 }
 
 // startPersister runs the persister until stop is called; stop makes it write
@@ -105,8 +125,9 @@ func (s *server) readiness() (ready bool, text string) {
 	case info == nil:
 		b.WriteString("; snapshot not restored yet")
 	case info.Restored:
+		// From names the previous snapshot restored when the newest was refused.
 		fmt.Fprintf(&b, "; snapshot restored: %d resources, revision %d, from %s",
-			info.Header.Resources, info.Header.Revision, info.Location)
+			info.Header.Resources, info.Header.Revision, info.From)
 	case info.Err != "":
 		// "snapshot refused: <location>: <check>: ...; kept as <path>", or
 		// "reading snapshot <location>: ..."
