@@ -13,10 +13,10 @@ import (
 
 // adminHandler serves the admin HTTP port. It binds to loopback by default. It
 // is read-only but for POST /reload, which reads the directory the server
-// already serves again (and may confirm a held reload); browsers'
-// cross-origin requests are refused there, so that a web page cannot. The
-// pages that list nodes answer callers with the admin token, or, without one,
-// local callers only.
+// already serves again (and may confirm a held reload). The pages that list
+// nodes, and POST /reload, answer callers with the admin token, or, without
+// one, local callers only; POST /reload also refuses browsers' cross-origin
+// requests, so that a web page cannot make a local browser call it.
 func (s *server) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.handleIndex)
@@ -38,7 +38,7 @@ func (s *server) adminHandler() http.Handler {
 	mux.Handle("GET /debug/reload", requireAdmin(s.adminToken, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.source.State())
 	})))
-	mux.Handle("POST /reload", http.NewCrossOriginProtection().Handler(http.HandlerFunc(s.handleReload)))
+	mux.Handle("POST /reload", requireAdmin(s.adminToken, http.NewCrossOriginProtection().Handler(http.HandlerFunc(s.handleReload))))
 	return mux
 }
 

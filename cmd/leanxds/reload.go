@@ -20,7 +20,8 @@ const reloadAbout = `
 Ask a running leanxds serve to read its config directory again now, through its
 admin server, and print what became of it: applied, unchanged, rejected (the
 errors, one a line) or held. The server reads the files once they are quiet, as
-after a change.
+after a change. A server with --admin-token needs it, as do its /debug/ pages;
+without one, it answers callers on its own host only.
 
 A reload that would delete more than --max-delete-fraction of a type's resources
 in a scope is held back: the server keeps serving its last good config, and
@@ -83,9 +84,10 @@ func (s *server) handleReload(w http.ResponseWriter, r *http.Request) {
 }
 
 type reloadOptions struct {
-	admin   string
-	confirm bool
-	timeout time.Duration
+	admin      string
+	adminToken string
+	confirm    bool
+	timeout    time.Duration
 }
 
 // runReload is `leanxds reload`.
@@ -94,12 +96,18 @@ func runReload(ctx context.Context, args []string, env lookupEnv, stdout, stderr
 	o := &reloadOptions{}
 	c.fs.StringVar(&o.admin, "admin", "127.0.0.1:9901", "`address` of the server's admin HTTP server (its --admin)")
 	c.fs.BoolVar(&o.confirm, "confirm", false, "apply a reload held back because it would delete too much")
+	c.fs.StringVar(&o.adminToken, "admin-token", "", "the server's --admin-token, for a server that sets one or that is not on this host;\n"+
+		"default: $"+adminTokenEnv+", the variable serve reads it from")
 	c.fs.DurationVar(&o.timeout, "timeout", time.Minute, "how long to wait for the server")
 	if err := c.parse(args, env); err != nil {
 		return err
 	}
 	if c.fs.NArg() > 0 {
 		return usageErrorf("reload: unexpected argument %q", c.fs.Arg(0))
+	}
+	if o.adminToken == "" {
+		// As dump: the token is the same secret on both sides.
+		o.adminToken, _ = env(adminTokenEnv)
 	}
 	base := o.admin
 	if !strings.Contains(base, "://") {
@@ -115,6 +123,9 @@ func runReload(ctx context.Context, args []string, env lookupEnv, stdout, stderr
 	if err != nil {
 		return usageErrorf("reload: --admin %q: %v", o.admin, err)
 	}
+	if o.adminToken != "" {
+		req.Header.Set("Authorization", "Bearer "+o.adminToken)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("reload: %w", err)
@@ -126,6 +137,10 @@ func runReload(ctx context.Context, args []string, env lookupEnv, stdout, stderr
 	}
 	var a reloadAnswer
 	if err := json.Unmarshal(body, &a); err != nil || a.Outcome == "" {
+		var refused struct{ Error string }
+		if json.Unmarshal(body, &refused) == nil && refused.Error != "" {
+			return fmt.Errorf("reload: %s: %s", resp.Status, refused.Error)
+		}
 		return fmt.Errorf("reload: %s answered %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
 	}
 	switch a.Outcome {

@@ -67,6 +67,23 @@ func TestReloadRefusesCrossOriginRequests(t *testing.T) {
 	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
 }
 
+// POST /reload answers the callers the /debug/ pages answer: with
+// --admin-token, only those presenting it; leanxds reload sends it from
+// --admin-token or $LEANXDS_ADMIN_TOKEN.
+func TestReloadNeedsTheAdminToken(t *testing.T) {
+	ts := startTestServer(t, copyExample(t, "edge"), func(o *serveOptions) { o.adminToken = "s3cret" })
+	code, _, stderr := runArgs(t, nil, "reload", "--admin", ts.admin.URL)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "leanxds: reload: 401 Unauthorized: /reload needs the admin token (--admin-token)")
+	code, _, stderr = runArgs(t, nil, "reload", "--admin", ts.admin.URL, "--admin-token", "wrong")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "403 Forbidden")
+
+	code, stdout, stderr := runArgs(t, map[string]string{"LEANXDS_ADMIN_TOKEN": "s3cret"}, "reload", "--admin", ts.admin.URL)
+	assert.Equal(t, 0, code, stderr)
+	assert.Equal(t, "unchanged: the server already serves what the directory holds\n", stdout)
+}
+
 // A removed config directory makes the source stale: /readyz says so (and
 // stays 200, the last good config being served), as do the admin page and
 // leanxds_config_source_stale, until the directory is back.
