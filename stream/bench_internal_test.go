@@ -65,7 +65,7 @@ func BenchmarkPushCDS(b *testing.B) {
 
 func benchPush(b *testing.B, open func(store.View) stateMachine, message func(*frameCache, *Response) proto.Message) {
 	st := benchStore(b)
-	frames := newFrameCache()
+	frames := newFrameCache(DefaultFrameCacheBytes)
 	streams := make([]stateMachine, benchStreams)
 	v := st.View()
 	for i := range streams {

@@ -1,9 +1,7 @@
 package stream
 
 import (
-	"errors"
 	"hash/maphash"
-	"sync"
 	"unicode/utf8"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -18,15 +16,18 @@ import (
 )
 
 // ServerOption returns the gRPC server option that lets responses share their
-// encoded frames without a copy per stream. leanxds works without it (each stream
-// then copies the shared frame once per response); with it, fan-out to many
-// streams costs no copy:
+// encoded frames without a copy per stream, and requests share their resource
+// names. leanxds works without it (each stream then copies the shared frame once
+// per response, and decodes every name of every request); with it, fan-out to
+// many streams costs no copy:
 //
 //	g := grpc.NewServer(stream.ServerOption())
 func ServerOption() grpc.ServerOption { return grpc.ForceServerCodecV2(codec{}) }
 
 // codec is grpc-go's proto codec, except that a message carrying a shared frame as
-// unknown fields is sent as two buffers: its own fields, then the frame as it is.
+// unknown fields is sent as two buffers: its own fields, then the frame as it is,
+// and that the resource names of a SotW request are decoded as names shared
+// between streams (names.go).
 type codec struct{}
 
 func (codec) Name() string { return "proto" }
@@ -51,22 +52,21 @@ func (codec) Unmarshal(data mem.BufferSlice, v any) error {
 	if req, ok := v.(*discoveryv3.DiscoveryRequest); ok {
 		buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
 		defer buf.Free()
-		return unmarshalRequest(buf.ReadOnlyData(), req)
+		return unmarshalRequest(buf.ReadOnlyData(), req, requestNames)
 	}
 	return encoding.GetCodecV2("proto").Unmarshal(data, v)
 }
 
 // unmarshalRequest decodes a SotW request whose resource names are shared
-// strings. An Envoy repeats its whole list of names, a thousand EDS services, in
-// every request of the type, and a fleet names the same services: decoding them
-// as new strings would allocate a thousand strings per ACK per stream. A list
-// seen recently is reused whole (req.ResourceNames is then shared: it is only
-// read); other names come from a table of names. The other fields are decoded by
-// proto.Unmarshal as usual.
-func unmarshalRequest(b []byte, req *discoveryv3.DiscoveryRequest) error {
+// strings of t, once they are measured against t's limits. A list seen recently
+// is reused whole (req.ResourceNames is then shared: it is only read); other
+// names come from the table of names. Names over the limits are decoded
+// unshared, as proto.Unmarshal would, and left to the server's Limits. The other
+// fields are decoded by proto.Unmarshal as usual.
+func unmarshalRequest(b []byte, req *discoveryv3.DiscoveryRequest, t *nameTable) error {
 	var h maphash.Hash
-	h.SetSeed(requestLists.seed)
-	count := 0
+	h.SetSeed(t.seed)
+	var sizes nameSizes
 	rest := make([]byte, 0, 256)
 	for in := b; len(in) > 0; {
 		num, typ, n := protowire.ConsumeTag(in)
@@ -81,7 +81,7 @@ func unmarshalRequest(b []byte, req *discoveryv3.DiscoveryRequest) error {
 			v, _ := protowire.ConsumeBytes(in[n:])
 			h.Write(v)
 			h.WriteByte(0)
-			count++
+			sizes.add(len(v))
 		} else {
 			rest = append(rest, in[:n+m]...)
 		}
@@ -90,27 +90,24 @@ func unmarshalRequest(b []byte, req *discoveryv3.DiscoveryRequest) error {
 	if err := proto.Unmarshal(rest, req); err != nil {
 		return err
 	}
-	if count == 0 {
+	if sizes.count == 0 {
 		return nil
 	}
+	if t.limits.checkNames(req.GetTypeUrl(), sizes) != nil {
+		names, err := decodeNames(nil, b, sizes.count)
+		req.ResourceNames = names
+		return err
+	}
 	key := h.Sum64()
-	requestLists.mu.Lock()
-	names := requestLists.lists[key]
-	requestLists.mu.Unlock()
-	if len(names) == count && sameNames(b, names) {
+	if names := t.list(key, sizes.count); names != nil && sameNames(b, names) {
 		req.ResourceNames = names
 		return nil
 	}
-	names, err := decodeNames(b, count)
+	names, err := decodeNames(t, b, sizes.count)
 	if err != nil {
 		return err
 	}
-	requestLists.mu.Lock()
-	if len(requestLists.lists) >= maxRequestLists {
-		clear(requestLists.lists)
-	}
-	requestLists.lists[key] = names
-	requestLists.mu.Unlock()
+	t.keepList(key, names)
 	req.ResourceNames = names
 	return nil
 }
@@ -141,26 +138,38 @@ func sameNames(b []byte, names []string) bool {
 	return same && i == len(names)
 }
 
-// decodeNames returns the count names of b as shared strings.
-func decodeNames(b []byte, count int) ([]string, error) {
+// decodeNames returns the count names of b as shared strings of t, or as
+// strings of their own when t is nil.
+func decodeNames(t *nameTable, b []byte, count int) ([]string, error) {
 	names := make([]string, 0, count)
 	var err error
-	requestNames.mu.RLock() // once per list, not once per name
+	if t == nil {
+		eachName(b, func(v []byte) bool {
+			if !utf8.Valid(v) {
+				err = errInvalidName
+				return false
+			}
+			names = append(names, string(v))
+			return true
+		})
+		return names, err
+	}
+	t.mu.RLock() // once per list, not once per name
 	var misses []int
 	eachName(b, func(v []byte) bool {
-		s, ok := requestNames.names[string(v)]
+		s, ok := t.lookupLocked(v)
 		if !ok {
 			misses = append(misses, len(names))
 		}
 		names = append(names, s)
 		return true
 	})
-	requestNames.mu.RUnlock()
+	t.mu.RUnlock()
 	if len(misses) > 0 {
 		i, k := 0, 0
 		eachName(b, func(v []byte) bool {
 			if k < len(misses) && misses[k] == i {
-				names[i], err = requestNames.intern(v)
+				names[i], err = t.intern(v)
 				k++
 			}
 			i++
@@ -170,48 +179,5 @@ func decodeNames(b []byte, count int) ([]string, error) {
 	return names, err
 }
 
-// requestLists remembers recent lists of names, by a hash of their bytes.
-var requestLists = struct {
-	mu    sync.Mutex
-	seed  maphash.Seed
-	lists map[uint64][]string
-}{seed: maphash.MakeSeed(), lists: map[uint64][]string{}}
-
-// maxRequestLists bounds requestLists; past it, it starts afresh.
-const maxRequestLists = 256
-
 // DiscoveryRequest.resource_names.
 const fieldResourceNames = 3
-
-// nameTable interns the resource names of requests.
-type nameTable struct {
-	mu    sync.RWMutex
-	names map[string]string
-}
-
-// maxRequestNames bounds the table; past it, it starts afresh.
-const maxRequestNames = 1 << 20
-
-var requestNames = nameTable{names: map[string]string{}}
-
-// intern returns the shared string of b, checking that a name it has not seen
-// is valid UTF-8 as proto.Unmarshal would.
-func (t *nameTable) intern(b []byte) (string, error) {
-	t.mu.RLock()
-	s, ok := t.names[string(b)]
-	t.mu.RUnlock()
-	if ok {
-		return s, nil
-	}
-	if !utf8.Valid(b) {
-		return "", errors.New("resource_names: string field contains invalid UTF-8")
-	}
-	s = string(b)
-	t.mu.Lock()
-	if len(t.names) >= maxRequestNames {
-		clear(t.names)
-	}
-	t.names[s] = s
-	t.mu.Unlock()
-	return s, nil
-}

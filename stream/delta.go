@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"fmt"
 	"maps"
 	"slices"
 	"time"
@@ -55,10 +54,12 @@ func (d *Delta) Receive(req *discoveryv3.DeltaDiscoveryRequest, at time.Time) (R
 	if err := d.admit(req.GetTypeUrl()); err != nil {
 		return Received{}, err
 	}
-	n := len(req.GetResourceNamesSubscribe()) + len(req.GetResourceNamesUnsubscribe()) + len(req.GetInitialResourceVersions())
-	if n > d.limits.maxNames() {
-		return Received{}, fmt.Errorf("request for %s names %d resources, more than the limit of %d",
-			protocol.Short(req.GetTypeUrl()), n, d.limits.maxNames())
+	z := sizesOf(req.GetResourceNamesSubscribe(), req.GetResourceNamesUnsubscribe())
+	for n := range req.GetInitialResourceVersions() {
+		z.add(len(n))
+	}
+	if err := d.limits.checkNames(req.GetTypeUrl(), z); err != nil {
+		return Received{}, err
 	}
 	ts := d.typeState(req.GetTypeUrl())
 	rcv := Received{TypeURL: ts.typeURL, Served: ts.served, Kind: KindSubscribe}

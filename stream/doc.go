@@ -21,6 +21,8 @@
 //   - encode.go, codec.go: encode once. Resources are encoded when committed; a
 //     response's shared fields are written once into a frame that every stream
 //     sending the same content reuses, and each stream adds only its nonce.
+//   - names.go: the resource names of SotW requests, shared between streams
+//     while they use them, within the default Limits.
 //   - server.go, services.go: Server, its options, and the gRPC service
 //     descriptions Register installs.
 //   - status.go, hooks.go: what the server exposes of each stream for status

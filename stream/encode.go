@@ -2,8 +2,11 @@ package stream
 
 import (
 	"hash/maphash"
+	"runtime"
 	"slices"
 	"sync"
+	"unsafe"
+	"weak"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -82,38 +85,73 @@ func sotwMessage(frame []byte, nonce string) *discoveryv3.DiscoveryResponse {
 
 // frameCache shares the frames of identical responses between streams: same type,
 // version and resources (the same store entries, in the same order, under the
-// same names) give the same frame. A delta response that names a resource as its
-// client spelled it (X4) shares its frame only with responses spelling it alike;
-// one with every name as stored, the common case, costs nothing more. The cache
-// forgets everything when it grows past its bound; a miss only costs an encoding.
+// same names, from the same table) give the same frame. A delta response that
+// names a resource as its client spelled it (X4) shares its frame only with
+// responses spelling it alike; one with every name as stored, the common case,
+// costs nothing more.
+//
+// The cache holds the tables its frames were made from weakly. A frame is only
+// ever asked for again by a stream reading the same table; once no stream holds
+// that table and the store has replaced it, the table is collected, and its
+// frames leave the cache with it. Frames of tables still in use are bounded by
+// their bytes (Options.FrameCacheBytes): past the bound, the least recently used
+// go first. A miss only costs an encoding.
 type frameCache struct {
-	mu     sync.Mutex
+	seed maphash.Seed
+	// maxBytes bounds bytes; a frame larger than that is not kept.
+	maxBytes int
+
+	mu sync.Mutex
+	// tables holds the frames by the address of the table they were made from.
+	// A table's entry stays while the table lives, even without frames, so that
+	// each table is watched once (a cleanup drops its entry when it is
+	// collected), however often its frames come and go.
+	tables map[uintptr]*tableFrames
+	// bytes is the cost of the frames kept: their bytes and frameOverhead each.
+	bytes int
+	// recent and oldest are the ends of the frames in order of use, most recent
+	// first (frame.newer, frame.older).
+	recent, oldest *frame
+}
+
+// tableFrames are the frames made from one table.
+type tableFrames struct {
+	// table confirms the address: a collected table's may be reused.
+	table  weak.Pointer[store.Table]
 	frames map[frameKey]*frame
-	seed   maphash.Seed
 }
 
 type frameKey struct {
 	delta   bool
 	typeURL string
 	version string
-	// table is set for a response holding exactly the whole table: that identifies
-	// the resources without looking at them.
-	table *store.Table
+	// full is set for a response holding exactly the whole table: the table
+	// identifies the resources without looking at them.
+	full bool
 	// hash identifies the resources of any other response.
 	hash uint64
 }
 
 type frame struct {
+	key       frameKey
+	of        *tableFrames
 	resources []*store.Entry
 	names     []string
 	removed   []string
 	bytes     []byte
+	// newer and older link the frames in order of use.
+	newer, older *frame
 }
 
-const maxFrames = 4096
+// frameOverhead is what a kept frame costs beyond its bytes: the frame and its
+// key.
+const frameOverhead = 256
 
-func newFrameCache() *frameCache {
-	return &frameCache{frames: make(map[frameKey]*frame), seed: maphash.MakeSeed()}
+// DefaultFrameCacheBytes is the default of Options.FrameCacheBytes.
+const DefaultFrameCacheBytes = 64 << 20
+
+func newFrameCache(maxBytes int) *frameCache {
+	return &frameCache{tables: make(map[uintptr]*tableFrames), seed: maphash.MakeSeed(), maxBytes: maxBytes}
 }
 
 // sotw returns the shared frame of a SotW response, encoding it on a miss.
@@ -123,10 +161,8 @@ func (c *frameCache) sotw(r *Response) []byte { return c.get(r, false, encodeSot
 func (c *frameCache) delta(r *Response) []byte { return c.get(r, true, encodeDelta) }
 
 func (c *frameCache) get(r *Response, delta bool, encode func(*Response) []byte) []byte {
-	k := frameKey{delta: delta, typeURL: r.TypeURL, version: r.Version}
-	if r.full {
-		k.table = r.table
-	} else {
+	k := frameKey{delta: delta, typeURL: r.TypeURL, version: r.Version, full: r.full}
+	if !r.full {
 		var h maphash.Hash
 		h.SetSeed(c.seed)
 		for _, e := range r.Resources {
@@ -145,21 +181,108 @@ func (c *frameCache) get(r *Response, delta bool, encode func(*Response) []byte)
 		}
 		k.hash = h.Sum64()
 	}
+	addr := uintptr(unsafe.Pointer(r.table))
 	c.mu.Lock()
-	f := c.frames[k]
+	if tf := c.tables[addr]; tf != nil && tf.table.Value() == r.table {
+		if f := tf.frames[k]; f != nil && (r.full || (slices.Equal(f.resources, r.Resources) &&
+			slices.Equal(f.removed, r.Removed) && slices.Equal(f.names, r.names))) {
+			c.touchLocked(f)
+			c.mu.Unlock()
+			return f.bytes
+		}
+	}
 	c.mu.Unlock()
-	if f != nil && (r.full || (slices.Equal(f.resources, r.Resources) && slices.Equal(f.removed, r.Removed) &&
-		slices.Equal(f.names, r.names))) {
+	f := &frame{key: k, resources: r.Resources, names: r.names, removed: r.Removed, bytes: encode(r)}
+	if len(f.bytes)+frameOverhead > c.maxBytes {
 		return f.bytes
 	}
-	f = &frame{resources: r.Resources, names: r.names, removed: r.Removed, bytes: encode(r)}
 	c.mu.Lock()
-	if len(c.frames) >= maxFrames {
-		clear(c.frames)
+	defer c.mu.Unlock()
+	tf := c.tables[addr]
+	if tf == nil || tf.table.Value() != r.table {
+		if tf != nil {
+			c.dropLocked(addr, tf) // a collected table's, whose cleanup has not run yet
+		}
+		tf = &tableFrames{table: weak.Make(r.table), frames: make(map[frameKey]*frame)}
+		c.tables[addr] = tf
+		if r.table != nil {
+			runtime.AddCleanup(r.table, c.forget, addr)
+		}
 	}
-	c.frames[k] = f
-	c.mu.Unlock()
+	if old := tf.frames[k]; old != nil {
+		c.removeLocked(old)
+	}
+	f.of = tf
+	tf.frames[k] = f
+	c.bytes += len(f.bytes) + frameOverhead
+	c.touchLocked(f)
+	for c.bytes > c.maxBytes {
+		c.removeLocked(c.oldest)
+	}
 	return f.bytes
+}
+
+// forget drops the frames of the table at addr once it has been collected.
+func (c *frameCache) forget(addr uintptr) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if tf := c.tables[addr]; tf != nil && tf.table.Value() == nil {
+		c.dropLocked(addr, tf)
+	}
+}
+
+// dropLocked removes the entry of the table at addr and its frames.
+func (c *frameCache) dropLocked(addr uintptr, tf *tableFrames) {
+	for _, f := range tf.frames {
+		c.removeLocked(f)
+	}
+	delete(c.tables, addr)
+}
+
+// touchLocked makes f the most recently used frame.
+func (c *frameCache) touchLocked(f *frame) {
+	if c.recent == f {
+		return
+	}
+	c.unlinkLocked(f)
+	f.older = c.recent
+	if c.recent != nil {
+		c.recent.newer = f
+	}
+	c.recent = f
+	if c.oldest == nil {
+		c.oldest = f
+	}
+}
+
+func (c *frameCache) unlinkLocked(f *frame) {
+	if f.newer != nil {
+		f.newer.older = f.older
+	} else if c.recent == f {
+		c.recent = f.older
+	}
+	if f.older != nil {
+		f.older.newer = f.newer
+	} else if c.oldest == f {
+		c.oldest = f.newer
+	}
+	f.newer, f.older = nil, nil
+}
+
+func (c *frameCache) removeLocked(f *frame) {
+	c.unlinkLocked(f)
+	delete(f.of.frames, f.key)
+	c.bytes -= len(f.bytes) + frameOverhead
+}
+
+// size reports the frames kept, their cost and the tables watched, for tests.
+func (c *frameCache) size() (frames, bytes, tables int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, tf := range c.tables {
+		frames += len(tf.frames)
+	}
+	return frames, c.bytes, len(c.tables)
 }
 
 // DeltaDiscoveryResponse and Resource field numbers.

@@ -237,7 +237,7 @@ func (c *conn) receiveSotW(req *discoveryv3.DiscoveryRequest) error {
 		return err
 	}
 	if c.sm == nil {
-		if err := c.open(req.GetNode(), func(scope string) stateMachine { return NewSotW(scope, req.GetNode(), c.srv.opts.Limits) }); err != nil {
+		if err := c.open(req.GetNode(), func(scope string, node *corev3.Node) stateMachine { return NewSotW(scope, node, c.srv.opts.Limits) }); err != nil {
 			return err
 		}
 	}
@@ -255,7 +255,7 @@ func (c *conn) receiveDelta(req *discoveryv3.DeltaDiscoveryRequest) error {
 		return err
 	}
 	if c.sm == nil {
-		if err := c.open(req.GetNode(), func(scope string) stateMachine { return NewDelta(scope, req.GetNode(), c.srv.opts.Limits) }); err != nil {
+		if err := c.open(req.GetNode(), func(scope string, node *corev3.Node) stateMachine { return NewDelta(scope, node, c.srv.opts.Limits) }); err != nil {
 			return err
 		}
 	}
@@ -291,29 +291,59 @@ func (c *conn) received(rcv Received, err error, now time.Time) error {
 }
 
 // open starts the stream on its first request: R2, the first request names the
-// node, which decides the scope.
-func (c *conn) open(node *corev3.Node, create func(scope string) stateMachine) error {
-	if node == nil {
-		return status.Error(codes.InvalidArgument, "the first request of a stream must carry a node (R2)")
-	}
+// node, which decides the scope. The stream keeps only keptNode of it.
+func (c *conn) open(node *corev3.Node, create func(scope string, node *corev3.Node) stateMachine) error {
 	s := c.srv
+	if err := s.checkNode(node, "the first request of a stream"); err != nil {
+		return err
+	}
 	if s.opts.Authorize != nil {
 		if err := s.opts.Authorize(c.ctx, node); err != nil {
 			return status.Errorf(codes.PermissionDenied, "node %q refused: %v", node.GetId(), err)
 		}
 	}
 	scope := s.scopeFor(s.store.View(), s.opts.ScopeOf(node))
-	c.info.NodeID, c.info.Cluster, c.info.Scope, c.info.Node = node.GetId(), node.GetCluster(), scope, node
+	kept := keptNode(node)
+	c.info.NodeID, c.info.Cluster, c.info.Scope, c.info.Node = kept.GetId(), kept.GetCluster(), scope, kept
 	if err := s.add(c); err != nil {
 		return err
 	}
 	c.mu.Lock()
-	c.sm = create(scope)
+	c.sm = create(scope, kept)
 	c.mu.Unlock()
 	if s.hooks.StreamOpened != nil {
 		s.hooks.StreamOpened(c.info)
 	}
 	return nil
+}
+
+// checkNode refuses a request (what) without a node (R2) or with a node over
+// Limits.MaxNodeBytes.
+func (s *Server) checkNode(node *corev3.Node, what string) error {
+	if node == nil {
+		return status.Errorf(codes.InvalidArgument, "%s must carry a node (R2)", what)
+	}
+	if n, limit := proto.Size(node), s.opts.Limits.maxNodeBytes(); n > limit {
+		return status.Errorf(codes.InvalidArgument, "the node of %s is %d bytes, more than the limit of %d bytes per node", what, n, limit)
+	}
+	return nil
+}
+
+// keptNode is what a stream keeps of its node for its life: what identifies the
+// client and what status pages, CSDS node matchers and logs read (id, cluster,
+// locality, user agent and metadata). Authorize and ScopeOf see the whole node
+// first. The rest, the list of extensions an Envoy was built with (often most
+// of its node), its client features and listening addresses, is read by nothing
+// once the stream is open.
+func keptNode(n *corev3.Node) *corev3.Node {
+	return &corev3.Node{
+		Id:                   n.GetId(),
+		Cluster:              n.GetCluster(),
+		Metadata:             n.GetMetadata(),
+		Locality:             n.GetLocality(),
+		UserAgentName:        n.GetUserAgentName(),
+		UserAgentVersionType: n.UserAgentVersionType,
+	}
 }
 
 // watchType makes the stream's watcher follow a type before the request is
@@ -368,8 +398,8 @@ func (s *Server) fetch(ctx context.Context, req *discoveryv3.DiscoveryRequest, f
 	} else if req.GetTypeUrl() != fixedType {
 		return nil, status.Errorf(codes.InvalidArgument, "fetch of %s from the %s service", req.GetTypeUrl(), protocol.Short(fixedType))
 	}
-	if req.GetNode() == nil {
-		return nil, status.Error(codes.InvalidArgument, "a fetch request must carry a node (R2)")
+	if err := s.checkNode(req.GetNode(), "a fetch request"); err != nil {
+		return nil, err
 	}
 	if s.opts.Authorize != nil {
 		if err := s.opts.Authorize(ctx, req.GetNode()); err != nil {

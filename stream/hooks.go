@@ -36,9 +36,10 @@ type StreamInfo struct {
 	// NodeID and Cluster come from the node of the first request.
 	NodeID  string
 	Cluster string
-	// Node is the node of the first request (R2), for what NodeID and Cluster do
-	// not tell: its metadata (CSDS node matchers), locality, user agent. It is
-	// shared: do not modify it.
+	// Node is what the stream keeps of the node of its first request (R2), for
+	// what NodeID and Cluster do not tell: its metadata (CSDS node matchers),
+	// locality and user agent. The rest of the node (extensions, client
+	// features, listening addresses) is not kept. It is shared: do not modify it.
 	Node *corev3.Node
 	// Scope is the scope the stream is served.
 	Scope string

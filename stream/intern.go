@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"unsafe"
 	"weak"
 
 	"github.com/leanxds/leanxds/protocol"
@@ -110,93 +111,135 @@ func (t *internTable) prune(k uint64) {
 // an interned subscription and reading the same tables get the same digest, so
 // it is computed once and remembered here for the others.
 
-type digestKey struct {
-	set *nameSet
-	cur *store.Table
-	// cds is the scope's cluster table for EDS, whose explicit empty assignments
-	// (P2) depend on the clusters; nil for other types.
-	cds *store.Table
-}
-
-type digestMemo struct {
-	mu sync.Mutex
-	m  map[digestKey]protocol.Digest
-}
-
-// maxDigests bounds the memo; it holds tables, so it is kept small and simply
-// forgets everything when full.
-const maxDigests = 256
-
-var digests = digestMemo{m: map[digestKey]protocol.Digest{}}
-
 // subscribedDigest returns the digest of every resource the subscription of ts
 // covers in cur; subscribed computes them.
 func (s *machine) subscribedDigest(v store.View, ts *typeState, cur *store.Table, subscribed func() []*store.Entry) protocol.Digest {
 	if ts.sub.set == nil || ts.sub.wildcard || len(ts.sub.globs) > 0 {
 		return digestOf(subscribed())
 	}
-	k := digestKey{set: ts.sub.set, cur: cur}
+	q := question{set: ts.sub.set, cur: cur}
 	if ts.typeURL == protocol.TypeEndpoint {
-		k.cds = v.Table(s.Scope, protocol.TypeCluster)
+		// EDS: explicit empty assignments (P2) depend on the clusters.
+		q.cds = v.Table(s.Scope, protocol.TypeCluster)
 	}
-	digests.mu.Lock()
-	d, ok := digests.m[k]
-	digests.mu.Unlock()
-	if ok {
-		return d
-	}
-	d = digestOf(subscribed())
-	digests.mu.Lock()
-	if len(digests.m) >= maxDigests {
-		clear(digests.m)
-	}
-	digests.m[k] = d
-	digests.mu.Unlock()
-	return d
+	return digests.get(q, func() protocol.Digest { return digestOf(subscribed()) })
 }
 
 // Answers shared between streams
 //
 // After a commit, every stream of a fleet asks the same questions of the same two
 // tables: the one it was last sent and the new one. The answers that depend on
-// those tables alone are computed by the first stream and remembered here, so a
-// push to N streams does the table work once, not N times. Each memo is small
-// and forgets everything when full; every answer is read-only.
+// those tables alone (or on them and an interned subscription) are computed by
+// the first stream and remembered here, so a push to N streams does the table
+// work once, not N times. Every answer is read-only.
+//
+// A memo keeps none of the tables and subscriptions its answers are about
+// alive: it knows them by address, confirmed by weak pointers, and forgets an
+// answer when the newest table it is about is collected. It is small, and
+// forgets everything when full.
 
-type tablePair struct{ old, cur *store.Table }
-
-type pairMemo[V any] struct {
-	mu sync.Mutex
-	m  map[tablePair]V
+// question is what an answer depends on: an interned subscription and the
+// tables old, cur and, for EDS, the scope's clusters; cur is always set.
+type question struct {
+	set           *nameSet
+	old, cur, cds *store.Table
 }
 
-func (p *pairMemo[V]) get(old, cur *store.Table, compute func() V) V {
-	k := tablePair{old, cur}
-	p.mu.Lock()
-	v, ok := p.m[k]
-	p.mu.Unlock()
-	if ok {
-		return v
+// questionKey is a question by the addresses of its parts.
+type questionKey struct{ set, old, cur, cds uintptr }
+
+func (q question) key() questionKey {
+	return questionKey{
+		set: uintptr(unsafe.Pointer(q.set)),
+		old: uintptr(unsafe.Pointer(q.old)),
+		cur: uintptr(unsafe.Pointer(q.cur)),
+		cds: uintptr(unsafe.Pointer(q.cds)),
 	}
-	v = compute()
-	p.mu.Lock()
-	if p.m == nil || len(p.m) >= maxDigests {
-		p.m = make(map[tablePair]V)
+}
+
+// answer is a remembered answer, with weak pointers to the parts of its question:
+// a collected object's address may be reused by another.
+type answer[V any] struct {
+	set           weak.Pointer[nameSet]
+	old, cur, cds weak.Pointer[store.Table]
+	v             V
+}
+
+func (a *answer[V]) answers(q question) bool {
+	return a.cur.Value() == q.cur && a.old.Value() == q.old && a.cds.Value() == q.cds && a.set.Value() == q.set
+}
+
+type memo[V any] struct {
+	mu sync.Mutex
+	m  map[questionKey]*answer[V]
+	// watched are the tables answers were about (their cur), by address. A
+	// table stays here while it lives, however often its answers come and go, so
+	// that each is watched once: a cleanup drops its answers when it is collected.
+	watched map[uintptr]weak.Pointer[store.Table]
+}
+
+// maxAnswers bounds each memo; past it, the memo starts afresh.
+const maxAnswers = 256
+
+// get returns the answer to q, which compute computes on a miss.
+func (p *memo[V]) get(q question, compute func() V) V {
+	if q.cur == nil {
+		return compute()
 	}
-	p.m[k] = v
+	k := q.key()
+	p.mu.Lock()
+	a := p.m[k]
 	p.mu.Unlock()
+	if a != nil && a.answers(q) {
+		return a.v
+	}
+	v := compute()
+	a = &answer[V]{set: weak.Make(q.set), old: weak.Make(q.old), cur: weak.Make(q.cur), cds: weak.Make(q.cds), v: v}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil || len(p.m) >= maxAnswers {
+		p.m = make(map[questionKey]*answer[V])
+	}
+	p.m[k] = a
+	if w, ok := p.watched[k.cur]; !ok || w.Value() != q.cur {
+		if p.watched == nil {
+			p.watched = make(map[uintptr]weak.Pointer[store.Table])
+		}
+		p.watched[k.cur] = a.cur
+		runtime.AddCleanup(q.cur, p.forget, k.cur)
+	}
 	return v
 }
 
-var (
-	differMemo  pairMemo[bool]
-	usesMemo    pairMemo[map[string]struct{}]
-	goneMemo    pairMemo[[]*store.Entry]
-	changedMemo pairMemo[bool]
-	entriesMemo struct {
-		mu sync.Mutex
-		m  map[digestKey][]*store.Entry
+// forget drops the answers about the table at cur once it has been collected.
+func (p *memo[V]) forget(cur uintptr) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, a := range p.m {
+		if k.cur == cur && a.cur.Value() == nil {
+			delete(p.m, k)
+		}
 	}
+	if w := p.watched[cur]; w.Value() == nil {
+		delete(p.watched, cur)
+	}
+}
+
+// size reports how many answers the memo holds and how many tables it
+// watches, for tests.
+func (p *memo[V]) size() (answers, tables int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.m), len(p.watched)
+}
+
+var (
+	digests     memo[protocol.Digest]
+	differMemo  memo[bool]
+	usesMemo    memo[map[string]struct{}]
+	goneMemo    memo[[]*store.Entry]
+	changedMemo memo[bool]
+	entriesMemo memo[[]*store.Entry]
 )
 
 // differsShared reports whether any resource sub covers differs between old and
@@ -206,12 +249,12 @@ func differsShared(old, cur *store.Table, sub *subscription) bool {
 	if old == nil || !sub.wildcard {
 		return len(changedNames(old, cur, sub)) > 0
 	}
-	return differMemo.get(old, cur, func() bool { return len(changedNames(old, cur, sub)) > 0 })
+	return differMemo.get(question{old: old, cur: cur}, func() bool { return len(changedNames(old, cur, sub)) > 0 })
 }
 
 // goneShared returns the entries of old that cur no longer holds.
 func goneShared(old, cur *store.Table) []*store.Entry {
-	return goneMemo.get(old, cur, func() []*store.Entry {
+	return goneMemo.get(question{old: old, cur: cur}, func() []*store.Entry {
 		var gone []*store.Entry
 		if names, ok := cur.ChangedSince(old.Revision()); ok {
 			for _, n := range names {
@@ -236,7 +279,7 @@ func allChangedShared(old *store.Table, r *Response) bool {
 	if old == nil || !r.full {
 		return allChanged(old, r.Resources)
 	}
-	return changedMemo.get(old, r.table, func() bool { return allChanged(old, r.Resources) })
+	return changedMemo.get(question{old: old, cur: r.table}, func() bool { return allChanged(old, r.Resources) })
 }
 
 // subscribedShared is s.subscribed, shared between streams of one interned
@@ -245,31 +288,18 @@ func (s *machine) subscribedShared(v store.View, ts *typeState, cur *store.Table
 	if ts.sub.set == nil || ts.sub.wildcard || len(ts.sub.globs) > 0 {
 		return s.subscribed(v, ts, cur)
 	}
-	k := digestKey{set: ts.sub.set, cur: cur}
+	q := question{set: ts.sub.set, cur: cur}
 	if ts.typeURL == protocol.TypeEndpoint {
-		k.cds = v.Table(s.Scope, protocol.TypeCluster)
+		q.cds = v.Table(s.Scope, protocol.TypeCluster)
 	}
-	entriesMemo.mu.Lock()
-	e, ok := entriesMemo.m[k]
-	entriesMemo.mu.Unlock()
-	if ok {
-		return e
-	}
-	e = slices.Clip(s.subscribed(v, ts, cur))
-	entriesMemo.mu.Lock()
-	if entriesMemo.m == nil || len(entriesMemo.m) >= maxDigests {
-		entriesMemo.m = make(map[digestKey][]*store.Entry)
-	}
-	entriesMemo.m[k] = e
-	entriesMemo.mu.Unlock()
-	return e
+	return entriesMemo.get(q, func() []*store.Entry { return slices.Clip(s.subscribed(v, ts, cur)) })
 }
 
 // usedShared returns the EDS service names the clusters of t use (for a
 // cluster table) or the route names its listeners use (for a listener table).
 // It depends on t alone and is shared; the set is read-only.
 func usedShared(t *store.Table) map[string]struct{} {
-	return usesMemo.get(nil, t, func() map[string]struct{} {
+	return usesMemo.get(question{cur: t}, func() map[string]struct{} {
 		used := make(map[string]struct{})
 		for e := range t.All() {
 			refs := e.Refs.Endpoints

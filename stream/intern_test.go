@@ -1,8 +1,15 @@
 package stream
 
 import (
+	"runtime"
 	"slices"
 	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/leanxds/leanxds/internal/xdstest"
+	"github.com/leanxds/leanxds/protocol"
+	"github.com/leanxds/leanxds/store"
 )
 
 // Streams subscribed to the same names share one interned set, and a change on
@@ -62,4 +69,37 @@ func TestSubscriptionsShareInternedNames(t *testing.T) {
 	if e.wildcard {
 		t.Fatal("dropping * kept the wildcard")
 	}
+}
+
+// A memo answers each question once, keeps none of the tables and sets it
+// answers about alive, watches each table once however often its answers come
+// and go, and forgets them with the table.
+func TestSharedAnswersLeaveWithTheirTable(t *testing.T) {
+	st := store.New()
+	_, err := st.Commit(store.Set("s", xdstest.Cluster("a")))
+	require.NoError(t, err)
+	cur := st.View().Table("s", protocol.TypeCluster)
+
+	var m memo[int]
+	computed := 0
+	answer := func(q question) int { return m.get(q, func() int { computed++; return computed }) }
+	require.Equal(t, 1, answer(question{cur: cur}))
+	require.Equal(t, 1, answer(question{cur: cur}), "answered again")
+	sets := make([]*nameSet, maxAnswers+10)
+	for i := range sets {
+		sets[i] = &nameSet{sorted: []string{"a"}}
+		answer(question{set: sets[i], cur: cur})
+	}
+	answers, tables := m.size()
+	require.LessOrEqual(t, answers, maxAnswers)
+	require.Equal(t, 1, tables, "one table, watched once")
+
+	_, err = st.Commit(store.ReplaceScope("s"))
+	require.NoError(t, err)
+	cur = nil
+	settle(t, "the answers about a replaced table are gone", func() bool {
+		answers, tables := m.size()
+		return answers == 0 && tables == 0
+	})
+	runtime.KeepAlive(sets)
 }

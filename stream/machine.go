@@ -31,14 +31,39 @@ func newMachine(scope string, node *corev3.Node, limits Limits) machine {
 	return machine{Scope: scope, Node: node, limits: limits}
 }
 
-// Limits bound what one client may ask of the server.
+// Limits bound what one client may ask of the server. A request over a limit
+// ends its stream with codes.InvalidArgument and a message naming the limit.
 type Limits struct {
 	// MaxNames is the most resource names one request may carry; 0 means 100,000.
 	MaxNames int
 	// MaxTypes is the most type URLs one stream may request; 0 means 64. Each
 	// costs state and a watch, and Envoy uses about ten.
 	MaxTypes int
+	// MaxNameBytes is the longest resource name a request may carry, in bytes;
+	// 0 means DefaultMaxNameBytes. Names are kept for as long as they are
+	// subscribed to.
+	MaxNameBytes int
+	// MaxRequestNameBytes bounds the bytes of every resource name of one request
+	// together; 0 means DefaultMaxRequestNameBytes.
+	MaxRequestNameBytes int
+	// MaxNodeBytes is the largest node (its encoded size, proto.Size) the first
+	// request of a stream may carry; 0 means DefaultMaxNodeBytes. A stream keeps
+	// the parts of its node that identify it (see StreamInfo.Node) for its life.
+	MaxNodeBytes int
 }
+
+// The defaults of Limits.
+const (
+	// DefaultMaxNameBytes leaves room for long xdstp names with context
+	// parameters; Envoy's own names are far shorter.
+	DefaultMaxNameBytes = 4 << 10
+	// DefaultMaxRequestNameBytes is about 25,000 names of 80 bytes: an Envoy
+	// subscribed by name to the endpoints of every cluster of a large mesh.
+	DefaultMaxRequestNameBytes = 2 << 20
+	// DefaultMaxNodeBytes is a few times what an Envoy sends: its metadata and
+	// the list of every extension it was built with.
+	DefaultMaxNodeBytes = 256 << 10
+)
 
 func (l Limits) maxTypes() int {
 	if l.MaxTypes > 0 {
@@ -52,6 +77,67 @@ func (l Limits) maxNames() int {
 		return l.MaxNames
 	}
 	return 100_000
+}
+
+func (l Limits) maxNameBytes() int {
+	if l.MaxNameBytes > 0 {
+		return l.MaxNameBytes
+	}
+	return DefaultMaxNameBytes
+}
+
+func (l Limits) maxRequestNameBytes() int {
+	if l.MaxRequestNameBytes > 0 {
+		return l.MaxRequestNameBytes
+	}
+	return DefaultMaxRequestNameBytes
+}
+
+func (l Limits) maxNodeBytes() int {
+	if l.MaxNodeBytes > 0 {
+		return l.MaxNodeBytes
+	}
+	return DefaultMaxNodeBytes
+}
+
+// nameSizes measures the resource names of a request.
+type nameSizes struct {
+	// count is the number of names, longest the bytes of the longest, total the
+	// bytes of them all.
+	count, longest, total int
+}
+
+func (z *nameSizes) add(n int) {
+	z.count++
+	z.total += n
+	z.longest = max(z.longest, n)
+}
+
+func sizesOf(names ...[]string) nameSizes {
+	var z nameSizes
+	for _, l := range names {
+		for _, n := range l {
+			z.add(len(n))
+		}
+	}
+	return z
+}
+
+// checkNames returns what is wrong with a request for typeURL carrying names of
+// sizes z, or nil if they are within the limits.
+func (l Limits) checkNames(typeURL string, z nameSizes) error {
+	switch {
+	case z.count > l.maxNames():
+		return fmt.Errorf("request for %s names %d resources, more than the limit of %d",
+			protocol.Short(typeURL), z.count, l.maxNames())
+	case z.longest > l.maxNameBytes():
+		return fmt.Errorf("request for %s names a resource of %d bytes, more than the limit of %d bytes per name",
+			protocol.Short(typeURL), z.longest, l.maxNameBytes())
+	case z.total > l.maxRequestNameBytes():
+		return fmt.Errorf("request for %s names resources of %d bytes in all, more than the limit of %d bytes per request",
+			protocol.Short(typeURL), z.total, l.maxRequestNameBytes())
+	}
+	return nil
 }
 
 // typeState is the state of one type URL on a SotW stream: each type is its own

@@ -26,6 +26,12 @@ type Options struct {
 	NoDefaultScope bool
 	// Limits bound what one request may ask.
 	Limits Limits
+	// FrameCacheBytes bounds the memory of the encoded responses the server
+	// keeps to share between streams sending the same content; 0 means
+	// DefaultFrameCacheBytes (64 MiB), and a negative value keeps none (every
+	// response is then encoded for its own stream). A response is only kept
+	// while the store table it was made from is current or held by a stream.
+	FrameCacheBytes int
 	// Hooks observe streams for metrics and logs; they run beside the logging ones.
 	Hooks Hooks
 	// Logger receives stream events: debug for the routine, warn for NACKs. nil
@@ -70,9 +76,16 @@ func New(st *store.Store, opts Options) *Server {
 		store:   st,
 		opts:    opts,
 		hooks:   logHooks(opts.Logger).join(opts.Hooks),
-		frames:  newFrameCache(),
+		frames:  newFrameCache(frameCacheBytes(opts.FrameCacheBytes)),
 		streams: make(map[uint64]*conn),
 	}
+}
+
+func frameCacheBytes(n int) int {
+	if n == 0 {
+		return DefaultFrameCacheBytes
+	}
+	return n
 }
 
 // Register registers the aggregated service (ADS) and every per-type discovery

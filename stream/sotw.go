@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"fmt"
 	"maps"
 	"slices"
 	"time"
@@ -9,7 +8,6 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 
-	"github.com/leanxds/leanxds/protocol"
 	"github.com/leanxds/leanxds/store"
 )
 
@@ -37,9 +35,8 @@ func (s *SotW) Receive(req *discoveryv3.DiscoveryRequest, at time.Time, v store.
 	if err := s.admit(req.GetTypeUrl()); err != nil {
 		return Received{}, err
 	}
-	if n := len(req.GetResourceNames()); n > s.limits.maxNames() {
-		return Received{}, fmt.Errorf("request for %s names %d resources, more than the limit of %d",
-			protocol.Short(req.GetTypeUrl()), n, s.limits.maxNames())
+	if err := s.limits.checkNames(req.GetTypeUrl(), sizesOf(req.GetResourceNames())); err != nil {
+		return Received{}, err
 	}
 	ts := s.typeState(req.GetTypeUrl())
 	rcv := Received{TypeURL: ts.typeURL, Served: ts.served, Kind: KindSubscribe}

@@ -119,7 +119,7 @@ func startTestServer(t testing.TB, dir string, opts ...func(*serveOptions)) *tes
 	t.Helper()
 	o := &serveOptions{configDir: dir, scopeBy: "cluster", debounce: 20 * time.Millisecond, drainTimeout: time.Second,
 		csdsMaxBytes: defaultCSDSMaxBytes, adminMaxBytes: defaultAdminMaxBytes, adminMaxPage: defaultAdminMaxPage,
-		limits: defaultReadLimits, guard: defaultDeleteGuard}
+		dirLimits: defaultReadLimits, guard: defaultDeleteGuard}
 	for _, f := range opts {
 		f(o)
 	}

@@ -88,7 +88,7 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 	}
 	s.source = newConfigSource(o.configDir, s.st, log)
 	s.source.allowDangling = o.allowDangling
-	s.source.limits, s.source.guard, s.source.quiet.period = o.limits, o.guard, o.debounce
+	s.source.limits, s.source.guard, s.source.quiet.period = o.dirLimits, o.guard, o.debounce
 	s.metrics.reg.MustRegister(sourceCollector{s.source})
 	s.source.onReload = func(outcome string, res store.Result) {
 		s.metrics.reloaded(outcome, res)
@@ -105,6 +105,7 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 		Hooks:          s.metrics.hooks(),
 		Logger:         log,
 	}
+	xopts.Limits, xopts.FrameCacheBytes = o.limits(), o.frameCacheBytes
 	s.csds = &csdsServer{st: s.st, maxBytes: o.csdsMaxBytes, done: s.done}
 	if o.nodeIdentity != "" {
 		ids, err := newIdentityScopes(o, s.st, log)

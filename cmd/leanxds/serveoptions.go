@@ -48,8 +48,13 @@ type serveOptions struct {
 	// adminToken, when set, is the bearer token that CSDS and the admin pages
 	// listing nodes require; without it they answer local callers only.
 	adminToken string
-	// limits bound the bytes a reload reads (--max-file-bytes, --max-dir-bytes).
-	limits readLimits
+	// Operating limits (stream.Limits, stream.Options.FrameCacheBytes).
+	maxNameBytes        int
+	maxRequestNameBytes int
+	maxNodeBytes        int
+	frameCacheBytes     int
+	// dirLimits bound the bytes a reload reads (--max-file-bytes, --max-dir-bytes).
+	dirLimits readLimits
 	// guard holds back reloads that would delete too much
 	// (--max-delete-fraction, --delete-guard-min).
 	guard deleteGuard
@@ -118,8 +123,12 @@ func serveCommand(out io.Writer) (*command, *serveOptions) {
 	fs.StringVar(&o.adminToken, "admin-token", "", "bearer `token` that CSDS (gRPC metadata \"authorization: Bearer TOKEN\") and the admin /debug/ pages (the\n"+
 		"Authorization header) require: they list every node and what it is served. Without it, they answer\n"+
 		"callers on this host only. Prefer the environment variable: a command line is visible to every local user")
-	fs.Int64Var(&o.limits.fileBytes, "max-file-bytes", defaultReadLimits.fileBytes, "refuse a config file larger than this many `bytes`, before reading it: the reload is rejected")
-	fs.Int64Var(&o.limits.dirBytes, "max-dir-bytes", defaultReadLimits.dirBytes, "refuse a config directory whose files hold more than this many `bytes` together, before reading them")
+	fs.IntVar(&o.maxNameBytes, "max-name-bytes", stream.DefaultMaxNameBytes, "longest resource name a request may carry, in `bytes`: a longer one ends its stream (InvalidArgument)")
+	fs.IntVar(&o.maxRequestNameBytes, "max-request-name-bytes", stream.DefaultMaxRequestNameBytes, "most `bytes` of resource names one request may carry in all: more ends its stream (InvalidArgument)")
+	fs.IntVar(&o.maxNodeBytes, "max-node-bytes", stream.DefaultMaxNodeBytes, "largest node a stream may open with, in `bytes` (encoded): a larger one is refused (InvalidArgument)")
+	fs.IntVar(&o.frameCacheBytes, "frame-cache-bytes", stream.DefaultFrameCacheBytes, "most `bytes` of encoded responses kept to share between streams sending the same content")
+	fs.Int64Var(&o.dirLimits.fileBytes, "max-file-bytes", defaultReadLimits.fileBytes, "refuse a config file larger than this many `bytes`, before reading it: the reload is rejected")
+	fs.Int64Var(&o.dirLimits.dirBytes, "max-dir-bytes", defaultReadLimits.dirBytes, "refuse a config directory whose files hold more than this many `bytes` together, before reading them")
 	fs.Float64Var(&o.guard.fraction, "max-delete-fraction", defaultDeleteGuard.fraction, "hold back a reload that would delete more than this `fraction` of a type's resources in a scope\n"+
 		"until 'leanxds reload --confirm' or the files change again; 1 turns the guard off")
 	fs.IntVar(&o.guard.min, "delete-guard-min", defaultDeleteGuard.min, "the fewest `deletions` of a type in a scope that --max-delete-fraction holds back")
@@ -151,7 +160,9 @@ func (o *serveOptions) check() error {
 		return usageErrorf("serve: --csds-max-bytes must be positive, not %d", o.csdsMaxBytes)
 	case o.adminMaxBytes <= 0 || o.adminMaxPage <= 0:
 		return usageErrorf("serve: --admin-max-bytes and --admin-max-page must be positive")
-	case o.limits.fileBytes <= 0 || o.limits.dirBytes <= 0:
+	case o.maxNameBytes <= 0 || o.maxRequestNameBytes <= 0 || o.maxNodeBytes <= 0 || o.frameCacheBytes <= 0:
+		return usageErrorf("serve: --max-name-bytes, --max-request-name-bytes, --max-node-bytes and --frame-cache-bytes must be positive")
+	case o.dirLimits.fileBytes <= 0 || o.dirLimits.dirBytes <= 0:
 		return usageErrorf("serve: --max-file-bytes and --max-dir-bytes must be positive")
 	case !(o.guard.fraction > 0) || o.guard.min < 0:
 		return usageErrorf("serve: --max-delete-fraction must be positive (1 turns the guard off), --delete-guard-min not negative")
@@ -165,6 +176,11 @@ func (o *serveOptions) check() error {
 		return err
 	}
 	return nil
+}
+
+// limits returns the stream limits of the flags.
+func (o *serveOptions) limits() stream.Limits {
+	return stream.Limits{MaxNameBytes: o.maxNameBytes, MaxRequestNameBytes: o.maxRequestNameBytes, MaxNodeBytes: o.maxNodeBytes}
 }
 
 // scopeFunc parses --scope-by.
