@@ -11,9 +11,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// adminHandler serves the admin HTTP port. It is read-only; the pages that
-// list nodes answer callers with the admin token, or, without one, local
-// callers only. It binds to loopback by default.
+// adminHandler serves the admin HTTP port. It binds to loopback by default. It
+// is read-only but for POST /reload, which reads the directory the server
+// already serves again (and may confirm a held reload). The pages that list
+// nodes, and POST /reload, answer callers with the admin token, or, without
+// one, local callers only; POST /reload also refuses browsers' cross-origin
+// requests, so that a web page cannot make a local browser call it.
 func (s *server) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.handleIndex)
@@ -35,6 +38,7 @@ func (s *server) adminHandler() http.Handler {
 	mux.Handle("GET /debug/reload", requireAdmin(s.adminToken, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.source.State())
 	})))
+	mux.Handle("POST /reload", requireAdmin(s.adminToken, http.NewCrossOriginProtection().Handler(http.HandlerFunc(s.handleReload))))
 	return mux
 }
 
@@ -72,6 +76,7 @@ func (s *server) handleIndex(w http.ResponseWriter, _ *http.Request) {
 		}
 	}
 	fmt.Fprintf(&b, "rejected  %d reloads since start\n", st.Rejected)
+	sourceNotes(&b, st)
 	s.snapshotStatus(&b)
 	if len(st.Warnings) > 0 {
 		fmt.Fprintf(&b, "\nwarnings:\n")
@@ -99,6 +104,7 @@ endpoints
   /debug/config?scope=NAME    what a scope holds
   /debug/reload               the state above, as JSON
   (/debug/clients and /debug/config answer a page at a time: &offset=N&limit=M; "next" is the next page)
+  POST /reload[?confirm=true] reload the directory now; confirm a held reload (leanxds reload)
 `)
 	_, _ = w.Write([]byte(b.String()))
 }

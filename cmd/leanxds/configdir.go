@@ -1,14 +1,17 @@
 package main
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
@@ -30,6 +33,8 @@ import (
 type configFile struct {
 	path  string
 	scope string
+	// stamp is the file's size and modification time when it was listed.
+	stamp fileStamp
 }
 
 // placed is a resource and where it was read.
@@ -49,6 +54,52 @@ type configDir struct {
 	files int
 	// bootstraps are the files skipped because they hold a client bootstrap.
 	bootstraps []string
+	// digest is a hash of every resource file's path and content: a held
+	// reload is confirmed only for the content it was held for.
+	digest [sha256.Size]byte
+}
+
+// readLimits bound what a reload reads, so that a huge file dropped in the
+// directory by mistake is refused before it is read rather than held in memory
+// whole (--max-file-bytes, --max-dir-bytes).
+type readLimits struct {
+	// fileBytes is the size of the largest resource file read.
+	fileBytes int64
+	// dirBytes is the most the resource files of the directory, its scopes
+	// included, may hold together.
+	dirBytes int64
+}
+
+// defaultReadLimits are the defaults of --max-file-bytes and --max-dir-bytes:
+// far above a real config (the edge example is 7 KiB; 10,000 clusters like its
+// three are about 4 MiB), far below what would exhaust a container's memory (a file
+// decodes to a few times its size).
+var defaultReadLimits = readLimits{fileBytes: 16 << 20, dirBytes: 256 << 20}
+
+// tooLargeError refuses a file, or the whole directory, that holds more bytes
+// than its limit allows.
+type tooLargeError struct {
+	// path is the file, or the directory for the total.
+	path string
+	// size is the size found: the file's, or the total of the directory's.
+	size int64
+	// limit is the limit it exceeds, and flag the flag that sets it.
+	limit int64
+	flag  string
+	// grew is set when the file was within the limit when listed and grew past
+	// it while it was read: size is then only what was read.
+	grew bool
+}
+
+func (e *tooLargeError) Error() string {
+	switch {
+	case e.grew:
+		return fmt.Sprintf("%s: grew past %d bytes (%s) while it was read: not read", e.path, e.limit, e.flag)
+	case e.flag == "--max-dir-bytes":
+		return fmt.Sprintf("%s: the resource files hold %d bytes together, more than the %d of %s: nothing read",
+			e.path, e.size, e.limit, e.flag)
+	}
+	return fmt.Sprintf("%s: %d bytes, more than the %d of %s: not read", e.path, e.size, e.limit, e.flag)
 }
 
 // isResourceFile reports whether a file name is read as resources.
@@ -99,11 +150,11 @@ func listConfigDir(dir string) (files []configFile, scopeDirs []string, err erro
 					continue
 				}
 				if sfi.Mode().IsRegular() {
-					files = append(files, configFile{path: sp, scope: e.Name()})
+					files = append(files, configFile{path: sp, scope: e.Name(), stamp: stampOf(sfi)})
 				}
 			}
 		case fi.Mode().IsRegular() && isResourceFile(e.Name()):
-			files = append(files, configFile{path: path, scope: stream.DefaultScope})
+			files = append(files, configFile{path: path, scope: stream.DefaultScope, stamp: stampOf(fi)})
 		}
 	}
 	return files, scopeDirs, errors.Join(errs...)
@@ -111,23 +162,58 @@ func listConfigDir(dir string) (files []configFile, scopeDirs []string, err erro
 
 // readConfigDir reads and validates every resource file of dir. Any error rejects
 // the whole directory: the error joins one *resources.LoadError (or a plain error
-// for an unreadable path) per problem, each naming its file, and where known its
-// resource and field.
-func readConfigDir(dir string) (*configDir, error) {
+// for an unreadable path, or a *tooLargeError) per problem, each naming its file,
+// and where known its resource and field.
+func readConfigDir(dir string, lim readLimits) (*configDir, error) {
 	files, _, err := listConfigDir(dir)
 	if err != nil {
 		return nil, err
 	}
+	return readConfigFiles(dir, files, lim, nil)
+}
+
+// readConfigFiles reads and validates the files listConfigDir listed. Files
+// larger than lim are refused from their listed size, before anything is read;
+// a file that grows past its limit while it is read is refused too, with no
+// more than the limit read. afterRead, if not nil, is called with the path of
+// each file once it is read.
+func readConfigFiles(dir string, files []configFile, lim readLimits, afterRead func(path string)) (*configDir, error) {
+	var errs []error
+	var total int64
+	for _, f := range files {
+		total += f.stamp.size
+		if f.stamp.size > lim.fileBytes {
+			errs = append(errs, &tooLargeError{path: f.path, size: f.stamp.size, limit: lim.fileBytes, flag: "--max-file-bytes"})
+		}
+	}
+	if total > lim.dirBytes {
+		errs = append(errs, &tooLargeError{path: dir, size: total, limit: lim.dirBytes, flag: "--max-dir-bytes"})
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+
 	cfg := &configDir{scopes: make(map[string][]placed)}
 	type key struct{ scope, typeURL, name string }
 	first := make(map[key]placed)
-	var errs []error
+	digest := sha256.New()
+	total = 0
 	for _, f := range files {
-		data, err := os.ReadFile(f.path)
+		data, err := readLimited(f.path, lim.fileBytes)
+		if afterRead != nil {
+			afterRead(f.path)
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
+		if total += int64(len(data)); total > lim.dirBytes {
+			// The files grew while they were read.
+			errs = append(errs, &tooLargeError{path: dir, size: total, limit: lim.dirBytes, flag: "--max-dir-bytes", grew: true})
+			break
+		}
+		fmt.Fprintf(digest, "%s\x00%d\x00", f.path, len(data))
+		digest.Write(data)
 		res, err := resources.Parse(f.path, data)
 		if err != nil {
 			if isBootstrap(f.path, data) {
@@ -155,8 +241,37 @@ func readConfigDir(dir string) (*configDir, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	digest.Sum(cfg.digest[:0])
 	return cfg, nil
 }
+
+// readLimited reads a file of at most limit bytes. The size was checked when
+// the file was listed; the limit is checked again as it is read, in case the
+// file grew since, so that no more than limit+1 bytes are ever held.
+func readLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, &tooLargeError{path: path, size: int64(len(data)), limit: limit, flag: "--max-file-bytes", grew: true}
+	}
+	return data, nil
+}
+
+// fileStamp is what tells that a file changed without reading it: its size
+// and modification time.
+type fileStamp struct {
+	size  int64
+	mtime time.Time
+}
+
+func stampOf(fi os.FileInfo) fileStamp { return fileStamp{size: fi.Size(), mtime: fi.ModTime()} }
 
 // bootstrapKeys are top-level fields of an Envoy or gRPC bootstrap that no
 // resource file has at its top level.

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -57,7 +61,7 @@ func TestConfigDirScopes(t *testing.T) {
 	writeFile(t, dir, "team-a/nested/ignored.yaml", "not read: deeper directories are not scopes")
 	writeFile(t, dir, "envoy.yaml", "node: {id: e, cluster: c}\nadmin: {}\n")
 
-	cfg, err := readConfigDir(dir)
+	cfg, err := readConfigDir(dir, defaultReadLimits)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"default", "team-a", "team-b"}, cfg.scopeNames())
 	assert.Equal(t, 3, cfg.count(""))
@@ -75,7 +79,7 @@ func TestConfigDirRejectsInvalid(t *testing.T) {
 	writeFile(t, dir, "bad.yaml", cluster("api", "-1s"))
 	writeFile(t, dir, "typo.yaml", "name: oops\n")
 
-	_, err := readConfigDir(dir)
+	_, err := readConfigDir(dir, defaultReadLimits)
 	require.Error(t, err)
 	var le *resources.LoadError
 	require.ErrorAs(t, err, &le)
@@ -93,11 +97,11 @@ func TestConfigDirDuplicates(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "a.yaml", cluster("web", "1s"))
 	writeFile(t, dir, "other/a.yaml", cluster("web", "1s"))
-	_, err := readConfigDir(dir)
+	_, err := readConfigDir(dir, defaultReadLimits)
 	require.NoError(t, err)
 
 	writeFile(t, dir, "b.yaml", cluster("web", "2s"))
-	_, err = readConfigDir(dir)
+	_, err = readConfigDir(dir, defaultReadLimits)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), filepath.Join(dir, "b.yaml"))
 	assert.Contains(t, err.Error(), "already defined in "+filepath.Join(dir, "a.yaml"))
@@ -181,7 +185,7 @@ func TestDanglingRefs(t *testing.T) {
 	writeFile(t, dir, "c.yaml", edsCluster("web", "{ads: {}, resource_api_version: V3}"))
 	writeFile(t, dir, "team-a/web.yaml", resourceJSONFile(t, xdstest.Endpoints("web", "127.0.0.1:8080")))
 	writeFile(t, dir, "team-a/routes.yaml", routes("main", "web"))
-	cfg, err := readConfigDir(dir)
+	cfg, err := readConfigDir(dir, defaultReadLimits)
 	require.NoError(t, err)
 	var got []string
 	for _, d := range cfg.danglingRefs() {
@@ -212,7 +216,7 @@ func TestDanglingRefsEDSConfigSource(t *testing.T) {
 	writeFile(t, dir, "other.yaml", edsCluster("from-other", "{api_config_source: {api_type: GRPC, transport_api_version: V3, "+
 		"grpc_services: [{envoy_grpc: {cluster_name: other-control-plane}}]}, resource_api_version: V3}"))
 	writeFile(t, dir, "self.yaml", edsCluster("from-self", "{self: {}, resource_api_version: V3}"))
-	cfg, err := readConfigDir(dir)
+	cfg, err := readConfigDir(dir, defaultReadLimits)
 	require.NoError(t, err)
 	dangling := cfg.danglingRefs()
 	require.Len(t, dangling, 1)
@@ -220,7 +224,7 @@ func TestDanglingRefsEDSConfigSource(t *testing.T) {
 	assert.Equal(t, protocol.TypeEndpoint, dangling[0].toType)
 
 	require.NoError(t, os.Remove(filepath.Join(dir, "self.yaml")))
-	_, warnings, err := checkConfigDir(dir, false)
+	_, warnings, err := checkConfigDir(dir, false, defaultReadLimits)
 	require.NoError(t, err, "the endpoints of from-path and from-other are not this server's to serve")
 	assert.Empty(t, warnings)
 }
@@ -289,7 +293,7 @@ func TestExamplesAreValid(t *testing.T) {
 		}
 		t.Run(e.Name(), func(t *testing.T) {
 			dir := filepath.Join("..", "..", "examples", e.Name())
-			cfg, warnings, err := checkConfigDir(dir, false)
+			cfg, warnings, err := checkConfigDir(dir, false, defaultReadLimits)
 			require.NoError(t, err, "an example refers only to what it defines")
 			assert.Empty(t, warnings)
 			assert.NotZero(t, cfg.count(""))
@@ -302,7 +306,7 @@ func TestExamplesAreValid(t *testing.T) {
 // The edge example holds what issue and README promise: two listeners with HTTP
 // routes, three EDS clusters with their endpoints, and a TLS secret over SDS.
 func TestEdgeExampleShape(t *testing.T) {
-	cfg, _, err := checkConfigDir(filepath.Join("..", "..", "examples", "edge"), false)
+	cfg, _, err := checkConfigDir(filepath.Join("..", "..", "examples", "edge"), false, defaultReadLimits)
 	require.NoError(t, err)
 	count := map[string]int{}
 	for _, r := range cfg.scopes["default"] {
@@ -339,4 +343,257 @@ func TestReloadKeepsRestoredSnapshotOverEmptyDirectory(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, st.View().Scopes())
 	assert.Equal(t, []string{reloadRejected, reloadApplied, reloadApplied}, outcomes)
+}
+
+// clusters is a resource file listing n STATIC clusters named c0, c1, ...
+func clusters(n int, timeout string) string {
+	var b strings.Builder
+	for i := range n {
+		b.WriteString("- " + strings.ReplaceAll(cluster(fmt.Sprintf("c%d", i), timeout), "\n", "\n  ") + "\n")
+	}
+	return b.String()
+}
+
+// A file larger than --max-file-bytes, or a directory whose files hold more
+// than --max-dir-bytes, is refused from its size, before any file is read;
+// the error names the path, the size and the limit.
+func TestReloadRefusesLargeFilesBeforeReading(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "web.yaml", cluster("web", "1s"))
+	src, st := newSource(t, dir)
+	_, err := src.Reload()
+	require.NoError(t, err)
+	var read []string
+	src.afterRead = func(path string) { read = append(read, path) }
+
+	// 64 MiB of nothing (a sparse file: no disk is used).
+	big := filepath.Join(dir, "big.yaml")
+	f, err := os.Create(big)
+	require.NoError(t, err)
+	require.NoError(t, f.Truncate(64<<20))
+	require.NoError(t, f.Close())
+	_, err = src.Reload()
+	require.Error(t, err)
+	assert.Equal(t, []string{big + ": 67108864 bytes, more than the 16777216 of --max-file-bytes: not read"}, errorLines(err))
+	assert.Empty(t, read, "nothing is read")
+	assert.NotNil(t, st.View().Table("default", protocol.TypeCluster).Get("web"), "the last good config is still served")
+	assert.Equal(t, errorLines(err), src.State().Errors)
+
+	require.NoError(t, os.Remove(big))
+	writeFile(t, dir, "api.yaml", cluster("api", "1s"))
+	src.limits = readLimits{fileBytes: 1 << 20, dirBytes: 300}
+	_, err = src.Reload()
+	require.Error(t, err)
+	size := int64(len(cluster("web", "1s")) + len(cluster("api", "1s")))
+	assert.Equal(t, []string{fmt.Sprintf("%s: the resource files hold %d bytes together, more than the 300 of --max-dir-bytes: nothing read", dir, size)},
+		errorLines(err))
+	assert.Empty(t, read)
+}
+
+// A file that grows past --max-file-bytes while it is read is refused without
+// reading more than the limit.
+func TestReadConfigFilesStopsAtTheLimit(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "a.yaml", cluster("a", "1s"))
+	writeFile(t, dir, "b.yaml", cluster("b", "1s"))
+	files, _, err := listConfigDir(dir)
+	require.NoError(t, err)
+	grow := func(path string) {
+		if filepath.Base(path) == "a.yaml" {
+			writeFile(t, dir, "b.yaml", cluster("b", "1s")+strings.Repeat("# padding\n", 1000))
+		}
+	}
+	_, err = readConfigFiles(dir, files, readLimits{fileBytes: 1000, dirBytes: 1 << 20}, grow)
+	require.Error(t, err)
+	var tl *tooLargeError
+	require.ErrorAs(t, err, &tl)
+	assert.Equal(t, filepath.Join(dir, "b.yaml"), tl.path)
+	assert.Equal(t, int64(1001), tl.size, "no more than the limit and one byte was read")
+	assert.Equal(t, filepath.Join(dir, "b.yaml")+": grew past 1000 bytes (--max-file-bytes) while it was read: not read", tl.Error())
+}
+
+// A reload reads no file modified less than the quiet period ago: it is put
+// off, with nothing applied or recorded, until the file is old enough.
+func TestReloadWaitsForQuietFiles(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "web.yaml", cluster("web", "1s"))
+	src, st := newSource(t, dir)
+	var outcomes []string
+	src.onReload = func(o string, _ store.Result) { outcomes = append(outcomes, o) }
+	src.quiet.period = time.Hour
+
+	_, err := src.tryReload(false)
+	var nq *notQuietError
+	require.ErrorAs(t, err, &nq)
+	assert.Equal(t, filepath.Join(dir, "web.yaml"), nq.file)
+	assert.False(t, nq.whileRead)
+	assert.InDelta(t, time.Hour.Seconds(), nq.retry.Seconds(), 60, "tried again once the file is an hour old")
+	assert.Empty(t, st.View().Scopes(), "nothing read")
+	assert.Empty(t, outcomes, "nothing recorded: it is no rejection")
+	assert.Equal(t, filepath.Join(dir, "web.yaml"), src.State().Writing)
+
+	old := time.Now().Add(-2 * time.Hour)
+	require.NoError(t, os.Chtimes(filepath.Join(dir, "web.yaml"), old, old))
+	_, err = src.tryReload(false)
+	require.NoError(t, err)
+	assert.NotNil(t, st.View().Table("default", protocol.TypeCluster).Get("web"))
+	assert.Equal(t, []string{reloadApplied}, outcomes)
+	assert.Empty(t, src.State().Writing)
+}
+
+// A modification time in the future (a file server whose clock runs ahead)
+// does not put reloads off for ever: the files are quiet once their size and
+// modification time have not changed for the quiet period.
+func TestReloadQuietWithClockSkew(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "web.yaml", cluster("web", "1s"))
+	future := time.Now().Add(24 * time.Hour)
+	require.NoError(t, os.Chtimes(filepath.Join(dir, "web.yaml"), future, future))
+	src, st := newSource(t, dir)
+	now := time.Now()
+	src.now = func() time.Time { return now }
+	src.quiet.period = time.Second
+
+	_, err := src.tryReload(false)
+	var nq *notQuietError
+	require.ErrorAs(t, err, &nq)
+	assert.Equal(t, time.Second, nq.retry)
+	now = now.Add(time.Second)
+	_, err = src.tryReload(false)
+	require.NoError(t, err)
+	assert.NotNil(t, st.View().Table("default", protocol.TypeCluster).Get("web"))
+}
+
+// A file that changes while a reload reads it is not applied: the reload is
+// put off and reads it again.
+func TestReloadRereadsFileChangedWhileRead(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "a.yaml", cluster("a", "1s"))
+	writeFile(t, dir, "b.yaml", clusters(20, "1s"))
+	src, st := newSource(t, dir)
+	_, err := src.Reload()
+	require.NoError(t, err)
+	before := st.View().Revision()
+
+	// b.yaml is rewritten in place while a.yaml is read: when b.yaml is read it
+	// holds the first 3 clusters of a file that will hold 20 again.
+	src.afterRead = func(path string) {
+		if filepath.Base(path) == "a.yaml" {
+			writeFile(t, dir, "b.yaml", clusters(3, "2s"))
+		}
+	}
+	_, err = src.tryReload(false)
+	var nq *notQuietError
+	require.ErrorAs(t, err, &nq)
+	assert.True(t, nq.whileRead)
+	assert.Equal(t, filepath.Join(dir, "b.yaml"), nq.file)
+	assert.Equal(t, before, st.View().Revision(), "nothing applied")
+
+	src.afterRead = nil
+	writeFile(t, dir, "b.yaml", clusters(20, "2s"))
+	res, err := src.tryReload(false)
+	require.NoError(t, err)
+	assert.Equal(t, 20, res.Set)
+	assert.Zero(t, res.Deleted)
+}
+
+// A reload that would delete more than --max-delete-fraction of a type's
+// resources in a scope, and at least --delete-guard-min of them, is held back:
+// the last good config is still served and the reload is recorded as held
+// until it is confirmed, or the files change again.
+func TestReloadHoldsMassDeletion(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "clusters.yaml", clusters(20, "1s"))
+	src, st := newSource(t, dir)
+	var outcomes []string
+	src.onReload = func(o string, _ store.Result) { outcomes = append(outcomes, o) }
+	_, err := src.Reload()
+	require.NoError(t, err)
+	served := func() int { return st.View().Table("default", protocol.TypeCluster).Len() }
+
+	writeFile(t, dir, "clusters.yaml", clusters(5, "1s"))
+	_, err = src.Reload()
+	var he *heldError
+	require.ErrorAs(t, err, &he)
+	assert.Contains(t, err.Error(), `reload held: it would delete 15 of 20 CDS in scope "default" (more than 50% of a type in a scope, and at least 10;`)
+	assert.Equal(t, 20, served(), "the last good config is still served")
+	held := src.State().Held
+	require.NotNil(t, held)
+	assert.Equal(t, []deletion{{Scope: "default", Type: "CDS", Deleted: 15, Of: 20}}, held.Deletions)
+
+	// Confirmed: applied.
+	res, err := src.ReloadWhenQuiet(context.Background(), true)
+	require.NoError(t, err)
+	assert.Equal(t, 15, res.Deleted)
+	assert.Equal(t, 5, served())
+	assert.Nil(t, src.State().Held)
+
+	// Held again, then the files change again: the new content is checked
+	// afresh, and applied, as it deletes little.
+	writeFile(t, dir, "clusters.yaml", clusters(20, "1s"))
+	_, err = src.Reload()
+	require.NoError(t, err, "adding is never held")
+	writeFile(t, dir, "clusters.yaml", "[]")
+	_, err = src.Reload()
+	require.ErrorAs(t, err, &he)
+	writeFile(t, dir, "clusters.yaml", clusters(18, "1s"))
+	res, err = src.Reload()
+	require.NoError(t, err)
+	assert.Equal(t, 2, res.Deleted)
+	assert.Nil(t, src.State().Held)
+
+	assert.Equal(t, []string{reloadApplied, reloadHeld, reloadApplied, reloadApplied, reloadHeld, reloadApplied}, outcomes)
+}
+
+// A confirmation applies the content that was held only: if the files changed
+// since, the new content is held in its place, to be confirmed in turn.
+func TestReloadConfirmsOnlyWhatWasHeld(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "clusters.yaml", clusters(20, "1s"))
+	src, st := newSource(t, dir)
+	_, err := src.Reload()
+	require.NoError(t, err)
+
+	writeFile(t, dir, "clusters.yaml", clusters(5, "1s"))
+	_, err = src.Reload()
+	var he *heldError
+	require.ErrorAs(t, err, &he)
+	writeFile(t, dir, "clusters.yaml", clusters(2, "1s"))
+	_, err = src.ReloadWhenQuiet(context.Background(), true)
+	require.ErrorAs(t, err, &he)
+	assert.True(t, he.changed)
+	assert.Contains(t, err.Error(), "the directory changed since the reload was held, so it was not confirmed; reload held: it would delete 18 of 20 CDS")
+	assert.Equal(t, 20, st.View().Table("default", protocol.TypeCluster).Len())
+
+	_, err = src.ReloadWhenQuiet(context.Background(), true)
+	require.NoError(t, err)
+	assert.Equal(t, 2, st.View().Table("default", protocol.TypeCluster).Len())
+}
+
+// The guard counts per type and per scope: a small config is reshaped freely
+// (fewer deletions than --delete-guard-min), a scope removed whole counts as
+// all of its resources deleted, and --max-delete-fraction 1 turns it off.
+func TestDeleteGuardThresholds(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "clusters.yaml", clusters(4, "1s"))
+	writeFile(t, dir, "team-a/clusters.yaml", clusters(12, "1s"))
+	src, st := newSource(t, dir)
+	_, err := src.Reload()
+	require.NoError(t, err)
+
+	writeFile(t, dir, "clusters.yaml", clusters(1, "1s"))
+	_, err = src.Reload()
+	require.NoError(t, err, "3 of 4 deleted: fewer than --delete-guard-min")
+
+	require.NoError(t, os.RemoveAll(filepath.Join(dir, "team-a")))
+	_, err = src.Reload()
+	var he *heldError
+	require.ErrorAs(t, err, &he)
+	assert.Equal(t, []deletion{{Scope: "team-a", Type: "CDS", Deleted: 12, Of: 12}}, he.held.Deletions)
+	assert.True(t, st.View().HasScope("team-a"))
+
+	src.guard.fraction = 1
+	_, err = src.Reload()
+	require.NoError(t, err)
+	assert.False(t, st.View().HasScope("team-a"))
 }

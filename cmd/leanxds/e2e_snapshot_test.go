@@ -219,7 +219,7 @@ func TestBinarySnapshotRefused(t *testing.T) {
 func TestBinarySnapshotFallsBackToPrevious(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "snapshot.bin")
-	cfg, err := readConfigDir(copyExample(t, "edge"))
+	cfg, err := readConfigDir(copyExample(t, "edge"), defaultReadLimits)
 	require.NoError(t, err)
 	st := store.New()
 	_, err = st.Commit(cfg.changes(nil)...)

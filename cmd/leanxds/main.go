@@ -5,6 +5,7 @@
 //	leanxds serve --config DIR      serve a config directory (docs/config.md)
 //	leanxds validate DIR...         check config directories offline
 //	leanxds dump --node ID          print what a node is served, through CSDS
+//	leanxds reload [--confirm]      reload a running server's directory now
 //
 // Each subcommand's --help explains its flags; serve's flags can also be set by
 // LEANXDS_* environment variables.
@@ -29,6 +30,7 @@ Usage:
   leanxds serve --config DIR [flags]   serve a config directory over xDS
   leanxds validate DIR...              check config directories offline
   leanxds dump [--node ID] [flags]     print what a node is served (CSDS)
+  leanxds reload [--confirm]           reload a running server's config directory now
   leanxds help [COMMAND]               explain a command and its flags
 
 Try it:
@@ -46,6 +48,7 @@ var commands = map[string]func(ctx context.Context, args []string, env lookupEnv
 	"serve":    runServe,
 	"validate": runValidate,
 	"dump":     runDump,
+	"reload":   runReload,
 }
 
 // run runs the command line args and returns the exit code.

@@ -27,7 +27,8 @@ func TestServeHelp(t *testing.T) {
 	assert.Equal(t, 0, code)
 	for _, f := range []string{"config", "listen", "admin", "scope-by", "no-default-scope", "tls-cert", "tls-key",
 		"client-ca", "node-identity", "scope-map", "log-level", "log-format", "debounce", "drain-timeout", "snapshot", "snapshot-interval", "restore-timeout", "allow-dangling",
-		"csds-max-bytes", "admin-token", "admin-max-bytes", "admin-max-page"} {
+		"csds-max-bytes", "admin-token", "admin-max-bytes", "admin-max-page",
+		"max-file-bytes", "max-dir-bytes", "max-delete-fraction", "delete-guard-min"} {
 		assert.Regexp(t, `(?m)^  --`+f+`( \w+)?$`, stderr)
 		assert.Contains(t, stderr, "$"+envName(f), f)
 	}
@@ -39,6 +40,9 @@ func TestServeHelp(t *testing.T) {
 	code, stdout, _ := runArgs(t, nil, "help", "dump")
 	assert.Equal(t, 0, code)
 	assert.Contains(t, stdout, "--node id")
+	code, stdout, _ = runArgs(t, nil, "help", "reload")
+	assert.Equal(t, 0, code)
+	assert.Contains(t, stdout, "--confirm\n")
 }
 
 // A flag may come from its LEANXDS_* variable; the command line wins.
@@ -65,6 +69,16 @@ func TestFlagsFromEnv(t *testing.T) {
 	assert.Empty(t, o.snapshot, "no persistence by default")
 	assert.False(t, o.allowDangling, "dangling references are refused by default")
 	assert.Equal(t, 10*time.Second, o.restoreTimeout, "the default")
+	assert.Equal(t, readLimits{fileBytes: 16 << 20, dirBytes: 256 << 20}, o.dirLimits)
+	assert.Equal(t, deleteGuard{fraction: 0.5, min: 10}, o.guard)
+
+	c, o = serveCommand(&bytes.Buffer{})
+	limitsEnv := map[string]string{"LEANXDS_MAX_FILE_BYTES": "1048576", "LEANXDS_MAX_DIR_BYTES": "8388608",
+		"LEANXDS_MAX_DELETE_FRACTION": "1", "LEANXDS_DELETE_GUARD_MIN": "50"}
+	require.NoError(t, c.parse(nil, func(k string) (string, bool) { v, ok := limitsEnv[k]; return v, ok }))
+	assert.Equal(t, readLimits{fileBytes: 1 << 20, dirBytes: 8 << 20}, o.dirLimits)
+	assert.Equal(t, deleteGuard{fraction: 1, min: 50}, o.guard)
+	assert.True(t, o.guard.off())
 }
 
 // Bad command lines exit 2 with a message saying what is wrong.
@@ -92,6 +106,11 @@ func TestUsageErrors(t *testing.T) {
 		{nil, []string{"serve", "--config", "x", "--csds-max-bytes", "0"}, "--csds-max-bytes must be positive"},
 		{nil, []string{"serve", "--config", "x", "--admin-max-page", "0"}, "--admin-max-bytes and --admin-max-page must be positive"},
 		{map[string]string{"LEANXDS_CSDS_MAX_BYTES": "4MiB"}, []string{"serve", "--config", "x"}, `LEANXDS_CSDS_MAX_BYTES="4MiB"`},
+		{nil, []string{"serve", "--config", "x", "--max-file-bytes", "0"}, "--max-file-bytes and --max-dir-bytes must be positive"},
+		{nil, []string{"serve", "--config", "x", "--max-delete-fraction", "0"}, "--max-delete-fraction must be positive"},
+		{nil, []string{"serve", "--config", "x", "--delete-guard-min", "-1"}, "--delete-guard-min not negative"},
+		{nil, []string{"validate", "--max-dir-bytes", "-5", "x"}, "--max-file-bytes and --max-dir-bytes must be positive"},
+		{nil, []string{"reload", "extra"}, `unexpected argument "extra"`},
 	}
 	for _, c := range cases {
 		code, _, stderr := runArgs(t, c.env, c.args...)

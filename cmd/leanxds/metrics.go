@@ -105,7 +105,7 @@ func newMetrics(st *store.Store) *metrics {
 		}, []string{"type"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "leanxds_config_reloads_total",
-			Help: "Reloads of the config directory, by result: applied, unchanged, or rejected (invalid, or with dangling references; the last good config is still served).",
+			Help: "Reloads of the config directory, by result: applied, unchanged, rejected (invalid, or with dangling references), or held (it would delete too much); the last good config is still served after the last two.",
 		}, []string{"result"}),
 		commits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "leanxds_store_commits_total",
@@ -113,7 +113,7 @@ func newMetrics(st *store.Store) *metrics {
 		}),
 		lastReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "leanxds_config_last_reload_successful",
-			Help: "1 if the last reload of the config directory was valid, 0 if it was rejected.",
+			Help: "1 if the last reload of the config directory was applied, 0 if it was rejected or held.",
 		}),
 		lastApplied: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "leanxds_config_last_applied_timestamp_seconds",
@@ -122,7 +122,7 @@ func newMetrics(st *store.Store) *metrics {
 	}
 	// Every outcome exists from the start, so that rate() and alerts on rejected
 	// reloads work before the first one.
-	for _, r := range []string{reloadApplied, reloadUnchanged, reloadRejected} {
+	for _, r := range []string{reloadApplied, reloadUnchanged, reloadRejected, reloadHeld} {
 		m.reloads.WithLabelValues(r)
 	}
 	reg.MustRegister(
@@ -138,7 +138,7 @@ func newMetrics(st *store.Store) *metrics {
 // reloaded records a reload of the config directory.
 func (m *metrics) reloaded(outcome string, res store.Result) {
 	m.reloads.WithLabelValues(outcome).Inc()
-	if outcome == reloadRejected {
+	if outcome == reloadRejected || outcome == reloadHeld {
 		m.lastReloadOK.Set(0)
 		return
 	}

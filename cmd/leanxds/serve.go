@@ -88,9 +88,11 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 	}
 	s.source = newConfigSource(o.configDir, s.st, log)
 	s.source.allowDangling = o.allowDangling
+	s.source.limits, s.source.guard, s.source.quiet.period = o.dirLimits, o.guard, o.debounce
+	s.metrics.reg.MustRegister(sourceCollector{s.source})
 	s.source.onReload = func(outcome string, res store.Result) {
 		s.metrics.reloaded(outcome, res)
-		if outcome != reloadRejected && s.persister != nil {
+		if (outcome == reloadApplied || outcome == reloadUnchanged) && s.persister != nil {
 			// From the first load of the directory on, what the store holds is
 			// the config, even empty, and is written as such.
 			s.persister.ConfigLoaded()
@@ -154,7 +156,7 @@ func (s *server) run(ctx context.Context) error {
 	// after it goes unseen.
 	w, err := s.source.newWatcher()
 	if err != nil {
-		s.log.Error("cannot watch the config directory: changes are not applied until a restart", "dir", s.opts.configDir, "err", err)
+		s.source.setStale("cannot watch it, changes are not applied until a restart: " + err.Error())
 	} else {
 		defer w.Close() // Watch closes it too; closing twice is harmless
 	}
@@ -162,7 +164,7 @@ func (s *server) run(ctx context.Context) error {
 	// directory turns out invalid (or empty), and the directory replaces it
 	// otherwise, sending nothing to clients for what did not change.
 	s.restoreSnapshot(ctx)
-	if err := s.initialLoad(); err != nil {
+	if err := s.initialLoad(ctx); err != nil {
 		return err
 	}
 	stopPersister := s.startPersister(ctx)
@@ -232,9 +234,14 @@ func (s *server) startAdmin() (*http.Server, error) {
 // (invalid, or with dangling references) is fatal, unless the store already
 // holds a config (restored from a snapshot): then that is served until the
 // directory is fixed.
-func (s *server) initialLoad() error {
-	_, err := s.source.Reload()
+//
+// Files being written are waited for until they are quiet, or ctx ends.
+func (s *server) initialLoad(ctx context.Context) error {
+	_, err := s.source.ReloadWhenQuiet(ctx, false)
 	v := s.st.View()
+	if _, busy := errors.AsType[*notQuietError](err); busy && len(v.Scopes()) == 0 {
+		return fmt.Errorf("nothing to serve: stopped while waiting for the config files to be quiet: %w", err)
+	}
 	if err != nil && len(v.Scopes()) == 0 {
 		hint := ""
 		if hasDangling(err) {
@@ -246,6 +253,9 @@ func (s *server) initialLoad() error {
 	msg := "config loaded"
 	if err != nil {
 		msg = "serving the restored snapshot: the config directory is applied once it is valid and holds resources"
+		if _, held := errors.AsType[*heldError](err); held {
+			msg = "serving the restored snapshot: the config directory would delete too much of it, and is applied once confirmed"
+		}
 	}
 	total := 0
 	perScope := make([]any, 0, len(v.Scopes()))

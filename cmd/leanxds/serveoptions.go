@@ -53,6 +53,11 @@ type serveOptions struct {
 	maxRequestNameBytes int
 	maxNodeBytes        int
 	frameCacheBytes     int
+	// dirLimits bound the bytes a reload reads (--max-file-bytes, --max-dir-bytes).
+	dirLimits readLimits
+	// guard holds back reloads that would delete too much
+	// (--max-delete-fraction, --delete-guard-min).
+	guard deleteGuard
 }
 
 // defaultCSDSMaxBytes is the default CSDS response budget: gRPC's default
@@ -122,6 +127,11 @@ func serveCommand(out io.Writer) (*command, *serveOptions) {
 	fs.IntVar(&o.maxRequestNameBytes, "max-request-name-bytes", stream.DefaultMaxRequestNameBytes, "most `bytes` of resource names one request may carry in all: more ends its stream (InvalidArgument)")
 	fs.IntVar(&o.maxNodeBytes, "max-node-bytes", stream.DefaultMaxNodeBytes, "largest node a stream may open with, in `bytes` (encoded): a larger one is refused (InvalidArgument)")
 	fs.IntVar(&o.frameCacheBytes, "frame-cache-bytes", stream.DefaultFrameCacheBytes, "most `bytes` of encoded responses kept to share between streams sending the same content")
+	fs.Int64Var(&o.dirLimits.fileBytes, "max-file-bytes", defaultReadLimits.fileBytes, "refuse a config file larger than this many `bytes`, before reading it: the reload is rejected")
+	fs.Int64Var(&o.dirLimits.dirBytes, "max-dir-bytes", defaultReadLimits.dirBytes, "refuse a config directory whose files hold more than this many `bytes` together, before reading them")
+	fs.Float64Var(&o.guard.fraction, "max-delete-fraction", defaultDeleteGuard.fraction, "hold back a reload that would delete more than this `fraction` of a type's resources in a scope\n"+
+		"until 'leanxds reload --confirm' or the files change again; 1 turns the guard off")
+	fs.IntVar(&o.guard.min, "delete-guard-min", defaultDeleteGuard.min, "the fewest `deletions` of a type in a scope that --max-delete-fraction holds back")
 	return c, o
 }
 
@@ -152,6 +162,10 @@ func (o *serveOptions) check() error {
 		return usageErrorf("serve: --admin-max-bytes and --admin-max-page must be positive")
 	case o.maxNameBytes <= 0 || o.maxRequestNameBytes <= 0 || o.maxNodeBytes <= 0 || o.frameCacheBytes <= 0:
 		return usageErrorf("serve: --max-name-bytes, --max-request-name-bytes, --max-node-bytes and --frame-cache-bytes must be positive")
+	case o.dirLimits.fileBytes <= 0 || o.dirLimits.dirBytes <= 0:
+		return usageErrorf("serve: --max-file-bytes and --max-dir-bytes must be positive")
+	case !(o.guard.fraction > 0) || o.guard.min < 0:
+		return usageErrorf("serve: --max-delete-fraction must be positive (1 turns the guard off), --delete-guard-min not negative")
 	}
 	switch o.nodeIdentity {
 	case "", identitySANURI, identitySANDNS, identityCN:

@@ -110,11 +110,15 @@ func (s *server) readiness() (ready bool, text string) {
 	}
 	info := s.snapshot.Load()
 	var b strings.Builder
-	if s.source.State().Loaded {
+	st := s.source.State()
+	if st.Loaded {
 		b.WriteString("ready: config loaded")
 	} else {
 		// Ready only because the store holds a restored snapshot (initialLoad).
 		b.WriteString("ready: serving the restored snapshot; the config directory is not applied (see /)")
+	}
+	for _, n := range readyNotes(st) {
+		b.WriteString("; " + n)
 	}
 	switch {
 	case s.persister == nil:

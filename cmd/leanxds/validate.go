@@ -18,21 +18,30 @@ cluster, a listener's missing route configuration, an EDS cluster's missing
 endpoints, a missing SDS secret) is an error too, as serve refuses such a
 directory: each is printed with its file, scope and both resources. With
 --allow-dangling they are printed as warnings and do not fail the check, as
-serve --allow-dangling serves them.`
+serve --allow-dangling serves them.
+
+A file larger than --max-file-bytes, or a directory whose files hold more than
+--max-dir-bytes together, is refused before it is read, as serve refuses it.`
 
 // runValidate is `leanxds validate DIR...`.
 func runValidate(_ context.Context, args []string, env lookupEnv, stdout, stderr io.Writer) error {
 	c := newCommand("validate", "leanxds validate [--allow-dangling] DIR...", validateAbout, stderr)
 	allowDangling := c.fs.Bool("allow-dangling", false, "report references to resources a scope does not define as warnings, not errors")
+	lim := defaultReadLimits
+	c.fs.Int64Var(&lim.fileBytes, "max-file-bytes", lim.fileBytes, "refuse a resource file larger than this many `bytes`, as serve does")
+	c.fs.Int64Var(&lim.dirBytes, "max-dir-bytes", lim.dirBytes, "refuse a directory whose resource files hold more than this many `bytes` together, as serve does")
 	if err := c.parse(args, env); err != nil {
 		return err
 	}
 	if c.fs.NArg() == 0 {
 		return usageErrorf("validate: name a config directory")
 	}
+	if lim.fileBytes <= 0 || lim.dirBytes <= 0 {
+		return usageErrorf("validate: --max-file-bytes and --max-dir-bytes must be positive")
+	}
 	failed := false
 	for _, dir := range c.fs.Args() {
-		cfg, warnings, err := checkConfigDir(dir, *allowDangling)
+		cfg, warnings, err := checkConfigDir(dir, *allowDangling, lim)
 		if err != nil {
 			failed = true
 			for _, line := range errorLines(err) {
@@ -59,8 +68,8 @@ func runValidate(_ context.Context, args []string, env lookupEnv, stdout, stderr
 // checkConfigDir reads a directory, checks its references and commits it to a
 // scratch store: exactly what a reload does, without serving it. warnings are
 // the dangling references allowDangling let through.
-func checkConfigDir(dir string, allowDangling bool) (cfg *configDir, warnings []string, err error) {
-	cfg, err = readConfigDir(dir)
+func checkConfigDir(dir string, allowDangling bool, lim readLimits) (cfg *configDir, warnings []string, err error) {
+	cfg, err = readConfigDir(dir, lim)
 	if err != nil {
 		return nil, nil, err
 	}

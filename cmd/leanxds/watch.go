@@ -2,30 +2,64 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 )
 
 // maxDebounceWaits bounds how long a stream of changes can put a reload off: a
-// reload happens at most this many debounce periods after the first change, even
-// if files keep changing.
+// reload is tried at most this many debounce periods after the first change,
+// even if files keep changing. (It still reads nothing until the resource files
+// are quiet: see quietCheck.)
 const maxDebounceWaits = 10
+
+// While the directory is missing (removed, or not mounted yet) or cannot be
+// watched, Watch checks for it every dirPollFirst, backing off to dirPollMax.
+const (
+	dirPollFirst = 100 * time.Millisecond
+	dirPollMax   = 5 * time.Second
+)
 
 // Watch reloads the directory after it changes, until ctx ends. Changes are
 // debounced: a reload waits until nothing changed for the debounce period, so an
 // editor's several writes, or a tool copying many files, make one commit. Every
-// change of the directory or of a scope subdirectory counts, whatever the file:
-// a reload reads the whole directory, and one that changes nothing is cheap (and
-// commits nothing). Subdirectories created later are watched as they appear.
+// change of the directory or of a scope subdirectory counts, whatever the file,
+// a change of permissions included (a file made readable): a reload reads the
+// whole directory, and one that changes nothing is cheap (and commits nothing).
+// Subdirectories created later are watched as they appear. A reload put off
+// because a file is being written is tried again once it should be quiet.
+//
+// If the directory itself is removed or moved away, its watch goes with it:
+// the source is then stale (State().Stale) and Watch polls for the directory,
+// watching and reloading it as soon as it is back.
+//
 // Watch closes w, from newWatcher, when it returns.
 func (s *configSource) Watch(ctx context.Context, w *fsnotify.Watcher, debounce time.Duration) {
 	defer w.Close()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
+	poll := time.NewTimer(time.Hour)
+	poll.Stop()
+	defer poll.Stop()
+	// pollEvery is the time until the next look for the directory; 0 while it
+	// is watched.
+	var pollEvery time.Duration
+	lost := func(reason string) {
+		s.setStale(reason)
+		if pollEvery == 0 {
+			pollEvery = dirPollFirst
+			poll.Reset(pollEvery)
+		}
+	}
+	if !slices.Contains(w.WatchList(), s.dir) {
+		lost(s.unwatchedReason())
+	}
 	var first time.Time // the first change not reloaded yet; zero when none
 	for {
 		select {
@@ -35,11 +69,18 @@ func (s *configSource) Watch(ctx context.Context, w *fsnotify.Watcher, debounce 
 			if !ok {
 				return
 			}
-			if ev.Op == fsnotify.Chmod {
-				continue // a touch or a permission change: the content is the same
+			if filepath.Clean(ev.Name) == s.dir && ev.Has(fsnotify.Remove|fsnotify.Rename) {
+				// The directory itself is gone, or moved away: fsnotify drops its
+				// watch, and nothing will tell when it is back but a look.
+				_ = w.Remove(s.dir)
+				lost(s.unwatchedReason())
+				continue
 			}
-			if ev.Has(fsnotify.Create) && filepath.Dir(ev.Name) == filepath.Clean(s.dir) {
+			if ev.Has(fsnotify.Create) && filepath.Dir(ev.Name) == s.dir && !strings.HasPrefix(filepath.Base(ev.Name), ".") {
 				// A new scope: watch it now, so files written into it are seen.
+				// (Hidden directories are no scopes: the ..2025_01_01_… ones of a
+				// ConfigMap volume are reached through its ..data link, which
+				// changes in the directory itself.)
 				if fi, err := os.Stat(ev.Name); err == nil && fi.IsDir() {
 					s.addWatch(w, ev.Name)
 				}
@@ -62,26 +103,63 @@ func (s *configSource) Watch(ctx context.Context, w *fsnotify.Watcher, debounce 
 			timer.Reset(debounce)
 		case <-timer.C:
 			first = time.Time{}
-			_, _ = s.Reload() // Reload logs and records its own errors
+			if pollEvery != 0 {
+				continue // the directory is not there: it is reloaded when it is back
+			}
+			_, err := s.tryReload(false) // it logs and records its own errors
+			if nq, ok := errors.AsType[*notQuietError](err); ok {
+				timer.Reset(nq.retry)
+				continue
+			}
 			s.syncWatches(w)
+			if !slices.Contains(w.WatchList(), s.dir) {
+				lost(s.unwatchedReason())
+			}
+		case <-poll.C:
+			if err := w.Add(s.dir); err != nil {
+				s.setStale(s.unwatchedReason())
+				pollEvery = min(2*pollEvery, dirPollMax)
+				poll.Reset(pollEvery)
+				continue
+			}
+			pollEvery = 0
+			s.syncWatches(w)
+			s.setStale("")
+			// Read it after a debounce period, as after a change: a directory
+			// made again is usually filled right after, and an empty one read
+			// in between would delete everything.
+			timer.Reset(debounce)
 		}
 	}
 }
 
+// unwatchedReason says why the directory cannot be watched.
+func (s *configSource) unwatchedReason() string {
+	fi, err := os.Stat(s.dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return "the directory does not exist"
+	case err != nil:
+		return err.Error()
+	case !fi.IsDir():
+		return "not a directory"
+	}
+	return "the directory was removed or moved"
+}
+
 // newWatcher returns a watcher of the directory and its scope subdirectories,
 // for Watch. It is made before Watch runs so that no change made after it
-// returns goes unseen, and so that a failure (the system's limit of watches) is
-// reported at once.
+// returns goes unseen, and so that a failure (the system's limit of inotify
+// instances) is reported at once. A directory that cannot be watched yet (it
+// does not exist) is not an error: Watch looks for it until it can.
 func (s *configSource) newWatcher() (*fsnotify.Watcher, error) {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return nil, err
 	}
-	if err := w.Add(s.dir); err != nil {
-		w.Close()
-		return nil, err
+	if err := w.Add(s.dir); err == nil {
+		s.syncWatches(w)
 	}
-	s.syncWatches(w)
 	return w, nil
 }
 

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// `leanxds reload` asks a running serve, through its admin server, to reload
+// its config directory now (POST /reload), and with --confirm to apply a
+// reload the deletion guard holds back (POST /reload?confirm=true).
+
+const reloadAbout = `
+Ask a running leanxds serve to read its config directory again now, through its
+admin server, and print what became of it: applied, unchanged, rejected (the
+errors, one a line) or held. The server reads the files once they are quiet, as
+after a change. A server with --admin-token needs it, as do its /debug/ pages;
+without one, it answers callers on its own host only.
+
+A reload that would delete more than --max-delete-fraction of a type's resources
+in a scope is held back: the server keeps serving its last good config, and
+says so on its admin page, /readyz and leanxds_config_reload_held. --confirm
+applies it, provided the files still hold what was held; if they changed since,
+the new content is checked afresh and may be held in turn.
+
+The exit status is 0 when the directory was applied or unchanged, 1 otherwise.`
+
+// reloadRequestTimeout bounds how long POST /reload waits for the files to be
+// quiet.
+const reloadRequestTimeout = 30 * time.Second
+
+// reloadAnswer is the answer of POST /reload.
+type reloadAnswer struct {
+	// Outcome is applied, unchanged, rejected, held, or busy (the files were
+	// still being written when the request gave up).
+	Outcome  string `json:"outcome"`
+	Revision uint64 `json:"revision,omitempty"`
+	Set      int    `json:"set"`
+	Deleted  int    `json:"deleted"`
+	// Errors are the reload's errors, one line each.
+	Errors []string    `json:"errors,omitempty"`
+	Held   *heldReload `json:"held,omitempty"`
+}
+
+const reloadBusy = "busy"
+
+// handleReload is POST /reload[?confirm=true].
+func (s *server) handleReload(w http.ResponseWriter, r *http.Request) {
+	confirm := false
+	if v := r.URL.Query().Get("confirm"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			writeJSONError(w, http.StatusBadRequest, "confirm=%q: want true or false", v)
+			return
+		}
+		confirm = b
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), reloadRequestTimeout)
+	defer cancel()
+	res, err := s.source.ReloadWhenQuiet(ctx, confirm)
+	a := reloadAnswer{Set: res.Set, Deleted: res.Deleted, Errors: errorLines(err)}
+	code := http.StatusOK
+	switch {
+	case err == nil && res.Changed():
+		a.Outcome, a.Revision = reloadApplied, res.Revision
+	case err == nil:
+		a.Outcome = reloadUnchanged
+	default:
+		if h, ok := errors.AsType[*heldError](err); ok {
+			a.Outcome, a.Held, code = reloadHeld, h.held, http.StatusConflict
+		} else if _, ok := errors.AsType[*notQuietError](err); ok {
+			a.Outcome, code = reloadBusy, http.StatusServiceUnavailable
+		} else {
+			a.Outcome, code = reloadRejected, http.StatusUnprocessableEntity
+		}
+	}
+	writeJSON(w, code, a)
+}
+
+type reloadOptions struct {
+	admin      string
+	adminToken string
+	confirm    bool
+	timeout    time.Duration
+}
+
+// runReload is `leanxds reload`.
+func runReload(ctx context.Context, args []string, env lookupEnv, stdout, stderr io.Writer) error {
+	c := newCommand("reload", "leanxds reload [--admin ADDR] [--confirm]", reloadAbout, stderr)
+	o := &reloadOptions{}
+	c.fs.StringVar(&o.admin, "admin", "127.0.0.1:9901", "`address` of the server's admin HTTP server (its --admin)")
+	c.fs.BoolVar(&o.confirm, "confirm", false, "apply a reload held back because it would delete too much")
+	c.fs.StringVar(&o.adminToken, "admin-token", "", "the server's --admin-token, for a server that sets one or that is not on this host;\n"+
+		"default: $"+adminTokenEnv+", the variable serve reads it from")
+	c.fs.DurationVar(&o.timeout, "timeout", time.Minute, "how long to wait for the server")
+	if err := c.parse(args, env); err != nil {
+		return err
+	}
+	if c.fs.NArg() > 0 {
+		return usageErrorf("reload: unexpected argument %q", c.fs.Arg(0))
+	}
+	if o.adminToken == "" {
+		// As dump: the token is the same secret on both sides.
+		o.adminToken, _ = env(adminTokenEnv)
+	}
+	base := o.admin
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	url := strings.TrimSuffix(base, "/") + "/reload"
+	if o.confirm {
+		url += "?confirm=true"
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
+	if err != nil {
+		return usageErrorf("reload: --admin %q: %v", o.admin, err)
+	}
+	if o.adminToken != "" {
+		req.Header.Set("Authorization", "Bearer "+o.adminToken)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("reload: %s: %w", url, err)
+	}
+	var a reloadAnswer
+	if err := json.Unmarshal(body, &a); err != nil || a.Outcome == "" {
+		var refused struct{ Error string }
+		if json.Unmarshal(body, &refused) == nil && refused.Error != "" {
+			return fmt.Errorf("reload: %s: %s", resp.Status, refused.Error)
+		}
+		return fmt.Errorf("reload: %s answered %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
+	}
+	switch a.Outcome {
+	case reloadApplied:
+		fmt.Fprintf(stdout, "applied: revision %d, %d resources set, %d deleted\n", a.Revision, a.Set, a.Deleted)
+		return nil
+	case reloadUnchanged:
+		fmt.Fprintln(stdout, "unchanged: the server already serves what the directory holds")
+		return nil
+	}
+	for _, line := range a.Errors {
+		fmt.Fprintln(stderr, line)
+	}
+	fmt.Fprintf(stderr, "%s\n", a.Outcome)
+	return errSilent
+}
