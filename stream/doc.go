@@ -25,6 +25,7 @@
 //     while they use them, within the default Limits.
 //   - server.go, services.go: Server, its options, and the gRPC service
 //     descriptions Register installs.
+//   - listener.go: the connections Listener accepts, bounded by MaxConns.
 //   - status.go, hooks.go: what the server exposes of each stream for status
 //     pages, CSDS, metrics and logs.
 //

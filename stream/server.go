@@ -44,6 +44,31 @@ type Options struct {
 	// codes.PermissionDenied and the error's text. Use it to make sure a client
 	// only ever reads its own scope.
 	Authorize func(ctx context.Context, node *corev3.Node) error
+
+	// What one peer may hold of the server. Each is off when negative.
+
+	// MaxConns is the most connections Listener serves at once; one more is
+	// closed as soon as it is accepted. 0 means 10,000.
+	MaxConns int
+	// MaxStreamsPerConn is the most streams one connection may hold at once,
+	// announced to the client in HTTP/2 SETTINGS by GRPCOptions: a client
+	// queues more, and gRPC refuses the streams of one that does not
+	// (REFUSED_STREAM). 0 means 100.
+	MaxStreamsPerConn int
+}
+
+// maxConns and maxStreamsPerConn resolve the options' defaults; 0 is no limit.
+func (o *Options) maxConns() int          { return orDefault(o.MaxConns, 10_000) }
+func (o *Options) maxStreamsPerConn() int { return orDefault(o.MaxStreamsPerConn, 100) }
+
+func orDefault[T int | time.Duration](v, def T) T {
+	switch {
+	case v < 0:
+		return 0
+	case v == 0:
+		return def
+	}
+	return v
 }
 
 // Server serves the resources of a store to xDS clients. Create it with New and
@@ -53,6 +78,8 @@ type Server struct {
 	opts   Options
 	hooks  Hooks
 	frames *frameCache
+	// conns are the connections Listener accepted.
+	conns connSet
 
 	nextID  atomic.Uint64
 	mu      sync.Mutex
@@ -89,15 +116,28 @@ func frameCacheBytes(n int) int {
 }
 
 // Register registers the aggregated service (ADS) and every per-type discovery
-// service on g. Create g with ServerOption() to share response frames without a
-// copy:
+// service on g. Create g with GRPCOptions, and serve it on Listener, for the
+// server's limits to hold:
 //
-//	g := grpc.NewServer(stream.ServerOption())
-//	stream.New(st, stream.Options{}).Register(g)
+//	srv := stream.New(st, stream.Options{})
+//	g := grpc.NewServer(srv.GRPCOptions()...)
+//	srv.Register(g)
+//	err := g.Serve(srv.Listener(lis))
 func (s *Server) Register(g *grpc.Server) {
 	for _, d := range s.serviceDescs() {
 		g.RegisterService(d, s)
 	}
+}
+
+// GRPCOptions returns the gRPC server options the server needs: ServerOption,
+// which shares response frames between streams without a copy, and the limit
+// of streams per connection (Options.MaxStreamsPerConn).
+func (s *Server) GRPCOptions() []grpc.ServerOption {
+	opts := []grpc.ServerOption{ServerOption()}
+	if n := s.opts.maxStreamsPerConn(); n > 0 {
+		opts = append(opts, grpc.MaxConcurrentStreams(uint32(n)))
+	}
+	return opts
 }
 
 // scopeFor resolves a node's scope against the store (see Options.NoDefaultScope).
@@ -154,4 +194,25 @@ func (s *Server) Streams() []StreamStatus {
 	}
 	slices.SortFunc(out, func(a, b StreamStatus) int { return int(a.ID) - int(b.ID) })
 	return out
+}
+
+// LimitStats are what the server's connection and stream limits see, for
+// metrics.
+type LimitStats struct {
+	// Conns are the connections open that Listener accepted.
+	Conns int
+	// ConnsRefused counts the connections closed at once because MaxConns were
+	// open.
+	ConnsRefused uint64
+}
+
+// LimitStats returns the figures of the server's limits now.
+func (s *Server) LimitStats() LimitStats {
+	s.conns.mu.Lock()
+	open := s.conns.open
+	s.conns.mu.Unlock()
+	return LimitStats{
+		Conns:        open,
+		ConnsRefused: s.conns.refused.Load(),
+	}
 }
