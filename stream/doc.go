@@ -44,6 +44,14 @@
 // the client reads again, it is sent the latest state, not every version in
 // between, so a stalled stream holds a bounded amount of memory.
 //
+// # Limits
+//
+// Options bound what a peer may hold: connections (MaxConns, through
+// Listener), streams per connection (MaxStreamsPerConn, announced in HTTP/2
+// SETTINGS through GRPCOptions) and the wait for a stream's first request
+// (FirstRequestTimeout). A stream is the server's from its start: Shutdown
+// and AwaitingFirstRequest reach it before it names its node.
+//
 // # Limits of the design
 //
 //   - Ordering across types (R15 make before break, R16 answers owed to new

@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -40,9 +41,12 @@ type conn struct {
 	// fixedType is the type URL of a per-type service; "" for ADS.
 	fixedType string
 
-	// mu guards sm: the handler steps it, Server.Streams reads it.
+	// mu guards sm and info: the handler steps sm and fills info in on the first
+	// request, Server.Streams reads them.
 	mu sync.Mutex
 	sm stateMachine
+	// opened is set once the first request named the node and sm exists.
+	opened atomic.Bool
 
 	watcher *store.Watcher
 	// watched are the types the watcher watches in the stream's scope, kept here
@@ -58,10 +62,14 @@ type conn struct {
 	// in, its watcher and ctx: a goroutine blocked in select holds a runtime
 	// record for each channel, so a stream waits on no more than it needs.
 	in chan inbound
+
+	// timer ends a stream that sends no request in time (expire); nil once the
+	// first request came, or without FirstRequestTimeout.
+	timer *time.Timer
 }
 
 // inbound is what reaches the handler on in: a request, or the error that ends
-// the stream (the receive error, or errShutdown).
+// the stream (the receive error, errShutdown, or the first-request timeout).
 type inbound struct {
 	req proto.Message
 	err error
@@ -91,6 +99,15 @@ func (c *conn) deliver(x inbound) bool {
 		return true
 	case <-c.ctx.Done():
 		return false
+	}
+}
+
+// expire runs when the stream's timer fires: a stream that has sent no request
+// within Options.FirstRequestTimeout is ended by its handler. The first request
+// may have come as the timer fired: the handler then ignores the end.
+func (c *conn) expire() {
+	if !c.opened.Load() {
+		c.deliver(inbound{err: c.srv.errNoFirstRequest})
 	}
 }
 
@@ -147,17 +164,24 @@ func serve[Req proto.Message](s *Server, ss grpc.ServerStream, v variant[Req], f
 		srv:       s,
 		fixedType: fixedType,
 		info:      StreamInfo{ID: s.nextID.Add(1), Variant: v.name, Service: service, ConnectedAt: s.opts.Now()},
-		watcher:   s.store.NewWatcher(),
 		ctx:       ctx,
 		in:        make(chan inbound, 1),
 	}
+	if err := s.add(c); err != nil {
+		return err
+	}
+	c.watcher = s.store.NewWatcher()
 	defer c.watcher.Close()
+	if d := s.opts.firstRequestTimeout(); d > 0 {
+		c.timer = time.AfterFunc(d, c.expire)
+	}
 	defer func() {
-		if c.sm != nil {
-			s.remove(c)
-			if s.hooks.StreamClosed != nil {
-				s.hooks.StreamClosed(c.info, err)
-			}
+		if c.timer != nil {
+			c.timer.Stop()
+		}
+		s.remove(c)
+		if c.opened.Load() && s.hooks.StreamClosed != nil {
+			s.hooks.StreamClosed(c.info, err)
 		}
 	}()
 
@@ -177,6 +201,13 @@ func serve[Req proto.Message](s *Server, ss grpc.ServerStream, v variant[Req], f
 
 	// take applies what arrived on in, or returns the error that ends the stream.
 	take := func(x inbound) error {
+		if x.err == s.errNoFirstRequest {
+			if c.sm != nil {
+				return nil // the first request came as the timer fired
+			}
+			s.firstRequestTimeouts.Add(1)
+			s.opts.Logger.Debug("stream ended: no first request", "stream", c.info.ID, "peer", peerOf(ctx))
+		}
 		if x.err != nil {
 			return x.err
 		}
@@ -304,13 +335,16 @@ func (c *conn) open(node *corev3.Node, create func(scope string, node *corev3.No
 	}
 	scope := s.scopeFor(s.store.View(), s.opts.ScopeOf(node))
 	kept := keptNode(node)
-	c.info.NodeID, c.info.Cluster, c.info.Scope, c.info.Node = kept.GetId(), kept.GetCluster(), scope, kept
-	if err := s.add(c); err != nil {
-		return err
-	}
 	c.mu.Lock()
+	c.info.NodeID, c.info.Cluster, c.info.Scope, c.info.Node = kept.GetId(), kept.GetCluster(), scope, kept
 	c.sm = create(scope, kept)
 	c.mu.Unlock()
+	c.opened.Store(true)
+	s.awaiting.Add(-1)
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
 	if s.hooks.StreamOpened != nil {
 		s.hooks.StreamOpened(c.info)
 	}

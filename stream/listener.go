@@ -1,9 +1,12 @@
 package stream
 
 import (
+	"context"
 	"net"
 	"sync"
 	"sync/atomic"
+
+	"google.golang.org/grpc/peer"
 )
 
 // Listener returns lis as the server should serve it: at most
@@ -88,4 +91,12 @@ func (s *Server) release(c *trackedConn) {
 	defer cs.mu.Unlock()
 	cs.open--
 	cs.full = false
+}
+
+// peerOf returns the remote address of a stream's client.
+func peerOf(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return p.Addr.String()
+	}
+	return ""
 }

@@ -47,6 +47,11 @@ type Options struct {
 
 	// What one peer may hold of the server. Each is off when negative.
 
+	// FirstRequestTimeout ends a stream that sends no request within it of
+	// opening, with codes.DeadlineExceeded: until its first request names its
+	// node (R2) a stream is served nothing, yet holds two goroutines and a
+	// connection's stream slot. 0 means 30s.
+	FirstRequestTimeout time.Duration
 	// MaxConns is the most connections Listener serves at once; one more is
 	// closed as soon as it is accepted. 0 means 10,000.
 	MaxConns int
@@ -57,7 +62,11 @@ type Options struct {
 	MaxStreamsPerConn int
 }
 
-// maxConns and maxStreamsPerConn resolve the options' defaults; 0 is no limit.
+// firstRequestTimeout, maxConns and maxStreamsPerConn resolve the options'
+// defaults; 0 is off for the duration and no limit for the counts.
+func (o *Options) firstRequestTimeout() time.Duration {
+	return orDefault(o.FirstRequestTimeout, 30*time.Second)
+}
 func (o *Options) maxConns() int          { return orDefault(o.MaxConns, 10_000) }
 func (o *Options) maxStreamsPerConn() int { return orDefault(o.MaxStreamsPerConn, 100) }
 
@@ -81,11 +90,20 @@ type Server struct {
 	// conns are the connections Listener accepted.
 	conns connSet
 
-	nextID  atomic.Uint64
-	mu      sync.Mutex
+	nextID atomic.Uint64
+	mu     sync.Mutex
+	// streams holds every stream from its start, those awaiting their first
+	// request too, so that Shutdown reaches them all.
 	streams map[uint64]*conn
 	// closing is set by Shutdown: new streams are refused.
 	closing bool
+
+	// awaiting counts the streams that have sent no request yet.
+	awaiting atomic.Int64
+	// errNoFirstRequest ends a stream that sent no request in time.
+	errNoFirstRequest error
+	// firstRequestTimeouts counts the streams that timeout ended.
+	firstRequestTimeouts atomic.Uint64
 }
 
 // New returns a server of st's resources.
@@ -105,6 +123,8 @@ func New(st *store.Store, opts Options) *Server {
 		hooks:   logHooks(opts.Logger).join(opts.Hooks),
 		frames:  newFrameCache(frameCacheBytes(opts.FrameCacheBytes)),
 		streams: make(map[uint64]*conn),
+		errNoFirstRequest: status.Errorf(codes.DeadlineExceeded,
+			"no request within %s of opening the stream: its first request must name the node (R2)", opts.firstRequestTimeout()),
 	}
 }
 
@@ -148,6 +168,7 @@ func (s *Server) scopeFor(v store.View, scope string) string {
 	return scope
 }
 
+// add records a new stream, unless the server is shutting down.
 func (s *Server) add(c *conn) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -155,44 +176,71 @@ func (s *Server) add(c *conn) error {
 		return status.Error(codes.Unavailable, "server shutting down: connect to another")
 	}
 	s.streams[c.info.ID] = c
+	s.awaiting.Add(1)
 	return nil
 }
 
 // Shutdown ends every stream with codes.Unavailable, so that clients reconnect
 // (to another replica, or to this one once it is back), and refuses new ones.
-// Call it before grpc.Server.GracefulStop, which waits for streams to end.
+// Streams that have sent no request yet end at once. Call it before
+// grpc.Server.GracefulStop, which waits for streams to end.
 func (s *Server) Shutdown() {
 	s.mu.Lock()
 	s.closing = true
-	conns := make([]*conn, 0, len(s.streams))
-	for _, c := range s.streams {
-		conns = append(conns, c)
-	}
 	s.mu.Unlock()
-	for _, c := range conns {
+	for _, c := range s.all() {
 		c.stop()
 	}
 }
 
+// remove forgets a stream that ended.
 func (s *Server) remove(c *conn) {
 	s.mu.Lock()
 	delete(s.streams, c.info.ID)
 	s.mu.Unlock()
+	if !c.opened.Load() {
+		s.awaiting.Add(-1)
+	}
 }
 
-// Streams returns the status of every connected stream, ordered by ID.
-func (s *Server) Streams() []StreamStatus {
+// all returns every stream.
+func (s *Server) all() []*conn {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	conns := make([]*conn, 0, len(s.streams))
 	for _, c := range s.streams {
 		conns = append(conns, c)
 	}
-	s.mu.Unlock()
+	return conns
+}
+
+// Streams returns the status of every stream whose first request named its node,
+// ordered by ID.
+func (s *Server) Streams() []StreamStatus {
+	conns := s.all()
 	out := make([]StreamStatus, 0, len(conns))
 	for _, c := range conns {
-		out = append(out, c.status())
+		if c.opened.Load() {
+			out = append(out, c.status())
+		}
 	}
 	slices.SortFunc(out, func(a, b StreamStatus) int { return int(a.ID) - int(b.ID) })
+	return out
+}
+
+// AwaitingFirstRequest returns the streams that have sent no request yet,
+// ordered by ID: they have an ID, a variant, a service and a start, but no node
+// or scope. Options.FirstRequestTimeout ends them.
+func (s *Server) AwaitingFirstRequest() []StreamInfo {
+	var out []StreamInfo
+	for _, c := range s.all() {
+		c.mu.Lock()
+		if !c.opened.Load() {
+			out = append(out, c.info)
+		}
+		c.mu.Unlock()
+	}
+	slices.SortFunc(out, func(a, b StreamInfo) int { return int(a.ID) - int(b.ID) })
 	return out
 }
 
@@ -204,6 +252,10 @@ type LimitStats struct {
 	// ConnsRefused counts the connections closed at once because MaxConns were
 	// open.
 	ConnsRefused uint64
+	// AwaitingFirstRequest are the streams open that have sent no request yet.
+	AwaitingFirstRequest int
+	// FirstRequestTimeouts counts the streams ended by FirstRequestTimeout.
+	FirstRequestTimeouts uint64
 }
 
 // LimitStats returns the figures of the server's limits now.
@@ -212,7 +264,9 @@ func (s *Server) LimitStats() LimitStats {
 	open := s.conns.open
 	s.conns.mu.Unlock()
 	return LimitStats{
-		Conns:        open,
-		ConnsRefused: s.conns.refused.Load(),
+		Conns:                open,
+		ConnsRefused:         s.conns.refused.Load(),
+		AwaitingFirstRequest: int(s.awaiting.Load()),
+		FirstRequestTimeouts: s.firstRequestTimeouts.Load(),
 	}
 }
