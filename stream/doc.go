@@ -25,7 +25,9 @@
 //     while they use them, within the default Limits.
 //   - server.go, services.go: Server, its options, and the gRPC service
 //     descriptions Register installs.
-//   - listener.go: the connections Listener accepts, bounded by MaxConns.
+//   - listener.go: the connections Listener accepts, bounded by MaxConns and
+//     known to the server, so that it can close the connection of a client
+//     that stopped reading.
 //   - status.go, hooks.go: what the server exposes of each stream for status
 //     pages, CSDS, metrics and logs.
 //
@@ -42,15 +44,19 @@
 // A client that stops reading blocks only its own stream's sender, in gRPC's
 // flow control. Store changes meanwhile coalesce in the stream's watcher; when
 // the client reads again, it is sent the latest state, not every version in
-// between, so a stalled stream holds a bounded amount of memory.
+// between, so a stalled stream holds a bounded amount of memory. A send blocked
+// for Options.SendTimeout ends the stream: grpc-go offers no way to abandon a
+// send but ending the connection, so its connection is closed.
 //
 // # Limits
 //
 // Options bound what a peer may hold: connections (MaxConns, through
 // Listener), streams per connection (MaxStreamsPerConn, announced in HTTP/2
-// SETTINGS through GRPCOptions) and the wait for a stream's first request
-// (FirstRequestTimeout). A stream is the server's from its start: Shutdown
-// and AwaitingFirstRequest reach it before it names its node.
+// SETTINGS through GRPCOptions), the wait for a stream's first request
+// (FirstRequestTimeout) and for a client to take a response (SendTimeout).
+// Each stream has one timer for the two waits, re-armed around each send. A
+// stream is the server's from its start: Shutdown and AwaitingFirstRequest
+// reach it before it names its node.
 //
 // # Limits of the design
 //
@@ -60,9 +66,11 @@
 //     does not order; that is what ADS is for.
 //   - A node is given its scope when its stream opens. A node that fell back to
 //     the default scope keeps it until it reconnects.
-//   - Shutdown ends every stream that is not blocked sending to a client that
-//     stopped reading; bound grpc.Server.GracefulStop with a timeout and then
-//     call Stop, as the leanxds binary does.
+//   - Shutdown ends every stream; one whose client may have stopped reading
+//     (a send in progress, a response unanswered) has its connection closed,
+//     when Listener accepted it. Without Listener such a stream holds
+//     grpc.Server.GracefulStop: bound it with a timeout and then call Stop, as
+//     the leanxds binary does.
 //
 // Rule ids (R1, S3, P2, ...) refer to XDS-RULES.md; the code cites them where it
 // enforces them and the tests where they prove them.

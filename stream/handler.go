@@ -34,7 +34,8 @@ func (m *machine) base() *machine { return m }
 // Two goroutines serve it: the handler's, which owns the state machine and sends,
 // and a receiver that reads requests. A client that stops reading blocks only its
 // own handler in Send; meanwhile store signals coalesce in its watcher, so when
-// it reads again it gets the latest state, never a backlog.
+// it reads again it gets the latest state, never a backlog. The send timeout
+// bounds how long it may block (see expire).
 type conn struct {
 	srv  *Server
 	info StreamInfo
@@ -63,10 +64,33 @@ type conn struct {
 	// record for each channel, so a stream waits on no more than it needs.
 	in chan inbound
 
-	// timer ends a stream that sends no request in time (expire); nil once the
-	// first request came, or without FirstRequestTimeout.
+	// netConn is the stream's connection, when Listener accepted it: closing it
+	// is what ends a send that gRPC's flow control holds.
+	netConn *trackedConn
+	// timer bounds the wait for the first request, then each send (expire); nil
+	// when no timeout applies.
 	timer *time.Timer
+	// waitingSince is when the wait the timer bounds began, as Server.since: the
+	// stream's start until the first request, then the start of the send in
+	// progress; 0 while the stream waits on its client for nothing.
+	waitingSince atomic.Int64
+	// cut says why the server closed the stream's connection, if it did.
+	cut atomic.Int32
+	// unanswered counts the types whose newest response the client has not
+	// answered yet (sent): Shutdown closes the connection of a client that may
+	// have stopped reading.
+	unanswered atomic.Int32
 }
+
+// Why the server closed a stream's connection (conn.cut).
+const (
+	cutNone int32 = iota
+	// cutSendTimeout: a send took longer than Options.SendTimeout.
+	cutSendTimeout
+	// cutShutdown: at Shutdown, the stream was sending, or its client had not
+	// answered its newest response (see stop).
+	cutShutdown
+)
 
 // inbound is what reaches the handler on in: a request, or the error that ends
 // the stream (the receive error, errShutdown, or the first-request timeout).
@@ -80,8 +104,10 @@ var errShutdown = status.Error(codes.Unavailable, "server shutting down: reconne
 
 // stop asks the handler to end the stream with Unavailable. It does not wait:
 // when a request is already pending, a short-lived goroutine hands the end over
-// once the handler has taken it; a handler blocked sending to a client that
-// stopped reading sees it when the send ends, and the stream's end drops it.
+// once the handler has taken it. A client that is being sent a response, or
+// has not answered one, may have stopped reading: its status would wait behind
+// what gRPC holds for it, and the connection with it, so its connection is
+// closed instead (when Listener accepted it).
 func (c *conn) stop() {
 	x := inbound{err: errShutdown}
 	select {
@@ -89,6 +115,19 @@ func (c *conn) stop() {
 	default:
 		go c.deliver(x)
 	}
+	if c.opened.Load() && (c.waitingSince.Load() != 0 || c.unanswered.Load() > 0) {
+		c.closeConn(cutShutdown) // see push for a send that starts now
+	}
+}
+
+// closeConn closes the stream's connection, if Listener accepted it, and
+// records why, unless it was closed already. It reports whether it closed it.
+func (c *conn) closeConn(why int32) bool {
+	if c.netConn == nil || !c.cut.CompareAndSwap(cutNone, why) {
+		return false
+	}
+	_ = c.netConn.Close()
+	return true
 }
 
 // deliver hands x to the handler, or drops it once the stream has ended (gRPC
@@ -102,12 +141,54 @@ func (c *conn) deliver(x inbound) bool {
 	}
 }
 
-// expire runs when the stream's timer fires: a stream that has sent no request
-// within Options.FirstRequestTimeout is ended by its handler. The first request
-// may have come as the timer fired: the handler then ignores the end.
+// expire runs when the stream's timer fires. A stream that has sent no request
+// within Options.FirstRequestTimeout is ended by its handler; a send that has
+// lasted Options.SendTimeout can only be ended by closing the connection: gRPC
+// offers no way to abandon one send, and the handler is blocked in it. The
+// timer may have been stopped or re-armed as it fired (the first request came,
+// a send ended and the next began): what it bounds is checked against
+// waitingSince, and a stale firing does nothing.
 func (c *conn) expire() {
-	if !c.opened.Load() {
-		c.deliver(inbound{err: c.srv.errNoFirstRequest})
+	s := c.srv
+	opened := c.opened.Load() // before waitingSince: open clears waitingSince first
+	since := c.waitingSince.Load()
+	if since == 0 {
+		return
+	}
+	waited := time.Duration(s.since() - since)
+	if !opened {
+		if waited >= s.opts.firstRequestTimeout() {
+			c.deliver(inbound{err: s.errNoFirstRequest})
+		}
+		return
+	}
+	if waited >= s.opts.sendTimeout() && c.closeConn(cutSendTimeout) {
+		s.sendTimeouts.Add(1)
+		s.opts.Logger.Warn("send timeout: the client has taken none of a response; its connection was closed",
+			"stream", c.info.ID, "node", c.info.NodeID, "scope", c.info.Scope, "peer", c.netConn.key, "waited", waited.Round(time.Millisecond))
+	}
+}
+
+// sending marks the start (true) or the end of a send, arming the send timeout.
+func (c *conn) sending(start bool) {
+	if c.netConn == nil {
+		return // nothing could end the send
+	}
+	d := c.srv.opts.sendTimeout()
+	if !start {
+		if c.timer != nil {
+			c.timer.Stop()
+		}
+		c.waitingSince.Store(0)
+		return
+	}
+	c.waitingSince.Store(c.srv.since())
+	switch {
+	case d <= 0:
+	case c.timer == nil:
+		c.timer = time.AfterFunc(d, c.expire)
+	default:
+		c.timer.Reset(d)
 	}
 }
 
@@ -121,15 +202,32 @@ func (c *conn) sentAt(typeURL string) time.Time {
 	return time.Time{}
 }
 
-// setSent records that a response of typeURL was sent at t.
+// setSent records that a response of typeURL was sent at t, and awaits the
+// client's answer.
 func (c *conn) setSent(typeURL string, t time.Time) {
 	for i := range c.sent {
 		if c.sent[i].typeURL == typeURL {
 			c.sent[i].at = t
+			if c.sent[i].answered {
+				c.sent[i].answered = false
+				c.unanswered.Add(1)
+			}
 			return
 		}
 	}
 	c.sent = append(c.sent, sentAt{typeURL: typeURL, at: t})
+	c.unanswered.Add(1)
+}
+
+// answered records that the client answered (ACK or NACK, R4) the newest
+// response of typeURL.
+func (c *conn) answered(typeURL string) {
+	for i := range c.sent {
+		if c.sent[i].typeURL == typeURL && !c.sent[i].answered {
+			c.sent[i].answered = true
+			c.unanswered.Add(-1)
+		}
+	}
 }
 
 // variant is how one kind of stream reads requests and writes responses.
@@ -166,6 +264,7 @@ func serve[Req proto.Message](s *Server, ss grpc.ServerStream, v variant[Req], f
 		info:      StreamInfo{ID: s.nextID.Add(1), Variant: v.name, Service: service, ConnectedAt: s.opts.Now()},
 		ctx:       ctx,
 		in:        make(chan inbound, 1),
+		netConn:   s.connOf(ctx),
 	}
 	if err := s.add(c); err != nil {
 		return err
@@ -173,6 +272,7 @@ func serve[Req proto.Message](s *Server, ss grpc.ServerStream, v variant[Req], f
 	c.watcher = s.store.NewWatcher()
 	defer c.watcher.Close()
 	if d := s.opts.firstRequestTimeout(); d > 0 {
+		c.waitingSince.Store(s.since())
 		c.timer = time.AfterFunc(d, c.expire)
 	}
 	defer func() {
@@ -180,6 +280,12 @@ func serve[Req proto.Message](s *Server, ss grpc.ServerStream, v variant[Req], f
 			c.timer.Stop()
 		}
 		s.remove(c)
+		switch c.cut.Load() {
+		case cutSendTimeout:
+			err = status.Errorf(codes.DeadlineExceeded, "send timeout: the client took none of a response for %s; its connection was closed", s.opts.sendTimeout())
+		case cutShutdown:
+			err = errShutdown
+		}
 		if c.opened.Load() && s.hooks.StreamClosed != nil {
 			s.hooks.StreamClosed(c.info, err)
 		}
@@ -310,10 +416,12 @@ func (c *conn) received(rcv Received, err error, now time.Time) error {
 	}
 	switch rcv.Kind {
 	case KindACK:
+		c.answered(rcv.TypeURL)
 		if s.hooks.ACK != nil {
 			s.hooks.ACK(c.info, rcv.TypeURL, rcv.Version, now.Sub(c.sentAt(rcv.TypeURL)))
 		}
 	case KindNACK:
+		c.answered(rcv.TypeURL)
 		if s.hooks.NACK != nil {
 			s.hooks.NACK(c.info, rcv.TypeURL, *rcv.NACK)
 		}
@@ -339,11 +447,17 @@ func (c *conn) open(node *corev3.Node, create func(scope string, node *corev3.No
 	c.info.NodeID, c.info.Cluster, c.info.Scope, c.info.Node = kept.GetId(), kept.GetCluster(), scope, kept
 	c.sm = create(scope, kept)
 	c.mu.Unlock()
+	// The wait for the first request is over. waitingSince is cleared before
+	// opened is set, so that expire, which reads them the other way round, never
+	// takes the stream's start for a send's.
+	c.waitingSince.Store(0)
 	c.opened.Store(true)
 	s.awaiting.Add(-1)
 	if c.timer != nil {
 		c.timer.Stop()
-		c.timer = nil
+		if c.netConn == nil || s.opts.sendTimeout() <= 0 {
+			c.timer = nil
+		}
 	}
 	if s.hooks.StreamOpened != nil {
 		s.hooks.StreamOpened(c.info)
@@ -410,7 +524,18 @@ func (c *conn) push(ss grpc.ServerStream, message func(*Server, *Response) proto
 	resps := c.sm.Responses(v)
 	c.mu.Unlock()
 	for _, r := range resps {
-		if err := ss.SendMsg(message(s, r)); err != nil {
+		c.sending(true)
+		if s.closing.Load() {
+			// Shutdown came first, or saw no send in progress (stop): the
+			// client may have stopped reading, and its status would wait
+			// behind what gRPC still holds for it. Shutdown waits for no one.
+			c.sending(false)
+			c.closeConn(cutShutdown)
+			return errShutdown
+		}
+		err := ss.SendMsg(message(s, r))
+		c.sending(false)
+		if err != nil {
 			return err
 		}
 		now := s.opts.Now()

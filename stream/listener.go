@@ -11,7 +11,9 @@ import (
 
 // Listener returns lis as the server should serve it: at most
 // Options.MaxConns connections at once (one more is closed as soon as it is
-// accepted, and its client sees the connection fail and retries).
+// accepted, and its client sees the connection fail and retries), each known to
+// the server so that Options.SendTimeout and Shutdown can close the connection
+// of a stream blocked sending to a client that stopped reading.
 //
 // grpc-go sets TCP_USER_TIMEOUT (its keepalive Timeout) only on the
 // *net.TCPConn a listener returns, which a wrapped connection is not: set it on
@@ -40,11 +42,16 @@ func (l *listener) Accept() (net.Conn, error) {
 	}
 }
 
-// connSet is what the server knows of the connections Listener accepted.
+// connSet is what the server knows of the connections Listener accepted: how
+// many are open, and which one a stream's peer address names.
 type connSet struct {
 	mu sync.Mutex
 	// open counts the connections accepted and not closed yet.
 	open int
+	// byAddr holds the TCP ones by remote address, which names one connection
+	// at a time. Other connections (Unix sockets, whose peers are unnamed) are
+	// only counted: their streams cannot be cut by a send timeout.
+	byAddr map[string]*trackedConn
 	// full is set from a refusal until a connection closes, so that the log
 	// says once that the limit is reached, not once a refusal.
 	full bool
@@ -55,7 +62,10 @@ type connSet struct {
 // trackedConn is a connection Listener accepted.
 type trackedConn struct {
 	net.Conn
-	s    *Server
+	s *Server
+	// key is its remote address, as streams' peers name it; "" when it is
+	// not in connSet.byAddr.
+	key  string
 	once sync.Once
 }
 
@@ -81,7 +91,14 @@ func (s *Server) admit(c net.Conn) *trackedConn {
 		return nil
 	}
 	cs.open++
-	return &trackedConn{Conn: c, s: s}
+	tc := &trackedConn{Conn: c, s: s}
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		if key := a.String(); cs.byAddr[key] == nil {
+			tc.key = key
+			cs.byAddr[key] = tc
+		}
+	}
+	return tc
 }
 
 // release forgets a closed connection.
@@ -91,6 +108,22 @@ func (s *Server) release(c *trackedConn) {
 	defer cs.mu.Unlock()
 	cs.open--
 	cs.full = false
+	if c.key != "" {
+		delete(cs.byAddr, c.key)
+	}
+}
+
+// connOf returns the connection a stream's context comes from, if Listener
+// accepted it.
+func (s *Server) connOf(ctx context.Context) *trackedConn {
+	key := peerOf(ctx)
+	if key == "" {
+		return nil
+	}
+	cs := &s.conns
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.byAddr[key]
 }
 
 // peerOf returns the remote address of a stream's client.

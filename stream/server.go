@@ -52,6 +52,12 @@ type Options struct {
 	// node (R2) a stream is served nothing, yet holds two goroutines and a
 	// connection's stream slot. 0 means 30s.
 	FirstRequestTimeout time.Duration
+	// SendTimeout ends a stream whose client has taken none of a response for
+	// that long (it stopped reading, while its HTTP/2 layer still answers
+	// pings): the stream's connection is closed, since nothing else ends a send
+	// that gRPC's flow control holds. It needs the connection to have been
+	// accepted by Listener. 0 means 1m.
+	SendTimeout time.Duration
 	// MaxConns is the most connections Listener serves at once; one more is
 	// closed as soon as it is accepted. 0 means 10,000.
 	MaxConns int
@@ -62,13 +68,14 @@ type Options struct {
 	MaxStreamsPerConn int
 }
 
-// firstRequestTimeout, maxConns and maxStreamsPerConn resolve the options'
-// defaults; 0 is off for the duration and no limit for the counts.
+// firstRequestTimeout, sendTimeout, maxConns and maxStreamsPerConn resolve the
+// options' defaults; 0 is off for the durations and no limit for the counts.
 func (o *Options) firstRequestTimeout() time.Duration {
 	return orDefault(o.FirstRequestTimeout, 30*time.Second)
 }
-func (o *Options) maxConns() int          { return orDefault(o.MaxConns, 10_000) }
-func (o *Options) maxStreamsPerConn() int { return orDefault(o.MaxStreamsPerConn, 100) }
+func (o *Options) sendTimeout() time.Duration { return orDefault(o.SendTimeout, time.Minute) }
+func (o *Options) maxConns() int              { return orDefault(o.MaxConns, 10_000) }
+func (o *Options) maxStreamsPerConn() int     { return orDefault(o.MaxStreamsPerConn, 100) }
 
 func orDefault[T int | time.Duration](v, def T) T {
 	switch {
@@ -87,6 +94,9 @@ type Server struct {
 	opts   Options
 	hooks  Hooks
 	frames *frameCache
+	// epoch is when the server was made: streams keep the times their timeouts
+	// count from as durations since it, on the monotonic clock.
+	epoch time.Time
 	// conns are the connections Listener accepted.
 	conns connSet
 
@@ -95,15 +105,17 @@ type Server struct {
 	// streams holds every stream from its start, those awaiting their first
 	// request too, so that Shutdown reaches them all.
 	streams map[uint64]*conn
-	// closing is set by Shutdown: new streams are refused.
-	closing bool
+	// closing is set by Shutdown, under mu: new streams are refused, and a
+	// stream about to send ends instead.
+	closing atomic.Bool
 
 	// awaiting counts the streams that have sent no request yet.
 	awaiting atomic.Int64
 	// errNoFirstRequest ends a stream that sent no request in time.
 	errNoFirstRequest error
-	// firstRequestTimeouts counts the streams that timeout ended.
+	// firstRequestTimeouts and sendTimeouts count the streams those timeouts ended.
 	firstRequestTimeouts atomic.Uint64
+	sendTimeouts         atomic.Uint64
 }
 
 // New returns a server of st's resources.
@@ -122,6 +134,8 @@ func New(st *store.Store, opts Options) *Server {
 		opts:    opts,
 		hooks:   logHooks(opts.Logger).join(opts.Hooks),
 		frames:  newFrameCache(frameCacheBytes(opts.FrameCacheBytes)),
+		epoch:   time.Now(),
+		conns:   connSet{byAddr: make(map[string]*trackedConn)},
 		streams: make(map[uint64]*conn),
 		errNoFirstRequest: status.Errorf(codes.DeadlineExceeded,
 			"no request within %s of opening the stream: its first request must name the node (R2)", opts.firstRequestTimeout()),
@@ -160,6 +174,9 @@ func (s *Server) GRPCOptions() []grpc.ServerOption {
 	return opts
 }
 
+// since returns the time since the server's epoch, on the monotonic clock.
+func (s *Server) since() int64 { return int64(time.Since(s.epoch)) }
+
 // scopeFor resolves a node's scope against the store (see Options.NoDefaultScope).
 func (s *Server) scopeFor(v store.View, scope string) string {
 	if !s.opts.NoDefaultScope && !v.HasScope(scope) {
@@ -172,7 +189,7 @@ func (s *Server) scopeFor(v store.View, scope string) string {
 func (s *Server) add(c *conn) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing {
+	if s.closing.Load() {
 		return status.Error(codes.Unavailable, "server shutting down: connect to another")
 	}
 	s.streams[c.info.ID] = c
@@ -182,11 +199,14 @@ func (s *Server) add(c *conn) error {
 
 // Shutdown ends every stream with codes.Unavailable, so that clients reconnect
 // (to another replica, or to this one once it is back), and refuses new ones.
-// Streams that have sent no request yet end at once. Call it before
-// grpc.Server.GracefulStop, which waits for streams to end.
+// It waits for none of them: streams that have sent no request yet end at once,
+// and a stream whose client may have stopped reading (it is being sent a
+// response, or has not answered one) has its connection closed, when Listener
+// accepted it: its status would otherwise wait behind what the client does not
+// read. Call it before grpc.Server.GracefulStop, which waits for streams to end.
 func (s *Server) Shutdown() {
 	s.mu.Lock()
-	s.closing = true
+	s.closing.Store(true)
 	s.mu.Unlock()
 	for _, c := range s.all() {
 		c.stop()
@@ -256,6 +276,9 @@ type LimitStats struct {
 	AwaitingFirstRequest int
 	// FirstRequestTimeouts counts the streams ended by FirstRequestTimeout.
 	FirstRequestTimeouts uint64
+	// SendTimeouts counts the streams ended by SendTimeout; each closed its
+	// connection.
+	SendTimeouts uint64
 }
 
 // LimitStats returns the figures of the server's limits now.
@@ -268,5 +291,6 @@ func (s *Server) LimitStats() LimitStats {
 		ConnsRefused:         s.conns.refused.Load(),
 		AwaitingFirstRequest: int(s.awaiting.Load()),
 		FirstRequestTimeouts: s.firstRequestTimeouts.Load(),
+		SendTimeouts:         s.sendTimeouts.Load(),
 	}
 }

@@ -94,8 +94,9 @@ func (m *machine) status(v store.View) []TypeStatus {
 }
 
 // sentAt remembers when the newest response of a type was sent, for the ACK
-// latency hook.
+// latency hook, and whether the client has answered it.
 type sentAt struct {
-	typeURL string
-	at      time.Time
+	typeURL  string
+	at       time.Time
+	answered bool
 }
