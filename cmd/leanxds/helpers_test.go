@@ -117,7 +117,7 @@ type testServer struct {
 
 func startTestServer(t testing.TB, dir string, opts ...func(*serveOptions)) *testServer {
 	t.Helper()
-	o := &serveOptions{configDir: dir, scopeBy: "cluster", debounce: 20 * time.Millisecond, drainTimeout: time.Second,
+	o := &serveOptions{configDir: dir, listen: "127.0.0.1:0", scopeBy: "cluster", debounce: 20 * time.Millisecond, drainTimeout: time.Second,
 		csdsMaxBytes: defaultCSDSMaxBytes, adminMaxBytes: defaultAdminMaxBytes, adminMaxPage: defaultAdminMaxPage,
 		dirLimits: defaultReadLimits, guard: defaultDeleteGuard}
 	for _, f := range opts {
@@ -126,7 +126,7 @@ func startTestServer(t testing.TB, dir string, opts ...func(*serveOptions)) *tes
 	s, err := newServer(context.Background(), o, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
 	require.NoError(t, s.initialLoad(context.Background()))
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := s.listenXDS(context.Background())
 	require.NoError(t, err)
 	go func() { _ = s.grpc.Serve(lis) }()
 	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -100,10 +100,14 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 	}
 
 	xopts := stream.Options{
-		ScopeOf:        scopeOf,
-		NoDefaultScope: o.noDefaultScope,
-		Hooks:          s.metrics.hooks(),
-		Logger:         log,
+		ScopeOf:             scopeOf,
+		NoDefaultScope:      o.noDefaultScope,
+		Hooks:               s.metrics.hooks(),
+		Logger:              log,
+		MaxConns:            off(o.maxConns),
+		MaxStreamsPerConn:   off(o.maxStreamsPerConn),
+		FirstRequestTimeout: off(o.firstRequestTimeout),
+		SendTimeout:         off(o.sendTimeout),
 	}
 	xopts.Limits, xopts.FrameCacheBytes = o.limits(), o.frameCacheBytes
 	s.csds = &csdsServer{st: s.st, maxBytes: o.csdsMaxBytes, done: s.done}
@@ -122,13 +126,12 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 	s.xds = stream.New(s.st, xopts)
 	s.csds.xds = s.xds
 
-	gopts := []grpc.ServerOption{
-		stream.ServerOption(),
+	gopts := append(s.xds.GRPCOptions(),
 		// Find dead clients (a proxy whose host vanished keeps no FIN coming),
 		// and let clients ping as often as every 10s without being cut off.
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: keepaliveTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	}
+	)
 	if o.tlsCert != "" {
 		cfg, err := serverTLS(o.tlsCert, o.tlsKey, o.clientCA, log)
 		if err != nil {
@@ -169,7 +172,7 @@ func (s *server) run(ctx context.Context) error {
 	}
 	stopPersister := s.startPersister(ctx)
 
-	lis, err := net.Listen("tcp", s.opts.listen)
+	lis, err := s.listenXDS(ctx)
 	if err != nil {
 		return fmt.Errorf("xDS: %w", err)
 	}
@@ -208,6 +211,23 @@ func (s *server) run(ctx context.Context) error {
 	<-persisted
 	s.log.Info("stopped")
 	return serveErr
+}
+
+// keepaliveTimeout is how long a client has to answer a keepalive ping, and how
+// long data sent to it may stay unacknowledged (TCP_USER_TIMEOUT).
+const keepaliveTimeout = 10 * time.Second
+
+// listenXDS opens the xDS port, as stream.Server.Listener bounds and tracks its
+// connections. Its socket carries TCP_USER_TIMEOUT (where the system has it),
+// which accepted connections inherit: grpc-go sets it only on the
+// *net.TCPConn a listener returns, which a tracked connection is not.
+func (s *server) listenXDS(ctx context.Context) (net.Listener, error) {
+	lc := listenConfig(keepaliveTimeout)
+	lis, err := lc.Listen(ctx, "tcp", s.opts.listen)
+	if err != nil {
+		return nil, err
+	}
+	return s.xds.Listener(lis), nil
 }
 
 // startAdmin starts the admin HTTP server, unless --admin is empty.

@@ -58,6 +58,11 @@ type serveOptions struct {
 	// guard holds back reloads that would delete too much
 	// (--max-delete-fraction, --delete-guard-min).
 	guard deleteGuard
+	// Connection and stream limits (stream.Options); 0 turns each off.
+	maxConns            int
+	maxStreamsPerConn   int
+	firstRequestTimeout time.Duration
+	sendTimeout         time.Duration
 }
 
 // defaultCSDSMaxBytes is the default CSDS response budget: gRPC's default
@@ -132,6 +137,10 @@ func serveCommand(out io.Writer) (*command, *serveOptions) {
 	fs.Float64Var(&o.guard.fraction, "max-delete-fraction", defaultDeleteGuard.fraction, "hold back a reload that would delete more than this `fraction` of a type's resources in a scope\n"+
 		"until 'leanxds reload --confirm' or the files change again; 1 turns the guard off")
 	fs.IntVar(&o.guard.min, "delete-guard-min", defaultDeleteGuard.min, "the fewest `deletions` of a type in a scope that --max-delete-fraction holds back")
+	fs.IntVar(&o.maxConns, "max-conns", 10_000, "most connections the xDS port serves at once; past it a new connection is closed as soon as it is accepted (0: no limit)")
+	fs.IntVar(&o.maxStreamsPerConn, "max-streams-per-conn", 100, "most streams one connection may hold at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS; 0: no limit)")
+	fs.DurationVar(&o.firstRequestTimeout, "first-request-timeout", 30*time.Second, "end a stream that sends no request within this long of opening it, with DEADLINE_EXCEEDED (0: never)")
+	fs.DurationVar(&o.sendTimeout, "send-timeout", time.Minute, "close the connection of a client that has taken none of a response for this long: it stopped reading (0: never)")
 	return c, o
 }
 
@@ -152,6 +161,8 @@ func (o *serveOptions) check() error {
 		return usageErrorf("serve: --scope-map needs --node-identity: it maps certificate identities to scopes")
 	case o.debounce < 0 || o.drainTimeout < 0:
 		return usageErrorf("serve: --debounce and --drain-timeout must not be negative")
+	case o.maxConns < 0 || o.maxStreamsPerConn < 0 || o.firstRequestTimeout < 0 || o.sendTimeout < 0:
+		return usageErrorf("serve: --max-conns, --max-streams-per-conn, --first-request-timeout and --send-timeout must not be negative (0 turns a limit off)")
 	case o.snapshotInterval <= 0:
 		return usageErrorf("serve: --snapshot-interval must be positive, not %s", o.snapshotInterval)
 	case o.restoreTimeout <= 0:
@@ -221,4 +232,13 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, usageErrorf("--log-format %q: want text or json", format)
+}
+
+// off maps a limit of serve, where 0 turns it off, to stream.Options, where 0
+// is the default and a negative value turns it off.
+func off[T int | time.Duration](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
 }
