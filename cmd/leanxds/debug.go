@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -24,6 +26,10 @@ type clientJSON struct {
 	UserAgent      string     `json:"user_agent,omitempty"`
 	ConnectedSince time.Time  `json:"connected_since"`
 	Types          []typeJSON `json:"types"`
+
+	// AwaitingFirstRequest marks a stream that has sent no request yet: it has
+	// no node, scope or types (--first-request-timeout ends it).
+	AwaitingFirstRequest bool `json:"awaiting_first_request,omitempty"`
 }
 
 // typeJSON is the state of one type on a stream.
@@ -94,6 +100,10 @@ func (s *server) handleClients(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	streams := s.xds.Streams()
+	for _, i := range s.xds.AwaitingFirstRequest() {
+		streams = append(streams, stream.StreamStatus{StreamInfo: i})
+	}
+	slices.SortFunc(streams, func(a, b stream.StreamStatus) int { return cmp.Compare(a.ID, b.ID) })
 	page := clientsPageJSON{Total: len(streams), Offset: pr.offset, Limit: pr.limit, Clients: []clientJSON{}}
 	frame := page
 	frame.Next = longestNext(r, pr.limit)
@@ -132,6 +142,8 @@ func clientOf(c stream.StreamStatus, verbose bool) clientJSON {
 		ID: c.ID, NodeID: c.NodeID, Cluster: c.Cluster, Scope: c.Scope,
 		Variant: c.Variant, Service: c.Service, ConnectedSince: c.ConnectedAt,
 		Types: []typeJSON{},
+		// Every stream that sent a request has a node (R2).
+		AwaitingFirstRequest: c.Node == nil,
 	}
 	if n := c.Node; n != nil && n.GetUserAgentName() != "" {
 		cj.UserAgent = n.GetUserAgentName() + " " + n.GetUserAgentVersion()

@@ -67,7 +67,7 @@ func newMetrics(st *store.Store) *metrics {
 		reg: reg,
 		streams: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "leanxds_xds_streams",
-			Help: "Connected xDS streams, by protocol variant (sotw, delta).",
+			Help: "Connected xDS streams whose first request named their node, by protocol variant (sotw, delta).",
 		}, []string{"variant"}),
 		streamTypes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "leanxds_xds_stream_types",
@@ -213,6 +213,43 @@ func (m *metrics) hooks() stream.Hooks {
 			m.nacks.WithLabelValues(info.Variant, typeLabel(typeURL)).Inc()
 		},
 	}
+}
+
+// watchLimits reports, when scraped, what the xDS server's connection and
+// stream limits see.
+func (m *metrics) watchLimits(xds *stream.Server) {
+	m.reg.MustRegister(limitsCollector{xds})
+}
+
+// limitsCollector reads stream.Server.LimitStats at each scrape.
+type limitsCollector struct{ xds *stream.Server }
+
+var (
+	connectionsDesc = prometheus.NewDesc("leanxds_xds_connections",
+		"Open connections to the xDS port.", nil, nil)
+	connectionsRefusedDesc = prometheus.NewDesc("leanxds_xds_connections_refused_total",
+		"Connections to the xDS port closed as soon as accepted: --max-conns were open.", nil, nil)
+	awaitingDesc = prometheus.NewDesc("leanxds_xds_streams_awaiting_first_request",
+		"Open xDS streams that have sent no request yet (not counted in leanxds_xds_streams).", nil, nil)
+	timedOutDesc = prometheus.NewDesc("leanxds_xds_streams_timed_out_total",
+		"xDS streams ended by a timeout: first_request (--first-request-timeout), or send (--send-timeout: the client stopped reading; its connection was closed).",
+		[]string{"timeout"}, nil)
+)
+
+func (c limitsCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- connectionsDesc
+	ch <- connectionsRefusedDesc
+	ch <- awaitingDesc
+	ch <- timedOutDesc
+}
+
+func (c limitsCollector) Collect(ch chan<- prometheus.Metric) {
+	l := c.xds.LimitStats()
+	ch <- prometheus.MustNewConstMetric(connectionsDesc, prometheus.GaugeValue, float64(l.Conns))
+	ch <- prometheus.MustNewConstMetric(connectionsRefusedDesc, prometheus.CounterValue, float64(l.ConnsRefused))
+	ch <- prometheus.MustNewConstMetric(awaitingDesc, prometheus.GaugeValue, float64(l.AwaitingFirstRequest))
+	ch <- prometheus.MustNewConstMetric(timedOutDesc, prometheus.CounterValue, float64(l.FirstRequestTimeouts), "first_request")
+	ch <- prometheus.MustNewConstMetric(timedOutDesc, prometheus.CounterValue, float64(l.SendTimeouts), "send")
 }
 
 // storeCollector reports what the store holds when scraped: resources by scope

@@ -125,6 +125,7 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 	s.csds.visible = csdsAccess(s.adminToken, s.csds.visible)
 	s.xds = stream.New(s.st, xopts)
 	s.csds.xds = s.xds
+	s.metrics.watchLimits(s.xds)
 
 	gopts := append(s.xds.GRPCOptions(),
 		// Find dead clients (a proxy whose host vanished keeps no FIN coming),
