@@ -121,13 +121,11 @@ func (c *conn) stop() {
 }
 
 // closeConn closes the stream's connection, if Listener accepted it, and
-// records why, unless it was closed already. It reports whether it closed it.
-func (c *conn) closeConn(why int32) bool {
-	if c.netConn == nil || !c.cut.CompareAndSwap(cutNone, why) {
-		return false
+// records why, unless it was closed already.
+func (c *conn) closeConn(why int32) {
+	if c.netConn != nil && c.cut.CompareAndSwap(cutNone, why) {
+		_ = c.netConn.Close()
 	}
-	_ = c.netConn.Close()
-	return true
 }
 
 // deliver hands x to the handler, or drops it once the stream has ended (gRPC
@@ -162,11 +160,15 @@ func (c *conn) expire() {
 		}
 		return
 	}
-	if waited >= s.opts.sendTimeout() && c.closeConn(cutSendTimeout) {
-		s.sendTimeouts.Add(1)
-		s.opts.Logger.Warn("send timeout: the client has taken none of a response; its connection was closed",
-			"stream", c.info.ID, "node", c.info.NodeID, "scope", c.info.Scope, "peer", c.netConn.key, "waited", waited.Round(time.Millisecond))
+	if waited < s.opts.sendTimeout() || !c.cut.CompareAndSwap(cutNone, cutSendTimeout) {
+		return
 	}
+	// Counted and logged before the connection closes, which ends the stream.
+	// A send is timed only on a connection Listener accepted (sending).
+	s.sendTimeouts.Add(1)
+	s.opts.Logger.Warn("send timeout: the client has taken none of a response; closing its connection",
+		"stream", c.info.ID, "node", c.info.NodeID, "scope", c.info.Scope, "peer", c.netConn.key, "waited", waited.Round(time.Millisecond))
+	_ = c.netConn.Close()
 }
 
 // sending marks the start (true) or the end of a send, arming the send timeout.
