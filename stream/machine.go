@@ -273,9 +273,9 @@ const maxPrevious = 4
 // it ACKed or NACKed it, or nothing of the type was sent. What waits on a
 // client's reaction to a response (make before break, R15) waits at most until
 // then, which the server sees (R19); a later request may never come.
-func (s *machine) answered(ts *typeState) bool {
+func (ts *typeState) answered() bool {
 	switch {
-	case ts == nil || ts.nonce == "":
+	case ts == nil || ts.nonce == "": // nil: the type was never requested
 		return true
 	case ts.lastNACK != nil && ts.lastNACK.Nonce == ts.nonce:
 		return true

@@ -32,7 +32,7 @@ func (s *machine) retain(v store.View, ts *typeState, cur *store.Table) map[stri
 		var pending bool
 		inUse = func(name string) bool {
 			if used == nil {
-				used = s.clustersInTransition(v)
+				used = s.clustersInUse(v, true) // R18: only what a transition keeps
 				pending = s.replacementPending(ts, cur, s.clustersInUse(v, false))
 			}
 			_, ok := used[name]
@@ -82,8 +82,8 @@ func (s *machine) retain(v store.View, ts *typeState, cur *store.Table) map[stri
 // holds nothing back.
 func (s *machine) replacementPending(cds *typeState, cur *store.Table, used map[string]struct{}) bool {
 	eds := s.state(protocol.TypeEndpoint)
-	routesAnswered := s.answered(s.state(protocol.TypeRoute)) && s.answered(s.state(protocol.TypeListener)) &&
-		s.answered(s.state(protocol.TypeVirtualHost))
+	routesAnswered := s.state(protocol.TypeRoute).answered() && s.state(protocol.TypeListener).answered() &&
+		s.state(protocol.TypeVirtualHost).answered()
 	for c := range used {
 		e := cur.Get(c)
 		if e == nil {
@@ -102,7 +102,7 @@ func (s *machine) replacementPending(cds *typeState, cur *store.Table, used map[
 		// this response if it brings the cluster, and at the latest as it
 		// answers it (Envoy subscribes a new cluster's endpoints before it ACKs
 		// the clusters).
-		mayAsk := !cds.sent(c) || !s.answered(cds)
+		mayAsk := !cds.sent(c) || !cds.answered()
 		for _, svc := range e.Refs.Endpoints {
 			// Subscribed but not yet sent: sent right after this response, so the
 			// old cluster goes with the next one.
@@ -156,7 +156,7 @@ func (s *machine) warming(v store.View, ts *typeState, resources []*store.Entry)
 		return false
 	}
 	cds, eds := s.state(protocol.TypeCluster), s.state(protocol.TypeEndpoint)
-	if cds == nil || !cds.sub.wildcard || cds.table == nil || eds == nil || !eds.sub.requested || s.answered(cds) {
+	if cds == nil || !cds.sub.wildcard || cds.table == nil || eds == nil || !eds.sub.requested || cds.answered() {
 		return false
 	}
 	clusters := v.Table(s.Scope, protocol.TypeCluster)
@@ -176,18 +176,11 @@ func (s *machine) warming(v store.View, ts *typeState, resources []*store.Entry)
 	return false
 }
 
-// clustersInTransition returns the clusters named by the listeners and routes
-// the client may hold from before the store's current revision: make before
-// break keeps those (R15) until the client has answered the listeners and routes
-// of the current revision (R18).
-func (s *machine) clustersInTransition(v store.View) map[string]struct{} {
-	return s.clustersInUse(v, true)
-}
-
 // clustersInUse returns the clusters named by the listeners and routes the client
 // may hold: those it ACKed last and those sent since. With transition, a type
 // whose client has answered a response computed at the store's current table
-// counts for nothing: what it holds is the current revision, whatever it names.
+// counts for nothing: what it holds is the current revision, whatever it names;
+// make before break keeps only what a transition still uses (R15, R18).
 func (s *machine) clustersInUse(v store.View, transition bool) map[string]struct{} {
 	used := make(map[string]struct{})
 	for _, typeURL := range []string{protocol.TypeListener, protocol.TypeRoute, protocol.TypeVirtualHost} {
@@ -195,7 +188,7 @@ func (s *machine) clustersInUse(v store.View, transition bool) map[string]struct
 		if ts == nil {
 			continue
 		}
-		if transition && ts.table == emptyTableFor(v, s.Scope, ts) && s.answered(ts) {
+		if transition && ts.table == emptyTableFor(v, s.Scope, ts) && ts.answered() {
 			continue
 		}
 		for _, t := range ts.held {
