@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/leanxds/leanxds/admin"
 )
 
 // The operating limits have flags with defaults, and LEANXDS_* variables; 0
@@ -54,7 +56,7 @@ func TestServeOperatingLimits(t *testing.T) {
 	s, err := ts.cc.NewStream(t.Context(), &grpc.StreamDesc{ServerStreams: true, ClientStreams: true},
 		"/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources")
 	require.NoError(t, err)
-	var page clientsPageJSON
+	var page admin.ClientsPage
 	eventually(t, "the silent stream on /debug/clients", func() bool {
 		getJSON(t, ts.admin.URL, "/debug/clients", &page)
 		return len(page.Clients) == 1
@@ -63,8 +65,8 @@ func TestServeOperatingLimits(t *testing.T) {
 	assert.True(t, clients[0].AwaitingFirstRequest)
 	assert.Equal(t, "ads", clients[0].Service)
 	assert.Empty(t, clients[0].NodeID)
-	limits := limitsCollector{ts.xds}
-	assert.NoError(t, testutil.CollectAndCompare(limits, strings.NewReader(`
+	limits := ts.metrics.Registry()
+	assert.NoError(t, testutil.GatherAndCompare(limits, strings.NewReader(`
 # HELP leanxds_xds_connections Open connections to the xDS port.
 # TYPE leanxds_xds_connections gauge
 leanxds_xds_connections 1
@@ -84,7 +86,7 @@ leanxds_xds_streams_awaiting_first_request 1
 
 	err = s.RecvMsg(new(discoveryv3.DiscoveryResponse))
 	assert.Equal(t, codes.DeadlineExceeded, status.Code(err), "%v", err)
-	assert.NoError(t, testutil.CollectAndCompare(limits, strings.NewReader(`
+	assert.NoError(t, testutil.GatherAndCompare(limits, strings.NewReader(`
 # HELP leanxds_xds_connections_refused_total Connections to the xDS port closed as soon as accepted: --max-conns were open.
 # TYPE leanxds_xds_connections_refused_total counter
 leanxds_xds_connections_refused_total 1

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
 
+	"github.com/leanxds/leanxds/admin"
 	"github.com/leanxds/leanxds/internal/conv"
 	"github.com/leanxds/leanxds/protocol"
 )
@@ -62,7 +63,7 @@ func TestDumpCommand(t *testing.T) {
 // with its resources exceeds the server's budget still fits without them. The
 // other outputs show the resources, and say what the budget refused.
 func TestDumpTableWithinBudget(t *testing.T) {
-	ts := csdsTrio(t, defaultCSDSMaxBytes)
+	ts := csdsTrio(t, admin.DefaultCSDSMaxBytes)
 	ctx := context.Background()
 	one := &statusv3.ClientStatusRequest{NodeMatchers: []*matcherv3.NodeMatcher{{NodeId: exact("envoy-a")}}}
 	csds := statusv3.NewClientStatusDiscoveryServiceClient(ts.cc)

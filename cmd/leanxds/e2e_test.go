@@ -35,6 +35,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/xds"
 
+	"github.com/leanxds/leanxds/admin"
 	"github.com/leanxds/leanxds/internal/conv"
 	"github.com/leanxds/leanxds/protocol"
 )
@@ -287,7 +288,7 @@ func TestBinaryServeReloadAndObserve(t *testing.T) {
 	assert.NotNil(t, p.logLine("config rejected: the last good config is still served"))
 
 	// /debug/clients: the EDS version sent is the one the client ACKed.
-	var clients []clientJSON
+	var clients []admin.Client
 	eventually(t, "the ACK in /debug/clients", func() bool {
 		clients = getClients(t, p.admin, "/debug/clients")
 		return len(clients) == 1 && len(clients[0].Types) == 2 && clients[0].Types[1].VersionACKed == edited.Version()
@@ -298,7 +299,7 @@ func TestBinaryServeReloadAndObserve(t *testing.T) {
 
 	// /debug/config: each resource's version is the hash of what the client got.
 	var cfg struct {
-		Streams []streamConfigJSON `json:"streams"`
+		Streams []admin.StreamConfig `json:"streams"`
 	}
 	getJSON(t, p.admin, "/debug/config?node=envoy-1", &cfg)
 	require.Len(t, cfg.Streams, 1)
@@ -602,7 +603,7 @@ func TestBinaryGRPCExample(t *testing.T) {
 		_, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
 		require.NoError(t, err, "a call through xds:///greeter")
 	}
-	var clients []clientJSON
+	var clients []admin.Client
 	clients = getClients(t, p.admin, "/debug/clients")
 	require.Len(t, clients, 1)
 	assert.Equal(t, "greeter-client-1", clients[0].NodeID)

@@ -27,6 +27,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/leanxds/leanxds/admin"
 )
 
 // copyExample copies examples/NAME into a temporary directory the test may edit.
@@ -110,15 +112,16 @@ type testServer struct {
 	*server
 	dir string
 	// addr is the xDS port's address.
-	addr  string
-	cc    *grpc.ClientConn
+	addr string
+	cc   *grpc.ClientConn
+	// admin serves the admin pages.
 	admin *httptest.Server
 }
 
 func startTestServer(t testing.TB, dir string, opts ...func(*serveOptions)) *testServer {
 	t.Helper()
 	o := &serveOptions{configDir: dir, listen: "127.0.0.1:0", scopeBy: "cluster", debounce: 20 * time.Millisecond, drainTimeout: time.Second,
-		csdsMaxBytes: defaultCSDSMaxBytes, adminMaxBytes: defaultAdminMaxBytes, adminMaxPage: defaultAdminMaxPage,
+		csdsMaxBytes: admin.DefaultCSDSMaxBytes, adminMaxBytes: admin.DefaultMaxBytes, adminMaxPage: admin.DefaultMaxPage,
 		dirLimits: defaultReadLimits, guard: defaultDeleteGuard}
 	for _, f := range opts {
 		f(o)
@@ -131,13 +134,13 @@ func startTestServer(t testing.TB, dir string, opts ...func(*serveOptions)) *tes
 	go func() { _ = s.grpc.Serve(lis) }()
 	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
-	admin := httptest.NewServer(s.adminHandler())
+	web := httptest.NewServer(s.admin)
 	t.Cleanup(func() {
-		admin.Close()
+		web.Close()
 		_ = cc.Close()
 		s.grpc.Stop()
 	})
-	return &testServer{server: s, dir: dir, addr: lis.Addr().String(), cc: cc, admin: admin}
+	return &testServer{server: s, dir: dir, addr: lis.Addr().String(), cc: cc, admin: web}
 }
 
 // testPKI is a CA and the certificates it signs, generated per test run so no

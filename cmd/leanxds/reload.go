@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/leanxds/leanxds/admin"
 )
 
 // `leanxds reload` asks a running serve, through its admin server, to reload
@@ -30,58 +30,6 @@ applies it, provided the files still hold what was held; if they changed since,
 the new content is checked afresh and may be held in turn.
 
 The exit status is 0 when the directory was applied or unchanged, 1 otherwise.`
-
-// reloadRequestTimeout bounds how long POST /reload waits for the files to be
-// quiet.
-const reloadRequestTimeout = 30 * time.Second
-
-// reloadAnswer is the answer of POST /reload.
-type reloadAnswer struct {
-	// Outcome is applied, unchanged, rejected, held, or busy (the files were
-	// still being written when the request gave up).
-	Outcome  string `json:"outcome"`
-	Revision uint64 `json:"revision,omitempty"`
-	Set      int    `json:"set"`
-	Deleted  int    `json:"deleted"`
-	// Errors are the reload's errors, one line each.
-	Errors []string    `json:"errors,omitempty"`
-	Held   *heldReload `json:"held,omitempty"`
-}
-
-const reloadBusy = "busy"
-
-// handleReload is POST /reload[?confirm=true].
-func (s *server) handleReload(w http.ResponseWriter, r *http.Request) {
-	confirm := false
-	if v := r.URL.Query().Get("confirm"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			writeJSONError(w, http.StatusBadRequest, "confirm=%q: want true or false", v)
-			return
-		}
-		confirm = b
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), reloadRequestTimeout)
-	defer cancel()
-	res, err := s.source.ReloadWhenQuiet(ctx, confirm)
-	a := reloadAnswer{Set: res.Set, Deleted: res.Deleted, Errors: errorLines(err)}
-	code := http.StatusOK
-	switch {
-	case err == nil && res.Changed():
-		a.Outcome, a.Revision = reloadApplied, res.Revision
-	case err == nil:
-		a.Outcome = reloadUnchanged
-	default:
-		if h, ok := errors.AsType[*heldError](err); ok {
-			a.Outcome, a.Held, code = reloadHeld, h.held, http.StatusConflict
-		} else if _, ok := errors.AsType[*notQuietError](err); ok {
-			a.Outcome, code = reloadBusy, http.StatusServiceUnavailable
-		} else {
-			a.Outcome, code = reloadRejected, http.StatusUnprocessableEntity
-		}
-	}
-	writeJSON(w, code, a)
-}
 
 type reloadOptions struct {
 	admin      string
@@ -135,7 +83,7 @@ func runReload(ctx context.Context, args []string, env lookupEnv, stdout, stderr
 	if err != nil {
 		return fmt.Errorf("reload: %s: %w", url, err)
 	}
-	var a reloadAnswer
+	var a admin.ReloadResult
 	if err := json.Unmarshal(body, &a); err != nil || a.Outcome == "" {
 		var refused struct{ Error string }
 		if json.Unmarshal(body, &refused) == nil && refused.Error != "" {
@@ -144,10 +92,10 @@ func runReload(ctx context.Context, args []string, env lookupEnv, stdout, stderr
 		return fmt.Errorf("reload: %s answered %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
 	}
 	switch a.Outcome {
-	case reloadApplied:
+	case admin.ReloadApplied:
 		fmt.Fprintf(stdout, "applied: revision %d, %d resources set, %d deleted\n", a.Revision, a.Set, a.Deleted)
 		return nil
-	case reloadUnchanged:
+	case admin.ReloadUnchanged:
 		fmt.Fprintln(stdout, "unchanged: the server already serves what the directory holds")
 		return nil
 	}

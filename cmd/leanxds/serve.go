@@ -12,11 +12,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	statusv3 "github.com/envoyproxy/go-control-plane/envoy/service/status/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/leanxds/leanxds/admin"
 	"github.com/leanxds/leanxds/persist"
 	"github.com/leanxds/leanxds/store"
 	"github.com/leanxds/leanxds/stream"
@@ -54,12 +54,11 @@ type server struct {
 	log     *slog.Logger
 	st      *store.Store
 	source  *configSource
-	metrics *metrics
+	metrics *admin.Metrics
 	xds     *stream.Server
-	csds    *csdsServer
 	grpc    *grpc.Server
-	// adminToken guards CSDS and the admin pages that list nodes (--admin-token).
-	adminToken adminToken
+	// admin is the admin HTTP handler and CSDS (package admin).
+	admin *admin.Admin
 	// persister keeps the store's snapshot (--snapshot); nil without one.
 	persister *persist.Persister
 	// snapshot is what the restore at start found and did; nil until then, and
@@ -67,8 +66,6 @@ type server struct {
 	snapshot atomic.Pointer[persist.Info]
 	// ready is set once a config is in the store (/readyz).
 	ready atomic.Bool
-	// done is closed when shutdown starts.
-	done chan struct{}
 }
 
 func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server, error) {
@@ -76,22 +73,21 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 	if err != nil {
 		return nil, err
 	}
-	s := &server{opts: o, log: log, st: store.New(), done: make(chan struct{})}
-	s.metrics = newMetrics(s.st)
+	s := &server{opts: o, log: log, st: store.New()}
+	s.metrics = admin.NewMetrics(s.st)
 	if o.snapshot != "" {
 		b, err := openSnapshot(ctx, o.snapshot)
 		if err != nil {
 			return nil, err
 		}
 		s.persister = persist.NewPersister(s.st, b, persist.Options{Interval: o.snapshotInterval, Logger: log})
-		s.metrics.reg.MustRegister(s.persister)
+		s.metrics.Registry().MustRegister(s.persister)
 	}
 	s.source = newConfigSource(o.configDir, s.st, log)
 	s.source.allowDangling = o.allowDangling
 	s.source.limits, s.source.guard, s.source.quiet.period = o.dirLimits, o.guard, o.debounce
-	s.metrics.reg.MustRegister(sourceCollector{s.source})
 	s.source.onReload = func(outcome string, res store.Result) {
-		s.metrics.reloaded(outcome, res)
+		s.metrics.Reloaded(outcome, res.Changed())
 		if (outcome == reloadApplied || outcome == reloadUnchanged) && s.persister != nil {
 			// From the first load of the directory on, what the store holds is
 			// the config, even empty, and is written as such.
@@ -102,7 +98,7 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 	xopts := stream.Options{
 		ScopeOf:             scopeOf,
 		NoDefaultScope:      o.noDefaultScope,
-		Hooks:               s.metrics.hooks(),
+		Hooks:               s.metrics.Hooks(),
 		Logger:              log,
 		MaxConns:            off(o.maxConns),
 		MaxStreamsPerConn:   off(o.maxStreamsPerConn),
@@ -110,7 +106,7 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 		SendTimeout:         off(o.sendTimeout),
 	}
 	xopts.Limits, xopts.FrameCacheBytes = o.limits(), o.frameCacheBytes
-	s.csds = &csdsServer{st: s.st, maxBytes: o.csdsMaxBytes, done: s.done}
+	var csdsVisible func(context.Context) (func(string) bool, error)
 	if o.nodeIdentity != "" {
 		ids, err := newIdentityScopes(o, s.st, log)
 		if err != nil {
@@ -119,13 +115,19 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 		// A node is served its identity's scope and no other: not the default
 		// scope either (nodescope.go).
 		xopts.Authorize, xopts.ScopeOf, xopts.NoDefaultScope = ids.authorize, ids.scope, true
-		s.csds.visible = csdsVisibility(o.nodeIdentity, splitList(o.csdsReaders))
+		csdsVisible = csdsVisibility(o.nodeIdentity, splitList(o.csdsReaders))
 	}
-	s.adminToken = newAdminToken(o.adminToken)
-	s.csds.visible = csdsAccess(s.adminToken, s.csds.visible)
 	s.xds = stream.New(s.st, xopts)
-	s.csds.xds = s.xds
-	s.metrics.watchLimits(s.xds)
+	aopts := admin.Options{
+		Store: s.st, Streams: s.xds, Metrics: s.metrics,
+		Source: adminSource{s.source}, Reloader: adminSource{s.source},
+		Ready: s.ready.Load, Token: o.adminToken, CSDSVisible: csdsVisible,
+		MaxBytes: o.adminMaxBytes, MaxPage: o.adminMaxPage, CSDSMaxBytes: o.csdsMaxBytes,
+	}
+	if s.persister != nil {
+		aopts.Snapshot = adminSnapshot{Persister: s.persister, interval: o.snapshotInterval, restored: &s.snapshot}
+	}
+	s.admin = admin.New(aopts)
 
 	gopts := append(s.xds.GRPCOptions(),
 		// Find dead clients (a proxy whose host vanished keeps no FIN coming),
@@ -142,7 +144,7 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 	}
 	s.grpc = grpc.NewServer(gopts...)
 	s.xds.Register(s.grpc)
-	statusv3.RegisterClientStatusDiscoveryServiceServer(s.grpc, s.csds)
+	s.admin.RegisterCSDS(s.grpc)
 	return s, nil
 }
 
@@ -179,7 +181,7 @@ func (s *server) run(ctx context.Context) error {
 	}
 	s.log.Info("xDS listening", "addr", lis.Addr().String(), "tls", s.opts.tlsCert != "",
 		"mtls", s.opts.clientCA != "", "node_identity", s.opts.nodeIdentity, "scope_by", s.opts.scopeBy, "scope_map", s.opts.scopeMap,
-		"csds", csdsGuard(s.adminToken, s.opts.nodeIdentity))
+		"csds", csdsGuard(s.opts.adminToken != "", s.opts.nodeIdentity, s.admin.Guard()))
 	served := make(chan error, 1)
 	go func() { served <- s.grpc.Serve(lis) }()
 
@@ -240,13 +242,13 @@ func (s *server) startAdmin() (*http.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin: %w", err)
 	}
-	srv := &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: s.admin, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("admin server", "err", err)
 		}
 	}()
-	s.log.Info("admin listening", "addr", lis.Addr().String(), "debug_pages", s.adminToken.String())
+	s.log.Info("admin listening", "addr", lis.Addr().String(), "debug_pages", s.admin.Guard())
 	return srv, nil
 }
 
@@ -312,7 +314,7 @@ const maxScopesLogged = 50
 // (GracefulStop) so clients reconnect elsewhere, end every stream with
 // Unavailable (Shutdown), and close what is still open after the drain timeout.
 func (s *server) drain() {
-	close(s.done)
+	s.admin.Shutdown()
 	stopped := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()

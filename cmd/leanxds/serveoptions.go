@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/leanxds/leanxds/admin"
 	"github.com/leanxds/leanxds/persist"
 	"github.com/leanxds/leanxds/stream"
 )
@@ -65,12 +66,6 @@ type serveOptions struct {
 	sendTimeout         time.Duration
 }
 
-// defaultCSDSMaxBytes is the default CSDS response budget: gRPC's default
-// receive limit (grpc-go, grpc-java and gRPC C++ all take 4 MiB), which the
-// budget counts exactly, so a client with default settings receives every
-// answer the budget lets through.
-const defaultCSDSMaxBytes = 4 << 20
-
 const serveAbout = `
 Serve the resources of a config directory to Envoy proxies and proxyless gRPC
 clients over xDS (ADS and the per-type services, with CSDS on the same port),
@@ -121,10 +116,10 @@ func serveCommand(out io.Writer) (*command, *serveOptions) {
 		"or s3://bucket/key?region=REGION[&endpoint=URL] (S3 or an S3-compatible store); empty: none")
 	fs.DurationVar(&o.snapshotInterval, "snapshot-interval", persist.DefaultInterval, "how often the served config is written to --snapshot if it changed (and once more at shutdown)")
 	fs.DurationVar(&o.restoreTimeout, "restore-timeout", defaultRestoreTimeout, "how long the restore of --snapshot at start may take; past it, the config directory is served alone\n(if it is invalid, serve exits)")
-	fs.IntVar(&o.csdsMaxBytes, "csds-max-bytes", defaultCSDSMaxBytes, "the largest CSDS response, in `bytes`: a FetchClientStatus answer over it is refused (ResourceExhausted),\n"+
+	fs.IntVar(&o.csdsMaxBytes, "csds-max-bytes", admin.DefaultCSDSMaxBytes, "the largest CSDS response, in `bytes`: a FetchClientStatus answer over it is refused (ResourceExhausted),\n"+
 		"a StreamClientStatus answer is sent in several messages within it")
-	fs.IntVar(&o.adminMaxBytes, "admin-max-bytes", defaultAdminMaxBytes, "the largest /debug/ page of the admin server, in `bytes` of JSON: longer lists are paged (?offset, ?limit)")
-	fs.IntVar(&o.adminMaxPage, "admin-max-page", defaultAdminMaxPage, "the most `entries` (streams, resources) of a /debug/ page, and its default ?limit")
+	fs.IntVar(&o.adminMaxBytes, "admin-max-bytes", admin.DefaultMaxBytes, "the largest /debug/ page of the admin server, in `bytes` of JSON: longer lists are paged (?offset, ?limit)")
+	fs.IntVar(&o.adminMaxPage, "admin-max-page", admin.DefaultMaxPage, "the most `entries` (streams, resources) of a /debug/ page, and its default ?limit")
 	fs.StringVar(&o.adminToken, "admin-token", "", "bearer `token` that CSDS (gRPC metadata \"authorization: Bearer TOKEN\") and the admin /debug/ pages (the\n"+
 		"Authorization header) require: they list every node and what it is served. Without it, they answer\n"+
 		"callers on this host only. Prefer the environment variable: a command line is visible to every local user")

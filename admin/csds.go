@@ -1,4 +1,4 @@
-package main
+package admin
 
 import (
 	"context"
@@ -29,8 +29,8 @@ import (
 // the budget; StreamClientStatus sends it in several messages within it.
 type csdsServer struct {
 	statusv3.UnimplementedClientStatusDiscoveryServiceServer
-	st  *store.Store
-	xds *stream.Server
+	st      *store.Store
+	streams Streams
 	// visible returns which nodes the caller may see, or why it may see none
 	// (a gRPC status; another error is PermissionDenied); nil lets every
 	// caller see every node.
@@ -172,7 +172,7 @@ func (c *csdsServer) matched(ctx context.Context, req *statusv3.ClientStatusRequ
 	var out []matchedNode
 	index := make(map[string]int)
 	matchers := newNodeMatchers(req.GetNodeMatchers())
-	for _, s := range c.xds.Streams() {
+	for _, s := range c.streams.Streams() {
 		if !see(s.NodeID) {
 			continue
 		}

@@ -1,4 +1,4 @@
-package main
+package admin
 
 import (
 	"bytes"
@@ -12,18 +12,10 @@ import (
 
 // The /debug/ pages that list every stream or every resource of a node or a
 // scope answer a page at a time: ?offset=N (from 0) and ?limit=M entries, at
-// most --admin-max-page of them, and no more than --admin-max-bytes of JSON.
+// most Options.MaxPage of them (--admin-max-page), and no more than
+// Options.MaxBytes of JSON (--admin-max-bytes).
 // The page says which entries it holds and the path of the next one, so that a
 // fleet of thousands is read in bounded memory, page after page.
-
-const (
-	// defaultAdminMaxBytes is the default budget of one /debug/ page: a few
-	// hundred streams of /debug/clients, or a node's thousands of resources
-	// over a few pages; small enough that a page costs little memory.
-	defaultAdminMaxBytes = 4 << 20
-	// defaultAdminMaxPage is the default and largest ?limit of a page.
-	defaultAdminMaxPage = 1000
-)
 
 // pageRequest is the window of a list a page shows.
 type pageRequest struct {

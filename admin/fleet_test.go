@@ -1,4 +1,4 @@
-package main
+package admin
 
 import (
 	"context"
@@ -22,6 +22,7 @@ import (
 	"github.com/leanxds/leanxds/internal/xdstest"
 	"github.com/leanxds/leanxds/protocol"
 	"github.com/leanxds/leanxds/resources"
+	"github.com/leanxds/leanxds/store"
 )
 
 // fleetWorkload is a realistic config for a fleet test: each Envoy is served 100
@@ -29,12 +30,17 @@ import (
 // configurations of 10 virtual hosts: 210 resources.
 var fleetWorkload = xdstest.Workload{Clusters: 100, EndpointsPerCluster: 4, Listeners: 5, Routes: 5, VirtualHostsPerRoute: 10}
 
-// writeWorkload writes w into dir, one file per type.
-func writeWorkload(t testing.TB, dir string, w xdstest.Workload) {
+// commitWorkload makes w the content of the default scope of st.
+func commitWorkload(t testing.TB, st *store.Store, w xdstest.Workload) {
 	t.Helper()
-	for typeURL, ms := range w.Resources() {
-		writeFile(t, dir, protocol.Short(typeURL)+".json", resourceJSONFile(t, ms...))
+	changes := []store.Change{store.ReplaceScope("default")}
+	for _, ms := range w.Resources() {
+		for _, m := range ms {
+			changes = append(changes, store.Set("default", m))
+		}
 	}
+	_, err := st.Commit(changes...)
+	require.NoError(t, err)
 }
 
 // startFleet opens n ADS streams on cc, one per node envoy-NNNN, each of which
@@ -159,9 +165,8 @@ func allocated() uint64 {
 // GOGC=10 so that it counts what the call holds rather than the garbage the
 // collector lets pile up above a large live heap.
 func BenchmarkCSDSFetchFleet(b *testing.B) {
-	dir := b.TempDir()
-	writeWorkload(b, dir, fleetWorkload)
-	ts := startTestServer(b, dir)
+	ts := startTestServer(b)
+	commitWorkload(b, ts.st, fleetWorkload)
 	startFleet(b, ts.cc, 1000, fleetWorkload)
 	client := statusv3.NewClientStatusDiscoveryServiceClient(ts.cc)
 	var peak uint64
@@ -186,9 +191,8 @@ func BenchmarkCSDSFetchFleet(b *testing.B) {
 // The whole fleet of BenchmarkCSDSFetchFleet over StreamClientStatus, in
 // messages within the budget.
 func BenchmarkCSDSStreamFleet(b *testing.B) {
-	dir := b.TempDir()
-	writeWorkload(b, dir, fleetWorkload)
-	ts := startTestServer(b, dir)
+	ts := startTestServer(b)
+	commitWorkload(b, ts.st, fleetWorkload)
 	startFleet(b, ts.cc, 1000, fleetWorkload)
 	client := statusv3.NewClientStatusDiscoveryServiceClient(ts.cc)
 	var peak uint64

@@ -1,4 +1,4 @@
-package main
+package admin
 
 import (
 	"context"
@@ -15,24 +15,22 @@ import (
 )
 
 // Who may read what every node is served: CSDS on the xDS port, and the
-// admin server's /debug/ pages, which list every node and what it is served.
+// admin server's /debug/ pages (and POST /reload), which list every node and
+// what it is served.
 //
-//   - A caller presenting --admin-token (HTTP "Authorization: Bearer TOKEN",
-//     gRPC metadata "authorization: Bearer TOKEN") reads everything; a wrong
-//     token is refused (403, PermissionDenied), whatever else would allow it.
-//   - Under --node-identity, a CSDS caller whose certificate names a
-//     --csds-readers identity reads every node, and any other its own node
-//     (csdsVisibility).
-//   - With --admin-token set, any other caller is refused (401,
-//     Unauthenticated).
-//   - Without it, only callers on this host (a loopback address) read them:
+//   - A caller presenting the admin token (Options.Token, --admin-token of
+//     leanxds serve; HTTP "Authorization: Bearer TOKEN", gRPC metadata
+//     "authorization: Bearer TOKEN") reads everything; a wrong token is
+//     refused (403, PermissionDenied), whatever else would allow it.
+//   - A CSDS caller that presents no token is, when Options.CSDSVisible is
+//     set, shown what it decides (leanxds serve --node-identity: a caller
+//     whose certificate names a --csds-readers identity reads every node, and
+//     any other its own node).
+//   - With a token set, any other caller is refused (401, Unauthenticated).
+//   - Without one, only callers on this host (a loopback address) read them:
 //     the xDS port is usually open to the network, and the admin port may be.
 
-// adminTokenEnv is the environment variable of serve's --admin-token, which
-// dump reads too.
-var adminTokenEnv = envName("admin-token")
-
-// adminToken checks a bearer token against --admin-token.
+// adminToken checks a bearer token against the admin token.
 type adminToken struct {
 	// sum is the SHA-256 of the token; comparing digests takes the same time
 	// whatever the token presented, its length included.
@@ -167,15 +165,4 @@ func (t adminToken) String() string {
 		return "admin token"
 	}
 	return "callers on this host only"
-}
-
-// csdsGuard says how CSDS is guarded, for the startup log.
-func csdsGuard(t adminToken, nodeIdentity string) string {
-	switch {
-	case nodeIdentity != "" && t.set:
-		return "admin token, or the caller's own node (--node-identity)"
-	case nodeIdentity != "":
-		return "the caller's own node (--node-identity), every node for --csds-readers"
-	}
-	return t.String()
 }

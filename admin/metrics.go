@@ -1,4 +1,4 @@
-package main
+package admin
 
 import (
 	"sync"
@@ -26,12 +26,15 @@ func typeLabel(typeURL string) string {
 
 // latencyBuckets span half a millisecond to about half a minute: pushes to a
 // healthy fleet take milliseconds, a stalled client takes seconds.
-var latencyBuckets = prometheus.ExponentialBuckets(0.0005, 2, 16)
+func latencyBuckets() []float64 { return prometheus.ExponentialBuckets(0.0005, 2, 16) }
 
-// metrics are the Prometheus metrics of the binary, fed by stream hooks (which
-// run for every variant, SotW and delta alike, told apart by a label) and by the
-// config source, on a registry of its own.
-type metrics struct {
+// Metrics are the Prometheus metrics of an xDS server, on a registry of their
+// own: fed by stream hooks (Hooks, which run for every variant, SotW and delta
+// alike, told apart by a label) and by the config source (Reloaded), and read
+// from the store, the streams' limits and the source when scraped. Their names
+// and labels are those dashboards know: leanxds_xds_*, leanxds_config_*,
+// leanxds_store_*, leanxds_resources.
+type Metrics struct {
 	reg *prometheus.Registry
 
 	streams     *prometheus.GaugeVec   // variant
@@ -61,9 +64,11 @@ type streamMetrics struct {
 	lastRequest map[string]time.Time
 }
 
-func newMetrics(st *store.Store) *metrics {
+// NewMetrics returns the metrics of the streams of st, with the Go runtime's
+// and the process's. Give Hooks to stream.New, and the Metrics to New.
+func NewMetrics(st *store.Store) *Metrics {
 	reg := prometheus.NewRegistry()
-	m := &metrics{
+	m := &Metrics{
 		reg: reg,
 		streams: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "leanxds_xds_streams",
@@ -96,12 +101,12 @@ func newMetrics(st *store.Store) *metrics {
 		pushLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "leanxds_xds_push_latency_seconds",
 			Help:    "Time from a commit to the response that pushes it to a client, by type. Answers to a client's own request are not counted.",
-			Buckets: latencyBuckets,
+			Buckets: latencyBuckets(),
 		}, []string{"type"}),
 		ackLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "leanxds_xds_ack_latency_seconds",
 			Help:    "Time from a response to its ACK, by type.",
-			Buckets: latencyBuckets,
+			Buckets: latencyBuckets(),
 		}, []string{"type"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "leanxds_config_reloads_total",
@@ -122,7 +127,7 @@ func newMetrics(st *store.Store) *metrics {
 	}
 	// Every outcome exists from the start, so that rate() and alerts on rejected
 	// reloads work before the first one.
-	for _, r := range []string{reloadApplied, reloadUnchanged, reloadRejected, reloadHeld} {
+	for _, r := range []string{ReloadApplied, ReloadUnchanged, ReloadRejected, ReloadHeld} {
 		m.reloads.WithLabelValues(r)
 	}
 	reg.MustRegister(
@@ -130,26 +135,32 @@ func newMetrics(st *store.Store) *metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.streams, m.streamTypes, m.requests, m.responses, m.sent, m.acks, m.nacks,
 		m.pushLatency, m.ackLatency, m.reloads, m.commits, m.lastReloadOK, m.lastApplied,
-		storeCollector{st},
+		newStoreCollector(st),
 	)
 	return m
 }
 
-// reloaded records a reload of the config directory.
-func (m *metrics) reloaded(outcome string, res store.Result) {
+// Registry is the registry /metrics serves: register more collectors on it
+// (a persist.Persister is one).
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Reloaded records a reload of the config: outcome is ReloadApplied,
+// ReloadUnchanged, ReloadRejected or ReloadHeld, and changed whether it
+// changed the store.
+func (m *Metrics) Reloaded(outcome string, changed bool) {
 	m.reloads.WithLabelValues(outcome).Inc()
-	if outcome == reloadRejected || outcome == reloadHeld {
+	if outcome == ReloadRejected || outcome == ReloadHeld {
 		m.lastReloadOK.Set(0)
 		return
 	}
 	m.lastReloadOK.Set(1)
 	m.lastApplied.SetToCurrentTime()
-	if res.Changed() {
+	if changed {
 		m.commits.Inc()
 	}
 }
 
-func (m *metrics) stream(info stream.StreamInfo) *streamMetrics {
+func (m *Metrics) stream(info stream.StreamInfo) *streamMetrics {
 	if sm, ok := m.perStream.Load(info.ID); ok {
 		return sm.(*streamMetrics)
 	}
@@ -157,9 +168,10 @@ func (m *metrics) stream(info stream.StreamInfo) *streamMetrics {
 	return sm.(*streamMetrics)
 }
 
-// hooks returns the stream hooks that feed the metrics. They take no lock shared
-// between streams: the per-stream state is reached through a sync.Map.
-func (m *metrics) hooks() stream.Hooks {
+// Hooks returns the stream hooks that feed the metrics (stream.Options.Hooks).
+// They take no lock shared between streams: the per-stream state is reached
+// through a sync.Map.
+func (m *Metrics) Hooks() stream.Hooks {
 	return stream.Hooks{
 		StreamOpened: func(info stream.StreamInfo) {
 			m.streams.WithLabelValues(info.Variant).Inc()
@@ -215,65 +227,72 @@ func (m *metrics) hooks() stream.Hooks {
 	}
 }
 
-// watchLimits reports, when scraped, what the xDS server's connection and
-// stream limits see.
-func (m *metrics) watchLimits(xds *stream.Server) {
-	m.reg.MustRegister(limitsCollector{xds})
+// limitsCollector reads Streams.LimitStats at each scrape: what the xDS
+// server's connection and stream limits see.
+type limitsCollector struct {
+	streams                                  Streams
+	connections, refused, awaiting, timedOut *prometheus.Desc
 }
 
-// limitsCollector reads stream.Server.LimitStats at each scrape.
-type limitsCollector struct{ xds *stream.Server }
-
-var (
-	connectionsDesc = prometheus.NewDesc("leanxds_xds_connections",
-		"Open connections to the xDS port.", nil, nil)
-	connectionsRefusedDesc = prometheus.NewDesc("leanxds_xds_connections_refused_total",
-		"Connections to the xDS port closed as soon as accepted: --max-conns were open.", nil, nil)
-	awaitingDesc = prometheus.NewDesc("leanxds_xds_streams_awaiting_first_request",
-		"Open xDS streams that have sent no request yet (not counted in leanxds_xds_streams).", nil, nil)
-	timedOutDesc = prometheus.NewDesc("leanxds_xds_streams_timed_out_total",
-		"xDS streams ended by a timeout: first_request (--first-request-timeout), or send (--send-timeout: the client stopped reading; its connection was closed).",
-		[]string{"timeout"}, nil)
-)
+func newLimitsCollector(streams Streams) limitsCollector {
+	return limitsCollector{
+		streams: streams,
+		connections: prometheus.NewDesc("leanxds_xds_connections",
+			"Open connections to the xDS port.", nil, nil),
+		refused: prometheus.NewDesc("leanxds_xds_connections_refused_total",
+			"Connections to the xDS port closed as soon as accepted: --max-conns were open.", nil, nil),
+		awaiting: prometheus.NewDesc("leanxds_xds_streams_awaiting_first_request",
+			"Open xDS streams that have sent no request yet (not counted in leanxds_xds_streams).", nil, nil),
+		timedOut: prometheus.NewDesc("leanxds_xds_streams_timed_out_total",
+			"xDS streams ended by a timeout: first_request (--first-request-timeout), or send (--send-timeout: the client stopped reading; its connection was closed).",
+			[]string{"timeout"}, nil),
+	}
+}
 
 func (c limitsCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- connectionsDesc
-	ch <- connectionsRefusedDesc
-	ch <- awaitingDesc
-	ch <- timedOutDesc
+	ch <- c.connections
+	ch <- c.refused
+	ch <- c.awaiting
+	ch <- c.timedOut
 }
 
 func (c limitsCollector) Collect(ch chan<- prometheus.Metric) {
-	l := c.xds.LimitStats()
-	ch <- prometheus.MustNewConstMetric(connectionsDesc, prometheus.GaugeValue, float64(l.Conns))
-	ch <- prometheus.MustNewConstMetric(connectionsRefusedDesc, prometheus.CounterValue, float64(l.ConnsRefused))
-	ch <- prometheus.MustNewConstMetric(awaitingDesc, prometheus.GaugeValue, float64(l.AwaitingFirstRequest))
-	ch <- prometheus.MustNewConstMetric(timedOutDesc, prometheus.CounterValue, float64(l.FirstRequestTimeouts), "first_request")
-	ch <- prometheus.MustNewConstMetric(timedOutDesc, prometheus.CounterValue, float64(l.SendTimeouts), "send")
+	l := c.streams.LimitStats()
+	ch <- prometheus.MustNewConstMetric(c.connections, prometheus.GaugeValue, float64(l.Conns))
+	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(l.ConnsRefused))
+	ch <- prometheus.MustNewConstMetric(c.awaiting, prometheus.GaugeValue, float64(l.AwaitingFirstRequest))
+	ch <- prometheus.MustNewConstMetric(c.timedOut, prometheus.CounterValue, float64(l.FirstRequestTimeouts), "first_request")
+	ch <- prometheus.MustNewConstMetric(c.timedOut, prometheus.CounterValue, float64(l.SendTimeouts), "send")
 }
 
 // storeCollector reports what the store holds when scraped: resources by scope
 // and type, and the store's revision. Reading a view takes no lock.
-type storeCollector struct{ st *store.Store }
+type storeCollector struct {
+	st                  *store.Store
+	resources, revision *prometheus.Desc
+}
 
-var (
-	resourcesDesc = prometheus.NewDesc("leanxds_resources",
-		"Resources served, by scope and type.", []string{"scope", "type"}, nil)
-	revisionDesc = prometheus.NewDesc("leanxds_store_revision",
-		"Revision of the store: the number of commits that changed it.", nil, nil)
-)
+func newStoreCollector(st *store.Store) storeCollector {
+	return storeCollector{
+		st: st,
+		resources: prometheus.NewDesc("leanxds_resources",
+			"Resources served, by scope and type.", []string{"scope", "type"}, nil),
+		revision: prometheus.NewDesc("leanxds_store_revision",
+			"Revision of the store: the number of commits that changed it.", nil, nil),
+	}
+}
 
 func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- resourcesDesc
-	ch <- revisionDesc
+	ch <- c.resources
+	ch <- c.revision
 }
 
 func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 	v := c.st.View()
-	ch <- prometheus.MustNewConstMetric(revisionDesc, prometheus.GaugeValue, float64(v.Revision()))
+	ch <- prometheus.MustNewConstMetric(c.revision, prometheus.GaugeValue, float64(v.Revision()))
 	for _, scope := range v.Scopes() {
 		for typeURL, t := range v.Tables(scope) {
-			ch <- prometheus.MustNewConstMetric(resourcesDesc, prometheus.GaugeValue, float64(t.Len()), scope, typeLabel(typeURL))
+			ch <- prometheus.MustNewConstMetric(c.resources, prometheus.GaugeValue, float64(t.Len()), scope, typeLabel(typeURL))
 		}
 	}
 }

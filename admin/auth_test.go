@@ -1,13 +1,10 @@
-package main
+package admin
 
 import (
 	"context"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -43,7 +40,7 @@ func getAuth(t *testing.T, base, path, authorization string) *http.Response {
 // presents it: none is Unauthenticated (401), a wrong one PermissionDenied
 // (403). The probes, the metrics and the index page stay open.
 func TestAdminTokenRequired(t *testing.T) {
-	ts := startTestServer(t, copyExample(t, "edge"), func(o *serveOptions) { o.adminToken = testToken })
+	ts := startTestServer(t, func(o *Options) { o.Token = testToken })
 	c := conv.ADS(t, ts.cc, node("envoy-1", "edge"))
 	c.Request(protocol.TypeCluster).ExpectResponse()
 	eventually(t, "the stream", func() bool { return len(ts.xds.Streams()) == 1 })
@@ -160,38 +157,4 @@ func TestAdminTokenWithNodeIdentity(t *testing.T) {
 
 	_, err = visible(from("127.0.0.1:40000", "Bearer nope"))
 	assert.Equal(t, codes.PermissionDenied, status.Code(err))
-}
-
-// The binary takes its admin token from LEANXDS_ADMIN_TOKEN, and so does dump:
-// dump run beside serve reads CSDS; without the token, or with another, it is
-// refused, and so are the debug pages.
-func TestBinaryAdminToken(t *testing.T) {
-	p := startServe(t, t.TempDir(), []string{"LEANXDS_ADMIN_TOKEN=" + testToken}, "--config", copyExample(t, "edge"))
-	assert.Equal(t, "admin token", p.logLine("xDS listening")["csds"])
-	c := conv.ADS(t, dialInsecure(t, p.xds), node("envoy-1", "edge"), conv.WithTimeout(10*time.Second))
-	c.Request(protocol.TypeCluster).ExpectResponse()
-	c.ACK()
-
-	dump := func(env []string, args ...string) (string, error) {
-		cmd := exec.Command(leanxdsBinary(t), append([]string{"dump", "--server", p.xds}, args...)...)
-		cmd.Env = append(os.Environ(), env...)
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
-	out, err := dump(nil)
-	assert.Error(t, err)
-	assert.Contains(t, out, "Unauthenticated")
-	assert.Contains(t, out, "--admin-token")
-	out, err = dump(nil, "--admin-token", "nope")
-	assert.Error(t, err)
-	assert.Contains(t, out, "PermissionDenied")
-
-	eventually(t, "envoy-1 in the dump", func() bool {
-		out, err = dump([]string{"LEANXDS_ADMIN_TOKEN=" + testToken})
-		return err == nil && strings.Contains(out, "node envoy-1")
-	}, func() string { return out })
-
-	assert.Equal(t, http.StatusUnauthorized, getAuth(t, p.admin, "/debug/clients", "").StatusCode)
-	assert.Equal(t, http.StatusOK, getAuth(t, p.admin, "/debug/clients", "Bearer "+testToken).StatusCode)
-	p.stop(t)
 }

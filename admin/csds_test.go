@@ -1,4 +1,4 @@
-package main
+package admin
 
 import (
 	"context"
@@ -55,7 +55,7 @@ func statuses(resp *statusv3.ClientStatusResponse, nodeID string) map[string]*st
 // ACKED, NACKED with the client's error, REQUESTED (sent, not answered yet),
 // DOES_NOT_EXIST.
 func TestCSDSStatuses(t *testing.T) {
-	ts := startTestServer(t, copyExample(t, "edge"))
+	ts := startTestServer(t)
 	c := conv.ADS(t, ts.cc, node("envoy-1", "edge"))
 	cds := c.Request(protocol.TypeCluster).ExpectResponse(conv.Names("api", "payments", "web"))
 	c.ACK()
@@ -90,7 +90,7 @@ func TestCSDSStatuses(t *testing.T) {
 // Node matchers select the nodes reported; StreamClientStatus answers each
 // request; an unsupported matcher is InvalidArgument.
 func TestCSDSNodeMatchers(t *testing.T) {
-	ts := startTestServer(t, copyExample(t, "edge"))
+	ts := startTestServer(t)
 	for _, zone := range []string{"a", "b"} {
 		md, err := structpb.NewStruct(map[string]any{"zone": zone})
 		require.NoError(t, err)
@@ -122,7 +122,7 @@ func TestCSDSNodeMatchers(t *testing.T) {
 		assert.Equal(t, []string{id}, nodes(resp))
 	}
 	// Shutdown ends the stream rather than waiting for the client.
-	close(ts.done)
+	ts.a.Shutdown()
 	_, err = stream.Recv()
 	assert.Equal(t, codes.Unavailable, status.Code(err))
 
@@ -135,7 +135,7 @@ func TestCSDSNodeMatchers(t *testing.T) {
 
 // exclude_resource_contents leaves the resources out, keeping their status.
 func TestCSDSExcludeContents(t *testing.T) {
-	ts := startTestServer(t, copyExample(t, "edge"))
+	ts := startTestServer(t)
 	c := conv.ADS(t, ts.cc, node("envoy-1", "edge"))
 	c.Request(protocol.TypeCluster).ExpectResponse()
 	eventually(t, "the stream", func() bool { return len(ts.xds.Streams()) == 1 })
@@ -152,7 +152,7 @@ func TestCSDSExcludeContents(t *testing.T) {
 // Delta streams are reported like SotW ones: same hooks, same status, their
 // variant in the metrics and /debug/clients.
 func TestDeltaStreamObserved(t *testing.T) {
-	ts := startTestServer(t, copyExample(t, "edge"))
+	ts := startTestServer(t)
 	d := conv.DeltaADS(t, ts.cc, node("envoy-d", "edge"))
 	d.Subscribe(protocol.TypeCluster, "*").ExpectResponse(conv.Updated("api", "payments", "web"))
 	d.ACK()
@@ -162,7 +162,7 @@ func TestDeltaStreamObserved(t *testing.T) {
 	})
 	assert.Equal(t, 1.0, testutil.ToFloat64(ts.metrics.streams.WithLabelValues("delta")))
 	assert.Equal(t, 1.0, testutil.ToFloat64(ts.metrics.acks.WithLabelValues("delta", "CDS")))
-	var clients []clientJSON
+	var clients []Client
 	clients = getClients(t, ts.admin.URL, "/debug/clients")
 	require.Len(t, clients, 1)
 	assert.Equal(t, "delta", clients[0].Variant)
@@ -174,7 +174,7 @@ func TestDeltaStreamObserved(t *testing.T) {
 // the three clusters, ACKed: three node configs of the same size.
 func csdsTrio(t *testing.T, maxBytes int) *testServer {
 	t.Helper()
-	ts := startTestServer(t, copyExample(t, "edge"), func(o *serveOptions) { o.csdsMaxBytes = maxBytes })
+	ts := startTestServer(t, func(o *Options) { o.CSDSMaxBytes = maxBytes })
 	for _, id := range []string{"envoy-a", "envoy-b", "envoy-c"} {
 		c := conv.ADS(t, ts.cc, node(id, "edge"))
 		c.Request(protocol.TypeCluster).ExpectResponse(conv.Names("api", "payments", "web"))
@@ -204,7 +204,7 @@ func nodeIDs(resp *statusv3.ClientStatusResponse) []string {
 // exactly is sent, one a byte over it is refused with ResourceExhausted, saying
 // how many nodes matched and how many fit, and what to do.
 func TestCSDSFetchBudget(t *testing.T) {
-	full := fetchStatus(t, csdsTrio(t, defaultCSDSMaxBytes).cc)
+	full := fetchStatus(t, csdsTrio(t, DefaultCSDSMaxBytes).cc)
 	require.Equal(t, []string{"envoy-a", "envoy-b", "envoy-c"}, nodeIDs(full))
 	size := proto.Size(full)
 
@@ -224,7 +224,7 @@ func TestCSDSFetchBudget(t *testing.T) {
 // message; a node whose config alone exceeds the budget ends the stream with
 // ResourceExhausted.
 func TestCSDSStreamPages(t *testing.T) {
-	full := fetchStatus(t, csdsTrio(t, defaultCSDSMaxBytes).cc)
+	full := fetchStatus(t, csdsTrio(t, DefaultCSDSMaxBytes).cc)
 	node := proto.Size(&statusv3.ClientStatusResponse{Config: full.GetConfig()[:1]})
 	require.Equal(t, 3*node, proto.Size(full), "three configs of the same size")
 
@@ -264,9 +264,8 @@ func TestCSDSStreamPages(t *testing.T) {
 // to send them. The baseline is a fetch of one node in the same run.
 func TestCSDSFetchOverBudgetAllocatesLittle(t *testing.T) {
 	const budget = 64 << 10
-	dir := t.TempDir()
-	writeWorkload(t, dir, fleetWorkload)
-	ts := startTestServer(t, dir, func(o *serveOptions) { o.csdsMaxBytes = budget })
+	ts := startTestServer(t, func(o *Options) { o.CSDSMaxBytes = budget })
+	commitWorkload(t, ts.st, fleetWorkload)
 	startFleet(t, ts.cc, 100, fleetWorkload)
 	client := statusv3.NewClientStatusDiscoveryServiceClient(ts.cc)
 	// The client lifts its own receive limit: only the server's budget applies.

@@ -1,20 +1,23 @@
-package main
+package admin
 
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/leanxds/leanxds/internal/conv"
+	"github.com/leanxds/leanxds/internal/xdstest"
 	"github.com/leanxds/leanxds/protocol"
+	"github.com/leanxds/leanxds/store"
 )
 
 // histogramCount returns how many observations a histogram of the registry
 // holds for the given type label.
-func histogramCount(t *testing.T, m *metrics, name, typ string) uint64 {
+func histogramCount(t *testing.T, m *Metrics, name, typ string) uint64 {
 	t.Helper()
 	families, err := m.reg.Gather()
 	require.NoError(t, err)
@@ -36,7 +39,7 @@ func histogramCount(t *testing.T, m *metrics, name, typ string) uint64 {
 // The hooks count streams, requests, responses, ACKs and NACKs by variant and
 // type; push latency counts pushes after a commit, not answers to requests.
 func TestMetricsFromHooks(t *testing.T) {
-	ts := startTestServer(t, copyExample(t, "edge"))
+	ts := startTestServer(t)
 	m := ts.metrics
 	c := conv.ADS(t, ts.cc, node("envoy-1", "edge"))
 	c.Request(protocol.TypeCluster).ExpectResponse()
@@ -56,16 +59,12 @@ func TestMetricsFromHooks(t *testing.T) {
 	assert.Zero(t, histogramCount(t, m, "leanxds_xds_push_latency_seconds", "EDS"), "an answer to a subscription is not a push")
 
 	// An edit is pushed: push latency is observed, and the client's NACK counted.
-	editFile(t, ts.dir, "endpoints.yaml", "port_value: 8081", "port_value: 9081")
-	_, err := ts.source.Reload()
+	_, err := ts.st.Commit(store.Set("default", xdstest.Endpoints("web", "127.0.0.1:9081")))
 	require.NoError(t, err)
 	c.ExpectResponse(conv.TypeURL(protocol.TypeEndpoint), conv.Names("web"))
 	c.NACK("no such port")
 	eventually(t, "the NACK", func() bool { return testutil.ToFloat64(m.nacks.WithLabelValues("sotw", "EDS")) == 1 })
 	assert.Equal(t, uint64(1), histogramCount(t, m, "leanxds_xds_push_latency_seconds", "EDS"))
-	// The initial load and the edit.
-	assert.Equal(t, 2.0, testutil.ToFloat64(m.reloads.WithLabelValues(reloadApplied)))
-	assert.Equal(t, 2.0, testutil.ToFloat64(m.commits))
 
 	// A type leanxds does not serve is labelled "other", whatever its URL.
 	c.Request("type.googleapis.com/made.up.Type").ExpectResponse()
@@ -80,17 +79,59 @@ func TestMetricsFromHooks(t *testing.T) {
 	assert.Equal(t, 0.0, testutil.ToFloat64(m.streamTypes.WithLabelValues("sotw", otherType)))
 }
 
-// The store collector reports resources by scope and type.
+// Reloaded counts reloads by outcome, every outcome from the start; a
+// rejected or held one clears leanxds_config_last_reload_successful, and only
+// one that changed the store counts a commit.
+func TestMetricsReloaded(t *testing.T) {
+	ts := startTestServer(t)
+	for _, r := range []string{ReloadApplied, ReloadUnchanged, ReloadRejected, ReloadHeld} {
+		assert.Equal(t, 0.0, metric(t, ts.admin.URL, `leanxds_config_reloads_total{result="`+r+`"}`), r)
+	}
+	m := ts.metrics
+	m.Reloaded(ReloadApplied, true)
+	assert.Equal(t, 1.0, metric(t, ts.admin.URL, "leanxds_config_last_reload_successful"))
+	assert.Greater(t, metric(t, ts.admin.URL, "leanxds_config_last_applied_timestamp_seconds"), 0.0)
+	m.Reloaded(ReloadRejected, false)
+	assert.Equal(t, 0.0, metric(t, ts.admin.URL, "leanxds_config_last_reload_successful"))
+	m.Reloaded(ReloadUnchanged, false)
+	assert.Equal(t, 1.0, metric(t, ts.admin.URL, "leanxds_config_last_reload_successful"))
+	m.Reloaded(ReloadHeld, false)
+	assert.Equal(t, 0.0, metric(t, ts.admin.URL, "leanxds_config_last_reload_successful"))
+	for _, r := range []string{ReloadApplied, ReloadUnchanged, ReloadRejected, ReloadHeld} {
+		assert.Equal(t, 1.0, metric(t, ts.admin.URL, `leanxds_config_reloads_total{result="`+r+`"}`), r)
+	}
+	assert.Equal(t, 1.0, metric(t, ts.admin.URL, "leanxds_store_commits_total"))
+}
+
+// The source's held reload and staleness are gauges, read when scraped.
+func TestMetricsSource(t *testing.T) {
+	ts := startTestServer(t)
+	assert.Equal(t, 0.0, metric(t, ts.admin.URL, "leanxds_config_reload_held"))
+	assert.Equal(t, 0.0, metric(t, ts.admin.URL, "leanxds_config_source_stale"))
+	ts.source.set(func(st *SourceStatus) {
+		st.Held = &HeldReload{At: time.Now()}
+		st.Stale = "the directory does not exist"
+	})
+	assert.Equal(t, 1.0, metric(t, ts.admin.URL, "leanxds_config_reload_held"))
+	assert.Equal(t, 1.0, metric(t, ts.admin.URL, "leanxds_config_source_stale"))
+}
+
+// The store collector reports resources by scope and type, and the streams'
+// limits what they see.
 func TestMetricsResources(t *testing.T) {
-	dir := copyExample(t, "edge")
-	writeFile(t, dir, "team-a/web.yaml", cluster("web", "1s"))
-	ts := startTestServer(t, dir)
+	ts := startTestServer(t)
+	_, err := ts.st.Commit(store.Set("team-a", xdstest.Cluster("web")))
+	require.NoError(t, err)
 	n, err := testutil.GatherAndCount(ts.metrics.reg, "leanxds_resources")
 	require.NoError(t, err)
 	assert.Equal(t, 6, n, "five types in default, one in team-a")
 	assert.NoError(t, testutil.GatherAndCompare(ts.metrics.reg, strings.NewReader(`
 # HELP leanxds_store_revision Revision of the store: the number of commits that changed it.
 # TYPE leanxds_store_revision gauge
-leanxds_store_revision 1
+leanxds_store_revision 2
 `), "leanxds_store_revision"))
+
+	conv.ADS(t, ts.cc, node("envoy-1", "edge")).Request(protocol.TypeCluster).ExpectResponse()
+	assert.Equal(t, 1.0, metric(t, ts.admin.URL, "leanxds_xds_connections"))
+	assert.Equal(t, 0.0, metric(t, ts.admin.URL, `leanxds_xds_streams_timed_out_total{timeout="send"}`))
 }

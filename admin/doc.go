@@ -1,0 +1,40 @@
+// Package admin is what an operator reads of an xDS server: the admin HTTP
+// pages (an index page, Prometheus /metrics, /healthz and /readyz, and the
+// /debug/ pages listing every stream and what each node is served) and the
+// Client Status Discovery Service (CSDS), which reports the same over gRPC.
+// An embedder mounts both in one call each:
+//
+//	m := admin.NewMetrics(st)
+//	xds := stream.New(st, stream.Options{Hooks: m.Hooks()})
+//	a := admin.New(admin.Options{Store: st, Streams: xds, Metrics: m})
+//	xds.Register(g)
+//	a.RegisterCSDS(g)                      // on the xDS gRPC server
+//	go http.Serve(adminListener, a)        // the admin pages
+//
+// The package reads what it shows through small interfaces, never a server
+// of its own: Streams (a *stream.Server: the status each stream publishes,
+// read without locking the streams), Source (how the config was last applied:
+// a config directory, ...), Reloader (POST /reload), and Snapshot (the
+// snapshot package persist keeps of the store). The store is read through
+// views, which take no lock.
+//
+// The parts:
+//
+//   - admin.go: Options, New, the index page and the health probes.
+//   - auth.go: who may read what every node is served: the admin token, or
+//     callers on this host only (and, for CSDS, Options.CSDSVisible).
+//   - debug.go, page.go: /debug/clients and /debug/config, answered a page
+//     at a time within a byte budget (Options.MaxBytes, Options.MaxPage).
+//   - csds.go, served.go, nodematch.go: CSDS, within a byte budget
+//     (Options.CSDSMaxBytes): what each subscribed resource's status is
+//     (ACKED, NACKED, REQUESTED, DOES_NOT_EXIST), from the stream status.
+//   - redact.go: secrets' sensitive fields never leave through a page or CSDS.
+//   - metrics.go: the Prometheus metrics, fed by stream hooks and read from
+//     the store and the streams' limits when scraped.
+//   - source.go, snapshot.go: what the page, /readyz and the metrics show of
+//     the source and the snapshot.
+//
+// Messages to refused or over-budget callers name the flags of leanxds serve
+// that set the limit (--admin-token, --admin-max-bytes, --csds-max-bytes), as
+// an operator of the binary reads them.
+package admin
