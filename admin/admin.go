@@ -212,7 +212,7 @@ endpoints
 	}
 	fmt.Fprintf(&b, "  (/debug/clients and /debug/config answer a page at a time: &offset=N&limit=M; \"next\" is the next page)\n")
 	if a.opts.Reloader != nil {
-		fmt.Fprintf(&b, "  POST /reload[?confirm=true] reload the config now; confirm a held reload (leanxds reload)\n")
+		fmt.Fprintf(&b, "  POST /reload[?confirm=true] reload the directory now; confirm a held reload (leanxds reload)\n")
 	}
 	_, _ = w.Write([]byte(b.String()))
 }
