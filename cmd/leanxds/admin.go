@@ -36,7 +36,7 @@ func (s *server) adminHandler() http.Handler {
 	mux.Handle("GET /debug/clients", requireAdmin(s.adminToken, http.HandlerFunc(s.handleClients)))
 	mux.Handle("GET /debug/config", requireAdmin(s.adminToken, http.HandlerFunc(s.handleConfig)))
 	mux.Handle("GET /debug/reload", requireAdmin(s.adminToken, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, s.source.State())
+		writeJSON(w, http.StatusOK, s.source.Status())
 	})))
 	mux.Handle("POST /reload", requireAdmin(s.adminToken, http.NewCrossOriginProtection().Handler(http.HandlerFunc(s.handleReload))))
 	return mux
@@ -46,7 +46,7 @@ func (s *server) adminHandler() http.Handler {
 // the errors of a rejected reload, the first thing to look at when a change does
 // not show up), the connected clients, and the other endpoints.
 func (s *server) handleIndex(w http.ResponseWriter, _ *http.Request) {
-	st := s.source.State()
+	st := s.source.Status()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	var b strings.Builder
 	fmt.Fprintf(&b, "leanxds\n\nconfig    %s\n", st.Dir)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/leanxds/leanxds/internal/conv"
 	"github.com/leanxds/leanxds/internal/xdstest"
 	"github.com/leanxds/leanxds/protocol"
+	"github.com/leanxds/leanxds/source"
 )
 
 // get fetches an admin path and returns the status code and body.
@@ -147,7 +149,7 @@ func TestAdminPage(t *testing.T) {
 	assert.Equal(t, http.StatusOK, code)
 
 	writeFile(t, ts.dir, "broken.yaml", cluster("broken", "-3s"))
-	_, err := ts.source.Reload()
+	_, err := ts.source.Reload(context.Background(), false)
 	require.Error(t, err)
 	code, body := get(t, ts.admin.URL, "/")
 	assert.Equal(t, http.StatusOK, code)
@@ -157,7 +159,7 @@ func TestAdminPage(t *testing.T) {
 	assert.Contains(t, body, "connect_timeout")
 	assert.Contains(t, body, "rejected  1 reloads")
 
-	var state reloadState
+	var state source.Status
 	getJSON(t, ts.admin.URL, "/debug/reload", &state)
 	assert.Equal(t, 1, state.Rejected)
 	assert.Equal(t, 11, state.Scopes["default"])

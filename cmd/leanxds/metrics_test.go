@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -57,7 +58,7 @@ func TestMetricsFromHooks(t *testing.T) {
 
 	// An edit is pushed: push latency is observed, and the client's NACK counted.
 	editFile(t, ts.dir, "endpoints.yaml", "port_value: 8081", "port_value: 9081")
-	_, err := ts.source.Reload()
+	_, err := ts.source.Reload(context.Background(), false)
 	require.NoError(t, err)
 	c.ExpectResponse(conv.TypeURL(protocol.TypeEndpoint), conv.Names("web"))
 	c.NACK("no such port")

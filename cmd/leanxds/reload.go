@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/leanxds/leanxds/source"
 )
 
 // `leanxds reload` asks a running serve, through its admin server, to reload
@@ -35,6 +37,14 @@ The exit status is 0 when the directory was applied or unchanged, 1 otherwise.`
 // quiet.
 const reloadRequestTimeout = 30 * time.Second
 
+// Reload outcomes, as the metrics and the admin page name them (source.Outcome).
+const (
+	reloadApplied   = string(source.Applied)
+	reloadUnchanged = string(source.Unchanged)
+	reloadRejected  = string(source.Rejected)
+	reloadHeld      = string(source.Held)
+)
+
 // reloadAnswer is the answer of POST /reload.
 type reloadAnswer struct {
 	// Outcome is applied, unchanged, rejected, held, or busy (the files were
@@ -44,8 +54,8 @@ type reloadAnswer struct {
 	Set      int    `json:"set"`
 	Deleted  int    `json:"deleted"`
 	// Errors are the reload's errors, one line each.
-	Errors []string    `json:"errors,omitempty"`
-	Held   *heldReload `json:"held,omitempty"`
+	Errors []string           `json:"errors,omitempty"`
+	Held   *source.HeldReload `json:"held,omitempty"`
 }
 
 const reloadBusy = "busy"
@@ -63,8 +73,8 @@ func (s *server) handleReload(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), reloadRequestTimeout)
 	defer cancel()
-	res, err := s.source.ReloadWhenQuiet(ctx, confirm)
-	a := reloadAnswer{Set: res.Set, Deleted: res.Deleted, Errors: errorLines(err)}
+	res, err := s.source.Reload(ctx, confirm)
+	a := reloadAnswer{Set: res.Set, Deleted: res.Deleted, Errors: source.ErrorLines(err)}
 	code := http.StatusOK
 	switch {
 	case err == nil && res.Changed():
@@ -72,9 +82,9 @@ func (s *server) handleReload(w http.ResponseWriter, r *http.Request) {
 	case err == nil:
 		a.Outcome = reloadUnchanged
 	default:
-		if h, ok := errors.AsType[*heldError](err); ok {
-			a.Outcome, a.Held, code = reloadHeld, h.held, http.StatusConflict
-		} else if _, ok := errors.AsType[*notQuietError](err); ok {
+		if h, ok := errors.AsType[*source.HeldError](err); ok {
+			a.Outcome, a.Held, code = reloadHeld, h.Held, http.StatusConflict
+		} else if _, ok := errors.AsType[*source.NotQuietError](err); ok {
 			a.Outcome, code = reloadBusy, http.StatusServiceUnavailable
 		} else {
 			a.Outcome, code = reloadRejected, http.StatusUnprocessableEntity

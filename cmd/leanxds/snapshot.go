@@ -66,7 +66,7 @@ func (s *server) restoreSnapshot(ctx context.Context) {
 	}
 	s.snapshot.Store(&info)
 	if info.Restored && info.Header.Resources > 0 {
-		s.source.keepSnapshot()
+		s.source.KeepRestored()
 	}
 }
 
@@ -110,7 +110,7 @@ func (s *server) readiness() (ready bool, text string) {
 	}
 	info := s.snapshot.Load()
 	var b strings.Builder
-	st := s.source.State()
+	st := s.source.Status()
 	if st.Loaded {
 		b.WriteString("ready: config loaded")
 	} else {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/leanxds/leanxds/source"
 )
 
 // What an operator is shown of the config directory beyond its last reload: a
@@ -15,7 +17,7 @@ import (
 
 // sourceNotes writes the admin page's lines about a held reload, a file being
 // written and a stale directory.
-func sourceNotes(b *strings.Builder, st reloadState) {
+func sourceNotes(b *strings.Builder, st source.Status) {
 	if st.Stale != "" {
 		fmt.Fprintf(b, "\nSTALE since %s: the config directory is not watched (%s): its changes are not seen, the last good config is served\n",
 			st.StaleSince.Format(time.RFC3339), st.Stale)
@@ -35,7 +37,7 @@ func sourceNotes(b *strings.Builder, st reloadState) {
 // readyNotes are what /readyz adds, after "ready: ...", about the config
 // directory. They do not make the server unready: what it serves is the last
 // good config either way (docs/serve.md says why).
-func readyNotes(st reloadState) []string {
+func readyNotes(st source.Status) []string {
 	var out []string
 	if st.Stale != "" {
 		out = append(out, fmt.Sprintf("config directory stale since %s: not watched (%s)", st.StaleSince.Format(time.RFC3339), st.Stale))
@@ -53,7 +55,7 @@ func readyNotes(st reloadState) []string {
 
 // sourceCollector reports, when scraped, whether a reload is held and whether
 // the directory is stale.
-type sourceCollector struct{ src *configSource }
+type sourceCollector struct{ src *source.Dir }
 
 var (
 	reloadHeldDesc = prometheus.NewDesc("leanxds_config_reload_held",
@@ -68,7 +70,7 @@ func (c sourceCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.src.State()
+	st := c.src.Status()
 	ch <- prometheus.MustNewConstMetric(reloadHeldDesc, prometheus.GaugeValue, boolValue(st.Held != nil))
 	ch <- prometheus.MustNewConstMetric(sourceStaleDesc, prometheus.GaugeValue, boolValue(st.Stale != ""))
 }

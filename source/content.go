@@ -1,4 +1,4 @@
-package main
+package source
 
 import (
 	"crypto/sha256"
@@ -15,10 +15,8 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/leanxds/leanxds/protocol"
 	"github.com/leanxds/leanxds/resources"
 	"github.com/leanxds/leanxds/store"
-	"github.com/leanxds/leanxds/stream"
 )
 
 // A config directory (docs/config.md):
@@ -28,6 +26,11 @@ import (
 //
 // Names starting with "." are skipped (editor swap files, the ..data links of a
 // Kubernetes ConfigMap volume), as are other extensions and deeper directories.
+
+// DefaultScope is the scope of the files directly in the directory: the scope
+// a stream.Server serves a node whose own scope holds nothing
+// (stream.DefaultScope).
+const DefaultScope = "default"
 
 // configFile is one resource file and the scope it feeds.
 type configFile struct {
@@ -69,12 +72,6 @@ type readLimits struct {
 	// included, may hold together.
 	dirBytes int64
 }
-
-// defaultReadLimits are the defaults of --max-file-bytes and --max-dir-bytes:
-// far above a real config (the edge example is 7 KiB; 10,000 clusters like its
-// three are about 4 MiB), far below what would exhaust a container's memory (a file
-// decodes to a few times its size).
-var defaultReadLimits = readLimits{fileBytes: 16 << 20, dirBytes: 256 << 20}
 
 // tooLargeError refuses a file, or the whole directory, that holds more bytes
 // than its limit allows.
@@ -154,7 +151,7 @@ func listConfigDir(dir string) (files []configFile, scopeDirs []string, err erro
 				}
 			}
 		case fi.Mode().IsRegular() && isResourceFile(e.Name()):
-			files = append(files, configFile{path: path, scope: stream.DefaultScope, stamp: stampOf(fi)})
+			files = append(files, configFile{path: path, scope: DefaultScope, stamp: stampOf(fi)})
 		}
 	}
 	return files, scopeDirs, errors.Join(errs...)
@@ -344,104 +341,52 @@ func (c *configDir) changes(also []string) []store.Change {
 	return out
 }
 
-// refKinds pairs each kind of reference with the type it names.
-var refKinds = []struct {
-	typeURL string
-	names   func(resources.Refs) []string
-}{
-	{protocol.TypeRoute, func(r resources.Refs) []string { return r.Routes }},
-	{protocol.TypeScopedRoute, func(r resources.Refs) []string { return r.ScopedRoutes }},
-	{protocol.TypeCluster, func(r resources.Refs) []string { return r.Clusters }},
-	{protocol.TypeEndpoint, func(r resources.Refs) []string { return r.Endpoints }},
-	{protocol.TypeSecret, func(r resources.Refs) []string { return r.Secrets }},
-	{protocol.TypeExtensionCfg, func(r resources.Refs) []string { return r.ExtensionConfigs }},
+// Summary describes a directory that was read and validated.
+type Summary struct {
+	// Files counts the resource files read.
+	Files int
+	// Scopes counts the resources of each scope.
+	Scopes map[string]int
+	// Bootstraps are the files skipped because they hold a client bootstrap.
+	Bootstraps []string
 }
 
-// danglingRef is a reference from a resource to one its scope does not define:
-// a client that gets the resource waits for the other, which never comes, and
-// the traffic meant for it is dropped meanwhile. A config with one is refused,
-// unless --allow-dangling makes it a warning (checkRefs).
-type danglingRef struct {
-	// file and scope are where the referring resource was read.
-	file, scope string
-	// fromType and from are the referring resource's type URL and name.
-	fromType, from string
-	// toType and to are the missing resource's type URL and name.
-	toType, to string
-}
-
-func (d *danglingRef) Error() string {
-	return fmt.Sprintf("%s: scope %q: %s %q refers to %s %q, which no file of the scope defines",
-		d.file, d.scope, protocol.Short(d.fromType), d.from, protocol.Short(d.toType), d.to)
-}
-
-// danglingRefs returns the references each resource makes to one its scope does
-// not define, among those a client asks this server for
-// (resources.ServedReferences): a name whose config source is a file or another
-// api_config_source, such as an EDS cluster's endpoints read from a path, is
-// served from elsewhere. xdstp:// names are left alone too: they may be served by
-// another authority.
-func (c *configDir) danglingRefs() []*danglingRef {
-	var out []*danglingRef
-	for _, scope := range c.scopeNames() {
-		have := make(map[string]map[string]bool)
-		for _, r := range c.scopes[scope] {
-			if have[r.TypeURL] == nil {
-				have[r.TypeURL] = make(map[string]bool)
-			}
-			have[r.TypeURL][r.Name] = true
-		}
-		for _, r := range c.scopes[scope] {
-			refs := resources.ServedReferences(r.TypeURL, r.Message)
-			for _, k := range refKinds {
-				for _, n := range k.names(refs) {
-					if have[k.typeURL][n] || strings.Contains(n, "://") {
-						continue
-					}
-					out = append(out, &danglingRef{file: r.file, scope: scope,
-						fromType: r.TypeURL, from: r.Name, toType: k.typeURL, to: n})
-				}
-			}
-		}
+// Resources returns the number of resources of every scope.
+func (s Summary) Resources() int {
+	n := 0
+	for _, c := range s.Scopes {
+		n += c
 	}
-	return out
+	return n
 }
 
-// checkRefs applies the policy on dangling references: by default they refuse
-// the config, the error joining one *danglingRef each; with allowDangling they
-// are returned as warnings, one line each, and the config is served.
-func (c *configDir) checkRefs(allowDangling bool) (warnings []string, err error) {
-	dangling := c.danglingRefs()
-	if !allowDangling {
-		errs := make([]error, len(dangling))
-		for i, d := range dangling {
-			errs[i] = d
-		}
-		return nil, errors.Join(errs...)
+// ScopeNames returns the scopes, sorted.
+func (s Summary) ScopeNames() []string { return slices.Sorted(maps.Keys(s.Scopes)) }
+
+// CheckDir reads and validates a config directory, checks its references and
+// commits it to a scratch store: exactly what a reload of a Dir made with opts
+// does, without serving it (leanxds validate). warnings are the dangling
+// references opts.AllowDangling let through. Only the options on reading and
+// references apply.
+func CheckDir(dir string, opts DirOptions) (sum Summary, warnings []string, err error) {
+	d := NewDir(dir, nil, opts)
+	cfg, err := readConfigDir(d.dir, d.limits)
+	if err != nil {
+		return Summary{}, nil, err
 	}
-	for _, d := range dangling {
-		warnings = append(warnings, d.Error())
+	if warnings, err = cfg.checkRefs(d.allowDangling); err != nil {
+		return Summary{}, nil, err
 	}
-	return warnings, nil
+	if _, err := store.New().Commit(cfg.changes(nil)...); err != nil {
+		return Summary{}, nil, err
+	}
+	return cfg.summary(), warnings, nil
 }
 
-// hasDangling reports whether err refuses a config for a dangling reference.
-func hasDangling(err error) bool {
-	var d *danglingRef
-	return errors.As(err, &d)
-}
-
-// flatten returns the errors a joined error is made of, depth first.
-func flatten(err error) []error {
-	if err == nil {
-		return nil
+func (c *configDir) summary() Summary {
+	s := Summary{Files: c.files, Scopes: make(map[string]int, len(c.scopes)), Bootstraps: c.bootstraps}
+	for sc := range c.scopes {
+		s.Scopes[sc] = c.count(sc)
 	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
-		}
-		return out
-	}
-	return []error{err}
+	return s
 }
