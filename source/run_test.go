@@ -45,8 +45,9 @@ func TestRunAppliesChangeSinceLoad(t *testing.T) {
 	writeFile(t, dir, "web.yaml", cluster("web", "20s"))
 	outcomes, _ := recordOutcomes(src)
 	startRun(t, src)
-	eventually(t, "the change made before Run to be applied", func() bool { return versionOf(st, "default", "web") != v1 })
+	eventually(t, "the change made before Run to be reloaded", func() bool { return len(outcomes()) > 0 })
 	assert.Equal(t, []Outcome{Applied}, outcomes())
+	assert.NotEqual(t, v1, versionOf(st, "default", "web"))
 }
 
 // The options' zero values are the documented defaults; negative values turn
