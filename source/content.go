@@ -166,15 +166,16 @@ func readConfigDir(dir string, lim readLimits) (*configDir, error) {
 	if err != nil {
 		return nil, err
 	}
-	return readConfigFiles(dir, files, lim, nil)
+	return readConfigFiles(dir, files, lim, nil, nil)
 }
 
 // readConfigFiles reads and validates the files listConfigDir listed. Files
 // larger than lim are refused from their listed size, before anything is read;
 // a file that grows past its limit while it is read is refused too, with no
-// more than the limit read. afterRead, if not nil, is called with the path of
-// each file once it is read.
-func readConfigFiles(dir string, files []configFile, lim readLimits, afterRead func(path string)) (*configDir, error) {
+// more than the limit read. cache, if not nil, parses only the files whose
+// bytes changed since the last call. afterRead, if not nil, is called with the
+// path of each file once it is read.
+func readConfigFiles(dir string, files []configFile, lim readLimits, cache *parseCache, afterRead func(path string)) (*configDir, error) {
 	var errs []error
 	var total int64
 	for _, f := range files {
@@ -195,6 +196,8 @@ func readConfigFiles(dir string, files []configFile, lim readLimits, afterRead f
 	first := make(map[key]placed)
 	digest := sha256.New()
 	total = 0
+	parsed := cache.begin()
+	defer cache.end(parsed)
 	for _, f := range files {
 		data, err := readLimited(f.path, lim.fileBytes)
 		if afterRead != nil {
@@ -211,15 +214,16 @@ func readConfigFiles(dir string, files []configFile, lim readLimits, afterRead f
 		}
 		fmt.Fprintf(digest, "%s\x00%d\x00", f.path, len(data))
 		digest.Write(data)
-		res, err := resources.Parse(f.path, data)
+		pf, err := cache.parse(parsed, f.path, data)
 		if err != nil {
-			if isBootstrap(f.path, data) {
-				cfg.bootstraps = append(cfg.bootstraps, f.path)
-				continue
-			}
 			errs = append(errs, err)
 			continue
 		}
+		if pf.bootstrap {
+			cfg.bootstraps = append(cfg.bootstraps, f.path)
+			continue
+		}
+		res := pf.res
 		cfg.files++
 		for i, r := range res {
 			p := placed{Resource: r, file: f.path, index: i + 1}
@@ -240,6 +244,71 @@ func readConfigFiles(dir string, files []configFile, lim readLimits, afterRead f
 	}
 	digest.Sum(cfg.digest[:0])
 	return cfg, nil
+}
+
+// parseCache keeps what each file of the directory parsed to, keyed by its
+// path and the hash of its bytes, so that a reload reads every file but parses
+// only those whose bytes changed: a reload that changes one file of a large
+// directory costs the read and hash of each file, and the parse and validation
+// of one. It holds the resources of the files the last reload read, and no
+// others: the decoded resources of the directory are kept between reloads, as
+// they are during one. Bytes that failed to parse are not kept: they are
+// parsed again, and their errors reported again, on each reload.
+//
+// The resources it hands out are shared between reloads: they are read, never
+// modified.
+type parseCache struct {
+	files map[string]parsedFile
+}
+
+// parsedFile is what one file's bytes parsed to.
+type parsedFile struct {
+	sum [sha256.Size]byte
+	res []resources.Resource
+	// bootstrap is set for a client bootstrap, which is skipped.
+	bootstrap bool
+}
+
+// begin starts a reload's use of the cache: it returns the map that collects
+// the files the reload parses, for end. A nil cache parses every file.
+func (c *parseCache) begin() map[string]parsedFile {
+	if c == nil {
+		return nil
+	}
+	return make(map[string]parsedFile, len(c.files))
+}
+
+// end makes the files this reload parsed the cache, dropping the others.
+func (c *parseCache) end(parsed map[string]parsedFile) {
+	if c != nil {
+		c.files = parsed
+	}
+}
+
+// parse parses the bytes of a file, or returns what they parsed to last time.
+func (c *parseCache) parse(parsed map[string]parsedFile, path string, data []byte) (parsedFile, error) {
+	var sum [sha256.Size]byte
+	if c != nil {
+		sum = sha256.Sum256(data)
+		if pf, ok := c.files[path]; ok && pf.sum == sum {
+			parsed[path] = pf
+			return pf, nil
+		}
+	}
+	pf := parsedFile{sum: sum}
+	res, err := resources.Parse(path, data)
+	switch {
+	case err == nil:
+		pf.res = res
+	case isBootstrap(path, data):
+		pf.bootstrap = true
+	default:
+		return parsedFile{}, err
+	}
+	if c != nil {
+		parsed[path] = pf
+	}
+	return pf, nil
 }
 
 // readLimited reads a file of at most limit bytes. The size was checked when

@@ -107,6 +107,9 @@ type Dir struct {
 	keepRestored bool
 	// quiet tells whether the files have been left alone long enough to be read.
 	quiet quietCheck
+	// parsed is what each file parsed to at the last reload: only the files
+	// whose bytes changed since are parsed again.
+	parsed parseCache
 	// held is the reload the guard holds back, if any.
 	held *HeldReload
 	// attempted is set once Load or a reload was tried.
@@ -166,9 +169,6 @@ func NewDir(dir string, st *store.Store, opts DirOptions) *Dir {
 	d.quiet.period = d.debounce
 	return d
 }
-
-// Path returns the directory the source reads.
-func (d *Dir) Path() string { return d.dir }
 
 // Load reads the directory once its files are quiet and commits it whole,
 // waiting for the files only until ctx ends (the error is then a
@@ -289,7 +289,7 @@ func (d *Dir) readQuiet() (*configDir, error) {
 	if file, wait := d.quiet.check(before, d.now()); file != "" {
 		return nil, &NotQuietError{File: file, period: d.quiet.period, retry: wait}
 	}
-	cfg, readErr := readConfigFiles(d.dir, files, d.limits, d.afterRead)
+	cfg, readErr := readConfigFiles(d.dir, files, d.limits, &d.parsed, d.afterRead)
 	// Whatever was read, and whatever its errors, a file that changed while it
 	// was read may have been read half-written: read it again later.
 	after, _, err := listConfigDir(d.dir)

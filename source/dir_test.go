@@ -366,7 +366,7 @@ func TestReadConfigFilesStopsAtTheLimit(t *testing.T) {
 			writeFile(t, dir, "b.yaml", cluster("b", "1s")+strings.Repeat("# padding\n", 1000))
 		}
 	}
-	_, err = readConfigFiles(dir, files, readLimits{fileBytes: 1000, dirBytes: 1 << 20}, grow)
+	_, err = readConfigFiles(dir, files, readLimits{fileBytes: 1000, dirBytes: 1 << 20}, nil, grow)
 	require.Error(t, err)
 	var tl *tooLargeError
 	require.ErrorAs(t, err, &tl)
@@ -559,4 +559,46 @@ func TestDeleteGuardThresholds(t *testing.T) {
 	_, err = reload(src)
 	require.NoError(t, err)
 	assert.False(t, st.View().HasScope("team-a"))
+}
+
+// A reload parses only the files whose bytes changed since the last one: an
+// unchanged file's resources are those parsed before, a changed file's are
+// parsed anew, and a file removed is dropped from what is kept.
+func TestReloadParsesChangedFilesOnly(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "a.yaml", cluster("a", "1s"))
+	writeFile(t, dir, "b.yaml", cluster("b", "1s"))
+	writeFile(t, dir, "team-a/c.yaml", cluster("c", "1s"))
+	src, _ := newSource(t, dir)
+	_, err := reload(src)
+	require.NoError(t, err)
+	message := func(path string) any {
+		pf, ok := src.parsed.files[filepath.Join(dir, path)]
+		require.True(t, ok, "%s is kept", path)
+		require.Len(t, pf.res, 1)
+		return pf.res[0].Message
+	}
+	a, b, c := message("a.yaml"), message("b.yaml"), message("team-a/c.yaml")
+
+	writeFile(t, dir, "b.yaml", cluster("b", "2s"))
+	writeFile(t, dir, "team-a/c.yaml", cluster("c", "1s")) // rewritten, same bytes
+	res, err := reload(src)
+	require.NoError(t, err)
+	assert.Equal(t, 1, res.Set)
+	assert.Same(t, a, message("a.yaml"), "unchanged: not parsed again")
+	assert.Same(t, c, message("team-a/c.yaml"), "the same bytes: not parsed again")
+	assert.NotSame(t, b, message("b.yaml"), "changed: parsed again")
+
+	require.NoError(t, os.Remove(filepath.Join(dir, "a.yaml")))
+	_, err = reload(src)
+	require.NoError(t, err)
+	assert.Len(t, src.parsed.files, 2)
+
+	// Bytes that do not parse are reported on every reload.
+	writeFile(t, dir, "bad.yaml", cluster("bad", "-1s"))
+	for range 2 {
+		_, err = reload(src)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "bad.yaml")
+	}
 }

@@ -12,7 +12,9 @@
 //
 //   - content.go lists and reads the files, within the size limits
 //     (DirOptions.MaxFileBytes, MaxDirBytes), and parses and validates every
-//     resource (resources.Parse); any error rejects the whole directory;
+//     resource (resources.Parse); any error rejects the whole directory. Every
+//     file is read and hashed on each reload, but only the files whose bytes
+//     changed since the last one are parsed again (parseCache);
 //   - refs.go refuses a resource that refers to one its scope does not define
 //     (or warns about it, with DirOptions.AllowDangling);
 //   - quiet.go puts the load off while a file is being written, or changed
