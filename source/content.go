@@ -339,9 +339,11 @@ type fileStamp struct {
 
 func stampOf(fi os.FileInfo) fileStamp { return fileStamp{size: fi.Size(), mtime: fi.ModTime()} }
 
-// bootstrapKeys are top-level fields of an Envoy or gRPC bootstrap that no
-// resource file has at its top level.
-var bootstrapKeys = []string{"node", "static_resources", "dynamic_resources", "admin", "xds_servers", "layered_runtime"}
+// bootstrapKeys returns the top-level fields of an Envoy or gRPC bootstrap that
+// no resource file has at its top level.
+func bootstrapKeys() []string {
+	return []string{"node", "static_resources", "dynamic_resources", "admin", "xds_servers", "layered_runtime"}
+}
 
 // isBootstrap reports whether a file that is not a resource file holds a client
 // bootstrap (an object without "@type" that has a bootstrap's fields), so that an
@@ -361,7 +363,7 @@ func isBootstrap(path string, data []byte) bool {
 	if _, typed := top["@type"]; typed {
 		return false
 	}
-	for _, k := range bootstrapKeys {
+	for _, k := range bootstrapKeys() {
 		if _, ok := top[k]; ok {
 			return true
 		}

@@ -14,8 +14,9 @@ import (
 // serves of a type: far more often a file read half-written, a volume
 // unmounted or a tool gone wrong than a decision, and every proxy of the scope
 // would drop that traffic at once. A held reload is applied when an operator
-// confirms it (`leanxds reload --confirm`), or replaced by the next reload
-// when the files change again (--max-delete-fraction, --delete-guard-min).
+// confirms it (Dir.Reload with confirm: `leanxds reload --confirm`), or
+// replaced by the next reload when the files change again
+// (DirOptions.MaxDeleteFraction, DeleteGuardMin).
 type deleteGuard struct {
 	// fraction is the share of a type's resources in a scope a reload may
 	// delete; 1 or more (or 0, the zero value) turns the guard off.

@@ -33,17 +33,22 @@ func HasDangling(err error) bool {
 	return ok
 }
 
-// refKinds pairs each kind of reference with the type it names.
-var refKinds = []struct {
+// refKind is the names of one kind of reference and the type they name.
+type refKind struct {
 	typeURL string
-	names   func(resources.Refs) []string
-}{
-	{protocol.TypeRoute, func(r resources.Refs) []string { return r.Routes }},
-	{protocol.TypeScopedRoute, func(r resources.Refs) []string { return r.ScopedRoutes }},
-	{protocol.TypeCluster, func(r resources.Refs) []string { return r.Clusters }},
-	{protocol.TypeEndpoint, func(r resources.Refs) []string { return r.Endpoints }},
-	{protocol.TypeSecret, func(r resources.Refs) []string { return r.Secrets }},
-	{protocol.TypeExtensionCfg, func(r resources.Refs) []string { return r.ExtensionConfigs }},
+	names   []string
+}
+
+// refKinds pairs each kind of reference refs makes with the type it names.
+func refKinds(refs resources.Refs) []refKind {
+	return []refKind{
+		{protocol.TypeRoute, refs.Routes},
+		{protocol.TypeScopedRoute, refs.ScopedRoutes},
+		{protocol.TypeCluster, refs.Clusters},
+		{protocol.TypeEndpoint, refs.Endpoints},
+		{protocol.TypeSecret, refs.Secrets},
+		{protocol.TypeExtensionCfg, refs.ExtensionConfigs},
+	}
 }
 
 // danglingRefs returns the references each resource of c makes to one its
@@ -66,9 +71,8 @@ func danglingRefs(c *configDir) []*DanglingRefError {
 			have[r.TypeURL][r.Name] = true
 		}
 		for _, r := range c.scopes[scope] {
-			refs := resources.ServedReferences(r.TypeURL, r.Message)
-			for _, k := range refKinds {
-				for _, n := range k.names(refs) {
+			for _, k := range refKinds(resources.ServedReferences(r.TypeURL, r.Message)) {
+				for _, n := range k.names {
 					if have[k.typeURL][n] || strings.Contains(n, "://") {
 						continue
 					}
