@@ -10,6 +10,7 @@ import (
 
 	"github.com/leanxds/leanxds/admin"
 	"github.com/leanxds/leanxds/persist"
+	"github.com/leanxds/leanxds/source"
 )
 
 // The admin HTTP server and CSDS are package admin's; serve wires them to the
@@ -37,10 +38,10 @@ func csdsGuard(tokenSet bool, nodeIdentity, debugGuard string) string {
 
 // adminSource shows the config directory on the admin server (admin.Source,
 // admin.Reloader).
-type adminSource struct{ src *configSource }
+type adminSource struct{ src *source.Dir }
 
 func (a adminSource) SourceStatus() admin.SourceStatus {
-	st := a.src.State()
+	st := a.src.Status()
 	return admin.SourceStatus{
 		Dir: st.Dir, Loaded: st.Loaded, LastAttempt: st.LastAttempt, LastApplied: st.LastApplied,
 		Revision: st.Revision, Files: st.Files, Scopes: st.Scopes, Rejected: st.Rejected,
@@ -51,17 +52,17 @@ func (a adminSource) SourceStatus() admin.SourceStatus {
 
 // Reload is POST /reload: the directory is read once quiet, until ctx ends.
 func (a adminSource) Reload(ctx context.Context, confirm bool) admin.ReloadResult {
-	res, err := a.src.ReloadWhenQuiet(ctx, confirm)
-	r := admin.ReloadResult{Set: res.Set, Deleted: res.Deleted, Errors: errorLines(err)}
+	res, err := a.src.Reload(ctx, confirm)
+	r := admin.ReloadResult{Set: res.Set, Deleted: res.Deleted, Errors: source.ErrorLines(err)}
 	switch {
 	case err == nil && res.Changed():
 		r.Outcome, r.Revision = admin.ReloadApplied, res.Revision
 	case err == nil:
 		r.Outcome = admin.ReloadUnchanged
 	default:
-		if h, ok := errors.AsType[*heldError](err); ok {
-			r.Outcome, r.Held = admin.ReloadHeld, adminHeld(h.held)
-		} else if _, ok := errors.AsType[*notQuietError](err); ok {
+		if h, ok := errors.AsType[*source.HeldError](err); ok {
+			r.Outcome, r.Held = admin.ReloadHeld, adminHeld(h.Held)
+		} else if _, ok := errors.AsType[*source.NotQuietError](err); ok {
 			r.Outcome = admin.ReloadBusy
 		} else {
 			r.Outcome = admin.ReloadRejected
@@ -70,7 +71,7 @@ func (a adminSource) Reload(ctx context.Context, confirm bool) admin.ReloadResul
 	return r
 }
 
-func adminHeld(h *heldReload) *admin.HeldReload {
+func adminHeld(h *source.HeldReload) *admin.HeldReload {
 	if h == nil {
 		return nil
 	}

@@ -116,10 +116,10 @@ func TestAdminPageShowsTheDirectory(t *testing.T) {
 	assert.Equal(t, "ready: config loaded\n", ready)
 
 	editFile(t, ts.dir, "endpoints.yaml", "port_value: 8081", "port_value: 9081")
-	_, err := ts.source.Reload()
+	_, err := ts.source.Reload(context.Background(), false)
 	require.NoError(t, err)
 	writeFile(t, ts.dir, "broken.yaml", cluster("broken", "-3s"))
-	_, err = ts.source.Reload()
+	_, err = ts.source.Reload(context.Background(), false)
 	require.Error(t, err)
 	code, body := get(t, ts.admin.URL, "/")
 	assert.Equal(t, http.StatusOK, code)

@@ -23,6 +23,7 @@ import (
 	"github.com/leanxds/leanxds/internal/conv"
 	"github.com/leanxds/leanxds/persist"
 	"github.com/leanxds/leanxds/protocol"
+	"github.com/leanxds/leanxds/source"
 	"github.com/leanxds/leanxds/store"
 )
 
@@ -219,10 +220,8 @@ func TestBinarySnapshotRefused(t *testing.T) {
 func TestBinarySnapshotFallsBackToPrevious(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "snapshot.bin")
-	cfg, err := readConfigDir(copyExample(t, "edge"), defaultReadLimits)
-	require.NoError(t, err)
 	st := store.New()
-	_, err = st.Commit(cfg.changes(nil)...)
+	_, err := source.NewDir(copyExample(t, "edge"), st, source.DirOptions{Debounce: -1}).Load(context.Background())
 	require.NoError(t, err)
 	previous, _ := persist.Encode(st.View(), persist.Meta{Writer: "an earlier run", Revision: 7})
 	require.NoError(t, os.WriteFile(path+".1", previous, 0o600))

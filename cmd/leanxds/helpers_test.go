@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -29,6 +30,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/leanxds/leanxds/admin"
+	"github.com/leanxds/leanxds/source"
 )
 
 // copyExample copies examples/NAME into a temporary directory the test may edit.
@@ -53,6 +55,30 @@ func copyExampleTo(t testing.TB, name, dst string) {
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644))
 	}
+}
+
+// cluster is a resource file holding a STATIC cluster: it refers to nothing, so
+// a directory of them has no dangling reference.
+func cluster(name, timeout string) string {
+	return "\"@type\": type.googleapis.com/envoy.config.cluster.v3.Cluster\nname: " + name +
+		"\ntype: STATIC\nconnect_timeout: " + timeout + "\nload_assignment:\n  cluster_name: " + name +
+		"\n  endpoints:\n  - lb_endpoints:\n    - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 8080}}}\n"
+}
+
+// clusters is a resource file listing n STATIC clusters named c0, c1, ...
+func clusters(n int, timeout string) string {
+	var b strings.Builder
+	for i := range n {
+		b.WriteString("- " + strings.ReplaceAll(cluster(fmt.Sprintf("c%d", i), timeout), "\n", "\n  ") + "\n")
+	}
+	return b.String()
+}
+
+// routes is a resource file holding route configuration name, which sends every
+// request to cluster.
+func routes(name, cluster string) string {
+	return "\"@type\": type.googleapis.com/envoy.config.route.v3.RouteConfiguration\nname: " + name +
+		"\nvirtual_hosts:\n- name: all\n  domains: [\"*\"]\n  routes:\n  - match: {prefix: /}\n    route: {cluster: " + cluster + "}\n"
 }
 
 // writeFile writes content to dir/name, creating subdirectories.
@@ -122,7 +148,8 @@ func startTestServer(t testing.TB, dir string, opts ...func(*serveOptions)) *tes
 	t.Helper()
 	o := &serveOptions{configDir: dir, listen: "127.0.0.1:0", scopeBy: "cluster", debounce: 20 * time.Millisecond, drainTimeout: time.Second,
 		csdsMaxBytes: admin.DefaultCSDSMaxBytes, adminMaxBytes: admin.DefaultMaxBytes, adminMaxPage: admin.DefaultMaxPage,
-		dirLimits: defaultReadLimits, guard: defaultDeleteGuard}
+		dir: source.DirOptions{MaxFileBytes: source.DefaultMaxFileBytes, MaxDirBytes: source.DefaultMaxDirBytes,
+			MaxDeleteFraction: source.DefaultMaxDeleteFraction, DeleteGuardMin: source.DefaultDeleteGuardMin}}
 	for _, f := range opts {
 		f(o)
 	}

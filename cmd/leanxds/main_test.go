@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/leanxds/leanxds/source"
 )
 
 // runArgs runs the command line in process with the given environment.
@@ -69,16 +71,13 @@ func TestFlagsFromEnv(t *testing.T) {
 	assert.Empty(t, o.snapshot, "no persistence by default")
 	assert.False(t, o.allowDangling, "dangling references are refused by default")
 	assert.Equal(t, 10*time.Second, o.restoreTimeout, "the default")
-	assert.Equal(t, readLimits{fileBytes: 16 << 20, dirBytes: 256 << 20}, o.dirLimits)
-	assert.Equal(t, deleteGuard{fraction: 0.5, min: 10}, o.guard)
+	assert.Equal(t, source.DirOptions{MaxFileBytes: 16 << 20, MaxDirBytes: 256 << 20, MaxDeleteFraction: 0.5, DeleteGuardMin: 10}, o.dir)
 
 	c, o = serveCommand(&bytes.Buffer{})
 	limitsEnv := map[string]string{"LEANXDS_MAX_FILE_BYTES": "1048576", "LEANXDS_MAX_DIR_BYTES": "8388608",
 		"LEANXDS_MAX_DELETE_FRACTION": "1", "LEANXDS_DELETE_GUARD_MIN": "50"}
 	require.NoError(t, c.parse(nil, func(k string) (string, bool) { v, ok := limitsEnv[k]; return v, ok }))
-	assert.Equal(t, readLimits{fileBytes: 1 << 20, dirBytes: 8 << 20}, o.dirLimits)
-	assert.Equal(t, deleteGuard{fraction: 1, min: 50}, o.guard)
-	assert.True(t, o.guard.off())
+	assert.Equal(t, source.DirOptions{MaxFileBytes: 1 << 20, MaxDirBytes: 8 << 20, MaxDeleteFraction: 1, DeleteGuardMin: 50}, o.dir)
 }
 
 // Bad command lines exit 2 with a message saying what is wrong.

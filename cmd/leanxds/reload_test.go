@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -77,13 +76,11 @@ func TestReloadNeedsTheAdminToken(t *testing.T) {
 func TestStaleDirectoryShown(t *testing.T) {
 	dir := copyExample(t, "edge")
 	ts := startTestServer(t, dir)
-	w, err := ts.source.newWatcher()
-	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		ts.source.Watch(ctx, w, 20*time.Millisecond)
+		_ = ts.source.Run(ctx)
 	}()
 	t.Cleanup(func() {
 		cancel()

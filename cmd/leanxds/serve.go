@@ -18,6 +18,7 @@ import (
 
 	"github.com/leanxds/leanxds/admin"
 	"github.com/leanxds/leanxds/persist"
+	"github.com/leanxds/leanxds/source"
 	"github.com/leanxds/leanxds/store"
 	"github.com/leanxds/leanxds/stream"
 )
@@ -53,7 +54,7 @@ type server struct {
 	opts    *serveOptions
 	log     *slog.Logger
 	st      *store.Store
-	source  *configSource
+	source  *source.Dir
 	metrics *admin.Metrics
 	xds     *stream.Server
 	grpc    *grpc.Server
@@ -83,17 +84,20 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 		s.persister = persist.NewPersister(s.st, b, persist.Options{Interval: o.snapshotInterval, Logger: log})
 		s.metrics.Registry().MustRegister(s.persister)
 	}
-	s.source = newConfigSource(o.configDir, s.st, log)
-	s.source.allowDangling = o.allowDangling
-	s.source.limits, s.source.guard, s.source.quiet.period = o.dirLimits, o.guard, o.debounce
-	s.source.onReload = func(outcome string, res store.Result) {
-		s.metrics.Reloaded(outcome, res.Changed())
-		if (outcome == reloadApplied || outcome == reloadUnchanged) && s.persister != nil {
+	dirOpts := o.dir
+	dirOpts.Logger, dirOpts.AllowDangling = log, o.allowDangling
+	// serve's 0 turns the quiet period and the guard's minimum off; the
+	// source's 0 is their default.
+	dirOpts.Debounce, dirOpts.DeleteGuardMin = off(o.debounce), off(o.dir.DeleteGuardMin)
+	dirOpts.OnReload = func(outcome source.Outcome, res store.Result) {
+		s.metrics.Reloaded(string(outcome), res.Changed())
+		if (outcome == source.Applied || outcome == source.Unchanged) && s.persister != nil {
 			// From the first load of the directory on, what the store holds is
 			// the config, even empty, and is written as such.
 			s.persister.ConfigLoaded()
 		}
 	}
+	s.source = source.NewDir(o.configDir, s.st, dirOpts)
 
 	xopts := stream.Options{
 		ScopeOf:             scopeOf,
@@ -158,14 +162,6 @@ func (s *server) run(ctx context.Context) error {
 	}
 	defer shutdownHTTP(adminSrv)
 
-	// The watch starts before the first load, so that no change made during or
-	// after it goes unseen.
-	w, err := s.source.newWatcher()
-	if err != nil {
-		s.source.setStale("cannot watch it, changes are not applied until a restart: " + err.Error())
-	} else {
-		defer w.Close() // Watch closes it too; closing twice is harmless
-	}
 	// The snapshot is restored before the first load: it is served if the
 	// directory turns out invalid (or empty), and the directory replaces it
 	// otherwise, sending nothing to clients for what did not change.
@@ -185,13 +181,13 @@ func (s *server) run(ctx context.Context) error {
 	served := make(chan error, 1)
 	go func() { served <- s.grpc.Serve(lis) }()
 
+	// The source watches the directory from now on, and reloads it if it
+	// changed since the initial load read it.
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
-		if w != nil {
-			s.source.Watch(watchCtx, w, s.opts.debounce)
-		}
+		_ = s.source.Run(watchCtx) // it logs and records its own errors
 	}()
 
 	var serveErr error
@@ -260,23 +256,23 @@ func (s *server) startAdmin() (*http.Server, error) {
 //
 // Files being written are waited for until they are quiet, or ctx ends.
 func (s *server) initialLoad(ctx context.Context) error {
-	_, err := s.source.ReloadWhenQuiet(ctx, false)
+	_, err := s.source.Load(ctx)
 	v := s.st.View()
-	if _, busy := errors.AsType[*notQuietError](err); busy && len(v.Scopes()) == 0 {
+	if _, busy := errors.AsType[*source.NotQuietError](err); busy && len(v.Scopes()) == 0 {
 		return fmt.Errorf("nothing to serve: stopped while waiting for the config files to be quiet: %w", err)
 	}
 	if err != nil && len(v.Scopes()) == 0 {
 		hint := ""
-		if hasDangling(err) {
+		if source.HasDangling(err) {
 			hint = "\n(--allow-dangling serves a config with dangling references, warning about each)"
 		}
 		hint += s.noSnapshotHint()
-		return fmt.Errorf("nothing to serve: config %s is invalid:\n  %s%s", s.opts.configDir, strings.Join(errorLines(err), "\n  "), hint)
+		return fmt.Errorf("nothing to serve: config %s is invalid:\n  %s%s", s.opts.configDir, strings.Join(source.ErrorLines(err), "\n  "), hint)
 	}
 	msg := "config loaded"
 	if err != nil {
 		msg = "serving the restored snapshot: the config directory is applied once it is valid and holds resources"
-		if _, held := errors.AsType[*heldError](err); held {
+		if _, held := errors.AsType[*source.HeldError](err); held {
 			msg = "serving the restored snapshot: the config directory would delete too much of it, and is applied once confirmed"
 		}
 	}

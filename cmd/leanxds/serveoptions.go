@@ -8,6 +8,7 @@ import (
 
 	"github.com/leanxds/leanxds/admin"
 	"github.com/leanxds/leanxds/persist"
+	"github.com/leanxds/leanxds/source"
 	"github.com/leanxds/leanxds/stream"
 )
 
@@ -54,11 +55,10 @@ type serveOptions struct {
 	maxRequestNameBytes int
 	maxNodeBytes        int
 	frameCacheBytes     int
-	// dirLimits bound the bytes a reload reads (--max-file-bytes, --max-dir-bytes).
-	dirLimits readLimits
-	// guard holds back reloads that would delete too much
-	// (--max-delete-fraction, --delete-guard-min).
-	guard deleteGuard
+	// dir holds the limits of the config directory source: the bytes a reload
+	// reads (--max-file-bytes, --max-dir-bytes) and the deletion guard
+	// (--max-delete-fraction, --delete-guard-min). newServer adds the rest.
+	dir source.DirOptions
 	// Connection and stream limits (stream.Options); 0 turns each off.
 	maxConns            int
 	maxStreamsPerConn   int
@@ -107,7 +107,7 @@ func serveCommand(out io.Writer) (*command, *serveOptions) {
 	fs.StringVar(&o.csdsReaders, "csds-readers", "", "with --node-identity, the certificate `identities` (comma-separated) that may read every node over CSDS;\nother clients see only their own node")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
-	fs.DurationVar(&o.debounce, "debounce", 200*time.Millisecond, "how long the config directory must be quiet after a change before it is reloaded")
+	fs.DurationVar(&o.debounce, "debounce", source.DefaultDebounce, "how long the config directory must be quiet after a change before it is reloaded")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long to wait for streams to close before closing the connections")
 	fs.BoolVar(&o.allowDangling, "allow-dangling", false, "serve a config whose resources refer to resources their scope does not define (dangling references),\n"+
 		"with a warning for each, instead of rejecting it: clients wait for what is missing, and drop its traffic")
@@ -127,11 +127,11 @@ func serveCommand(out io.Writer) (*command, *serveOptions) {
 	fs.IntVar(&o.maxRequestNameBytes, "max-request-name-bytes", stream.DefaultMaxRequestNameBytes, "most `bytes` of resource names one request may carry in all: more ends its stream (InvalidArgument)")
 	fs.IntVar(&o.maxNodeBytes, "max-node-bytes", stream.DefaultMaxNodeBytes, "largest node a stream may open with, in `bytes` (encoded): a larger one is refused (InvalidArgument)")
 	fs.IntVar(&o.frameCacheBytes, "frame-cache-bytes", stream.DefaultFrameCacheBytes, "most `bytes` of encoded responses kept to share between streams sending the same content")
-	fs.Int64Var(&o.dirLimits.fileBytes, "max-file-bytes", defaultReadLimits.fileBytes, "refuse a config file larger than this many `bytes`, before reading it: the reload is rejected")
-	fs.Int64Var(&o.dirLimits.dirBytes, "max-dir-bytes", defaultReadLimits.dirBytes, "refuse a config directory whose files hold more than this many `bytes` together, before reading them")
-	fs.Float64Var(&o.guard.fraction, "max-delete-fraction", defaultDeleteGuard.fraction, "hold back a reload that would delete more than this `fraction` of a type's resources in a scope\n"+
+	fs.Int64Var(&o.dir.MaxFileBytes, "max-file-bytes", source.DefaultMaxFileBytes, "refuse a config file larger than this many `bytes`, before reading it: the reload is rejected")
+	fs.Int64Var(&o.dir.MaxDirBytes, "max-dir-bytes", source.DefaultMaxDirBytes, "refuse a config directory whose files hold more than this many `bytes` together, before reading them")
+	fs.Float64Var(&o.dir.MaxDeleteFraction, "max-delete-fraction", source.DefaultMaxDeleteFraction, "hold back a reload that would delete more than this `fraction` of a type's resources in a scope\n"+
 		"until 'leanxds reload --confirm' or the files change again; 1 turns the guard off")
-	fs.IntVar(&o.guard.min, "delete-guard-min", defaultDeleteGuard.min, "the fewest `deletions` of a type in a scope that --max-delete-fraction holds back")
+	fs.IntVar(&o.dir.DeleteGuardMin, "delete-guard-min", source.DefaultDeleteGuardMin, "the fewest `deletions` of a type in a scope that --max-delete-fraction holds back")
 	fs.IntVar(&o.maxConns, "max-conns", 10_000, "most connections the xDS port serves at once; past it a new connection is closed as soon as it is accepted (0: no limit)")
 	fs.IntVar(&o.maxStreamsPerConn, "max-streams-per-conn", 100, "most streams one connection may hold at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS; 0: no limit)")
 	fs.DurationVar(&o.firstRequestTimeout, "first-request-timeout", 30*time.Second, "end a stream that sends no request within this long of opening it, with DEADLINE_EXCEEDED (0: never)")
@@ -168,9 +168,9 @@ func (o *serveOptions) check() error {
 		return usageErrorf("serve: --admin-max-bytes and --admin-max-page must be positive")
 	case o.maxNameBytes <= 0 || o.maxRequestNameBytes <= 0 || o.maxNodeBytes <= 0 || o.frameCacheBytes <= 0:
 		return usageErrorf("serve: --max-name-bytes, --max-request-name-bytes, --max-node-bytes and --frame-cache-bytes must be positive")
-	case o.dirLimits.fileBytes <= 0 || o.dirLimits.dirBytes <= 0:
+	case o.dir.MaxFileBytes <= 0 || o.dir.MaxDirBytes <= 0:
 		return usageErrorf("serve: --max-file-bytes and --max-dir-bytes must be positive")
-	case !(o.guard.fraction > 0) || o.guard.min < 0:
+	case !(o.dir.MaxDeleteFraction > 0) || o.dir.DeleteGuardMin < 0:
 		return usageErrorf("serve: --max-delete-fraction must be positive (1 turns the guard off), --delete-guard-min not negative")
 	}
 	switch o.nodeIdentity {

@@ -20,7 +20,7 @@ import (
 //     reconnects naming the versions it holds is sent nothing new (S3, D3, S6).
 //  3. The directory then takes over: its first commit is deduplicated against
 //     the restored content. If it is invalid, or empty, at start, the snapshot
-//     is served until it is fixed (configSource.keepRestored).
+//     is served until it is fixed (source.Dir.KeepRestored).
 //  4. The persister writes the store every --snapshot-interval if it changed,
 //     and once more at shutdown; it writes an empty store only once the
 //     directory has loaded (ConfigLoaded, called by the reload hook).
@@ -66,7 +66,7 @@ func (s *server) restoreSnapshot(ctx context.Context) {
 	}
 	s.snapshot.Store(&info)
 	if info.Restored && info.Header.Resources > 0 {
-		s.source.keepSnapshot()
+		s.source.KeepRestored()
 	}
 }
 

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/leanxds/leanxds/store"
+	"github.com/leanxds/leanxds/source"
 )
 
 const validateAbout = `
@@ -27,27 +27,29 @@ A file larger than --max-file-bytes, or a directory whose files hold more than
 func runValidate(_ context.Context, args []string, env lookupEnv, stdout, stderr io.Writer) error {
 	c := newCommand("validate", "leanxds validate [--allow-dangling] DIR...", validateAbout, stderr)
 	allowDangling := c.fs.Bool("allow-dangling", false, "report references to resources a scope does not define as warnings, not errors")
-	lim := defaultReadLimits
-	c.fs.Int64Var(&lim.fileBytes, "max-file-bytes", lim.fileBytes, "refuse a resource file larger than this many `bytes`, as serve does")
-	c.fs.Int64Var(&lim.dirBytes, "max-dir-bytes", lim.dirBytes, "refuse a directory whose resource files hold more than this many `bytes` together, as serve does")
+	var opts source.DirOptions
+	c.fs.Int64Var(&opts.MaxFileBytes, "max-file-bytes", source.DefaultMaxFileBytes, "refuse a resource file larger than this many `bytes`, as serve does")
+	c.fs.Int64Var(&opts.MaxDirBytes, "max-dir-bytes", source.DefaultMaxDirBytes, "refuse a directory whose resource files hold more than this many `bytes` together, as serve does")
 	if err := c.parse(args, env); err != nil {
 		return err
 	}
 	if c.fs.NArg() == 0 {
 		return usageErrorf("validate: name a config directory")
 	}
-	if lim.fileBytes <= 0 || lim.dirBytes <= 0 {
+	if opts.MaxFileBytes <= 0 || opts.MaxDirBytes <= 0 {
 		return usageErrorf("validate: --max-file-bytes and --max-dir-bytes must be positive")
 	}
+	opts.AllowDangling = *allowDangling
 	failed := false
 	for _, dir := range c.fs.Args() {
-		cfg, warnings, err := checkConfigDir(dir, *allowDangling, lim)
+		// Read and checked exactly as a reload of serve reads and checks it.
+		sum, warnings, err := source.CheckDir(dir, opts)
 		if err != nil {
 			failed = true
-			for _, line := range errorLines(err) {
+			for _, line := range source.ErrorLines(err) {
 				fmt.Fprintln(stderr, line)
 			}
-			if hasDangling(err) {
+			if source.HasDangling(err) {
 				fmt.Fprintf(stderr, "%s: invalid: dangling references (--allow-dangling makes them warnings)\n", dir)
 			} else {
 				fmt.Fprintf(stderr, "%s: invalid\n", dir)
@@ -57,27 +59,10 @@ func runValidate(_ context.Context, args []string, env lookupEnv, stdout, stderr
 		for _, w := range warnings {
 			fmt.Fprintf(stderr, "warning: %s\n", w)
 		}
-		fmt.Fprintf(stdout, "%s: ok: %d resources in %d files, scopes %q\n", dir, cfg.count(""), cfg.files, cfg.scopeNames())
+		fmt.Fprintf(stdout, "%s: ok: %d resources in %d files, scopes %q\n", dir, sum.Resources(), sum.Files, sum.ScopeNames())
 	}
 	if failed {
 		return errSilent
 	}
 	return nil
-}
-
-// checkConfigDir reads a directory, checks its references and commits it to a
-// scratch store: exactly what a reload does, without serving it. warnings are
-// the dangling references allowDangling let through.
-func checkConfigDir(dir string, allowDangling bool, lim readLimits) (cfg *configDir, warnings []string, err error) {
-	cfg, err = readConfigDir(dir, lim)
-	if err != nil {
-		return nil, nil, err
-	}
-	if warnings, err = cfg.checkRefs(allowDangling); err != nil {
-		return nil, nil, err
-	}
-	if _, err := store.New().Commit(cfg.changes(nil)...); err != nil {
-		return nil, nil, err
-	}
-	return cfg, warnings, nil
 }

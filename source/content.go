@@ -1,4 +1,4 @@
-package main
+package source
 
 import (
 	"crypto/sha256"
@@ -15,10 +15,8 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/leanxds/leanxds/protocol"
 	"github.com/leanxds/leanxds/resources"
 	"github.com/leanxds/leanxds/store"
-	"github.com/leanxds/leanxds/stream"
 )
 
 // A config directory (docs/config.md):
@@ -28,6 +26,11 @@ import (
 //
 // Names starting with "." are skipped (editor swap files, the ..data links of a
 // Kubernetes ConfigMap volume), as are other extensions and deeper directories.
+
+// DefaultScope is the scope of the files directly in the directory: the scope
+// a stream.Server serves a node whose own scope holds nothing
+// (stream.DefaultScope).
+const DefaultScope = "default"
 
 // configFile is one resource file and the scope it feeds.
 type configFile struct {
@@ -69,12 +72,6 @@ type readLimits struct {
 	// included, may hold together.
 	dirBytes int64
 }
-
-// defaultReadLimits are the defaults of --max-file-bytes and --max-dir-bytes:
-// far above a real config (the edge example is 7 KiB; 10,000 clusters like its
-// three are about 4 MiB), far below what would exhaust a container's memory (a file
-// decodes to a few times its size).
-var defaultReadLimits = readLimits{fileBytes: 16 << 20, dirBytes: 256 << 20}
 
 // tooLargeError refuses a file, or the whole directory, that holds more bytes
 // than its limit allows.
@@ -154,7 +151,7 @@ func listConfigDir(dir string) (files []configFile, scopeDirs []string, err erro
 				}
 			}
 		case fi.Mode().IsRegular() && isResourceFile(e.Name()):
-			files = append(files, configFile{path: path, scope: stream.DefaultScope, stamp: stampOf(fi)})
+			files = append(files, configFile{path: path, scope: DefaultScope, stamp: stampOf(fi)})
 		}
 	}
 	return files, scopeDirs, errors.Join(errs...)
@@ -169,15 +166,16 @@ func readConfigDir(dir string, lim readLimits) (*configDir, error) {
 	if err != nil {
 		return nil, err
 	}
-	return readConfigFiles(dir, files, lim, nil)
+	return readConfigFiles(dir, files, lim, nil, nil)
 }
 
 // readConfigFiles reads and validates the files listConfigDir listed. Files
 // larger than lim are refused from their listed size, before anything is read;
 // a file that grows past its limit while it is read is refused too, with no
-// more than the limit read. afterRead, if not nil, is called with the path of
-// each file once it is read.
-func readConfigFiles(dir string, files []configFile, lim readLimits, afterRead func(path string)) (*configDir, error) {
+// more than the limit read. cache, if not nil, parses only the files whose
+// bytes changed since the last call. afterRead, if not nil, is called with the
+// path of each file once it is read.
+func readConfigFiles(dir string, files []configFile, lim readLimits, cache *parseCache, afterRead func(path string)) (*configDir, error) {
 	var errs []error
 	var total int64
 	for _, f := range files {
@@ -198,6 +196,8 @@ func readConfigFiles(dir string, files []configFile, lim readLimits, afterRead f
 	first := make(map[key]placed)
 	digest := sha256.New()
 	total = 0
+	parsed := cache.begin()
+	defer cache.end(parsed)
 	for _, f := range files {
 		data, err := readLimited(f.path, lim.fileBytes)
 		if afterRead != nil {
@@ -214,15 +214,16 @@ func readConfigFiles(dir string, files []configFile, lim readLimits, afterRead f
 		}
 		fmt.Fprintf(digest, "%s\x00%d\x00", f.path, len(data))
 		digest.Write(data)
-		res, err := resources.Parse(f.path, data)
+		pf, err := cache.parse(parsed, f.path, data)
 		if err != nil {
-			if isBootstrap(f.path, data) {
-				cfg.bootstraps = append(cfg.bootstraps, f.path)
-				continue
-			}
 			errs = append(errs, err)
 			continue
 		}
+		if pf.bootstrap {
+			cfg.bootstraps = append(cfg.bootstraps, f.path)
+			continue
+		}
+		res := pf.res
 		cfg.files++
 		for i, r := range res {
 			p := placed{Resource: r, file: f.path, index: i + 1}
@@ -243,6 +244,71 @@ func readConfigFiles(dir string, files []configFile, lim readLimits, afterRead f
 	}
 	digest.Sum(cfg.digest[:0])
 	return cfg, nil
+}
+
+// parseCache keeps what each file of the directory parsed to, keyed by its
+// path and the hash of its bytes, so that a reload reads every file but parses
+// only those whose bytes changed: a reload that changes one file of a large
+// directory costs the read and hash of each file, and the parse and validation
+// of one. It holds the resources of the files the last reload read, and no
+// others: the decoded resources of the directory are kept between reloads, as
+// they are during one. Bytes that failed to parse are not kept: they are
+// parsed again, and their errors reported again, on each reload.
+//
+// The resources it hands out are shared between reloads: they are read, never
+// modified.
+type parseCache struct {
+	files map[string]parsedFile
+}
+
+// parsedFile is what one file's bytes parsed to.
+type parsedFile struct {
+	sum [sha256.Size]byte
+	res []resources.Resource
+	// bootstrap is set for a client bootstrap, which is skipped.
+	bootstrap bool
+}
+
+// begin starts a reload's use of the cache: it returns the map that collects
+// the files the reload parses, for end. A nil cache parses every file.
+func (c *parseCache) begin() map[string]parsedFile {
+	if c == nil {
+		return nil
+	}
+	return make(map[string]parsedFile, len(c.files))
+}
+
+// end makes the files this reload parsed the cache, dropping the others.
+func (c *parseCache) end(parsed map[string]parsedFile) {
+	if c != nil {
+		c.files = parsed
+	}
+}
+
+// parse parses the bytes of a file, or returns what they parsed to last time.
+func (c *parseCache) parse(parsed map[string]parsedFile, path string, data []byte) (parsedFile, error) {
+	var sum [sha256.Size]byte
+	if c != nil {
+		sum = sha256.Sum256(data)
+		if pf, ok := c.files[path]; ok && pf.sum == sum {
+			parsed[path] = pf
+			return pf, nil
+		}
+	}
+	pf := parsedFile{sum: sum}
+	res, err := resources.Parse(path, data)
+	switch {
+	case err == nil:
+		pf.res = res
+	case isBootstrap(path, data):
+		pf.bootstrap = true
+	default:
+		return parsedFile{}, err
+	}
+	if c != nil {
+		parsed[path] = pf
+	}
+	return pf, nil
 }
 
 // readLimited reads a file of at most limit bytes. The size was checked when
@@ -273,9 +339,11 @@ type fileStamp struct {
 
 func stampOf(fi os.FileInfo) fileStamp { return fileStamp{size: fi.Size(), mtime: fi.ModTime()} }
 
-// bootstrapKeys are top-level fields of an Envoy or gRPC bootstrap that no
-// resource file has at its top level.
-var bootstrapKeys = []string{"node", "static_resources", "dynamic_resources", "admin", "xds_servers", "layered_runtime"}
+// bootstrapKeys returns the top-level fields of an Envoy or gRPC bootstrap that
+// no resource file has at its top level.
+func bootstrapKeys() []string {
+	return []string{"node", "static_resources", "dynamic_resources", "admin", "xds_servers", "layered_runtime"}
+}
 
 // isBootstrap reports whether a file that is not a resource file holds a client
 // bootstrap (an object without "@type" that has a bootstrap's fields), so that an
@@ -295,7 +363,7 @@ func isBootstrap(path string, data []byte) bool {
 	if _, typed := top["@type"]; typed {
 		return false
 	}
-	for _, k := range bootstrapKeys {
+	for _, k := range bootstrapKeys() {
 		if _, ok := top[k]; ok {
 			return true
 		}
@@ -344,104 +412,52 @@ func (c *configDir) changes(also []string) []store.Change {
 	return out
 }
 
-// refKinds pairs each kind of reference with the type it names.
-var refKinds = []struct {
-	typeURL string
-	names   func(resources.Refs) []string
-}{
-	{protocol.TypeRoute, func(r resources.Refs) []string { return r.Routes }},
-	{protocol.TypeScopedRoute, func(r resources.Refs) []string { return r.ScopedRoutes }},
-	{protocol.TypeCluster, func(r resources.Refs) []string { return r.Clusters }},
-	{protocol.TypeEndpoint, func(r resources.Refs) []string { return r.Endpoints }},
-	{protocol.TypeSecret, func(r resources.Refs) []string { return r.Secrets }},
-	{protocol.TypeExtensionCfg, func(r resources.Refs) []string { return r.ExtensionConfigs }},
+// Summary describes a directory that was read and validated.
+type Summary struct {
+	// Files counts the resource files read.
+	Files int
+	// Scopes counts the resources of each scope.
+	Scopes map[string]int
+	// Bootstraps are the files skipped because they hold a client bootstrap.
+	Bootstraps []string
 }
 
-// danglingRef is a reference from a resource to one its scope does not define:
-// a client that gets the resource waits for the other, which never comes, and
-// the traffic meant for it is dropped meanwhile. A config with one is refused,
-// unless --allow-dangling makes it a warning (checkRefs).
-type danglingRef struct {
-	// file and scope are where the referring resource was read.
-	file, scope string
-	// fromType and from are the referring resource's type URL and name.
-	fromType, from string
-	// toType and to are the missing resource's type URL and name.
-	toType, to string
-}
-
-func (d *danglingRef) Error() string {
-	return fmt.Sprintf("%s: scope %q: %s %q refers to %s %q, which no file of the scope defines",
-		d.file, d.scope, protocol.Short(d.fromType), d.from, protocol.Short(d.toType), d.to)
-}
-
-// danglingRefs returns the references each resource makes to one its scope does
-// not define, among those a client asks this server for
-// (resources.ServedReferences): a name whose config source is a file or another
-// api_config_source, such as an EDS cluster's endpoints read from a path, is
-// served from elsewhere. xdstp:// names are left alone too: they may be served by
-// another authority.
-func (c *configDir) danglingRefs() []*danglingRef {
-	var out []*danglingRef
-	for _, scope := range c.scopeNames() {
-		have := make(map[string]map[string]bool)
-		for _, r := range c.scopes[scope] {
-			if have[r.TypeURL] == nil {
-				have[r.TypeURL] = make(map[string]bool)
-			}
-			have[r.TypeURL][r.Name] = true
-		}
-		for _, r := range c.scopes[scope] {
-			refs := resources.ServedReferences(r.TypeURL, r.Message)
-			for _, k := range refKinds {
-				for _, n := range k.names(refs) {
-					if have[k.typeURL][n] || strings.Contains(n, "://") {
-						continue
-					}
-					out = append(out, &danglingRef{file: r.file, scope: scope,
-						fromType: r.TypeURL, from: r.Name, toType: k.typeURL, to: n})
-				}
-			}
-		}
+// Resources returns the number of resources of every scope.
+func (s Summary) Resources() int {
+	n := 0
+	for _, c := range s.Scopes {
+		n += c
 	}
-	return out
+	return n
 }
 
-// checkRefs applies the policy on dangling references: by default they refuse
-// the config, the error joining one *danglingRef each; with allowDangling they
-// are returned as warnings, one line each, and the config is served.
-func (c *configDir) checkRefs(allowDangling bool) (warnings []string, err error) {
-	dangling := c.danglingRefs()
-	if !allowDangling {
-		errs := make([]error, len(dangling))
-		for i, d := range dangling {
-			errs[i] = d
-		}
-		return nil, errors.Join(errs...)
+// ScopeNames returns the scopes, sorted.
+func (s Summary) ScopeNames() []string { return slices.Sorted(maps.Keys(s.Scopes)) }
+
+// CheckDir reads and validates a config directory, checks its references and
+// commits it to a scratch store: exactly what a reload of a Dir made with opts
+// does, without serving it (leanxds validate). warnings are the dangling
+// references opts.AllowDangling let through. Only the options on reading and
+// references apply.
+func CheckDir(dir string, opts DirOptions) (sum Summary, warnings []string, err error) {
+	d := NewDir(dir, nil, opts)
+	cfg, err := readConfigDir(d.dir, d.limits)
+	if err != nil {
+		return Summary{}, nil, err
 	}
-	for _, d := range dangling {
-		warnings = append(warnings, d.Error())
+	if warnings, err = cfg.checkRefs(d.allowDangling); err != nil {
+		return Summary{}, nil, err
 	}
-	return warnings, nil
+	if _, err := store.New().Commit(cfg.changes(nil)...); err != nil {
+		return Summary{}, nil, err
+	}
+	return cfg.summary(), warnings, nil
 }
 
-// hasDangling reports whether err refuses a config for a dangling reference.
-func hasDangling(err error) bool {
-	var d *danglingRef
-	return errors.As(err, &d)
-}
-
-// flatten returns the errors a joined error is made of, depth first.
-func flatten(err error) []error {
-	if err == nil {
-		return nil
+func (c *configDir) summary() Summary {
+	s := Summary{Files: c.files, Scopes: make(map[string]int, len(c.scopes)), Bootstraps: c.bootstraps}
+	for sc := range c.scopes {
+		s.Scopes[sc] = c.count(sc)
 	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
-		}
-		return out
-	}
-	return []error{err}
+	return s
 }

@@ -1,10 +1,8 @@
-package main
+package source
 
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,34 +18,6 @@ import (
 	"github.com/leanxds/leanxds/store"
 )
 
-// cluster is a resource file holding a STATIC cluster: it refers to nothing, so
-// a directory of them has no dangling reference.
-func cluster(name, timeout string) string {
-	return "\"@type\": type.googleapis.com/envoy.config.cluster.v3.Cluster\nname: " + name +
-		"\ntype: STATIC\nconnect_timeout: " + timeout + "\nload_assignment:\n  cluster_name: " + name +
-		"\n  endpoints:\n  - lb_endpoints:\n    - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 8080}}}\n"
-}
-
-// edsCluster is a resource file holding an EDS cluster whose endpoints come from
-// edsConfig, a ConfigSource in YAML flow style.
-func edsCluster(name, edsConfig string) string {
-	return "\"@type\": type.googleapis.com/envoy.config.cluster.v3.Cluster\nname: " + name +
-		"\ntype: EDS\nconnect_timeout: 1s\neds_cluster_config:\n  eds_config: " + edsConfig + "\n"
-}
-
-// routes is a resource file holding route configuration name, which sends every
-// request to cluster.
-func routes(name, cluster string) string {
-	return "\"@type\": type.googleapis.com/envoy.config.route.v3.RouteConfiguration\nname: " + name +
-		"\nvirtual_hosts:\n- name: all\n  domains: [\"*\"]\n  routes:\n  - match: {prefix: /}\n    route: {cluster: " + cluster + "}\n"
-}
-
-func newSource(t *testing.T, dir string) (*configSource, *store.Store) {
-	t.Helper()
-	st := store.New()
-	return newConfigSource(dir, st, slog.New(slog.NewTextHandler(io.Discard, nil))), st
-}
-
 // Files directly in the directory form the default scope, a subdirectory's files
 // the scope named after it; other files, hidden names and bootstraps are skipped.
 func TestConfigDirScopes(t *testing.T) {
@@ -61,7 +31,7 @@ func TestConfigDirScopes(t *testing.T) {
 	writeFile(t, dir, "team-a/nested/ignored.yaml", "not read: deeper directories are not scopes")
 	writeFile(t, dir, "envoy.yaml", "node: {id: e, cluster: c}\nadmin: {}\n")
 
-	cfg, err := readConfigDir(dir, defaultReadLimits)
+	cfg, err := readConfigDir(dir, defaultLimits)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"default", "team-a", "team-b"}, cfg.scopeNames())
 	assert.Equal(t, 3, cfg.count(""))
@@ -79,11 +49,11 @@ func TestConfigDirRejectsInvalid(t *testing.T) {
 	writeFile(t, dir, "bad.yaml", cluster("api", "-1s"))
 	writeFile(t, dir, "typo.yaml", "name: oops\n")
 
-	_, err := readConfigDir(dir, defaultReadLimits)
+	_, err := readConfigDir(dir, defaultLimits)
 	require.Error(t, err)
 	var le *resources.LoadError
 	require.ErrorAs(t, err, &le)
-	lines := errorLines(err)
+	lines := ErrorLines(err)
 	require.Len(t, lines, 2)
 	assert.Contains(t, lines[0], filepath.Join(dir, "bad.yaml"))
 	assert.Contains(t, lines[0], `CDS "api"`)
@@ -97,11 +67,11 @@ func TestConfigDirDuplicates(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "a.yaml", cluster("web", "1s"))
 	writeFile(t, dir, "other/a.yaml", cluster("web", "1s"))
-	_, err := readConfigDir(dir, defaultReadLimits)
+	_, err := readConfigDir(dir, defaultLimits)
 	require.NoError(t, err)
 
 	writeFile(t, dir, "b.yaml", cluster("web", "2s"))
-	_, err = readConfigDir(dir, defaultReadLimits)
+	_, err = readConfigDir(dir, defaultLimits)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), filepath.Join(dir, "b.yaml"))
 	assert.Contains(t, err.Error(), "already defined in "+filepath.Join(dir, "a.yaml"))
@@ -115,10 +85,10 @@ func TestReload(t *testing.T) {
 	writeFile(t, dir, "web.yaml", cluster("web", "1s"))
 	writeFile(t, dir, "team-a/api.yaml", cluster("api", "1s"))
 	src, st := newSource(t, dir)
-	var outcomes []string
-	src.onReload = func(o string, _ store.Result) { outcomes = append(outcomes, o) }
+	var outcomes []Outcome
+	src.onReload = func(o Outcome, _ store.Result) { outcomes = append(outcomes, o) }
 
-	res, err := src.Reload()
+	res, err := reload(src)
 	require.NoError(t, err)
 	assert.Equal(t, 2, res.Set)
 	v := st.View()
@@ -126,17 +96,17 @@ func TestReload(t *testing.T) {
 	webV := v.Table("default", protocol.TypeCluster).Get("web").Version
 
 	// Unchanged: no new revision.
-	res, err = src.Reload()
+	res, err = reload(src)
 	require.NoError(t, err)
 	assert.False(t, res.Changed())
 	assert.Equal(t, v.Revision(), st.View().Revision())
 
 	// Invalid: the last good config stays, the error is kept for the admin page.
 	writeFile(t, dir, "web.yaml", cluster("web", "-5s"))
-	_, err = src.Reload()
+	_, err = reload(src)
 	require.Error(t, err)
 	assert.Equal(t, webV, st.View().Table("default", protocol.TypeCluster).Get("web").Version)
-	state := src.State()
+	state := src.Status()
 	require.NotEmpty(t, state.Errors)
 	assert.Contains(t, state.Errors[0], "web.yaml")
 	assert.Equal(t, 1, state.Rejected)
@@ -144,22 +114,22 @@ func TestReload(t *testing.T) {
 	// Fixed, and team-a removed: its scope is emptied in the same commit.
 	writeFile(t, dir, "web.yaml", cluster("web", "3s"))
 	require.NoError(t, os.RemoveAll(filepath.Join(dir, "team-a")))
-	res, err = src.Reload()
+	res, err = reload(src)
 	require.NoError(t, err)
 	assert.Equal(t, 1, res.Set)
 	assert.Equal(t, 1, res.Deleted)
 	v = st.View()
 	assert.Equal(t, []string{"default"}, v.Scopes())
 	assert.NotEqual(t, webV, v.Table("default", protocol.TypeCluster).Get("web").Version)
-	assert.Empty(t, src.State().Errors)
+	assert.Empty(t, src.Status().Errors)
 
 	// Every file removed: everything is deleted.
 	require.NoError(t, os.Remove(filepath.Join(dir, "web.yaml")))
-	_, err = src.Reload()
+	_, err = reload(src)
 	require.NoError(t, err)
 	assert.Empty(t, st.View().Scopes())
 
-	assert.Equal(t, []string{reloadApplied, reloadUnchanged, reloadRejected, reloadApplied, reloadApplied}, outcomes)
+	assert.Equal(t, []Outcome{Applied, Unchanged, Rejected, Applied, Applied}, outcomes)
 }
 
 // The first reload also replaces scopes the store held before (a restored
@@ -170,7 +140,7 @@ func TestReloadReplacesScopesAlreadyInStore(t *testing.T) {
 	src, st := newSource(t, dir)
 	_, err := st.Commit(store.Set("stale", xdstest.Cluster("old")))
 	require.NoError(t, err)
-	_, err = src.Reload()
+	_, err = reload(src)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"default"}, st.View().Scopes())
 }
@@ -185,10 +155,10 @@ func TestDanglingRefs(t *testing.T) {
 	writeFile(t, dir, "c.yaml", edsCluster("web", "{ads: {}, resource_api_version: V3}"))
 	writeFile(t, dir, "team-a/web.yaml", resourceJSONFile(t, xdstest.Endpoints("web", "127.0.0.1:8080")))
 	writeFile(t, dir, "team-a/routes.yaml", routes("main", "web"))
-	cfg, err := readConfigDir(dir, defaultReadLimits)
+	cfg, err := readConfigDir(dir, defaultLimits)
 	require.NoError(t, err)
 	var got []string
-	for _, d := range cfg.danglingRefs() {
+	for _, d := range danglingRefs(cfg) {
 		got = append(got, d.Error())
 	}
 	assert.Equal(t, []string{
@@ -200,8 +170,8 @@ func TestDanglingRefs(t *testing.T) {
 	// Refused by default, one error a reference; warnings when allowed.
 	warnings, err := cfg.checkRefs(false)
 	assert.Nil(t, warnings)
-	assert.Equal(t, got, errorLines(err))
-	assert.True(t, hasDangling(err))
+	assert.Equal(t, got, ErrorLines(err))
+	assert.True(t, HasDangling(err))
 	warnings, err = cfg.checkRefs(true)
 	require.NoError(t, err)
 	assert.Equal(t, got, warnings)
@@ -216,15 +186,15 @@ func TestDanglingRefsEDSConfigSource(t *testing.T) {
 	writeFile(t, dir, "other.yaml", edsCluster("from-other", "{api_config_source: {api_type: GRPC, transport_api_version: V3, "+
 		"grpc_services: [{envoy_grpc: {cluster_name: other-control-plane}}]}, resource_api_version: V3}"))
 	writeFile(t, dir, "self.yaml", edsCluster("from-self", "{self: {}, resource_api_version: V3}"))
-	cfg, err := readConfigDir(dir, defaultReadLimits)
+	cfg, err := readConfigDir(dir, defaultLimits)
 	require.NoError(t, err)
-	dangling := cfg.danglingRefs()
+	dangling := danglingRefs(cfg)
 	require.Len(t, dangling, 1)
-	assert.Equal(t, "from-self", dangling[0].from)
-	assert.Equal(t, protocol.TypeEndpoint, dangling[0].toType)
+	assert.Equal(t, "from-self", dangling[0].From)
+	assert.Equal(t, protocol.TypeEndpoint, dangling[0].ToType)
 
 	require.NoError(t, os.Remove(filepath.Join(dir, "self.yaml")))
-	_, warnings, err := checkConfigDir(dir, false, defaultReadLimits)
+	_, warnings, err := CheckDir(dir, DirOptions{})
 	require.NoError(t, err, "the endpoints of from-path and from-other are not this server's to serve")
 	assert.Empty(t, warnings)
 }
@@ -237,32 +207,32 @@ func TestReloadRefusesDanglingRefs(t *testing.T) {
 	writeFile(t, dir, "web.yaml", cluster("web", "1s"))
 	writeFile(t, dir, "routes.yaml", routes("main", "web"))
 	src, st := newSource(t, dir)
-	var outcomes []string
-	src.onReload = func(o string, _ store.Result) { outcomes = append(outcomes, o) }
-	_, err := src.Reload()
+	var outcomes []Outcome
+	src.onReload = func(o Outcome, _ store.Result) { outcomes = append(outcomes, o) }
+	_, err := reload(src)
 	require.NoError(t, err)
 	good := st.View()
 	routeV := good.Table("default", protocol.TypeRoute).Get("main").Version
 
 	// A typo in the cluster name: no file defines "wbe".
 	writeFile(t, dir, "routes.yaml", routes("main", "wbe"))
-	_, err = src.Reload()
+	_, err = reload(src)
 	require.Error(t, err)
-	assert.True(t, hasDangling(err))
+	assert.True(t, HasDangling(err))
 	assert.Equal(t, good.Revision(), st.View().Revision(), "nothing committed")
 	assert.Equal(t, routeV, st.View().Table("default", protocol.TypeRoute).Get("main").Version)
-	state := src.State()
+	state := src.Status()
 	assert.Equal(t, []string{filepath.Join(dir, "routes.yaml") + `: scope "default": RDS "main" refers to CDS "wbe", which no file of the scope defines`}, state.Errors)
 	assert.Equal(t, 1, state.Rejected)
 	assert.Empty(t, state.Warnings)
 
 	// The cluster it meant to name appears: applied.
 	writeFile(t, dir, "wbe.yaml", cluster("wbe", "1s"))
-	_, err = src.Reload()
+	_, err = reload(src)
 	require.NoError(t, err)
 	assert.NotEqual(t, routeV, st.View().Table("default", protocol.TypeRoute).Get("main").Version)
-	assert.Empty(t, src.State().Errors)
-	assert.Equal(t, []string{reloadApplied, reloadRejected, reloadApplied}, outcomes)
+	assert.Empty(t, src.Status().Errors)
+	assert.Equal(t, []Outcome{Applied, Rejected, Applied}, outcomes)
 }
 
 // With --allow-dangling, the same reload is applied, and the dangling reference
@@ -272,11 +242,11 @@ func TestReloadAllowsDanglingRefs(t *testing.T) {
 	writeFile(t, dir, "routes.yaml", routes("main", "wbe"))
 	src, st := newSource(t, dir)
 	src.allowDangling = true
-	res, err := src.Reload()
+	res, err := reload(src)
 	require.NoError(t, err)
 	assert.Equal(t, 1, res.Set)
 	assert.NotNil(t, st.View().Table("default", protocol.TypeRoute).Get("main"))
-	state := src.State()
+	state := src.Status()
 	assert.Empty(t, state.Errors)
 	assert.Equal(t, []string{filepath.Join(dir, "routes.yaml") + `: scope "default": RDS "main" refers to CDS "wbe", which no file of the scope defines`}, state.Warnings)
 }
@@ -284,7 +254,7 @@ func TestReloadAllowsDanglingRefs(t *testing.T) {
 // The examples stay valid: `leanxds validate` passes on each of them, and serve
 // can start from them.
 func TestExamplesAreValid(t *testing.T) {
-	entries, err := os.ReadDir(filepath.Join("..", "..", "examples"))
+	entries, err := os.ReadDir(filepath.Join("..", "examples"))
 	require.NoError(t, err)
 	require.NotEmpty(t, entries)
 	for _, e := range entries {
@@ -292,13 +262,15 @@ func TestExamplesAreValid(t *testing.T) {
 			continue
 		}
 		t.Run(e.Name(), func(t *testing.T) {
-			dir := filepath.Join("..", "..", "examples", e.Name())
-			cfg, warnings, err := checkConfigDir(dir, false, defaultReadLimits)
+			dir := filepath.Join("..", "examples", e.Name())
+			sum, warnings, err := CheckDir(dir, DirOptions{})
 			require.NoError(t, err, "an example refers only to what it defines")
 			assert.Empty(t, warnings)
-			assert.NotZero(t, cfg.count(""))
-			assert.Empty(t, cfg.danglingRefs(), "an example refers only to what it defines")
-			assert.NotEmpty(t, cfg.bootstraps, "each example ships a client bootstrap")
+			assert.NotZero(t, sum.Resources())
+			assert.NotEmpty(t, sum.Bootstraps, "each example ships a client bootstrap")
+			cfg, err := readConfigDir(dir, defaultLimits)
+			require.NoError(t, err)
+			assert.Empty(t, danglingRefs(cfg), "an example refers only to what it defines")
 		})
 	}
 }
@@ -306,7 +278,7 @@ func TestExamplesAreValid(t *testing.T) {
 // The edge example holds what issue and README promise: two listeners with HTTP
 // routes, three EDS clusters with their endpoints, and a TLS secret over SDS.
 func TestEdgeExampleShape(t *testing.T) {
-	cfg, _, err := checkConfigDir(filepath.Join("..", "..", "examples", "edge"), false, defaultReadLimits)
+	cfg, err := readConfigDir(filepath.Join("..", "examples", "edge"), defaultLimits)
 	require.NoError(t, err)
 	count := map[string]int{}
 	for _, r := range cfg.scopes["default"] {
@@ -321,37 +293,28 @@ func TestEdgeExampleShape(t *testing.T) {
 func TestReloadKeepsRestoredSnapshotOverEmptyDirectory(t *testing.T) {
 	dir := t.TempDir()
 	src, st := newSource(t, dir)
-	var outcomes []string
-	src.onReload = func(o string, _ store.Result) { outcomes = append(outcomes, o) }
+	var outcomes []Outcome
+	src.onReload = func(o Outcome, _ store.Result) { outcomes = append(outcomes, o) }
 	_, err := st.Commit(store.SetNamed("default", "restored", xdstest.Cluster("restored")))
 	require.NoError(t, err)
-	src.keepSnapshot()
+	src.KeepRestored()
 
-	_, err = src.Reload()
-	require.ErrorIs(t, err, errEmptyOverSnapshot)
+	_, err = reload(src)
+	require.ErrorIs(t, err, ErrEmptyOverSnapshot)
 	assert.Equal(t, []string{"default"}, st.View().Scopes())
-	assert.False(t, src.State().Loaded)
+	assert.False(t, src.Status().Loaded)
 
 	writeFile(t, dir, "web.yaml", cluster("web", "1s"))
-	_, err = src.Reload()
+	_, err = reload(src)
 	require.NoError(t, err)
 	assert.Nil(t, st.View().Table("default", protocol.TypeCluster).Get("restored"))
 	assert.NotNil(t, st.View().Table("default", protocol.TypeCluster).Get("web"))
 
 	require.NoError(t, os.Remove(filepath.Join(dir, "web.yaml")))
-	_, err = src.Reload()
+	_, err = reload(src)
 	require.NoError(t, err)
 	assert.Empty(t, st.View().Scopes())
-	assert.Equal(t, []string{reloadRejected, reloadApplied, reloadApplied}, outcomes)
-}
-
-// clusters is a resource file listing n STATIC clusters named c0, c1, ...
-func clusters(n int, timeout string) string {
-	var b strings.Builder
-	for i := range n {
-		b.WriteString("- " + strings.ReplaceAll(cluster(fmt.Sprintf("c%d", i), timeout), "\n", "\n  ") + "\n")
-	}
-	return b.String()
+	assert.Equal(t, []Outcome{Rejected, Applied, Applied}, outcomes)
 }
 
 // A file larger than --max-file-bytes, or a directory whose files hold more
@@ -361,7 +324,7 @@ func TestReloadRefusesLargeFilesBeforeReading(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "web.yaml", cluster("web", "1s"))
 	src, st := newSource(t, dir)
-	_, err := src.Reload()
+	_, err := reload(src)
 	require.NoError(t, err)
 	var read []string
 	src.afterRead = func(path string) { read = append(read, path) }
@@ -372,21 +335,21 @@ func TestReloadRefusesLargeFilesBeforeReading(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, f.Truncate(64<<20))
 	require.NoError(t, f.Close())
-	_, err = src.Reload()
+	_, err = reload(src)
 	require.Error(t, err)
-	assert.Equal(t, []string{big + ": 67108864 bytes, more than the 16777216 of --max-file-bytes: not read"}, errorLines(err))
+	assert.Equal(t, []string{big + ": 67108864 bytes, more than the 16777216 of --max-file-bytes: not read"}, ErrorLines(err))
 	assert.Empty(t, read, "nothing is read")
 	assert.NotNil(t, st.View().Table("default", protocol.TypeCluster).Get("web"), "the last good config is still served")
-	assert.Equal(t, errorLines(err), src.State().Errors)
+	assert.Equal(t, ErrorLines(err), src.Status().Errors)
 
 	require.NoError(t, os.Remove(big))
 	writeFile(t, dir, "api.yaml", cluster("api", "1s"))
 	src.limits = readLimits{fileBytes: 1 << 20, dirBytes: 300}
-	_, err = src.Reload()
+	_, err = reload(src)
 	require.Error(t, err)
 	size := int64(len(cluster("web", "1s")) + len(cluster("api", "1s")))
 	assert.Equal(t, []string{fmt.Sprintf("%s: the resource files hold %d bytes together, more than the 300 of --max-dir-bytes: nothing read", dir, size)},
-		errorLines(err))
+		ErrorLines(err))
 	assert.Empty(t, read)
 }
 
@@ -403,7 +366,7 @@ func TestReadConfigFilesStopsAtTheLimit(t *testing.T) {
 			writeFile(t, dir, "b.yaml", cluster("b", "1s")+strings.Repeat("# padding\n", 1000))
 		}
 	}
-	_, err = readConfigFiles(dir, files, readLimits{fileBytes: 1000, dirBytes: 1 << 20}, grow)
+	_, err = readConfigFiles(dir, files, readLimits{fileBytes: 1000, dirBytes: 1 << 20}, nil, grow)
 	require.Error(t, err)
 	var tl *tooLargeError
 	require.ErrorAs(t, err, &tl)
@@ -418,27 +381,27 @@ func TestReloadWaitsForQuietFiles(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "web.yaml", cluster("web", "1s"))
 	src, st := newSource(t, dir)
-	var outcomes []string
-	src.onReload = func(o string, _ store.Result) { outcomes = append(outcomes, o) }
+	var outcomes []Outcome
+	src.onReload = func(o Outcome, _ store.Result) { outcomes = append(outcomes, o) }
 	src.quiet.period = time.Hour
 
 	_, err := src.tryReload(false)
-	var nq *notQuietError
+	var nq *NotQuietError
 	require.ErrorAs(t, err, &nq)
-	assert.Equal(t, filepath.Join(dir, "web.yaml"), nq.file)
-	assert.False(t, nq.whileRead)
+	assert.Equal(t, filepath.Join(dir, "web.yaml"), nq.File)
+	assert.False(t, nq.WhileRead)
 	assert.InDelta(t, time.Hour.Seconds(), nq.retry.Seconds(), 60, "tried again once the file is an hour old")
 	assert.Empty(t, st.View().Scopes(), "nothing read")
 	assert.Empty(t, outcomes, "nothing recorded: it is no rejection")
-	assert.Equal(t, filepath.Join(dir, "web.yaml"), src.State().Writing)
+	assert.Equal(t, filepath.Join(dir, "web.yaml"), src.Status().Writing)
 
 	old := time.Now().Add(-2 * time.Hour)
 	require.NoError(t, os.Chtimes(filepath.Join(dir, "web.yaml"), old, old))
 	_, err = src.tryReload(false)
 	require.NoError(t, err)
 	assert.NotNil(t, st.View().Table("default", protocol.TypeCluster).Get("web"))
-	assert.Equal(t, []string{reloadApplied}, outcomes)
-	assert.Empty(t, src.State().Writing)
+	assert.Equal(t, []Outcome{Applied}, outcomes)
+	assert.Empty(t, src.Status().Writing)
 }
 
 // A modification time in the future (a file server whose clock runs ahead)
@@ -455,7 +418,7 @@ func TestReloadQuietWithClockSkew(t *testing.T) {
 	src.quiet.period = time.Second
 
 	_, err := src.tryReload(false)
-	var nq *notQuietError
+	var nq *NotQuietError
 	require.ErrorAs(t, err, &nq)
 	assert.Equal(t, time.Second, nq.retry)
 	now = now.Add(time.Second)
@@ -471,7 +434,7 @@ func TestReloadRereadsFileChangedWhileRead(t *testing.T) {
 	writeFile(t, dir, "a.yaml", cluster("a", "1s"))
 	writeFile(t, dir, "b.yaml", clusters(20, "1s"))
 	src, st := newSource(t, dir)
-	_, err := src.Reload()
+	_, err := reload(src)
 	require.NoError(t, err)
 	before := st.View().Revision()
 
@@ -483,10 +446,10 @@ func TestReloadRereadsFileChangedWhileRead(t *testing.T) {
 		}
 	}
 	_, err = src.tryReload(false)
-	var nq *notQuietError
+	var nq *NotQuietError
 	require.ErrorAs(t, err, &nq)
-	assert.True(t, nq.whileRead)
-	assert.Equal(t, filepath.Join(dir, "b.yaml"), nq.file)
+	assert.True(t, nq.WhileRead)
+	assert.Equal(t, filepath.Join(dir, "b.yaml"), nq.File)
 	assert.Equal(t, before, st.View().Revision(), "nothing applied")
 
 	src.afterRead = nil
@@ -505,44 +468,44 @@ func TestReloadHoldsMassDeletion(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "clusters.yaml", clusters(20, "1s"))
 	src, st := newSource(t, dir)
-	var outcomes []string
-	src.onReload = func(o string, _ store.Result) { outcomes = append(outcomes, o) }
-	_, err := src.Reload()
+	var outcomes []Outcome
+	src.onReload = func(o Outcome, _ store.Result) { outcomes = append(outcomes, o) }
+	_, err := reload(src)
 	require.NoError(t, err)
 	served := func() int { return st.View().Table("default", protocol.TypeCluster).Len() }
 
 	writeFile(t, dir, "clusters.yaml", clusters(5, "1s"))
-	_, err = src.Reload()
-	var he *heldError
+	_, err = reload(src)
+	var he *HeldError
 	require.ErrorAs(t, err, &he)
 	assert.Contains(t, err.Error(), `reload held: it would delete 15 of 20 CDS in scope "default" (more than 50% of a type in a scope, and at least 10;`)
 	assert.Equal(t, 20, served(), "the last good config is still served")
-	held := src.State().Held
+	held := src.Status().Held
 	require.NotNil(t, held)
-	assert.Equal(t, []deletion{{Scope: "default", Type: "CDS", Deleted: 15, Of: 20}}, held.Deletions)
+	assert.Equal(t, []Deletion{{Scope: "default", Type: "CDS", Deleted: 15, Of: 20}}, held.Deletions)
 
 	// Confirmed: applied.
-	res, err := src.ReloadWhenQuiet(context.Background(), true)
+	res, err := src.Reload(context.Background(), true)
 	require.NoError(t, err)
 	assert.Equal(t, 15, res.Deleted)
 	assert.Equal(t, 5, served())
-	assert.Nil(t, src.State().Held)
+	assert.Nil(t, src.Status().Held)
 
 	// Held again, then the files change again: the new content is checked
 	// afresh, and applied, as it deletes little.
 	writeFile(t, dir, "clusters.yaml", clusters(20, "1s"))
-	_, err = src.Reload()
+	_, err = reload(src)
 	require.NoError(t, err, "adding is never held")
 	writeFile(t, dir, "clusters.yaml", "[]")
-	_, err = src.Reload()
+	_, err = reload(src)
 	require.ErrorAs(t, err, &he)
 	writeFile(t, dir, "clusters.yaml", clusters(18, "1s"))
-	res, err = src.Reload()
+	res, err = reload(src)
 	require.NoError(t, err)
 	assert.Equal(t, 2, res.Deleted)
-	assert.Nil(t, src.State().Held)
+	assert.Nil(t, src.Status().Held)
 
-	assert.Equal(t, []string{reloadApplied, reloadHeld, reloadApplied, reloadApplied, reloadHeld, reloadApplied}, outcomes)
+	assert.Equal(t, []Outcome{Applied, Held, Applied, Applied, Held, Applied}, outcomes)
 }
 
 // A confirmation applies the content that was held only: if the files changed
@@ -551,21 +514,21 @@ func TestReloadConfirmsOnlyWhatWasHeld(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "clusters.yaml", clusters(20, "1s"))
 	src, st := newSource(t, dir)
-	_, err := src.Reload()
+	_, err := reload(src)
 	require.NoError(t, err)
 
 	writeFile(t, dir, "clusters.yaml", clusters(5, "1s"))
-	_, err = src.Reload()
-	var he *heldError
+	_, err = reload(src)
+	var he *HeldError
 	require.ErrorAs(t, err, &he)
 	writeFile(t, dir, "clusters.yaml", clusters(2, "1s"))
-	_, err = src.ReloadWhenQuiet(context.Background(), true)
+	_, err = src.Reload(context.Background(), true)
 	require.ErrorAs(t, err, &he)
-	assert.True(t, he.changed)
+	assert.True(t, he.Changed)
 	assert.Contains(t, err.Error(), "the directory changed since the reload was held, so it was not confirmed; reload held: it would delete 18 of 20 CDS")
 	assert.Equal(t, 20, st.View().Table("default", protocol.TypeCluster).Len())
 
-	_, err = src.ReloadWhenQuiet(context.Background(), true)
+	_, err = src.Reload(context.Background(), true)
 	require.NoError(t, err)
 	assert.Equal(t, 2, st.View().Table("default", protocol.TypeCluster).Len())
 }
@@ -578,22 +541,64 @@ func TestDeleteGuardThresholds(t *testing.T) {
 	writeFile(t, dir, "clusters.yaml", clusters(4, "1s"))
 	writeFile(t, dir, "team-a/clusters.yaml", clusters(12, "1s"))
 	src, st := newSource(t, dir)
-	_, err := src.Reload()
+	_, err := reload(src)
 	require.NoError(t, err)
 
 	writeFile(t, dir, "clusters.yaml", clusters(1, "1s"))
-	_, err = src.Reload()
+	_, err = reload(src)
 	require.NoError(t, err, "3 of 4 deleted: fewer than --delete-guard-min")
 
 	require.NoError(t, os.RemoveAll(filepath.Join(dir, "team-a")))
-	_, err = src.Reload()
-	var he *heldError
+	_, err = reload(src)
+	var he *HeldError
 	require.ErrorAs(t, err, &he)
-	assert.Equal(t, []deletion{{Scope: "team-a", Type: "CDS", Deleted: 12, Of: 12}}, he.held.Deletions)
+	assert.Equal(t, []Deletion{{Scope: "team-a", Type: "CDS", Deleted: 12, Of: 12}}, he.Held.Deletions)
 	assert.True(t, st.View().HasScope("team-a"))
 
 	src.guard.fraction = 1
-	_, err = src.Reload()
+	_, err = reload(src)
 	require.NoError(t, err)
 	assert.False(t, st.View().HasScope("team-a"))
+}
+
+// A reload parses only the files whose bytes changed since the last one: an
+// unchanged file's resources are those parsed before, a changed file's are
+// parsed anew, and a file removed is dropped from what is kept.
+func TestReloadParsesChangedFilesOnly(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "a.yaml", cluster("a", "1s"))
+	writeFile(t, dir, "b.yaml", cluster("b", "1s"))
+	writeFile(t, dir, "team-a/c.yaml", cluster("c", "1s"))
+	src, _ := newSource(t, dir)
+	_, err := reload(src)
+	require.NoError(t, err)
+	message := func(path string) any {
+		pf, ok := src.parsed.files[filepath.Join(dir, path)]
+		require.True(t, ok, "%s is kept", path)
+		require.Len(t, pf.res, 1)
+		return pf.res[0].Message
+	}
+	a, b, c := message("a.yaml"), message("b.yaml"), message("team-a/c.yaml")
+
+	writeFile(t, dir, "b.yaml", cluster("b", "2s"))
+	writeFile(t, dir, "team-a/c.yaml", cluster("c", "1s")) // rewritten, same bytes
+	res, err := reload(src)
+	require.NoError(t, err)
+	assert.Equal(t, 1, res.Set)
+	assert.Same(t, a, message("a.yaml"), "unchanged: not parsed again")
+	assert.Same(t, c, message("team-a/c.yaml"), "the same bytes: not parsed again")
+	assert.NotSame(t, b, message("b.yaml"), "changed: parsed again")
+
+	require.NoError(t, os.Remove(filepath.Join(dir, "a.yaml")))
+	_, err = reload(src)
+	require.NoError(t, err)
+	assert.Len(t, src.parsed.files, 2)
+
+	// Bytes that do not parse are reported on every reload.
+	writeFile(t, dir, "bad.yaml", cluster("bad", "-1s"))
+	for range 2 {
+		_, err = reload(src)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "bad.yaml")
+	}
 }

@@ -1,4 +1,4 @@
-package main
+package source
 
 import (
 	"fmt"
@@ -12,7 +12,7 @@ import (
 // applying it deletes the others from every proxy. Events say that a file
 // changed, not that it is complete. So a reload reads the directory only once
 // its files are quiet (quietCheck), and checks after reading that none changed
-// while it read (dirStamps.changed); otherwise it is put off (notQuietError)
+// while it read (dirStamps.changed); otherwise it is put off (NotQuietError)
 // and tried again later. A writer that pauses longer than the quiet period in
 // the middle of a file can still be read half-way: the deletion guard
 // (deleteGuard) and writing files atomically (docs/config.md) cover that.
@@ -91,20 +91,21 @@ func (q *quietCheck) check(cur dirStamps, now time.Time) (file string, wait time
 	return file, wait
 }
 
-// notQuietError puts a reload off: a file was being written when it was to be
+// NotQuietError puts a reload off: a file was being written when it was to be
 // read, or changed while it was read. Nothing was applied or recorded; the
 // reload is tried again after retry.
-type notQuietError struct {
-	file string
-	// whileRead is set when the file changed while the reload read it.
-	whileRead bool
+type NotQuietError struct {
+	// File is the file being written.
+	File string
+	// WhileRead is set when the file changed while the reload read it.
+	WhileRead bool
 	period    time.Duration
 	retry     time.Duration
 }
 
-func (e *notQuietError) Error() string {
-	if e.whileRead {
-		return fmt.Sprintf("%s changed while it was read: it is read again once the files are quiet", e.file)
+func (e *NotQuietError) Error() string {
+	if e.WhileRead {
+		return fmt.Sprintf("%s changed while it was read: it is read again once the files are quiet", e.File)
 	}
-	return fmt.Sprintf("%s was modified less than %s ago: it is read once the files are quiet", e.file, e.period)
+	return fmt.Sprintf("%s was modified less than %s ago: it is read once the files are quiet", e.File, e.period)
 }

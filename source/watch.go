@@ -1,4 +1,4 @@
-package main
+package source
 
 import (
 	"context"
@@ -25,21 +25,58 @@ const (
 	dirPollMax   = 5 * time.Second
 )
 
-// Watch reloads the directory after it changes, until ctx ends. Changes are
-// debounced: a reload waits until nothing changed for the debounce period, so an
-// editor's several writes, or a tool copying many files, make one commit. Every
-// change of the directory or of a scope subdirectory counts, whatever the file,
-// a change of permissions included (a file made readable): a reload reads the
-// whole directory, and one that changes nothing is cheap (and commits nothing).
+// Run keeps the store equal to the directory until ctx ends, and returns nil
+// then. It loads the directory first if Load was not called; otherwise, if the
+// files changed since Load read them, it reloads them as after a change.
+//
+// It reloads the directory after it changes. Changes are debounced: a reload
+// waits until nothing changed for the debounce period, so an editor's several
+// writes, or a tool copying many files, make one commit. Every change of the
+// directory or of a scope subdirectory counts, whatever the file, a change of
+// permissions included (a file made readable): a reload reads the whole
+// directory, and one that changes nothing is cheap (and commits nothing).
 // Subdirectories created later are watched as they appear. A reload put off
 // because a file is being written is tried again once it should be quiet.
 //
 // If the directory itself is removed or moved away, its watch goes with it:
-// the source is then stale (State().Stale) and Watch polls for the directory,
-// watching and reloading it as soon as it is back.
-//
-// Watch closes w, from newWatcher, when it returns.
-func (s *configSource) Watch(ctx context.Context, w *fsnotify.Watcher, debounce time.Duration) {
+// the source is then stale (Status().Stale) and Run polls for the directory,
+// watching and reloading it as soon as it is back. If the directory cannot be
+// watched at all (the system's limit of inotify instances), the source is
+// stale until Run returns.
+func (d *Dir) Run(ctx context.Context) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		d.setStale("cannot watch it, changes are not applied until a restart: " + err.Error())
+		<-ctx.Done()
+		return nil
+	}
+	// The watch starts before the directory is read, so that no change made
+	// while or after it is read goes unseen.
+	if err := w.Add(d.dir); err == nil {
+		d.syncWatches(w)
+	}
+	if d.onWatch != nil {
+		d.onWatch(w)
+	}
+	d.reloading.Lock()
+	attempted, lastRead := d.attempted, d.lastRead
+	d.reloading.Unlock()
+	changed := false
+	if !attempted {
+		_, _ = d.Load(ctx) // it logs and records its own errors
+	} else if lastRead == nil {
+		changed = true // Load read nothing: the files were never quiet
+	} else if files, _, _ := listConfigDir(d.dir); lastRead.changed(stampsOf(files)) != "" {
+		changed = true
+	}
+	d.watch(ctx, w, changed)
+	return nil
+}
+
+// watch is Run's loop: it reloads the directory after it changes (at once
+// after a debounce period if changed is set), until ctx ends. It closes w.
+func (d *Dir) watch(ctx context.Context, w *fsnotify.Watcher, changed bool) {
+	debounce := d.debounce
 	defer w.Close()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -51,16 +88,20 @@ func (s *configSource) Watch(ctx context.Context, w *fsnotify.Watcher, debounce 
 	// is watched.
 	var pollEvery time.Duration
 	lost := func(reason string) {
-		s.setStale(reason)
+		d.setStale(reason)
 		if pollEvery == 0 {
 			pollEvery = dirPollFirst
 			poll.Reset(pollEvery)
 		}
 	}
-	if !slices.Contains(w.WatchList(), s.dir) {
-		lost(s.unwatchedReason())
+	if !slices.Contains(w.WatchList(), d.dir) {
+		lost(d.unwatchedReason())
 	}
 	var first time.Time // the first change not reloaded yet; zero when none
+	if changed {
+		first = time.Now()
+		timer.Reset(debounce)
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -69,20 +110,20 @@ func (s *configSource) Watch(ctx context.Context, w *fsnotify.Watcher, debounce 
 			if !ok {
 				return
 			}
-			if filepath.Clean(ev.Name) == s.dir && ev.Has(fsnotify.Remove|fsnotify.Rename) {
+			if filepath.Clean(ev.Name) == d.dir && ev.Has(fsnotify.Remove|fsnotify.Rename) {
 				// The directory itself is gone, or moved away: fsnotify drops its
 				// watch, and nothing will tell when it is back but a look.
-				_ = w.Remove(s.dir)
-				lost(s.unwatchedReason())
+				_ = w.Remove(d.dir)
+				lost(d.unwatchedReason())
 				continue
 			}
-			if ev.Has(fsnotify.Create) && filepath.Dir(ev.Name) == s.dir && !strings.HasPrefix(filepath.Base(ev.Name), ".") {
+			if ev.Has(fsnotify.Create) && filepath.Dir(ev.Name) == d.dir && !strings.HasPrefix(filepath.Base(ev.Name), ".") {
 				// A new scope: watch it now, so files written into it are seen.
 				// (Hidden directories are no scopes: the ..2025_01_01_… ones of a
 				// ConfigMap volume are reached through its ..data link, which
 				// changes in the directory itself.)
 				if fi, err := os.Stat(ev.Name); err == nil && fi.IsDir() {
-					s.addWatch(w, ev.Name)
+					d.addWatch(w, ev.Name)
 				}
 			}
 			now := time.Now()
@@ -99,32 +140,32 @@ func (s *configSource) Watch(ctx context.Context, w *fsnotify.Watcher, debounce 
 				return
 			}
 			// An overflow loses events, not the directory: the next reload reads it all.
-			s.log.Warn("watching the config directory", "dir", s.dir, "err", err)
+			d.log.Warn("watching the config directory", "dir", d.dir, "err", err)
 			timer.Reset(debounce)
 		case <-timer.C:
 			first = time.Time{}
 			if pollEvery != 0 {
 				continue // the directory is not there: it is reloaded when it is back
 			}
-			_, err := s.tryReload(false) // it logs and records its own errors
-			if nq, ok := errors.AsType[*notQuietError](err); ok {
+			_, err := d.tryReload(false) // it logs and records its own errors
+			if nq, ok := errors.AsType[*NotQuietError](err); ok {
 				timer.Reset(nq.retry)
 				continue
 			}
-			s.syncWatches(w)
-			if !slices.Contains(w.WatchList(), s.dir) {
-				lost(s.unwatchedReason())
+			d.syncWatches(w)
+			if !slices.Contains(w.WatchList(), d.dir) {
+				lost(d.unwatchedReason())
 			}
 		case <-poll.C:
-			if err := w.Add(s.dir); err != nil {
-				s.setStale(s.unwatchedReason())
+			if err := w.Add(d.dir); err != nil {
+				d.setStale(d.unwatchedReason())
 				pollEvery = min(2*pollEvery, dirPollMax)
 				poll.Reset(pollEvery)
 				continue
 			}
 			pollEvery = 0
-			s.syncWatches(w)
-			s.setStale("")
+			d.syncWatches(w)
+			d.setStale("")
 			// Read it after a debounce period, as after a change: a directory
 			// made again is usually filled right after, and an empty one read
 			// in between would delete everything.
@@ -134,8 +175,8 @@ func (s *configSource) Watch(ctx context.Context, w *fsnotify.Watcher, debounce 
 }
 
 // unwatchedReason says why the directory cannot be watched.
-func (s *configSource) unwatchedReason() string {
-	fi, err := os.Stat(s.dir)
+func (d *Dir) unwatchedReason() string {
+	fi, err := os.Stat(d.dir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		return "the directory does not exist"
@@ -147,34 +188,18 @@ func (s *configSource) unwatchedReason() string {
 	return "the directory was removed or moved"
 }
 
-// newWatcher returns a watcher of the directory and its scope subdirectories,
-// for Watch. It is made before Watch runs so that no change made after it
-// returns goes unseen, and so that a failure (the system's limit of inotify
-// instances) is reported at once. A directory that cannot be watched yet (it
-// does not exist) is not an error: Watch looks for it until it can.
-func (s *configSource) newWatcher() (*fsnotify.Watcher, error) {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return nil, err
-	}
-	if err := w.Add(s.dir); err == nil {
-		s.syncWatches(w)
-	}
-	return w, nil
-}
-
 // syncWatches watches the directory and each of its scope subdirectories. A
 // removed directory drops out of the watch list by itself.
-func (s *configSource) syncWatches(w *fsnotify.Watcher) {
-	s.addWatch(w, s.dir)
-	_, dirs, _ := listConfigDir(s.dir)
-	for _, d := range dirs {
-		s.addWatch(w, d)
+func (d *Dir) syncWatches(w *fsnotify.Watcher) {
+	d.addWatch(w, d.dir)
+	_, dirs, _ := listConfigDir(d.dir)
+	for _, sub := range dirs {
+		d.addWatch(w, sub)
 	}
 }
 
-func (s *configSource) addWatch(w *fsnotify.Watcher, dir string) {
+func (d *Dir) addWatch(w *fsnotify.Watcher, dir string) {
 	if err := w.Add(dir); err != nil {
-		s.log.Warn("cannot watch a config directory: its changes are not seen until another reload", "dir", dir, "err", err)
+		d.log.Warn("cannot watch a config directory: its changes are not seen until another reload", "dir", dir, "err", err)
 	}
 }

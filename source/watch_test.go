@@ -1,7 +1,6 @@
-package main
+package source
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -18,60 +16,17 @@ import (
 	"github.com/leanxds/leanxds/store"
 )
 
-// watchSource runs Watch on dir and returns the store and the outcomes of the
-// reloads it made.
-func watchSource(t *testing.T, dir string, debounce time.Duration) (*store.Store, func() []string) {
+// watchSource runs dir's source with the debounce period given, after a first
+// reload, and returns the store and the outcomes of the reloads Run made.
+func watchSource(t *testing.T, dir string, debounce time.Duration) (*store.Store, func() []Outcome, func() []reloadRecord) {
 	t.Helper()
 	src, st := newSource(t, dir)
-	src.quiet.period = debounce
-	_, err := src.Reload()
+	setDebounce(src, debounce)
+	_, err := reload(src)
 	require.NoError(t, err)
-	outcomes := recordOutcomes(src)
-	startWatch(t, src, debounce)
-	return st, outcomes
-}
-
-// recordOutcomes records the outcomes of src's reloads from now on; set it
-// before Watch starts.
-func recordOutcomes(src *configSource) func() []string {
-	var mu sync.Mutex
-	var outcomes []string
-	src.onReload = func(o string, _ store.Result) {
-		mu.Lock()
-		outcomes = append(outcomes, o)
-		mu.Unlock()
-	}
-	return func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]string(nil), outcomes...)
-	}
-}
-
-// startWatch runs Watch on src until the test ends, and returns its watcher.
-func startWatch(t *testing.T, src *configSource, debounce time.Duration) *fsnotify.Watcher {
-	t.Helper()
-	w, err := src.newWatcher()
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		src.Watch(ctx, w, debounce)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return w
-}
-
-func timeoutOf(st *store.Store, scope, name string) string {
-	e := st.View().Table(scope, protocol.TypeCluster).Get(name)
-	if e == nil {
-		return ""
-	}
-	return e.Version
+	outcomes, records := recordOutcomes(src)
+	startRun(t, src)
+	return st, outcomes, records
 }
 
 // An edit is applied after the debounce; a scope created later is watched and
@@ -79,53 +34,62 @@ func timeoutOf(st *store.Store, scope, name string) string {
 func TestWatchAppliesChanges(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "web.yaml", cluster("web", "1s"))
-	st, outcomes := watchSource(t, dir, 20*time.Millisecond)
-	v1 := timeoutOf(st, "default", "web")
+	st, outcomes, _ := watchSource(t, dir, 20*time.Millisecond)
+	v1 := versionOf(st, "default", "web")
 	require.NotEmpty(t, v1)
 
 	writeFile(t, dir, "web.yaml", cluster("web", "2s"))
-	eventually(t, "the edit to be applied", func() bool { return timeoutOf(st, "default", "web") != v1 })
+	eventually(t, "the edit to be applied", func() bool { return versionOf(st, "default", "web") != v1 })
 
 	writeFile(t, dir, "team-a/api.yaml", cluster("api", "1s"))
-	eventually(t, "the new scope to be served", func() bool { return timeoutOf(st, "team-a", "api") != "" })
+	eventually(t, "the new scope to be served", func() bool { return versionOf(st, "team-a", "api") != "" })
 	// A file added to the new scope afterwards is seen too: its directory is watched.
 	writeFile(t, dir, "team-a/db.yaml", cluster("db", "1s"))
-	eventually(t, "a file of the new scope to be served", func() bool { return timeoutOf(st, "team-a", "db") != "" })
+	eventually(t, "a file of the new scope to be served", func() bool { return versionOf(st, "team-a", "db") != "" })
 
-	v2 := timeoutOf(st, "default", "web")
+	v2 := versionOf(st, "default", "web")
 	writeFile(t, dir, "web.yaml", cluster("web", "-1s"))
 	eventually(t, "the invalid edit to be rejected", func() bool {
 		o := outcomes()
-		return len(o) > 0 && o[len(o)-1] == reloadRejected
+		return len(o) > 0 && o[len(o)-1] == Rejected
 	})
-	assert.Equal(t, v2, timeoutOf(st, "default", "web"))
+	assert.Equal(t, v2, versionOf(st, "default", "web"))
 }
 
-// Writes closer together than the debounce period make one reload.
+// Writes closer together than the debounce period make one reload, one
+// commit of the three files; the next reload is the next change's.
 func TestWatchDebounces(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "a.yaml", cluster("a", "1s"))
-	st, outcomes := watchSource(t, dir, 400*time.Millisecond)
+	st, outcomes, records := watchSource(t, dir, 400*time.Millisecond)
 	rev := st.View().Revision()
 	for _, n := range []string{"b", "c", "d"} {
 		writeFile(t, dir, n+".yaml", cluster(n, "1s"))
 		time.Sleep(20 * time.Millisecond)
 	}
 	eventually(t, "the reload", func() bool { return len(outcomes()) > 0 })
-	time.Sleep(500 * time.Millisecond) // room for a second reload, which must not come
-	assert.Equal(t, []string{reloadApplied}, outcomes())
-	assert.Equal(t, rev+1, st.View().Revision(), "one commit for the three files")
-	assert.Equal(t, 4, st.View().Table("default", protocol.TypeCluster).Len())
+	first := records()[0]
+	assert.Equal(t, Applied, first.outcome)
+	assert.Equal(t, 3, first.res.Set, "one commit for the three files")
+	assert.Equal(t, rev+1, first.res.Revision)
+
+	// A later change makes the next reload: none came in between.
+	writeFile(t, dir, "e.yaml", cluster("e", "1s"))
+	eventually(t, "the next reload", func() bool { return versionOf(st, "default", "e") != "" })
+	eventually(t, "its outcome", func() bool { return len(outcomes()) >= 2 })
+	assert.Equal(t, []Outcome{Applied, Applied}, outcomes())
+	assert.Equal(t, 1, records()[1].res.Set)
+	assert.Equal(t, 5, st.View().Table("default", protocol.TypeCluster).Len())
 }
 
 // A change of permissions alone (a file made readable) triggers a reload.
 func TestWatchReloadsOnPermissionChange(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "web.yaml", cluster("web", "1s"))
-	_, outcomes := watchSource(t, dir, 20*time.Millisecond)
+	_, outcomes, _ := watchSource(t, dir, 20*time.Millisecond)
 	require.NoError(t, os.Chmod(filepath.Join(dir, "web.yaml"), 0o600))
 	eventually(t, "a reload after the permission change", func() bool { return len(outcomes()) > 0 })
-	assert.Equal(t, []string{reloadUnchanged}, outcomes())
+	assert.Equal(t, []Outcome{Unchanged}, outcomes())
 }
 
 // testClock is a clock a test sets.
@@ -158,12 +122,12 @@ func TestWatchSlowRewrite(t *testing.T) {
 	clock := &testClock{t: time.Now().Add(time.Second)}
 	src, st := newSource(t, dir)
 	src.now = clock.Now
-	src.quiet.period = 20 * time.Millisecond
-	_, err := src.Reload()
+	setDebounce(src, 20*time.Millisecond)
+	_, err := reload(src)
 	require.NoError(t, err)
 	rev := st.View().Revision()
-	outcomes := recordOutcomes(src)
-	startWatch(t, src, 20*time.Millisecond)
+	outcomes, _ := recordOutcomes(src)
+	startRun(t, src)
 
 	clock.Set(time.Now())
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
@@ -179,7 +143,7 @@ func TestWatchSlowRewrite(t *testing.T) {
 	clock.Set(time.Now().Add(time.Second))
 
 	eventually(t, "the new file to be applied", func() bool { return len(outcomes()) > 0 })
-	assert.Equal(t, []string{reloadApplied}, outcomes(), "one reload, of the whole file")
+	assert.Equal(t, []Outcome{Applied}, outcomes(), "one reload, of the whole file")
 	assert.Equal(t, rev+1, st.View().Revision())
 	assert.Equal(t, 40, st.View().Table("default", protocol.TypeCluster).Len())
 }
@@ -190,25 +154,25 @@ func TestWatchDirectoryRemovedAndRecreated(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "config")
 	writeFile(t, dir, "web.yaml", cluster("web", "1s"))
 	src, st := newSource(t, dir)
-	src.quiet.period = 20 * time.Millisecond
-	_, err := src.Reload()
+	setDebounce(src, 20*time.Millisecond)
+	_, err := reload(src)
 	require.NoError(t, err)
-	startWatch(t, src, 20*time.Millisecond)
-	v1 := timeoutOf(st, "default", "web")
+	startRun(t, src)
+	v1 := versionOf(st, "default", "web")
 
 	require.NoError(t, os.RemoveAll(dir))
-	eventually(t, "the directory to be reported stale", func() bool { return src.State().Stale != "" })
-	assert.Equal(t, "the directory does not exist", src.State().Stale)
-	assert.False(t, src.State().StaleSince.IsZero())
+	eventually(t, "the directory to be reported stale", func() bool { return src.Status().Stale != "" })
+	assert.Equal(t, "the directory does not exist", src.Status().Stale)
+	assert.False(t, src.Status().StaleSince.IsZero())
 
 	writeFile(t, dir, "web.yaml", cluster("web", "2s"))
 	eventually(t, "the recreated directory to be applied", func() bool {
-		v := timeoutOf(st, "default", "web")
+		v := versionOf(st, "default", "web")
 		return v != "" && v != v1
 	})
-	assert.Empty(t, src.State().Stale)
+	assert.Empty(t, src.Status().Stale)
 	writeFile(t, dir, "api.yaml", cluster("api", "1s"))
-	eventually(t, "a later change to be applied", func() bool { return timeoutOf(st, "default", "api") != "" })
+	eventually(t, "a later change to be applied", func() bool { return versionOf(st, "default", "api") != "" })
 }
 
 // A directory missing when the watch starts (a snapshot is served meanwhile)
@@ -216,13 +180,13 @@ func TestWatchDirectoryRemovedAndRecreated(t *testing.T) {
 func TestWatchDirectoryMissingAtStart(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "config")
 	src, st := newSource(t, dir)
-	src.quiet.period = 20 * time.Millisecond
-	startWatch(t, src, 20*time.Millisecond)
-	eventually(t, "the directory to be reported stale", func() bool { return src.State().Stale != "" })
+	setDebounce(src, 20*time.Millisecond)
+	startRun(t, src)
+	eventually(t, "the directory to be reported stale", func() bool { return src.Status().Stale != "" })
 
 	writeFile(t, dir, "web.yaml", cluster("web", "1s"))
-	eventually(t, "the directory to be applied", func() bool { return timeoutOf(st, "default", "web") != "" })
-	assert.Empty(t, src.State().Stale)
+	eventually(t, "the directory to be applied", func() bool { return versionOf(st, "default", "web") != "" })
+	assert.Empty(t, src.Status().Stale)
 }
 
 // A Kubernetes ConfigMap volume updates its files at once: it writes them into
@@ -239,15 +203,15 @@ func TestWatchConfigMapSwap(t *testing.T) {
 	publish("..2025_01_01_00_00_00.1", cluster("web", "1s"))
 	require.NoError(t, os.Symlink("..data/clusters.yaml", filepath.Join(dir, "clusters.yaml")))
 	src, st := newSource(t, dir)
-	src.quiet.period = 20 * time.Millisecond
-	_, err := src.Reload()
+	setDebounce(src, 20*time.Millisecond)
+	_, err := reload(src)
 	require.NoError(t, err)
-	w := startWatch(t, src, 20*time.Millisecond)
-	v1 := timeoutOf(st, "default", "web")
+	watcher := startRun(t, src)
+	v1 := versionOf(st, "default", "web")
 	require.NotEmpty(t, v1)
 
 	publish("..2025_01_01_00_05_00.2", cluster("web", "2s"))
 	require.NoError(t, os.RemoveAll(filepath.Join(dir, "..2025_01_01_00_00_00.1")))
-	eventually(t, "the swapped file to be applied", func() bool { return timeoutOf(st, "default", "web") != v1 })
-	assert.Equal(t, []string{dir}, w.WatchList())
+	eventually(t, "the swapped file to be applied", func() bool { return versionOf(st, "default", "web") != v1 })
+	assert.Equal(t, []string{dir}, watcher.WatchList())
 }

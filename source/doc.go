@@ -1,0 +1,31 @@
+// Package source keeps a store.Store equal to where its content comes from.
+//
+// A Source commits what it reads to its store, each change as one atomic
+// store.Commit, and keeps the last good content served when what it reads is
+// bad: an operator sees why in its Status. Dir, the one source today, is a
+// watched config directory (docs/config.md):
+//
+//	DIR/*.yaml, *.yml, *.json        the default scope
+//	DIR/NAME/*.yaml, *.yml, *.json   scope NAME
+//
+// What a load of a directory does, in order:
+//
+//   - content.go lists and reads the files, within the size limits
+//     (DirOptions.MaxFileBytes, MaxDirBytes), and parses and validates every
+//     resource (resources.Parse); any error rejects the whole directory. Every
+//     file is read and hashed on each reload, but only the files whose bytes
+//     changed since the last one are parsed again (parseCache);
+//   - refs.go refuses a resource that refers to one its scope does not define
+//     (or warns about it, with DirOptions.AllowDangling);
+//   - quiet.go puts the load off while a file is being written, or changed
+//     while it was read: a file rewritten in place is read whole or not at all;
+//   - guard.go holds back a load that would delete most of a type in a scope
+//     until it is confirmed (Dir.Reload with confirm);
+//   - dir.go commits the directory, every scope replaced whole, and records
+//     the outcome in Status;
+//   - watch.go reloads the directory after a change, debounced, and looks for
+//     it again when it is removed.
+//
+// Nothing here is package-level mutable state: a Dir is a value its owner makes
+// and runs, and two of them in one process share nothing.
+package source
