@@ -135,3 +135,55 @@ leanxds_store_revision 2
 	assert.Equal(t, 1.0, metric(t, ts.admin.URL, "leanxds_xds_connections"))
 	assert.Equal(t, 0.0, metric(t, ts.admin.URL, `leanxds_xds_streams_timed_out_total{timeout="send"}`))
 }
+
+// The metrics' names and labels are what dashboards and alerts query: this
+// list changes only with them.
+func TestMetricNamesAndLabels(t *testing.T) {
+	ts := startTestServer(t)
+	c := conv.ADS(t, ts.cc, node("envoy-1", "edge"))
+	c.Request(protocol.TypeCluster).ExpectResponse()
+	c.NACK("no")
+	eventually(t, "the NACK", func() bool { return testutil.ToFloat64(ts.metrics.nacks.WithLabelValues("sotw", "CDS")) == 1 })
+	_, err := ts.st.Commit(store.Set("default", xdstest.Cluster("new")))
+	require.NoError(t, err)
+	c.ExpectResponse(conv.Names("api", "new", "payments", "web"))
+	c.ACK()
+	eventually(t, "the ACK", func() bool { return testutil.ToFloat64(ts.metrics.acks.WithLabelValues("sotw", "CDS")) == 1 })
+
+	families, err := ts.metrics.reg.Gather()
+	require.NoError(t, err)
+	got := map[string][]string{}
+	for _, f := range families {
+		if !strings.HasPrefix(f.GetName(), "leanxds_") {
+			continue
+		}
+		labels := []string{}
+		for _, l := range f.GetMetric()[0].GetLabel() {
+			labels = append(labels, l.GetName())
+		}
+		got[f.GetName()] = labels
+	}
+	assert.Equal(t, map[string][]string{
+		"leanxds_xds_streams":                           {"variant"},
+		"leanxds_xds_stream_types":                      {"type", "variant"},
+		"leanxds_xds_requests_total":                    {"kind", "type", "variant"},
+		"leanxds_xds_responses_total":                   {"type", "variant"},
+		"leanxds_xds_resources_sent_total":              {"type", "variant"},
+		"leanxds_xds_acks_total":                        {"type", "variant"},
+		"leanxds_xds_nacks_total":                       {"type", "variant"},
+		"leanxds_xds_push_latency_seconds":              {"type"},
+		"leanxds_xds_ack_latency_seconds":               {"type"},
+		"leanxds_xds_connections":                       {},
+		"leanxds_xds_connections_refused_total":         {},
+		"leanxds_xds_streams_awaiting_first_request":    {},
+		"leanxds_xds_streams_timed_out_total":           {"timeout"},
+		"leanxds_config_reloads_total":                  {"result"},
+		"leanxds_config_last_reload_successful":         {},
+		"leanxds_config_last_applied_timestamp_seconds": {},
+		"leanxds_config_reload_held":                    {},
+		"leanxds_config_source_stale":                   {},
+		"leanxds_store_commits_total":                   {},
+		"leanxds_store_revision":                        {},
+		"leanxds_resources":                             {"scope", "type"},
+	}, got)
+}
