@@ -61,12 +61,12 @@ func (s *machine) retain(v store.View, ts *typeState, cur *store.Table) map[stri
 		}
 		kept[e.Name] = e
 	}
-	if ts.table != nil && ts.table != cur {
-		for _, e := range s.caches.goneBetween(ts.table, cur) {
+	if ts.holds.table != nil && ts.holds.table != cur {
+		for _, e := range s.caches.goneBetween(ts.holds.table, cur) {
 			consider(e)
 		}
 	}
-	for _, e := range ts.retained {
+	for _, e := range ts.owed.retained {
 		consider(e)
 	}
 	return kept
@@ -129,14 +129,14 @@ func (s *machine) endpointsInUse() map[string]struct{} {
 			used[n] = struct{}{}
 		}
 	}
-	for _, t := range cds.held {
+	for _, t := range cds.holds.held {
 		for e := range t.All() {
 			if cds.sub.subscribes(e.Name) {
 				add(e)
 			}
 		}
 	}
-	for _, e := range cds.retained {
+	for _, e := range cds.owed.retained {
 		add(e)
 	}
 	return used
@@ -157,7 +157,7 @@ func (s *machine) warming(v store.View, ts *typeState, resources []*store.Entry)
 		return false
 	}
 	cds, eds := s.state(protocol.TypeCluster), s.state(protocol.TypeEndpoint)
-	if cds == nil || !cds.sub.wildcard || cds.table == nil || eds == nil || !eds.sub.requested || cds.answered() {
+	if cds == nil || !cds.sub.wildcard || cds.holds.table == nil || eds == nil || !eds.sub.requested || cds.answered() {
 		return false
 	}
 	clusters := v.Table(s.Scope, protocol.TypeCluster)
@@ -189,10 +189,10 @@ func (s *machine) clustersInUse(v store.View, transition bool) map[string]struct
 		if ts == nil {
 			continue
 		}
-		if transition && ts.table == emptyTableFor(v, s.Scope, ts) && ts.answered() {
+		if transition && ts.holds.table == emptyTableFor(v, s.Scope, ts) && ts.answered() {
 			continue
 		}
-		for _, t := range ts.held {
+		for _, t := range ts.holds.held {
 			for e := range t.All() {
 				if !ts.sub.subscribes(e.Name) {
 					continue
@@ -237,7 +237,7 @@ func (s *machine) owe(old *store.Table, ts *typeState, r *Response) {
 		// Every resource sent is new or updated (a change that touched them all):
 		// owing all their dependents is, for the client, owing its whole
 		// subscription of the dependent type. Say so once instead of naming each.
-		s.typeState(dep).forceAll = true
+		s.typeState(dep).owed.all = true
 		return
 	}
 	for _, e := range r.Resources {
@@ -255,11 +255,8 @@ func (s *machine) owe(old *store.Table, ts *typeState, r *Response) {
 		for _, n := range refs {
 			if dts == nil {
 				dts = s.typeState(dep)
-				if dts.force == nil {
-					dts.force = make(map[string]struct{})
-				}
 			}
-			dts.force[n] = struct{}{}
+			dts.owed.name(n)
 		}
 	}
 }
@@ -285,17 +282,17 @@ func (s *machine) p2Recheck(v store.View, ts *typeState, cur *store.Table) {
 		return
 	}
 	cds := v.Table(s.Scope, protocol.TypeCluster)
-	old := ts.cdsSeen
+	old := ts.owed.cdsSeen
 	if cds == old {
 		return
 	}
-	ts.cdsSeen = cds
-	if old == nil || ts.table == nil {
+	ts.owed.cdsSeen = cds
+	if old == nil || ts.holds.table == nil {
 		return // the first answer covers every name anyway
 	}
 	for _, n := range ts.sub.sortedNames() {
 		if cur.Get(n) == nil && usedByClusterIn(cds, n) && !usedByClusterIn(old, n) {
-			ts.addForce(n)
+			ts.owed.name(n)
 		}
 	}
 }

@@ -138,11 +138,11 @@ func (m *machine) typeSnapshot(v store.View, ts *typeState) typeSnapshot {
 		served:   ts.served,
 		wildcard: ts.sub.wildcard,
 		names:    ts.sub.sortedNames(),
-		retained: ts.retained,
-		version:  ts.version,
-		nonce:    ts.nonce,
-		acked:    ts.ackedVersion,
-		lastNACK: ts.lastNACK,
+		retained: ts.owed.retained,
+		version:  ts.holds.version,
+		nonce:    ts.holds.nonce,
+		acked:    ts.holds.ackedVersion,
+		lastNACK: ts.holds.lastNACK,
 		cur:      emptyTableFor(v, m.Scope, ts),
 	}
 	if ts.typeURL == protocol.TypeEndpoint {
