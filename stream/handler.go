@@ -492,5 +492,8 @@ func (s *Server) fetch(ctx context.Context, req *discoveryv3.DiscoveryRequest, f
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
+	if r == nil {
+		return nil, status.Error(codes.Internal, "no response computed")
+	}
 	return sotwMessage(s.frames.sotw(r), r.Nonce), nil
 }

@@ -269,7 +269,8 @@ func forced(ts *typeState, name string) bool {
 
 // Fetch answers a unary Fetch call: the resources req names, now, in one
 // response, whatever the client may hold (a fetch has no stream to remember it
-// by). An error means the request is malformed.
+// by). An error means the request is malformed; nil and no error, that no
+// response could be computed, which owing the answer rules out.
 func Fetch(cfg Config, req *discoveryv3.DiscoveryRequest, at time.Time, v store.View) (*Response, error) {
 	s := NewSotW(cfg)
 	fresh := &discoveryv3.DiscoveryRequest{TypeUrl: req.GetTypeUrl(), ResourceNames: req.GetResourceNames(), Node: req.GetNode()}
@@ -277,5 +278,8 @@ func Fetch(cfg Config, req *discoveryv3.DiscoveryRequest, at time.Time, v store.
 		return nil, err
 	}
 	s.typeState(fresh.TypeUrl).owed.answer = true // answered even when empty
-	return s.responses(v, s.respond)[0], nil
+	if rs := s.responses(v, s.respond); len(rs) > 0 {
+		return rs[0], nil
+	}
+	return nil, nil // cannot happen: an answer owed is always given
 }
