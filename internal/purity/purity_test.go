@@ -198,3 +198,36 @@ var (
 		t.Fatalf("found %v, want %v", got, want)
 	}
 }
+
+// The state machine knows nothing of gRPC: it takes requests and returns
+// responses, and the transport around it (package stream, or an in-memory one)
+// does the rest. Its files import no gRPC package (the generated discovery
+// messages it reads are protobuf types).
+func TestMachineKnowsNoGRPC(t *testing.T) {
+	dir := filepath.Join("..", "..", "stream", "machine")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	files := 0
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, filepath.Join(dir, name), nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files++
+		for _, imp := range f.Imports {
+			if path := strings.Trim(imp.Path.Value, `"`); strings.HasPrefix(path, "google.golang.org/grpc") {
+				t.Errorf("%s imports %s: the machine knows nothing of gRPC", fset.Position(imp.Pos()), path)
+			}
+		}
+	}
+	if files == 0 {
+		t.Fatalf("no files in %s", dir)
+	}
+}
