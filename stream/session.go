@@ -205,24 +205,3 @@ func keptNode(n *corev3.Node) *corev3.Node {
 		UserAgentVersionType: n.UserAgentVersionType,
 	}
 }
-
-// SotWResponse returns the DiscoveryResponse that carries r on the wire, every
-// field decoded from exactly the bytes a stream sends.
-func SotWResponse(r *Response) (*discoveryv3.DiscoveryResponse, error) {
-	out := new(discoveryv3.DiscoveryResponse)
-	return out, wire(sotwMessage(encodeSotW(r), r.Nonce), out)
-}
-
-// DeltaResponse is SotWResponse for a delta response.
-func DeltaResponse(r *Response) (*discoveryv3.DeltaDiscoveryResponse, error) {
-	out := new(discoveryv3.DeltaDiscoveryResponse)
-	return out, wire(deltaMessage(encodeDelta(r), r.Nonce), out)
-}
-
-func wire(m, out proto.Message) error {
-	b, err := proto.Marshal(m)
-	if err != nil {
-		return err
-	}
-	return proto.Unmarshal(b, out)
-}
