@@ -369,7 +369,7 @@ func receive[Req request](c *conn, x *Session[Req], req Req) error {
 		return err
 	}
 	c.publish(x.Status())
-	c.received(rcv, c.srv.opts.Now())
+	c.received(rcv, x.at)
 	return nil
 }
 
