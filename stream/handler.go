@@ -28,10 +28,13 @@ import (
 type conn struct {
 	srv *Server
 	// info is the stream's identity, the handler's copy: other goroutines read
-	// shown.
+	// shownInfo.
 	info StreamInfo
-	// shown is what other goroutines read of the stream (see publish).
-	shown atomic.Pointer[shown]
+	// shownInfo and shownStatus are what other goroutines read of the stream:
+	// its identity, published when it is made and when it opens, and the
+	// status snapshot of its machine's newest step. Both are immutable.
+	shownInfo   atomic.Pointer[StreamInfo]
+	shownStatus atomic.Pointer[machine.Status]
 	// opened is set once the first request named the node.
 	opened atomic.Bool
 
@@ -152,7 +155,7 @@ func (c *conn) expire() {
 	// Counted and logged before the connection closes, which ends the stream.
 	// A send is timed only on a connection Listener accepted (sending).
 	s.sendTimeouts.Add(1)
-	info := c.shown.Load().info
+	info := c.shownInfo.Load()
 	s.opts.Logger.Warn("send timeout: the client has taken none of a response; closing its connection",
 		"stream", info.ID, "node", info.NodeID, "scope", info.Scope, "peer", c.netConn.key, "waited", waited.Round(time.Millisecond))
 	_ = c.netConn.Close()
@@ -249,14 +252,15 @@ var deltaVariant = variant[*discoveryv3.DeltaDiscoveryRequest]{
 	message:    func(s *Server, r *Response) proto.Message { return deltaMessage(s.frames.delta(r), r.Nonce) },
 }
 
-// publish shows the stream's identity and its machine's newest status to other
-// goroutines, when either changed.
-func (c *conn) publish(st *machine.Status) {
-	if sh := c.shown.Load(); sh != nil && sh.status == st && sh.info == c.info {
-		return
-	}
-	c.shown.Store(&shown{info: c.info, status: st})
+// showInfo shows the stream's identity to other goroutines.
+func (c *conn) showInfo() {
+	info := c.info
+	c.shownInfo.Store(&info)
 }
+
+// showStatus shows its machine's newest status snapshot to other goroutines:
+// an atomic store of the machine's immutable snapshot, read without a lock.
+func (c *conn) showStatus(st *machine.Status) { c.shownStatus.Store(st) }
 
 // serve runs one stream until the client or the server ends it.
 func serve[Req request](s *Server, ss grpc.ServerStream, v *variant[Req], fixedType, service string) (err error) {
@@ -269,7 +273,7 @@ func serve[Req request](s *Server, ss grpc.ServerStream, v *variant[Req], fixedT
 		in:      make(chan inbound, 1),
 		netConn: s.connOf(ctx),
 	}
-	c.publish(nil)
+	c.showInfo()
 	if err := s.add(c); err != nil {
 		return err
 	}
@@ -368,7 +372,7 @@ func receive[Req request](c *conn, x *Session[Req], req Req) error {
 	if err != nil {
 		return err
 	}
-	c.publish(x.Status())
+	c.showStatus(x.Status())
 	c.received(rcv, x.at)
 	return nil
 }
@@ -397,7 +401,7 @@ func (c *conn) received(rcv Received, now time.Time) {
 func (c *conn) open(x interface{ Info() StreamInfo }) {
 	s := c.srv
 	c.info = x.Info()
-	c.publish(nil)
+	c.showInfo()
 	// The wait for the first request is over. waitingSince is cleared before
 	// opened is set, so that expire, which reads them the other way round, never
 	// takes the stream's start for a send's.
@@ -443,7 +447,7 @@ func push[Req request](c *conn, x *Session[Req], ss grpc.ServerStream) error {
 	s := c.srv
 	v := s.store.View()
 	resps := x.Responses(v)
-	c.publish(x.Status())
+	c.showStatus(x.Status())
 	for _, r := range resps {
 		c.sending(true)
 		if s.closing.Load() {

@@ -260,7 +260,7 @@ func (s *Server) AwaitingFirstRequest() []StreamInfo {
 	var out []StreamInfo
 	for _, c := range s.all() {
 		if !c.opened.Load() {
-			out = append(out, c.shown.Load().info)
+			out = append(out, *c.shownInfo.Load())
 		}
 	}
 	slices.SortFunc(out, func(a, b StreamInfo) int { return int(a.ID) - int(b.ID) })
