@@ -1,12 +1,6 @@
-package stream
+package machine
 
 import (
-	"slices"
-	"sync"
-
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	"google.golang.org/protobuf/proto"
-
 	"github.com/leanxds/leanxds/protocol"
 	"github.com/leanxds/leanxds/store"
 )
@@ -60,12 +54,12 @@ func (s *machine) retain(v store.View, ts *typeState, cur *store.Table) map[stri
 		}
 		kept[e.Name] = e
 	}
-	if ts.table != nil && ts.table != cur {
-		for _, e := range goneShared(ts.table, cur) {
+	if ts.holds.table != nil && ts.holds.table != cur {
+		for _, e := range s.caches.goneBetween(ts.holds.table, cur) {
 			consider(e)
 		}
 	}
-	for _, e := range ts.retained {
+	for _, e := range ts.owed.retained {
 		consider(e)
 	}
 	return kept
@@ -128,14 +122,14 @@ func (s *machine) endpointsInUse() map[string]struct{} {
 			used[n] = struct{}{}
 		}
 	}
-	for _, t := range cds.held {
+	for _, t := range cds.holds.held {
 		for e := range t.All() {
 			if cds.sub.subscribes(e.Name) {
 				add(e)
 			}
 		}
 	}
-	for _, e := range cds.retained {
+	for _, e := range cds.owed.retained {
 		add(e)
 	}
 	return used
@@ -156,7 +150,7 @@ func (s *machine) warming(v store.View, ts *typeState, resources []*store.Entry)
 		return false
 	}
 	cds, eds := s.state(protocol.TypeCluster), s.state(protocol.TypeEndpoint)
-	if cds == nil || !cds.sub.wildcard || cds.table == nil || eds == nil || !eds.sub.requested || cds.answered() {
+	if cds == nil || !cds.sub.wildcard || cds.holds.table == nil || eds == nil || !eds.sub.requested || cds.answered() {
 		return false
 	}
 	clusters := v.Table(s.Scope, protocol.TypeCluster)
@@ -188,10 +182,10 @@ func (s *machine) clustersInUse(v store.View, transition bool) map[string]struct
 		if ts == nil {
 			continue
 		}
-		if transition && ts.table == emptyTableFor(v, s.Scope, ts) && ts.answered() {
+		if transition && ts.holds.table == emptyTableFor(v, s.Scope, ts) && ts.answered() {
 			continue
 		}
-		for _, t := range ts.held {
+		for _, t := range ts.holds.held {
 			for e := range t.All() {
 				if !ts.sub.subscribes(e.Name) {
 					continue
@@ -215,128 +209,4 @@ func sameRetained(a, b map[string]*store.Entry) bool {
 		}
 	}
 	return true
-}
-
-// owe marks, after a response of ts, the resources that must be answered next
-// even if unchanged (R16): the EDS of every new or updated cluster and the RDS of
-// every new or updated listener, so that they leave warming. A changed resource
-// is one whose version differs from what the client held before this response.
-func (s *machine) owe(old *store.Table, ts *typeState, r *Response) {
-	var dep string
-	switch ts.typeURL {
-	case protocol.TypeCluster:
-		dep = protocol.TypeEndpoint
-	case protocol.TypeListener:
-		dep = protocol.TypeRoute
-	default:
-		return
-	}
-	var dts *typeState
-	if len(r.Resources) > manyForced && allChangedShared(old, r) {
-		// Every resource sent is new or updated (a change that touched them all):
-		// owing all their dependents is, for the client, owing its whole
-		// subscription of the dependent type. Say so once instead of naming each.
-		s.typeState(dep).forceAll = true
-		return
-	}
-	for _, e := range r.Resources {
-		var prev *store.Entry
-		if old != nil {
-			prev = old.Get(e.Name)
-		}
-		if prev != nil && prev.Version == e.Version {
-			continue
-		}
-		refs := e.Refs.Endpoints
-		if dep == protocol.TypeRoute {
-			refs = e.Refs.Routes
-		}
-		for _, n := range refs {
-			if dts == nil {
-				dts = s.typeState(dep)
-				if dts.force == nil {
-					dts.force = make(map[string]struct{})
-				}
-			}
-			dts.force[n] = struct{}{}
-		}
-	}
-}
-
-// allChanged reports whether every entry differs from its version in old.
-func allChanged(old *store.Table, entries []*store.Entry) bool {
-	if old == nil {
-		return true
-	}
-	for _, e := range entries {
-		if prev := old.Get(e.Name); prev != nil && prev.Version == e.Version {
-			return false
-		}
-	}
-	return true
-}
-
-// p2Recheck owes the explicit empty assignment of every subscribed EDS name whose
-// cluster appeared since the last computation (P2): the EDS table did not
-// change, so nothing else would answer it.
-func (s *machine) p2Recheck(v store.View, ts *typeState, cur *store.Table) {
-	if ts.typeURL != protocol.TypeEndpoint {
-		return
-	}
-	cds := v.Table(s.Scope, protocol.TypeCluster)
-	old := ts.cdsSeen
-	if cds == old {
-		return
-	}
-	ts.cdsSeen = cds
-	if old == nil || ts.table == nil {
-		return // the first answer covers every name anyway
-	}
-	for _, n := range ts.sub.sortedNames() {
-		if cur.Get(n) == nil && usedByClusterIn(cds, n) && !usedByClusterIn(old, n) {
-			ts.addForce(n)
-		}
-	}
-}
-
-// usedByCluster reports whether a cluster of the scope gets its endpoints from
-// the EDS service name.
-func usedByCluster(v store.View, scope, service string) bool {
-	return usedByClusterIn(v.Table(scope, protocol.TypeCluster), service)
-}
-
-func usedByClusterIn(cds *store.Table, service string) bool {
-	if c := cds.Get(service); c != nil && slices.Contains(c.Refs.Endpoints, service) {
-		return true
-	}
-	for c := range cds.All() {
-		if slices.Contains(c.Refs.Endpoints, service) {
-			return true
-		}
-	}
-	return false
-}
-
-var emptyAssignments sync.Map // service name → *store.Entry
-
-// emptyAssignment returns the explicit empty ClusterLoadAssignment of a service
-// (P2): a cluster without endpoints gets this, not silence, so it leaves warming.
-func emptyAssignment(service string) *store.Entry {
-	if e, ok := emptyAssignments.Load(service); ok {
-		return e.(*store.Entry)
-	}
-	body, err := proto.MarshalOptions{Deterministic: true}.Marshal(&endpointv3.ClusterLoadAssignment{ClusterName: service})
-	if err != nil {
-		return nil // cannot happen for a message this simple
-	}
-	version := protocol.ContentVersion(body)
-	e := &store.Entry{
-		Name:    service,
-		TypeURL: protocol.TypeEndpoint,
-		Body:    body,
-		Version: version,
-		Digest:  protocol.EntryDigest(service, version),
-	}
-	actual, _ := emptyAssignments.LoadOrStore(service, e)
-	return actual.(*store.Entry)
 }
