@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/leanxds/leanxds/admin"
+	"github.com/leanxds/leanxds/admin/dirsource"
 	"github.com/leanxds/leanxds/persist"
 	"github.com/leanxds/leanxds/source"
 	"github.com/leanxds/leanxds/store"
@@ -124,7 +125,7 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 	s.xds = stream.New(s.st, xopts)
 	aopts := admin.Options{
 		Store: s.st, Streams: s.xds, Metrics: s.metrics,
-		Source: adminSource{s.source}, Reloader: adminSource{s.source},
+		Source: dirsource.Of(s.source), Reloader: dirsource.Of(s.source),
 		Ready: s.ready.Load, Token: o.adminToken, CSDSVisible: csdsVisible,
 		MaxBytes: o.adminMaxBytes, MaxPage: o.adminMaxPage, CSDSMaxBytes: o.csdsMaxBytes,
 	}
