@@ -1,0 +1,48 @@
+package store_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/leanxds/leanxds/internal/xdstest"
+	"github.com/leanxds/leanxds/store"
+)
+
+// BenchmarkReplaceScopeOne commits a whole scope, as a config source that always
+// has the full picture does (ReplaceScope and a Set of every resource), where one
+// resource of n differs from what the store holds: the reload of a config
+// directory where one file changed. Each iteration alternates between two such
+// commits, so each changes exactly one resource.
+func BenchmarkReplaceScopeOne(b *testing.B) {
+	for _, n := range []int{1_000, 10_000, 100_000} {
+		b.Run(fmt.Sprintf("resources=%d", n), func(b *testing.B) {
+			st := filled(b, n)
+			commits := [2][]store.Change{}
+			for v := range commits {
+				changes := make([]store.Change, 0, n+1)
+				changes = append(changes, store.ReplaceScope(scope))
+				for i := range n {
+					name := fmt.Sprintf("cluster-%06d", i)
+					if i == 42 {
+						changes = append(changes, store.Set(scope, xdstest.Cluster(name, xdstest.WithConnectTimeout(time.Duration(v+2)*time.Second))))
+						continue
+					}
+					changes = append(changes, store.Set(scope, xdstest.Cluster(name)))
+				}
+				commits[v] = changes
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				res, err := st.Commit(commits[i%2]...)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if res.Set != 1 || res.Deleted != 0 {
+					b.Fatalf("commit %d: %+v, want one resource set", i, res)
+				}
+			}
+		})
+	}
+}
