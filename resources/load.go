@@ -248,7 +248,7 @@ func decodeItem(it item, isJSON bool) (Resource, *LoadError) {
 		le.Err = err
 		return Resource{}, le
 	}
-	return Resource{TypeURL: typeURL, Name: name, Message: m}, nil
+	return validated(typeURL, name, m), nil
 }
 
 // jsonPosition matches the position protojson puts in its errors.

@@ -26,6 +26,10 @@ type Entry struct {
 	Digest protocol.Digest
 	// Refs names the resources this one uses (R15 push order, R16, debug dumps).
 	Refs resources.Refs
+	// ServedRefs is the part of Refs a client fetches from this server
+	// (resources.ServedReferences): what the scope must hold (View.Dangling).
+	// It shares Refs' lists when the two are equal.
+	ServedRefs resources.Refs
 	// Revision is the store revision of the commit that gave the entry this content.
 	Revision uint64
 }
