@@ -77,9 +77,15 @@ func (s *Store) Commit(changes ...Change) (Result, error) {
 // without building the state twice. check runs while other commits wait: it
 // must not commit to the same store.
 func (s *Store) CommitChecked(check func(next View, res Result) error, changes ...Change) (Result, error) {
+	return s.commit(s.cur.Load(), check, changes)
+}
+
+// commit prepares changes against base, then applies them to the current root
+// under the writer lock, preparing again the Sets found unchanged in base whose
+// entry another commit changed since.
+func (s *Store) commit(base *root, check func(View, Result) error, changes []Change) (Result, error) {
 	sc := s.getScratch()
 	defer s.putScratch(sc)
-	base := s.cur.Load()
 	if err := sc.prepare(base, changes); err != nil {
 		return Result{Revision: base.rev}, err
 	}
