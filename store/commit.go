@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
@@ -289,16 +290,22 @@ func (sc *scratch) prepareSet(base *root, c Change, idx int) (prepared, error) {
 	body := bytes.Clone(sc.buf)
 	refs, served := resources.ReferencesAndServed(typeURL, m)
 	normalizeRefs(&refs)
-	normalizeRefs(&served) // a no-op when served shares refs' lists
+	var servedOwn *resources.Refs // nil: every reference is served, the common case
+	if !slices.Equal(refs.Routes, served.Routes) || !slices.Equal(refs.ScopedRoutes, served.ScopedRoutes) ||
+		!slices.Equal(refs.Endpoints, served.Endpoints) || !slices.Equal(refs.Secrets, served.Secrets) ||
+		!slices.Equal(refs.ExtensionConfigs, served.ExtensionConfigs) || !slices.Equal(refs.Clusters, served.Clusters) {
+		normalizeRefs(&served)
+		servedOwn = &served
+	}
 	version := protocol.ContentVersion(body)
 	p.entry = &Entry{
-		Name:       norm,
-		TypeURL:    typeURL,
-		Body:       body,
-		Version:    version,
-		Digest:     protocol.EntryDigest(norm, version),
-		Refs:       refs,
-		ServedRefs: served,
+		Name:    norm,
+		TypeURL: typeURL,
+		Body:    body,
+		Version: version,
+		Digest:  protocol.EntryDigest(norm, version),
+		Refs:    refs,
+		served:  servedOwn,
 	}
 	return p, nil
 }

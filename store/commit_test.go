@@ -247,6 +247,11 @@ func TestDangling(t *testing.T) {
 		store.Set("other", xdstest.Endpoints("alone", "10.0.0.2:80")),
 	)
 	v := st.View()
+	e := v.Table(scope, protocol.TypeCluster).Get("static-eds")
+	assert.Equal(t, []string{"from-file"}, e.Refs.Endpoints)
+	assert.True(t, e.ServedRefs().Empty(), "endpoints read from a file are not this server's")
+	e = v.Table(scope, protocol.TypeCluster).Get("web")
+	assert.Equal(t, e.Refs, e.ServedRefs())
 	assert.Equal(t, []store.Dangling{
 		{FromType: protocol.TypeCluster, From: "api", ToType: protocol.TypeEndpoint, To: "api"},
 		{FromType: protocol.TypeCluster, From: "api", ToType: protocol.TypeSecret, To: "tls"},

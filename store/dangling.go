@@ -31,7 +31,7 @@ func (v View) Dangling(scope string) []Dangling {
 	var out []Dangling
 	for typeURL, t := range v.Tables(scope) {
 		for _, e := range t.Sorted() {
-			for toType, names := range e.ServedRefs.ByType() {
+			for toType, names := range e.ServedRefs().ByType() {
 				to := v.Table(scope, toType)
 				for _, n := range names {
 					if to.Get(n) != nil || strings.Contains(n, "://") {
