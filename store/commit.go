@@ -21,9 +21,10 @@ type Change struct {
 	typeURL  string
 	name     string
 	resource proto.Message
-	// body is SetEncoded's wire encoding of the resource, decoded only when it
-	// differs from what the store holds.
-	body []byte
+	// body is SetEncoded's wire encoding of the resource (encoded is set),
+	// decoded only when it differs from what the store holds.
+	body    []byte
+	encoded bool
 	// validated is set by SetResource for a resource resources.Validate
 	// accepted under this name: the store does not validate it again.
 	validated bool
@@ -64,7 +65,7 @@ func SetResource(scope string, r resources.Resource) Change {
 // validated and encoded again deterministically, as Set's. The store keeps no
 // reference to body or name.
 func SetEncoded(scope, typeURL, name string, body []byte) Change {
-	return Change{op: opSet, scope: scope, typeURL: typeURL, name: name, body: body}
+	return Change{op: opSet, scope: scope, typeURL: typeURL, name: name, body: body, encoded: true}
 }
 
 // Delete removes the named resource of a type from scope; deleting what does not
@@ -312,7 +313,7 @@ func (sc *scratch) prepareSet(base *root, c Change, idx int) (prepared, error) {
 
 // target returns the type URL and the name (as given, not normalised) of a Set.
 func (c Change) target() (typeURL, name string, err error) {
-	if c.resource == nil && c.body == nil {
+	if c.resource == nil && !c.encoded {
 		return "", "", errors.New("set of a nil resource")
 	}
 	typeURL, name = c.typeURL, c.name

@@ -271,3 +271,13 @@ func TestDangling(t *testing.T) {
 	assert.Contains(t, st.View().Dangling(scope),
 		store.Dangling{FromType: protocol.TypeRoute, From: "routes", ToType: protocol.TypeCluster, To: "web"})
 }
+
+// An empty encoding is a resource too: an LbEndpoint with every field unset
+// encodes to no bytes.
+func TestSetEncodedEmptyBody(t *testing.T) {
+	st := store.New()
+	res := commit(t, st, store.SetEncoded(scope, protocol.TypeLbEndpoint, "leds/0", nil))
+	assert.Equal(t, 1, res.Set)
+	res = commit(t, st, store.SetEncoded(scope, protocol.TypeLbEndpoint, "leds/0", []byte{}))
+	assert.Equal(t, 1, res.Unchanged)
+}
