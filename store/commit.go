@@ -135,11 +135,16 @@ type scratch struct {
 // maxKeptBuf bounds the encoding buffer a scratch keeps between commits.
 const maxKeptBuf = 1 << 20
 
-func (s *Store) getScratch() *scratch {
-	if sc, ok := s.scratch.Get().(*scratch); ok {
-		return sc
+// getScratch returns the working memory for a commit of n changes: one a
+// commit before left, or a new one sized for n.
+func (s *Store) getScratch(n int) *scratch {
+	sc, ok := s.scratch.Get().(*scratch)
+	if !ok {
+		return &scratch{sets: make([]prepared, 0, n), names: make(map[nameKey]int, n),
+			deleted: map[nameKey]int{}, replaces: map[string]bool{}}
 	}
-	return &scratch{names: map[nameKey]int{}, deleted: map[nameKey]int{}, replaces: map[string]bool{}}
+	sc.sets = slices.Grow(sc.sets, n)
+	return sc
 }
 
 // putScratch keeps sc for a later commit. The maps are emptied key by key,

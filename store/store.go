@@ -84,7 +84,7 @@ func (s *Store) CommitChecked(check func(next View, res Result) error, changes .
 // under the writer lock, preparing again the Sets found unchanged in base whose
 // entry another commit changed since.
 func (s *Store) commit(base *root, check func(View, Result) error, changes []Change) (Result, error) {
-	sc := s.getScratch()
+	sc := s.getScratch(len(changes))
 	defer s.putScratch(sc)
 	if err := sc.prepare(base, changes); err != nil {
 		return Result{Revision: base.rev}, err
