@@ -179,6 +179,18 @@ func parseScope(b []byte, alias bool) (Scope, error) {
 
 func parseTable(b []byte, alias bool) (Table, error) {
 	var t Table
+	n := 0
+	if err := fields(b, func(num protowire.Number, _ protowire.Type, _ []byte) error {
+		if num == tableEntry {
+			n++
+		}
+		return nil
+	}); err != nil {
+		return t, err
+	}
+	if n > 0 {
+		t.Entries = make([]Entry, 0, n) // counted first: the entries slice is allocated once
+	}
 	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte) error {
 		switch {
 		case num == tableTypeURL && typ == protowire.BytesType:
