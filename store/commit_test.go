@@ -281,3 +281,38 @@ func TestSetEncodedEmptyBody(t *testing.T) {
 	res = commit(t, st, store.SetEncoded(scope, protocol.TypeLbEndpoint, "leds/0", []byte{}))
 	assert.Equal(t, 1, res.Unchanged)
 }
+
+// Whole-scope commits racing each other: each is applied whole, against the
+// state it finds under the writer lock, so the store always holds one of them
+// exactly, never a mix of what each found unchanged.
+func TestConcurrentReplaceScopes(t *testing.T) {
+	st := store.New()
+	commit(t, st, clusters(50, "")...)
+	variants := [][]store.Change{clusters(50, "c007"), clusters(50, "c033"), clusters(50, "")}
+	want := make([]protocol.Digest, len(variants))
+	for i, v := range variants {
+		ref := store.New()
+		commit(t, ref, v...)
+		want[i] = ref.View().Table(scope, protocol.TypeCluster).Digest()
+	}
+	done := make(chan error, 2)
+	for w := range 2 {
+		go func() {
+			var err error
+			for i := range 200 {
+				if _, err = st.Commit(variants[(i+w)%len(variants)]...); err != nil {
+					break
+				}
+			}
+			done <- err
+		}()
+	}
+	for range 2 {
+		require.NoError(t, <-done)
+	}
+	assert.Contains(t, want, st.View().Table(scope, protocol.TypeCluster).Digest())
+	for i := range variants {
+		commit(t, st, variants[i]...)
+		assert.Equal(t, want[i], st.View().Table(scope, protocol.TypeCluster).Digest(), "variant %d", i)
+	}
+}
