@@ -26,7 +26,9 @@ type Dangling struct {
 // (resources.Refs.ByType) and the missing name.
 //
 // It reads the references worked out when each resource was committed; its cost
-// is one lookup per reference the scope's resources make, O(resources of scope).
+// is one lookup per reference the scope's resources make, O(resources of scope),
+// plus, for a table no reader sorted yet, Table.Sorted, which is computed once
+// per table and shared with every stream that reads it.
 func (v View) Dangling(scope string) []Dangling {
 	var out []Dangling
 	for typeURL, t := range v.Tables(scope) {
