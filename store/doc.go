@@ -41,8 +41,9 @@
 //   - Every Set: one slot in the commit's working memory (the name set that
 //     finds a name set twice and tells ReplaceScope what the scope keeps, and
 //     the list of prepared Sets), which the store reuses between commits
-//     through a sync.Pool: it is allocated again, growing in O(log n) steps,
-//     only after the Go runtime dropped it.
+//     through a sync.Pool: it is allocated again (sized for the commit) only
+//     after the Go runtime dropped it, and grown only for a commit larger than
+//     those before it.
 //
 // A resource whose encoding is the one the store holds stops there: it was
 // validated when it was committed, its references are those of the entry, and
@@ -67,6 +68,11 @@
 // commit does not touch. BenchmarkCommitOne, BenchmarkReplaceScopeOne and
 // persist's BenchmarkRestoreOne measure one changed resource among 1,000,
 // 10,000 and 100,000.
+//
+// Another commit may be published while a commit is prepared. The Sets found
+// unchanged are then checked again under the lock against the new state, one
+// pointer comparison each, and those whose entry changed meanwhile are prepared
+// again.
 //
 // CommitChecked shows a check the view the commit would publish before it is
 // published: a source refuses content by what the scope would hold as a
