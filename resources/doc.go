@@ -20,7 +20,9 @@
 //     return Resources that say so (Resource.Validated), as Check does for a
 //     program that builds its own, and the store does not validate those again
 //     (store.SetResource); it validates the raw messages it is given, and only
-//     those whose content changed.
+//     those whose content changed. A validated resource also carries its
+//     deterministic encoding (Resource.Encoded), made once, which the store
+//     compares with what it holds instead of encoding the message again.
 //   - refs.go finds what a resource refers to (References): the routes a listener
 //     fetches, the clusters routes send to, the EDS names of clusters, the SDS
 //     secrets of TLS contexts, the ECDS filter configs. Streams use this to push

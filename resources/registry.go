@@ -34,10 +34,12 @@ type Resource struct {
 	checked checked
 }
 
-// checked is the type URL, name and message Validate accepted.
+// checked is the type URL, name and message Validate accepted, and the
+// message's deterministic encoding, made then.
 type checked struct {
 	typeURL, name string
 	m             proto.Message
+	body          []byte
 }
 
 // Validated reports whether r is a resource Parse, Load or Check validated,
@@ -62,9 +64,32 @@ func Check(typeURL, name string, m proto.Message) (Resource, error) {
 	return validated(typeURL, name, m), nil
 }
 
-// validated returns the resource Validate accepted.
+// Encoded returns the deterministic protobuf encoding of a Validated
+// resource, made once when it was validated, or nil for a resource that is not
+// Validated. It is what the store compares with what it holds, so that a
+// resource loaded again unchanged is not encoded again (store.SetResource).
+// Do not modify it.
+func (r Resource) Encoded() []byte {
+	if !r.Validated() {
+		return nil
+	}
+	return r.checked.body
+}
+
+// deterministic is how resources are encoded for the store: the same message
+// always has the same bytes, so its content version is stable (S3, D8).
+var deterministic = proto.MarshalOptions{Deterministic: true}
+
+// validated returns the resource Validate accepted, with its encoding (nil if
+// it cannot be encoded: the store then encodes it and reports why not).
 func validated(typeURL, name string, m proto.Message) Resource {
-	return Resource{TypeURL: typeURL, Name: name, Message: m, checked: checked{typeURL, name, m}}
+	body, err := deterministic.Marshal(m)
+	if err != nil {
+		body = nil
+	} else if body == nil {
+		body = []byte{} // an empty message has an encoding: no bytes
+	}
+	return Resource{TypeURL: typeURL, Name: name, Message: m, checked: checked{typeURL, name, m, body}}
 }
 
 // ErrUnknownType is wrapped by the errors this package returns for a type URL or a

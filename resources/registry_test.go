@@ -130,11 +130,15 @@ func TestCheckAndValidated(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "web", r.Name)
 	assert.Same(t, c, r.Message)
+	want, err := proto.MarshalOptions{Deterministic: true}.Marshal(c)
+	require.NoError(t, err)
+	assert.Equal(t, want, r.Encoded(), "encoded once, deterministically")
 	assert.True(t, r.Validated())
 
 	other := r
 	other.Message = &clusterv3.Cluster{Name: "web", ConnectTimeout: durationpb.New(time.Second)}
 	assert.False(t, other.Validated(), "another message")
+	assert.Nil(t, other.Encoded(), "no encoding for what is not validated")
 	other = r
 	other.TypeURL = protocol.TypeListener
 	assert.False(t, other.Validated(), "another type")

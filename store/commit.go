@@ -21,8 +21,9 @@ type Change struct {
 	typeURL  string
 	name     string
 	resource proto.Message
-	// body is SetEncoded's wire encoding of the resource (encoded is set),
-	// decoded only when it differs from what the store holds.
+	// body is the resource's encoding: SetEncoded's (encoded is set), decoded
+	// only when it differs from what the store holds, or, with resource,
+	// SetResource's, made when resources validated it.
 	body    []byte
 	encoded bool
 	// validated is set by SetResource for a resource resources.Validate
@@ -54,8 +55,12 @@ func SetNamed(scope, name string, m proto.Message) Change {
 // resources.Check, into scope under r.Name. Such a resource was validated
 // already (r.Validated()), so the store does not validate it again; any other
 // Resource is validated as SetNamed's.
+//
+// Its encoding, made when it was validated (r.Encoded), is what the store
+// compares with what it holds: a resource loaded again unchanged costs a
+// lookup and a byte comparison, and is not encoded again.
 func SetResource(scope string, r resources.Resource) Change {
-	return Change{op: opSet, scope: scope, name: r.Name, resource: r.Message, validated: r.Validated()}
+	return Change{op: opSet, scope: scope, name: r.Name, resource: r.Message, validated: r.Validated(), body: r.Encoded()}
 }
 
 // SetEncoded puts a resource given as its protobuf encoding (the value of a
@@ -125,6 +130,8 @@ type scratch struct {
 	// names maps every name a Set of the commit gives to its change's index:
 	// it finds repeated Sets and, for ReplaceScope, what the scope keeps.
 	names map[nameKey]int
+	// namesHigh is the most names the map held (what clear costs).
+	namesHigh int
 	// deleted maps every name a Delete of the commit gives to its index.
 	deleted  map[nameKey]int
 	replaces map[string]bool
@@ -147,12 +154,17 @@ func (s *Store) getScratch(n int) *scratch {
 	return sc
 }
 
-// putScratch keeps sc for a later commit. The maps are emptied key by key,
-// which costs what the commit used, where clear would cost what the largest
-// commit before it used.
+// putScratch keeps sc for a later commit. clear costs what the largest
+// commit the map served needed; a commit much smaller than that empties the
+// map key by key instead, which costs what it used.
 func (s *Store) putScratch(sc *scratch) {
-	for _, p := range sc.sets {
-		delete(sc.names, nameKey{p.key.scope, p.key.typeURL, p.name})
+	if n := len(sc.names); n*8 >= sc.namesHigh {
+		sc.namesHigh = max(sc.namesHigh, n)
+		clear(sc.names)
+	} else {
+		for _, p := range sc.sets {
+			delete(sc.names, nameKey{p.key.scope, p.key.typeURL, p.name})
+		}
 	}
 	for _, d := range sc.deletes {
 		delete(sc.deleted, nameKey{d.scope, d.typeURL, d.name})
@@ -265,8 +277,10 @@ func (sc *scratch) prepareSet(base *root, c Change, idx int) (prepared, error) {
 	m, enc := c.resource, c.body
 	var encErr error
 	if m != nil {
-		sc.buf, encErr = marshal.MarshalAppend(sc.buf[:0], m)
-		enc = sc.buf
+		if enc == nil {
+			sc.buf, encErr = marshal.MarshalAppend(sc.buf[:0], m)
+			enc = sc.buf
+		}
 		if own := resources.NameOf(m); own != "" && own != name {
 			cur = nil
 		}
@@ -284,6 +298,7 @@ func (sc *scratch) prepareSet(base *root, c Change, idx int) (prepared, error) {
 		p.name = norm
 		// This build's encoding, which may differ from the one given (D8).
 		sc.buf, encErr = marshal.MarshalAppend(sc.buf[:0], m)
+		enc = sc.buf
 	}
 	if !c.validated {
 		if err := resources.Validate(typeURL, name, m); err != nil {
@@ -293,7 +308,10 @@ func (sc *scratch) prepareSet(base *root, c Change, idx int) (prepared, error) {
 	if encErr != nil {
 		return prepared{}, fmt.Errorf("%s %q: encoding: %w", protocol.Short(typeURL), name, encErr)
 	}
-	body := bytes.Clone(sc.buf)
+	body := enc
+	if c.resource == nil || c.body == nil {
+		body = bytes.Clone(sc.buf) // the scratch buffer is reused
+	} // else SetResource's encoding, immutable: shared, not copied
 	refs, served := resources.ReferencesAndServed(typeURL, m)
 	normalizeRefs(&refs)
 	var servedOwn *resources.Refs // nil: every reference is served, the common case

@@ -152,6 +152,12 @@ func TestSetResourceIsValidatedOnce(t *testing.T) {
 	_, err = st.Commit(store.SetResource("other", renamed))
 	require.Error(t, err, "a resource changed since it was checked is validated")
 
+	// Its encoding was made when it was checked: committed again, it is
+	// compared as it was then, not encoded again (the message changed since,
+	// which a caller must not do, and the store does not see it).
+	res := commit(t, st, store.SetResource(scope, r))
+	assert.Equal(t, 1, res.Unchanged)
+
 	unchecked := resources.Resource{TypeURL: protocol.TypeCluster, Name: "web", Message: c}
 	assert.False(t, unchecked.Validated())
 	_, err = st.Commit(store.SetResource("other", unchecked))

@@ -33,17 +33,21 @@
 // A commit costs what it changes, plus, for each resource it gives, exactly
 // this:
 //
-//   - Set, SetNamed, SetResource: its type and name read from the message, one
+//   - Set, SetNamed: its type and name read from the message, one
 //     deterministic encoding of the message into a buffer the store reuses
 //     between commits, one lookup of the name in the current table, and one
 //     comparison of the encoding with the entry's bytes.
+//   - SetResource of a resource resources validated (a loaded file): the same
+//     without the encoding, made once when the resource was validated
+//     (resources.Resource.Encoded).
 //   - SetEncoded (a restored snapshot): one lookup and one byte comparison.
 //   - Every Set: one slot in the commit's working memory (the name set that
 //     finds a name set twice and tells ReplaceScope what the scope keeps, and
 //     the list of prepared Sets), which the store reuses between commits
 //     through a sync.Pool: it is allocated again (sized for the commit) only
 //     after the Go runtime dropped it, and grown only for a commit larger than
-//     those before it.
+//     those before it. Emptying it costs what the commit used, or, for a
+//     commit of at least an eighth of the largest it served, a clear of it.
 //
 // A resource whose encoding is the one the store holds stops there: it was
 // validated when it was committed, its references are those of the entry, and
@@ -52,8 +56,9 @@
 // (resources.Validate; not again for a resource resources already validated,
 // see SetResource), has its references worked out (once, both
 // resources.References and resources.ServedReferences), is encoded into bytes
-// of its own and gets an Entry; SetEncoded decodes it first and encodes it
-// again, as this build encodes it (D8).
+// of its own (SetResource's encoding is kept as it is) and gets an Entry;
+// SetEncoded decodes it first and encodes it again, as this build encodes it
+// (D8).
 //
 // ReplaceScope deletes what the commit does not set. For each table of the
 // scope the commit counts how many of the names it sets the table already
@@ -65,7 +70,8 @@
 //
 // Publishing costs O(scopes + changed resources × leaf size) (leaves hold about
 // n/4096 entries of an n-entry table): it does not grow with the tables a
-// commit does not touch. BenchmarkCommitOne, BenchmarkReplaceScopeOne and
+// commit does not touch. BenchmarkCommitOne, BenchmarkReplaceScopeOne (raw
+// messages), BenchmarkReplaceScopeOneLoaded (validated resources) and
 // persist's BenchmarkRestoreOne measure one changed resource among 1,000,
 // 10,000 and 100,000.
 //

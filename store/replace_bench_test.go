@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/leanxds/leanxds/internal/xdstest"
+	"github.com/leanxds/leanxds/protocol"
+	"github.com/leanxds/leanxds/resources"
 	"github.com/leanxds/leanxds/store"
 )
 
@@ -29,6 +31,47 @@ func BenchmarkReplaceScopeOne(b *testing.B) {
 						continue
 					}
 					changes = append(changes, store.Set(scope, xdstest.Cluster(name)))
+				}
+				commits[v] = changes
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				res, err := st.Commit(commits[i%2]...)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if res.Set != 1 || res.Deleted != 0 {
+					b.Fatalf("commit %d: %+v, want one resource set", i, res)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkReplaceScopeOneLoaded is BenchmarkReplaceScopeOne with resources as
+// a config source loads them (resources.Parse, here resources.Check): validated
+// and encoded once, when they were read, so the store compares their encoding
+// with what it holds and encodes nothing but the changed resource.
+func BenchmarkReplaceScopeOneLoaded(b *testing.B) {
+	for _, n := range []int{1_000, 10_000, 100_000} {
+		b.Run(fmt.Sprintf("resources=%d", n), func(b *testing.B) {
+			st := filled(b, n)
+			commits := [2][]store.Change{}
+			for v := range commits {
+				changes := make([]store.Change, 0, n+1)
+				changes = append(changes, store.ReplaceScope(scope))
+				for i := range n {
+					name := fmt.Sprintf("cluster-%06d", i)
+					c := xdstest.Cluster(name)
+					if i == 42 {
+						c = xdstest.Cluster(name, xdstest.WithConnectTimeout(time.Duration(v+2)*time.Second))
+					}
+					r, err := resources.Check(protocol.TypeCluster, "", c)
+					if err != nil {
+						b.Fatal(err)
+					}
+					changes = append(changes, store.SetResource(scope, r))
 				}
 				commits[v] = changes
 			}
