@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unsafe"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -19,7 +20,15 @@ import (
 // ErrFormatVersion, ErrLength, ErrChecksum or ErrBody and says what was found.
 //
 // Entry bodies in the result alias data.
-func Decode(data []byte) (*Snapshot, error) {
+func Decode(data []byte) (*Snapshot, error) { return decode(data, false) }
+
+// decodeAliased is Decode with entry names and versions that alias data too,
+// so that decoding allocates nothing per entry: for Restore, which owns data,
+// never modifies it, and lets no entry string outlive the restore (the store
+// copies the names it keeps).
+func decodeAliased(data []byte) (*Snapshot, error) { return decode(data, true) }
+
+func decode(data []byte, alias bool) (*Snapshot, error) {
 	if n := min(len(data), len(Magic)); string(data[:n]) != Magic[:n] || n == 0 {
 		return nil, fmt.Errorf("%w: the data starts with %q, not %q: not a leanxds snapshot", ErrMagic, data[:n], Magic)
 	}
@@ -45,7 +54,7 @@ func Decode(data []byte) (*Snapshot, error) {
 	if stored := data[end:]; string(stored) != string(sum[:]) {
 		return nil, fmt.Errorf("%w: stored SHA-256 %x, computed %x: the snapshot was altered", ErrChecksum, stored, sum)
 	}
-	s, err := parseBody(data[prefixLen:end])
+	s, err := parseBody(data[prefixLen:end], alias)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBody, err)
 	}
@@ -53,7 +62,7 @@ func Decode(data []byte) (*Snapshot, error) {
 }
 
 // parseBody parses a body whose checksum matched.
-func parseBody(b []byte) (*Snapshot, error) {
+func parseBody(b []byte, alias bool) (*Snapshot, error) {
 	num, typ, n := protowire.ConsumeTag(b)
 	if n < 0 || num != bodyHeader || typ != protowire.BytesType {
 		return nil, errors.New("the body does not start with its header")
@@ -76,7 +85,7 @@ func parseBody(b []byte) (*Snapshot, error) {
 		if num != bodyScope || typ != protowire.BytesType {
 			return fmt.Errorf("unexpected field %d in the content", num)
 		}
-		sc, err := parseScope(v)
+		sc, err := parseScope(v, alias)
 		if err != nil {
 			return err
 		}
@@ -147,14 +156,14 @@ func parseHeader(b []byte, h *Header) error {
 	return err
 }
 
-func parseScope(b []byte) (Scope, error) {
+func parseScope(b []byte, alias bool) (Scope, error) {
 	var sc Scope
 	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte) error {
 		switch {
 		case num == scopeName && typ == protowire.BytesType:
 			sc.Name = string(v)
 		case num == scopeTable && typ == protowire.BytesType:
-			t, err := parseTable(v)
+			t, err := parseTable(v, alias)
 			if err != nil {
 				return fmt.Errorf("scope %q: %w", sc.Name, err)
 			}
@@ -168,8 +177,20 @@ func parseScope(b []byte) (Scope, error) {
 	return sc, err
 }
 
-func parseTable(b []byte) (Table, error) {
+func parseTable(b []byte, alias bool) (Table, error) {
 	var t Table
+	n := 0
+	if err := fields(b, func(num protowire.Number, _ protowire.Type, _ []byte) error {
+		if num == tableEntry {
+			n++
+		}
+		return nil
+	}); err != nil {
+		return t, err
+	}
+	if n > 0 {
+		t.Entries = make([]Entry, 0, n) // counted first: the entries slice is allocated once
+	}
 	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte) error {
 		switch {
 		case num == tableTypeURL && typ == protowire.BytesType:
@@ -182,9 +203,9 @@ func parseTable(b []byte) (Table, error) {
 			err := fields(v, func(num protowire.Number, typ protowire.Type, v []byte) error {
 				switch {
 				case num == entryName && typ == protowire.BytesType:
-					e.Name = string(v)
+					e.Name = str(v, alias)
 				case num == entryVersion && typ == protowire.BytesType:
-					e.Version = string(v)
+					e.Version = str(v, alias)
 				case num == entryBody && typ == protowire.BytesType:
 					e.Body = v
 				}
@@ -201,6 +222,14 @@ func parseTable(b []byte) (Table, error) {
 		return nil
 	})
 	return t, err
+}
+
+// str returns v as a string: a copy, or with alias the bytes of v themselves.
+func str(v []byte, alias bool) string {
+	if alias && len(v) > 0 {
+		return unsafe.String(unsafe.SliceData(v), len(v))
+	}
+	return string(v)
 }
 
 // fields calls f with the number, type and value of each field of a message:

@@ -155,16 +155,15 @@ func Restore(ctx context.Context, b Backend, st *store.Store) (info Info, err er
 // and records it in info; or says why it refuses it, leaving st and info as they
 // were.
 func restoreFrom(st *store.Store, data []byte, from string, info *Info) error {
-	snap, err := Decode(data)
+	snap, err := decodeAliased(data)
 	if err != nil {
 		return err
 	}
-	changes, err := restoreChanges(st.View(), snap)
+	res, err := st.Commit(restoreChanges(st.View(), snap)...)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrBody, err)
-	}
-	res, err := st.Commit(changes...)
-	if err != nil {
+		if derr := undecodable(snap); derr != nil {
+			return fmt.Errorf("%w: %w", ErrBody, derr)
+		}
 		return fmt.Errorf("the store refused its content: %w", err)
 	}
 	info.Restored = true
@@ -195,34 +194,46 @@ func restoreFrom(st *store.Store, data []byte, from string, info *Info) error {
 }
 
 // restoreChanges turns a snapshot into one commit that makes the store hold
-// exactly its content.
-func restoreChanges(cur store.View, snap *Snapshot) ([]store.Change, error) {
+// exactly its content. The resources go as the snapshot holds them
+// (store.SetEncoded): the store decodes only those whose encoding differs from
+// what it holds, so restoring a snapshot that matches the store but for one
+// resource decodes, validates and encodes that one.
+func restoreChanges(cur store.View, snap *Snapshot) []store.Change {
 	changes := make([]store.Change, 0, snap.Resources+len(snap.Scopes)+len(cur.Scopes()))
 	replaced := make(map[string]bool)
-	var errs []string
 	for _, sc := range snap.Scopes {
 		changes = append(changes, store.ReplaceScope(sc.Name))
 		replaced[sc.Name] = true
 		for _, t := range sc.Tables {
 			for _, e := range t.Entries {
-				m, err := resources.Decode(t.TypeURL, e.Body)
-				if err != nil {
-					if len(errs) < 5 {
-						errs = append(errs, fmt.Sprintf("scope %q: %s %q: %v", sc.Name, protocol.Short(t.TypeURL), e.Name, err))
-					}
-					continue
-				}
-				changes = append(changes, store.SetNamed(sc.Name, e.Name, m))
+				changes = append(changes, store.SetEncoded(sc.Name, t.TypeURL, e.Name, e.Body))
 			}
 		}
-	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("undecodable resources: %s", strings.Join(errs, "; "))
 	}
 	for _, name := range cur.Scopes() {
 		if !replaced[name] {
 			changes = append(changes, store.ReplaceScope(name))
 		}
 	}
-	return changes, nil
+	return changes
+}
+
+// undecodable says which resources of a snapshot the store refused this
+// build cannot decode (the first few), or returns nil if it decodes them all.
+// Only a refused restore pays for decoding every resource again.
+func undecodable(snap *Snapshot) error {
+	var errs []string
+	for _, sc := range snap.Scopes {
+		for _, t := range sc.Tables {
+			for _, e := range t.Entries {
+				if _, err := resources.Decode(t.TypeURL, e.Body); err != nil && len(errs) < 5 {
+					errs = append(errs, fmt.Sprintf("scope %q: %s %q: %v", sc.Name, protocol.Short(t.TypeURL), e.Name, err))
+				}
+			}
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("undecodable resources: %s", strings.Join(errs, "; "))
 }

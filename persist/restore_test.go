@@ -320,3 +320,67 @@ func TestRestoreRefusesWhenNoPreviousSnapshotPasses(t *testing.T) {
 	assert.Contains(t, err.Error(), "no previous snapshot passes its checks: file://"+path+".2: ")
 	assert.Zero(t, st.View().Revision())
 }
+
+// Restoring a snapshot that differs from the store in one resource per scope
+// changes those resources alone: the tables of the other types are the very
+// tables the store held (nothing decoded, nothing copied).
+func TestRestoreChangesOnlyWhatDiffers(t *testing.T) {
+	ctx := context.Background()
+	st := storeWith(t, sample("a")...)
+	before := st.View()
+	want := storeWith(t, sample("b")...)
+	data, _ := persist.Encode(want.View(), persist.Meta{})
+	path := tempSnapshot(t)
+	require.NoError(t, os.WriteFile(path, data, 0o600))
+
+	info, err := persist.Restore(ctx, openFile(t, path), st)
+	require.NoError(t, err)
+	require.True(t, info.Restored)
+	assert.Zero(t, info.Mismatched)
+	after := st.View()
+	assert.Equal(t, before.Revision()+1, after.Revision())
+	requireSameContent(t, want.View(), after)
+	for _, scope := range []string{"edge", "mesh"} {
+		assert.Same(t, before.Table(scope, protocol.TypeCluster), after.Table(scope, protocol.TypeCluster), scope)
+		names, ok := after.Table(scope, protocol.TypeRuntime).ChangedSince(before.Revision())
+		require.True(t, ok)
+		assert.Equal(t, []string{"rt"}, names, scope)
+	}
+}
+
+// A resource this build cannot decode refuses the snapshot as a bad body.
+func TestRestoreRefusesUndecodableResource(t *testing.T) {
+	ctx := context.Background()
+	valid, _ := persist.Encode(storeWith(t, store.Set("s", xdstest.Cluster("web"))).View(), persist.Meta{})
+	bad := reseal(t, valid, true, func(c []byte) []byte {
+		// The cluster's own name field opens its body (the entry's name comes
+		// first, with the same bytes): give it an invalid wire type.
+		i := bytes.LastIndex(c, []byte("\x0a\x03web"))
+		require.GreaterOrEqual(t, i, 0)
+		c[i] = 0x07
+		return c
+	})
+	path := tempSnapshot(t)
+	require.NoError(t, os.WriteFile(path, bad, 0o600))
+	st := store.New()
+	info, err := persist.Restore(ctx, openFile(t, path), st)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, persist.ErrRefused)
+	assert.ErrorIs(t, err, persist.ErrBody)
+	assert.Contains(t, err.Error(), `undecodable resources: scope "s": CDS "web"`)
+	assert.True(t, info.Refused)
+	assert.Zero(t, st.View().Revision())
+}
+
+// Restore reads names from the snapshot without copying them, but nothing the
+// store keeps refers to the snapshot's bytes: they may be reused afterwards.
+func TestRestoredStoreOutlivesTheSnapshotBytes(t *testing.T) {
+	want := storeWith(t, sample("a")...)
+	data, _ := persist.Encode(want.View(), persist.Meta{})
+	st := store.New()
+	info, err := persist.Restore(context.Background(), fixedSnapshot(data), st)
+	require.NoError(t, err)
+	require.True(t, info.Restored)
+	clear(data)
+	requireSameContent(t, want.View(), st.View())
+}

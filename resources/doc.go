@@ -6,16 +6,23 @@
 //
 //   - registry.go maps the served type URLs (protocol.Type*) to their generated Go
 //     types: NewMessage, Decode, DecodeAny, TypeURLOf, and NameOf, the name a
-//     resource carries in its own fields.
+//     resource carries in its own fields; and defines Resource, a named resource
+//     of a served type, and Check.
 //   - extensions.go links in the extension types (filters, transport sockets,
 //     protocol options) that resources carry in Any fields, so that protojson can
 //     read them and Validate can check them.
-//   - validate.go checks a resource before the store accepts it (Validate): the
+//   - validate.go checks a resource before it is served (Validate): the
 //     constraints Envoy's protos declare, as their generated ValidateAll methods
 //     check them, applied also to every Any payload nested in the resource, which
 //     ValidateAll does not enter. A client NACKs what breaks them, so it is cheaper
 //     to refuse such a resource at commit with a precise field path than to find it
-//     in a NACK from every client.
+//     in a NACK from every client. A resource is validated once: Parse and Load
+//     return Resources that say so (Resource.Validated), as Check does for a
+//     program that builds its own, and the store does not validate those again
+//     (store.SetResource); it validates the raw messages it is given, and only
+//     those whose content changed. A validated resource also carries its
+//     deterministic encoding (Resource.Encoded), made once, which the store
+//     compares with what it holds instead of encoding the message again.
 //   - refs.go finds what a resource refers to (References): the routes a listener
 //     fetches, the clusters routes send to, the EDS names of clusters, the SDS
 //     secrets of TLS contexts, the ECDS filter configs. Streams use this to push
@@ -24,9 +31,13 @@
 //     (R16). ServedReferences leaves out the names a client fetches from
 //     another source (a file, another api_config_source): what the server itself
 //     must hold, which `leanxds serve` requires a config directory to define.
+//     ReferencesAndServed gives both from one walk: the store works them out
+//     once, when a resource is committed, and keeps them in its entries, where
+//     streams and a config source's check of dangling references
+//     (store.View.Dangling) read them.
 //   - load.go and items.go read resource files (Load, Parse) in YAML or JSON,
 //     written as in Envoy's docs, and report errors with file, line, resource and
 //     field.
 //
-// Rule ids (R15, ...) refer to XDS-RULES.md.
+// Rule ids (R15, ...) refer to the project's rule list, conformance/RULES.md.
 package resources

@@ -112,8 +112,9 @@ func Load(path string) ([]Resource, error) {
 // writes an Any, so it looks as in Envoy's docs: an object with "@type" and the
 // resource's fields. A resource without a name field (an LbEndpoint) is named by
 // wrapping it in an envoy.service.discovery.v3.Resource, of which only name and
-// resource are read. Every resource is validated (see Validate), and a type and
-// name may appear once per file. The file is read whole or not at all: any error
+// resource are read. Every resource is validated (see Validate) and returned as
+// Validated, so the store does not validate it again; a type and name may
+// appear once per file. The file is read whole or not at all: any error
 // returns no resource, and the errors, *LoadError each, are joined.
 func Parse(path string, data []byte) ([]Resource, error) {
 	var (
@@ -248,7 +249,7 @@ func decodeItem(it item, isJSON bool) (Resource, *LoadError) {
 		le.Err = err
 		return Resource{}, le
 	}
-	return Resource{TypeURL: typeURL, Name: name, Message: m}, nil
+	return validated(typeURL, name, m), nil
 }
 
 // jsonPosition matches the position protojson puts in its errors.

@@ -1,6 +1,7 @@
 package resources
 
 import (
+	"iter"
 	"slices"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -13,6 +14,8 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/leanxds/leanxds/protocol"
 )
 
 // Refs are the names of the resources of other types that one resource makes a
@@ -61,7 +64,8 @@ func (r Refs) Empty() bool {
 // aggregate cluster configs. An undecodable payload refers to nothing; Validate
 // reports it.
 func References(typeURL string, m proto.Message) Refs {
-	return references(typeURL, m, false)
+	all, _ := ReferencesAndServed(typeURL, m)
+	return all
 }
 
 // ServedReferences is References without the names a client fetches from a
@@ -70,14 +74,19 @@ func References(typeURL string, m proto.Message) Refs {
 // config_discovery) is a file or an api_config_source rather than ads or self
 // (fromServer). What is left is what that server must hold for m to work.
 func ServedReferences(typeURL string, m proto.Message) Refs {
-	return references(typeURL, m, true)
+	_, served := ReferencesAndServed(typeURL, m)
+	return served
 }
 
-func references(typeURL string, m proto.Message, servedOnly bool) Refs {
+// ReferencesAndServed returns both References and ServedReferences of m, from
+// one walk of the message: the store computes them once, when a resource is
+// committed. When the two are equal (no name comes from another source, the
+// common case) they share their lists.
+func ReferencesAndServed(typeURL string, m proto.Message) (all, served Refs) {
 	if got, err := TypeURLOf(m); err != nil || got != typeURL {
-		return Refs{}
+		return Refs{}, Refs{}
 	}
-	r := refWalker{servedOnly: servedOnly}
+	var r refWalker
 	switch res := m.(type) {
 	case *listenerv3.Listener:
 		r.listener(res)
@@ -90,22 +99,42 @@ func references(typeURL string, m proto.Message, servedOnly bool) Refs {
 	case *clusterv3.Cluster:
 		r.cluster(res)
 	}
-	r.normalize()
-	return r.Refs
+	all = r.all.normalized()
+	if !r.elsewhere {
+		return all, all
+	}
+	return all, r.served.normalized()
 }
 
-// refWalker collects the references of one resource.
+// refWalker collects the references of one resource, all of them and those
+// the server that sent the resource must hold, in one walk.
 type refWalker struct {
-	Refs
-	// servedOnly leaves out the names fetched from another source than the
-	// server that sent the resource (ServedReferences).
-	servedOnly bool
+	all, served Refs
+	// elsewhere is set once a name fetched from another source is seen: served
+	// then differs from all.
+	elsewhere bool
 }
 
-// from reports whether a name fetched from config source cs is collected.
-func (r *refWalker) from(cs *corev3.ConfigSource) bool {
-	return !r.servedOnly || fromServer(cs)
+// add collects name into the list of all references that field selects and,
+// if the client fetches it from this server (fromServer(cs) or an unset
+// source), into the served list too.
+func (r *refWalker) add(field func(*Refs) *[]string, served bool, names ...string) {
+	a := field(&r.all)
+	*a = append(*a, names...)
+	if !served {
+		r.elsewhere = true
+		return
+	}
+	s := field(&r.served)
+	*s = append(*s, names...)
 }
+
+func routes(r *Refs) *[]string           { return &r.Routes }
+func scopedRoutes(r *Refs) *[]string     { return &r.ScopedRoutes }
+func clusters(r *Refs) *[]string         { return &r.Clusters }
+func endpoints(r *Refs) *[]string        { return &r.Endpoints }
+func secrets(r *Refs) *[]string          { return &r.Secrets }
+func extensionConfigs(r *Refs) *[]string { return &r.ExtensionConfigs }
 
 // fromServer reports whether a client fetches what cs names from the server
 // that sent the resource holding cs: over ADS (ads), or from that same source
@@ -159,17 +188,17 @@ func (r *refWalker) networkFilter(a *anypb.Any) {
 	var tcp tcpproxyv3.TcpProxy
 	if unpack(a, &tcp) {
 		if c := tcp.GetCluster(); c != "" {
-			r.Clusters = append(r.Clusters, c)
+			r.add(clusters, true, c)
 		}
 		for _, wc := range tcp.GetWeightedClusters().GetClusters() {
-			r.Clusters = append(r.Clusters, wc.GetName())
+			r.add(clusters, true, wc.GetName())
 		}
 	}
 }
 
 func (r *refWalker) httpConnectionManager(hcm *hcmv3.HttpConnectionManager) {
-	if rds := hcm.GetRds(); rds != nil && r.from(rds.GetConfigSource()) {
-		r.Routes = append(r.Routes, rds.GetRouteConfigName())
+	if rds := hcm.GetRds(); rds != nil {
+		r.add(routes, fromServer(rds.GetConfigSource()), rds.GetRouteConfigName())
 	}
 	if rc := hcm.GetRouteConfig(); rc != nil {
 		r.routeConfig(rc)
@@ -177,8 +206,8 @@ func (r *refWalker) httpConnectionManager(hcm *hcmv3.HttpConnectionManager) {
 	if sr := hcm.GetScopedRoutes(); sr != nil {
 		// With scoped_rds the client fetches the set by SRDS; with an inline list
 		// only the route configurations the scopes name are fetched (by RDS).
-		if srds := sr.GetScopedRds(); srds != nil && r.from(srds.GetScopedRdsConfigSource()) {
-			r.ScopedRoutes = append(r.ScopedRoutes, sr.GetName())
+		if srds := sr.GetScopedRds(); srds != nil {
+			r.add(scopedRoutes, fromServer(srds.GetScopedRdsConfigSource()), sr.GetName())
 		}
 		for _, s := range sr.GetScopedRouteConfigurationsList().GetScopedRouteConfigurations() {
 			r.scopedRoute(s, sr.GetRdsConfigSource())
@@ -193,8 +222,8 @@ func (r *refWalker) httpConnectionManager(hcm *hcmv3.HttpConnectionManager) {
 // rdsSource: the HCM's rds_config_source, or nil for a ScopedRouteConfiguration
 // resource (its listener is not known here).
 func (r *refWalker) scopedRoute(s *routev3.ScopedRouteConfiguration, rdsSource *corev3.ConfigSource) {
-	if n := s.GetRouteConfigurationName(); n != "" && r.from(rdsSource) {
-		r.Routes = append(r.Routes, n)
+	if n := s.GetRouteConfigurationName(); n != "" {
+		r.add(routes, fromServer(rdsSource), n)
 	}
 	if rc := s.GetRouteConfiguration(); rc != nil {
 		r.routeConfig(rc)
@@ -209,34 +238,34 @@ func (r *refWalker) routeConfig(rc *routev3.RouteConfiguration) {
 
 func (r *refWalker) virtualHost(vh *routev3.VirtualHost) {
 	for _, mp := range vh.GetRequestMirrorPolicies() {
-		r.Clusters = append(r.Clusters, mp.GetCluster())
+		r.add(clusters, true, mp.GetCluster())
 	}
 	for _, rt := range vh.GetRoutes() {
 		a := rt.GetRoute()
 		if a == nil {
 			continue
 		}
-		r.Clusters = append(r.Clusters, a.GetCluster())
+		r.add(clusters, true, a.GetCluster())
 		for _, wc := range a.GetWeightedClusters().GetClusters() {
-			r.Clusters = append(r.Clusters, wc.GetName())
+			r.add(clusters, true, wc.GetName())
 		}
 		for _, mp := range a.GetRequestMirrorPolicies() {
-			r.Clusters = append(r.Clusters, mp.GetCluster())
+			r.add(clusters, true, mp.GetCluster())
 		}
 	}
 }
 
 func (r *refWalker) cluster(c *clusterv3.Cluster) {
-	if c.GetType() == clusterv3.Cluster_EDS && r.from(c.GetEdsClusterConfig().GetEdsConfig()) {
+	if c.GetType() == clusterv3.Cluster_EDS {
 		name := c.GetEdsClusterConfig().GetServiceName()
 		if name == "" {
 			name = c.GetName()
 		}
-		r.Endpoints = append(r.Endpoints, name)
+		r.add(endpoints, fromServer(c.GetEdsClusterConfig().GetEdsConfig()), name)
 	}
 	var agg aggregatev3.ClusterConfig
 	if unpack(c.GetClusterType().GetTypedConfig(), &agg) {
-		r.Clusters = append(r.Clusters, agg.GetClusters()...)
+		r.add(clusters, true, agg.GetClusters()...)
 	}
 	for _, f := range c.GetFilters() {
 		r.extensionConfig(f.GetName(), f.GetConfigDiscovery())
@@ -271,16 +300,16 @@ func (r *refWalker) commonTLS(c *tlsv3.CommonTlsContext) {
 }
 
 func (r *refWalker) sdsSecret(s *tlsv3.SdsSecretConfig) {
-	if s.GetSdsConfig() != nil && r.from(s.GetSdsConfig()) {
-		r.Secrets = append(r.Secrets, s.GetName())
+	if s.GetSdsConfig() != nil {
+		r.add(secrets, fromServer(s.GetSdsConfig()), s.GetName())
 	}
 }
 
 // extensionConfig reads a filter whose config comes from config discovery
 // (ECDS), if cd is set.
 func (r *refWalker) extensionConfig(name string, cd *corev3.ExtensionConfigSource) {
-	if cd != nil && r.from(cd.GetConfigSource()) {
-		r.ExtensionConfigs = append(r.ExtensionConfigs, name)
+	if cd != nil {
+		r.add(extensionConfigs, fromServer(cd.GetConfigSource()), name)
 	}
 }
 
@@ -292,9 +321,34 @@ func unpack(a *anypb.Any, m proto.Message) bool {
 	return a.UnmarshalTo(m) == nil
 }
 
-func (r *Refs) normalize() {
+// normalized returns r with each list sorted, without duplicates, nil when empty.
+func (r Refs) normalized() Refs {
 	for _, l := range []*[]string{&r.Routes, &r.ScopedRoutes, &r.Clusters, &r.Endpoints, &r.Secrets, &r.ExtensionConfigs} {
 		*l = sortedNames(*l)
+	}
+	return r
+}
+
+// ByType yields each non-empty list of r with the type URL of the resources it
+// names, in a fixed order: routes, scoped routes, clusters, endpoints, secrets,
+// extension configs.
+func (r Refs) ByType() iter.Seq2[string, []string] {
+	return func(yield func(string, []string) bool) {
+		for _, l := range []struct {
+			typeURL string
+			names   []string
+		}{
+			{protocol.TypeRoute, r.Routes},
+			{protocol.TypeScopedRoute, r.ScopedRoutes},
+			{protocol.TypeCluster, r.Clusters},
+			{protocol.TypeEndpoint, r.Endpoints},
+			{protocol.TypeSecret, r.Secrets},
+			{protocol.TypeExtensionCfg, r.ExtensionConfigs},
+		} {
+			if len(l.names) > 0 && !yield(l.typeURL, l.names) {
+				return
+			}
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package resources
 
 import (
+	"strings"
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -295,4 +296,36 @@ func TestServedReferences(t *testing.T) {
 	}}
 	assert.Equal(t, Refs{Routes: []string{"routes-a"}}, References(protocol.TypeListener, hcmListener(t, "edge", inline)))
 	assert.True(t, ServedReferences(protocol.TypeListener, hcmListener(t, "edge", inline)).Empty())
+}
+
+// ReferencesAndServed gives both answers from one walk; when no name comes
+// from elsewhere they are the same lists.
+func TestReferencesAndServed(t *testing.T) {
+	file := &corev3.ConfigSource{ConfigSourceSpecifier: &corev3.ConfigSource_PathConfigSource{
+		PathConfigSource: &corev3.PathConfigSource{Path: "/etc/envoy/eds.yaml"},
+	}}
+	fromFile := edsCluster("from-file", "")
+	fromFile.EdsClusterConfig.EdsConfig = file
+	all, served := ReferencesAndServed(protocol.TypeCluster, fromFile)
+	assert.Equal(t, References(protocol.TypeCluster, fromFile), all)
+	assert.Equal(t, Refs{Endpoints: []string{"from-file"}}, all)
+	assert.True(t, served.Empty())
+
+	all, served = ReferencesAndServed(protocol.TypeCluster, edsCluster("web", ""))
+	assert.Equal(t, Refs{Endpoints: []string{"web"}}, all)
+	assert.Equal(t, all, served)
+	assert.Same(t, &all.Endpoints[0], &served.Endpoints[0], "equal answers share their lists")
+}
+
+// ByType yields the non-empty lists with the type each names, in a fixed order.
+func TestRefsByType(t *testing.T) {
+	r := Refs{Routes: []string{"r"}, Clusters: []string{"a", "b"}, Secrets: []string{"s"}, ExtensionConfigs: []string{"x"}}
+	var got []string
+	for typeURL, names := range r.ByType() {
+		got = append(got, protocol.Short(typeURL)+" "+strings.Join(names, ","))
+	}
+	assert.Equal(t, []string{"RDS r", "CDS a,b", "SDS s", "ECDS x"}, got)
+	for range (Refs{}).ByType() {
+		t.Fatal("an empty Refs yields nothing")
+	}
 }

@@ -27,7 +27,69 @@ type Resource struct {
 	// an LbEndpoint (LEDS), whose name comes from outside the message.
 	Name string
 	// Message is the decoded resource; its Go type is the one registered for TypeURL.
+	// Do not modify a validated resource's message: Validated cannot tell.
 	Message proto.Message
+
+	// checked is what Validate accepted, when Parse or Check made the resource.
+	checked checked
+}
+
+// checked is the type URL, name and message Validate accepted, and the
+// message's deterministic encoding, made then.
+type checked struct {
+	typeURL, name string
+	m             proto.Message
+	body          []byte
+}
+
+// Validated reports whether r is a resource Parse, Load or Check validated,
+// with the type URL, name and message they validated. The store does not
+// validate such a resource again (store.SetResource); one whose fields were
+// changed since is validated like any other.
+func (r Resource) Validated() bool {
+	return r.checked.m != nil && r.checked.m == r.Message &&
+		r.checked.typeURL == r.TypeURL && r.checked.name == r.Name
+}
+
+// Check validates m as a resource of type typeURL served under name ("": the
+// message's own name) and returns it as a validated Resource, for a program that
+// builds resources itself and wants them checked before it commits them.
+func Check(typeURL, name string, m proto.Message) (Resource, error) {
+	if name == "" {
+		name = NameOf(m)
+	}
+	if err := Validate(typeURL, name, m); err != nil {
+		return Resource{}, err
+	}
+	return validated(typeURL, name, m), nil
+}
+
+// Encoded returns the deterministic protobuf encoding of a Validated
+// resource, made once when it was validated, or nil for a resource that is not
+// Validated. It is what the store compares with what it holds, so that a
+// resource loaded again unchanged is not encoded again (store.SetResource).
+// Do not modify it.
+func (r Resource) Encoded() []byte {
+	if !r.Validated() {
+		return nil
+	}
+	return r.checked.body
+}
+
+// deterministic is how resources are encoded for the store: the same message
+// always has the same bytes, so its content version is stable (S3, D8).
+var deterministic = proto.MarshalOptions{Deterministic: true}
+
+// validated returns the resource Validate accepted, with its encoding (nil if
+// it cannot be encoded: the store then encodes it and reports why not).
+func validated(typeURL, name string, m proto.Message) Resource {
+	body, err := deterministic.Marshal(m)
+	if err != nil {
+		body = nil
+	} else if body == nil {
+		body = []byte{} // an empty message has an encoding: no bytes
+	}
+	return Resource{TypeURL: typeURL, Name: name, Message: m, checked: checked{typeURL, name, m, body}}
 }
 
 // ErrUnknownType is wrapped by the errors this package returns for a type URL or a
@@ -52,6 +114,16 @@ var registry = map[string]protoreflect.MessageType{
 	protocol.TypeRuntime:      (&runtimev3.Runtime{}).ProtoReflect().Type(),
 	protocol.TypeExtensionCfg: (&corev3.TypedExtensionConfig{}).ProtoReflect().Type(),
 }
+
+// typeURLs maps the full name of each served message type to its type URL, so
+// that TypeURLOf does not build a string.
+var typeURLs = func() map[protoreflect.FullName]string {
+	m := make(map[protoreflect.FullName]string, len(registry))
+	for u, mt := range registry {
+		m[mt.Descriptor().FullName()] = u
+	}
+	return m
+}()
 
 // Known reports whether typeURL is a served resource type.
 func Known(typeURL string) bool {
@@ -93,11 +165,11 @@ func TypeURLOf(m proto.Message) (string, error) {
 	if m == nil {
 		return "", fmt.Errorf("nil message: %w", ErrUnknownType)
 	}
-	u := typeURLPrefix + string(m.ProtoReflect().Descriptor().FullName())
-	if !Known(u) {
-		return "", fmt.Errorf("%q: %w (served: %s)", u, ErrUnknownType, servedShortNames())
+	name := m.ProtoReflect().Descriptor().FullName()
+	if u, ok := typeURLs[name]; ok {
+		return u, nil
 	}
-	return u, nil
+	return "", fmt.Errorf("%q: %w (served: %s)", typeURLPrefix+string(name), ErrUnknownType, servedShortNames())
 }
 
 // NameOf returns the name a resource carries in its own fields: the name field of

@@ -2,7 +2,9 @@ package resources
 
 import (
 	"testing"
+	"time"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -13,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/leanxds/leanxds/protocol"
 )
@@ -117,4 +120,38 @@ func TestNameOf(t *testing.T) {
 func assertProtoEqual(t *testing.T, want, got proto.Message) {
 	t.Helper()
 	assert.Truef(t, proto.Equal(want, got), "want %v\ngot  %v", want, got)
+}
+
+// Check validates once and says so; Parse's resources are validated too, and a
+// Resource changed since, or built by hand, is not.
+func TestCheckAndValidated(t *testing.T) {
+	c := &clusterv3.Cluster{Name: "web", ConnectTimeout: durationpb.New(time.Second)}
+	r, err := Check(protocol.TypeCluster, "", c)
+	require.NoError(t, err)
+	assert.Equal(t, "web", r.Name)
+	assert.Same(t, c, r.Message)
+	want, err := proto.MarshalOptions{Deterministic: true}.Marshal(c)
+	require.NoError(t, err)
+	assert.Equal(t, want, r.Encoded(), "encoded once, deterministically")
+	assert.True(t, r.Validated())
+
+	other := r
+	other.Message = &clusterv3.Cluster{Name: "web", ConnectTimeout: durationpb.New(time.Second)}
+	assert.False(t, other.Validated(), "another message")
+	assert.Nil(t, other.Encoded(), "no encoding for what is not validated")
+	other = r
+	other.TypeURL = protocol.TypeListener
+	assert.False(t, other.Validated(), "another type")
+	assert.False(t, Resource{TypeURL: protocol.TypeCluster, Name: "web", Message: c}.Validated())
+
+	_, err = Check(protocol.TypeCluster, "", &clusterv3.Cluster{Name: "web", ConnectTimeout: durationpb.New(-time.Second)})
+	require.Error(t, err)
+	_, err = Check(protocol.TypeCluster, "api", c)
+	require.Error(t, err, "a name the message does not carry")
+
+	rs, err := Load("testdata/edge.yaml")
+	require.NoError(t, err)
+	for _, r := range rs {
+		assert.True(t, r.Validated(), r.Name)
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 
@@ -11,14 +13,22 @@ import (
 	"github.com/leanxds/leanxds/resources"
 )
 
-// Change is one part of a commit: build it with Set, SetNamed, Delete or
-// ReplaceScope.
+// Change is one part of a commit: build it with Set, SetNamed, SetResource,
+// SetEncoded, Delete or ReplaceScope.
 type Change struct {
 	op       op
 	scope    string
 	typeURL  string
 	name     string
 	resource proto.Message
+	// body is the resource's encoding: SetEncoded's (encoded is set), decoded
+	// only when it differs from what the store holds, or, with resource,
+	// SetResource's, made when resources validated it.
+	body    []byte
+	encoded bool
+	// validated is set by SetResource for a resource resources.Validate
+	// accepted under this name: the store does not validate it again.
+	validated bool
 }
 
 type op uint8
@@ -39,6 +49,28 @@ func Set(scope string, m proto.Message) Change {
 // message carries no name (LbEndpoint, for LEDS).
 func SetNamed(scope, name string, m proto.Message) Change {
 	return Change{op: opSet, scope: scope, name: name, resource: m}
+}
+
+// SetResource puts a resource read by resources.Parse or Load, or checked by
+// resources.Check, into scope under r.Name. Such a resource was validated
+// already (r.Validated()), so the store does not validate it again; any other
+// Resource is validated as SetNamed's.
+//
+// Its encoding, made when it was validated (r.Encoded), is what the store
+// compares with what it holds: a resource loaded again unchanged costs a
+// lookup and a byte comparison, and is not encoded again.
+func SetResource(scope string, r resources.Resource) Change {
+	return Change{op: opSet, scope: scope, name: r.Name, resource: r.Message, validated: r.Validated(), body: r.Encoded()}
+}
+
+// SetEncoded puts a resource given as its protobuf encoding (the value of a
+// google.protobuf.Any of type typeURL) into scope under name, as a restored
+// snapshot holds it. When body is the encoding the store holds for that name
+// the change costs one byte comparison; otherwise the resource is decoded,
+// validated and encoded again deterministically, as Set's. The store keeps no
+// reference to body or name.
+func SetEncoded(scope, typeURL, name string, body []byte) Change {
+	return Change{op: opSet, scope: scope, typeURL: typeURL, name: name, body: body, encoded: true}
 }
 
 // Delete removes the named resource of a type from scope; deleting what does not
@@ -72,112 +104,266 @@ func (r Result) Changed() bool { return r.Set+r.Deleted > 0 }
 
 type key struct{ scope, typeURL string }
 
-func (k key) withName(name string) string { return k.scope + "\x00" + k.typeURL + "\x00" + name }
+// nameKey is one resource's place in the store.
+type nameKey struct{ scope, typeURL, name string }
 
-// prepared is a validated, encoded Set, ready to apply.
+// prepared is a Set, resolved against the store.
 type prepared struct {
-	key   key
+	key  key
+	name string
+	// entry is the new entry, validated and encoded; nil when the Set gives
+	// the content the store held when it was prepared (same).
 	entry *Entry
+	// same is the entry whose content the Set repeats, when entry is nil.
+	same *Entry
+	// idx is the Set's position in the commit, to prepare it again if the
+	// store changes before the commit takes the writer lock.
+	idx int
 }
 
-// prepare validates and encodes every Set of a commit. It runs before the writer
-// lock is taken: the expensive part of a commit does not serialise writers.
-func prepare(changes []Change) (sets []prepared, deletes []Change, replaces map[string]bool, err error) {
+// scratch is the working memory of one commit, kept by the store between
+// commits (Store.scratch) so that a commit of n resources that changes few does
+// not allocate in proportion to n.
+type scratch struct {
+	sets    []prepared
+	deletes []Change
+	// names maps every name a Set of the commit gives to its change's index:
+	// it finds repeated Sets and, for ReplaceScope, what the scope keeps.
+	names map[nameKey]int
+	// namesHigh is the most names the map held (what clear costs).
+	namesHigh int
+	// deleted maps every name a Delete of the commit gives to its index.
+	deleted  map[nameKey]int
+	replaces map[string]bool
+	// buf holds a Set's encoding while it is compared with the store's.
+	buf []byte
+}
+
+// maxKeptBuf bounds the encoding buffer a scratch keeps between commits.
+const maxKeptBuf = 1 << 20
+
+// getScratch returns the working memory for a commit of n changes: one a
+// commit before left, or a new one sized for n.
+func (s *Store) getScratch(n int) *scratch {
+	sc, ok := s.scratch.Get().(*scratch)
+	if !ok {
+		return &scratch{sets: make([]prepared, 0, n), names: make(map[nameKey]int, n),
+			deleted: map[nameKey]int{}, replaces: map[string]bool{}}
+	}
+	sc.sets = slices.Grow(sc.sets, n)
+	return sc
+}
+
+// putScratch keeps sc for a later commit. clear costs what the largest
+// commit the map served needed; a commit much smaller than that empties the
+// map key by key instead, which costs what it used.
+func (s *Store) putScratch(sc *scratch) {
+	if n := len(sc.names); n*8 >= sc.namesHigh {
+		sc.namesHigh = max(sc.namesHigh, n)
+		clear(sc.names)
+	} else {
+		for _, p := range sc.sets {
+			delete(sc.names, nameKey{p.key.scope, p.key.typeURL, p.name})
+		}
+	}
+	for _, d := range sc.deletes {
+		delete(sc.deleted, nameKey{d.scope, d.typeURL, d.name})
+	}
+	for scope := range sc.replaces {
+		delete(sc.replaces, scope)
+	}
+	clear(sc.sets) // drop the references to entries
+	sc.sets = sc.sets[:0]
+	clear(sc.deletes)
+	sc.deletes = sc.deletes[:0]
+	if cap(sc.buf) > maxKeptBuf {
+		sc.buf = nil
+	}
+	s.scratch.Put(sc)
+}
+
+// prepare checks every change of a commit, and resolves every Set against base,
+// the store as it was when the commit began. It runs before the writer lock is
+// taken: the expensive part of a commit does not serialise writers.
+//
+// A Set whose encoding is the one base holds under its name is recorded as the
+// same content, at the cost of one deterministic encoding into sc.buf (none for
+// SetEncoded) and one byte comparison: it is neither validated nor given an
+// entry, since what the store holds was validated when it was committed. Any
+// other Set is validated (unless SetResource says it was), its references are
+// worked out, and it gets its entry.
+func (sc *scratch) prepare(base *root, changes []Change) error {
 	var errs []error
-	seen := make(map[key]map[string]int)
-	deleted := make(map[string]int)
 	for i, c := range changes {
 		switch c.op {
 		case opSet:
-			p, perr := prepareSet(c)
-			if perr != nil {
-				errs = append(errs, fmt.Errorf("change #%d: %w", i, perr))
+			p, err := sc.prepareSet(base, c, i)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("change #%d: %w", i, err))
 				continue
 			}
-			names := seen[p.key]
-			if names == nil {
-				names = make(map[string]int)
-				seen[p.key] = names
-			}
-			if j, dup := names[p.entry.Name]; dup {
+			nk := nameKey{p.key.scope, p.key.typeURL, p.name}
+			if j, dup := sc.names[nk]; dup {
 				errs = append(errs, fmt.Errorf("change #%d: %s %q in scope %q is also set by change #%d",
-					i, protocol.Short(p.key.typeURL), p.entry.Name, c.scope, j))
+					i, protocol.Short(p.key.typeURL), p.name, c.scope, j))
 				continue
 			}
-			names[p.entry.Name] = i
-			sets = append(sets, p)
+			sc.names[nk] = i
+			sc.sets = append(sc.sets, p)
 		case opDelete:
 			if _, ok := protocol.Lookup(c.typeURL); !ok {
 				errs = append(errs, fmt.Errorf("change #%d: delete of %q: type %q is not served", i, c.name, c.typeURL))
 				continue
 			}
 			c.name = protocol.NormalizeName(c.name)
-			deletes = append(deletes, c)
-			deleted[key{c.scope, c.typeURL}.withName(c.name)] = i
+			sc.deletes = append(sc.deletes, c)
+			sc.deleted[nameKey{c.scope, c.typeURL, c.name}] = i
 		case opReplaceScope:
-			if replaces == nil {
-				replaces = make(map[string]bool)
-			}
-			replaces[c.scope] = true
+			sc.replaces[c.scope] = true
 		default:
 			errs = append(errs, fmt.Errorf("change #%d: empty change (build changes with Set, Delete or ReplaceScope)", i))
 		}
 	}
-	for _, p := range sets {
-		if j, ok := deleted[p.key.withName(p.entry.Name)]; ok {
+	for _, d := range sc.deletes {
+		if _, set := sc.names[nameKey{d.scope, d.typeURL, d.name}]; set {
 			errs = append(errs, fmt.Errorf("change #%d deletes %s %q in scope %q, which the same commit sets",
-				j, protocol.Short(p.key.typeURL), p.entry.Name, p.key.scope))
+				sc.deleted[nameKey{d.scope, d.typeURL, d.name}], protocol.Short(d.typeURL), d.name, d.scope))
 		}
 	}
 	if len(errs) > 0 {
-		return nil, nil, nil, fmt.Errorf("commit rejected, nothing changed: %w", errors.Join(errs...))
+		return fmt.Errorf("commit rejected, nothing changed: %w", errors.Join(errs...))
 	}
-	return sets, deletes, replaces, nil
+	return nil
+}
+
+// recheck resolves again, against cur, the Sets prepare found unchanged in an
+// older root: another commit may have changed their entries since. Only those
+// whose entry changed are prepared again.
+func (sc *scratch) recheck(cur *root, changes []Change) error {
+	var errs []error
+	for i := range sc.sets {
+		p := &sc.sets[i]
+		if p.entry != nil || cur.table(p.key.scope, p.key.typeURL).Get(p.name) == p.same {
+			continue
+		}
+		q, err := sc.prepareSet(cur, changes[p.idx], p.idx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("change #%d: %w", p.idx, err))
+			continue
+		}
+		*p = q
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("commit rejected, nothing changed: %w", errors.Join(errs...))
+	}
+	return nil
 }
 
 var marshal = proto.MarshalOptions{Deterministic: true}
 
-func prepareSet(c Change) (prepared, error) {
-	if c.resource == nil {
-		return prepared{}, errors.New("set of a nil resource")
-	}
-	typeURL, err := resources.TypeURLOf(c.resource)
+// prepareSet resolves one Set against base (see prepare).
+func (sc *scratch) prepareSet(base *root, c Change, idx int) (prepared, error) {
+	typeURL, name, err := c.target()
 	if err != nil {
 		return prepared{}, err
 	}
-	name := c.name
-	if name == "" {
-		name = resources.NameOf(c.resource)
-	}
-	if name == "" {
-		return prepared{}, fmt.Errorf("%s resource has no name (use SetNamed)", protocol.Short(typeURL))
-	}
-	if err := resources.Validate(typeURL, name, c.resource); err != nil {
-		return prepared{}, err
-	}
-	name = protocol.NormalizeName(name) // X1: one key whatever the order of xdstp parameters
-	refs := resources.References(typeURL, c.resource)
-	for _, names := range []*[]string{&refs.Routes, &refs.ScopedRoutes, &refs.Clusters, &refs.Endpoints, &refs.Secrets, &refs.ExtensionConfigs} {
-		for i, n := range *names {
-			(*names)[i] = protocol.NormalizeName(n) // X1: references match the keys they name
+	norm := protocol.NormalizeName(name) // X1: one key whatever the order of xdstp parameters
+	p := prepared{key: key{c.scope, typeURL}, name: norm, idx: idx}
+	cur := base.table(c.scope, typeURL).Get(norm)
+
+	// The cheap path: the store holds this very encoding under this name. A
+	// message whose own name is not the name it is set under is not taken (it
+	// is invalid, and Validate below says so).
+	m, enc := c.resource, c.body
+	var encErr error
+	if m != nil {
+		if enc == nil {
+			sc.buf, encErr = marshal.MarshalAppend(sc.buf[:0], m)
+			enc = sc.buf
+		}
+		if own := resources.NameOf(m); own != "" && own != name {
+			cur = nil
 		}
 	}
-	body, err := marshal.Marshal(c.resource)
-	if err != nil {
-		return prepared{}, fmt.Errorf("%s %q: encoding: %w", protocol.Short(typeURL), name, err)
+	if cur != nil && encErr == nil && bytes.Equal(cur.Body, enc) {
+		p.same = cur
+		return p, nil
+	}
+
+	if m == nil {
+		if m, err = resources.Decode(typeURL, c.body); err != nil {
+			return prepared{}, fmt.Errorf("%s %q: %w", protocol.Short(typeURL), name, err)
+		}
+		name, norm = strings.Clone(name), strings.Clone(norm) // name may alias the caller's buffer
+		p.name = norm
+		// This build's encoding, which may differ from the one given (D8).
+		sc.buf, encErr = marshal.MarshalAppend(sc.buf[:0], m)
+		enc = sc.buf
+	}
+	if !c.validated {
+		if err := resources.Validate(typeURL, name, m); err != nil {
+			return prepared{}, err
+		}
+	}
+	if encErr != nil {
+		return prepared{}, fmt.Errorf("%s %q: encoding: %w", protocol.Short(typeURL), name, encErr)
+	}
+	body := enc
+	if c.resource == nil || c.body == nil {
+		body = bytes.Clone(sc.buf) // the scratch buffer is reused
+	} // else SetResource's encoding, immutable: shared, not copied
+	refs, served := resources.ReferencesAndServed(typeURL, m)
+	normalizeRefs(&refs)
+	var servedOwn *resources.Refs // nil: every reference is served, the common case
+	if !slices.Equal(refs.Routes, served.Routes) || !slices.Equal(refs.ScopedRoutes, served.ScopedRoutes) ||
+		!slices.Equal(refs.Endpoints, served.Endpoints) || !slices.Equal(refs.Secrets, served.Secrets) ||
+		!slices.Equal(refs.ExtensionConfigs, served.ExtensionConfigs) || !slices.Equal(refs.Clusters, served.Clusters) {
+		normalizeRefs(&served)
+		servedOwn = &served
 	}
 	version := protocol.ContentVersion(body)
-	return prepared{
-		key: key{c.scope, typeURL},
-		entry: &Entry{
-			Name:    name,
-			TypeURL: typeURL,
-			Body:    body,
-			Version: version,
-			Digest:  protocol.EntryDigest(name, version),
-			Refs:    refs,
-		},
-	}, nil
+	p.entry = &Entry{
+		Name:    norm,
+		TypeURL: typeURL,
+		Body:    body,
+		Version: version,
+		Digest:  protocol.EntryDigest(norm, version),
+		Refs:    refs,
+		served:  servedOwn,
+	}
+	return p, nil
+}
+
+// target returns the type URL and the name (as given, not normalised) of a Set.
+func (c Change) target() (typeURL, name string, err error) {
+	if c.resource == nil && !c.encoded {
+		return "", "", errors.New("set of a nil resource")
+	}
+	typeURL, name = c.typeURL, c.name
+	if c.resource != nil {
+		if typeURL, err = resources.TypeURLOf(c.resource); err != nil {
+			return "", "", err
+		}
+		if name == "" {
+			name = resources.NameOf(c.resource)
+		}
+	} else if !resources.Known(typeURL) {
+		return "", "", fmt.Errorf("%q: %w", typeURL, resources.ErrUnknownType)
+	}
+	if name == "" {
+		return "", "", fmt.Errorf("%s resource has no name (use SetNamed)", protocol.Short(typeURL))
+	}
+	return typeURL, name, nil
+}
+
+// normalizeRefs normalises every referenced name in place (X1: references match
+// the keys they name).
+func normalizeRefs(refs *resources.Refs) {
+	for _, names := range []*[]string{&refs.Routes, &refs.ScopedRoutes, &refs.Clusters, &refs.Endpoints, &refs.Secrets, &refs.ExtensionConfigs} {
+		for i, n := range *names {
+			(*names)[i] = protocol.NormalizeName(n)
+		}
+	}
 }
 
 // builder makes the next root from the current one, copying only what a commit
@@ -257,25 +443,40 @@ func (tb *tableBuilder) remove(name string) {
 	tb.changed = append(tb.changed, name)
 }
 
-// apply computes the root after a commit. It returns nil when nothing changed.
-func (b *builder) apply(sets []prepared, deletes []Change, replaces map[string]bool) *root {
-	kept := make(map[key]map[string]bool) // names each replaced scope keeps
-	for _, p := range sets {
-		if replaces[p.key.scope] {
-			if kept[p.key] == nil {
-				kept[p.key] = make(map[string]bool)
-			}
-			kept[p.key][p.entry.Name] = true
-		}
-		if cur := b.old.table(p.key.scope, p.key.typeURL).Get(p.entry.Name); cur != nil &&
-			cur.Version == p.entry.Version && bytes.Equal(cur.Body, p.entry.Body) {
+// apply computes the root after a commit from the Sets, Deletes and
+// ReplaceScopes sc prepared. It returns nil when nothing changed.
+//
+// A Set found unchanged costs nothing here. A ReplaceScope deletes what the
+// commit does not set: for each table of the scope, it counts the names the
+// commit sets that the table holds, and walks the table to find what to delete
+// only when that count falls short of the table's size. A ReplaceScope that
+// deletes nothing therefore costs O(1) per table, and one that deletes from a
+// table costs O(that table).
+func (b *builder) apply(sc *scratch) *root {
+	var present map[key]int // per table of a replaced scope: how many of its names the commit sets
+	if len(sc.replaces) > 0 {
+		present = make(map[key]int)
+	}
+	for _, p := range sc.sets {
+		if p.entry == nil {
 			b.res.Unchanged++ // dedup: same content bumps nothing and wakes nobody
+			if present != nil {
+				present[p.key]++
+			}
+			continue
+		}
+		cur := b.old.table(p.key.scope, p.key.typeURL).Get(p.name)
+		if cur != nil && present != nil {
+			present[p.key]++
+		}
+		if cur != nil && cur.Version == p.entry.Version && bytes.Equal(cur.Body, p.entry.Body) {
+			b.res.Unchanged++
 			continue
 		}
 		b.table(p.key).put(p.entry)
 		b.res.Set++
 	}
-	for _, d := range deletes {
+	for _, d := range sc.deletes {
 		k := key{d.scope, d.typeURL}
 		if b.old.table(k.scope, k.typeURL).Get(d.name) == nil {
 			continue
@@ -286,15 +487,18 @@ func (b *builder) apply(sets []prepared, deletes []Change, replaces map[string]b
 		b.table(k).remove(d.name)
 		b.res.Deleted++
 	}
-	for scope := range replaces {
+	for scope := range sc.replaces {
 		s := b.old.scopes[scope]
 		if s == nil {
 			continue
 		}
 		for typeURL, t := range s.tables {
 			k := key{scope, typeURL}
+			if present[k] == t.count {
+				continue // the commit sets every name the table holds
+			}
 			for e := range t.All() {
-				if kept[k][e.Name] {
+				if _, kept := sc.names[nameKey{scope, typeURL, e.Name}]; kept {
 					continue
 				}
 				if tb := b.tables[k]; tb != nil && tb.t.Get(e.Name) == nil {

@@ -14,3 +14,9 @@ func (s *Store) WaitNotified() {
 		runtime.Gosched()
 	}
 }
+
+// CommitPreparedAt commits changes as if they had been prepared while v was
+// the store's state and another commit published the current one meanwhile.
+func (s *Store) CommitPreparedAt(v View, changes ...Change) (Result, error) {
+	return s.commit(v.r, nil, changes)
+}

@@ -18,6 +18,8 @@ type Store struct {
 	cur atomic.Pointer[root]
 	// writeMu serialises commits.
 	writeMu sync.Mutex
+	// scratch keeps commits' working memory (*scratch) for the next commits.
+	scratch sync.Pool
 
 	watch watchers
 }
@@ -55,29 +57,64 @@ func New() *Store {
 }
 
 // Commit applies changes atomically: readers see all of them or none. Every Set is
-// validated and encoded first; if any change is invalid the commit is rejected
-// whole with an error naming each bad resource, and nothing changes. A resource set
-// to the content it already has changes nothing (dedup): a commit that changes
-// nothing bumps no revision and wakes no watcher.
+// checked first; if any change is invalid the commit is rejected whole with an
+// error naming each bad resource, and nothing changes. A resource set to the
+// content it already has changes nothing (dedup): a commit that changes nothing
+// bumps no revision and wakes no watcher.
 //
 // Watchers of each changed (scope, type) are signalled after Commit returns, by a
 // goroutine of the store's: Commit's cost does not grow with their number.
 func (s *Store) Commit(changes ...Change) (Result, error) {
-	sets, deletes, replaces, err := prepare(changes)
-	if err != nil {
-		return Result{Revision: s.cur.Load().rev}, err
+	return s.CommitChecked(nil, changes...)
+}
+
+// CommitChecked is Commit with a last check: under the writer lock, before the
+// commit is published, check is called with the view the commit would publish
+// (the current one when the commit changes nothing) and what it did. If check
+// returns an error, the commit is dropped, nothing changes, and CommitChecked
+// returns that error. It is how a source refuses content by what the scope
+// would hold as a whole, such as its dangling references (View.Dangling),
+// without building the state twice. check runs while other commits wait: it
+// must not commit to the same store.
+func (s *Store) CommitChecked(check func(next View, res Result) error, changes ...Change) (Result, error) {
+	return s.commit(s.cur.Load(), check, changes)
+}
+
+// commit prepares changes against base, then applies them to the current root
+// under the writer lock, preparing again the Sets found unchanged in base whose
+// entry another commit changed since.
+func (s *Store) commit(base *root, check func(View, Result) error, changes []Change) (Result, error) {
+	sc := s.getScratch(len(changes))
+	defer s.putScratch(sc)
+	if err := sc.prepare(base, changes); err != nil {
+		return Result{Revision: base.rev}, err
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	b := &builder{old: s.cur.Load(), scopes: map[string]*Scope{}, tables: map[key]*tableBuilder{}}
-	next := b.apply(sets, deletes, replaces)
+	if b.old != base {
+		if err := sc.recheck(b.old, changes); err != nil {
+			return Result{Revision: b.old.rev}, err
+		}
+	}
+	next := b.apply(sc)
 	if next == nil {
 		b.res.Revision = b.old.rev
+		if check != nil {
+			if err := check(View{b.old}, b.res); err != nil {
+				return Result{Revision: b.old.rev}, err
+			}
+		}
 		return b.res, nil
+	}
+	b.res.Revision = next.rev
+	if check != nil {
+		if err := check(View{next}, b.res); err != nil {
+			return Result{Revision: b.old.rev}, err
+		}
 	}
 	next.committed = time.Now()
 	s.cur.Store(next)
-	b.res.Revision = next.rev
 	s.watch.notify(slices.Collect(maps.Keys(b.tables)))
 	return b.res, nil
 }

@@ -26,8 +26,21 @@ type Entry struct {
 	Digest protocol.Digest
 	// Refs names the resources this one uses (R15 push order, R16, debug dumps).
 	Refs resources.Refs
+	// served is the part of Refs a client fetches from this server, when it
+	// is not all of Refs (see ServedRefs).
+	served *resources.Refs
 	// Revision is the store revision of the commit that gave the entry this content.
 	Revision uint64
+}
+
+// ServedRefs is the part of Refs a client fetches from this server
+// (resources.ServedReferences): what the scope must hold for the resource to
+// work (View.Dangling). Worked out with Refs, once, when the entry was committed.
+func (e *Entry) ServedRefs() resources.Refs {
+	if e.served != nil {
+		return *e.served
+	}
+	return e.Refs
 }
 
 // The entries of one (scope, type) live in a two-level hash trie of fan×fan leaves.
