@@ -406,7 +406,7 @@ func (c *configDir) changes(also []string) []store.Change {
 	for _, s := range slices.Sorted(maps.Keys(scopes)) {
 		out = append(out, store.ReplaceScope(s))
 		for _, r := range c.scopes[s] {
-			out = append(out, store.SetNamed(s, r.Name, r.Message))
+			out = append(out, store.SetResource(s, r.Resource)) // validated and encoded by Parse: not again
 		}
 	}
 	return out
@@ -445,10 +445,11 @@ func CheckDir(dir string, opts DirOptions) (sum Summary, warnings []string, err 
 	if err != nil {
 		return Summary{}, nil, err
 	}
-	if warnings, err = cfg.checkRefs(d.allowDangling); err != nil {
-		return Summary{}, nil, err
-	}
-	if _, err := store.New().Commit(cfg.changes(nil)...); err != nil {
+	_, err = store.New().CommitChecked(func(next store.View, _ store.Result) error {
+		warnings, err = cfg.checkRefs(next, d.allowDangling)
+		return err
+	}, cfg.changes(nil)...)
+	if err != nil {
 		return Summary{}, nil, err
 	}
 	return cfg.summary(), warnings, nil

@@ -213,30 +213,42 @@ func (d *Dir) tryReload(confirm bool) (store.Result, error) {
 		d.waiting(nq)
 		return store.Result{}, err
 	}
-	var warnings []string
-	if err == nil {
-		warnings, err = cfg.checkRefs(d.allowDangling)
-	}
-	var res store.Result
-	if err == nil && d.keepRestored && cfg.count("") == 0 {
-		err = ErrEmptyOverSnapshot
-	}
+	var (
+		warnings []string
+		res      store.Result
+		held     bool
+	)
 	now := time.Now()
-	if err == nil {
+	// The checks run on what the commit would publish, in this order:
+	// dangling references, an empty directory over a restored snapshot, the
+	// deletion guard.
+	check := func(next store.View, _ store.Result) error {
+		var err error
+		if warnings, err = cfg.checkRefs(next, d.allowDangling); err != nil {
+			return err
+		}
+		if d.keepRestored && cfg.count("") == 0 {
+			return ErrEmptyOverSnapshot
+		}
 		if ds := d.guard.held(d.st.View(), cfg); len(ds) > 0 {
 			if !confirm || d.held == nil || d.held.digest != cfg.digest {
 				h := &HeldReload{At: now, Deletions: ds, digest: cfg.digest}
 				herr := &HeldError{Held: h, guard: d.guard, Changed: confirm && d.held != nil}
 				d.hold(h)
-				return store.Result{}, herr
+				held = true
+				return herr
 			}
 			d.log.Warn("held reload confirmed", "dir", d.dir, "deletions", len(ds))
 		}
+		return nil
 	}
 	if err == nil {
 		// The store's scopes join the directory's, so that what is no longer in
 		// the directory (or was restored from elsewhere) is deleted.
-		res, err = d.st.Commit(cfg.changes(d.st.View().Scopes())...)
+		res, err = d.st.CommitChecked(check, cfg.changes(d.st.View().Scopes())...)
+		if held {
+			return store.Result{}, err
+		}
 	}
 	d.held = nil
 	if err != nil {

@@ -158,7 +158,7 @@ func TestDanglingRefs(t *testing.T) {
 	cfg, err := readConfigDir(dir, defaultLimits)
 	require.NoError(t, err)
 	var got []string
-	for _, d := range danglingRefs(cfg) {
+	for _, d := range danglingRefs(cfg, committed(t, cfg)) {
 		got = append(got, d.Error())
 	}
 	assert.Equal(t, []string{
@@ -168,11 +168,11 @@ func TestDanglingRefs(t *testing.T) {
 	}, got)
 
 	// Refused by default, one error a reference; warnings when allowed.
-	warnings, err := cfg.checkRefs(false)
+	warnings, err := cfg.checkRefs(committed(t, cfg), false)
 	assert.Nil(t, warnings)
 	assert.Equal(t, got, ErrorLines(err))
 	assert.True(t, HasDangling(err))
-	warnings, err = cfg.checkRefs(true)
+	warnings, err = cfg.checkRefs(committed(t, cfg), true)
 	require.NoError(t, err)
 	assert.Equal(t, got, warnings)
 }
@@ -188,7 +188,7 @@ func TestDanglingRefsEDSConfigSource(t *testing.T) {
 	writeFile(t, dir, "self.yaml", edsCluster("from-self", "{self: {}, resource_api_version: V3}"))
 	cfg, err := readConfigDir(dir, defaultLimits)
 	require.NoError(t, err)
-	dangling := danglingRefs(cfg)
+	dangling := danglingRefs(cfg, committed(t, cfg))
 	require.Len(t, dangling, 1)
 	assert.Equal(t, "from-self", dangling[0].From)
 	assert.Equal(t, protocol.TypeEndpoint, dangling[0].ToType)
@@ -251,16 +251,21 @@ func TestReloadAllowsDanglingRefs(t *testing.T) {
 	assert.Equal(t, []string{filepath.Join(dir, "routes.yaml") + `: scope "default": RDS "main" refers to CDS "wbe", which no file of the scope defines`}, state.Warnings)
 }
 
-// The examples stay valid: `leanxds validate` passes on each of them, and serve
-// can start from them.
+// The example configs stay valid: `leanxds validate` passes on each of them,
+// and serve can start from them. A directory holding a Go program
+// (examples/embed) is a program, not a config.
 func TestExamplesAreValid(t *testing.T) {
 	entries, err := os.ReadDir(filepath.Join("..", "examples"))
 	require.NoError(t, err)
-	require.NotEmpty(t, entries)
+	configs := 0
 	for _, e := range entries {
 		if !e.IsDir() {
 			continue
 		}
+		if _, err := os.Stat(filepath.Join("..", "examples", e.Name(), "main.go")); err == nil {
+			continue
+		}
+		configs++
 		t.Run(e.Name(), func(t *testing.T) {
 			dir := filepath.Join("..", "examples", e.Name())
 			sum, warnings, err := CheckDir(dir, DirOptions{})
@@ -270,9 +275,10 @@ func TestExamplesAreValid(t *testing.T) {
 			assert.NotEmpty(t, sum.Bootstraps, "each example ships a client bootstrap")
 			cfg, err := readConfigDir(dir, defaultLimits)
 			require.NoError(t, err)
-			assert.Empty(t, danglingRefs(cfg), "an example refers only to what it defines")
+			assert.Empty(t, danglingRefs(cfg, committed(t, cfg)), "an example refers only to what it defines")
 		})
 	}
+	assert.GreaterOrEqual(t, configs, 2, "examples/edge and examples/grpc")
 }
 
 // The edge example holds what issue and README promise: two listeners with HTTP
@@ -601,4 +607,13 @@ func TestReloadParsesChangedFilesOnly(t *testing.T) {
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "bad.yaml")
 	}
+}
+
+// committed returns the view of a new store holding cfg.
+func committed(t *testing.T, cfg *configDir) store.View {
+	t.Helper()
+	st := store.New()
+	_, err := st.Commit(cfg.changes(nil)...)
+	require.NoError(t, err)
+	return st.View()
 }

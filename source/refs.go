@@ -3,10 +3,9 @@ package source
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/leanxds/leanxds/protocol"
-	"github.com/leanxds/leanxds/resources"
+	"github.com/leanxds/leanxds/store"
 )
 
 // DanglingRefError is a reference from a resource to one its scope does not
@@ -33,63 +32,41 @@ func HasDangling(err error) bool {
 	return ok
 }
 
-// refKind is the names of one kind of reference and the type they name.
-type refKind struct {
-	typeURL string
-	names   []string
-}
-
-// refKinds pairs each kind of reference refs makes with the type it names.
-func refKinds(refs resources.Refs) []refKind {
-	return []refKind{
-		{protocol.TypeRoute, refs.Routes},
-		{protocol.TypeScopedRoute, refs.ScopedRoutes},
-		{protocol.TypeCluster, refs.Clusters},
-		{protocol.TypeEndpoint, refs.Endpoints},
-		{protocol.TypeSecret, refs.Secrets},
-		{protocol.TypeExtensionCfg, refs.ExtensionConfigs},
-	}
-}
-
 // danglingRefs returns the references each resource of c makes to one its
-// scope does not define, among those a client asks this server for
+// scope does not define, as the store works them out from what it keeps
+// (store.View.Dangling): next is the view the commit of c would publish
+// (store.CommitChecked), in which each scope of c holds c's resources alone.
+// Among a resource's references count those a client asks this server for
 // (resources.ServedReferences): a name whose config source is a file or
 // another api_config_source, such as an EDS cluster's endpoints read from a
 // path, is served from elsewhere. xdstp:// names are left alone too: they may
 // be served by another authority.
-//
-// It is the one place references are worked out for the directory, so that it
-// can take them from the store instead once the store keeps them.
-func danglingRefs(c *configDir) []*DanglingRefError {
+func danglingRefs(c *configDir, next store.View) []*DanglingRefError {
 	var out []*DanglingRefError
 	for _, scope := range c.scopeNames() {
-		have := make(map[string]map[string]bool)
-		for _, r := range c.scopes[scope] {
-			if have[r.TypeURL] == nil {
-				have[r.TypeURL] = make(map[string]bool)
-			}
-			have[r.TypeURL][r.Name] = true
+		dangling := next.Dangling(scope)
+		if len(dangling) == 0 {
+			continue
 		}
+		type key struct{ typeURL, name string }
+		file := make(map[key]string, len(c.scopes[scope]))
 		for _, r := range c.scopes[scope] {
-			for _, k := range refKinds(resources.ServedReferences(r.TypeURL, r.Message)) {
-				for _, n := range k.names {
-					if have[k.typeURL][n] || strings.Contains(n, "://") {
-						continue
-					}
-					out = append(out, &DanglingRefError{File: r.file, Scope: scope,
-						FromType: r.TypeURL, From: r.Name, ToType: k.typeURL, To: n})
-				}
-			}
+			file[key{r.TypeURL, protocol.NormalizeName(r.Name)}] = r.file
+		}
+		for _, d := range dangling {
+			out = append(out, &DanglingRefError{File: file[key{d.FromType, d.From}], Scope: scope,
+				FromType: d.FromType, From: d.From, ToType: d.ToType, To: d.To})
 		}
 	}
 	return out
 }
 
-// checkRefs applies the policy on dangling references: by default they refuse
-// the config, the error joining one *DanglingRefError each; with allowDangling
-// they are returned as warnings, one line each, and the config is served.
-func (c *configDir) checkRefs(allowDangling bool) (warnings []string, err error) {
-	dangling := danglingRefs(c)
+// checkRefs applies the policy on the dangling references of next (see
+// danglingRefs): by default they refuse the config, the error joining one
+// *DanglingRefError each; with allowDangling they are returned as warnings,
+// one line each, and the config is served.
+func (c *configDir) checkRefs(next store.View, allowDangling bool) (warnings []string, err error) {
+	dangling := danglingRefs(c, next)
 	if !allowDangling {
 		errs := make([]error, len(dangling))
 		for i, d := range dangling {
