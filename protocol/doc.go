@@ -3,6 +3,7 @@
 // place in the push order), content versions and digests, and nonces. It holds no
 // state.
 //
-// Rule ids (R15, S1, ...) refer to XDS-RULES.md, the numbered server-side rules of
-// the xDS protocol that leanxds implements.
+// Rule ids (R15, S1, ...) refer to the project's rule list, conformance/RULES.md
+// (generated from conformance/rules.go): the numbered server-side rules of the
+// xDS protocol that leanxds implements.
 package protocol
