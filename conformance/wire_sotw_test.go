@@ -2,7 +2,6 @@ package conformance_test
 
 import (
 	"testing"
-	"time"
 
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -11,16 +10,14 @@ import (
 
 	"github.com/leanxds/leanxds/internal/conv"
 	"github.com/leanxds/leanxds/protocol"
-	"github.com/leanxds/leanxds/store"
 	"github.com/leanxds/leanxds/stream"
 )
 
 // R1, R3: two types on one ADS stream. Every response has a nonce of its own, and
 // a change of endpoints moves the EDS version only.
-func sotwNoncesAndVersions(t *testing.T) {
-	s := startServer(t)
+func sotwNoncesAndVersions(t *testing.T, s server) {
 	s.commit(t, setCluster("a"), setCluster("b"), setEndpoints("a", "10.0.0.1:80"))
-	c := conv.ADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.ads(t, edgeNode("envoy-1"))
 	c.Request(cds)
 	clusters := c.ExpectResponse(conv.TypeURL(cds), conv.Names("a", "b"))
 	c.ACK()
@@ -45,14 +42,13 @@ func sotwNoncesAndVersions(t *testing.T) {
 
 // R2: a first request without a Node ends the stream; with the Node on the first
 // request only, the stream is served.
-func sotwNodeOnFirstRequest(t *testing.T) {
-	s := startServer(t)
+func sotwNodeOnFirstRequest(t *testing.T, s server) {
 	s.commit(t, setCluster("a"), setEndpoints("a", "10.0.0.1:80"))
-	anonymous := conv.ADS(t, s.conn(t), nil)
+	anonymous := s.ads(t, nil)
 	anonymous.Send(&discoveryv3.DiscoveryRequest{TypeUrl: cds})
 	mustContain(t, anonymous.ExpectError(codes.InvalidArgument), "node")
 
-	c := conv.ADS(t, s.conn(t), edgeNode("envoy-1")) // the Node goes on the first request only
+	c := s.ads(t, edgeNode("envoy-1")) // the Node goes on the first request only
 	c.Request(cds)
 	c.ExpectResponse(conv.Names("a"))
 	c.ACK()
@@ -63,10 +59,9 @@ func sotwNodeOnFirstRequest(t *testing.T) {
 // R4, R5, R6, P1: the client rejects an update with an error_detail of code 0
 // (P1: its presence is what counts). The server records the NACK with the version
 // the client still holds, and sends nothing more until the next change.
-func sotwNACK(t *testing.T) {
-	s := startServer(t)
+func sotwNACK(t *testing.T, s server) {
 	s.commit(t, setCluster("a"))
-	c := conv.ADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.ads(t, edgeNode("envoy-1"))
 	c.Request(cds)
 	good := c.ExpectResponse(conv.Names("a"))
 	c.ACK()
@@ -94,10 +89,9 @@ func sotwNACK(t *testing.T) {
 
 // R7: a request answering an older response than the newest of its type gets no
 // response; the same request with the newest nonce does.
-func sotwStaleNonce(t *testing.T) {
-	s := startServer(t)
+func sotwStaleNonce(t *testing.T, s server) {
 	s.commit(t, setEndpoints("a", "10.0.0.1:80"), setEndpoints("b", "10.0.0.1:80"))
-	c := conv.ADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.ads(t, edgeNode("envoy-1"))
 	c.Request(eds, "a")
 	first := c.ExpectResponse(conv.Names("a"))
 	s.commit(t, setEndpoints("a", "10.0.0.2:80"))
@@ -113,10 +107,9 @@ func sotwStaleNonce(t *testing.T) {
 
 // R8: a client asking for a and b of a, b and c gets a and b; a later change of c
 // is not its business.
-func sotwOnlyRequested(t *testing.T) {
-	s := startServer(t)
+func sotwOnlyRequested(t *testing.T, s server) {
 	s.commit(t, setEndpoints("a", "10.0.0.1:80"), setEndpoints("b", "10.0.0.1:80"), setEndpoints("c", "10.0.0.1:80"))
-	c := conv.ADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.ads(t, edgeNode("envoy-1"))
 	c.Request(eds, "a", "b")
 	c.ExpectResponse(conv.Names("a", "b"))
 	c.ACK()
@@ -125,10 +118,9 @@ func sotwOnlyRequested(t *testing.T) {
 }
 
 // R9: a name added back to the subscription is sent again, though unchanged.
-func sotwSubscriptionGrows(t *testing.T) {
-	s := startServer(t)
+func sotwSubscriptionGrows(t *testing.T, s server) {
 	s.commit(t, setEndpoints("a", "10.0.0.1:80"), setEndpoints("b", "10.0.0.1:80"))
-	c := conv.ADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.ads(t, edgeNode("envoy-1"))
 	c.Request(eds, "a")
 	c.ExpectResponse(conv.Names("a"))
 	c.ACK()
@@ -142,10 +134,9 @@ func sotwSubscriptionGrows(t *testing.T) {
 }
 
 // R10: "*" beside an explicit name subscribes to everything, new resources too.
-func sotwWildcardBesideNames(t *testing.T) {
-	s := startServer(t)
+func sotwWildcardBesideNames(t *testing.T, s server) {
 	s.commit(t, setCluster("a"), setCluster("b"))
-	c := conv.ADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.ads(t, edgeNode("envoy-1"))
 	c.Request(cds, "*", "a")
 	c.ExpectResponse(conv.Names("a", "b"))
 	c.ACK()
@@ -155,10 +146,9 @@ func sotwWildcardBesideNames(t *testing.T) {
 
 // R11: the first LDS request names nothing: a wildcard. Once it names l1, an
 // empty list means no listener at all.
-func sotwLegacyWildcard(t *testing.T) {
-	s := startServer(t)
+func sotwLegacyWildcard(t *testing.T, s server) {
 	s.commit(t, setListener("l1", 8080, "r"), setListener("l2", 8081, "r"))
-	c := conv.ADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.ads(t, edgeNode("envoy-1"))
 	c.Request(lds)
 	c.ExpectResponse(conv.Names("l1", "l2"))
 	c.ACK()
@@ -173,10 +163,9 @@ func sotwLegacyWildcard(t *testing.T) {
 
 // R12: LDS and CDS asked for by name, as gRPC asks, get exactly those names, now
 // and after a change that adds others.
-func sotwExplicitLDSCDS(t *testing.T) {
-	s := startServer(t)
+func sotwExplicitLDSCDS(t *testing.T, s server) {
 	s.commit(t, setListener("l1", 8080, "r"), setListener("l2", 8081, "r"), setCluster("a"), setCluster("b"))
-	c := conv.ADS(t, s.conn(t), edgeNode("grpc-1"))
+	c := s.ads(t, edgeNode("grpc-1"))
 	c.Request(lds, "l1")
 	c.ExpectResponse(conv.Names("l1"))
 	c.ACK()
@@ -188,19 +177,17 @@ func sotwExplicitLDSCDS(t *testing.T) {
 }
 
 // R13: a name given twice, and a name also covered by "*", appear once.
-func sotwNoDuplicates(t *testing.T) {
-	s := startServer(t)
+func sotwNoDuplicates(t *testing.T, s server) {
 	s.commit(t, setCluster("a"), setCluster("b"))
-	c := conv.ADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.ads(t, edgeNode("envoy-1"))
 	c.Request(cds, "a", "a", "*")
 	c.ExpectResponse(conv.NamesInOrder("a", "b")) // conv also fails any response naming a resource twice
 }
 
 // R14: a name that does not exist is remembered, and sent once it is created.
-func sotwMissingThenCreated(t *testing.T) {
-	s := startServer(t)
+func sotwMissingThenCreated(t *testing.T, s server) {
 	s.commit(t, setEndpoints("a", "10.0.0.1:80"))
-	c := conv.ADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.ads(t, edgeNode("envoy-1"))
 	c.Request(eds, "a", "later")
 	c.ExpectResponse(conv.Names("a"))
 	c.ACK()
@@ -212,10 +199,9 @@ func sotwMissingThenCreated(t *testing.T) {
 
 // R15: one commit changing a route, a listener, endpoints and a new cluster is
 // pushed CDS, EDS, LDS, and RDS once the new cluster's endpoints were asked for.
-func sotwPushOrder(t *testing.T) {
-	s := startServer(t)
+func sotwPushOrder(t *testing.T, s server) {
 	s.commit(t, setCluster("a"), setEndpoints("a", "10.0.0.1:80"), setListener("l", 8080, "r"), setRoute("r", "a"))
-	c := conv.ADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.ads(t, edgeNode("envoy-1"))
 	subscribeAll(c)
 
 	s.commit(t, setRoute("r", "a", "b"), setListener("l", 9090, "r"), setEndpoints("a", "10.0.0.2:80"), setCluster("b"))
@@ -256,10 +242,9 @@ func subscribeAll(c *conv.SotW) {
 // subscribes as Envoy does (every cluster, endpoints by name). It gets the route
 // first and loses a only after it ACKed the route that no longer uses it; a's
 // endpoints are not emptied meanwhile.
-func sotwMakeBeforeBreak(t *testing.T) {
-	s := startServer(t)
+func sotwMakeBeforeBreak(t *testing.T, s server) {
 	s.commit(t, setCluster("a"), setEndpoints("a", "10.0.0.1:80"), setCluster("b"), setEndpoints("b", "10.0.0.2:80"), setRoute("r", "a"))
-	c := conv.ADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.ads(t, edgeNode("envoy-1"))
 	c.Request(cds)
 	c.ExpectResponse(conv.Names("a", "b"))
 	c.ACK()
@@ -284,10 +269,9 @@ func sotwMakeBeforeBreak(t *testing.T) {
 // it learns c from CDS, then asks for c's endpoints. The route that uses c must
 // come after c's endpoints, or Envoy routes to a cluster still warming and
 // answers 503 meanwhile.
-func sotwNewClusterBeforeRoute(t *testing.T) {
-	s := startServer(t)
+func sotwNewClusterBeforeRoute(t *testing.T, s server) {
 	s.commit(t, setCluster("a"), setEndpoints("a", "10.0.0.1:80"), setRoute("r", "a"))
-	c := conv.ADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.ads(t, edgeNode("envoy-1"))
 	c.Request(cds)
 	c.ExpectResponse(conv.Names("a"))
 	c.ACK()
@@ -314,10 +298,9 @@ func sotwNewClusterBeforeRoute(t *testing.T) {
 // R16: a cluster updated without an endpoint change gets its endpoints again, and
 // a listener updated without a route change gets its route again, at the same
 // versions, so that neither stays warming.
-func sotwWarmingAnswered(t *testing.T) {
-	s := startServer(t)
+func sotwWarmingAnswered(t *testing.T, s server) {
 	s.commit(t, setCluster("a"), setEndpoints("a", "10.0.0.1:80"), setListener("l", 8080, "r"), setRoute("r", "a"))
-	c := conv.ADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.ads(t, edgeNode("envoy-1"))
 	c.Request(cds)
 	c.ExpectResponse(conv.Names("a"))
 	c.ACK()
@@ -343,10 +326,9 @@ func sotwWarmingAnswered(t *testing.T) {
 
 // S1: every CDS response is the whole set; a deleted cluster is simply left out,
 // and deleting the last one sends an empty response.
-func sotwFullState(t *testing.T) {
-	s := startServer(t)
+func sotwFullState(t *testing.T, s server) {
 	s.commit(t, setCluster("a"), setCluster("b"))
-	c := conv.ADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.ads(t, edgeNode("envoy-1"))
 	c.Request(cds)
 	c.ExpectResponse(conv.Names("a", "b"))
 	c.ACK()
@@ -362,10 +344,9 @@ func sotwFullState(t *testing.T) {
 
 // S2: of two subscribed assignments, only the changed one is sent; the other is
 // not deleted by its absence.
-func sotwPartialUpdate(t *testing.T) {
-	s := startServer(t)
+func sotwPartialUpdate(t *testing.T, s server) {
 	s.commit(t, setEndpoints("a", "10.0.0.1:80"), setEndpoints("b", "10.0.0.1:80"))
-	c := conv.ADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.ads(t, edgeNode("envoy-1"))
 	c.Request(eds, "a", "b")
 	c.ExpectResponse(conv.Names("a", "b"))
 	c.ACK()
@@ -377,10 +358,9 @@ func sotwPartialUpdate(t *testing.T) {
 // the version of its wildcard CDS gets nothing for it, its named EDS again at the
 // same version; one presenting a version this server never made
 // gets everything it asks for.
-func sotwReconnect(t *testing.T) {
-	s := startServer(t)
+func sotwReconnect(t *testing.T, s server) {
 	s.commit(t, setCluster("a"), setCluster("b"), setEndpoints("a", "10.0.0.1:80"))
-	c := conv.ADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.ads(t, edgeNode("envoy-1"))
 	c.Request(cds)
 	cv := c.ExpectResponse(conv.Names("a", "b")).Version()
 	c.ACK()
@@ -391,7 +371,7 @@ func sotwReconnect(t *testing.T) {
 	s.stop()
 	c.ExpectError(codes.Unavailable)
 	s.start(t)
-	again := conv.ADS(t, s.conn(t), edgeNode("envoy-1"))
+	again := s.ads(t, edgeNode("envoy-1"))
 	again.Send(&discoveryv3.DiscoveryRequest{Node: edgeNode("envoy-1"), TypeUrl: cds, VersionInfo: cv})
 	again.Send(&discoveryv3.DiscoveryRequest{TypeUrl: eds, ResourceNames: []string{"a"}, VersionInfo: ev})
 	again.ExpectResponse(conv.TypeURL(eds), conv.Names("a"), conv.Version(ev)) // S6: named, so answered
@@ -400,7 +380,7 @@ func sotwReconnect(t *testing.T) {
 	st := s.status(t, "envoy-1", nil)
 	expectEqual(t, "S3: CDS version held", typeStatus(st, cds).VersionACKed, cv)
 
-	stranger := conv.ADS(t, s.conn(t), edgeNode("envoy-2"))
+	stranger := s.ads(t, edgeNode("envoy-2"))
 	stranger.Send(&discoveryv3.DiscoveryRequest{Node: edgeNode("envoy-2"), TypeUrl: eds,
 		ResourceNames: []string{"a"}, VersionInfo: "from-another-server"})
 	stranger.ExpectResponse(conv.Names("a"), conv.Version(ev)) // P3
@@ -409,10 +389,9 @@ func sotwReconnect(t *testing.T) {
 // S4: dropping a from the subscription needs no answer, and a's later changes
 // are no longer sent; b's still are. Dropping a name beside "*" keeps the
 // wildcard: only dropping "*" itself ends it.
-func sotwUnsubscribe(t *testing.T) {
-	s := startServer(t)
+func sotwUnsubscribe(t *testing.T, s server) {
 	s.commit(t, setEndpoints("a", "10.0.0.1:80"), setEndpoints("b", "10.0.0.1:80"), setCluster("x"), setCluster("y"))
-	c := conv.ADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.ads(t, edgeNode("envoy-1"))
 	c.Request(eds, "a", "b")
 	c.ExpectResponse(conv.Names("a", "b"))
 	c.ACK()
@@ -434,35 +413,22 @@ func sotwUnsubscribe(t *testing.T) {
 }
 
 // S5: two requests of a type waiting together are answered once, for the newer.
-// Driven through stream.SotW, the state machine every SotW stream runs, because
-// on the wire the server may answer the first before the second arrives.
-func sotwNewestRequestWins(t *testing.T) {
-	st := store.New()
-	if _, err := st.Commit(setEndpoints("a", "10.0.0.1:80"), setEndpoints("b", "10.0.0.1:80")); err != nil {
-		t.Fatal(err)
-	}
-	sm := stream.NewSotW(scope, edgeNode("envoy-1"), stream.Limits{})
-	v := st.View()
-	for _, names := range [][]string{{"a"}, {"b"}} {
-		if _, err := sm.Receive(&discoveryv3.DiscoveryRequest{TypeUrl: eds, ResourceNames: names}, time.Now(), v); err != nil {
-			t.Fatal(err)
-		}
-	}
-	resps := sm.Responses(v)
-	if len(resps) != 1 || len(resps[0].Resources) != 1 || resps[0].Resources[0].Name != "b" {
-		t.Fatalf("S5: want one response carrying b, got %s", describeResponses(resps))
-	}
-	if more := sm.Responses(v); len(more) != 0 {
-		t.Errorf("R6: nothing more to send, got %s", describeResponses(more))
-	}
+// In memory only: on the wire the server may answer the first before the second
+// arrives.
+func sotwNewestRequestWins(t *testing.T, s server) {
+	s.commit(t, setEndpoints("a", "10.0.0.1:80"), setEndpoints("b", "10.0.0.1:80"))
+	c := s.ads(t, edgeNode("envoy-1"))
+	c.Request(eds, "a")
+	c.Request(eds, "b") // before the server has answered the first
+	c.ExpectResponse(conv.Names("b"))
+	c.ExpectNothing() // R6: nothing more to send
 }
 
 // P2: a cluster without endpoints gets an explicit empty assignment, and gets it
 // back when its endpoints are deleted.
-func sotwEmptyAssignment(t *testing.T) {
-	s := startServer(t)
+func sotwEmptyAssignment(t *testing.T, s server) {
 	s.commit(t, setCluster("lonely"))
-	c := conv.ADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.ads(t, edgeNode("envoy-1"))
 	c.Request(cds)
 	c.ExpectResponse(conv.Names("lonely"))
 	c.ACK()
@@ -484,18 +450,3 @@ func expectEmptyAssignment(t *testing.T, m any) {
 	}
 }
 
-func describeResponses(rs []*stream.Response) string {
-	out := "["
-	for i, r := range rs {
-		if i > 0 {
-			out += ", "
-		}
-		out += protocol.Short(r.TypeURL)
-		var names []string
-		for _, e := range r.Resources {
-			names = append(names, e.Name)
-		}
-		out += join(names)
-	}
-	return out + "]"
-}

@@ -15,14 +15,14 @@ import (
 // grpc-xdstp scenario.
 var xdstpScenarios = []scenario{
 	{id: "xdstp-params-order", title: "an xdstp name is the same resource whatever the order of its context parameters",
-		rules: []string{"X1", "X3"},
-		run:   map[client]func(*testing.T){scriptedSotW: sotwXdstpParamsOrder, scriptedDelta: deltaXdstpParamsOrder}},
+		rules:   []string{"X1", "X3"},
+		scripts: map[client]func(*testing.T, server){scriptedSotW: sotwXdstpParamsOrder, scriptedDelta: deltaXdstpParamsOrder}},
 	{id: "xdstp-glob", title: "a glob collection is answered with each member as its own resource, and follows changes",
-		rules: []string{"X2", "X3"},
-		run:   map[client]func(*testing.T){scriptedSotW: sotwXdstpGlob, scriptedDelta: deltaXdstpGlob}},
+		rules:   []string{"X2", "X3"},
+		scripts: map[client]func(*testing.T, server){scriptedSotW: sotwXdstpGlob, scriptedDelta: deltaXdstpGlob}},
 	{id: "xdstp-client-spelling", title: "a delta client is answered with its own spelling of xdstp names, in updates and removals",
-		rules: []string{"X4", "X1", "D3", "D7"},
-		run:   map[client]func(*testing.T){scriptedDelta: deltaXdstpClientSpelling}},
+		rules:   []string{"X4", "X1", "D3", "D7"},
+		scripts: map[client]func(*testing.T, server){scriptedDelta: deltaXdstpClientSpelling}},
 }
 
 const (
@@ -39,10 +39,9 @@ func xdstpMember(id string) string { return strings.TrimSuffix(xdstpGroup, "*") 
 // X1, X3: the cluster is committed as ...?b=2&a=1 and asked for as ...?a=1&b=2,
 // over SotW. The answer names it in either spelling (a client normalises too),
 // and later changes follow.
-func sotwXdstpParamsOrder(t *testing.T) {
-	s := startServer(t)
+func sotwXdstpParamsOrder(t *testing.T, s server) {
 	s.commit(t, setCluster(xdstpBA), setCluster("plain"))
-	c := conv.ADS(t, s.conn(t), edgeNode("grpc-1"))
+	c := s.ads(t, edgeNode("grpc-1"))
 	c.Request(cds, xdstpAB)
 	c.ExpectResponse(sameXdstpNames(xdstpAB))
 	c.ACK()
@@ -52,10 +51,9 @@ func sotwXdstpParamsOrder(t *testing.T) {
 
 // X1, X3: the same over delta; a reconnecting client presenting the resource under
 // the other spelling, at its current version, gets nothing (D3).
-func deltaXdstpParamsOrder(t *testing.T) {
-	s := startServer(t)
+func deltaXdstpParamsOrder(t *testing.T, s server) {
 	s.commit(t, setCluster(xdstpBA), setCluster("plain"))
-	c := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.deltaADS(t, edgeNode("envoy-1"))
 	c.Subscribe(cds, xdstpAB)
 	r := c.ExpectResponse(sameXdstpUpdated(xdstpAB), conv.NoRemoved())
 	c.ACK()
@@ -63,7 +61,7 @@ func deltaXdstpParamsOrder(t *testing.T) {
 	for _, res := range r.GetResources() {
 		version = res.GetVersion()
 	}
-	again := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-2"))
+	again := s.deltaADS(t, edgeNode("envoy-2"))
 	again.InitialVersions(cds, map[string]string{xdstpBA: version}, xdstpBA)
 	again.ExpectNothing()
 }
@@ -73,16 +71,15 @@ func deltaXdstpParamsOrder(t *testing.T) {
 // a space, a key without a value). Every name it is sent, updated or removed, is
 // compared byte for byte with its own spelling: in the first answer, for a
 // deletion, and, after it reconnects, for what it says it holds.
-func deltaXdstpClientSpelling(t *testing.T) {
+func deltaXdstpClientSpelling(t *testing.T, s server) {
 	const (
 		// c2 as stored, its parameters in order, and as the client spells it.
 		c2Stored  = "xdstp://auth/envoy.config.cluster.v3.Cluster/c2?a&node.addr=10.0.0.1:8080&path=x/y&who=a b"
 		c2Spelled = "xdstp://auth/envoy.config.cluster.v3.Cluster/c2?who=a b&path=x/y&node.addr=10.0.0.1:8080&a"
 		missing   = "xdstp://auth/envoy.config.cluster.v3.Cluster/c9?z=1&node.addr=10.0.0.1:8080"
 	)
-	s := startServer(t)
 	s.commit(t, setCluster(xdstpAB), setCluster(c2Stored), setCluster("plain"))
-	c := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.deltaADS(t, edgeNode("envoy-1"))
 	c.Subscribe(cds, xdstpBA, c2Spelled, missing)
 	r := c.ExpectResponse(conv.Updated(xdstpBA, c2Spelled), conv.Removed(missing)) // X4, D7
 	c.ACK()
@@ -91,7 +88,7 @@ func deltaXdstpClientSpelling(t *testing.T) {
 
 	// D3: a reconnecting client holds c2 at its current version and c1, deleted
 	// since, under its own spellings; it subscribes to the wildcard.
-	again := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-2"))
+	again := s.deltaADS(t, edgeNode("envoy-2"))
 	again.InitialVersions(cds, map[string]string{c2Spelled: r.VersionOf(c2Spelled), xdstpBA: r.VersionOf(xdstpBA)}, "*")
 	again.ExpectResponse(conv.Updated("plain"), conv.Removed(xdstpBA))
 }
@@ -99,11 +96,10 @@ func deltaXdstpClientSpelling(t *testing.T) {
 // X2, X3: subscribing to group/* gets group/a and group/b, each as a resource of
 // its own, and not other/c; then a new member arrives and one is deleted. Over
 // SotW the CDS response is the whole collection each time (S1).
-func sotwXdstpGlob(t *testing.T) {
-	s := startServer(t)
+func sotwXdstpGlob(t *testing.T, s server) {
 	s.commit(t, setCluster(xdstpMember("a")), setCluster(xdstpMember("b")),
 		setCluster("xdstp://auth/envoy.config.cluster.v3.Cluster/other/c"))
-	c := conv.ADS(t, s.conn(t), edgeNode("grpc-1"))
+	c := s.ads(t, edgeNode("grpc-1"))
 	c.Request(cds, xdstpGroup)
 	c.ExpectResponse(sameXdstpNames(xdstpMember("a"), xdstpMember("b")))
 	c.ACK()
@@ -113,11 +109,10 @@ func sotwXdstpGlob(t *testing.T) {
 
 // X2, X3: the same over delta: members come as updates, the deleted one in
 // removed_resources.
-func deltaXdstpGlob(t *testing.T) {
-	s := startServer(t)
+func deltaXdstpGlob(t *testing.T, s server) {
 	s.commit(t, setCluster(xdstpMember("a")), setCluster(xdstpMember("b")),
 		setCluster("xdstp://auth/envoy.config.cluster.v3.Cluster/other/c"))
-	c := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.deltaADS(t, edgeNode("envoy-1"))
 	c.Subscribe(cds, xdstpGroup)
 	c.ExpectResponse(sameXdstpUpdated(xdstpMember("a"), xdstpMember("b")), conv.NoRemoved())
 	c.ACK()

@@ -103,14 +103,29 @@ func (m *Memory) Streams() []stream.StreamStatus {
 	return out
 }
 
+// Shutdown ends every open stream with Unavailable, as stream.Server.Shutdown
+// does: what the machines had sent and the test has not received can still be
+// received.
+func (m *Memory) Shutdown() {
+	for _, s := range m.streams {
+		if !s.ended {
+			s.shutdown(status.Error(codes.Unavailable, "server shutting down: reconnect"))
+		}
+	}
+}
+
 func (m *Memory) sotw(t testing.TB, fixedType, service string) transport[*discoveryv3.DiscoveryResponse] {
 	step := &sotwStep{machineStream: m.open("sotw", fixedType, service)}
-	return newMemStream(t, "in-memory "+service, stepper[*discoveryv3.DiscoveryResponse](step), describeSotW)
+	tr := newMemStream(t, "in-memory "+service, stepper[*discoveryv3.DiscoveryResponse](step), describeSotW)
+	step.shutdown = tr.end
+	return tr
 }
 
 func (m *Memory) delta(t testing.TB, fixedType, service string) transport[*discoveryv3.DeltaDiscoveryResponse] {
 	step := &deltaStep{machineStream: m.open("delta", fixedType, service)}
-	return newMemStream(t, "in-memory delta "+service, stepper[*discoveryv3.DeltaDiscoveryResponse](step), describeDelta)
+	tr := newMemStream(t, "in-memory delta "+service, stepper[*discoveryv3.DeltaDiscoveryResponse](step), describeDelta)
+	step.shutdown = tr.end
+	return tr
 }
 
 // sotwStep steps a SotW machine.
@@ -189,6 +204,8 @@ type machineStream struct {
 	// status reads the machine's per-type state; nil until the first request.
 	status func(store.View) []stream.TypeStatus
 	ended  bool
+	// shutdown ends the stream with an error, as the server ending it does.
+	shutdown func(error)
 }
 
 func (m *Memory) open(variant, fixedType, service string) *machineStream {
