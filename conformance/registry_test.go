@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/leanxds/leanxds/conformance"
+	"github.com/leanxds/leanxds/stream"
 )
 
 // client names a client that runs scenarios.
@@ -73,6 +74,8 @@ type scenario struct {
 	// memorySotW or memoryDelta runs in memory only: it needs an exactness the
 	// wire cannot give (say, two requests arriving together).
 	scripts map[client]func(t *testing.T, s server)
+	// opts configure the server the scripts run against (limits, scopes).
+	opts stream.Options
 	// run holds the scenario as a conversation, by client.
 	run map[client]func(t *testing.T)
 	// steps and clients are the scenario as a journey: steps any client can
@@ -111,7 +114,7 @@ func (s scenario) rulesFor(c client) []string {
 // scenarios returns every scenario of the suite.
 func scenarios() []scenario {
 	var all []scenario
-	for _, group := range [][]scenario{wireScenarios, transitionScenarios, xdstpScenarios, resumeScenarios, journeys, grpcScenarios} {
+	for _, group := range [][]scenario{wireScenarios, requestScenarios, livenessScenarios, transitionScenarios, xdstpScenarios, resumeScenarios, journeys, grpcScenarios} {
 		all = append(all, group...)
 	}
 	return all
@@ -164,7 +167,7 @@ func runClient(t *testing.T, c client, skip string) {
 				t.Skip(skip)
 			}
 			if fn := s.script(c); fn != nil {
-				fn(t, serverFor(t, c))
+				fn(t, serverFor(t, c, s.opts))
 				return
 			}
 			if fn := s.run[c]; fn != nil {

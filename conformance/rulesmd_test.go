@@ -47,7 +47,7 @@ func TestEveryRuleHasAScenario(t *testing.T) {
 		if len(s.runs()) == 0 {
 			t.Errorf("scenario %q is run by no client", s.id)
 		}
-		if len(s.steps) > 0 && len(s.run) > 0 {
+		if len(s.steps) > 0 && (len(s.run) > 0 || len(s.scripts) > 0) {
 			t.Errorf("scenario %q is both a journey and a conversation", s.id)
 		}
 		for c := range s.clientRules {

@@ -1,7 +1,6 @@
 package conformance_test
 
 import (
-	"log/slog"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -39,12 +38,13 @@ type server interface {
 	start(t testing.TB)
 }
 
-// serverFor returns a new server for a scripted conversation of client c.
-func serverFor(t *testing.T, c client) server {
+// serverFor returns a new server configured with opts for a scripted
+// conversation of client c.
+func serverFor(t *testing.T, c client, opts stream.Options) server {
 	if c.inMemory() {
-		return startMemory(t)
+		return startMemory(t, opts)
 	}
-	return startServer(t)
+	return startServerWith(t, opts)
 }
 
 // The wire server's side of server.
@@ -80,8 +80,8 @@ type memoryServer struct {
 	m *conv.Memory
 }
 
-func startMemory(t testing.TB) *memoryServer {
-	s := &memoryServer{st: store.New(), opts: stream.Options{Logger: slog.New(slog.DiscardHandler)}}
+func startMemory(t testing.TB, opts stream.Options) *memoryServer {
+	s := &memoryServer{st: store.New(), opts: opts}
 	s.start(t)
 	return s
 }

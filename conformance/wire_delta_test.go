@@ -41,6 +41,7 @@ func deltaNoncesAndVersions(t *testing.T, s server) {
 	c.ExpectNothing() // R3: CDS did not change
 	st := s.status(t, "envoy-1", func(st stream.StreamStatus) bool { return typeStatus(st, cds).VersionACKed != "" })
 	expectEqual(t, "D1: CDS ACKed by nonce", typeStatus(st, cds).VersionACKed, clusters.GetSystemVersionInfo())
+	expectEqual(t, "variant", st.Variant, "delta")
 }
 
 // R2: the same over delta.
@@ -76,6 +77,7 @@ func deltaNACK(t *testing.T, s server) {
 	nack := typeStatus(st, cds).LastNACK
 	expectEqual(t, "R4: NACK message", nack.Message, "cluster a: rejected")
 	expectEqual(t, "R4: NACKed nonce", nack.Nonce, bad.GetNonce())
+	expectEqual(t, "R4: rejected version", nack.RejectedVersion, bad.GetSystemVersionInfo())
 	s.commit(t, setCluster("b"))
 	c.ExpectResponse(conv.Updated("b"))
 }
@@ -138,7 +140,8 @@ func deltaWildcardBesideNames(t *testing.T, s server) {
 	c.ExpectNothing()
 }
 
-// D4: a first delta request with both lists empty is a wildcard.
+// D4: a first delta request with both lists empty is a wildcard; it ends when
+// the client names something.
 func deltaLegacyWildcard(t *testing.T, s server) {
 	s.commit(t, setCluster("a"), setCluster("b"))
 	c := s.deltaADS(t, edgeNode("envoy-1"))
@@ -147,6 +150,12 @@ func deltaLegacyWildcard(t *testing.T, s server) {
 	c.ACK()
 	s.commit(t, setCluster("c"))
 	c.ExpectResponse(conv.Updated("c"))
+	c.ACK()
+	c.Subscribe(cds, "a")
+	c.ExpectResponse(conv.Updated("a")) // D5: a name subscribed is answered
+	c.ACK()
+	s.commit(t, setCluster("b", longerTimeout()))
+	c.ExpectNothing()
 }
 
 // R12: over delta, LDS and CDS subscribed by name get those names only.

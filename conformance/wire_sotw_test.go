@@ -38,6 +38,7 @@ func sotwNoncesAndVersions(t *testing.T, s server) {
 	if got := typeStatus(st, cds).VersionACKed; got != clusters.Version() {
 		t.Errorf("R3: CDS version moved to %q with an EDS change, want %q", got, clusters.Version())
 	}
+	expectEqual(t, "R3: CDS nonce sent", typeStatus(st, cds).NonceSent, clusters.Nonce())
 }
 
 // R2: a first request without a Node ends the stream; with the Node on the first
@@ -80,6 +81,7 @@ func sotwNACK(t *testing.T, s server) {
 	expectEqual(t, "R4: NACK message", nack.Message, "cluster a: connect_timeout rejected")
 	expectEqual(t, "R5: version still held", nack.Version, good.Version())
 	expectEqual(t, "R4: rejected version", nack.RejectedVersion, bad.Version())
+	expectEqual(t, "R4: NACKed nonce", nack.Nonce, bad.Nonce())
 	expectEqual(t, "R5: version ACKed", typeStatus(st, cds).VersionACKed, good.Version())
 
 	s.commit(t, setCluster("b")) // R6: the next send is the next change
@@ -88,7 +90,8 @@ func sotwNACK(t *testing.T, s server) {
 }
 
 // R7: a request answering an older response than the newest of its type gets no
-// response; the same request with the newest nonce does.
+// response, though a late ACK of that older response tells what the client
+// accepted; the same request with the newest nonce is answered.
 func sotwStaleNonce(t *testing.T, s server) {
 	s.commit(t, setEndpoints("a", "10.0.0.1:80"), setEndpoints("b", "10.0.0.1:80"))
 	c := s.ads(t, edgeNode("envoy-1"))
@@ -100,20 +103,29 @@ func sotwStaleNonce(t *testing.T, s server) {
 	c.Send(&discoveryv3.DiscoveryRequest{TypeUrl: eds, ResourceNames: []string{"a", "b"},
 		VersionInfo: first.Version(), ResponseNonce: first.Nonce()})
 	c.ExpectNothing()
+	c.Send(&discoveryv3.DiscoveryRequest{TypeUrl: eds, ResourceNames: []string{"a"},
+		VersionInfo: first.Version(), ResponseNonce: first.Nonce()}) // a late ACK of the first
+	c.ExpectNothing()
+	st := s.status(t, "envoy-1", func(st stream.StreamStatus) bool { return typeStatus(st, eds).VersionACKed == first.Version() })
+	expectEqual(t, "R7: version sent", typeStatus(st, eds).VersionSent, second.Version())
 	c.Send(&discoveryv3.DiscoveryRequest{TypeUrl: eds, ResourceNames: []string{"a", "b"},
 		VersionInfo: second.Version(), ResponseNonce: second.Nonce()})
 	c.ExpectResponse(conv.Names("b"))
 }
 
-// R8: a client asking for a and b of a, b and c gets a and b; a later change of c
-// is not its business.
+// R8: a client asking for a and b of a, b and c gets a and b; of a commit
+// changing b and c it gets b (and, S2, only b), and a later change of c alone is
+// not its business.
 func sotwOnlyRequested(t *testing.T, s server) {
 	s.commit(t, setEndpoints("a", "10.0.0.1:80"), setEndpoints("b", "10.0.0.1:80"), setEndpoints("c", "10.0.0.1:80"))
 	c := s.ads(t, edgeNode("envoy-1"))
 	c.Request(eds, "a", "b")
 	c.ExpectResponse(conv.Names("a", "b"))
 	c.ACK()
-	s.commit(t, setEndpoints("c", "10.0.0.9:80"))
+	s.commit(t, setEndpoints("b", "10.0.0.9:80"), setEndpoints("c", "10.0.0.9:80"))
+	c.ExpectResponse(conv.Names("b"))
+	c.ACK()
+	s.commit(t, setEndpoints("c", "10.0.0.7:80"))
 	c.ExpectNothing()
 }
 
@@ -159,6 +171,11 @@ func sotwLegacyWildcard(t *testing.T, s server) {
 	c.ExpectNothing()
 	s.commit(t, setListener("l3", 8082, "r"))
 	c.ExpectNothing()
+	s.commit(t, setListener("l1", 9090, "r"))
+	c.ExpectNothing()
+	st := s.status(t, "envoy-1", nil)
+	expectEqual(t, "R11: wildcard", typeStatus(st, lds).Wildcard, false)
+	expectEqual(t, "R11: names", join(typeStatus(st, lds).Names), join(nil))
 }
 
 // R12: LDS and CDS asked for by name, as gRPC asks, get exactly those names, now
@@ -218,6 +235,7 @@ func sotwPushOrder(t *testing.T, s server) {
 		got = append(got, protocol.Short(c.ExpectResponse().GetTypeUrl()))
 	}
 	expectEqual(t, "R15: push order", join(got), "[CDS EDS LDS EDS RDS]")
+	c.ExpectNothing()
 }
 
 // subscribeAll subscribes c to every listener and cluster, route r and the
@@ -436,7 +454,8 @@ func sotwEmptyAssignment(t *testing.T, s server) {
 	expectEmptyAssignment(t, c.ExpectResponse(conv.Names("lonely")).Resource("lonely"))
 	c.ACK()
 	s.commit(t, setEndpoints("lonely", "10.0.0.1:80"))
-	c.ExpectResponse(conv.Names("lonely"))
+	filled, _ := c.ExpectResponse(conv.Names("lonely")).Resource("lonely").(*endpointv3.ClusterLoadAssignment)
+	expectEqual(t, "P2: localities once endpoints exist", len(filled.GetEndpoints()), 1)
 	c.ACK()
 	s.commit(t, drop(eds, "lonely"))
 	expectEmptyAssignment(t, c.ExpectResponse(conv.Names("lonely")).Resource("lonely"))
@@ -449,4 +468,3 @@ func expectEmptyAssignment(t *testing.T, m any) {
 		t.Errorf("P2: want an explicit empty ClusterLoadAssignment, got %v", m)
 	}
 }
-
