@@ -15,6 +15,7 @@ import (
 	"github.com/leanxds/leanxds/protocol"
 	"github.com/leanxds/leanxds/resources"
 	"github.com/leanxds/leanxds/store"
+	"github.com/leanxds/leanxds/stream/machine"
 )
 
 const benchStreams = 1000
@@ -44,8 +45,9 @@ func benchUpdate(b *testing.B, st *store.Store, i int) store.View {
 // Resources are never re-encoded; the frame is assembled once and shared.
 func BenchmarkPushCDS(b *testing.B) {
 	b.Run("sotw", func(b *testing.B) {
-		benchPush(b, func(v store.View) stateMachine {
-			s := NewSotW("edge", &corev3.Node{Id: "n"}, Limits{})
+		caches := machine.NewCaches()
+		benchPush(b, func(v store.View) responder {
+			s := machine.NewSotW(machine.Config{Scope: "edge", Node: &corev3.Node{Id: "n"}, Caches: caches})
 			if _, err := s.Receive(&discoveryv3.DiscoveryRequest{TypeUrl: protocol.TypeCluster}, time.Now(), v); err != nil {
 				b.Fatal(err)
 			}
@@ -53,9 +55,10 @@ func BenchmarkPushCDS(b *testing.B) {
 		}, func(f *frameCache, r *Response) proto.Message { return sotwMessage(f.sotw(r), r.Nonce) })
 	})
 	b.Run("delta", func(b *testing.B) {
-		benchPush(b, func(v store.View) stateMachine {
-			d := NewDelta("edge", &corev3.Node{Id: "n"}, Limits{})
-			if _, err := d.Receive(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: protocol.TypeCluster, ResourceNamesSubscribe: []string{"*"}}, time.Now()); err != nil {
+		caches := machine.NewCaches()
+		benchPush(b, func(v store.View) responder {
+			d := machine.NewDelta(machine.Config{Scope: "edge", Node: &corev3.Node{Id: "n"}, Caches: caches})
+			if _, err := d.Receive(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: protocol.TypeCluster, ResourceNamesSubscribe: []string{"*"}}, time.Now(), v); err != nil {
 				b.Fatal(err)
 			}
 			return d
@@ -63,10 +66,13 @@ func BenchmarkPushCDS(b *testing.B) {
 	})
 }
 
-func benchPush(b *testing.B, open func(store.View) stateMachine, message func(*frameCache, *Response) proto.Message) {
+// responder is what benchPush needs of a state machine.
+type responder interface{ Responses(store.View) []*Response }
+
+func benchPush(b *testing.B, open func(store.View) responder, message func(*frameCache, *Response) proto.Message) {
 	st := benchStore(b)
 	frames := newFrameCache(DefaultFrameCacheBytes)
-	streams := make([]stateMachine, benchStreams)
+	streams := make([]responder, benchStreams)
 	v := st.View()
 	for i := range streams {
 		streams[i] = open(v)

@@ -4,27 +4,28 @@
 //
 // # Parts
 //
-//   - sotw.go: SotW, the protocol state of one stream as a pure state machine.
-//     Receive classifies a request (subscribe, ACK, NACK, stale: R4, R7) and
-//     updates the type's subscription (subscription.go: R9–R12, S4); Responses
-//     compares what the client holds with the store's current view and returns
-//     what to send, in push order (R15), or nothing (R6). It has no goroutine,
-//     lock, channel or clock, so tests drive it as a conversation.
-//   - delta.go: Delta, the incremental state machine, sharing machine.go's
-//     per-type state, lookups and ordering with SotW.
-//   - order.go: what crosses types: make-before-break removal of clusters still
-//     in use (R15), which lasts only as long as the transition (R18) and ends on
-//     a client's answer the server sees (R19); the EDS/RDS answers owed to new
-//     or updated clusters and listeners (R16); explicit empty assignments (P2).
-//   - handler.go: the gRPC loop around a state machine. Two goroutines per stream:
-//     one receives requests, one owns the state machine and sends.
+//   - machine/: the protocol state of one stream as a pure state machine
+//     (SotW, Delta), with no goroutine, lock, channel, clock or package-level
+//     state. Receive takes a request, Responses the store's current view and
+//     returns what to send, in push order (R15), or nothing (R6); Status is an
+//     immutable snapshot after each step. Its package doc says more.
+//   - session.go: Session, what is done between a request and a send as pure
+//     code: the first request names the node (R2), a per-type service fixes the
+//     type, a malformed request ends the stream with its gRPC status, and every
+//     waiting request is applied before a store change is answered (S5). The
+//     gRPC handler and in-memory transports both drive a Session.
+//   - handler.go: the gRPC loop around a Session. Two goroutines per stream:
+//     one receives requests, one owns the session and sends. The stream
+//     publishes the machine's status snapshot after each step (an atomic
+//     pointer): Server.Streams reads it without locking the stream.
 //   - encode.go, codec.go: encode once. Resources are encoded when committed; a
 //     response's shared fields are written once into a frame that every stream
 //     sending the same content reuses, and each stream adds only its nonce.
-//   - names.go: the resource names of SotW requests, shared between streams
-//     while they use them, within the default Limits.
-//   - server.go, services.go: Server, its options, and the gRPC service
-//     descriptions Register installs.
+//     SotWResponse and DeltaResponse decode what the wire carries for a
+//     Response. The codec decodes request names through the server's
+//     machine.Caches.
+//   - server.go, services.go: Server, its options, the caches its machines
+//     share, and the gRPC service descriptions Register installs.
 //   - listener.go: the connections Listener accepts, bounded by MaxConns and
 //     known to the server, so that it can close the connection of a client
 //     that stopped reading.
@@ -72,6 +73,7 @@
 //     grpc.Server.GracefulStop: bound it with a timeout and then call Stop, as
 //     the leanxds binary does.
 //
-// Rule ids (R1, S3, P2, ...) refer to XDS-RULES.md; the code cites them where it
-// enforces them and the tests where they prove them.
+// Rule ids (R1, S3, P2, ...) refer to the project's rule list,
+// conformance/RULES.md; the code cites them where it enforces them and the
+// tests where they prove them.
 package stream

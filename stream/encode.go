@@ -161,8 +161,8 @@ func (c *frameCache) sotw(r *Response) []byte { return c.get(r, false, encodeSot
 func (c *frameCache) delta(r *Response) []byte { return c.get(r, true, encodeDelta) }
 
 func (c *frameCache) get(r *Response, delta bool, encode func(*Response) []byte) []byte {
-	k := frameKey{delta: delta, typeURL: r.TypeURL, version: r.Version, full: r.full}
-	if !r.full {
+	k := frameKey{delta: delta, typeURL: r.TypeURL, version: r.Version, full: r.Whole}
+	if !r.Whole {
 		var h maphash.Hash
 		h.SetSeed(c.seed)
 		for _, e := range r.Resources {
@@ -172,41 +172,41 @@ func (c *frameCache) get(r *Response, delta bool, encode func(*Response) []byte)
 			h.WriteString(n)
 			h.WriteByte(0)
 		}
-		if r.names != nil {
+		if r.Spellings != nil {
 			h.WriteByte(1) // what follows are the names of resources (X4)
-			for _, n := range r.names {
+			for _, n := range r.Spellings {
 				h.WriteString(n)
 				h.WriteByte(0)
 			}
 		}
 		k.hash = h.Sum64()
 	}
-	addr := uintptr(unsafe.Pointer(r.table))
+	addr := uintptr(unsafe.Pointer(r.Table))
 	c.mu.Lock()
-	if tf := c.tables[addr]; tf != nil && tf.table.Value() == r.table {
-		if f := tf.frames[k]; f != nil && (r.full || (slices.Equal(f.resources, r.Resources) &&
-			slices.Equal(f.removed, r.Removed) && slices.Equal(f.names, r.names))) {
+	if tf := c.tables[addr]; tf != nil && tf.table.Value() == r.Table {
+		if f := tf.frames[k]; f != nil && (r.Whole || (slices.Equal(f.resources, r.Resources) &&
+			slices.Equal(f.removed, r.Removed) && slices.Equal(f.names, r.Spellings))) {
 			c.touchLocked(f)
 			c.mu.Unlock()
 			return f.bytes
 		}
 	}
 	c.mu.Unlock()
-	f := &frame{key: k, resources: r.Resources, names: r.names, removed: r.Removed, bytes: encode(r)}
+	f := &frame{key: k, resources: r.Resources, names: r.Spellings, removed: r.Removed, bytes: encode(r)}
 	if len(f.bytes)+frameOverhead > c.maxBytes {
 		return f.bytes
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	tf := c.tables[addr]
-	if tf == nil || tf.table.Value() != r.table {
+	if tf == nil || tf.table.Value() != r.Table {
 		if tf != nil {
 			c.dropLocked(addr, tf) // a collected table's, whose cleanup has not run yet
 		}
-		tf = &tableFrames{table: weak.Make(r.table), frames: make(map[frameKey]*frame)}
+		tf = &tableFrames{table: weak.Make(r.Table), frames: make(map[frameKey]*frame)}
 		c.tables[addr] = tf
-		if r.table != nil {
-			runtime.AddCleanup(r.table, c.forget, addr)
+		if r.Table != nil {
+			runtime.AddCleanup(r.Table, c.forget, addr)
 		}
 	}
 	if old := tf.frames[k]; old != nil {

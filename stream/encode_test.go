@@ -2,7 +2,9 @@ package stream
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
+	"time"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/stretchr/testify/assert"
@@ -33,7 +35,7 @@ func TestX4FramesKeepEachClientsSpelling(t *testing.T) {
 	}
 	spelledResp := func() *Response {
 		r := plainResp()
-		r.names = []string{swapped, "plain"}
+		r.Spellings = []string{swapped, "plain"}
 		return r
 	}
 	names := func(frame []byte) []string {
@@ -76,7 +78,7 @@ func tableResponse(t *testing.T, st *store.Store, n int) *Response {
 	_, err := st.Commit(store.Set(scope, xdstest.Endpoints("svc", addrs...)))
 	require.NoError(t, err)
 	table := st.View().Table(scope, protocol.TypeEndpoint)
-	return &Response{TypeURL: protocol.TypeEndpoint, Version: fmt.Sprint(n), Resources: table.Sorted(), full: true, table: table}
+	return &Response{TypeURL: protocol.TypeEndpoint, Version: fmt.Sprint(n), Resources: table.Sorted(), Whole: true, Table: table}
 }
 
 // The frame cache is bounded by bytes: past the bound, the least recently used
@@ -130,4 +132,17 @@ func TestFramesLeaveWithTheirTable(t *testing.T) {
 		n, bytes, tables := c.size()
 		return n == 0 && bytes == 0 && tables == 0
 	})
+}
+
+// settle collects garbage until cond holds, for what cleanups remove.
+func settle(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for range 50 {
+		runtime.GC()
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s: not so after 50 collections", what)
 }

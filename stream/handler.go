@@ -5,11 +5,9 @@ import (
 	"errors"
 	"io"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -18,17 +16,8 @@ import (
 
 	"github.com/leanxds/leanxds/protocol"
 	"github.com/leanxds/leanxds/store"
+	"github.com/leanxds/leanxds/stream/machine"
 )
-
-// stateMachine is what the gRPC loop needs of a SotW or delta state machine.
-type stateMachine interface {
-	// Responses returns what to send at view v (see SotW.Responses).
-	Responses(v store.View) []*Response
-	// base gives status and watch code the shared per-type state.
-	base() *machine
-}
-
-func (m *machine) base() *machine { return m }
 
 // conn is one stream: its state machine and what the gRPC loop around it needs.
 // Two goroutines serve it: the handler's, which owns the state machine and sends,
@@ -37,16 +26,13 @@ func (m *machine) base() *machine { return m }
 // it reads again it gets the latest state, never a backlog. The send timeout
 // bounds how long it may block (see expire).
 type conn struct {
-	srv  *Server
+	srv *Server
+	// info is the stream's identity, the handler's copy: other goroutines read
+	// shown.
 	info StreamInfo
-	// fixedType is the type URL of a per-type service; "" for ADS.
-	fixedType string
-
-	// mu guards sm and info: the handler steps sm and fills info in on the first
-	// request, Server.Streams reads them.
-	mu sync.Mutex
-	sm stateMachine
-	// opened is set once the first request named the node and sm exists.
+	// shown is what other goroutines read of the stream (see publish).
+	shown atomic.Pointer[shown]
+	// opened is set once the first request named the node.
 	opened atomic.Bool
 
 	watcher *store.Watcher
@@ -166,8 +152,9 @@ func (c *conn) expire() {
 	// Counted and logged before the connection closes, which ends the stream.
 	// A send is timed only on a connection Listener accepted (sending).
 	s.sendTimeouts.Add(1)
+	info := c.shown.Load().info
 	s.opts.Logger.Warn("send timeout: the client has taken none of a response; closing its connection",
-		"stream", c.info.ID, "node", c.info.NodeID, "scope", c.info.Scope, "peer", c.netConn.key, "waited", waited.Round(time.Millisecond))
+		"stream", info.ID, "node", info.NodeID, "scope", info.Scope, "peer", c.netConn.key, "waited", waited.Round(time.Millisecond))
 	_ = c.netConn.Close()
 }
 
@@ -233,45 +220,61 @@ func (c *conn) answered(typeURL string) {
 }
 
 // variant is how one kind of stream reads requests and writes responses.
-type variant[Req proto.Message] struct {
+type variant[Req request] struct {
 	name string
 	// newReq returns an empty request to receive into.
 	newReq func() Req
-	// receive applies a request to the stream, opening it on the first.
-	receive func(c *conn, req Req) error
+	// setType sets the type URL of a request (a per-type service's).
+	setType func(Req, string)
+	// newMachine returns the state machine of a new stream.
+	newMachine func(machine.Config) machine.Machine[Req]
 	// message returns the message that carries a response on the wire.
 	message func(s *Server, r *Response) proto.Message
 }
 
+// The variants are constants in all but name: nothing modifies them.
 var sotwVariant = variant[*discoveryv3.DiscoveryRequest]{
-	name:    "sotw",
-	newReq:  func() *discoveryv3.DiscoveryRequest { return new(discoveryv3.DiscoveryRequest) },
-	receive: (*conn).receiveSotW,
-	message: func(s *Server, r *Response) proto.Message { return sotwMessage(s.frames.sotw(r), r.Nonce) },
+	name:       "sotw",
+	newReq:     func() *discoveryv3.DiscoveryRequest { return new(discoveryv3.DiscoveryRequest) },
+	setType:    func(r *discoveryv3.DiscoveryRequest, t string) { r.TypeUrl = t },
+	newMachine: func(c machine.Config) machine.Machine[*discoveryv3.DiscoveryRequest] { return machine.NewSotW(c) },
+	message:    func(s *Server, r *Response) proto.Message { return sotwMessage(s.frames.sotw(r), r.Nonce) },
 }
 
 var deltaVariant = variant[*discoveryv3.DeltaDiscoveryRequest]{
-	name:    "delta",
-	newReq:  func() *discoveryv3.DeltaDiscoveryRequest { return new(discoveryv3.DeltaDiscoveryRequest) },
-	receive: (*conn).receiveDelta,
-	message: func(s *Server, r *Response) proto.Message { return deltaMessage(s.frames.delta(r), r.Nonce) },
+	name:       "delta",
+	newReq:     func() *discoveryv3.DeltaDiscoveryRequest { return new(discoveryv3.DeltaDiscoveryRequest) },
+	setType:    func(r *discoveryv3.DeltaDiscoveryRequest, t string) { r.TypeUrl = t },
+	newMachine: func(c machine.Config) machine.Machine[*discoveryv3.DeltaDiscoveryRequest] { return machine.NewDelta(c) },
+	message:    func(s *Server, r *Response) proto.Message { return deltaMessage(s.frames.delta(r), r.Nonce) },
+}
+
+// publish shows the stream's identity and its machine's newest status to other
+// goroutines, when either changed.
+func (c *conn) publish(st *machine.Status) {
+	if sh := c.shown.Load(); sh != nil && sh.status == st && sh.info == c.info {
+		return
+	}
+	c.shown.Store(&shown{info: c.info, status: st})
 }
 
 // serve runs one stream until the client or the server ends it.
-func serve[Req proto.Message](s *Server, ss grpc.ServerStream, v variant[Req], fixedType, service string) (err error) {
+func serve[Req request](s *Server, ss grpc.ServerStream, v *variant[Req], fixedType, service string) (err error) {
 	ctx := ss.Context()
+	x := newSession(s, ctx, v, fixedType, service)
 	c := &conn{
-		srv:       s,
-		fixedType: fixedType,
-		info:      StreamInfo{ID: s.nextID.Add(1), Variant: v.name, Service: service, ConnectedAt: s.opts.Now()},
-		ctx:       ctx,
-		in:        make(chan inbound, 1),
-		netConn:   s.connOf(ctx),
+		srv:     s,
+		info:    x.info,
+		ctx:     ctx,
+		in:      make(chan inbound, 1),
+		netConn: s.connOf(ctx),
 	}
+	c.publish(nil)
 	if err := s.add(c); err != nil {
 		return err
 	}
 	c.watcher = s.store.NewWatcher()
+	x.watch = c.watchType
 	defer c.watcher.Close()
 	if d := s.opts.firstRequestTimeout(); d > 0 {
 		c.waitingSince.Store(s.since())
@@ -308,9 +311,10 @@ func serve[Req proto.Message](s *Server, ss grpc.ServerStream, v variant[Req], f
 	}()
 
 	// take applies what arrived on in, or returns the error that ends the stream.
+	sess := x
 	take := func(x inbound) error {
 		if x.err == s.errNoFirstRequest {
-			if c.sm != nil {
+			if sess.Opened() {
 				return nil // the first request came as the timer fired
 			}
 			s.firstRequestTimeouts.Add(1)
@@ -319,7 +323,7 @@ func serve[Req proto.Message](s *Server, ss grpc.ServerStream, v variant[Req], f
 		if x.err != nil {
 			return x.err
 		}
-		return v.receive(c, x.req.(Req))
+		return receive(c, sess, x.req.(Req))
 	}
 	for {
 		var err error
@@ -349,70 +353,30 @@ func serve[Req proto.Message](s *Server, ss grpc.ServerStream, v variant[Req], f
 		if err != nil {
 			return err
 		}
-		if err := c.push(ss, v.message); err != nil {
+		if err := push(c, sess, ss); err != nil {
 			return err
 		}
 	}
 }
 
-// checkType fills in or checks the type URL of a request on a per-type service.
-func (c *conn) checkType(typeURL *string) error {
-	if c.fixedType == "" {
-		return nil
+// receive applies one request to the stream's session, opening the stream on
+// the first, and reports it to the hooks.
+func receive[Req request](c *conn, x *Session[Req], req Req) error {
+	rcv, opened, err := x.Receive(req)
+	if opened {
+		c.open(x)
 	}
-	switch *typeURL {
-	case "":
-		*typeURL = c.fixedType
-	case c.fixedType:
-	default:
-		return status.Errorf(codes.InvalidArgument, "request for %s on the %s service", *typeURL, c.info.Service)
+	if err != nil {
+		return err
 	}
+	c.publish(x.Status())
+	c.received(rcv, c.srv.opts.Now())
 	return nil
 }
 
-// receiveSotW applies one SotW request.
-func (c *conn) receiveSotW(req *discoveryv3.DiscoveryRequest) error {
-	if err := c.checkType(&req.TypeUrl); err != nil {
-		return err
-	}
-	if c.sm == nil {
-		if err := c.open(req.GetNode(), func(scope string, node *corev3.Node) stateMachine { return NewSotW(scope, node, c.srv.opts.Limits) }); err != nil {
-			return err
-		}
-	}
-	c.watchType(req.GetTypeUrl())
-	now := c.srv.opts.Now()
-	c.mu.Lock()
-	rcv, err := c.sm.(*SotW).Receive(req, now, c.srv.store.View())
-	c.mu.Unlock()
-	return c.received(rcv, err, now)
-}
-
-// receiveDelta applies one delta request.
-func (c *conn) receiveDelta(req *discoveryv3.DeltaDiscoveryRequest) error {
-	if err := c.checkType(&req.TypeUrl); err != nil {
-		return err
-	}
-	if c.sm == nil {
-		if err := c.open(req.GetNode(), func(scope string, node *corev3.Node) stateMachine { return NewDelta(scope, node, c.srv.opts.Limits) }); err != nil {
-			return err
-		}
-	}
-	c.watchType(req.GetTypeUrl())
-	now := c.srv.opts.Now()
-	c.mu.Lock()
-	rcv, err := c.sm.(*Delta).Receive(req, now)
-	c.mu.Unlock()
-	return c.received(rcv, err, now)
-}
-
-// received reports a classified request to the hooks, or ends the stream with
-// InvalidArgument if it was malformed.
-func (c *conn) received(rcv Received, err error, now time.Time) error {
+// received reports a classified request to the hooks.
+func (c *conn) received(rcv Received, now time.Time) {
 	s := c.srv
-	if err != nil {
-		return status.Errorf(codes.InvalidArgument, "node %q: %v", c.info.NodeID, err)
-	}
 	if s.hooks.Request != nil {
 		s.hooks.Request(c.info, rcv)
 	}
@@ -428,27 +392,13 @@ func (c *conn) received(rcv Received, err error, now time.Time) error {
 			s.hooks.NACK(c.info, rcv.TypeURL, *rcv.NACK)
 		}
 	}
-	return nil
 }
 
-// open starts the stream on its first request: R2, the first request names the
-// node, which decides the scope. The stream keeps only keptNode of it.
-func (c *conn) open(node *corev3.Node, create func(scope string, node *corev3.Node) stateMachine) error {
+// open records that the stream's first request named its node (x.Info).
+func (c *conn) open(x interface{ Info() StreamInfo }) {
 	s := c.srv
-	if err := s.checkNode(node, "the first request of a stream"); err != nil {
-		return err
-	}
-	if s.opts.Authorize != nil {
-		if err := s.opts.Authorize(c.ctx, node); err != nil {
-			return status.Errorf(codes.PermissionDenied, "node %q refused: %v", node.GetId(), err)
-		}
-	}
-	scope := s.scopeFor(s.store.View(), s.opts.ScopeOf(node))
-	kept := keptNode(node)
-	c.mu.Lock()
-	c.info.NodeID, c.info.Cluster, c.info.Scope, c.info.Node = kept.GetId(), kept.GetCluster(), scope, kept
-	c.sm = create(scope, kept)
-	c.mu.Unlock()
+	c.info = x.Info()
+	c.publish(nil)
 	// The wait for the first request is over. waitingSince is cleared before
 	// opened is set, so that expire, which reads them the other way round, never
 	// takes the stream's start for a send's.
@@ -464,67 +414,37 @@ func (c *conn) open(node *corev3.Node, create func(scope string, node *corev3.No
 	if s.hooks.StreamOpened != nil {
 		s.hooks.StreamOpened(c.info)
 	}
-	return nil
 }
 
-// checkNode refuses a request (what) without a node (R2) or with a node over
-// Limits.MaxNodeBytes.
-func (s *Server) checkNode(node *corev3.Node, what string) error {
-	if node == nil {
-		return status.Errorf(codes.InvalidArgument, "%s must carry a node (R2)", what)
-	}
-	if n, limit := proto.Size(node), s.opts.Limits.maxNodeBytes(); n > limit {
-		return status.Errorf(codes.InvalidArgument, "the node of %s is %d bytes, more than the limit of %d bytes per node", what, n, limit)
-	}
-	return nil
-}
-
-// keptNode is what a stream keeps of its node for its life: what identifies the
-// client and what status pages, CSDS node matchers and logs read (id, cluster,
-// locality, user agent and metadata). Authorize and ScopeOf see the whole node
-// first. The rest, the list of extensions an Envoy was built with (often most
-// of its node), its client features and listening addresses, is read by nothing
-// once the stream is open.
-func keptNode(n *corev3.Node) *corev3.Node {
-	return &corev3.Node{
-		Id:                   n.GetId(),
-		Cluster:              n.GetCluster(),
-		Metadata:             n.GetMetadata(),
-		Locality:             n.GetLocality(),
-		UserAgentName:        n.GetUserAgentName(),
-		UserAgentVersionType: n.UserAgentVersionType,
-	}
-}
-
-// watchType makes the stream's watcher follow a type before the request is
-// applied, so that no commit falls between reading the view and watching.
-func (c *conn) watchType(typeURL string) {
+// watchType makes the stream's watcher follow a type of scope before the
+// request is applied (Session.watch), so that no commit falls between reading
+// the view and watching.
+func (c *conn) watchType(scope, typeURL string) {
 	if typeURL == "" || slices.Contains(c.watched, typeURL) {
 		return
 	}
-	c.watch(typeURL)
+	c.watch(scope, typeURL)
 	if typeURL == protocol.TypeEndpoint {
-		c.watch(protocol.TypeCluster) // explicit empty assignments follow the clusters (P2)
+		c.watch(scope, protocol.TypeCluster) // explicit empty assignments follow the clusters (P2)
 	}
 }
 
-func (c *conn) watch(typeURL string) {
+func (c *conn) watch(scope, typeURL string) {
 	if !slices.Contains(c.watched, typeURL) {
 		c.watched = append(c.watched, typeURL)
-		c.watcher.Watch(c.info.Scope, typeURL)
+		c.watcher.Watch(scope, typeURL)
 	}
 }
 
 // push sends whatever the client lacks at the store's current view.
-func (c *conn) push(ss grpc.ServerStream, message func(*Server, *Response) proto.Message) error {
-	if c.sm == nil {
+func push[Req request](c *conn, x *Session[Req], ss grpc.ServerStream) error {
+	if !x.Opened() {
 		return nil
 	}
 	s := c.srv
 	v := s.store.View()
-	c.mu.Lock()
-	resps := c.sm.Responses(v)
-	c.mu.Unlock()
+	resps := x.Responses(v)
+	c.publish(x.Status())
 	for _, r := range resps {
 		c.sending(true)
 		if s.closing.Load() {
@@ -535,7 +455,7 @@ func (c *conn) push(ss grpc.ServerStream, message func(*Server, *Response) proto
 			c.closeConn(cutShutdown)
 			return errShutdown
 		}
-		err := ss.SendMsg(message(s, r))
+		err := ss.SendMsg(x.Message(r))
 		c.sending(false)
 		if err != nil {
 			return err
@@ -568,16 +488,10 @@ func (s *Server) fetch(ctx context.Context, req *discoveryv3.DiscoveryRequest, f
 		}
 	}
 	v := s.store.View()
-	sm := NewSotW(s.scopeFor(v, s.opts.ScopeOf(req.GetNode())), req.GetNode(), s.opts.Limits)
-	fresh := &discoveryv3.DiscoveryRequest{TypeUrl: req.GetTypeUrl(), ResourceNames: req.GetResourceNames(), Node: req.GetNode()}
-	if _, err := sm.Receive(fresh, s.opts.Now(), v); err != nil {
+	cfg := machine.Config{Scope: s.scopeFor(v, s.opts.ScopeOf(req.GetNode())), Node: req.GetNode(), Limits: s.opts.Limits, Caches: s.caches}
+	r, err := machine.Fetch(cfg, req, s.opts.Now(), v)
+	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	sm.typeState(fresh.TypeUrl).respond = true
-	resps := sm.Responses(v)
-	if len(resps) == 0 {
-		return nil, status.Error(codes.Internal, "no response computed") // respond=true always answers
-	}
-	r := resps[0]
 	return sotwMessage(s.frames.sotw(r), r.Nonce), nil
 }

@@ -68,7 +68,7 @@ func TestS5RequestsBeforeStoreChanges(t *testing.T) {
 			release: make(chan struct{}),
 		}
 		done := make(chan error, 1)
-		go func() { done <- serve(srv, ss, sotwVariant, "", "ads") }()
+		go func() { done <- serve(srv, ss, &sotwVariant, "", "ads") }()
 
 		<-ss.reading
 		ss.recv <- &discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: "n"}, TypeUrl: protocol.TypeEndpoint, ResourceNames: []string{"a", "b"}}

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/leanxds/leanxds/store"
+	"github.com/leanxds/leanxds/stream/machine"
 )
 
 // Options configure a Server. The zero value serves scopes by node.cluster, falls
@@ -94,6 +95,8 @@ type Server struct {
 	opts   Options
 	hooks  Hooks
 	frames *frameCache
+	// caches are what the state machines of the server's streams share.
+	caches *machine.Caches
 	// epoch is when the server was made: streams keep the times their timeouts
 	// count from as durations since it, on the monotonic clock.
 	epoch time.Time
@@ -134,6 +137,7 @@ func New(st *store.Store, opts Options) *Server {
 		opts:    opts,
 		hooks:   logHooks(opts.Logger).join(opts.Hooks),
 		frames:  newFrameCache(frameCacheBytes(opts.FrameCacheBytes)),
+		caches:  machine.NewCaches(),
 		epoch:   time.Now(),
 		conns:   connSet{byAddr: make(map[string]*trackedConn)},
 		streams: make(map[uint64]*conn),
@@ -163,11 +167,12 @@ func (s *Server) Register(g *grpc.Server) {
 	}
 }
 
-// GRPCOptions returns the gRPC server options the server needs: ServerOption,
-// which shares response frames between streams without a copy, and the limit
+// GRPCOptions returns the gRPC server options the server needs: the codec of
+// ServerOption, which shares response frames between streams without a copy
+// (and request names between them, through the server's caches), and the limit
 // of streams per connection (Options.MaxStreamsPerConn).
 func (s *Server) GRPCOptions() []grpc.ServerOption {
-	opts := []grpc.ServerOption{ServerOption()}
+	opts := []grpc.ServerOption{codecOption(s.caches)}
 	if n := s.opts.maxStreamsPerConn(); n > 0 {
 		opts = append(opts, grpc.MaxConcurrentStreams(uint32(n)))
 	}
@@ -254,11 +259,9 @@ func (s *Server) Streams() []StreamStatus {
 func (s *Server) AwaitingFirstRequest() []StreamInfo {
 	var out []StreamInfo
 	for _, c := range s.all() {
-		c.mu.Lock()
 		if !c.opened.Load() {
-			out = append(out, c.info)
+			out = append(out, c.shown.Load().info)
 		}
-		c.mu.Unlock()
 	}
 	slices.SortFunc(out, func(a, b StreamInfo) int { return int(a.ID) - int(b.ID) })
 	return out

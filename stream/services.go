@@ -54,9 +54,9 @@ func (s *Server) serviceDescs() []*grpc.ServiceDesc {
 		for _, sd := range svc.desc.Streams {
 			sd := sd
 			if strings.HasPrefix(sd.StreamName, "Delta") {
-				sd.Handler = func(_ any, ss grpc.ServerStream) error { return serve(s, ss, deltaVariant, typeURL, name) }
+				sd.Handler = func(_ any, ss grpc.ServerStream) error { return serve(s, ss, &deltaVariant, typeURL, name) }
 			} else {
-				sd.Handler = func(_ any, ss grpc.ServerStream) error { return serve(s, ss, sotwVariant, typeURL, name) }
+				sd.Handler = func(_ any, ss grpc.ServerStream) error { return serve(s, ss, &sotwVariant, typeURL, name) }
 			}
 			d.Streams = append(d.Streams, sd)
 		}

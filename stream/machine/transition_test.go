@@ -1,4 +1,4 @@
-package stream_test
+package machine_test
 
 import (
 	"testing"
@@ -11,32 +11,32 @@ import (
 
 	"github.com/leanxds/leanxds/internal/xdstest"
 	"github.com/leanxds/leanxds/store"
-	"github.com/leanxds/leanxds/stream"
+	"github.com/leanxds/leanxds/stream/machine"
 )
 
 // deltaMachine drives a delta state machine in memory, like sotwMachine.
 type deltaMachine struct {
 	t  *testing.T
 	st *store.Store
-	d  *stream.Delta
+	d  *machine.Delta
 }
 
 func newDeltaMachine(t *testing.T, st *store.Store) *deltaMachine {
-	return &deltaMachine{t: t, st: st, d: stream.NewDelta(scope, edge, stream.Limits{})}
+	return &deltaMachine{t: t, st: st, d: machine.NewDelta(machine.Config{Scope: scope, Node: edgeNode()})}
 }
 
-func (m *deltaMachine) send(req *discoveryv3.DeltaDiscoveryRequest) []*stream.Response {
+func (m *deltaMachine) send(req *discoveryv3.DeltaDiscoveryRequest) []*machine.Response {
 	m.t.Helper()
-	_, err := m.d.Receive(req, time.Time{})
+	_, err := m.d.Receive(req, time.Time{}, m.st.View())
 	require.NoError(m.t, err)
 	return m.d.Responses(m.st.View())
 }
 
-func (m *deltaMachine) subscribe(typeURL string, names ...string) []*stream.Response {
-	return m.send(&discoveryv3.DeltaDiscoveryRequest{Node: edge, TypeUrl: typeURL, ResourceNamesSubscribe: names})
+func (m *deltaMachine) subscribe(typeURL string, names ...string) []*machine.Response {
+	return m.send(&discoveryv3.DeltaDiscoveryRequest{Node: edgeNode(), TypeUrl: typeURL, ResourceNamesSubscribe: names})
 }
 
-func (m *deltaMachine) ack(r *stream.Response) []*stream.Response {
+func (m *deltaMachine) ack(r *machine.Response) []*machine.Response {
 	return m.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: r.TypeURL, ResponseNonce: r.Nonce})
 }
 
@@ -50,7 +50,7 @@ func commit(t *testing.T, st *store.Store, changes ...store.Change) {
 // endpoints and route r, each answered and ACKed.
 func envoyAt(t *testing.T, st *store.Store, eps ...string) *sotwMachine {
 	m := newSotWMachine(t, st)
-	c := m.send(&discoveryv3.DiscoveryRequest{Node: edge, TypeUrl: cds})
+	c := m.send(&discoveryv3.DiscoveryRequest{Node: edgeNode(), TypeUrl: cds})
 	require.Len(t, c, 1)
 	require.Empty(t, m.ack(c[0]))
 	e := m.send(&discoveryv3.DiscoveryRequest{TypeUrl: eds, ResourceNames: eps})
@@ -62,7 +62,7 @@ func envoyAt(t *testing.T, st *store.Store, eps ...string) *sotwMachine {
 	return m
 }
 
-func retained(t *testing.T, types []stream.TypeStatus, typeURL string) []string {
+func retained(t *testing.T, types []machine.TypeStatus, typeURL string) []string {
 	t.Helper()
 	for _, ts := range types {
 		if ts.TypeURL == typeURL {
@@ -118,11 +118,11 @@ func TestR18TransitionEndsWithRouteAnswer(t *testing.T) {
 	got := m.sm.Responses(st.View())
 	require.Len(t, got, 1, "the route; CDS has nothing new while x is kept")
 	rr := only(t, got, rds, "r")
-	assert.Equal(t, []string{"x"}, retained(t, m.sm.Status(st.View()), cds), "the status shows x kept")
+	assert.Equal(t, []string{"x"}, retained(t, m.sm.Status().Types(), cds), "the status shows x kept")
 
 	c := only(t, m.ack(rr, "r"), cds, "y")
 	require.Empty(t, m.ack(c))
-	assert.Empty(t, retained(t, m.sm.Status(st.View()), cds))
+	assert.Empty(t, retained(t, m.sm.Status().Types(), cds))
 }
 
 // R19: a route to a new cluster whose endpoints do not come over this stream

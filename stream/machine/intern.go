@@ -1,4 +1,4 @@
-package stream
+package machine
 
 import (
 	"hash/maphash"
@@ -33,8 +33,6 @@ type internTable struct {
 	seed maphash.Seed
 	sets map[uint64][]weak.Pointer[nameSet]
 }
-
-var interned = internTable{seed: maphash.MakeSeed(), sets: map[uint64][]weak.Pointer[nameSet]{}}
 
 // intern returns the shared set holding exactly the names of m, which it may
 // adopt: the caller must not modify m afterwards.
@@ -122,7 +120,7 @@ func (s *machine) subscribedDigest(v store.View, ts *typeState, cur *store.Table
 		// EDS: explicit empty assignments (P2) depend on the clusters.
 		q.cds = v.Table(s.Scope, protocol.TypeCluster)
 	}
-	return digests.get(q, func() protocol.Digest { return digestOf(subscribed()) })
+	return s.caches.digests.get(q, func() protocol.Digest { return digestOf(subscribed()) })
 }
 
 // Answers shared between streams
@@ -233,28 +231,19 @@ func (p *memo[V]) size() (answers, tables int) {
 	return len(p.m), len(p.watched)
 }
 
-var (
-	digests     memo[protocol.Digest]
-	differMemo  memo[bool]
-	usesMemo    memo[map[string]struct{}]
-	goneMemo    memo[[]*store.Entry]
-	changedMemo memo[bool]
-	entriesMemo memo[[]*store.Entry]
-)
-
-// differsShared reports whether any resource sub covers differs between old and
+// differs reports whether any resource sub covers differs between old and
 // cur; for a wildcard subscription, which covers every name, the answer depends on
 // the tables alone and is shared.
-func differsShared(old, cur *store.Table, sub *subscription) bool {
+func (c *Caches) differs(old, cur *store.Table, sub *subscription) bool {
 	if old == nil || !sub.wildcard {
 		return len(changedNames(old, cur, sub)) > 0
 	}
-	return differMemo.get(question{old: old, cur: cur}, func() bool { return len(changedNames(old, cur, sub)) > 0 })
+	return c.differ.get(question{old: old, cur: cur}, func() bool { return len(changedNames(old, cur, sub)) > 0 })
 }
 
-// goneShared returns the entries of old that cur no longer holds.
-func goneShared(old, cur *store.Table) []*store.Entry {
-	return goneMemo.get(question{old: old, cur: cur}, func() []*store.Entry {
+// goneBetween returns the entries of old that cur no longer holds.
+func (c *Caches) goneBetween(old, cur *store.Table) []*store.Entry {
+	return c.gone.get(question{old: old, cur: cur}, func() []*store.Entry {
 		var gone []*store.Entry
 		if names, ok := cur.ChangedSince(old.Revision()); ok {
 			for _, n := range names {
@@ -273,13 +262,13 @@ func goneShared(old, cur *store.Table) []*store.Entry {
 	})
 }
 
-// allChangedShared is allChanged(old, r.Resources), shared when r holds its whole
+// allChanged is allChanged(old, r.Resources), shared when r holds its whole
 // table.
-func allChangedShared(old *store.Table, r *Response) bool {
-	if old == nil || !r.full {
+func (c *Caches) allChanged(old *store.Table, r *Response) bool {
+	if old == nil || !r.Whole {
 		return allChanged(old, r.Resources)
 	}
-	return changedMemo.get(question{old: old, cur: r.table}, func() bool { return allChanged(old, r.Resources) })
+	return c.changed.get(question{old: old, cur: r.Table}, func() bool { return allChanged(old, r.Resources) })
 }
 
 // subscribedShared is s.subscribed, shared between streams of one interned
@@ -292,14 +281,14 @@ func (s *machine) subscribedShared(v store.View, ts *typeState, cur *store.Table
 	if ts.typeURL == protocol.TypeEndpoint {
 		q.cds = v.Table(s.Scope, protocol.TypeCluster)
 	}
-	return entriesMemo.get(q, func() []*store.Entry { return slices.Clip(s.subscribed(v, ts, cur)) })
+	return s.caches.entries.get(q, func() []*store.Entry { return slices.Clip(s.subscribed(v, ts, cur)) })
 }
 
-// usedShared returns the EDS service names the clusters of t use (for a
+// usedBy returns the EDS service names the clusters of t use (for a
 // cluster table) or the route names its listeners use (for a listener table).
 // It depends on t alone and is shared; the set is read-only.
-func usedShared(t *store.Table) map[string]struct{} {
-	return usesMemo.get(question{cur: t}, func() map[string]struct{} {
+func (c *Caches) usedBy(t *store.Table) map[string]struct{} {
+	return c.uses.get(question{cur: t}, func() map[string]struct{} {
 		used := make(map[string]struct{})
 		for e := range t.All() {
 			refs := e.Refs.Endpoints

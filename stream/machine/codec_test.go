@@ -1,4 +1,4 @@
-package stream
+package machine
 
 import (
 	"fmt"

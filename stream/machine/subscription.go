@@ -1,4 +1,4 @@
-package stream
+package machine
 
 import (
 	"maps"
@@ -37,6 +37,8 @@ type subscription struct {
 	// shared with other streams: they are never modified in place (own copies
 	// them first).
 	set *nameSet
+	// sets is the table of shared sets, of the machine's Caches.
+	sets *internTable
 }
 
 // own makes names private to this subscription before a change.
@@ -51,7 +53,7 @@ func (s *subscription) intern() {
 	if s.set != nil || len(s.names) == 0 {
 		return
 	}
-	s.set = interned.intern(s.names)
+	s.set = s.sets.intern(s.names)
 	s.names, s.sorted = s.set.names, s.set.sorted
 }
 
@@ -118,7 +120,7 @@ func (s *subscription) update(names []string) (added []string, wildcardOn bool) 
 		// changes nothing, so skip rebuilding the set (and its sorted cache).
 		return nil, false
 	}
-	if set := interned.lookupSorted(names); set != nil {
+	if set := s.sets.lookupSorted(names); set != nil {
 		// A sorted list of plain names that another stream already subscribes to
 		// (a fleet following the same change): adopt its set without building one.
 		for _, n := range set.sorted {

@@ -1,11 +1,10 @@
-package stream
+package machine
 
 import (
 	"maps"
 	"slices"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 
 	"github.com/leanxds/leanxds/protocol"
@@ -43,14 +42,23 @@ type heldVersion struct {
 // maxPending bounds the unanswered responses a delta stream remembers.
 const maxPending = 64
 
-// NewDelta returns the state of a new delta stream serving scope to node.
-func NewDelta(scope string, node *corev3.Node, limits Limits) *Delta {
-	return &Delta{machine: newMachine(scope, node, limits), pending: make(map[string]pendingResponse)}
+// NewDelta returns the state of a new delta stream.
+func NewDelta(cfg Config) *Delta {
+	return &Delta{machine: newMachine(cfg), pending: make(map[string]pendingResponse)}
 }
 
-// Receive applies a delta request. An error means the request is malformed: end
-// the stream with codes.InvalidArgument and the error's text.
-func (d *Delta) Receive(req *discoveryv3.DeltaDiscoveryRequest, at time.Time) (Received, error) {
+// Receive applies a delta request; v is the store as it arrives (for the
+// status). An error means the request is malformed: the stream ends with it
+// (codes.InvalidArgument).
+func (d *Delta) Receive(req *discoveryv3.DeltaDiscoveryRequest, at time.Time, v store.View) (Received, error) {
+	rcv, err := d.receive(req, at)
+	if err == nil {
+		d.snapshot(v)
+	}
+	return rcv, err
+}
+
+func (d *Delta) receive(req *discoveryv3.DeltaDiscoveryRequest, at time.Time) (Received, error) {
 	if err := d.admit(req.GetTypeUrl()); err != nil {
 		return Received{}, err
 	}
@@ -129,7 +137,11 @@ func (d *Delta) Receive(req *discoveryv3.DeltaDiscoveryRequest, at time.Time) (R
 
 // Responses returns what to send now that the store is at view v, in push order
 // (R15), and records it as sent.
-func (d *Delta) Responses(v store.View) []*Response { return d.responses(v, d.respond) }
+func (d *Delta) Responses(v store.View) []*Response {
+	out := d.responses(v, d.respond)
+	d.snapshot(v)
+	return out
+}
 
 func (d *Delta) respond(v store.View, ts *typeState) *Response {
 	cur := emptyTableFor(v, d.Scope, ts)
@@ -161,8 +173,8 @@ func (d *Delta) respond(v store.View, ts *typeState) *Response {
 		Nonce:     d.nextNonce(),
 		Resources: updated,
 		Removed:   removed,
-		names:     names,
-		table:     cur,
+		Spellings: names,
+		Table:     cur,
 	}
 	ts.nonce, ts.version, ts.acked = r.Nonce, r.Version, false
 	ts.hold(cur)
@@ -312,7 +324,7 @@ func (d *Delta) owedOnResume(v store.View, ts *typeState) func(*store.Entry) boo
 	var used map[string]struct{}
 	return func(e *store.Entry) bool {
 		if used == nil {
-			used = usedShared(v.Table(d.Scope, users))
+			used = d.caches.usedBy(v.Table(d.Scope, users))
 		}
 		_, ok := used[e.Name]
 		return ok

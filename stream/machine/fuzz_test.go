@@ -1,4 +1,4 @@
-package stream
+package machine
 
 import (
 	"fmt"
@@ -112,7 +112,7 @@ func FuzzSotW(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in := &fuzzInput{b: data}
 		st := store.New()
-		sm := NewSotW("s", &corev3.Node{Id: "fuzz"}, Limits{})
+		sm := NewSotW(Config{Scope: "s", Node: &corev3.Node{Id: "fuzz"}})
 		models := map[string]*sotwModel{}
 		nonces := map[string]bool{}
 		for steps := 0; !in.done() && steps < 200; steps++ {
@@ -268,7 +268,7 @@ func FuzzDelta(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in := &fuzzInput{b: data}
 		st := store.New()
-		d := NewDelta("s", &corev3.Node{Id: "fuzz"}, Limits{})
+		d := NewDelta(Config{Scope: "s", Node: &corev3.Node{Id: "fuzz"}})
 		models := map[string]*deltaModel{}
 		seen := map[string]bool{}
 		for steps := 0; !in.done() && steps < 200; steps++ {
@@ -299,7 +299,7 @@ func FuzzDelta(f *testing.F) {
 				if fuzzTrace {
 					t.Logf("delta request %s sub=%v unsub=%v nonce=%q nack=%v", protocol.Short(typeURL), req.ResourceNamesSubscribe, req.ResourceNamesUnsubscribe, req.ResponseNonce, req.ErrorDetail != nil)
 				}
-				if _, err := d.Receive(req, time.Time{}); err != nil {
+				if _, err := d.Receive(req, time.Time{}, st.View()); err != nil {
 					t.Fatalf("receive: %v", err)
 				}
 				m.apply(req)

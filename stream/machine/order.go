@@ -1,8 +1,9 @@
-package stream
+package machine
 
 import (
+	"runtime"
 	"slices"
-	"sync"
+	"weak"
 
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	"google.golang.org/protobuf/proto"
@@ -61,7 +62,7 @@ func (s *machine) retain(v store.View, ts *typeState, cur *store.Table) map[stri
 		kept[e.Name] = e
 	}
 	if ts.table != nil && ts.table != cur {
-		for _, e := range goneShared(ts.table, cur) {
+		for _, e := range s.caches.goneBetween(ts.table, cur) {
 			consider(e)
 		}
 	}
@@ -232,7 +233,7 @@ func (s *machine) owe(old *store.Table, ts *typeState, r *Response) {
 		return
 	}
 	var dts *typeState
-	if len(r.Resources) > manyForced && allChangedShared(old, r) {
+	if len(r.Resources) > manyForced && s.caches.allChanged(old, r) {
 		// Every resource sent is new or updated (a change that touched them all):
 		// owing all their dependents is, for the client, owing its whole
 		// subscription of the dependent type. Say so once instead of naming each.
@@ -317,14 +318,16 @@ func usedByClusterIn(cds *store.Table, service string) bool {
 	return false
 }
 
-var emptyAssignments sync.Map // service name → *store.Entry
-
 // emptyAssignment returns the explicit empty ClusterLoadAssignment of a service
 // (P2): a cluster without endpoints gets this, not silence, so it leaves warming.
-func emptyAssignment(service string) *store.Entry {
-	if e, ok := emptyAssignments.Load(service); ok {
-		return e.(*store.Entry)
+func (c *Caches) emptyAssignment(service string) *store.Entry {
+	a := &c.empty
+	a.mu.Lock()
+	if e := a.m[service].Value(); e != nil {
+		a.mu.Unlock()
+		return e
 	}
+	a.mu.Unlock()
 	body, err := proto.MarshalOptions{Deterministic: true}.Marshal(&endpointv3.ClusterLoadAssignment{ClusterName: service})
 	if err != nil {
 		return nil // cannot happen for a message this simple
@@ -337,6 +340,31 @@ func emptyAssignment(service string) *store.Entry {
 		Version: version,
 		Digest:  protocol.EntryDigest(service, version),
 	}
-	actual, _ := emptyAssignments.LoadOrStore(service, e)
-	return actual.(*store.Entry)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if held := a.m[service].Value(); held != nil {
+		return held // made meanwhile for another stream
+	}
+	if _, had := a.m[service]; !had && len(a.m) >= maxEmptyAssignments {
+		return e // full: this one is not shared
+	}
+	a.m[service] = weak.Make(e)
+	runtime.AddCleanup(e, a.forget, service)
+	return e
+}
+
+// forget drops the assignment of service once it has been collected.
+func (a *emptyAssignments) forget(service string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if w, ok := a.m[service]; ok && w.Value() == nil {
+		delete(a.m, service)
+	}
+}
+
+// size reports how many assignments are shared, for tests.
+func (a *emptyAssignments) size() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.m)
 }

@@ -1,4 +1,4 @@
-package stream
+package machine
 
 import (
 	"runtime"
@@ -15,7 +15,8 @@ import (
 // Streams subscribed to the same names share one interned set, and a change on
 // one stream never shows on another.
 func TestSubscriptionsShareInternedNames(t *testing.T) {
-	var a, b subscription
+	sets := NewCaches().sets
+	a, b := subscription{sets: sets}, subscription{sets: sets}
 	a.update([]string{"c", "a", "b"}) // unsorted: the general path
 	b.update([]string{"a", "b", "c"}) // sorted: adopts a's set
 	if a.set == nil || a.set != b.set {
@@ -44,7 +45,7 @@ func TestSubscriptionsShareInternedNames(t *testing.T) {
 	}
 
 	// Delta subscribe and unsubscribe copy the shared set before changing it.
-	var c subscription
+	c := subscription{sets: sets}
 	c.update([]string{"a", "b", "c"})
 	c.subscribe([]string{"e"}, false)
 	c.unsubscribe([]string{"a"})
@@ -56,18 +57,25 @@ func TestSubscriptionsShareInternedNames(t *testing.T) {
 	}
 
 	// A list with duplicates is not mistaken for the set it resembles (S4 exact list).
-	var d subscription
+	d := subscription{sets: sets}
 	d.update([]string{"a", "b", "c"})
 	d.update([]string{"a", "a", "b"})
 	if d.subscribes("c") {
 		t.Fatal("a list with duplicates kept a name it dropped")
 	}
 	// R11: a wildcard stays a wildcard only while the list says so.
-	var e subscription
+	e := subscription{sets: sets}
 	e.update([]string{"*", "a"})
 	e.update([]string{"a"})
 	if e.wildcard {
 		t.Fatal("dropping * kept the wildcard")
+	}
+
+	// The machines of another server (other Caches) share nothing with these.
+	other := subscription{sets: NewCaches().sets}
+	other.update([]string{"a", "b", "c"})
+	if other.set == nil || other.set == b.set || other.set == c.set {
+		t.Fatalf("two caches share a set: %p", other.set)
 	}
 }
 

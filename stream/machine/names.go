@@ -1,4 +1,4 @@
-package stream
+package machine
 
 import (
 	"errors"
@@ -14,9 +14,10 @@ import (
 //
 // An Envoy repeats its whole list of names, a thousand EDS services, in every
 // request of the type, and a fleet names the same services: decoding them as new
-// strings would allocate a thousand strings per ACK per stream. ServerOption's
-// codec decodes them with requestNames instead: a list seen recently is reused
-// whole, and other names come from a table of names.
+// strings would allocate a thousand strings per ACK per stream. The server's
+// codec decodes them with the name table of its Caches instead
+// (Caches.UnmarshalRequest): a list seen recently is reused whole, and other
+// names come from a table of names.
 //
 // Both hold what they share weakly. A name stays shared while something uses it
 // (a subscription, a request being applied) and leaves the table when it is
@@ -45,11 +46,6 @@ type nameTable struct {
 	// lists are recently decoded lists of names, by hash of the whole list.
 	lists map[uint64]sharedList
 }
-
-// requestNames is the table of ServerOption's codec, shared by every server of
-// the process (the codec is made before any server); it holds nothing that no
-// stream uses.
-var requestNames = newNameTable(Limits{})
 
 // sharedName is a name held weakly: its bytes, and their length.
 type sharedName struct {

@@ -1,11 +1,10 @@
-package stream
+package machine
 
 import (
 	"maps"
 	"slices"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 
 	"github.com/leanxds/leanxds/store"
@@ -22,9 +21,9 @@ type SotW struct {
 	machine
 }
 
-// NewSotW returns the state of a new SotW stream serving scope to node.
-func NewSotW(scope string, node *corev3.Node, limits Limits) *SotW {
-	return &SotW{newMachine(scope, node, limits)}
+// NewSotW returns the state of a new SotW stream.
+func NewSotW(cfg Config) *SotW {
+	return &SotW{newMachine(cfg)}
 }
 
 // Receive applies a request. The view is the store as the request arrives; it is
@@ -32,6 +31,14 @@ func NewSotW(scope string, node *corev3.Node, limits Limits) *SotW {
 // (S3). An error means the request is malformed: end the stream with
 // codes.InvalidArgument and the error's text.
 func (s *SotW) Receive(req *discoveryv3.DiscoveryRequest, at time.Time, v store.View) (Received, error) {
+	rcv, err := s.receive(req, at, v)
+	if err == nil {
+		s.snapshot(v)
+	}
+	return rcv, err
+}
+
+func (s *SotW) receive(req *discoveryv3.DiscoveryRequest, at time.Time, v store.View) (Received, error) {
 	if err := s.admit(req.GetTypeUrl()); err != nil {
 		return Received{}, err
 	}
@@ -133,7 +140,11 @@ func (ts *typeState) resumable() bool {
 // Responses returns what to send now that the store is at view v, in push order
 // (R15), and records it as sent. Call it after every batch of requests and every
 // store signal; it returns nothing when the client is current (R6).
-func (s *SotW) Responses(v store.View) []*Response { return s.responses(v, s.respond) }
+func (s *SotW) Responses(v store.View) []*Response {
+	out := s.responses(v, s.respond)
+	s.snapshot(v)
+	return out
+}
 
 // respond computes the response of one type, or nil.
 func (s *SotW) respond(v store.View, ts *typeState) *Response {
@@ -194,7 +205,7 @@ func (s *SotW) fullState(v store.View, ts *typeState, cur *store.Table) *Respons
 	if version == ts.version && !ts.respond && !ts.forceAll && len(ts.force) == 0 {
 		return nil // R6: the same content again is not a change
 	}
-	return &Response{Version: version, Resources: entries, full: full, table: cur}
+	return &Response{Version: version, Resources: entries, Whole: full, Table: cur}
 }
 
 // incremental computes an RDS/EDS/... response: only what changed or must be
@@ -239,7 +250,7 @@ func (s *SotW) incremental(v store.View, ts *typeState, cur *store.Table) *Respo
 	if len(entries) == 0 && !ts.respond {
 		return nil // R14: what is asked but missing is sent when it appears
 	}
-	return &Response{Version: s.subscribedDigest(v, ts, cur, subscribed).Version(), Resources: entries, table: cur}
+	return &Response{Version: s.subscribedDigest(v, ts, cur, subscribed).Version(), Resources: entries, Table: cur}
 }
 
 // manyForced is the number of forced names above which incremental picks them
@@ -261,4 +272,17 @@ func forced(ts *typeState, name string) bool {
 		}
 	}
 	return false
+}
+
+// Fetch answers a unary Fetch call: the resources req names, now, in one
+// response, whatever the client may hold (a fetch has no stream to remember it
+// by). An error means the request is malformed.
+func Fetch(cfg Config, req *discoveryv3.DiscoveryRequest, at time.Time, v store.View) (*Response, error) {
+	s := NewSotW(cfg)
+	fresh := &discoveryv3.DiscoveryRequest{TypeUrl: req.GetTypeUrl(), ResourceNames: req.GetResourceNames(), Node: req.GetNode()}
+	if _, err := s.receive(fresh, at, v); err != nil {
+		return nil, err
+	}
+	s.typeState(fresh.TypeUrl).respond = true // answered even when empty
+	return s.responses(v, s.respond)[0], nil
 }

@@ -1,4 +1,4 @@
-package stream_test
+package machine_test
 
 import (
 	"testing"
@@ -10,7 +10,7 @@ import (
 
 	"github.com/leanxds/leanxds/internal/xdstest"
 	"github.com/leanxds/leanxds/store"
-	"github.com/leanxds/leanxds/stream"
+	"github.com/leanxds/leanxds/stream/machine"
 )
 
 // sotwMachine drives a SotW state machine in memory: each request is applied
@@ -18,15 +18,15 @@ import (
 type sotwMachine struct {
 	t  *testing.T
 	st *store.Store
-	sm *stream.SotW
+	sm *machine.SotW
 }
 
 func newSotWMachine(t *testing.T, st *store.Store) *sotwMachine {
-	return &sotwMachine{t: t, st: st, sm: stream.NewSotW(scope, edge, stream.Limits{})}
+	return &sotwMachine{t: t, st: st, sm: machine.NewSotW(machine.Config{Scope: scope, Node: edgeNode()})}
 }
 
 // send applies req and returns what the machine answers.
-func (m *sotwMachine) send(req *discoveryv3.DiscoveryRequest) []*stream.Response {
+func (m *sotwMachine) send(req *discoveryv3.DiscoveryRequest) []*machine.Response {
 	m.t.Helper()
 	_, err := m.sm.Receive(req, time.Time{}, m.st.View())
 	require.NoError(m.t, err)
@@ -34,11 +34,11 @@ func (m *sotwMachine) send(req *discoveryv3.DiscoveryRequest) []*stream.Response
 }
 
 // ack accepts r, naming names.
-func (m *sotwMachine) ack(r *stream.Response, names ...string) []*stream.Response {
+func (m *sotwMachine) ack(r *machine.Response, names ...string) []*machine.Response {
 	return m.send(&discoveryv3.DiscoveryRequest{TypeUrl: r.TypeURL, VersionInfo: r.Version, ResponseNonce: r.Nonce, ResourceNames: names})
 }
 
-func only(t *testing.T, resps []*stream.Response, typeURL string, names ...string) *stream.Response {
+func only(t *testing.T, resps []*machine.Response, typeURL string, names ...string) *machine.Response {
 	t.Helper()
 	require.Len(t, resps, 1, "one response")
 	r := resps[0]
@@ -60,13 +60,13 @@ func TestS6ResumeAfterUnsubscribeSendsAgain(t *testing.T) {
 	_, err := st.Commit(store.Set(scope, xdstest.SimpleRoute("r", "a")))
 	require.NoError(t, err)
 	m := newSotWMachine(t, st)
-	r := only(t, m.send(&discoveryv3.DiscoveryRequest{Node: edge, TypeUrl: rds, ResourceNames: []string{"r"}}), rds, "r")
+	r := only(t, m.send(&discoveryv3.DiscoveryRequest{Node: edgeNode(), TypeUrl: rds, ResourceNames: []string{"r"}}), rds, "r")
 	require.Empty(t, m.ack(r, "r"))
 	// The listener now carries its routes inline: RDS is unsubscribed (S4).
 	require.Empty(t, m.send(&discoveryv3.DiscoveryRequest{TypeUrl: rds, VersionInfo: r.Version, ResponseNonce: r.Nonce}))
 
 	again := newSotWMachine(t, st) // the new stream
-	got := again.send(&discoveryv3.DiscoveryRequest{Node: edge, TypeUrl: rds, VersionInfo: r.Version, ResourceNames: []string{"r"}})
+	got := again.send(&discoveryv3.DiscoveryRequest{Node: edgeNode(), TypeUrl: rds, VersionInfo: r.Version, ResourceNames: []string{"r"}})
 	assert.Equal(t, r.Version, only(t, got, rds, "r").Version, "S6: the same content, sent again")
 }
 
@@ -79,7 +79,7 @@ func TestS6ResumeAnswersOwedEndpoints(t *testing.T) {
 	_, err := st.Commit(store.Set(scope, xdstest.Cluster("a")), store.Set(scope, xdstest.Endpoints("a", "10.0.0.1:80")))
 	require.NoError(t, err)
 	m := newSotWMachine(t, st)
-	c := only(t, m.send(&discoveryv3.DiscoveryRequest{Node: edge, TypeUrl: cds}), cds, "a")
+	c := only(t, m.send(&discoveryv3.DiscoveryRequest{Node: edgeNode(), TypeUrl: cds}), cds, "a")
 	e := only(t, m.send(&discoveryv3.DiscoveryRequest{TypeUrl: eds, ResourceNames: []string{"a"}}), eds, "a")
 	require.Empty(t, m.ack(c))
 	require.Empty(t, m.ack(e, "a"))
@@ -91,7 +91,7 @@ func TestS6ResumeAnswersOwedEndpoints(t *testing.T) {
 	// The client applies c2; the stream breaks before the owed EDS answer arrives.
 
 	again := newSotWMachine(t, st)
-	assert.Empty(t, again.send(&discoveryv3.DiscoveryRequest{Node: edge, TypeUrl: cds, VersionInfo: c2.Version}),
+	assert.Empty(t, again.send(&discoveryv3.DiscoveryRequest{Node: edgeNode(), TypeUrl: cds, VersionInfo: c2.Version}),
 		"S3, S6: a wildcard CDS at the current version holds exactly the current clusters")
 	got := again.send(&discoveryv3.DiscoveryRequest{TypeUrl: eds, VersionInfo: e.Version, ResourceNames: []string{"a"}})
 	assert.Equal(t, e.Version, only(t, got, eds, "a").Version, "S6, R16: the endpoints of the updated cluster")
@@ -104,10 +104,10 @@ func TestS6ResumeExplicitListener(t *testing.T) {
 	_, err := st.Commit(store.Set(scope, xdstest.APIListener("l", "r")))
 	require.NoError(t, err)
 	m := newSotWMachine(t, st)
-	l := only(t, m.send(&discoveryv3.DiscoveryRequest{Node: edge, TypeUrl: lds, ResourceNames: []string{"l"}}), lds, "l")
+	l := only(t, m.send(&discoveryv3.DiscoveryRequest{Node: edgeNode(), TypeUrl: lds, ResourceNames: []string{"l"}}), lds, "l")
 	require.Empty(t, m.ack(l, "l"))
 
 	again := newSotWMachine(t, st)
-	got := again.send(&discoveryv3.DiscoveryRequest{Node: edge, TypeUrl: lds, VersionInfo: l.Version, ResourceNames: []string{"l"}})
+	got := again.send(&discoveryv3.DiscoveryRequest{Node: edgeNode(), TypeUrl: lds, VersionInfo: l.Version, ResourceNames: []string{"l"}})
 	assert.Equal(t, l.Version, only(t, got, lds, "l").Version)
 }

@@ -1,4 +1,4 @@
-package stream
+package machine
 
 import (
 	"fmt"
@@ -217,9 +217,9 @@ func (r *convRun) connect() {
 	node := &corev3.Node{Id: "converge"}
 	r.sotw, r.delta = nil, nil
 	if r.model.delta() {
-		r.delta = NewDelta(convScope, node, Limits{})
+		r.delta = NewDelta(Config{Scope: convScope, Node: node})
 	} else {
-		r.sotw = NewSotW(convScope, node, Limits{})
+		r.sotw = NewSotW(Config{Scope: convScope, Node: node})
 	}
 	r.watched = map[string]bool{}
 	r.signalled = false
@@ -288,7 +288,7 @@ func (r *convRun) deliverRequests(n int) {
 				}
 			}
 		} else {
-			_, err = r.delta.Receive(q.delta, time.Time{})
+			_, err = r.delta.Receive(q.delta, time.Time{}, r.st.View())
 		}
 		if err != nil {
 			r.t.Fatalf("receive %s: %v", q, err)

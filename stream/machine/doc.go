@@ -1,0 +1,53 @@
+// Package machine holds the protocol state of one xDS stream as a pure state
+// machine: SotW for state-of-the-world streams, Delta for incremental ones. It
+// knows nothing of gRPC: package stream runs a machine per stream, in a loop
+// that receives requests and sends what the machine returns.
+//
+// A machine takes events and returns what to send: Receive applies a request
+// (with the time it arrived and the store as it was), Responses compares what
+// the client holds with the store's current view and returns the responses to
+// send, in push order (R15), or nothing (R6). After each of these steps Status
+// hands out an immutable snapshot of the machine, which the loop publishes for
+// status pages and CSDS to read without locking anything. A machine has no
+// goroutine, lock, channel or clock, and no package-level state: what the
+// machines of one server share (Caches) is a value the server makes and
+// passes to each. Tests drive a machine as a conversation, and fuzzers at
+// random (FuzzConverge plays whole client models against it).
+//
+// # Parts
+//
+//   - sotw.go: SotW. Receive classifies a request (subscribe, ACK, NACK,
+//     stale: R4, R7) and updates the type's subscription; Responses answers
+//     full-state types whole (S1) and the others with what changed (S2).
+//   - delta.go: Delta, the incremental machine: each resource with its own
+//     version (D8), deletions named (D7), resumption from what the client
+//     says it holds (D3, D9).
+//   - machine.go: what SotW and Delta share: the per-type state, lookups, the
+//     limits on what a client may ask (Limits), and the Machine interface the
+//     loop drives.
+//   - subscription.go: what a client asked for, per type (R9–R12, S4, D4–D6,
+//     X1–X4).
+//   - order.go: what crosses types: make-before-break removal of clusters still
+//     in use (R15), which lasts only as long as the transition (R18) and ends on
+//     a client's answer the server sees (R19); the EDS/RDS answers owed to new
+//     or updated clusters and listeners (R16); explicit empty assignments (P2).
+//   - caches.go, intern.go, names.go: Caches, the work shared between the
+//     machines of one server: interned subscriptions, answers about tables,
+//     request names; each bounded.
+//   - decode.go: the decoding of SotW requests whose resource names are shared
+//     (Caches.UnmarshalRequest), which the server's gRPC codec calls.
+//   - response.go, status.go: Response, what to send; Status and TypeStatus,
+//     what a stream shows.
+//
+// # What a client holds
+//
+// For each type a machine remembers the store table its last response was
+// computed from. Tables are immutable, so "what the client holds" costs one
+// pointer, and "what changed since" is the store's change log between two table
+// revisions. Versions are digests of content, never counters, so they agree
+// across streams and server restarts (S3).
+//
+// Rule ids (R1, S3, P2, ...) refer to the project's rule list,
+// conformance/RULES.md; the code cites them where it enforces them and the
+// tests where they prove them.
+package machine

@@ -1,0 +1,628 @@
+package machine
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/leanxds/leanxds/protocol"
+	"github.com/leanxds/leanxds/store"
+)
+
+// machine is what the SotW and delta state machines share: the stream's node and
+// scope, its nonce counter, and the state of each type.
+type machine struct {
+	// Scope is the scope whose resources the stream is served.
+	Scope string
+	// Node is the node of the stream's first request (R2).
+	Node *corev3.Node
+
+	limits Limits
+	// caches are shared with the other machines of the server (Config.Caches).
+	caches *Caches
+	// snap is the newest status snapshot handed out (Status).
+	snap *Status
+	// nonces counts the responses made on the stream; each nonce is its count (R1).
+	nonces uint64
+	// types are the stream's type states in push order (R15). A stream asks for
+	// a few types: a sorted slice costs less than a map and needs no sort per push.
+	types []*typeState
+}
+
+// Config is what a new state machine serves, and to whom.
+type Config struct {
+	// Scope is the scope whose resources the stream is served.
+	Scope string
+	// Node is the node of the stream's first request (R2); the machine keeps it
+	// as it is.
+	Node *corev3.Node
+	// Limits bound what the client may ask.
+	Limits Limits
+	// Caches are shared with the other machines of the same server; nil gives
+	// the machine caches of its own.
+	Caches *Caches
+}
+
+func newMachine(cfg Config) machine {
+	return machine{Scope: cfg.Scope, Node: cfg.Node, limits: cfg.Limits, caches: orNew(cfg.Caches)}
+}
+
+// Machine is what the loop around a stream needs of its state machine, SotW
+// (Req is *DiscoveryRequest) or delta (*DeltaDiscoveryRequest): take a request,
+// say what to send, and show its state.
+type Machine[Req any] interface {
+	// Receive applies a request; v is the store as it arrives. An error means
+	// the request is malformed: the stream ends with it (codes.InvalidArgument).
+	Receive(req Req, at time.Time, v store.View) (Received, error)
+	// Responses returns what to send now that the store is at view v, in push
+	// order (R15), and records it as sent; nothing when the client is current (R6).
+	Responses(v store.View) []*Response
+	// Status returns the snapshot of the newest step; nil before any.
+	Status() *Status
+}
+
+var (
+	_ Machine[*discoveryv3.DiscoveryRequest]      = (*SotW)(nil)
+	_ Machine[*discoveryv3.DeltaDiscoveryRequest] = (*Delta)(nil)
+)
+
+// Status returns the immutable snapshot of the machine after its newest step
+// (Receive or Responses), nil before its first. It is safe to read from any
+// goroutine once handed over.
+func (m *machine) Status() *Status { return m.snap }
+
+// Limits bound what one client may ask of the server. A request over a limit
+// ends its stream with codes.InvalidArgument and a message naming the limit.
+type Limits struct {
+	// MaxNames is the most resource names one request may carry; 0 means 100,000.
+	MaxNames int
+	// MaxTypes is the most type URLs one stream may request; 0 means 64. Each
+	// costs state and a watch, and Envoy uses about ten.
+	MaxTypes int
+	// MaxNameBytes is the longest resource name a request may carry, in bytes;
+	// 0 means DefaultMaxNameBytes. Names are kept for as long as they are
+	// subscribed to.
+	MaxNameBytes int
+	// MaxRequestNameBytes bounds the bytes of every resource name of one request
+	// together; 0 means DefaultMaxRequestNameBytes.
+	MaxRequestNameBytes int
+	// MaxNodeBytes is the largest node (its encoded size, proto.Size) the first
+	// request of a stream may carry; 0 means DefaultMaxNodeBytes. A stream keeps
+	// the parts of its node that identify it (see StreamInfo.Node) for its life.
+	MaxNodeBytes int
+}
+
+// The defaults of Limits.
+const (
+	// DefaultMaxNameBytes leaves room for long xdstp names with context
+	// parameters; Envoy's own names are far shorter.
+	DefaultMaxNameBytes = 4 << 10
+	// DefaultMaxRequestNameBytes is about 25,000 names of 80 bytes: an Envoy
+	// subscribed by name to the endpoints of every cluster of a large mesh.
+	DefaultMaxRequestNameBytes = 2 << 20
+	// DefaultMaxNodeBytes is a few times what an Envoy sends: its metadata and
+	// the list of every extension it was built with.
+	DefaultMaxNodeBytes = 256 << 10
+)
+
+func (l Limits) maxTypes() int {
+	if l.MaxTypes > 0 {
+		return l.MaxTypes
+	}
+	return 64
+}
+
+func (l Limits) maxNames() int {
+	if l.MaxNames > 0 {
+		return l.MaxNames
+	}
+	return 100_000
+}
+
+func (l Limits) maxNameBytes() int {
+	if l.MaxNameBytes > 0 {
+		return l.MaxNameBytes
+	}
+	return DefaultMaxNameBytes
+}
+
+func (l Limits) maxRequestNameBytes() int {
+	if l.MaxRequestNameBytes > 0 {
+		return l.MaxRequestNameBytes
+	}
+	return DefaultMaxRequestNameBytes
+}
+
+func (l Limits) maxNodeBytes() int {
+	if l.MaxNodeBytes > 0 {
+		return l.MaxNodeBytes
+	}
+	return DefaultMaxNodeBytes
+}
+
+// CheckNode returns what is wrong with the node that what (the first request
+// of a stream, a fetch request) carries: none at all (R2), or one over
+// MaxNodeBytes. nil means it is fine.
+func (l Limits) CheckNode(node *corev3.Node, what string) error {
+	if node == nil {
+		return fmt.Errorf("%s must carry a node (R2)", what)
+	}
+	if n, limit := proto.Size(node), l.maxNodeBytes(); n > limit {
+		return fmt.Errorf("the node of %s is %d bytes, more than the limit of %d bytes per node", what, n, limit)
+	}
+	return nil
+}
+
+// nameSizes measures the resource names of a request.
+type nameSizes struct {
+	// count is the number of names, longest the bytes of the longest, total the
+	// bytes of them all.
+	count, longest, total int
+}
+
+func (z *nameSizes) add(n int) {
+	z.count++
+	z.total += n
+	z.longest = max(z.longest, n)
+}
+
+func sizesOf(names ...[]string) nameSizes {
+	var z nameSizes
+	for _, l := range names {
+		for _, n := range l {
+			z.add(len(n))
+		}
+	}
+	return z
+}
+
+// checkNames returns what is wrong with a request for typeURL carrying names of
+// sizes z, or nil if they are within the limits.
+func (l Limits) checkNames(typeURL string, z nameSizes) error {
+	switch {
+	case z.count > l.maxNames():
+		return fmt.Errorf("request for %s names %d resources, more than the limit of %d",
+			protocol.Short(typeURL), z.count, l.maxNames())
+	case z.longest > l.maxNameBytes():
+		return fmt.Errorf("request for %s names a resource of %d bytes, more than the limit of %d bytes per name",
+			protocol.Short(typeURL), z.longest, l.maxNameBytes())
+	case z.total > l.maxRequestNameBytes():
+		return fmt.Errorf("request for %s names resources of %d bytes in all, more than the limit of %d bytes per request",
+			protocol.Short(typeURL), z.total, l.maxRequestNameBytes())
+	}
+	return nil
+}
+
+// typeState is the state of one type URL on a SotW stream: each type is its own
+// request/response sequence with its own version and nonce (R3).
+type typeState struct {
+	typeURL string
+	// served is false for a type leanxds does not serve: it is answered as empty.
+	served bool
+	// fullState: every SotW response carries every subscribed resource (S1).
+	fullState bool
+	// forceAll makes the next response carry every subscribed resource.
+	forceAll bool
+	// respond makes the next computation answer even if nothing is to be sent
+	// (the first request of a full-state or unknown type).
+	respond bool
+	// prevNext is where the next superseded response goes in previous.
+	prevNext uint8
+	sub      subscription
+
+	// nonce and version are those of the newest response of this type (R1, R7).
+	nonce   string
+	version string
+	// table is the table the client's content matches for every subscribed name,
+	// once it applies the newest response; nil before anything was sent.
+	table *store.Table
+	// retained are deleted resources still sent because what the client holds
+	// still refers to them: make before break (R15).
+	retained map[string]*store.Entry
+	// force names resources the next response must carry even if unchanged: new
+	// subscriptions (R9) and the RDS/EDS of new or updated listeners and clusters (R16).
+	force map[string]struct{}
+
+	// ackedVersion is the version of the newest response the client ACKed.
+	ackedVersion string
+	// held are the tables the client may hold content of: the one it last ACKed
+	// and every one sent since (oldest first, at most maxHeld). Make before
+	// break (R15) keeps what any of them still uses.
+	held []*store.Table
+	// lastNACK is the newest NACK of this type.
+	lastNACK *NACK
+	// acked: the client ACKed the newest response of the type.
+	acked bool
+	// cdsSeen is, for EDS, the cluster table the last computation saw: a cluster
+	// that appears later still owes its explicit empty assignment (P2).
+	cdsSeen *store.Table
+	// previous are the nonces and versions of a few superseded responses (a
+	// ring, see prevNext); nil until a response is superseded.
+	previous *[maxPrevious]superseded
+	// initial is what a reconnecting delta client said it holds
+	// (initial_resource_versions, D3), until the first response answers it.
+	initial map[string]heldVersion
+}
+
+// current reports whether the client is known to be current with table cur and
+// owed nothing: the common case, answered without looking at any resource.
+func (ts *typeState) current(cur *store.Table) bool {
+	return cur == ts.table && ts.initial == nil && !ts.respond && !ts.forceAll && len(ts.force) == 0 && len(ts.retained) == 0
+}
+
+// responses computes each requested type's response in push order (R15). A
+// response can release what an earlier type held back (the endpoints a kept
+// cluster waited for were just sent), so the types are passed over again until
+// nothing more is to be sent: a later call with nothing new sends nothing (R6).
+func (s *machine) responses(v store.View, respond func(store.View, *typeState) *Response) []*Response {
+	var out []*Response
+	for pass := 0; pass < maxPasses; pass++ {
+		n := len(out)
+		// By index: a response may add the state of a later type (owe), which
+		// is not requested and so not answered in this pass.
+		for i := 0; i < len(s.types); i++ {
+			if ts := s.types[i]; ts.sub.requested {
+				if r := respond(v, ts); r != nil {
+					out = append(out, r)
+				}
+			}
+		}
+		if len(out) == n && (pass > 0 || !s.holdingBack()) {
+			break
+		}
+	}
+	return out
+}
+
+// holdingBack reports whether make before break keeps anything that a later type
+// of this pass may have released.
+func (s *machine) holdingBack() bool {
+	for _, ts := range s.types {
+		if len(ts.retained) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// maxPasses bounds the passes of responses: one release leads to at most one
+// more response of an earlier type.
+const maxPasses = 3
+
+// superseded is a response that a newer one of its type replaced.
+type superseded struct{ nonce, version string }
+
+// remember keeps the nonce and version of a superseded response, so that its late
+// ACK still tells which version the client accepted (status only: R7 stands).
+func (ts *typeState) remember(nonce, version string) {
+	if nonce == "" {
+		return
+	}
+	if ts.previous == nil {
+		ts.previous = new([maxPrevious]superseded)
+	}
+	ts.previous[ts.prevNext] = superseded{nonce, version}
+	ts.prevNext = (ts.prevNext + 1) % maxPrevious
+}
+
+// previousVersion returns the version of the superseded response nonce, if it is
+// one of the few remembered.
+func (ts *typeState) previousVersion(nonce string) (string, bool) {
+	if ts.previous == nil || nonce == "" {
+		return "", false
+	}
+	for _, p := range ts.previous {
+		if p.nonce == nonce {
+			return p.version, true
+		}
+	}
+	return "", false
+}
+
+// maxPrevious bounds the superseded responses a type remembers.
+const maxPrevious = 4
+
+// answered reports whether the client has answered the newest response of ts:
+// it ACKed or NACKed it, or nothing of the type was sent. What waits on a
+// client's reaction to a response (make before break, R15) waits at most until
+// then, which the server sees (R19); a later request may never come.
+func (ts *typeState) answered() bool {
+	switch {
+	case ts == nil || ts.nonce == "": // nil: the type was never requested
+		return true
+	case ts.lastNACK != nil && ts.lastNACK.Nonce == ts.nonce:
+		return true
+	}
+	return ts.acked
+}
+
+// sent reports whether the client was sent name: it is subscribed, a response
+// was computed since, and nothing of it is still owed.
+func (ts *typeState) sent(name string) bool {
+	if ts.table == nil || !ts.sub.subscribes(name) {
+		return false
+	}
+	_, owed := ts.force[name]
+	return !owed && !ts.forceAll && ts.initial == nil
+}
+
+func (ts *typeState) addForce(name string) {
+	if ts.force == nil {
+		ts.force = make(map[string]struct{})
+	}
+	ts.force[name] = struct{}{}
+}
+
+// mayHold reports whether the client may hold name: it was in the table last sent.
+func (ts *typeState) mayHold(name string) bool {
+	return ts.table != nil && ts.table.Get(name) != nil
+}
+
+// NACK is a client's rejection of a response.
+type NACK struct {
+	// Nonce is the nonce of the rejected response.
+	Nonce string
+	// Version is the version the client still holds, the last it accepted (R5).
+	Version string
+	// RejectedVersion is the version_info of the rejected response.
+	RejectedVersion string
+	// Code and Message are the client's error_detail. Only its presence makes a
+	// NACK (P1): the code differs from client to client.
+	Code    int32
+	Message string
+	// At is when the NACK arrived.
+	At time.Time
+}
+
+// Kind classifies a request.
+type Kind uint8
+
+// The kinds of request.
+const (
+	// KindSubscribe is a request that is not an answer to a response: a first
+	// request, or a change of subscription without a nonce.
+	KindSubscribe Kind = iota + 1
+	// KindACK accepts the newest response of its type (R4).
+	KindACK
+	// KindNACK rejects the newest response of its type (R4).
+	KindNACK
+	// KindStale carries a nonce older than the newest response of its type: it is
+	// ignored (R7).
+	KindStale
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindSubscribe:
+		return "subscribe"
+	case KindACK:
+		return "ack"
+	case KindNACK:
+		return "nack"
+	case KindStale:
+		return "stale"
+	}
+	return "unknown"
+}
+
+// Received describes a request after Receive classified it.
+type Received struct {
+	TypeURL string
+	Kind    Kind
+	// Served is false for a type leanxds does not serve.
+	Served bool
+	// Version is the version ACKed (KindACK) or still held (KindNACK).
+	Version string
+	// NACK is set for KindNACK.
+	NACK *NACK
+}
+
+// admit checks a request's type against the stream's limits.
+func (s *machine) admit(typeURL string) error {
+	if typeURL == "" {
+		return fmt.Errorf("request without type_url")
+	}
+	if s.state(typeURL) == nil && len(s.types) >= s.limits.maxTypes() {
+		return fmt.Errorf("request for a %dth type URL (%s), more than the limit of %d", len(s.types)+1, typeURL, s.limits.maxTypes())
+	}
+	return nil
+}
+
+// state returns the state of typeURL, nil if the stream has none.
+func (s *machine) state(typeURL string) *typeState {
+	for _, ts := range s.types {
+		if ts.typeURL == typeURL {
+			return ts
+		}
+	}
+	return nil
+}
+
+// typeState returns the state of typeURL, adding it in push order if new.
+func (s *machine) typeState(typeURL string) *typeState {
+	if ts := s.state(typeURL); ts != nil {
+		return ts
+	}
+	info, served := protocol.Lookup(typeURL)
+	ts := &typeState{typeURL: typeURL, served: served, fullState: info.FullState, sub: subscription{sets: s.caches.sets}}
+	i, _ := slices.BinarySearchFunc(s.types, typeURL, func(t *typeState, u string) int { return protocol.PushOrder(t.typeURL, u) })
+	s.types = slices.Insert(s.types, i, ts)
+	return ts
+}
+
+func (s *machine) nextNonce() string {
+	s.nonces++
+	return protocol.FormatNonce(s.nonces)
+}
+
+func emptyTableFor(v store.View, scope string, ts *typeState) *store.Table {
+	if !ts.served {
+		return v.Table("", "") // always empty
+	}
+	return v.Table(scope, ts.typeURL)
+}
+
+// subscribed returns every existing resource the subscription covers, by name.
+func (s *machine) subscribed(v store.View, ts *typeState, cur *store.Table) []*store.Entry {
+	if ts.sub.wildcard {
+		all := cur.Sorted()
+		if len(ts.sub.names) == 0 || ts.typeURL != protocol.TypeEndpoint {
+			return all
+		}
+		// A wildcard EDS subscription that also names assignments missing from the
+		// store still gets their explicit empty assignments (P2).
+		out := slices.Clone(all)
+		for _, n := range ts.sub.sortedNames() {
+			if cur.Get(n) == nil {
+				if e := s.lookup(v, ts, cur, n); e != nil {
+					out = append(out, e)
+				}
+			}
+		}
+		slices.SortFunc(out, byName)
+		return out
+	}
+	out := make([]*store.Entry, 0, len(ts.sub.names))
+	for _, n := range ts.sub.sortedNames() {
+		if e := s.lookup(v, ts, cur, n); e != nil {
+			out = append(out, e)
+		}
+	}
+	if len(ts.sub.globs) > 0 {
+		// X2: a glob collection subscribes to every resource under its prefix.
+		for _, e := range cur.Sorted() {
+			if _, named := ts.sub.names[e.Name]; !named && ts.sub.subscribes(e.Name) {
+				out = append(out, e)
+			}
+		}
+		slices.SortFunc(out, byName)
+	}
+	return out
+}
+
+// expandGlobs replaces each glob collection among names by the names of the
+// resources it holds in cur (X2): a glob is answered with its members, one by
+// one, never by its own name.
+func expandGlobs(ts *typeState, cur *store.Table, names []string) []string {
+	if len(ts.sub.globs) == 0 {
+		return names
+	}
+	out := names[:0:0]
+	for _, n := range names {
+		g, ok := ts.sub.globs[n]
+		if !ok {
+			out = append(out, n)
+			continue
+		}
+		for _, e := range cur.Sorted() {
+			if g.Matches(e.Name) {
+				out = append(out, e.Name)
+			}
+		}
+	}
+	return out
+}
+
+// lookup finds a subscribed resource, including the explicit empty assignment of
+// an EDS service that a cluster uses but the store has no endpoints for (P2).
+func (s *machine) lookup(v store.View, ts *typeState, cur *store.Table, name string) *store.Entry {
+	if e := cur.Get(name); e != nil {
+		return e
+	}
+	if ts.typeURL == protocol.TypeEndpoint && usedByCluster(v, s.Scope, name) {
+		return s.caches.emptyAssignment(name)
+	}
+	return nil
+}
+
+// changed returns the subscribed names whose content differs between what the
+// client holds and cur.
+func (s *machine) changed(ts *typeState, cur *store.Table) []string {
+	return changedNames(ts.table, cur, &ts.sub)
+}
+
+// differs reports whether any subscribed resource differs between ts.table and cur.
+func (s *machine) differs(ts *typeState, cur *store.Table) bool {
+	return ts.table == nil || s.caches.differs(ts.table, cur, &ts.sub)
+}
+
+// changedNames returns the names the subscription covers whose version differs
+// between old and cur (present in one only, or with other content), sorted.
+func changedNames(old, cur *store.Table, sub *subscription) []string {
+	if old == cur {
+		return nil
+	}
+	var candidates []string
+	if old == nil {
+		for _, e := range cur.Sorted() {
+			candidates = append(candidates, e.Name)
+		}
+	} else if names, ok := cur.ChangedSince(old.Revision()); ok && old.Revision() <= cur.Revision() {
+		candidates = names
+	} else {
+		// Too far behind for the change log: compare contents.
+		seen := make(map[string]struct{})
+		for _, t := range []*store.Table{old, cur} {
+			for e := range t.All() {
+				if _, dup := seen[e.Name]; !dup {
+					seen[e.Name] = struct{}{}
+					candidates = append(candidates, e.Name)
+				}
+			}
+		}
+		slices.Sort(candidates)
+	}
+	var out []string
+	for _, n := range candidates {
+		if !sub.subscribes(n) {
+			continue
+		}
+		var a, b *store.Entry
+		if old != nil {
+			a = old.Get(n)
+		}
+		b = cur.Get(n)
+		if (a == nil) != (b == nil) || (a != nil && a.Version != b.Version) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func byName(a, b *store.Entry) int {
+	switch {
+	case a.Name < b.Name:
+		return -1
+	case a.Name > b.Name:
+		return 1
+	}
+	return 0
+}
+
+func digestOf(entries []*store.Entry) protocol.Digest {
+	var d protocol.Digest
+	for _, e := range entries {
+		d ^= e.Digest
+	}
+	return d
+}
+
+// maxHeld bounds the tables a type remembers as possibly held by the client.
+const maxHeld = 8
+
+// hold records that a response from table t was sent.
+func (ts *typeState) hold(t *store.Table) {
+	if n := len(ts.held); n > 0 && ts.held[n-1] == t {
+		return
+	}
+	if len(ts.held) == maxHeld {
+		// Keep the oldest (the ACKed one) and the newest; forget the middle.
+		copy(ts.held[1:], ts.held[2:])
+		ts.held = ts.held[:maxHeld-1]
+	}
+	ts.held = append(ts.held, t)
+}
