@@ -2,7 +2,7 @@ package conformance
 
 // Rule is one protocol rule leanxds implements on the server side of xDS.
 type Rule struct {
-	// ID is the rule's number in XDS-RULES.md: R for both variants, S for
+	// ID is the rule's number in RULES.md: R for both variants, S for
 	// state of the world, D for delta, X for xdstp names, P for what real
 	// clients taught.
 	ID string
@@ -27,7 +27,7 @@ var Groups = []struct {
 	{"P", "From practice: what real clients do"},
 }
 
-// Rules are the rules of XDS-RULES.md, in its order. The conformance tests
+// Rules are the rules RULES.md lists, in its order. The conformance tests
 // fail when one of them has no scenario and is not marked NotImplemented.
 var Rules = []Rule{
 	{ID: "R1", Source: "Basic protocol overview",

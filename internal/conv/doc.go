@@ -12,14 +12,16 @@
 //     Each wait is bounded by a timeout (WithTimeout); ExpectNothing listens for
 //     a quiet window (WithQuiet), so it is slow and can miss a late response.
 //   - in memory: a Memory over a store opens the same streams (Memory.ADS,
-//     Memory.DeltaADS, ...) on the server's own state machine, stepped by the
-//     test goroutine: no gRPC, no goroutine, no clock. A request is applied when
-//     it is sent, and the machine's responses are computed, at the store's
-//     current view, when the test waits for them; so ExpectNothing is exact and
-//     instant (the machine has nothing to send), and ExpectResponse fails at once
-//     when it has nothing. Memory applies what the gRPC handler applies around
-//     the machine (R2, scopes, per-type services, Authorize, the status a refused
-//     request ends its stream with), not the hooks or the transport's limits.
+//     Memory.DeltaADS, ...) as stream.Session values of a stream.Server: what
+//     the gRPC handler runs between a request and a send (R2, scopes, per-type
+//     services, Authorize, the state machine, the status a refused request ends
+//     its stream with, the frame a response is sent in), stepped by the test
+//     goroutine with no gRPC, goroutine or clock. A request is applied when it
+//     is sent, and the responses are computed, at the store's current view,
+//     when the test waits for them; so ExpectNothing is exact and instant (the
+//     server has nothing to send), and ExpectResponse fails at once when it has
+//     nothing. Hooks and the transport's limits (timeouts, connections) do not
+//     run.
 //
 // Both give a SotW or a Delta, so a scenario written against those runs over
 // either. Each step either sends a request (Request, Subscribe, ACK, NACK, Send)
