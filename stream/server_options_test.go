@@ -41,24 +41,29 @@ func TestFetch(t *testing.T) {
 // Node → scope: by cluster by default, falling back to the default scope; by id,
 // by metadata, and without fallback on demand.
 func TestScopes(t *testing.T) {
-	e := newEnv(t)
-	e.commit(t, store.Set(scope, xdstest.Cluster("edge-cluster")), store.Set(stream.DefaultScope, xdstest.Cluster("default-cluster")),
+	// The scope is decided before the transport matters: in memory, every
+	// answer is exact and immediate.
+	st := store.New()
+	_, err := st.Commit(store.Set(scope, xdstest.Cluster("edge-cluster")), store.Set(stream.DefaultScope, xdstest.Cluster("default-cluster")),
 		store.Set("envoy-7", xdstest.Cluster("own-cluster")), store.Set("tenant-a", xdstest.Cluster("tenant-cluster")))
-	conv.ADS(t, e.cc, node("n1", scope)).Request(cds).ExpectResponse(conv.Names("edge-cluster"))
-	conv.ADS(t, e.cc, node("n2", "nobody")).Request(cds).ExpectResponse(conv.Names("default-cluster"))
+	require.NoError(t, err)
+	byCluster := conv.NewMemory(st, stream.Options{})
+	byCluster.ADS(t, node("n1", scope)).Request(cds).ExpectResponse(conv.Names("edge-cluster"))
+	byCluster.ADS(t, node("n2", "nobody")).Request(cds).ExpectResponse(conv.Names("default-cluster"))
 
-	byID := newEnvWith(t, e.st, func(o *stream.Options) { o.ScopeOf = stream.ScopeByNodeID })
-	conv.ADS(t, byID.cc, node("envoy-7", scope)).Request(cds).ExpectResponse(conv.Names("own-cluster"))
+	byID := conv.NewMemory(st, stream.Options{ScopeOf: stream.ScopeByNodeID})
+	byID.ADS(t, node("envoy-7", scope)).Request(cds).ExpectResponse(conv.Names("own-cluster"))
 
-	byMeta := newEnvWith(t, e.st, func(o *stream.Options) { o.ScopeOf = stream.ScopeByMetadata("tenant") })
+	byMeta := conv.NewMemory(st, stream.Options{ScopeOf: stream.ScopeByMetadata("tenant")})
 	n := node("n3", scope)
 	n.Metadata = mustStruct(t, map[string]any{"tenant": "tenant-a"})
-	conv.ADS(t, byMeta.cc, n).Request(cds).ExpectResponse(conv.Names("tenant-cluster"))
+	byMeta.ADS(t, n).Request(cds).ExpectResponse(conv.Names("tenant-cluster"))
 
-	strict := newEnvWith(t, e.st, func(o *stream.Options) { o.NoDefaultScope = true })
-	conv.ADS(t, strict.cc, node("n4", "nobody")).Request(cds).ExpectResponse(conv.Empty())
-	s := strict.status(t, "n4", nil)
-	assert.Equal(t, "nobody", s.Scope)
+	strict := conv.NewMemory(st, stream.Options{NoDefaultScope: true})
+	strict.ADS(t, node("n4", "nobody")).Request(cds).ExpectResponse(conv.Empty())
+	streams := strict.Streams()
+	require.Len(t, streams, 1)
+	assert.Equal(t, "nobody", streams[0].Scope)
 }
 
 // The hooks see a stream open, its requests, responses, ACKs and NACKs, and its
@@ -84,7 +89,6 @@ func TestHooks(t *testing.T) {
 	c.Request(cds)
 	c.ExpectResponse()
 	c.NACK("nope")
-	c.ExpectNothing()
 	c.Close()
 	want := []string{"open envoy-1 edge", "request subscribe", "response CDS 1", "request nack", "nack nope", "closed envoy-1"}
 	for _, w := range want {
