@@ -212,12 +212,14 @@ func deltaPushOrder(t *testing.T, s server) {
 	// The route to the new cluster b waits while b warms: like Envoy, the client
 	// asks for b's endpoints after the CDS update, and the route follows them.
 	c.ExpectNothing()
-	c.ACK(cds)
+	// Envoy asks for b's endpoints before it ACKs the clusters: an ACK of the
+	// clusters alone would release the route (R19).
 	c.Subscribe(eds, "b")
 	for range 2 {
 		got = append(got, protocol.Short(c.ExpectResponse().GetTypeUrl()))
 	}
 	expectEqual(t, "R15: push order", join(got), "[CDS EDS LDS EDS RDS]")
+	c.ACK(cds)
 }
 
 // R15: over delta, route r moves from cluster a to cluster b, and a and its
