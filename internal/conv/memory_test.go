@@ -117,3 +117,16 @@ func TestMemoryCloseAndCancel(t *testing.T) {
 	d.Cancel()
 	d.ExpectError(codes.Canceled) // what the machine owed is lost
 }
+
+func TestMemoryShutdownEndsEveryStream(t *testing.T) {
+	_, m := memoryWith(t, store.Set("edge", xdstest.Cluster("web")))
+	c := m.ADS(t, testNode)
+	c.Request(protocol.TypeCluster)
+	d := m.DeltaADS(t, testNode)
+	d.Subscribe(protocol.TypeCluster, "web").ExpectResponse(Updated("web"))
+	require.Len(t, m.Streams(), 2)
+	m.Shutdown()
+	assert.Empty(t, m.Streams())
+	c.ExpectError(codes.Unavailable) // the CDS response was never computed: lost
+	d.ExpectError(codes.Unavailable)
+}
