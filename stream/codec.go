@@ -33,7 +33,7 @@ func codecOption(c *machine.Caches) grpc.ServerOption {
 // codec is grpc-go's proto codec, except that a message carrying a shared frame as
 // unknown fields is sent as two buffers: its own fields, then the frame as it is,
 // and that the resource names of a SotW request are decoded as names shared
-// between streams (names.go).
+// between streams (machine.Caches.UnmarshalRequest).
 type codec struct {
 	// caches hold the table of names the requests share.
 	caches *machine.Caches

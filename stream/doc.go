@@ -26,6 +26,8 @@
 //     machine.Caches.
 //   - server.go, services.go: Server, its options, the caches its machines
 //     share, and the gRPC service descriptions Register installs.
+//   - machine.go: the machine's vocabulary (Response, Received, NACK, Limits,
+//     TypeStatus, ...) under the names the server's users know it by.
 //   - listener.go: the connections Listener accepts, bounded by MaxConns and
 //     known to the server, so that it can close the connection of a client
 //     that stopped reading.

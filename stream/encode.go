@@ -10,6 +10,7 @@ import (
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/leanxds/leanxds/store"
 )
@@ -345,4 +346,25 @@ func deltaMessage(frame []byte, nonce string) *discoveryv3.DeltaDiscoveryRespons
 	m := &discoveryv3.DeltaDiscoveryResponse{Nonce: nonce}
 	m.ProtoReflect().SetUnknown(frame)
 	return m
+}
+
+// SotWResponse returns the DiscoveryResponse that carries r on the wire, every
+// field decoded from exactly the bytes a stream sends.
+func SotWResponse(r *Response) (*discoveryv3.DiscoveryResponse, error) {
+	out := new(discoveryv3.DiscoveryResponse)
+	return out, wire(sotwMessage(encodeSotW(r), r.Nonce), out)
+}
+
+// DeltaResponse is SotWResponse for a delta response.
+func DeltaResponse(r *Response) (*discoveryv3.DeltaDiscoveryResponse, error) {
+	out := new(discoveryv3.DeltaDiscoveryResponse)
+	return out, wire(deltaMessage(encodeDelta(r), r.Nonce), out)
+}
+
+func wire(m, out proto.Message) error {
+	b, err := proto.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return proto.Unmarshal(b, out)
 }

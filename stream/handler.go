@@ -261,10 +261,10 @@ func (c *conn) publish(st *machine.Status) {
 // serve runs one stream until the client or the server ends it.
 func serve[Req request](s *Server, ss grpc.ServerStream, v *variant[Req], fixedType, service string) (err error) {
 	ctx := ss.Context()
-	x := newSession(s, ctx, v, fixedType, service)
+	sess := newSession(s, ctx, v, fixedType, service)
 	c := &conn{
 		srv:     s,
-		info:    x.info,
+		info:    sess.info,
 		ctx:     ctx,
 		in:      make(chan inbound, 1),
 		netConn: s.connOf(ctx),
@@ -274,7 +274,7 @@ func serve[Req request](s *Server, ss grpc.ServerStream, v *variant[Req], fixedT
 		return err
 	}
 	c.watcher = s.store.NewWatcher()
-	x.watch = c.watchType
+	sess.watch = c.watchType
 	defer c.watcher.Close()
 	if d := s.opts.firstRequestTimeout(); d > 0 {
 		c.waitingSince.Store(s.since())
@@ -311,7 +311,6 @@ func serve[Req request](s *Server, ss grpc.ServerStream, v *variant[Req], fixedT
 	}()
 
 	// take applies what arrived on in, or returns the error that ends the stream.
-	sess := x
 	take := func(x inbound) error {
 		if x.err == s.errNoFirstRequest {
 			if sess.Opened() {
@@ -337,7 +336,7 @@ func serve[Req request](s *Server, ss grpc.ServerStream, v *variant[Req], fixedT
 		// Requests first, whatever woke the handler: every request already here
 		// is applied before the push (S5: only the newest state is answered), so
 		// a store change never answers a subscription the client has already
-		// withdrawn in a request waiting here.
+		// withdrawn in a request waiting here (as Session.Step does).
 		for more := err == nil; more; {
 			select {
 			case x := <-c.in:
@@ -370,7 +369,7 @@ func receive[Req request](c *conn, x *Session[Req], req Req) error {
 		return err
 	}
 	c.publish(x.Status())
-	c.received(rcv, c.srv.opts.Now())
+	c.received(rcv, x.at)
 	return nil
 }
 
@@ -492,6 +491,9 @@ func (s *Server) fetch(ctx context.Context, req *discoveryv3.DiscoveryRequest, f
 	r, err := machine.Fetch(cfg, req, s.opts.Now(), v)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if r == nil {
+		return nil, status.Error(codes.Internal, "no response computed")
 	}
 	return sotwMessage(s.frames.sotw(r), r.Nonce), nil
 }

@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"strings"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -35,6 +36,8 @@ type Session[Req request] struct {
 	info      StreamInfo
 	// sm is nil until the first request opened the stream.
 	sm machine.Machine[Req]
+	// at is when the newest request was received (Options.Now).
+	at time.Time
 	// watch, when set, is called with the scope and type of each request
 	// before the machine reads the store for it (the handler's watcher).
 	watch func(scope, typeURL string)
@@ -110,7 +113,8 @@ func (x *Session[Req]) Receive(req Req) (rcv Received, opened bool, err error) {
 	if x.watch != nil {
 		x.watch(x.info.Scope, req.GetTypeUrl())
 	}
-	rcv, err = x.sm.Receive(req, x.srv.opts.Now(), x.srv.store.View())
+	x.at = x.srv.opts.Now()
+	rcv, err = x.sm.Receive(req, x.at, x.srv.store.View())
 	if err != nil {
 		return rcv, opened, status.Errorf(codes.InvalidArgument, "node %q: %v", x.info.NodeID, err)
 	}
@@ -204,25 +208,4 @@ func keptNode(n *corev3.Node) *corev3.Node {
 		UserAgentName:        n.GetUserAgentName(),
 		UserAgentVersionType: n.UserAgentVersionType,
 	}
-}
-
-// SotWResponse returns the DiscoveryResponse that carries r on the wire, every
-// field decoded from exactly the bytes a stream sends.
-func SotWResponse(r *Response) (*discoveryv3.DiscoveryResponse, error) {
-	out := new(discoveryv3.DiscoveryResponse)
-	return out, wire(sotwMessage(encodeSotW(r), r.Nonce), out)
-}
-
-// DeltaResponse is SotWResponse for a delta response.
-func DeltaResponse(r *Response) (*discoveryv3.DeltaDiscoveryResponse, error) {
-	out := new(discoveryv3.DeltaDiscoveryResponse)
-	return out, wire(deltaMessage(encodeDelta(r), r.Nonce), out)
-}
-
-func wire(m, out proto.Message) error {
-	b, err := proto.Marshal(m)
-	if err != nil {
-		return err
-	}
-	return proto.Unmarshal(b, out)
 }

@@ -277,14 +277,14 @@ func (r *convRun) deliverRequests(n int) {
 		if q.sotw != nil {
 			ts := r.sotw.state(q.typeURL()) // owe may have made it before any request
 			first := ts == nil || !ts.sub.requested
-			owedAll := ts != nil && ts.forceAll
+			owedAll := ts != nil && ts.owed.all
 			_, err = r.sotw.Receive(q.sotw, time.Time{}, r.st.View())
-			if ts := r.sotw.state(q.typeURL()); err == nil && first && ts.table != nil && ts.nonce == "" {
+			if ts := r.sotw.state(q.typeURL()); err == nil && first && ts.holds.table != nil && ts.holds.nonce == "" {
 				if !r.client.holdsServed(ts) {
-					r.violate("S6: the server took version %s of %s as current on a new stream, but the client does not hold that", convShort(ts.version), protocol.Short(ts.typeURL))
+					r.violate("S6: the server took version %s of %s as current on a new stream, but the client does not hold that", convShort(ts.holds.version), protocol.Short(ts.typeURL))
 				}
-				if owedAll && !ts.forceAll {
-					r.violate("R16: the server took version %s of %s as current on a new stream and forgot that it owed every resource of it", convShort(ts.version), protocol.Short(ts.typeURL))
+				if owedAll && !ts.owed.all {
+					r.violate("R16: the server took version %s of %s as current on a new stream and forgot that it owed every resource of it", convShort(ts.holds.version), protocol.Short(ts.typeURL))
 				}
 			}
 		} else {
@@ -463,7 +463,7 @@ func (r *convRun) change() convChange {
 }
 
 // convBulk are clusters changed all at once: more than manyForced, so that the
-// paths for many owed answers (forceAll instead of one name each) are taken.
+// paths for many owed answers (owed.all instead of one name each) are taken.
 var convBulk = func() []string {
 	names := make([]string, manyForced+2)
 	for i := range names {

@@ -79,20 +79,19 @@ func (d *Delta) receive(req *discoveryv3.DeltaDiscoveryRequest, at time.Time) (R
 			delete(d.pending, nonce)
 			if req.GetErrorDetail() != nil {
 				// R4, P1: error_detail alone makes a NACK. R6: nothing is re-sent.
-				ts.lastNACK = &NACK{
+				ts.holds.lastNACK = &NACK{
 					Nonce:           nonce,
-					Version:         ts.ackedVersion,
+					Version:         ts.holds.ackedVersion,
 					RejectedVersion: p.version,
 					Code:            req.GetErrorDetail().GetCode(),
 					Message:         req.GetErrorDetail().GetMessage(),
 					At:              at,
 				}
-				rcv.Kind, rcv.Version, rcv.NACK = KindNACK, ts.ackedVersion, ts.lastNACK
+				rcv.Kind, rcv.Version, rcv.NACK = KindNACK, ts.holds.ackedVersion, ts.holds.lastNACK
 			} else {
-				ts.ackedVersion = p.version
-				if nonce == ts.nonce {
-					ts.held = append(ts.held[:0], ts.table)
-					ts.acked = true
+				ts.holds.ackedVersion = p.version
+				if nonce == ts.holds.nonce {
+					ts.holds.accepted()
 				}
 				rcv.Kind, rcv.Version = KindACK, p.version
 			}
@@ -106,31 +105,31 @@ func (d *Delta) receive(req *discoveryv3.DeltaDiscoveryRequest, at time.Time) (R
 	if first && len(req.GetInitialResourceVersions()) > 0 {
 		// D3: a reconnecting client names what it holds; the first response sends
 		// only what differs and removes what no longer exists.
-		ts.initial = make(map[string]heldVersion, len(req.GetInitialResourceVersions()))
+		ts.owed.initial = make(map[string]heldVersion, len(req.GetInitialResourceVersions()))
 		for n, v := range req.GetInitialResourceVersions() {
 			key := protocol.NormalizeName(n) // X1
 			h := heldVersion{version: v}
 			if key != n {
 				h.spelling = n // X4: removed_resources names it as the client does
 			}
-			ts.initial[key] = h
+			ts.owed.initial[key] = h
 		}
 	}
 	answer, wildcardOn := ts.sub.subscribe(req.GetResourceNamesSubscribe(), len(req.GetResourceNamesUnsubscribe()) > 0)
-	if wildcardOn && ts.initial == nil {
-		ts.forceAll = true
+	if wildcardOn && ts.owed.initial == nil {
+		ts.owed.all = true
 	}
 	for _, n := range answer {
-		if _, held := ts.initial[n]; held {
+		if _, held := ts.owed.initial[n]; held {
 			continue // D3 decides for what the client says it holds
 		}
-		ts.addForce(n) // D5
+		ts.owed.name(n) // D5
 	}
 	for _, n := range ts.sub.unsubscribe(req.GetResourceNamesUnsubscribe()) {
-		ts.addForce(n) // D6: the wildcard still covers it
+		ts.owed.name(n) // D6: the wildcard still covers it
 	}
 	if first && !ts.served {
-		ts.respond = true // an unknown type is answered as an empty set
+		ts.owed.answer = true // an unknown type is answered as an empty set
 	}
 	return rcv, nil
 }
@@ -149,22 +148,22 @@ func (d *Delta) respond(v store.View, ts *typeState) *Response {
 	if ts.current(cur) {
 		return nil
 	}
-	old, oldRetained := ts.table, ts.retained
+	old, oldRetained := ts.holds.table, ts.owed.retained
 	updated, removed := d.diff(v, ts, cur)
 	if d.warming(v, ts, updated) {
-		ts.retained = oldRetained
+		ts.owed.retained = oldRetained
 		return nil // R15: asked again after the next event, with nothing lost
 	}
-	respond := ts.respond
+	respond := ts.owed.answer
 	names := spell(ts, updated, removed) // X4, while the initial versions are known
-	ts.table = cur
-	ts.initial = nil
-	ts.force, ts.forceAll, ts.respond = nil, false, false
+	ts.holds.table = cur
+	ts.owed.initial = nil
+	ts.owed.paid()
 	if len(updated) == 0 && len(removed) == 0 && !respond {
 		return nil
 	}
 	entries := d.subscribed(v, ts, cur)
-	for _, e := range ts.retained {
+	for _, e := range ts.owed.retained {
 		entries = append(entries, e)
 	}
 	r := &Response{
@@ -176,8 +175,7 @@ func (d *Delta) respond(v store.View, ts *typeState) *Response {
 		Spellings: names,
 		Table:     cur,
 	}
-	ts.nonce, ts.version, ts.acked = r.Nonce, r.Version, false
-	ts.hold(cur)
+	ts.holds.sent(r, cur)
 	if len(d.pending) >= maxPending {
 		clear(d.pending) // a client this far behind on ACKs gets its NACKs unattributed
 	}
@@ -190,54 +188,54 @@ func (d *Delta) respond(v store.View, ts *typeState) *Response {
 // content the client lacks, and the names it must delete.
 func (d *Delta) diff(v store.View, ts *typeState, cur *store.Table) (updated []*store.Entry, removed []string) {
 	retained := d.retain(v, ts, cur)
-	for n := range ts.retained {
+	for n := range ts.owed.retained {
 		if _, still := retained[n]; !still && cur.Get(n) == nil {
 			removed = append(removed, n) // R15: no longer in use, now it goes
 		}
 	}
-	ts.retained = retained
+	ts.owed.retained = retained
 
 	var names []string
 	switch {
-	case ts.initial != nil:
+	case ts.owed.initial != nil:
 		// D3: compare what the client says it holds with what it should hold;
 		// D9: and answer again what a cluster or listener may still wait for.
 		owed := d.owedOnResume(v, ts)
 		for _, e := range d.subscribed(v, ts, cur) {
-			if ts.initial[e.Name].version != e.Version || owed(e) {
+			if ts.owed.initial[e.Name].version != e.Version || owed(e) {
 				updated = append(updated, e)
 			}
 		}
-		for n := range ts.initial {
+		for n := range ts.owed.initial {
 			if d.lookup(v, ts, cur, n) == nil && retained[n] == nil {
 				removed = append(removed, n)
 			}
 		}
-		for n := range ts.force {
+		for n := range ts.owed.names {
 			g, glob := ts.sub.globs[n]
 			if !glob {
 				names = append(names, n) // D5, R16: answered even if held
 				continue
 			}
 			for _, e := range cur.Sorted() {
-				if g.Matches(e.Name) && ts.initial[e.Name].version != e.Version {
+				if g.Matches(e.Name) && ts.owed.initial[e.Name].version != e.Version {
 					names = append(names, e.Name) // D3: a glob's members, only as they differ
 				}
 			}
 		}
-		if ts.forceAll {
+		if ts.owed.all {
 			updated = d.subscribed(v, ts, cur) // R16 owed for every resource
 		}
-	case ts.forceAll:
+	case ts.owed.all:
 		updated = d.subscribed(v, ts, cur)
-		names = changedNames(ts.table, cur, &ts.sub) // D7: and what was deleted
+		names = changedNames(ts.holds.table, cur, &ts.sub) // D7: and what was deleted
 	default:
-		names = changedNames(ts.table, cur, &ts.sub)
-		names = append(names, expandGlobs(ts, cur, slices.Collect(maps.Keys(ts.force)))...)
+		names = changedNames(ts.holds.table, cur, &ts.sub)
+		names = append(names, expandGlobs(ts, cur, slices.Collect(maps.Keys(ts.owed.names)))...)
 	}
 	slices.Sort(names)
 	for _, n := range slices.Compact(names) {
-		if !ts.sub.subscribes(n) && !ts.mayHold(n) {
+		if !ts.sub.subscribes(n) && !ts.holds.mayHold(n) {
 			continue
 		}
 		switch e := d.lookup(v, ts, cur, n); {
@@ -266,7 +264,7 @@ func (d *Delta) diff(v store.View, ts *typeState, cur *store.Table) (updated []*
 // shared, are returned apart, nil when each is the store's name. A client that
 // spells every name in normal form, the common case, costs nothing here.
 func spell(ts *typeState, updated []*store.Entry, removed []string) (names []string) {
-	if len(ts.sub.spelled) == 0 && ts.initial == nil {
+	if len(ts.sub.spelled) == 0 && ts.owed.initial == nil {
 		return nil
 	}
 	for i, n := range removed {
@@ -296,7 +294,7 @@ func (ts *typeState) removedName(n string) string {
 	if sp, ok := ts.sub.spelled[n]; ok {
 		return sp
 	}
-	if h := ts.initial[n]; h.spelling != "" {
+	if h := ts.owed.initial[n]; h.spelling != "" {
 		return h.spelling
 	}
 	return n

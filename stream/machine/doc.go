@@ -22,18 +22,25 @@
 //   - delta.go: Delta, the incremental machine: each resource with its own
 //     version (D8), deletions named (D7), resumption from what the client
 //     says it holds (D3, D9).
-//   - machine.go: what SotW and Delta share: the per-type state, lookups, the
+//   - machine.go: what SotW and Delta share: the stream's types, lookups, the
 //     limits on what a client may ask (Limits), and the Machine interface the
 //     loop drives.
-//   - subscription.go: what a client asked for, per type (R9–R12, S4, D4–D6,
-//     X1–X4).
-//   - order.go: what crosses types: make-before-break removal of clusters still
-//     in use (R15), which lasts only as long as the transition (R18) and ends on
-//     a client's answer the server sees (R19); the EDS/RDS answers owed to new
-//     or updated clusters and listeners (R16); explicit empty assignments (P2).
-//   - caches.go, intern.go, names.go: Caches, the work shared between the
-//     machines of one server: interned subscriptions, answers about tables,
-//     request names; each bounded.
+//   - typestate.go: the state of one type, which is three things:
+//   - subscription.go: what the client asked for (R9–R12, S4, D4–D6, X1–X4);
+//   - holds.go: what it holds, as far as the server knows: the responses it
+//     was sent, what it ACKed and NACKed (R4–R7);
+//   - owed.go: what it is owed beyond what changed, and why: new names (R9),
+//     the EDS/RDS answers owed to new or updated clusters and listeners (R16),
+//     explicit empty assignments (P2), a resume (S6, D9);
+//   - makebeforebreak.go: deleted clusters and endpoints still sent while
+//     what the client holds uses them (R15), for as long as the transition
+//     lasts (R18) and no longer than the client's answer (R19), and routes held
+//     back while their clusters warm;
+//   - order.go: push order across types (R15).
+//   - caches.go, nameset.go, memo.go, shared.go, names.go: Caches, the work
+//     shared between the machines of one server: interned subscriptions
+//     (nameset.go), answers about tables remembered by memos (memo.go,
+//     shared.go), request names (names.go); each bounded.
 //   - decode.go: the decoding of SotW requests whose resource names are shared
 //     (Caches.UnmarshalRequest), which the server's gRPC codec calls.
 //   - response.go, status.go: Response, what to send; Status and TypeStatus,

@@ -197,171 +197,6 @@ func (l Limits) checkNames(typeURL string, z nameSizes) error {
 	return nil
 }
 
-// typeState is the state of one type URL on a SotW stream: each type is its own
-// request/response sequence with its own version and nonce (R3).
-type typeState struct {
-	typeURL string
-	// served is false for a type leanxds does not serve: it is answered as empty.
-	served bool
-	// fullState: every SotW response carries every subscribed resource (S1).
-	fullState bool
-	// forceAll makes the next response carry every subscribed resource.
-	forceAll bool
-	// respond makes the next computation answer even if nothing is to be sent
-	// (the first request of a full-state or unknown type).
-	respond bool
-	// prevNext is where the next superseded response goes in previous.
-	prevNext uint8
-	sub      subscription
-
-	// nonce and version are those of the newest response of this type (R1, R7).
-	nonce   string
-	version string
-	// table is the table the client's content matches for every subscribed name,
-	// once it applies the newest response; nil before anything was sent.
-	table *store.Table
-	// retained are deleted resources still sent because what the client holds
-	// still refers to them: make before break (R15).
-	retained map[string]*store.Entry
-	// force names resources the next response must carry even if unchanged: new
-	// subscriptions (R9) and the RDS/EDS of new or updated listeners and clusters (R16).
-	force map[string]struct{}
-
-	// ackedVersion is the version of the newest response the client ACKed.
-	ackedVersion string
-	// held are the tables the client may hold content of: the one it last ACKed
-	// and every one sent since (oldest first, at most maxHeld). Make before
-	// break (R15) keeps what any of them still uses.
-	held []*store.Table
-	// lastNACK is the newest NACK of this type.
-	lastNACK *NACK
-	// acked: the client ACKed the newest response of the type.
-	acked bool
-	// cdsSeen is, for EDS, the cluster table the last computation saw: a cluster
-	// that appears later still owes its explicit empty assignment (P2).
-	cdsSeen *store.Table
-	// previous are the nonces and versions of a few superseded responses (a
-	// ring, see prevNext); nil until a response is superseded.
-	previous *[maxPrevious]superseded
-	// initial is what a reconnecting delta client said it holds
-	// (initial_resource_versions, D3), until the first response answers it.
-	initial map[string]heldVersion
-}
-
-// current reports whether the client is known to be current with table cur and
-// owed nothing: the common case, answered without looking at any resource.
-func (ts *typeState) current(cur *store.Table) bool {
-	return cur == ts.table && ts.initial == nil && !ts.respond && !ts.forceAll && len(ts.force) == 0 && len(ts.retained) == 0
-}
-
-// responses computes each requested type's response in push order (R15). A
-// response can release what an earlier type held back (the endpoints a kept
-// cluster waited for were just sent), so the types are passed over again until
-// nothing more is to be sent: a later call with nothing new sends nothing (R6).
-func (s *machine) responses(v store.View, respond func(store.View, *typeState) *Response) []*Response {
-	var out []*Response
-	for pass := 0; pass < maxPasses; pass++ {
-		n := len(out)
-		// By index: a response may add the state of a later type (owe), which
-		// is not requested and so not answered in this pass.
-		for i := 0; i < len(s.types); i++ {
-			if ts := s.types[i]; ts.sub.requested {
-				if r := respond(v, ts); r != nil {
-					out = append(out, r)
-				}
-			}
-		}
-		if len(out) == n && (pass > 0 || !s.holdingBack()) {
-			break
-		}
-	}
-	return out
-}
-
-// holdingBack reports whether make before break keeps anything that a later type
-// of this pass may have released.
-func (s *machine) holdingBack() bool {
-	for _, ts := range s.types {
-		if len(ts.retained) > 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// maxPasses bounds the passes of responses: one release leads to at most one
-// more response of an earlier type.
-const maxPasses = 3
-
-// superseded is a response that a newer one of its type replaced.
-type superseded struct{ nonce, version string }
-
-// remember keeps the nonce and version of a superseded response, so that its late
-// ACK still tells which version the client accepted (status only: R7 stands).
-func (ts *typeState) remember(nonce, version string) {
-	if nonce == "" {
-		return
-	}
-	if ts.previous == nil {
-		ts.previous = new([maxPrevious]superseded)
-	}
-	ts.previous[ts.prevNext] = superseded{nonce, version}
-	ts.prevNext = (ts.prevNext + 1) % maxPrevious
-}
-
-// previousVersion returns the version of the superseded response nonce, if it is
-// one of the few remembered.
-func (ts *typeState) previousVersion(nonce string) (string, bool) {
-	if ts.previous == nil || nonce == "" {
-		return "", false
-	}
-	for _, p := range ts.previous {
-		if p.nonce == nonce {
-			return p.version, true
-		}
-	}
-	return "", false
-}
-
-// maxPrevious bounds the superseded responses a type remembers.
-const maxPrevious = 4
-
-// answered reports whether the client has answered the newest response of ts:
-// it ACKed or NACKed it, or nothing of the type was sent. What waits on a
-// client's reaction to a response (make before break, R15) waits at most until
-// then, which the server sees (R19); a later request may never come.
-func (ts *typeState) answered() bool {
-	switch {
-	case ts == nil || ts.nonce == "": // nil: the type was never requested
-		return true
-	case ts.lastNACK != nil && ts.lastNACK.Nonce == ts.nonce:
-		return true
-	}
-	return ts.acked
-}
-
-// sent reports whether the client was sent name: it is subscribed, a response
-// was computed since, and nothing of it is still owed.
-func (ts *typeState) sent(name string) bool {
-	if ts.table == nil || !ts.sub.subscribes(name) {
-		return false
-	}
-	_, owed := ts.force[name]
-	return !owed && !ts.forceAll && ts.initial == nil
-}
-
-func (ts *typeState) addForce(name string) {
-	if ts.force == nil {
-		ts.force = make(map[string]struct{})
-	}
-	ts.force[name] = struct{}{}
-}
-
-// mayHold reports whether the client may hold name: it was in the table last sent.
-func (ts *typeState) mayHold(name string) bool {
-	return ts.table != nil && ts.table.Get(name) != nil
-}
-
 // NACK is a client's rejection of a response.
 type NACK struct {
 	// Nonce is the nonce of the rejected response.
@@ -542,12 +377,12 @@ func (s *machine) lookup(v store.View, ts *typeState, cur *store.Table, name str
 // changed returns the subscribed names whose content differs between what the
 // client holds and cur.
 func (s *machine) changed(ts *typeState, cur *store.Table) []string {
-	return changedNames(ts.table, cur, &ts.sub)
+	return changedNames(ts.holds.table, cur, &ts.sub)
 }
 
-// differs reports whether any subscribed resource differs between ts.table and cur.
+// differs reports whether any subscribed resource differs between ts.holds.table and cur.
 func (s *machine) differs(ts *typeState, cur *store.Table) bool {
-	return ts.table == nil || s.caches.differs(ts.table, cur, &ts.sub)
+	return ts.holds.table == nil || s.caches.differs(ts.holds.table, cur, &ts.sub)
 }
 
 // changedNames returns the names the subscription covers whose version differs
@@ -609,20 +444,4 @@ func digestOf(entries []*store.Entry) protocol.Digest {
 		d ^= e.Digest
 	}
 	return d
-}
-
-// maxHeld bounds the tables a type remembers as possibly held by the client.
-const maxHeld = 8
-
-// hold records that a response from table t was sent.
-func (ts *typeState) hold(t *store.Table) {
-	if n := len(ts.held); n > 0 && ts.held[n-1] == t {
-		return
-	}
-	if len(ts.held) == maxHeld {
-		// Keep the oldest (the ACKed one) and the newest; forget the middle.
-		copy(ts.held[1:], ts.held[2:])
-		ts.held = ts.held[:maxHeld-1]
-	}
-	ts.held = append(ts.held, t)
 }

@@ -1,370 +1,51 @@
 package machine
 
 import (
-	"runtime"
-	"slices"
-	"weak"
-
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	"google.golang.org/protobuf/proto"
-
-	"github.com/leanxds/leanxds/protocol"
 	"github.com/leanxds/leanxds/store"
 )
 
-// retain returns the deleted resources make-before-break keeps sending (R15):
+// Push order
 //
-//   - clusters that the listeners and routes the client may hold from before the
-//     store's current revision still route to; and, while a cluster those routes
-//     name is not yet with the client, every cluster it held: the replacement is
-//     made before the old one breaks;
-//   - endpoints of the clusters the client may still hold, kept ones included.
-//
-// Make before break covers a transition, not a config (R18): once the client has
-// answered the listeners and routes of the current revision, a deleted cluster
-// goes, whatever those routes name. A config that deletes a cluster its routes
-// still name is a dangling reference, not a transition; keeping the cluster
-// would keep clients that had it sending to decommissioned endpoints for good.
-func (s *machine) retain(v store.View, ts *typeState, cur *store.Table) map[string]*store.Entry {
-	var inUse func(name string) bool
-	switch ts.typeURL {
-	case protocol.TypeCluster:
-		var used map[string]struct{}
-		var pending bool
-		inUse = func(name string) bool {
-			if used == nil {
-				used = s.clustersInUse(v, true) // R18: only what a transition keeps
-				pending = s.replacementPending(ts, cur, s.clustersInUse(v, false))
-			}
-			_, ok := used[name]
-			return ok || pending
-		}
-	case protocol.TypeEndpoint:
-		var used map[string]struct{}
-		inUse = func(name string) bool {
-			if used == nil {
-				used = s.endpointsInUse()
-			}
-			_, ok := used[name]
-			return ok
-		}
-	default:
-		return nil
-	}
-	var kept map[string]*store.Entry
-	consider := func(e *store.Entry) {
-		if e == nil || cur.Get(e.Name) != nil || !ts.sub.subscribes(e.Name) || !inUse(e.Name) {
-			return
-		}
-		if kept == nil {
-			kept = make(map[string]*store.Entry)
-		}
-		kept[e.Name] = e
-	}
-	if ts.table != nil && ts.table != cur {
-		for _, e := range s.caches.goneBetween(ts.table, cur) {
-			consider(e)
-		}
-	}
-	for _, e := range ts.retained {
-		consider(e)
-	}
-	return kept
-}
+// A stream sends its types in push order (protocol.PushOrder, R15: clusters
+// before endpoints before listeners before routes), which its type states keep
+// (machine.types is sorted by it), and over more than one pass when a response
+// of a later type releases what an earlier one held back.
 
-// replacementPending reports whether a cluster the client's routes use exists but
-// is not yet with the client, endpoints included: a client that names its
-// clusters (gRPC, P4) asks for the new one only after it has the route, and for
-// its endpoints only after it has the cluster; it keeps using the old cluster
-// until then, so the old one must stay.
-//
-// It waits only until the client answers the responses that could make it ask
-// (see answered, R19): a client that accepted or rejected them without asking
-// holds nothing back.
-func (s *machine) replacementPending(cds *typeState, cur *store.Table, used map[string]struct{}) bool {
-	eds := s.state(protocol.TypeEndpoint)
-	routesAnswered := s.state(protocol.TypeRoute).answered() && s.state(protocol.TypeListener).answered() &&
-		s.state(protocol.TypeVirtualHost).answered()
-	for c := range used {
-		e := cur.Get(c)
-		if e == nil {
-			continue
-		}
-		if !cds.sub.subscribes(c) {
-			if !routesAnswered {
-				return true // it may ask for the cluster its new route names
-			}
-			continue
-		}
-		if eds == nil || !eds.sub.requested {
-			continue // its endpoints do not come over this stream
-		}
-		// The client asks for the endpoints once it has the cluster: not before
-		// this response if it brings the cluster, and at the latest as it
-		// answers it (Envoy subscribes a new cluster's endpoints before it ACKs
-		// the clusters).
-		mayAsk := !cds.sent(c) || !cds.answered()
-		for _, svc := range e.Refs.Endpoints {
-			// Subscribed but not yet sent: sent right after this response, so the
-			// old cluster goes with the next one.
-			if !eds.sent(svc) && (eds.sub.subscribes(svc) || mayAsk) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// endpointsInUse returns the EDS service names of the clusters the client may
-// hold: those of the CDS tables it ACKed last or was sent since, and those kept
-// by make before break.
-func (s *machine) endpointsInUse() map[string]struct{} {
-	used := make(map[string]struct{})
-	cds := s.state(protocol.TypeCluster)
-	if cds == nil {
-		return used
-	}
-	add := func(e *store.Entry) {
-		for _, n := range e.Refs.Endpoints {
-			used[n] = struct{}{}
-		}
-	}
-	for _, t := range cds.held {
-		for e := range t.All() {
-			if cds.sub.subscribes(e.Name) {
-				add(e)
-			}
-		}
-	}
-	for _, e := range cds.retained {
-		add(e)
-	}
-	return used
-}
-
-// warming reports whether a route update must wait (R15, make before break): it
-// routes to a cluster the client has been sent but whose endpoints it has not
-// asked for yet, so the cluster is still warming and traffic sent to it now would
-// fail. Only a client that takes every cluster (Envoy's wildcard CDS) and its
-// endpoints over this stream is held back: one that names its clusters asks for
-// them after the route (P4). R19: the wait ends, at the latest, when the client
-// answers its newest clusters: Envoy subscribes the endpoints of a new cluster
-// before it ACKs the clusters, so a cluster whose endpoints are still not asked
-// for then gets them elsewhere (an eds_config that is not this stream) and the
-// route must not wait for a request that will not come.
-func (s *machine) warming(v store.View, ts *typeState, resources []*store.Entry) bool {
-	if ts.typeURL != protocol.TypeRoute {
-		return false
-	}
-	cds, eds := s.state(protocol.TypeCluster), s.state(protocol.TypeEndpoint)
-	if cds == nil || !cds.sub.wildcard || cds.table == nil || eds == nil || !eds.sub.requested || cds.answered() {
-		return false
-	}
-	clusters := v.Table(s.Scope, protocol.TypeCluster)
-	for _, r := range resources {
-		for _, c := range r.Refs.Clusters {
-			ce := clusters.Get(c)
-			if ce == nil || !cds.sent(c) {
-				continue // not a cluster the client has been sent: nothing to wait for
-			}
-			for _, svc := range ce.Refs.Endpoints {
-				if !eds.sub.subscribes(svc) {
-					return true
+// responses computes each requested type's response in push order (R15). A
+// response can release what an earlier type held back (the endpoints a kept
+// cluster waited for were just sent), so the types are passed over again until
+// nothing more is to be sent: a later call with nothing new sends nothing (R6).
+func (s *machine) responses(v store.View, respond func(store.View, *typeState) *Response) []*Response {
+	var out []*Response
+	for pass := 0; pass < maxPasses; pass++ {
+		n := len(out)
+		// By index: a response may add the state of a later type (owe), which
+		// is not requested and so not answered in this pass.
+		for i := 0; i < len(s.types); i++ {
+			if ts := s.types[i]; ts.sub.requested {
+				if r := respond(v, ts); r != nil {
+					out = append(out, r)
 				}
 			}
 		}
+		if len(out) == n && (pass > 0 || !s.holdingBack()) {
+			break
+		}
 	}
-	return false
+	return out
 }
 
-// clustersInUse returns the clusters named by the listeners and routes the client
-// may hold: those it ACKed last and those sent since. With transition, a type
-// whose client has answered a response computed at the store's current table
-// counts for nothing: what it holds is the current revision, whatever it names;
-// make before break keeps only what a transition still uses (R15, R18).
-func (s *machine) clustersInUse(v store.View, transition bool) map[string]struct{} {
-	used := make(map[string]struct{})
-	for _, typeURL := range []string{protocol.TypeListener, protocol.TypeRoute, protocol.TypeVirtualHost} {
-		ts := s.state(typeURL)
-		if ts == nil {
-			continue
-		}
-		if transition && ts.table == emptyTableFor(v, s.Scope, ts) && ts.answered() {
-			continue
-		}
-		for _, t := range ts.held {
-			for e := range t.All() {
-				if !ts.sub.subscribes(e.Name) {
-					continue
-				}
-				for _, c := range e.Refs.Clusters {
-					used[c] = struct{}{}
-				}
-			}
-		}
-	}
-	return used
-}
-
-func sameRetained(a, b map[string]*store.Entry) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for n, e := range a {
-		if b[n] != e {
-			return false
-		}
-	}
-	return true
-}
-
-// owe marks, after a response of ts, the resources that must be answered next
-// even if unchanged (R16): the EDS of every new or updated cluster and the RDS of
-// every new or updated listener, so that they leave warming. A changed resource
-// is one whose version differs from what the client held before this response.
-func (s *machine) owe(old *store.Table, ts *typeState, r *Response) {
-	var dep string
-	switch ts.typeURL {
-	case protocol.TypeCluster:
-		dep = protocol.TypeEndpoint
-	case protocol.TypeListener:
-		dep = protocol.TypeRoute
-	default:
-		return
-	}
-	var dts *typeState
-	if len(r.Resources) > manyForced && s.caches.allChanged(old, r) {
-		// Every resource sent is new or updated (a change that touched them all):
-		// owing all their dependents is, for the client, owing its whole
-		// subscription of the dependent type. Say so once instead of naming each.
-		s.typeState(dep).forceAll = true
-		return
-	}
-	for _, e := range r.Resources {
-		var prev *store.Entry
-		if old != nil {
-			prev = old.Get(e.Name)
-		}
-		if prev != nil && prev.Version == e.Version {
-			continue
-		}
-		refs := e.Refs.Endpoints
-		if dep == protocol.TypeRoute {
-			refs = e.Refs.Routes
-		}
-		for _, n := range refs {
-			if dts == nil {
-				dts = s.typeState(dep)
-				if dts.force == nil {
-					dts.force = make(map[string]struct{})
-				}
-			}
-			dts.force[n] = struct{}{}
-		}
-	}
-}
-
-// allChanged reports whether every entry differs from its version in old.
-func allChanged(old *store.Table, entries []*store.Entry) bool {
-	if old == nil {
-		return true
-	}
-	for _, e := range entries {
-		if prev := old.Get(e.Name); prev != nil && prev.Version == e.Version {
-			return false
-		}
-	}
-	return true
-}
-
-// p2Recheck owes the explicit empty assignment of every subscribed EDS name whose
-// cluster appeared since the last computation (P2): the EDS table did not
-// change, so nothing else would answer it.
-func (s *machine) p2Recheck(v store.View, ts *typeState, cur *store.Table) {
-	if ts.typeURL != protocol.TypeEndpoint {
-		return
-	}
-	cds := v.Table(s.Scope, protocol.TypeCluster)
-	old := ts.cdsSeen
-	if cds == old {
-		return
-	}
-	ts.cdsSeen = cds
-	if old == nil || ts.table == nil {
-		return // the first answer covers every name anyway
-	}
-	for _, n := range ts.sub.sortedNames() {
-		if cur.Get(n) == nil && usedByClusterIn(cds, n) && !usedByClusterIn(old, n) {
-			ts.addForce(n)
-		}
-	}
-}
-
-// usedByCluster reports whether a cluster of the scope gets its endpoints from
-// the EDS service name.
-func usedByCluster(v store.View, scope, service string) bool {
-	return usedByClusterIn(v.Table(scope, protocol.TypeCluster), service)
-}
-
-func usedByClusterIn(cds *store.Table, service string) bool {
-	if c := cds.Get(service); c != nil && slices.Contains(c.Refs.Endpoints, service) {
-		return true
-	}
-	for c := range cds.All() {
-		if slices.Contains(c.Refs.Endpoints, service) {
+// holdingBack reports whether make before break keeps anything that a later type
+// of this pass may have released.
+func (s *machine) holdingBack() bool {
+	for _, ts := range s.types {
+		if len(ts.owed.retained) > 0 {
 			return true
 		}
 	}
 	return false
 }
 
-// emptyAssignment returns the explicit empty ClusterLoadAssignment of a service
-// (P2): a cluster without endpoints gets this, not silence, so it leaves warming.
-func (c *Caches) emptyAssignment(service string) *store.Entry {
-	a := &c.empty
-	a.mu.Lock()
-	if e := a.m[service].Value(); e != nil {
-		a.mu.Unlock()
-		return e
-	}
-	a.mu.Unlock()
-	body, err := proto.MarshalOptions{Deterministic: true}.Marshal(&endpointv3.ClusterLoadAssignment{ClusterName: service})
-	if err != nil {
-		return nil // cannot happen for a message this simple
-	}
-	version := protocol.ContentVersion(body)
-	e := &store.Entry{
-		Name:    service,
-		TypeURL: protocol.TypeEndpoint,
-		Body:    body,
-		Version: version,
-		Digest:  protocol.EntryDigest(service, version),
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if held := a.m[service].Value(); held != nil {
-		return held // made meanwhile for another stream
-	}
-	if _, had := a.m[service]; !had && len(a.m) >= maxEmptyAssignments {
-		return e // full: this one is not shared
-	}
-	a.m[service] = weak.Make(e)
-	runtime.AddCleanup(e, a.forget, service)
-	return e
-}
-
-// forget drops the assignment of service once it has been collected.
-func (a *emptyAssignments) forget(service string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if w, ok := a.m[service]; ok && w.Value() == nil {
-		delete(a.m, service)
-	}
-}
-
-// size reports how many assignments are shared, for tests.
-func (a *emptyAssignments) size() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.m)
-}
+// maxPasses bounds the passes of responses: one release leads to at most one
+// more response of an earlier type.
+const maxPasses = 3

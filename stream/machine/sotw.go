@@ -50,15 +50,15 @@ func (s *SotW) receive(req *discoveryv3.DiscoveryRequest, at time.Time, v store.
 
 	nonce := req.GetResponseNonce()
 	switch {
-	case nonce == "" || ts.nonce == "":
+	case nonce == "" || ts.holds.nonce == "":
 		// No answer to anything of ours: a (re)subscription. A nonce when we sent
 		// nothing of the type comes from an earlier stream or server (P3).
-	case nonce != ts.nonce:
+	case nonce != ts.holds.nonce:
 		// R7, S5: the client has not seen our newest response yet; it will answer
 		// that one, and only the newest request counts. It does say, though, that
 		// the client accepted the older response: the status reports it.
-		if v, ok := ts.previousVersion(nonce); ok && req.GetErrorDetail() == nil {
-			ts.ackedVersion = v
+		if v, ok := ts.holds.previousVersion(nonce); ok && req.GetErrorDetail() == nil {
+			ts.holds.ackedVersion = v
 		}
 		rcv.Kind = KindStale
 		return rcv, nil
@@ -66,38 +66,34 @@ func (s *SotW) receive(req *discoveryv3.DiscoveryRequest, at time.Time, v store.
 		// R4, P1: error_detail alone makes a NACK, whatever its code. R5: the
 		// version is what the client still holds. R6: nothing is re-sent; the next
 		// response of this type waits for the next change.
-		ts.lastNACK = &NACK{
+		ts.holds.lastNACK = &NACK{
 			Nonce:           nonce,
 			Version:         req.GetVersionInfo(),
-			RejectedVersion: ts.version,
+			RejectedVersion: ts.holds.version,
 			Code:            req.GetErrorDetail().GetCode(),
 			Message:         req.GetErrorDetail().GetMessage(),
 			At:              at,
 		}
-		rcv.Kind, rcv.Version, rcv.NACK = KindNACK, req.GetVersionInfo(), ts.lastNACK
+		rcv.Kind, rcv.Version, rcv.NACK = KindNACK, req.GetVersionInfo(), ts.holds.lastNACK
 	default:
 		// R4: echoing the newest nonce without error_detail accepts that response.
-		ts.ackedVersion, ts.acked = ts.version, true
-		ts.held = append(ts.held[:0], ts.table)
-		rcv.Kind, rcv.Version = KindACK, ts.version
+		ts.holds.accepted()
+		rcv.Kind, rcv.Version = KindACK, ts.holds.version
 	}
 
 	first := !ts.sub.requested
-	owed := ts.force // answers owed before this request (R16), kept through S3
+	before := ts.owed.names // answers owed before this request (R16), kept through S3
 	added, wildcardOn := ts.sub.update(req.GetResourceNames())
 	if wildcardOn {
-		ts.forceAll = true // R9, R10: a new wildcard gets everything
+		ts.owed.all = true // R9, R10: a new wildcard gets everything
 	}
 	switch {
 	case len(added) > manyForced && len(added) == len(ts.sub.names) && len(ts.sub.globs) == 0:
 		// R9: every name is new (a first request, typically): owing each of them is
 		// owing the whole subscription, said once instead of name by name.
-		ts.forceAll = true
+		ts.owed.all = true
 	case len(added) > 0:
-		ts.force = maps.Clone(ts.force)
-		for _, n := range added {
-			ts.addForce(n) // R9: newly named resources are sent even if held
-		}
+		ts.owed.newNames(added) // R9: newly named resources are sent even if held
 	}
 	if !first {
 		return rcv, nil
@@ -105,21 +101,19 @@ func (s *SotW) receive(req *discoveryv3.DiscoveryRequest, at time.Time, v store.
 	if !ts.served || ts.fullState {
 		// S1: the first request of a full-state type is answered even when empty, so
 		// the client knows what exists; an unknown type is answered as empty.
-		ts.respond = true
+		ts.owed.answer = true
 	}
-	if vi := req.GetVersionInfo(); vi != "" && ts.served && ts.nonce == "" && ts.resumable() {
+	if vi := req.GetVersionInfo(); vi != "" && ts.served && ts.holds.nonce == "" && ts.resumable() {
 		// S3, S6: a reconnecting client names the version it holds. If that is
 		// exactly what we would send, it holds the current content: nothing to
 		// resend. Otherwise (P3: a version this server never sent) it holds
 		// unknown content and gets everything.
 		cur := v.Table(s.Scope, ts.typeURL)
 		if entries := s.subscribed(v, ts, cur); digestOf(entries).Version() == vi {
-			ts.table, ts.version = cur, vi
-			ts.ackedVersion = vi
-			ts.held = []*store.Table{cur}
-			ts.force, ts.forceAll, ts.respond = owed, false, false
+			ts.holds.resumed(cur, vi)
+			ts.owed.resume(before)
 		} else {
-			ts.forceAll = true
+			ts.owed.all = true
 		}
 	}
 	return rcv, nil
@@ -155,8 +149,8 @@ func (s *SotW) respond(v store.View, ts *typeState) *Response {
 	}
 	if !ts.sub.wildcard && len(ts.sub.names) == 0 {
 		// S4: a client subscribed to nothing of the type is owed nothing.
-		ts.table = cur
-		ts.force, ts.forceAll, ts.respond = nil, false, false
+		ts.holds.table = cur
+		ts.owed.paid()
 		return nil
 	}
 	var r *Response
@@ -168,17 +162,16 @@ func (s *SotW) respond(v store.View, ts *typeState) *Response {
 	if r != nil && s.warming(v, ts, r.Resources) {
 		return nil // R15: asked again after the next event, with nothing lost
 	}
-	old := ts.table
-	ts.table = cur
-	ts.force, ts.forceAll, ts.respond = nil, false, false
+	old := ts.holds.table
+	ts.holds.table = cur
+	ts.owed.paid()
 	if r == nil {
 		return nil
 	}
 	r.TypeURL = ts.typeURL
 	r.Nonce = s.nextNonce()
-	ts.hold(cur)
-	ts.remember(ts.nonce, ts.version)
-	ts.nonce, ts.version, ts.acked = r.Nonce, r.Version, false
+	ts.holds.remember(ts.holds.nonce, ts.holds.version)
+	ts.holds.sent(r, cur)
 	s.owe(old, ts, r)
 	return r
 }
@@ -196,13 +189,13 @@ func (s *SotW) fullState(v store.View, ts *typeState, cur *store.Table) *Respons
 		}
 		slices.SortFunc(entries, byName)
 	}
-	changed := ts.respond || ts.forceAll || len(ts.force) > 0 || !sameRetained(ts.retained, retained)
-	ts.retained = retained
+	changed := ts.owed.pending() || !sameRetained(ts.owed.retained, retained)
+	ts.owed.retained = retained
 	if !changed && !s.differs(ts, cur) {
 		return nil
 	}
 	version := digestOf(entries).Version()
-	if version == ts.version && !ts.respond && !ts.forceAll && len(ts.force) == 0 {
+	if version == ts.holds.version && !ts.owed.pending() {
 		return nil // R6: the same content again is not a change
 	}
 	return &Response{Version: version, Resources: entries, Whole: full, Table: cur}
@@ -221,9 +214,9 @@ func (s *SotW) incremental(v store.View, ts *typeState, cur *store.Table) *Respo
 	}
 	var entries []*store.Entry
 	switch {
-	case ts.forceAll:
+	case ts.owed.all:
 		entries = subscribed()
-	case len(ts.force) > manyForced:
+	case len(ts.owed.names) > manyForced:
 		// R16 after a change of many clusters or listeners: pick what is owed from
 		// the subscription, already sorted, rather than sorting the names.
 		changed := s.changed(ts, cur)
@@ -234,7 +227,7 @@ func (s *SotW) incremental(v store.View, ts *typeState, cur *store.Table) *Respo
 		}
 	default:
 		names := s.changed(ts, cur)
-		for _, n := range expandGlobs(ts, cur, slices.Collect(maps.Keys(ts.force))) {
+		for _, n := range expandGlobs(ts, cur, slices.Collect(maps.Keys(ts.owed.names))) {
 			if ts.sub.subscribes(n) {
 				names = append(names, n)
 			}
@@ -247,7 +240,7 @@ func (s *SotW) incremental(v store.View, ts *typeState, cur *store.Table) *Respo
 			}
 		}
 	}
-	if len(entries) == 0 && !ts.respond {
+	if len(entries) == 0 && !ts.owed.answer {
 		return nil // R14: what is asked but missing is sent when it appears
 	}
 	return &Response{Version: s.subscribedDigest(v, ts, cur, subscribed).Version(), Resources: entries, Table: cur}
@@ -258,15 +251,15 @@ func (s *SotW) incremental(v store.View, ts *typeState, cur *store.Table) *Respo
 const manyForced = 32
 
 // forced reports whether name is owed to the client whatever changed (R9, R16):
-// named in force, or a member of a glob collection named there (X2).
+// named in owed.names, or a member of a glob collection named there (X2).
 func forced(ts *typeState, name string) bool {
-	if _, ok := ts.force[name]; ok {
+	if _, ok := ts.owed.names[name]; ok {
 		return true
 	}
 	if len(ts.sub.globs) == 0 {
 		return false
 	}
-	for n := range ts.force {
+	for n := range ts.owed.names {
 		if g, ok := ts.sub.globs[n]; ok && g.Matches(name) {
 			return true
 		}
@@ -276,13 +269,17 @@ func forced(ts *typeState, name string) bool {
 
 // Fetch answers a unary Fetch call: the resources req names, now, in one
 // response, whatever the client may hold (a fetch has no stream to remember it
-// by). An error means the request is malformed.
+// by). An error means the request is malformed; nil and no error, that no
+// response could be computed, which owing the answer rules out.
 func Fetch(cfg Config, req *discoveryv3.DiscoveryRequest, at time.Time, v store.View) (*Response, error) {
 	s := NewSotW(cfg)
 	fresh := &discoveryv3.DiscoveryRequest{TypeUrl: req.GetTypeUrl(), ResourceNames: req.GetResourceNames(), Node: req.GetNode()}
 	if _, err := s.receive(fresh, at, v); err != nil {
 		return nil, err
 	}
-	s.typeState(fresh.TypeUrl).respond = true // answered even when empty
-	return s.responses(v, s.respond)[0], nil
+	s.typeState(fresh.TypeUrl).owed.answer = true // answered even when empty
+	if rs := s.responses(v, s.respond); len(rs) > 0 {
+		return rs[0], nil
+	}
+	return nil, nil // cannot happen: an answer owed is always given
 }

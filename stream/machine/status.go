@@ -42,6 +42,9 @@ type TypeStatus struct {
 // that has received nothing.
 type Status struct {
 	types []typeSnapshot
+	// one holds types when there is only one (a per-type service's stream):
+	// such a snapshot costs one allocation.
+	one [1]typeSnapshot
 }
 
 // typeSnapshot is one requested type in a Status. Every field is immutable:
@@ -114,7 +117,12 @@ func (m *machine) snapshot(v store.View) *Status {
 	if same && n == len(prev.types) {
 		return prev
 	}
-	st := &Status{types: make([]typeSnapshot, 0, n)}
+	st := new(Status)
+	if n == 1 {
+		st.types = st.one[:0]
+	} else {
+		st.types = make([]typeSnapshot, 0, n)
+	}
 	for _, ts := range m.types {
 		if ts.sub.requested {
 			st.types = append(st.types, m.typeSnapshot(v, ts))
@@ -130,11 +138,11 @@ func (m *machine) typeSnapshot(v store.View, ts *typeState) typeSnapshot {
 		served:   ts.served,
 		wildcard: ts.sub.wildcard,
 		names:    ts.sub.sortedNames(),
-		retained: ts.retained,
-		version:  ts.version,
-		nonce:    ts.nonce,
-		acked:    ts.ackedVersion,
-		lastNACK: ts.lastNACK,
+		retained: ts.owed.retained,
+		version:  ts.holds.version,
+		nonce:    ts.holds.nonce,
+		acked:    ts.holds.ackedVersion,
+		lastNACK: ts.holds.lastNACK,
 		cur:      emptyTableFor(v, m.Scope, ts),
 	}
 	if ts.typeURL == protocol.TypeEndpoint {
