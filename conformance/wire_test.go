@@ -11,8 +11,9 @@ import (
 
 // wireScenarios are written as exact conversations of the scripted ADS client
 // (internal/conv): what it sends, and what the server must answer, to the nonce,
-// version and name; or that it must stay silent. A scenario with both a SotW and a
-// delta conversation proves the rule in both variants.
+// version and name; or that it must stay silent. Each runs over gRPC and in
+// memory, where silence is exact. A scenario with both a SotW and a delta
+// conversation proves the rule in both variants.
 var wireScenarios = []scenario{
 	{id: "nonces-and-versions", title: "every response has a nonce of its own; each type keeps its own version; delta versions are content hashes",
 		rules:       []string{"R1", "R3"},
