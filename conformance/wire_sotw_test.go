@@ -9,7 +9,9 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/leanxds/leanxds/internal/conv"
+	"github.com/leanxds/leanxds/internal/xdstest"
 	"github.com/leanxds/leanxds/protocol"
+	"github.com/leanxds/leanxds/store"
 	"github.com/leanxds/leanxds/stream"
 )
 
@@ -215,13 +217,15 @@ func sotwMissingThenCreated(t *testing.T, s server) {
 }
 
 // R15: one commit changing a route, a listener, endpoints and a new cluster is
-// pushed CDS, EDS, LDS, and RDS once the new cluster's endpoints were asked for.
+// pushed CDS, EDS, LDS, and RDS once the new cluster's endpoints were asked for;
+// the secret it commits again unchanged is not pushed at all (R6).
 func sotwPushOrder(t *testing.T, s server) {
-	s.commit(t, setCluster("a"), setEndpoints("a", "10.0.0.1:80"), setListener("l", 8080, "r"), setRoute("r", "a"))
+	secret := store.Set(scope, xdstest.Secret("s"))
+	s.commit(t, setCluster("a"), setEndpoints("a", "10.0.0.1:80"), setListener("l", 8080, "r"), setRoute("r", "a"), secret)
 	c := s.ads(t, edgeNode("envoy-1"))
 	subscribeAll(c)
 
-	s.commit(t, setRoute("r", "a", "b"), setListener("l", 9090, "r"), setEndpoints("a", "10.0.0.2:80"), setCluster("b"))
+	s.commit(t, setRoute("r", "a", "b"), setListener("l", 9090, "r"), setEndpoints("a", "10.0.0.2:80"), setCluster("b"), secret)
 	var got []string
 	for range 3 {
 		got = append(got, protocol.Short(c.ExpectResponse().GetTypeUrl()))
@@ -240,8 +244,8 @@ func sotwPushOrder(t *testing.T, s server) {
 	c.ExpectNothing()
 }
 
-// subscribeAll subscribes c to every listener and cluster, route r and the
-// endpoints of a, ACKing each answer, in the order Envoy asks.
+// subscribeAll subscribes c to every listener and cluster, route r, the
+// endpoints of a and secret s, ACKing each answer, in the order Envoy asks.
 func subscribeAll(c *conv.SotW) {
 	c.Request(cds)
 	c.ExpectResponse(conv.TypeURL(cds))
@@ -254,6 +258,9 @@ func subscribeAll(c *conv.SotW) {
 	c.ACK()
 	c.Request(rds, "r")
 	c.ExpectResponse(conv.TypeURL(rds))
+	c.ACK()
+	c.Request(protocol.TypeSecret, "s")
+	c.ExpectResponse(conv.TypeURL(protocol.TypeSecret))
 	c.ACK()
 }
 
