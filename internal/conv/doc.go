@@ -1,8 +1,8 @@
 // Package conv is a scripted xDS client for tests: it makes a protocol test read
 // like the conversation it checks. The conformance suite writes each protocol
 // scenario once with it and runs it over both of its transports; the tests of
-// stream, persist and cmd/leanxds use it over gRPC. (The benchmarks do not: bench/
-// has its own load generator.)
+// stream, persist and cmd/leanxds use it too, mostly over gRPC. (The benchmarks
+// do not: bench/ has its own load generator.)
 //
 // A conversation runs over one of two transports:
 //
