@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/leanxds/leanxds/conformance"
+	"github.com/leanxds/leanxds/stream"
 )
 
 // client names a client that runs scenarios.
@@ -22,6 +23,11 @@ const (
 	// and the reactive client of journeys (reactive_test.go), over SotW and delta.
 	scriptedSotW  client = "scripted-sotw"
 	scriptedDelta client = "scripted-delta"
+	// memorySotW and memoryDelta are the scripted client's conversations run in
+	// memory, against the server's state machine with no gRPC in between
+	// (conv.Memory, scripted_test.go).
+	memorySotW  client = "memory-sotw"
+	memoryDelta client = "memory-delta"
 	// grpcGo is grpc-go's xDS client, making real RPCs (grpc_test.go).
 	grpcGo client = "grpc-go"
 	// envoySotW and envoyDelta are Envoy over ADS (GRPC, then DELTA_GRPC), when
@@ -30,11 +36,27 @@ const (
 	envoyDelta client = "envoy-delta"
 )
 
-var allClients = []client{scriptedSotW, scriptedDelta, grpcGo, envoySotW, envoyDelta}
+var allClients = []client{memorySotW, memoryDelta, scriptedSotW, scriptedDelta, grpcGo, envoySotW, envoyDelta}
 
-// scenario proves rules: a sequence of store commits and expectations, either
-// written as an exact conversation for each client that runs it (run), or as a
-// journey of steps that any client can run (steps, clients).
+// inMemory reports whether c runs its conversations in memory.
+func (c client) inMemory() bool { return c == memorySotW || c == memoryDelta }
+
+// scripted returns the scripted client whose conversations c runs: itself, or
+// for an in-memory client the scripted client of its variant.
+func (c client) scripted() client {
+	switch c {
+	case memorySotW:
+		return scriptedSotW
+	case memoryDelta:
+		return scriptedDelta
+	}
+	return c
+}
+
+// scenario proves rules: a sequence of store commits and expectations, written
+// as a scripted conversation that runs over the wire and in memory (scripts), as
+// an exact conversation for one client (run), or as a journey of steps that any
+// client can run (steps, clients).
 type scenario struct {
 	// id names the scenario in test names, RULES.md and the summary.
 	id string
@@ -43,8 +65,17 @@ type scenario struct {
 	// rules are the ids of the rules every client running the scenario proves.
 	rules []string
 	// clientRules are rules one client proves on top of rules: a rule about that
-	// client's variant or behaviour.
+	// client's variant or behaviour. The rules of scripted-sotw and
+	// scripted-delta are those of memory-sotw and memory-delta too.
 	clientRules map[client][]string
+	// scripts holds the scenario as a conversation of the scripted client, by
+	// variant (scriptedSotW, scriptedDelta), written against a server: each runs
+	// over the wire (scripted-*) and in memory (memory-*). A script keyed by
+	// memorySotW or memoryDelta runs in memory only: it needs an exactness the
+	// wire cannot give (say, two requests arriving together).
+	scripts map[client]func(t *testing.T, s server)
+	// opts configure the server the scripts run against (limits, scopes).
+	opts stream.Options
 	// run holds the scenario as a conversation, by client.
 	run map[client]func(t *testing.T)
 	// steps and clients are the scenario as a journey: steps any client can
@@ -57,22 +88,33 @@ type scenario struct {
 func (s scenario) runs() []client {
 	var out []client
 	for _, c := range allClients {
-		if _, ok := s.run[c]; ok || slices.Contains(s.clients, c) {
+		if _, ok := s.run[c]; ok || s.script(c) != nil || slices.Contains(s.clients, c) {
 			out = append(out, c)
 		}
 	}
 	return out
 }
 
+// script returns the conversation c runs of the scenario's scripts, nil if none.
+func (s scenario) script(c client) func(*testing.T, server) {
+	if fn := s.scripts[c]; fn != nil {
+		return fn
+	}
+	if c.inMemory() {
+		return s.scripts[c.scripted()]
+	}
+	return nil
+}
+
 // rulesFor returns the rules c proves by running the scenario.
 func (s scenario) rulesFor(c client) []string {
-	return append(slices.Clone(s.rules), s.clientRules[c]...)
+	return append(slices.Clone(s.rules), s.clientRules[c.scripted()]...)
 }
 
 // scenarios returns every scenario of the suite.
 func scenarios() []scenario {
 	var all []scenario
-	for _, group := range [][]scenario{wireScenarios, transitionScenarios, xdstpScenarios, resumeScenarios, journeys, grpcScenarios} {
+	for _, group := range [][]scenario{wireScenarios, requestScenarios, livenessScenarios, transitionScenarios, xdstpScenarios, resumeScenarios, journeys, grpcScenarios} {
 		all = append(all, group...)
 	}
 	return all
@@ -124,6 +166,10 @@ func runClient(t *testing.T, c client, skip string) {
 			if skip != "" {
 				t.Skip(skip)
 			}
+			if fn := s.script(c); fn != nil {
+				fn(t, serverFor(t, c, s.opts))
+				return
+			}
 			if fn := s.run[c]; fn != nil {
 				fn(t)
 				return
@@ -132,6 +178,12 @@ func runClient(t *testing.T, c client, skip string) {
 		})
 	}
 }
+
+// TestMemorySotW runs the scripted state-of-the-world conversations in memory.
+func TestMemorySotW(t *testing.T) { runClient(t, memorySotW, "") }
+
+// TestMemoryDelta runs the scripted delta conversations in memory.
+func TestMemoryDelta(t *testing.T) { runClient(t, memoryDelta, "") }
 
 // TestScriptedSotW runs the scenarios of the scripted state-of-the-world client.
 func TestScriptedSotW(t *testing.T) { runClient(t, scriptedSotW, "") }

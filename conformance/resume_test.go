@@ -22,21 +22,21 @@ import (
 // version does not say what it holds now, so it is answered (S6).
 var resumeScenarios = []scenario{
 	{id: "resume-after-unsubscribe", title: "a route the client dropped, asked for on a new stream with the version it last accepted, is sent at that version",
-		rules: []string{"S6"},
-		run:   map[client]func(*testing.T){scriptedSotW: sotwResumeAfterUnsubscribe, grpcGo: grpcResumeAfterUnsubscribe}},
+		rules:   []string{"S6"},
+		scripts: map[client]func(*testing.T, server){scriptedSotW: sotwResumeAfterUnsubscribe},
+		run:     map[client]func(*testing.T){grpcGo: grpcResumeAfterUnsubscribe}},
 	{id: "resume-owed-endpoints", title: "endpoints owed to an updated cluster when the stream broke are sent on the new stream, though their version is current",
-		rules: []string{"S6", "R16"},
-		run:   map[client]func(*testing.T){scriptedSotW: sotwResumeOwedEndpoints}},
+		rules:   []string{"S6", "R16"},
+		scripts: map[client]func(*testing.T, server){scriptedSotW: sotwResumeOwedEndpoints}},
 }
 
 // S6: the client subscribed to route r, accepted it, dropped it (forgetting it),
 // and its stream ended. On a new stream it asks for r with the version it last
 // accepted of its RDS, which is still r's, and no nonce, as grpc-go does. It does
 // not hold r, so r is sent, at that same version.
-func sotwResumeAfterUnsubscribe(t *testing.T) {
-	s := startServer(t)
+func sotwResumeAfterUnsubscribe(t *testing.T, s server) {
 	s.commit(t, setRoute("r", "a"))
-	c := conv.ADS(t, s.conn(t), edgeNode("grpc-1"))
+	c := s.ads(t, edgeNode("grpc-1"))
 	c.Request(rds, "r")
 	rv := c.ExpectResponse(conv.Names("r")).Version()
 	c.ACK()
@@ -44,7 +44,7 @@ func sotwResumeAfterUnsubscribe(t *testing.T) {
 	c.Close()
 	c.ExpectError(codes.OK)
 
-	again := conv.ADS(t, s.conn(t), edgeNode("grpc-1"))
+	again := s.ads(t, edgeNode("grpc-1"))
 	again.Send(&discoveryv3.DiscoveryRequest{Node: edgeNode("grpc-1"), TypeUrl: rds, ResourceNames: []string{"r"}, VersionInfo: rv})
 	again.ExpectResponse(conv.TypeURL(rds), conv.Names("r"), conv.Version(rv)) // S6
 	again.ACK()
@@ -58,10 +58,9 @@ func sotwResumeAfterUnsubscribe(t *testing.T) {
 // it presents what it holds: its CDS version, current, gets nothing (S3); a's
 // endpoints, named at their version, which is still current, are sent all the
 // same, since the new stream cannot know the old one delivered them.
-func sotwResumeOwedEndpoints(t *testing.T) {
-	s := startServer(t)
+func sotwResumeOwedEndpoints(t *testing.T, s server) {
 	s.commit(t, setCluster("a"), setEndpoints("a", "10.0.0.1:80"))
-	c := conv.ADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.ads(t, edgeNode("envoy-1"))
 	c.Request(cds)
 	c.ExpectResponse(conv.Names("a"))
 	c.ACK()
@@ -73,7 +72,7 @@ func sotwResumeOwedEndpoints(t *testing.T) {
 	cv := c.ExpectResponse(conv.TypeURL(cds), conv.Names("a")).Version()
 	c.Cancel() // what follows the cluster is lost with the connection
 
-	again := conv.ADS(t, s.conn(t), edgeNode("envoy-1"))
+	again := s.ads(t, edgeNode("envoy-1"))
 	again.Send(&discoveryv3.DiscoveryRequest{Node: edgeNode("envoy-1"), TypeUrl: cds, VersionInfo: cv})
 	again.Send(&discoveryv3.DiscoveryRequest{TypeUrl: eds, ResourceNames: []string{"a"}, VersionInfo: ev})
 	again.ExpectResponse(conv.TypeURL(eds), conv.Names("a"), conv.Version(ev)) // S6, R16

@@ -2,7 +2,7 @@ package conformance
 
 // Rule is one protocol rule leanxds implements on the server side of xDS.
 type Rule struct {
-	// ID is the rule's number in XDS-RULES.md: R for both variants, S for
+	// ID is the rule's number in RULES.md: R for both variants, S for
 	// state of the world, D for delta, X for xdstp names, P for what real
 	// clients taught.
 	ID string
@@ -27,7 +27,7 @@ var Groups = []struct {
 	{"P", "From practice: what real clients do"},
 }
 
-// Rules are the rules of XDS-RULES.md, in its order. The conformance tests
+// Rules are the rules RULES.md lists, in its order. The conformance tests
 // fail when one of them has no scenario and is not marked NotImplemented.
 var Rules = []Rule{
 	{ID: "R1", Source: "Basic protocol overview",
@@ -123,6 +123,12 @@ var Rules = []Rule{
 		Text: "grpc-go, on a new stream, resubscribes every type at once (in the order of a Go map), each request carrying the last version it accepted and no nonce; it does not wait for LDS before asking for RDS, CDS and EDS again. The server answers each type on its own (R3); as grpc-go names every resource it asks for, each type is answered again, at the version it holds when nothing changed (S6)."},
 	{ID: "P6", Source: "practice",
 		Text: "grpc-go (v1.85) may fail the first RPCs with UNAVAILABLE \"unknown cluster selected for RPC\" at the moment its route starts using a cluster the channel did not use before: it installs the new route before its balancer knows the new cluster. No server order prevents it, since the route must name a cluster before grpc-go asks for it; applications retry UNAVAILABLE, and so does the suite, for at most 200ms, counting it."},
+	{ID: "P7", Source: "practice",
+		Text: "A request the server cannot serve (no type_url, more resource names or name bytes than the limits, more type URLs on one stream than the limit, a type the per-type service does not serve) ends only its own stream, with InvalidArgument and a message that says what was wrong; every other stream goes on."},
+	{ID: "P8", Source: "practice",
+		Text: "A type URL the server does not serve is answered, not ignored: over SotW with an empty set of resources, over delta with the names asked for in removed_resources, so the client does not wait for it; the stream goes on."},
+	{ID: "P9", Source: "practice",
+		Text: "Each per-type service (LDS, RDS, CDS, EDS, SDS, RTDS, ECDS, and the incremental VHDS and LEDS) serves its one type by the same rules as ADS; a request on it may leave type_url empty."},
 }
 
 // RuleByID returns the rule with the given id, and whether there is one.

@@ -47,7 +47,7 @@ func TestEveryRuleHasAScenario(t *testing.T) {
 		if len(s.runs()) == 0 {
 			t.Errorf("scenario %q is run by no client", s.id)
 		}
-		if len(s.steps) > 0 && len(s.run) > 0 {
+		if len(s.steps) > 0 && (len(s.run) > 0 || len(s.scripts) > 0) {
 			t.Errorf("scenario %q is both a journey and a conversation", s.id)
 		}
 		for c := range s.clientRules {
@@ -91,12 +91,15 @@ func rulesMarkdown() []byte {
 	p("<!-- Generated from conformance/rules.go and the scenarios by\n")
 	p("     go test ./conformance -run TestRulesMD -update\n")
 	p("     Do not edit by hand: a test fails when this file differs from the code. -->\n\n")
-	p("Every server-side xDS rule leanxds implements, numbered as in XDS-RULES.md, with the\n")
-	p("part of the protocol it comes from and the scenarios that prove it. A scenario is a\n")
+	p("Every server-side xDS rule leanxds implements, numbered in conformance/rules.go, with\n")
+	p("the part of the protocol it comes from and the scenarios that prove it. A scenario is a\n")
 	p("sequence of store commits and expectations; next to each scenario are the clients\n")
 	p("that run it:\n\n")
-	p("- `scripted-sotw`, `scripted-delta`: the scripted ADS client, with exact wire-level\n")
-	p("  expectations, and the reactive client that follows references as a proxyless client does;\n")
+	p("- `memory-sotw`, `memory-delta`: the scripted client's conversations run in memory,\n")
+	p("  against the server's own stream sessions with no gRPC in between, where silence is\n")
+	p("  checked exactly and instantly;\n")
+	p("- `scripted-sotw`, `scripted-delta`: the same conversations over gRPC on 127.0.0.1,\n")
+	p("  and the reactive client that follows references as a proxyless client does;\n")
 	p("- `grpc-go`: grpc-go's xDS client (`google.golang.org/grpc/xds`) making real RPCs;\n")
 	p("- `envoy-sotw`, `envoy-delta`: Envoy (`ENVOY_BIN`) sending real HTTP requests.\n\n")
 	p("Sources are sections of Envoy's \"xDS REST and gRPC protocol\" page unless they name\n")

@@ -45,6 +45,8 @@ type xdsServer struct {
 	st   *store.Store
 	addr string
 	log  *wireLog
+	// opts configure every incarnation.
+	opts stream.Options
 
 	mu sync.Mutex
 	// srv and g are the running incarnation; nil while stopped.
@@ -69,13 +71,17 @@ type streamTrap struct {
 
 // startServer starts a leanxds server on a free port of 127.0.0.1. It stops when
 // the test ends.
-func startServer(t testing.TB) *xdsServer {
+func startServer(t testing.TB) *xdsServer { return startServerWith(t, stream.Options{}) }
+
+// startServerWith starts a server configured with opts (its Logger and Hooks are
+// the suite's).
+func startServerWith(t testing.TB, opts stream.Options) *xdsServer {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	s := &xdsServer{st: store.New(), addr: lis.Addr().String(), log: &wireLog{}}
+	s := &xdsServer{st: store.New(), addr: lis.Addr().String(), log: &wireLog{}, opts: opts}
 	s.serve(lis)
 	t.Cleanup(func() {
 		s.mu.Lock()
@@ -94,10 +100,10 @@ func (s *xdsServer) serve(lis net.Listener) {
 	defer s.mu.Unlock()
 	s.generation++
 	gen := s.generation
-	srv := stream.New(s.st, stream.Options{
-		Logger: slog.New(slog.DiscardHandler),
-		Hooks:  s.log.hooks(gen),
-	})
+	opts := s.opts
+	opts.Logger = slog.New(slog.DiscardHandler)
+	opts.Hooks = s.log.hooks(gen)
+	srv := stream.New(s.st, opts)
 	g := grpc.NewServer(stream.ServerOption(), grpc.ChainStreamInterceptor(s.log.interceptor(gen), s.trapInterceptor))
 	srv.Register(g)
 	go func() { _ = g.Serve(lis) }()

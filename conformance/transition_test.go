@@ -15,22 +15,21 @@ import (
 // back ends on something the server sees (R19).
 var transitionScenarios = []scenario{
 	{id: "dangling-deletion", title: "a cluster deleted while a route still names it goes at once, for clients that had it too",
-		rules: []string{"R18"},
-		run:   map[client]func(*testing.T){scriptedSotW: sotwDanglingDeletion, scriptedDelta: deltaDanglingDeletion}},
+		rules:   []string{"R18"},
+		scripts: map[client]func(*testing.T, server){scriptedSotW: sotwDanglingDeletion, scriptedDelta: deltaDanglingDeletion}},
 	{id: "delta-resume-owed", title: "a delta client resuming with an updated cluster is answered its endpoints again, unless they changed after it",
-		rules: []string{"D9", "R16"},
-		run:   map[client]func(*testing.T){scriptedDelta: deltaResumeOwed}},
+		rules:   []string{"D9", "R16"},
+		scripts: map[client]func(*testing.T, server){scriptedDelta: deltaResumeOwed}},
 	{id: "route-not-held", title: "a route to a cluster whose endpoints come from elsewhere waits at most for the clusters' ACK",
-		rules: []string{"R19"},
-		run:   map[client]func(*testing.T){scriptedSotW: sotwRouteNotHeld, scriptedDelta: deltaRouteNotHeld}},
+		rules:   []string{"R19"},
+		scripts: map[client]func(*testing.T, server){scriptedSotW: sotwRouteNotHeld, scriptedDelta: deltaRouteNotHeld}},
 }
 
 // R18: route r names a and b; the config deletes a and leaves r as it is. That
 // is no transition the client is in: a goes at once.
-func sotwDanglingDeletion(t *testing.T) {
-	s := startServer(t)
+func sotwDanglingDeletion(t *testing.T, s server) {
 	s.commit(t, setCluster("a"), setCluster("b"), setRoute("r", "a", "b"))
-	c := conv.ADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.ads(t, edgeNode("envoy-1"))
 	c.Request(cds)
 	c.ExpectResponse(conv.Names("a", "b"))
 	c.ACK()
@@ -42,10 +41,9 @@ func sotwDanglingDeletion(t *testing.T) {
 	c.ExpectResponse(conv.TypeURL(cds), conv.Names("b"))
 }
 
-func deltaDanglingDeletion(t *testing.T) {
-	s := startServer(t)
+func deltaDanglingDeletion(t *testing.T, s server) {
 	s.commit(t, setCluster("a"), setCluster("b"), setRoute("r", "a", "b"))
-	c := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.deltaADS(t, edgeNode("envoy-1"))
 	c.Subscribe(cds, "*")
 	c.ExpectResponse(conv.Updated("a", "b"))
 	c.ACK()
@@ -66,10 +64,9 @@ func fromFile(c *clusterv3.Cluster) {
 // R15, R19: a route to new cluster b waits while b may warm; b's endpoints do
 // not come over this stream, so the client ACKs the clusters without asking for
 // them, and the route goes out then.
-func sotwRouteNotHeld(t *testing.T) {
-	s := startServer(t)
+func sotwRouteNotHeld(t *testing.T, s server) {
 	s.commit(t, setCluster("a"), setEndpoints("a", "10.0.0.1:80"), setRoute("r", "a"))
-	c := conv.ADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.ads(t, edgeNode("envoy-1"))
 	c.Request(cds)
 	c.ExpectResponse(conv.Names("a"))
 	c.ACK()
@@ -90,10 +87,9 @@ func sotwRouteNotHeld(t *testing.T) {
 	c.ExpectResponse(conv.TypeURL(rds), conv.Names("r")) // and later routes are not held
 }
 
-func deltaRouteNotHeld(t *testing.T) {
-	s := startServer(t)
+func deltaRouteNotHeld(t *testing.T, s server) {
 	s.commit(t, setCluster("a"), setEndpoints("a", "10.0.0.1:80"), setRoute("r", "a"))
-	c := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.deltaADS(t, edgeNode("envoy-1"))
 	c.Subscribe(cds, "*")
 	c.ExpectResponse(conv.Updated("a"))
 	c.ACK()
@@ -118,10 +114,9 @@ func deltaRouteNotHeld(t *testing.T) {
 // before the endpoints owed to it arrived. Resuming, it names the endpoints it
 // holds, at their current version: they are sent again all the same. Endpoints
 // no cluster uses are compared by version (D3).
-func deltaResumeOwed(t *testing.T) {
-	s := startServer(t)
+func deltaResumeOwed(t *testing.T, s server) {
 	s.commit(t, setCluster("a"), setEndpoints("a", "10.0.0.1:80"), setEndpoints("spare", "10.0.0.9:80"))
-	c := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.deltaADS(t, edgeNode("envoy-1"))
 	c.Subscribe(cds, "*")
 	c.ExpectResponse(conv.Updated("a"))
 	c.ACK()
@@ -132,7 +127,7 @@ func deltaResumeOwed(t *testing.T) {
 	s.commit(t, setCluster("a", xdstest.WithConnectTimeout(3*time.Second)))
 	cr := c.ExpectResponse(conv.DTypeURL(cds), conv.Updated("a"))
 	// The client applies the cluster; the stream breaks before the endpoints come.
-	again := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-1"))
+	again := s.deltaADS(t, edgeNode("envoy-1"))
 	again.InitialVersions(cds, map[string]string{"a": cr.VersionOf("a")}, "*")
 	again.ExpectNothing() // D3: the clusters are current
 	again.InitialVersions(eds, map[string]string{"a": e.VersionOf("a"), "spare": e.VersionOf("spare")}, "a", "spare")

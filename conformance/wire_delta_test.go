@@ -17,10 +17,9 @@ import (
 // R1, R3, D1, D8: every delta response has a nonce of its own; each resource's
 // version is its content hash, the one any other process computes for the same
 // content; the ACK is the echoed nonce.
-func deltaNoncesAndVersions(t *testing.T) {
-	s := startServer(t)
+func deltaNoncesAndVersions(t *testing.T, s server) {
 	s.commit(t, setCluster("a"), setEndpoints("a", "10.0.0.1:80"))
-	c := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.deltaADS(t, edgeNode("envoy-1"))
 	c.Subscribe(cds, "*")
 	clusters := c.ExpectResponse(conv.DTypeURL(cds), conv.Updated("a"))
 	c.ACK()
@@ -42,17 +41,17 @@ func deltaNoncesAndVersions(t *testing.T) {
 	c.ExpectNothing() // R3: CDS did not change
 	st := s.status(t, "envoy-1", func(st stream.StreamStatus) bool { return typeStatus(st, cds).VersionACKed != "" })
 	expectEqual(t, "D1: CDS ACKed by nonce", typeStatus(st, cds).VersionACKed, clusters.GetSystemVersionInfo())
+	expectEqual(t, "variant", st.Variant, "delta")
 }
 
 // R2: the same over delta.
-func deltaNodeOnFirstRequest(t *testing.T) {
-	s := startServer(t)
+func deltaNodeOnFirstRequest(t *testing.T, s server) {
 	s.commit(t, setCluster("a"), setEndpoints("a", "10.0.0.1:80"))
-	anonymous := conv.DeltaADS(t, s.conn(t), nil)
+	anonymous := s.deltaADS(t, nil)
 	anonymous.Send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: cds})
 	mustContain(t, anonymous.ExpectError(codes.InvalidArgument), "node")
 
-	c := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.deltaADS(t, edgeNode("envoy-1"))
 	c.Subscribe(cds, "*")
 	c.ExpectResponse(conv.Updated("a"))
 	c.ACK()
@@ -62,10 +61,9 @@ func deltaNodeOnFirstRequest(t *testing.T) {
 
 // R4, R6, P1, D1: a NACK is the echoed nonce with an error_detail, here of code 14.
 // The server records it and sends nothing more until the next change.
-func deltaNACK(t *testing.T) {
-	s := startServer(t)
+func deltaNACK(t *testing.T, s server) {
 	s.commit(t, setCluster("a"))
-	c := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.deltaADS(t, edgeNode("envoy-1"))
 	c.Subscribe(cds, "*")
 	c.ExpectResponse(conv.Updated("a"))
 	c.ACK()
@@ -79,15 +77,15 @@ func deltaNACK(t *testing.T) {
 	nack := typeStatus(st, cds).LastNACK
 	expectEqual(t, "R4: NACK message", nack.Message, "cluster a: rejected")
 	expectEqual(t, "R4: NACKed nonce", nack.Nonce, bad.GetNonce())
+	expectEqual(t, "R4: rejected version", nack.RejectedVersion, bad.GetSystemVersionInfo())
 	s.commit(t, setCluster("b"))
 	c.ExpectResponse(conv.Updated("b"))
 }
 
 // D2: a subscription carrying an old nonce is honoured all the same.
-func deltaStaleNonce(t *testing.T) {
-	s := startServer(t)
+func deltaStaleNonce(t *testing.T, s server) {
 	s.commit(t, setEndpoints("a", "10.0.0.1:80"), setEndpoints("b", "10.0.0.1:80"))
-	c := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.deltaADS(t, edgeNode("envoy-1"))
 	c.Subscribe(eds, "a")
 	first := c.ExpectResponse(conv.Updated("a"))
 	s.commit(t, setEndpoints("a", "10.0.0.2:80"))
@@ -97,10 +95,9 @@ func deltaStaleNonce(t *testing.T) {
 }
 
 // R8: over delta, a subscription to a gets a, and nothing of b.
-func deltaOnlyRequested(t *testing.T) {
-	s := startServer(t)
+func deltaOnlyRequested(t *testing.T, s server) {
 	s.commit(t, setEndpoints("a", "10.0.0.1:80"), setEndpoints("b", "10.0.0.1:80"))
-	c := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.deltaADS(t, edgeNode("envoy-1"))
 	c.Subscribe(eds, "a")
 	c.ExpectResponse(conv.Updated("a"), conv.NoRemoved())
 	c.ACK()
@@ -110,10 +107,9 @@ func deltaOnlyRequested(t *testing.T) {
 
 // R9, D5: subscribing again to a name the client holds is answered, even though
 // the client seems current.
-func deltaSubscribeAlwaysAnswered(t *testing.T) {
-	s := startServer(t)
+func deltaSubscribeAlwaysAnswered(t *testing.T, s server) {
 	s.commit(t, setEndpoints("a", "10.0.0.1:80"), setEndpoints("b", "10.0.0.1:80"))
-	c := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.deltaADS(t, edgeNode("envoy-1"))
 	c.Subscribe(eds, "a")
 	r := c.ExpectResponse(conv.Updated("a"))
 	c.ACK()
@@ -126,10 +122,9 @@ func deltaSubscribeAlwaysAnswered(t *testing.T) {
 
 // R10, D4, D6: "*" beside an explicit name; unsubscribing that name while the
 // wildcard covers it sends it again, and dropping "*" stops the updates.
-func deltaWildcardBesideNames(t *testing.T) {
-	s := startServer(t)
+func deltaWildcardBesideNames(t *testing.T, s server) {
 	s.commit(t, setCluster("a"), setCluster("b"))
-	c := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.deltaADS(t, edgeNode("envoy-1"))
 	c.Subscribe(cds, "*", "a")
 	c.ExpectResponse(conv.Updated("a", "b"))
 	c.ACK()
@@ -145,23 +140,28 @@ func deltaWildcardBesideNames(t *testing.T) {
 	c.ExpectNothing()
 }
 
-// D4: a first delta request with both lists empty is a wildcard.
-func deltaLegacyWildcard(t *testing.T) {
-	s := startServer(t)
+// D4: a first delta request with both lists empty is a wildcard; it ends when
+// the client names something.
+func deltaLegacyWildcard(t *testing.T, s server) {
 	s.commit(t, setCluster("a"), setCluster("b"))
-	c := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.deltaADS(t, edgeNode("envoy-1"))
 	c.Subscribe(cds)
 	c.ExpectResponse(conv.Updated("a", "b"))
 	c.ACK()
 	s.commit(t, setCluster("c"))
 	c.ExpectResponse(conv.Updated("c"))
+	c.ACK()
+	c.Subscribe(cds, "a")
+	c.ExpectResponse(conv.Updated("a")) // D5: a name subscribed is answered
+	c.ACK()
+	s.commit(t, setCluster("b", longerTimeout()))
+	c.ExpectNothing()
 }
 
 // R12: over delta, LDS and CDS subscribed by name get those names only.
-func deltaExplicitLDSCDS(t *testing.T) {
-	s := startServer(t)
+func deltaExplicitLDSCDS(t *testing.T, s server) {
 	s.commit(t, setListener("l1", 8080, "r"), setListener("l2", 8081, "r"), setCluster("a"), setCluster("b"))
-	c := conv.DeltaADS(t, s.conn(t), edgeNode("grpc-1"))
+	c := s.deltaADS(t, edgeNode("grpc-1"))
 	c.Subscribe(lds, "l1")
 	c.ExpectResponse(conv.Updated("l1"), conv.NoRemoved())
 	c.ACK()
@@ -173,20 +173,18 @@ func deltaExplicitLDSCDS(t *testing.T) {
 }
 
 // R13: over delta, a name subscribed twice and covered by "*" appears once.
-func deltaNoDuplicates(t *testing.T) {
-	s := startServer(t)
+func deltaNoDuplicates(t *testing.T, s server) {
 	s.commit(t, setCluster("a"), setCluster("b"))
-	c := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.deltaADS(t, edgeNode("envoy-1"))
 	c.Subscribe(cds, "a", "a", "*")
 	c.ExpectResponse(conv.Updated("a", "b")) // conv also fails any response naming a resource twice
 }
 
 // R14, D7: a subscribed name that does not exist is announced as removed, and
 // sent when it appears.
-func deltaMissingThenCreated(t *testing.T) {
-	s := startServer(t)
+func deltaMissingThenCreated(t *testing.T, s server) {
 	s.commit(t, setEndpoints("a", "10.0.0.1:80"))
-	c := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.deltaADS(t, edgeNode("envoy-1"))
 	c.Subscribe(eds, "a", "later")
 	c.ExpectResponse(conv.Updated("a"), conv.Removed("later"))
 	c.ACK()
@@ -195,10 +193,9 @@ func deltaMissingThenCreated(t *testing.T) {
 }
 
 // R15: over delta, one commit touching every type is pushed CDS, EDS, LDS, RDS.
-func deltaPushOrder(t *testing.T) {
-	s := startServer(t)
+func deltaPushOrder(t *testing.T, s server) {
 	s.commit(t, setCluster("a"), setEndpoints("a", "10.0.0.1:80"), setListener("l", 8080, "r"), setRoute("r", "a"))
-	c := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.deltaADS(t, edgeNode("envoy-1"))
 	for _, sub := range []struct {
 		typeURL string
 		names   []string
@@ -215,21 +212,22 @@ func deltaPushOrder(t *testing.T) {
 	// The route to the new cluster b waits while b warms: like Envoy, the client
 	// asks for b's endpoints after the CDS update, and the route follows them.
 	c.ExpectNothing()
-	c.ACK(cds)
+	// Envoy asks for b's endpoints before it ACKs the clusters: an ACK of the
+	// clusters alone would release the route (R19).
 	c.Subscribe(eds, "b")
 	for range 2 {
 		got = append(got, protocol.Short(c.ExpectResponse().GetTypeUrl()))
 	}
 	expectEqual(t, "R15: push order", join(got), "[CDS EDS LDS EDS RDS]")
+	c.ACK(cds)
 }
 
 // R15: over delta, route r moves from cluster a to cluster b, and a and its
 // endpoints are deleted in one commit. Neither a nor its endpoints are announced
 // removed before the client ACKed the route that no longer uses them.
-func deltaMakeBeforeBreak(t *testing.T) {
-	s := startServer(t)
+func deltaMakeBeforeBreak(t *testing.T, s server) {
 	s.commit(t, setCluster("a"), setEndpoints("a", "10.0.0.1:80"), setCluster("b"), setEndpoints("b", "10.0.0.2:80"), setRoute("r", "a"))
-	c := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.deltaADS(t, edgeNode("envoy-1"))
 	c.Subscribe(cds, "*")
 	c.ExpectResponse(conv.Updated("a", "b"))
 	c.ACK()
@@ -251,10 +249,9 @@ func deltaMakeBeforeBreak(t *testing.T) {
 
 // R15, R16: over delta, route r moves to a new cluster c; c's endpoints, which
 // the client asks for once it learns c, come before the route that uses c.
-func deltaNewClusterBeforeRoute(t *testing.T) {
-	s := startServer(t)
+func deltaNewClusterBeforeRoute(t *testing.T, s server) {
 	s.commit(t, setCluster("a"), setEndpoints("a", "10.0.0.1:80"), setRoute("r", "a"))
-	c := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.deltaADS(t, edgeNode("envoy-1"))
 	c.Subscribe(cds, "*")
 	c.ExpectResponse(conv.Updated("a"))
 	c.ACK()
@@ -280,10 +277,9 @@ func deltaNewClusterBeforeRoute(t *testing.T) {
 
 // R16: over delta, an updated cluster gets its unchanged endpoints again, and an
 // updated listener its unchanged route.
-func deltaWarmingAnswered(t *testing.T) {
-	s := startServer(t)
+func deltaWarmingAnswered(t *testing.T, s server) {
 	s.commit(t, setCluster("a"), setEndpoints("a", "10.0.0.1:80"), setListener("l", 8080, "r"), setRoute("r", "a"))
-	c := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.deltaADS(t, edgeNode("envoy-1"))
 	c.Subscribe(cds, "*")
 	c.ExpectResponse(conv.Updated("a"))
 	c.ACK()
@@ -310,10 +306,9 @@ func deltaWarmingAnswered(t *testing.T) {
 // D3, D8: after a server restart, during which one cluster changed and one was
 // deleted, a client presenting what it holds gets the changed one and the removal
 // only; a client holding the current content gets nothing.
-func deltaReconnect(t *testing.T) {
-	s := startServer(t)
+func deltaReconnect(t *testing.T, s server) {
 	s.commit(t, setCluster("keep"), setCluster("change"), setCluster("gone"))
-	c := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.deltaADS(t, edgeNode("envoy-1"))
 	c.Subscribe(cds, "*")
 	r := c.ExpectResponse(conv.Updated("keep", "change", "gone"))
 	c.ACK()
@@ -323,24 +318,23 @@ func deltaReconnect(t *testing.T) {
 	c.ExpectError(codes.Unavailable)
 	s.commit(t, setCluster("change", longerTimeout()), drop(cds, "gone"))
 	s.start(t)
-	again := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-1"))
+	again := s.deltaADS(t, edgeNode("envoy-1"))
 	again.InitialVersions(cds, held, "*")
 	again.ExpectResponse(conv.Updated("change"), conv.Removed("gone"))
 	again.ACK()
 	again.ExpectNothing()
 
-	current := s.st.View().Table(scope, cds)
-	quiet := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-2"))
+	current := s.view().Table(scope, cds)
+	quiet := s.deltaADS(t, edgeNode("envoy-2"))
 	quiet.InitialVersions(cds, map[string]string{"keep": current.Get("keep").Version, "change": current.Get("change").Version}, "*")
 	quiet.ExpectNothing()
 }
 
 // D6: unsubscribing a name the client does not hold, and one it holds, needs no
 // answer; the dropped name's changes are no longer sent.
-func deltaUnsubscribe(t *testing.T) {
-	s := startServer(t)
+func deltaUnsubscribe(t *testing.T, s server) {
 	s.commit(t, setEndpoints("a", "10.0.0.1:80"))
-	c := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.deltaADS(t, edgeNode("envoy-1"))
 	c.Subscribe(eds, "a")
 	c.ExpectResponse(conv.Updated("a"))
 	c.ACK()
@@ -354,10 +348,9 @@ func deltaUnsubscribe(t *testing.T) {
 
 // D7: a deletion is announced in removed_resources, and a resource created again
 // comes back as an update with nothing removed.
-func deltaRemovedResources(t *testing.T) {
-	s := startServer(t)
+func deltaRemovedResources(t *testing.T, s server) {
 	s.commit(t, setCluster("a"))
-	c := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.deltaADS(t, edgeNode("envoy-1"))
 	c.Subscribe(cds, "a", "ghost")
 	c.ExpectResponse(conv.Updated("a"), conv.Removed("ghost"))
 	c.ACK()
@@ -369,10 +362,9 @@ func deltaRemovedResources(t *testing.T) {
 }
 
 // P2: over delta, a cluster without endpoints gets an explicit empty assignment.
-func deltaEmptyAssignment(t *testing.T) {
-	s := startServer(t)
+func deltaEmptyAssignment(t *testing.T, s server) {
 	s.commit(t, setCluster("lonely"))
-	c := conv.DeltaADS(t, s.conn(t), edgeNode("envoy-1"))
+	c := s.deltaADS(t, edgeNode("envoy-1"))
 	c.Subscribe(cds, "*")
 	c.ExpectResponse(conv.Updated("lonely"))
 	c.ACK()

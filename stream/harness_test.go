@@ -11,6 +11,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/leanxds/leanxds/internal/xdstest"
+	"github.com/leanxds/leanxds/protocol"
 	"github.com/leanxds/leanxds/store"
 	"github.com/leanxds/leanxds/stream"
 )
@@ -87,6 +89,26 @@ func typeStatus(s stream.StreamStatus, typeURL string) stream.TypeStatus {
 func node(id, cluster string) *corev3.Node { return &corev3.Node{Id: id, Cluster: cluster} }
 
 const scope = "edge"
+
+// Type URLs, short.
+const (
+	cds = protocol.TypeCluster
+	eds = protocol.TypeEndpoint
+	lds = protocol.TypeListener
+	rds = protocol.TypeRoute
+)
+
+// clusters sets a cluster of each name in scope.
+func clusters(names ...string) []store.Change {
+	var out []store.Change
+	for _, n := range names {
+		out = append(out, store.Set(scope, xdstest.Cluster(n)))
+	}
+	return out
+}
+
+// eps sets the endpoints of cluster name in scope: one address.
+func eps(name, addr string) store.Change { return store.Set(scope, xdstest.Endpoints(name, addr)) }
 
 var edge = node("envoy-1", scope)
 

@@ -17,7 +17,13 @@ import (
 // Delta is the client side of one incremental (delta) stream, aggregated or per
 // type. Create it with DeltaADS or DeltaTyped; drive it from one test goroutine.
 type Delta struct {
-	p    *pipe[*discoveryv3.DeltaDiscoveryResponse]
+	t testing.TB
+	// name names the stream in failure messages ("ADS", "delta CDS").
+	name string
+	// tr carries requests and responses: gRPC or the machine in memory.
+	tr transport[*discoveryv3.DeltaDiscoveryResponse]
+	// sent counts the requests sent; only the first carries the Node (R2).
+	sent int
 	node *corev3.Node
 	// seen holds every nonce received on the stream, to catch a repeat (D1, R1).
 	seen map[string]bool
@@ -51,20 +57,29 @@ func DeltaTyped(t testing.TB, cc grpc.ClientConnInterface, typeURL string, node 
 func openDelta(t testing.TB, cc grpc.ClientConnInterface, name, method string, node *corev3.Node, opts []Option) *Delta {
 	t.Helper()
 	newMsg := func() *discoveryv3.DeltaDiscoveryResponse { return new(discoveryv3.DeltaDiscoveryResponse) }
-	describe := func(m *discoveryv3.DeltaDiscoveryResponse) string { return (&DeltaResponse{m}).String() }
+	return newDelta(t, name, openPipe(t, cc, name, method, newMsg, describeDelta, opts), node)
+}
+
+// newDelta returns the client of a stream carried by tr.
+func newDelta(t testing.TB, name string, tr transport[*discoveryv3.DeltaDiscoveryResponse], node *corev3.Node) *Delta {
 	return &Delta{
-		p:    openPipe(t, cc, name, method, newMsg, describe, opts),
+		t:    t,
+		name: name,
+		tr:   tr,
 		node: node,
 		seen: make(map[string]bool),
 		last: make(map[string]*DeltaResponse),
 	}
 }
 
+// describeDelta renders a response in failure messages.
+func describeDelta(m *discoveryv3.DeltaDiscoveryResponse) string { return (&DeltaResponse{m}).String() }
+
 // Subscribe adds names to the subscription of typeURL (resource_names_subscribe).
 // "*" subscribes to the wildcard; no names on a type's first request is the legacy
 // wildcard (D4).
 func (c *Delta) Subscribe(typeURL string, names ...string) *Delta {
-	c.p.t.Helper()
+	c.t.Helper()
 	c.sendTracked(&discoveryv3.DeltaDiscoveryRequest{
 		TypeUrl:                typeURL,
 		ResourceNamesSubscribe: slices.Clone(names),
@@ -75,7 +90,7 @@ func (c *Delta) Subscribe(typeURL string, names ...string) *Delta {
 // Unsubscribe removes names from the subscription of typeURL
 // (resource_names_unsubscribe).
 func (c *Delta) Unsubscribe(typeURL string, names ...string) *Delta {
-	c.p.t.Helper()
+	c.t.Helper()
 	c.sendTracked(&discoveryv3.DeltaDiscoveryRequest{
 		TypeUrl:                  typeURL,
 		ResourceNamesUnsubscribe: slices.Clone(names),
@@ -87,7 +102,7 @@ func (c *Delta) Unsubscribe(typeURL string, names ...string) *Delta {
 // resources the client already holds, at their versions (initial_resource_versions,
 // D3), and the names it subscribes to.
 func (c *Delta) InitialVersions(typeURL string, versions map[string]string, subscribe ...string) *Delta {
-	c.p.t.Helper()
+	c.t.Helper()
 	c.sendTracked(&discoveryv3.DeltaDiscoveryRequest{
 		TypeUrl:                 typeURL,
 		InitialResourceVersions: maps.Clone(versions),
@@ -99,15 +114,16 @@ func (c *Delta) InitialVersions(typeURL string, versions map[string]string, subs
 // Send puts req on the wire exactly as given, Node included or not, for malformed
 // input and stale nonces.
 func (c *Delta) Send(req *discoveryv3.DeltaDiscoveryRequest) *Delta {
-	c.p.t.Helper()
-	c.p.send(req)
+	c.t.Helper()
+	c.tr.send(req)
+	c.sent++
 	return c
 }
 
 // ACK accepts the last response received of typeURL (default: the type of the last
 // response received) by echoing its nonce (D1).
 func (c *Delta) ACK(typeURL ...string) *Delta {
-	c.p.t.Helper()
+	c.t.Helper()
 	r := c.answered("ACK", typeURL)
 	c.sendTracked(&discoveryv3.DeltaDiscoveryRequest{
 		TypeUrl:       r.GetTypeUrl(),
@@ -120,7 +136,7 @@ func (c *Delta) ACK(typeURL ...string) *Delta {
 // last response received): it echoes its nonce with an error_detail carrying
 // message (D1).
 func (c *Delta) NACK(message string, typeURL ...string) *Delta {
-	c.p.t.Helper()
+	c.t.Helper()
 	r := c.answered("NACK", typeURL)
 	c.sendTracked(&discoveryv3.DeltaDiscoveryRequest{
 		TypeUrl:       r.GetTypeUrl(),
@@ -135,15 +151,15 @@ func (c *Delta) NACK(message string, typeURL ...string) *Delta {
 // arrived, on timeout, on the end of the stream or on a failed check. The response
 // becomes the last of its type, the one ACK and NACK answer.
 func (c *Delta) ExpectResponse(ms ...DeltaMatch) *DeltaResponse {
-	c.p.t.Helper()
-	r := &DeltaResponse{c.p.receive()}
+	c.t.Helper()
+	r := &DeltaResponse{c.tr.receive()}
 	if err := checkDeltaResponse(c.seen, r); err != nil {
-		c.p.t.Fatalf("conv: %s: response %s breaks the protocol: %v", c.p.name, r, err)
+		c.t.Fatalf("conv: %s: response %s breaks the protocol: %v", c.name, r, err)
 	}
 	c.last[r.GetTypeUrl()] = r
 	c.lastType = r.GetTypeUrl()
 	if err := matchAll(r, ms); err != nil {
-		c.p.t.Fatalf("conv: %s: unexpected response %s: %v", c.p.name, r, err)
+		c.t.Fatalf("conv: %s: unexpected response %s: %v", c.name, r, err)
 	}
 	return r
 }
@@ -151,52 +167,61 @@ func (c *Delta) ExpectResponse(ms ...DeltaMatch) *DeltaResponse {
 // ExpectNothing fails the test if a response arrives, or the stream ends, within
 // the quiet window (WithQuiet).
 func (c *Delta) ExpectNothing() {
-	c.p.t.Helper()
-	c.p.nothing()
+	c.t.Helper()
+	c.tr.nothing()
 }
 
 // ExpectError waits for the stream to end with the gRPC status code and returns
 // the status error so the caller can check its message; for codes.OK, a clean end,
 // it returns nil. Anything else fails the test.
 func (c *Delta) ExpectError(code codes.Code) error {
-	c.p.t.Helper()
-	return c.p.endsWith(code)
+	c.t.Helper()
+	return c.tr.endsWith(code)
 }
 
 // Close half-closes the stream (CloseSend): the client sends no more requests.
 func (c *Delta) Close() {
-	c.p.t.Helper()
-	c.p.closeSend()
+	c.t.Helper()
+	c.tr.closeSend()
+}
+
+// Cancel breaks the stream from the client's side, as a lost connection does:
+// responses on their way are never received, and the server sees the stream
+// cancelled. Send nothing on it afterwards; open a new stream to reconnect.
+func (c *Delta) Cancel() {
+	c.t.Helper()
+	c.tr.cancel()
 }
 
 // sendTracked sends a request built by the helpers: the Node goes in the first
 // request of the stream only (R2).
 func (c *Delta) sendTracked(req *discoveryv3.DeltaDiscoveryRequest) {
-	c.p.t.Helper()
-	if c.p.sent == 0 {
+	c.t.Helper()
+	if c.sent == 0 {
 		req.Node = c.node
 	}
-	c.p.send(req)
+	c.tr.send(req)
+	c.sent++
 }
 
 // answered returns the response an ACK or NACK answers: the last one of the given
 // type, or of the type of the last response received.
 func (c *Delta) answered(verb string, typeURL []string) *DeltaResponse {
-	c.p.t.Helper()
+	c.t.Helper()
 	u := c.lastType
 	switch len(typeURL) {
 	case 0:
 	case 1:
 		u = typeURL[0]
 	default:
-		c.p.t.Fatalf("conv: %s: %s of %d types; answer one type at a time", c.p.name, verb, len(typeURL))
+		c.t.Fatalf("conv: %s: %s of %d types; answer one type at a time", c.name, verb, len(typeURL))
 	}
 	r := c.last[u]
 	if r == nil {
 		if u == "" {
-			c.p.t.Fatalf("conv: %s: %s before any response was received", c.p.name, verb)
+			c.t.Fatalf("conv: %s: %s before any response was received", c.name, verb)
 		}
-		c.p.t.Fatalf("conv: %s: %s of %s, which has had no response", c.p.name, verb, protocol.Short(u))
+		c.t.Fatalf("conv: %s: %s of %s, which has had no response", c.name, verb, protocol.Short(u))
 	}
 	return r
 }

@@ -1,15 +1,34 @@
 // Package conv is a scripted xDS client for tests: it makes a protocol test read
-// like the conversation it checks. One helper serves the unit tests, the
-// conformance suite and the benchmarks, so a protocol scenario is written once.
+// like the conversation it checks. The conformance suite writes each protocol
+// scenario once with it and runs it over both of its transports; the tests of
+// stream, persist and cmd/leanxds use it too, mostly over gRPC. (The benchmarks
+// do not: bench/ has its own load generator.)
 //
-// ADS and Typed open a state-of-the-world stream (the aggregated service or the
-// per-type one), DeltaADS and DeltaTyped an incremental one, over any
-// grpc.ClientConnInterface: a connection to 127.0.0.1 or a bufconn. Each step
-// either sends a request (Request, Subscribe, ACK, NACK, Send) or waits, bounded by
-// a timeout, for what the server does next (ExpectResponse, ExpectNothing,
+// A conversation runs over one of two transports:
+//
+//   - gRPC: ADS and Typed open a state-of-the-world stream (the aggregated
+//     service or the per-type one), DeltaADS and DeltaTyped an incremental one,
+//     over any grpc.ClientConnInterface: a connection to 127.0.0.1 or a bufconn.
+//     Each wait is bounded by a timeout (WithTimeout); ExpectNothing listens for
+//     a quiet window (WithQuiet), so it is slow and can miss a late response.
+//   - in memory: a Memory over a store opens the same streams (Memory.ADS,
+//     Memory.DeltaADS, ...) as stream.Session values of a stream.Server: what
+//     the gRPC handler runs between a request and a send (R2, scopes, per-type
+//     services, Authorize, the state machine, the status a refused request ends
+//     its stream with, the frame a response is sent in), stepped by the test
+//     goroutine with no gRPC, goroutine or clock. A request is applied when it
+//     is sent, and the responses are computed, at the store's current view,
+//     when the test waits for them; so ExpectNothing is exact and instant (the
+//     server has nothing to send), and ExpectResponse fails at once when it has
+//     nothing. Hooks and the transport's limits (timeouts, connections) do not
+//     run.
+//
+// Both give a SotW or a Delta, so a scenario written against those runs over
+// either. Each step either sends a request (Request, Subscribe, ACK, NACK, Send)
+// or waits for what the server does next (ExpectResponse, ExpectNothing,
 // ExpectError); a wait that is not met fails the test with what did arrive.
 //
-//	c := conv.ADS(t, cc, node)
+//	c := conv.ADS(t, cc, node) // or m.ADS(t, node) for m := conv.NewMemory(st, opts)
 //	c.Request(protocol.TypeCluster, "web", "api").
 //		ExpectResponse(conv.Version("1"), conv.Names("web", "api"))
 //	c.ACK()
@@ -31,5 +50,5 @@
 // test at the ExpectResponse that received it.
 //
 // A SotW or Delta is driven by one test goroutine. Its stream is cancelled, and
-// its receive goroutine ended, when the test finishes.
+// over gRPC its receive goroutine ended, when the test finishes.
 package conv

@@ -14,8 +14,8 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// pipe is the transport under SotW and Delta: one bidirectional gRPC stream, and a
-// receive goroutine that hands what arrives to the test goroutine through a
+// pipe is the gRPC transport under SotW and Delta: one bidirectional gRPC stream,
+// and a receive goroutine that hands what arrives to the test goroutine through a
 // channel, so that every wait can be bounded.
 type pipe[R proto.Message] struct {
 	t    testing.TB
@@ -29,8 +29,6 @@ type pipe[R proto.Message] struct {
 	events <-chan event[R]
 	// describe renders a response in failure messages.
 	describe func(R) string
-	// sent counts the requests sent; only the first carries the Node (R2).
-	sent int
 	// ended is the error that ended the stream once the test has seen it (io.EOF
 	// for a clean end); every later wait reports it at once.
 	ended error
@@ -91,7 +89,6 @@ func openPipe[R proto.Message](t testing.TB, cc grpc.ClientConnInterface, name, 
 func (p *pipe[R]) send(m proto.Message) {
 	p.t.Helper()
 	err := p.cs.SendMsg(m)
-	p.sent++
 	if err != nil && !errors.Is(err, io.EOF) {
 		p.t.Fatalf("conv: %s: send: %v", p.name, err)
 	}
