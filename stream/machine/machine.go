@@ -261,8 +261,20 @@ func (s *machine) admit(typeURL string) error {
 	if typeURL == "" {
 		return fmt.Errorf("request without type_url")
 	}
-	if s.state(typeURL) == nil && len(s.types) >= s.limits.maxTypes() {
-		return fmt.Errorf("request for a %dth type URL (%s), more than the limit of %d", len(s.types)+1, typeURL, s.limits.maxTypes())
+	if ts := s.state(typeURL); ts != nil && ts.sub.requested {
+		return nil
+	}
+	// Only the types the client asked for count: the state of a type the
+	// server owes answers in (R16: the EDS of a new cluster) exists before
+	// the client asks, and the types the server serves bound those.
+	n := 0
+	for _, ts := range s.types {
+		if ts.sub.requested {
+			n++
+		}
+	}
+	if n >= s.limits.maxTypes() {
+		return fmt.Errorf("request for type URL number %d (%s), more than the limit of %d", n+1, typeURL, s.limits.maxTypes())
 	}
 	return nil
 }
