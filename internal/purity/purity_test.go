@@ -25,6 +25,8 @@ var readOnly = map[string]string{
 	"protocol.byURL":          "the index of that table by type URL, built at initialisation",
 	"resources.registry":      "type URL to Go message type, fixed at build time",
 	"resources.jsonPosition":  "a compiled regexp; regexps are safe for concurrent use",
+	"resources.deterministic": "proto marshal options, a plain value",
+	"resources.typeURLs":      "the index of registry by message name, built at initialisation",
 	"store.marshal":           "proto marshal options, a plain value",
 	"store.emptyTable":        "the immutable empty table every missing table shares",
 	"stream.services":         "the gRPC service descriptions Register installs",
