@@ -214,14 +214,17 @@ func (d *Dir) tryReload(confirm bool) (store.Result, error) {
 		return store.Result{}, err
 	}
 	var (
-		warnings []string
-		res      store.Result
-		held     bool
+		warnings  []string
+		res       store.Result
+		held      *HeldReload
+		confirmed int
 	)
 	now := time.Now()
 	// The checks run on what the commit would publish, in this order:
 	// dangling references, an empty directory over a restored snapshot, the
-	// deletion guard.
+	// deletion guard. They run under the store's commit lock: they only
+	// decide, and what they decided is recorded, logged and reported
+	// (OnReload) once the lock is released.
 	check := func(next store.View, _ store.Result) error {
 		var err error
 		if warnings, err = cfg.checkRefs(next, d.allowDangling); err != nil {
@@ -232,13 +235,10 @@ func (d *Dir) tryReload(confirm bool) (store.Result, error) {
 		}
 		if ds := d.guard.held(d.st.View(), cfg); len(ds) > 0 {
 			if !confirm || d.held == nil || d.held.digest != cfg.digest {
-				h := &HeldReload{At: now, Deletions: ds, digest: cfg.digest}
-				herr := &HeldError{Held: h, guard: d.guard, Changed: confirm && d.held != nil}
-				d.hold(h)
-				held = true
-				return herr
+				held = &HeldReload{At: now, Deletions: ds, digest: cfg.digest}
+				return &HeldError{Held: held, guard: d.guard, Changed: confirm && d.held != nil}
 			}
-			d.log.Warn("held reload confirmed", "dir", d.dir, "deletions", len(ds))
+			confirmed = len(ds)
 		}
 		return nil
 	}
@@ -246,8 +246,12 @@ func (d *Dir) tryReload(confirm bool) (store.Result, error) {
 		// The store's scopes join the directory's, so that what is no longer in
 		// the directory (or was restored from elsewhere) is deleted.
 		res, err = d.st.CommitChecked(check, cfg.changes(d.st.View().Scopes())...)
-		if held {
+		if held != nil {
+			d.hold(held)
 			return store.Result{}, err
+		}
+		if err == nil && confirmed > 0 {
+			d.log.Warn("held reload confirmed", "dir", d.dir, "deletions", confirmed)
 		}
 	}
 	d.held = nil

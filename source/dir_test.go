@@ -539,6 +539,39 @@ func TestReloadConfirmsOnlyWhatWasHeld(t *testing.T) {
 	assert.Equal(t, 2, st.View().Table("default", protocol.TypeCluster).Len())
 }
 
+// OnReload is called with no lock held, whatever the outcome: a program whose
+// callback commits to the same store (its own bookkeeping scope) is not
+// blocked by a held reload, nor by an applied one.
+func TestOnReloadHoldsNoLock(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "clusters.yaml", clusters(20, "1s"))
+	src, st := newSource(t, dir)
+	var outcomes []Outcome
+	src.onReload = func(o Outcome, _ store.Result) {
+		outcomes = append(outcomes, o)
+		_, err := st.Commit(store.Set("bookkeeping", xdstest.Cluster(fmt.Sprint("reload-", len(outcomes)))))
+		assert.NoError(t, err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := reload(src)
+		if err == nil {
+			writeFile(t, dir, "clusters.yaml", clusters(2, "1s"))
+			_, err = reload(src)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		var he *HeldError
+		require.ErrorAs(t, err, &he)
+	case <-time.After(10 * time.Second):
+		t.Fatal("a reload did not return: OnReload was called under the store's commit lock")
+	}
+	assert.Equal(t, []Outcome{Applied, Held}, outcomes)
+	assert.Equal(t, 2, st.View().Table("bookkeeping", protocol.TypeCluster).Len())
+}
+
 // The guard counts per type and per scope: a small config is reshaped freely
 // (fewer deletions than --delete-guard-min), a scope removed whole counts as
 // all of its resources deleted, and --max-delete-fraction 1 turns it off.
