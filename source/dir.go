@@ -114,10 +114,6 @@ type Dir struct {
 	held *HeldReload
 	// attempted is set once Load or a reload was tried.
 	attempted bool
-	// lastRead are the stamps of the files the last completed read read (nil
-	// before one): Run compares them with the directory's when it starts
-	// watching, to see a change made since.
-	lastRead dirStamps
 
 	mu     sync.Mutex
 	status Status
@@ -298,7 +294,6 @@ func (d *Dir) tryReload(confirm bool) (store.Result, error) {
 func (d *Dir) readQuiet() (*configDir, error) {
 	files, _, err := listConfigDir(d.dir)
 	if err != nil {
-		d.lastRead = stampsOf(files)
 		return nil, err
 	}
 	before := stampsOf(files)
@@ -315,7 +310,6 @@ func (d *Dir) readQuiet() (*configDir, error) {
 	if file := before.changed(stampsOf(after)); file != "" {
 		return nil, &NotQuietError{File: file, WhileRead: true, period: d.quiet.period, retry: max(d.quiet.period, minRetry)}
 	}
-	d.lastRead = before
 	return cfg, readErr
 }
 
