@@ -26,6 +26,14 @@
 //   - watch.go reloads the directory after a change, debounced, and looks for
 //     it again when it is removed.
 //
+// What a reload costs: reading and hashing every file; parsing the changed
+// ones; the store's comparison of every resource with what it holds
+// (store.SetResource: a lookup and a byte comparison each, no encoding); and,
+// while the store's commit lock is held (other commits to the store wait),
+// the dangling-reference check (a lookup per reference of the scope,
+// store.View.Dangling) and the deletion guard (a walk of the scope's tables).
+// At 100,000 resources in one scope the last two take tens of milliseconds.
+//
 // Nothing here is package-level mutable state: a Dir is a value its owner makes
 // and runs, and two of them in one process share nothing.
 package source

@@ -78,7 +78,13 @@ func run(ctx context.Context, config, xdsAddr, adminAddr string, ready func(xds,
 	errs := make(chan error, 3)
 	go func() { errs <- g.Serve(srv.Listener(xdsLis)) }()
 	go func() { errs <- web.Serve(adminLis) }()
-	go func() { errs <- dir.Run(ctx) }() // reloads the directory as it changes
+	go func() {
+		// Run reloads the directory as it changes; it returns nil once ctx
+		// ends, and an error only if it cannot go on.
+		if err := dir.Run(ctx); err != nil || ctx.Err() == nil {
+			errs <- fmt.Errorf("config source stopped: %v", err)
+		}
+	}()
 	ready(xdsLis.Addr(), adminLis.Addr())
 
 	select {
