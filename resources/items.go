@@ -6,6 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	yaml3 "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/yaml"
@@ -14,70 +18,184 @@ import (
 // item is the JSON text of one resource of a file, with where it starts in the file.
 type item struct {
 	json []byte
-	// line is the 1-based line of the file the resource starts on, 0 if unknown.
-	line int
-	// col is the 1-based column of the resource's first byte in a JSON file, 0 for
-	// YAML (where the JSON text is a conversion and has no place in the file).
-	col int
-	// offset is the byte offset of the resource in the JSON text.
+	// line and col are the 1-based line and column of the file the resource
+	// starts on, 0 if unknown.
+	line, col int
+	// offset is the byte offset of the resource in the JSON text: in a JSON
+	// file, in the file.
 	offset int
+	// node is the resource's YAML node, which knows the line and column of each
+	// field; nil in a JSON file.
+	node *yaml3.Node
 }
 
 // yamlItems splits a YAML file into resources. sigs.k8s.io/yaml converts the YAML to
 // the JSON protojson reads; the file is parsed a second time into nodes only to
-// learn the line each resource starts on, which the conversion forgets.
-func yamlItems(file string, data []byte) ([]item, error) {
+// learn the line and column of each resource and field, which the conversion
+// forgets.
+func yamlItems(file string, data []byte) ([]item, *yaml3.Node, error) {
 	dec := yaml3.NewDecoder(bytes.NewReader(data))
 	var doc yaml3.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, nil
+			return nil, nil, nil
 		}
-		return nil, &LoadError{File: file, Err: err}
+		return nil, nil, yamlSyntaxError(file, data, err)
 	}
 	var next yaml3.Node
 	switch err := dec.Decode(&next); {
 	case err == nil:
 		// sigs.k8s.io/yaml would silently drop every document after the first.
-		return nil, &LoadError{File: file, Line: next.Line,
+		return nil, nil, &LoadError{File: file, Line: next.Line, Column: next.Column,
 			Err: errors.New("a second YAML document: put all the resources of a file in one list")}
 	case !errors.Is(err, io.EOF):
-		return nil, &LoadError{File: file, Err: err}
+		return nil, nil, yamlSyntaxError(file, data, err)
 	}
 	js, err := yaml.YAMLToJSON(data)
 	if err != nil {
-		return nil, &LoadError{File: file, Err: err}
+		return nil, nil, yamlSyntaxError(file, data, err)
 	}
 	items, err := splitJSON(js)
 	if err != nil {
-		return nil, &LoadError{File: file, Err: err}
+		return nil, nil, &LoadError{File: file, Err: err}
 	}
 	if len(doc.Content) == 0 {
-		return items, nil
+		return items, nil, nil
 	}
 	top := doc.Content[0]
 	switch {
 	case top.Kind == yaml3.SequenceNode && len(top.Content) == len(items):
 		for i := range items {
-			items[i].line = top.Content[i].Line
+			items[i].node = top.Content[i]
 		}
 	case top.Kind == yaml3.MappingNode && len(items) == 1:
-		items[0].line = top.Line
+		items[0].node = top
 	}
-	return items, nil
+	for i := range items {
+		if n := items[i].node; n != nil {
+			items[i].line, items[i].col = n.Line, n.Column
+		}
+	}
+	return items, top, nil
 }
 
-// jsonItems splits a JSON file into resources, each with its line and column.
+// yamlErrorLine matches the line the YAML parsers put in their errors.
+var yamlErrorLine = regexp.MustCompile(`yaml: line (\d+): `)
+
+// yamlParserProblems are the problems the YAML parser (rather than its
+// scanner) reports, whose line it counts from 0 (go.yaml.in/yaml/v3 reports
+// the line of the context of the problem, not the problem itself). The flow
+// ones are reported on the line of the bracket left open.
+var yamlParserProblems = map[string]bool{
+	"did not find expected ',' or '}'":        true,
+	"did not find expected ',' or ']'":        true,
+	"did not find expected key":               true,
+	"did not find expected '-' indicator":     true,
+	"did not find expected node content":      true,
+	"did not find expected <document start>":  true,
+	"did not find expected <stream-start>":    true,
+	"found undefined tag handle":              true,
+	"found duplicate %YAML directive":         true,
+	"found incompatible YAML document":        true,
+	"found duplicate %TAG directive":          true,
+	"did not find expected <document end>":    true,
+	"did not find expected block mapping key": true,
+}
+
+// yamlSyntaxError makes a YAML parser's error a LoadError at its line: and,
+// for a flow mapping or list left open, at the column of its bracket.
+func yamlSyntaxError(file string, data []byte, err error) *LoadError {
+	msg := err.Error()
+	m := yamlErrorLine.FindStringSubmatchIndex(msg)
+	if m == nil {
+		return &LoadError{File: file, Err: errors.New(strings.TrimPrefix(msg, "yaml: "))}
+	}
+	line, _ := strconv.Atoi(msg[m[2]:m[3]])
+	problem := msg[m[1]:]
+	le := &LoadError{File: file, Line: line, Err: errors.New(problem)}
+	if !yamlParserProblems[problem] {
+		return le
+	}
+	le.Line++
+	var open byte
+	switch problem {
+	case "did not find expected ',' or '}'":
+		open = '{'
+	case "did not find expected ',' or ']'":
+		open = '['
+	default:
+		return le
+	}
+	if l, c := unclosed(data, le.Line, open); l > 0 {
+		le.Line, le.Column = l, c
+		le.Err = fmt.Errorf("%s: the %c opened here is not closed", problem, open)
+	}
+	return le
+}
+
+// unclosed returns the 1-based line and column of the innermost bracket open
+// (a '{' or '[') at the end of line upTo that is not closed before, outside
+// quotes and comments; 0, 0 if none.
+func unclosed(data []byte, upTo int, open byte) (line, col int) {
+	type mark struct {
+		c         byte
+		line, col int
+	}
+	var stack []mark
+	for n, l := range bytes.SplitN(data, []byte("\n"), upTo+1) {
+		if n == upTo {
+			break
+		}
+		// A quote starts a quoted scalar only where a scalar starts.
+		var quote, prev byte
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			scalarStart := prev == 0 || strings.IndexByte(":-[{,", prev) >= 0
+			if c != ' ' && c != '\t' {
+				prev = c
+			}
+			switch {
+			case quote != 0:
+				if c == '\\' && quote == '"' {
+					i++
+				} else if c == quote {
+					quote = 0
+				}
+			case (c == '"' || c == '\'') && scalarStart:
+				quote = c
+			case c == '#' && (i == 0 || l[i-1] == ' '):
+				i = len(l)
+			case c == '{' || c == '[':
+				stack = append(stack, mark{c, n + 1, utf8.RuneCount(l[:i]) + 1})
+			case (c == '}' || c == ']') && len(stack) > 0:
+				stack = stack[:len(stack)-1]
+			}
+		}
+	}
+	for i := len(stack) - 1; i >= 0; i-- {
+		if stack[i].c == open {
+			return stack[i].line, stack[i].col
+		}
+	}
+	return 0, 0
+}
+
+// jsonItems splits a JSON file into resources.
 func jsonItems(file string, data []byte) ([]item, error) {
 	items, err := splitJSON(data)
 	if err != nil {
 		le := &LoadError{File: file, Err: err}
 		if se, ok := errors.AsType[*json.SyntaxError](err); ok {
-			le.Line, _ = position(data, int(se.Offset))
+			le.Line, le.Column = position(data, int(se.Offset))
 		}
 		return nil, le
 	}
-	// Items come in file order, so one pass over the file finds every position.
+	return items, nil
+}
+
+// jsonPositions sets the line and column of resources of the JSON file data,
+// which come in file order, from their offsets.
+func jsonPositions(data []byte, items []item) {
 	prev, line, lineStart := 0, 1, 0
 	for i := range items {
 		off := items[i].offset
@@ -88,9 +206,8 @@ func jsonItems(file string, data []byte) ([]item, error) {
 			}
 		}
 		prev = off
-		items[i].line, items[i].col = line, off-lineStart+1
+		items[i].line, items[i].col = line, utf8.RuneCount(data[lineStart:off])+1
 	}
-	return items, nil
 }
 
 // splitJSON splits a JSON document holding one resource or a list of them. An
@@ -153,12 +270,13 @@ func skipSpace(data []byte, i int) int {
 	return i
 }
 
-// position returns the 1-based line and column of byte offset off in data.
+// position returns the 1-based line and column (in characters) of byte offset
+// off in data.
 func position(data []byte, off int) (line, col int) {
 	off = min(max(off, 0), len(data))
 	before := data[:off]
 	line = bytes.Count(before, []byte{'\n'}) + 1
-	col = off - (bytes.LastIndexByte(before, '\n') + 1) + 1
+	col = utf8.RuneCount(before[bytes.LastIndexByte(before, '\n')+1:]) + 1
 	return line, col
 }
 

@@ -1,0 +1,189 @@
+package resources
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/leanxds/leanxds/protocol"
+)
+
+// A YAML syntax error is placed at file:line:col; an unclosed flow mapping is
+// placed at its brace, not on the line before it (where the YAML parser's own
+// message puts it).
+func TestParseYAMLSyntaxPosition(t *testing.T) {
+	const data = `- "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+  name: web
+  connect_timeout: {1s
+  type: EDS
+`
+	_, err := Parse("c.yaml", []byte(data))
+	le := loadErrors(t, err)[0]
+	assert.Equal(t, `c.yaml:3:20: did not find expected ',' or '}': the { opened here is not closed`, le.Error())
+
+	// A scanner error keeps the line the parser gives: it counts those from 1.
+	_, err = Parse("tab.yaml", []byte("a:\n\t- b\n"))
+	le = loadErrors(t, err)[0]
+	assert.Equal(t, 2, le.Line)
+	assert.NotContains(t, le.Error(), "yaml: line", "the position is given once, as file:line")
+
+	// A quote inside a plain scalar does not hide a bracket from the search.
+	_, err = Parse("q.yaml", []byte("- description: it's\n  x: [1, 2\n- b: 3\n"))
+	le = loadErrors(t, err)[0]
+	assert.Equal(t, []int{2, 6}, []int{le.Line, le.Column})
+}
+
+// Unknown fields and invalid values point at the field, in YAML and JSON, with a
+// "did you mean" for a near miss of a field of the message it is written in,
+// nested Any payloads included.
+func TestParseFieldPositions(t *testing.T) {
+	for _, tc := range []struct {
+		file, data, want string
+	}{{
+		file: "l.yaml",
+		data: `"@type": type.googleapis.com/envoy.config.listener.v3.Listener
+name: edge
+filter_chains:
+- filters:
+  - name: hcm
+    typed_config:
+      "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+      statPrefx: in
+`,
+		want: `l.yaml:8:7: resource #1 (LDS "edge"): unknown field "statPrefx", did you mean "statPrefix"?`,
+	}, {
+		file: "c.yaml",
+		data: `"@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+name: web
+type: EDX
+`,
+		want: `c.yaml:3:7: resource #1 (CDS "web"): invalid value for enum field type: "EDX"`,
+	}, {
+		file: "c.yaml",
+		data: `"@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+name: web
+load_assignment: {cluster_name: web, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: x, port_value: http}}}}]}]}
+`,
+		want: `c.yaml:3:129: resource #1 (CDS "web"): invalid value for uint32 field portValue: "http"`,
+	}, {
+		file: "c.yaml",
+		data: `"@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+name: web
+completely_unrelated: 1
+`,
+		want: `c.yaml:3:1: resource #1 (CDS "web"): unknown field "completely_unrelated"`,
+	}, {
+		file: "c.json",
+		data: `{
+  "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+  "name": "web",
+  "connectTimeot": "1s"
+}`,
+		want: `c.json:4:3: resource #1 (CDS "web"): unknown field "connectTimeot", did you mean "connectTimeout"?`,
+	}, {
+		file: "c.json",
+		data: `[{"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", "name": "web",
+  "connect_timeout": "-1s", "dns_lookup_family": "V4_ONLY", "lb_policy": 99}]`,
+		want: `c.json:2:3: resource #1 (CDS "web"): connect_timeout: value must be greater than 0s` + "\n" +
+			`c.json:2:61: resource #1 (CDS "web"): lb_policy: value must be one of the defined enum values`,
+	}} {
+		_, err := Parse(tc.file, []byte(tc.data))
+		require.Error(t, err, tc.data)
+		assert.Equal(t, tc.want, err.Error(), tc.data)
+	}
+}
+
+// protojson sometimes writes a non-breaking space in its messages (so that
+// callers do not match on them); messages have plain spaces only.
+func TestCleanProtoError(t *testing.T) {
+	msg, line, col := cleanProtoError(errors.New("proto:\u00a0(line 3:14): unknown field \"x\""))
+	assert.Equal(t, `unknown field "x"`, msg)
+	assert.Equal(t, []int{3, 14}, []int{line, col})
+	msg, _, _ = cleanProtoError(errors.New("proto:\u00a0syntax error (line 1:2): unexpected\u00a0token"))
+	assert.Equal(t, "syntax error: unexpected token", msg)
+}
+
+func TestSuggestField(t *testing.T) {
+	md := discoveryResponse
+	assert.Equal(t, "version_info", suggestField(md, "versio_info"))
+	assert.Equal(t, "typeUrl", suggestField(md, "typeURL"), "case does not count")
+	assert.Equal(t, "", suggestField(md, "listeners"))
+	assert.Equal(t, "", suggestField(nil, "x"))
+	assert.Equal(t, 3, editDistance("kitten", "sitting"))
+}
+
+// A file in Envoy's file-based xDS format, a DiscoveryResponse, is read as it
+// is: its resources, with positions in the file.
+func TestParseDiscoveryResponse(t *testing.T) {
+	const yml = `version_info: "7"
+type_url: type.googleapis.com/envoy.config.cluster.v3.Cluster
+resources:
+- "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+  name: web
+  connect_timeout: 1s
+- "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+  name: api
+  connect_timeout: 0s
+`
+	_, err := Parse("cds.yaml", []byte(yml))
+	assert.Equal(t, `cds.yaml:9:3: resource #2 (CDS "api"): connect_timeout: value must be greater than 0s`, err.Error())
+
+	rs, err := Parse("cds.yaml", []byte(strings.Replace(yml, "0s", "2s", 1)))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"CDS web", "CDS api"}, names(rs))
+
+	const js = `{"versionInfo": "1", "resources": [
+  {"@type": "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment", "cluster_name": "web"},
+  {"@type": "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment", "cluster_nme": "api"}]}`
+	_, err = Parse("eds.json", []byte(js))
+	assert.Equal(t, `eds.json:3:83: resource #2 (EDS): unknown field "cluster_nme", did you mean "cluster_name"?`, err.Error())
+
+	// type_url says what every resource is, as Envoy checks.
+	_, err = Parse("cds.yaml", []byte(strings.Replace(yml, "cluster.v3.Cluster\nresources", "listener.v3.Listener\nresources", 1)))
+	assert.Contains(t, err.Error(), `cds.yaml:4:3: resource #1 (CDS "web"): a CDS in a DiscoveryResponse whose type_url is type.googleapis.com/envoy.config.listener.v3.Listener`)
+
+	_, err = Parse("cds.yaml", []byte("version_inf: 1\nresources: []\n"))
+	assert.Equal(t, `cds.yaml:1:1: unknown field "version_inf" of a DiscoveryResponse (a file with version_info and resources), did you mean "version_info"?`, err.Error())
+
+	rs, err = Parse("none.json", []byte(`{"version_info": "1", "resources": []}`))
+	require.NoError(t, err)
+	assert.Empty(t, rs)
+}
+
+// A bootstrap is not resources: Parse says which kind it is.
+func TestParseBootstrap(t *testing.T) {
+	_, err := Parse("envoy.yaml", []byte(`static_resources:
+  listeners: []
+  clusters: []
+admin: {address: {socket_address: {address: 127.0.0.1, port_value: 9901}}}
+`))
+	var be *BootstrapError
+	require.ErrorAs(t, err, &be)
+	assert.False(t, be.Client)
+	assert.Equal(t, []string{"static_resources", "admin"}, be.Fields)
+	assert.True(t, strings.HasPrefix(err.Error(), "envoy.yaml:1:1: an Envoy static config (top-level static_resources, admin), not resources"), err.Error())
+
+	raw, err := os.ReadFile(filepath.Join("..", "examples", "edge", "envoy.yaml"))
+	require.NoError(t, err)
+	_, err = Parse("envoy.yaml", raw)
+	require.ErrorAs(t, err, &be)
+	assert.True(t, be.Client, "it fetches its config from a server")
+	assert.Contains(t, err.Error(), "an Envoy bootstrap")
+
+	raw, err = os.ReadFile(filepath.Join("..", "examples", "grpc", "bootstrap.json"))
+	require.NoError(t, err)
+	_, err = Parse("bootstrap.json", raw)
+	require.ErrorAs(t, err, &be)
+	assert.True(t, be.Client)
+	assert.Contains(t, err.Error(), "a gRPC xDS bootstrap")
+
+	// A resource with a field named like a bootstrap's is a resource.
+	rs, err := Parse("c.json", []byte(`{"@type": "`+protocol.TypeCluster+`", "name": "node", "connect_timeout": "1s"}`))
+	require.NoError(t, err)
+	assert.Len(t, rs, 1)
+}
