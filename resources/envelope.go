@@ -8,6 +8,7 @@ import (
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	yaml3 "go.yaml.in/yaml/v3"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // A file whose top level is one object without "@type" is not a resource: it is
@@ -39,12 +40,16 @@ func (e *BootstrapError) Error() string {
 		`to serve its listeners and clusters, write each as a resource with its "@type" (docs/config.md)`, fields)
 }
 
-// bootstrapFields are the top-level fields of an Envoy or gRPC bootstrap that no
-// resource has at its top level.
-var bootstrapFields = []string{"node", "static_resources", "dynamic_resources", "admin", "xds_servers", "layered_runtime", "cluster_manager"}
+// bootstrapFields returns the top-level fields of an Envoy or gRPC bootstrap
+// that no resource has at its top level.
+func bootstrapFields() []string {
+	return []string{"node", "static_resources", "dynamic_resources", "admin", "xds_servers", "layered_runtime", "cluster_manager"}
+}
 
-// discoveryResponse is the message a path config source's file holds.
-var discoveryResponse = (&discoveryv3.DiscoveryResponse{}).ProtoReflect().Descriptor()
+// discoveryResponse returns the message a path config source's file holds.
+func discoveryResponse() protoreflect.MessageDescriptor {
+	return (&discoveryv3.DiscoveryResponse{}).ProtoReflect().Descriptor()
+}
 
 // envelope looks at a file that is one object without "@type". For a
 // DiscoveryResponse it returns its resources, each with its place in the file
@@ -72,7 +77,7 @@ func envelope(it item, top *yaml3.Node) (items []item, typeURL string, err error
 		return []item{it}, "", nil
 	}
 	var boot BootstrapError
-	for _, f := range bootstrapFields {
+	for _, f := range bootstrapFields() {
 		if _, ok := has(f); ok {
 			boot.Fields = append(boot.Fields, f)
 			boot.Client = boot.Client || f == "dynamic_resources" || f == "xds_servers"
@@ -87,9 +92,9 @@ func envelope(it item, top *yaml3.Node) (items []item, typeURL string, err error
 	}
 	// A DiscoveryResponse: every field must be one of its own, as Envoy requires.
 	for _, e := range keys {
-		if fieldNamed(discoveryResponse, e.path[0]) == nil {
+		if fieldNamed(discoveryResponse(), e.path[0]) == nil {
 			msg := fmt.Sprintf("unknown field %q of a DiscoveryResponse (a file with version_info and resources)", e.path[0])
-			if s := suggestField(discoveryResponse, e.path[0]); s != "" {
+			if s := suggestField(discoveryResponse(), e.path[0]); s != "" {
 				msg += fmt.Sprintf(", did you mean %q?", s)
 			}
 			return nil, "", &placedError{path: e.path, msg: msg}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -79,41 +78,42 @@ func yamlItems(file string, data []byte) ([]item, *yaml3.Node, error) {
 	return items, top, nil
 }
 
-// yamlErrorLine matches the line the YAML parsers put in their errors.
-var yamlErrorLine = regexp.MustCompile(`yaml: line (\d+): `)
-
-// yamlParserProblems are the problems the YAML parser (rather than its
-// scanner) reports, whose line it counts from 0 (go.yaml.in/yaml/v3 reports
-// the line of the context of the problem, not the problem itself). The flow
-// ones are reported on the line of the bracket left open.
-var yamlParserProblems = map[string]bool{
-	"did not find expected ',' or '}'":        true,
-	"did not find expected ',' or ']'":        true,
-	"did not find expected key":               true,
-	"did not find expected '-' indicator":     true,
-	"did not find expected node content":      true,
-	"did not find expected <document start>":  true,
-	"did not find expected <stream-start>":    true,
-	"found undefined tag handle":              true,
-	"found duplicate %YAML directive":         true,
-	"found incompatible YAML document":        true,
-	"found duplicate %TAG directive":          true,
-	"did not find expected <document end>":    true,
-	"did not find expected block mapping key": true,
+// yamlParserProblem reports whether problem is one the YAML parser (rather
+// than its scanner) reports, whose line it counts from 0 (go.yaml.in/yaml/v3
+// reports the line of the context of the problem, the collection it is in, not
+// of the problem itself; or, when that is the first line, the problem's).
+func yamlParserProblem(problem string) bool {
+	switch problem {
+	case "did not find expected ',' or '}'",
+		"did not find expected ',' or ']'",
+		"did not find expected key",
+		"did not find expected '-' indicator",
+		"did not find expected node content",
+		"did not find expected <document start>",
+		"did not find expected <document end>",
+		"did not find expected <stream-start>",
+		"found undefined tag handle",
+		"found duplicate %YAML directive",
+		"found incompatible YAML document",
+		"found duplicate %TAG directive":
+		return true
+	}
+	return false
 }
 
 // yamlSyntaxError makes a YAML parser's error a LoadError at its line: and,
 // for a flow mapping or list left open, at the column of its bracket.
 func yamlSyntaxError(file string, data []byte, err error) *LoadError {
 	msg := err.Error()
-	m := yamlErrorLine.FindStringSubmatchIndex(msg)
-	if m == nil {
+	// "yaml: line 3: did not find expected key", possibly after a prefix.
+	_, rest, found := strings.Cut(msg, "yaml: line ")
+	digits, problem, _ := strings.Cut(rest, ": ")
+	line, convErr := strconv.Atoi(digits)
+	if !found || convErr != nil {
 		return &LoadError{File: file, Err: errors.New(strings.TrimPrefix(msg, "yaml: "))}
 	}
-	line, _ := strconv.Atoi(msg[m[2]:m[3]])
-	problem := msg[m[1]:]
 	le := &LoadError{File: file, Line: line, Err: errors.New(problem)}
-	if !yamlParserProblems[problem] {
+	if !yamlParserProblem(problem) {
 		return le
 	}
 	le.Line++

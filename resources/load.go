@@ -2,11 +2,13 @@ package resources
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -321,6 +323,10 @@ func decodeItem(it item, data []byte) (Resource, []*LoadError) {
 			les[i].Line, les[i].Column = locate(it, data, entries, path, false)
 		}
 	}
+	// In the order of the file, as a reader fixes them.
+	slices.SortStableFunc(les, func(a, b *LoadError) int {
+		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column))
+	})
 	return Resource{}, les
 }
 

@@ -216,9 +216,9 @@ func splitFieldPath(p string) []string {
 	return out
 }
 
-// protojsonPosition matches the position protojson puts in its errors, in the
+// jsonPosition matches the position protojson puts in its errors, in the
 // JSON text it read.
-var protojsonPosition = regexp.MustCompile(`\(line (\d+):(\d+)\): ?`)
+var jsonPosition = regexp.MustCompile(`\(line (\d+):(\d+)\): ?`)
 
 // offsetOf returns the byte offset of 1-based line and column (in runes, as
 // protojson counts) of js.
@@ -244,7 +244,7 @@ func offsetOf(js []byte, line, col int) int {
 // spaces, and the JSON position it had (line 0 when none).
 func cleanProtoError(err error) (msg string, line, col int) {
 	msg = strings.TrimSpace(strings.TrimPrefix(strings.ReplaceAll(err.Error(), "\u00a0", " "), "proto:"))
-	if m := protojsonPosition.FindStringSubmatchIndex(msg); m != nil {
+	if m := jsonPosition.FindStringSubmatchIndex(msg); m != nil {
 		line, _ = strconv.Atoi(msg[m[2]:m[3]])
 		col, _ = strconv.Atoi(msg[m[4]:m[5]])
 		before, after := strings.TrimSpace(msg[:m[0]]), msg[m[1]:]

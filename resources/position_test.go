@@ -109,7 +109,7 @@ func TestCleanProtoError(t *testing.T) {
 }
 
 func TestSuggestField(t *testing.T) {
-	md := discoveryResponse
+	md := discoveryResponse()
 	assert.Equal(t, "version_info", suggestField(md, "versio_info"))
 	assert.Equal(t, "typeUrl", suggestField(md, "typeURL"), "case does not count")
 	assert.Equal(t, "", suggestField(md, "listeners"))

@@ -100,8 +100,10 @@ func (v *validator) check(path string, msg protoreflect.Message) {
 }
 
 // walk visits the set message fields of msg in declaration order, so errors come out
-// in a stable order.
+// in a stable order, checking each message on the way for what Envoy refuses
+// beyond its protos' declared constraints (envoyCheck).
 func (v *validator) walk(path string, msg protoreflect.Message) {
+	v.envoyCheck(path, msg)
 	fields := msg.Descriptor().Fields()
 	for i := range fields.Len() {
 		fd := fields.Get(i)
