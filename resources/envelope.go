@@ -58,9 +58,9 @@ func discoveryResponse() protoreflect.MessageDescriptor {
 // item itself, as one resource, for anything else: decoding then says what is
 // wrong with it.
 func envelope(it item, top *yaml3.Node) (items []item, typeURL string, err error) {
-	entries := jsonEntries(it.json)
+	// The top-level fields only: a file of one large resource pays a scan.
 	var keys []jsonEntry
-	for _, e := range entries {
+	for _, e := range jsonEntriesTo(it.json, 1) {
 		if len(e.path) == 1 {
 			keys = append(keys, e)
 		}

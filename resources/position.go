@@ -30,13 +30,22 @@ type jsonEntry struct {
 
 // jsonEntries lists every value of js, a valid JSON text, with its path: object
 // keys by name, list elements by index ("0", "1", ...).
-func jsonEntries(js []byte) []jsonEntry {
+func jsonEntries(js []byte) []jsonEntry { return jsonEntriesTo(js, -1) }
+
+// jsonEntriesTo lists the values of js down to depth (the top is at depth 0),
+// or all of them when depth is negative. Deeper values are only skipped.
+func jsonEntriesTo(js []byte, depth int) []jsonEntry {
 	var out []jsonEntry
-	var value func(i int, path []string, keyOff int) int
-	value = func(i int, path []string, keyOff int) int {
+	var value func(i, d int, path []string, keyOff int) int
+	value = func(i, d int, path []string, keyOff int) int {
 		i = skipJSONSpace(js, i)
-		at := len(out)
-		out = append(out, jsonEntry{path: path, keyOff: keyOff, valOff: i})
+		record := depth < 0 || d <= depth
+		childRecorded := depth < 0 || d+1 <= depth
+		at := -1
+		if record {
+			at = len(out)
+			out = append(out, jsonEntry{path: path, keyOff: keyOff, valOff: i})
+		}
 		if i >= len(js) {
 			return i
 		}
@@ -55,13 +64,17 @@ func jsonEntries(js []byte) []jsonEntry {
 				}
 				kOff := i
 				end := skipJSONString(js, i)
-				var key string
-				_ = json.Unmarshal(js[kOff:end], &key)
+				var child []string
+				if childRecorded {
+					var key string
+					_ = json.Unmarshal(js[kOff:end], &key)
+					child = append(path[:len(path):len(path)], key)
+				}
 				i = skipJSONSpace(js, end)
 				if i < len(js) && js[i] == ':' {
 					i++
 				}
-				i = value(i, append(path[:len(path):len(path)], key), kOff)
+				i = value(i, d+1, child, kOff)
 			}
 		case '[':
 			i++
@@ -75,7 +88,11 @@ func jsonEntries(js []byte) []jsonEntry {
 					i++
 					continue
 				}
-				i = value(i, append(path[:len(path):len(path)], strconv.Itoa(n)), -1)
+				var child []string
+				if childRecorded {
+					child = append(path[:len(path):len(path)], strconv.Itoa(n))
+				}
+				i = value(i, d+1, child, -1)
 				n++
 			}
 		case '"':
@@ -85,10 +102,12 @@ func jsonEntries(js []byte) []jsonEntry {
 				i++
 			}
 		}
-		out[at].valEnd = min(i, len(js))
+		if at >= 0 {
+			out[at].valEnd = min(i, len(js))
+		}
 		return i
 	}
-	value(0, nil, -1)
+	value(0, 0, nil, -1)
 	return out
 }
 

@@ -187,3 +187,31 @@ admin: {address: {socket_address: {address: 127.0.0.1, port_value: 9901}}}
 	require.NoError(t, err)
 	assert.Len(t, rs, 1)
 }
+
+func TestSplitFieldPath(t *testing.T) {
+	assert.Equal(t, []string{"filter_chains", "0", "filters", "1", "typed_config", "stat_prefix"},
+		splitFieldPath("filter_chains[0].filters[1].typed_config.stat_prefix"))
+	assert.Equal(t, []string{"typed_extension_protocol_options", "envoy.extensions.upstreams.http.v3.HttpProtocolOptions", "common_http_protocol_options"},
+		splitFieldPath("typed_extension_protocol_options[envoy.extensions.upstreams.http.v3.HttpProtocolOptions].common_http_protocol_options"))
+	assert.Empty(t, splitFieldPath(""))
+}
+
+// jsonEntriesTo records the values down to a depth, and their places.
+func TestJSONEntries(t *testing.T) {
+	js := []byte(`{"a": [1, {"b\u0021": "x"}], "c": {"d": null}}`)
+	all := jsonEntries(js)
+	e, ok := jsonFind(all, []string{"a", "1", "b!"})
+	require.True(t, ok)
+	assert.Equal(t, `"x"`, string(js[e.valOff:e.valEnd]))
+	path, value, ok := jsonPathAt(all, e.keyOff)
+	assert.True(t, ok)
+	assert.False(t, value)
+	assert.Equal(t, []string{"a", "1", "b!"}, path)
+
+	_, ok = jsonFind(all, []string{"c", "e"})
+	assert.False(t, ok, "a missing field")
+
+	top := jsonEntriesTo(js, 1)
+	require.Len(t, top, 3, "the object and its two fields")
+	assert.Equal(t, `{"d": null}`, string(js[top[2].valOff:top[2].valEnd]))
+}
