@@ -79,11 +79,11 @@ func (e *LoadError) Error() string {
 	if collectValidationErrors(e.Err, &ves) {
 		lines := make([]string, len(ves))
 		for i, ve := range ves {
-			lines[i] = prefix + ve.detail()
+			lines[i] = prefix + plainSpaces(ve.detail())
 		}
 		return strings.Join(lines, "\n")
 	}
-	return prefix + e.Err.Error()
+	return prefix + plainSpaces(e.Err.Error())
 }
 
 // Unwrap returns the underlying error.

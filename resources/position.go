@@ -262,7 +262,7 @@ func offsetOf(js []byte, line, col int) int {
 // in instead of spaces (so that callers do not match on its messages) made plain
 // spaces, and the JSON position it had (line 0 when none).
 func cleanProtoError(err error) (msg string, line, col int) {
-	msg = strings.TrimSpace(strings.TrimPrefix(strings.ReplaceAll(err.Error(), "\u00a0", " "), "proto:"))
+	msg = strings.TrimSpace(strings.TrimPrefix(plainSpaces(err.Error()), "proto:"))
 	if m := jsonPosition.FindStringSubmatchIndex(msg); m != nil {
 		line, _ = strconv.Atoi(msg[m[2]:m[3]])
 		col, _ = strconv.Atoi(msg[m[4]:m[5]])
@@ -274,3 +274,8 @@ func cleanProtoError(err error) (msg string, line, col int) {
 	}
 	return msg, line, col
 }
+
+// plainSpaces replaces the non-breaking spaces the protobuf module puts in its
+// errors at random (so that callers do not match on its messages) with plain
+// spaces: a message printed with %q would show them as \u00a0.
+func plainSpaces(s string) string { return strings.ReplaceAll(s, "\u00a0", " ") }

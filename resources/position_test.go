@@ -106,6 +106,9 @@ func TestCleanProtoError(t *testing.T) {
 	assert.Equal(t, []int{3, 14}, []int{line, col})
 	msg, _, _ = cleanProtoError(errors.New("proto:\u00a0syntax error (line 1:2): unexpected\u00a0token"))
 	assert.Equal(t, "syntax error: unexpected token", msg)
+
+	le := &LoadError{File: "f.yaml", Line: 1, Err: errors.New("proto:\u00a0cannot parse invalid wire-format data")}
+	assert.Equal(t, "f.yaml:1: proto: cannot parse invalid wire-format data", le.Error())
 }
 
 func TestSuggestField(t *testing.T) {

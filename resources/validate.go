@@ -157,7 +157,7 @@ func (v *validator) visit(path string, msg protoreflect.Message) {
 		return
 	case err != nil:
 		v.errs = append(v.errs, &ValidationError{TypeURL: v.typeURL, Name: v.name, Field: path,
-			Reason: fmt.Sprintf("cannot decode %s: %v", a.GetTypeUrl(), err)})
+			Reason: plainSpaces(fmt.Sprintf("cannot decode %s: %v", a.GetTypeUrl(), err))})
 		return
 	}
 	v.check(path, inner.ProtoReflect())
