@@ -101,36 +101,130 @@ func yamlParserProblem(problem string) bool {
 	return false
 }
 
-// yamlSyntaxError makes a YAML parser's error a LoadError at its line: and,
-// for a flow mapping or list left open, at the column of its bracket.
+// yamlSyntaxError makes a YAML parser's error a LoadError at the line and,
+// where the problem tells, the column at fault. The parsers say only the line,
+// and not always the one at fault: go.yaml.in/yaml/v3 reports a parser error
+// on the line where the collection it is in starts, and v2 (which
+// sigs.k8s.io/yaml uses) on the line where the parser gave up; both count
+// those lines from 0. v2's line is the nearer to the fault but for a quote left
+// open, which v3 reports where it opens.
 func yamlSyntaxError(file string, data []byte, err error) *LoadError {
-	msg := err.Error()
-	// "yaml: line 3: did not find expected key", possibly after a prefix.
-	_, rest, found := strings.Cut(msg, "yaml: line ")
-	digits, problem, _ := strings.Cut(rest, ": ")
-	line, convErr := strconv.Atoi(digits)
-	if !found || convErr != nil {
-		return &LoadError{File: file, Err: errors.New(strings.TrimPrefix(msg, "yaml: "))}
+	line, problem, ok := yamlErrorLine(err)
+	if problem != "found unexpected end of stream" {
+		if _, err2 := yaml.YAMLToJSON(data); err2 != nil {
+			if l2, p2, ok2 := yamlErrorLine(err2); ok2 {
+				line, problem, ok = l2, p2, true
+			}
+		}
+	}
+	if !ok {
+		return &LoadError{File: file, Err: errors.New(strings.TrimPrefix(err.Error(), "yaml: "))}
 	}
 	le := &LoadError{File: file, Line: line, Err: errors.New(problem)}
-	if !yamlParserProblem(problem) {
+	if yamlParserProblem(problem) {
+		le.Line++
+	}
+	lines := bytes.Split(data, []byte("\n"))
+	if le.Line < 1 || le.Line > len(lines) {
 		return le
 	}
-	le.Line++
-	var open byte
+	text := lines[le.Line-1]
 	switch problem {
-	case "did not find expected ',' or '}'":
-		open = '{'
-	case "did not find expected ',' or ']'":
-		open = '['
-	default:
-		return le
-	}
-	if l, c := unclosed(data, le.Line, open); l > 0 {
-		le.Line, le.Column = l, c
-		le.Err = fmt.Errorf("%s: the %c opened here is not closed", problem, open)
+	case "did not find expected ',' or '}'", "did not find expected ',' or ']'":
+		open := byte('{')
+		if strings.HasSuffix(problem, "']'") {
+			open = '['
+		}
+		if l, c := unclosed(data, le.Line, open); l > 0 {
+			le.Line, le.Column = l, c
+			le.Err = fmt.Errorf("%s: the %c opened here is not closed", problem, open)
+		}
+	case "found unexpected end of stream":
+		if c := openQuote(text); c > 0 {
+			le.Column = c
+			le.Err = fmt.Errorf("%s: the quote opened here is not closed", problem)
+		}
+	case "did not find expected key", "did not find expected '-' indicator", "did not find expected node content":
+		// The parser met a token it did not expect where the line starts.
+		le.Column = firstNonSpace(text)
+	case "mapping values are not allowed in this context":
+		if i := bytes.Index(append(text[:len(text):len(text)], ' '), []byte(": ")); i >= 0 {
+			le.Column = utf8.RuneCount(text[:i]) + 1
+		}
+	case "found a tab character that violates indentation", "found character that cannot start any token":
+		if i := bytes.IndexByte(text, '\t'); i >= 0 && i < firstNonSpace(text)-1 || i == 0 {
+			le.Column = utf8.RuneCount(text[:i]) + 1
+			le.Err = fmt.Errorf("%s: YAML indents with spaces, not tabs", problem)
+		} else if i := bytes.IndexAny(text, "@`"); i >= 0 {
+			// Reserved indicators: a scalar starting with one must be quoted.
+			le.Column = utf8.RuneCount(text[:i]) + 1
+			le.Err = fmt.Errorf("%s: quote a value that starts with %c", problem, text[i])
+		}
 	}
 	return le
+}
+
+// yamlErrorLine reads the line and the problem of a YAML parser's error ("yaml:
+// line 3: did not find expected key", possibly after a prefix). The parsers
+// leave out the line when it is the first (line 0 to them), except for an
+// error in reading the bytes, which has no line.
+func yamlErrorLine(err error) (line int, problem string, ok bool) {
+	_, rest, found := strings.Cut(err.Error(), "yaml: ")
+	if !found {
+		return 0, "", false
+	}
+	if rest, found = strings.CutPrefix(rest, "line "); !found {
+		for _, p := range []string{"invalid ", "control characters", "incomplete ", "input error", "unknown problem"} {
+			if strings.HasPrefix(rest, p) {
+				return 0, "", false
+			}
+		}
+		return 1, rest, true
+	}
+	digits, problem, _ := strings.Cut(rest, ": ")
+	line, convErr := strconv.Atoi(digits)
+	return line, problem, convErr == nil
+}
+
+// firstNonSpace returns the 1-based column of the first character of line
+// that is neither a space nor a tab, 0 if none.
+func firstNonSpace(line []byte) int {
+	for i, c := range line {
+		if c != ' ' && c != '\t' {
+			return utf8.RuneCount(line[:i]) + 1
+		}
+	}
+	return 0
+}
+
+// openQuote returns the 1-based column of a quote the line opens and does not
+// close, 0 if none.
+func openQuote(line []byte) int {
+	var quote, prev byte
+	at := 0
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		scalarStart := prev == 0 || strings.IndexByte(":-[{,", prev) >= 0
+		if c != ' ' && c != '\t' {
+			prev = c
+		}
+		switch {
+		case quote != 0:
+			if c == '\\' && quote == '"' {
+				i++
+			} else if c == quote {
+				quote = 0
+			}
+		case (c == '"' || c == '\'') && scalarStart:
+			quote, at = c, i
+		case c == '#' && (i == 0 || line[i-1] == ' '):
+			return 0
+		}
+	}
+	if quote == 0 {
+		return 0
+	}
+	return utf8.RuneCount(line[:at]) + 1
 }
 
 // unclosed returns the 1-based line and column of the innermost bracket open

@@ -26,11 +26,25 @@ func TestParseYAMLSyntaxPosition(t *testing.T) {
 	le := loadErrors(t, err)[0]
 	assert.Equal(t, `c.yaml:3:20: did not find expected ',' or '}': the { opened here is not closed`, le.Error())
 
-	// A scanner error keeps the line the parser gives: it counts those from 1.
-	_, err = Parse("tab.yaml", []byte("a:\n\t- b\n"))
-	le = loadErrors(t, err)[0]
-	assert.Equal(t, 2, le.Line)
-	assert.NotContains(t, le.Error(), "yaml: line", "the position is given once, as file:line")
+	// The YAML parsers' lines are those of the context, or counted from 0, or
+	// left out on the first line: each is at the line and column at fault.
+	const cds = `- "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+  name: api
+- "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+  name: web
+`
+	for _, tc := range []struct{ data, want string }{
+		{cds + "  type: EDS\n  - name: x\n", `y.yaml:6:3: did not find expected key`},
+		{cds + " type: EDS\n", `y.yaml:5:2: did not find expected '-' indicator`},
+		{cds + "  type: EDS\n    lb_policy: RANDOM\n", `y.yaml:6:14: mapping values are not allowed in this context`},
+		{cds + "  type: \"EDS\n", `y.yaml:5:9: found unexpected end of stream: the quote opened here is not closed`},
+		{cds + "\ttype: EDS\n", `y.yaml:5:1: found a tab character that violates indentation: YAML indents with spaces, not tabs`},
+		{"name: @web\n", "y.yaml:1:7: found character that cannot start any token: quote a value that starts with @"},
+	} {
+		_, err := Parse("y.yaml", []byte(tc.data))
+		require.Error(t, err, tc.data)
+		assert.Equal(t, tc.want, err.Error(), tc.data)
+	}
 
 	// A quote inside a plain scalar does not hide a bracket from the search.
 	_, err = Parse("q.yaml", []byte("- description: it's\n  x: [1, 2\n- b: 3\n"))
