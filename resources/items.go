@@ -125,7 +125,9 @@ func yamlSyntaxError(file string, data []byte, err error) *LoadError {
 		le.Line++
 	}
 	lines := bytes.Split(data, []byte("\n"))
-	if le.Line < 1 || le.Line > len(lines) {
+	// The end of the file is a line after the last one to the parsers.
+	le.Line = min(le.Line, len(lines))
+	if le.Line < 1 {
 		return le
 	}
 	text := lines[le.Line-1]
