@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -270,11 +269,8 @@ func decodeItem(it item, data []byte) (Resource, []*LoadError) {
 			entries := jsonEntries(it.json)
 			if path, value, ok := jsonPathAt(entries, offsetOf(it.json, line, col)); ok {
 				le.Line, le.Column = locate(it, data, entries, path, value)
-				if name, ok := strings.CutPrefix(msg, "unknown field "); ok && len(path) > 0 {
-					name, _ = strconv.Unquote(name)
-					if s := suggestField(messageAt(it.json, entries, path[:len(path)-1]), name); s != "" {
-						msg += fmt.Sprintf(", did you mean %q?", s)
-					}
+				if s := suggest(msg, it.json, entries, path); s != "" {
+					msg += fmt.Sprintf(", did you mean %q?", s)
 				}
 			}
 		}

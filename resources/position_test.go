@@ -76,7 +76,21 @@ filter_chains:
 name: web
 type: EDX
 `,
-		want: `c.yaml:3:7: resource #1 (CDS "web"): invalid value for enum field type: "EDX"`,
+		want: `c.yaml:3:7: resource #1 (CDS "web"): invalid value for enum field type: "EDX", did you mean "EDS"?`,
+	}, {
+		file: "c.yaml",
+		data: `"@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+name: web
+lb_policy: most_requests
+`,
+		want: `c.yaml:3:12: resource #1 (CDS "web"): invalid value for enum field lbPolicy: "most_requests"`,
+	}, {
+		file: "c.yaml",
+		data: `"@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+name: web
+common_lb_config: {override_host_status: {statuses: [HEALTHY, UNHEALTY]}}
+`,
+		want: `c.yaml:3:63: resource #1 (CDS "web"): invalid value for enum field statuses: "UNHEALTY", did you mean "UNHEALTHY"?`,
 	}, {
 		file: "c.yaml",
 		data: `"@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
@@ -107,6 +121,10 @@ completely_unrelated: 1
 			`c.json:2:61: resource #1 (CDS "web"): lb_policy: value must be one of the defined enum values`,
 	}} {
 		_, err := Parse(tc.file, []byte(tc.data))
+		if tc.want == "" {
+			assert.NoError(t, err, tc.data)
+			continue
+		}
 		require.Error(t, err, tc.data)
 		assert.Equal(t, tc.want, err.Error(), tc.data)
 	}

@@ -2,6 +2,7 @@ package resources
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -67,23 +68,74 @@ func fieldNamed(md protoreflect.MessageDescriptor, key string) protoreflect.Fiel
 	return fields.ByJSONName(key)
 }
 
+// suggest returns what a field or value protojson refused (its error msg) at
+// path of a resource's JSON text was likely meant to be: the nearest field
+// name for an unknown field, the nearest value name for an unknown enum value;
+// "" when nothing is near enough.
+func suggest(msg string, js []byte, entries []jsonEntry, path []string) string {
+	if len(path) == 0 {
+		return ""
+	}
+	parent := messageAt(js, entries, path[:len(path)-1])
+	if name, ok := strings.CutPrefix(msg, "unknown field "); ok {
+		name, _ = strconv.Unquote(name)
+		return suggestField(parent, name)
+	}
+	// "invalid value for enum field lb_policy: "RANDUM"", the field of a list
+	// element one level up.
+	if _, value, ok := strings.Cut(msg, "invalid value for enum field "); ok {
+		_, value, _ = strings.Cut(value, ": ")
+		value, err := strconv.Unquote(value)
+		if err != nil {
+			return ""
+		}
+		var fd protoreflect.FieldDescriptor
+		if parent != nil {
+			fd = fieldNamed(parent, path[len(path)-1])
+		}
+		if fd == nil && len(path) > 1 {
+			if up := messageAt(js, entries, path[:len(path)-2]); up != nil {
+				fd = fieldNamed(up, path[len(path)-2])
+			}
+		}
+		if fd == nil || fd.Enum() == nil {
+			return ""
+		}
+		values := fd.Enum().Values()
+		var names []string
+		for i := range values.Len() {
+			names = append(names, string(values.Get(i).Name()))
+		}
+		return nearest(value, names)
+	}
+	return ""
+}
+
 // suggestField returns the field name of md nearest to the unknown name, or ""
 // when none is near enough to be a likely typo.
 func suggestField(md protoreflect.MessageDescriptor, name string) string {
 	if md == nil {
 		return ""
 	}
-	best, bestDist := "", 0
-	// A typo is a few edits: up to one in three characters, at most three.
-	limit := min(3, max(1, len(name)/3))
+	var names []string
 	fields := md.Fields()
 	for i := range fields.Len() {
 		fd := fields.Get(i)
-		for _, cand := range []string{string(fd.Name()), fd.JSONName()} {
-			d := editDistance(strings.ToLower(name), strings.ToLower(cand))
-			if d <= limit && (best == "" || d < bestDist) {
-				best, bestDist = cand, d
-			}
+		names = append(names, string(fd.Name()), fd.JSONName())
+	}
+	return nearest(name, names)
+}
+
+// nearest returns the candidate nearest to name by edit distance, case aside,
+// or "" when none is near enough to be a likely typo: up to one edit in three
+// characters, at most three.
+func nearest(name string, candidates []string) string {
+	best, bestDist := "", 0
+	limit := min(3, max(1, len(name)/3))
+	for _, cand := range candidates {
+		d := editDistance(strings.ToLower(name), strings.ToLower(cand))
+		if d <= limit && (best == "" || d < bestDist) {
+			best, bestDist = cand, d
 		}
 	}
 	return best
