@@ -22,8 +22,9 @@ type BootstrapError struct {
 	// Fields are the bootstrap fields found at the top level of the file.
 	Fields []string
 	// Client is set for a bootstrap that gets its configuration from a server
-	// (dynamic_resources, or a gRPC bootstrap's xds_servers): the bootstrap of a
-	// client of a server such as this one. A config directory skips it, so that it
+	// (dynamic_resources, a config source that names a server, or a gRPC
+	// bootstrap's xds_servers): the bootstrap of a client of a server such as
+	// this one. A config directory skips it, so that it
 	// can sit beside the resources it is served.
 	Client bool
 }
@@ -84,6 +85,14 @@ func envelope(it item, top *yaml3.Node) (items []item, typeURL string, err error
 		}
 	}
 	if len(boot.Fields) > 0 {
+		// A static listener may still fetch its routes from a server (an HTTP
+		// connection manager's rds.config_source): such a config source
+		// anywhere makes it a client's.
+		for _, e := range jsonEntries(it.json) {
+			if !boot.Client && len(e.path) > 1 && (sameField(e.path[len(e.path)-1], "api_config_source") || sameField(e.path[len(e.path)-1], "ads")) {
+				boot.Client = true
+			}
+		}
 		return nil, "", &boot
 	}
 	res, ok := has("resources")

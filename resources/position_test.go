@@ -203,6 +203,20 @@ admin: {address: {socket_address: {address: 127.0.0.1, port_value: 9901}}}
 	assert.Equal(t, []string{"static_resources", "admin"}, be.Fields)
 	assert.True(t, strings.HasPrefix(err.Error(), "envoy.yaml:1:1: an Envoy static config (top-level static_resources, admin), not resources"), err.Error())
 
+	// Static listeners whose routes come from a server: a client's.
+	_, err = Parse("envoy.yaml", []byte(`static_resources:
+  listeners:
+  - name: l
+    filter_chains:
+    - filters:
+      - name: hcm
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          rds: {route_config_name: r, config_source: {api_config_source: {api_type: GRPC}}}
+`))
+	require.ErrorAs(t, err, &be)
+	assert.True(t, be.Client)
+
 	raw, err := os.ReadFile(filepath.Join("..", "examples", "edge", "envoy.yaml"))
 	require.NoError(t, err)
 	_, err = Parse("envoy.yaml", raw)
