@@ -24,8 +24,8 @@ type BootstrapError struct {
 	// Client is set for a bootstrap that gets its configuration from a server
 	// (dynamic_resources, a config source that names a server, or a gRPC
 	// bootstrap's xds_servers): the bootstrap of a client of a server such as
-	// this one. A config directory skips it, so that it
-	// can sit beside the resources it is served.
+	// this one. A config directory skips it, so that it can sit beside the
+	// resources it is served.
 	Client bool
 }
 

@@ -31,7 +31,7 @@ type item struct {
 // yamlItems splits a YAML file into resources. sigs.k8s.io/yaml converts the YAML to
 // the JSON protojson reads; the file is parsed a second time into nodes only to
 // learn the line and column of each resource and field, which the conversion
-// forgets.
+// forgets. It returns the file's top node too (nil for an empty file).
 func yamlItems(file string, data []byte) ([]item, *yaml3.Node, error) {
 	dec := yaml3.NewDecoder(bytes.NewReader(data))
 	var doc yaml3.Node
