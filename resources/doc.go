@@ -15,10 +15,10 @@
 //     constraints Envoy's protos declare, as their generated ValidateAll methods
 //     check them, applied also to every Any payload nested in the resource, which
 //     ValidateAll does not enter; envoychecks.go adds what Envoy refuses beyond
-//     them (regexes RE2 does not compile, virtual hosts sharing a domain, an
-//     HTTP filter after the router). A client NACKs what breaks them, so it is
-//     cheaper to refuse such a resource at commit with a precise field path
-//     than to find it in a NACK from every client. A resource is validated once: Parse and Load
+//     them (regexes RE2 does not compile, virtual hosts sharing a name or a
+//     domain). A client NACKs what breaks them, so it is cheaper to refuse such
+//     a resource at commit with a precise field path than to find it in a NACK
+//     from every client. A resource is validated once: Parse and Load
 //     return Resources that say so (Resource.Validated), as Check does for a
 //     program that builds its own, and the store does not validate those again
 //     (store.SetResource); it validates the raw messages it is given, and only

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -24,16 +23,6 @@ func (v *validator) envoyCheck(path string, msg protoreflect.Message) {
 		v.checkRegex(path, m.GetRegex())
 	case *routev3.RouteConfiguration:
 		v.checkVirtualHosts(path, m)
-	case *hcmv3.HttpConnectionManager:
-		// The router is a terminal filter: Envoy refuses a filter chain in
-		// which another filter follows it ("must be the last filter").
-		filters := m.GetHttpFilters()
-		for i, f := range filters {
-			if i < len(filters)-1 && f.GetTypedConfig().GetTypeUrl() == routerTypeURL {
-				v.fail(joinPath(path, fmt.Sprintf("http_filters[%d]", i)),
-					fmt.Sprintf("the router (%q) must be the last HTTP filter: %q follows it", f.GetName(), filters[i+1].GetName()))
-			}
-		}
 	default:
 		if msg.Descriptor().FullName() == "xds.type.matcher.v3.RegexMatcher" {
 			if fd := msg.Descriptor().Fields().ByName("regex"); fd != nil {
@@ -42,9 +31,6 @@ func (v *validator) envoyCheck(path string, msg protoreflect.Message) {
 		}
 	}
 }
-
-// routerTypeURL is the type of the router HTTP filter's config.
-const routerTypeURL = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 
 // checkVirtualHosts refuses virtual hosts of one route configuration that share
 // a name, or a domain, as Envoy does ("Only unique values for domains are
