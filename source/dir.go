@@ -261,7 +261,11 @@ func (d *Dir) tryReload(confirm bool) (store.Result, error) {
 		outcome = Applied
 	}
 	sum := cfg.summary()
+	var wasRejected time.Time
 	d.update(func(s *Status) {
+		if len(s.Errors) > 0 {
+			wasRejected = s.LastRejected
+		}
 		s.Loaded = true
 		s.LastAttempt, s.LastApplied = now, now
 		s.Revision = d.st.View().Revision()
@@ -271,6 +275,11 @@ func (d *Dir) tryReload(confirm bool) (store.Result, error) {
 	})
 	if d.onReload != nil {
 		d.onReload(outcome, res)
+	}
+	if !wasRejected.IsZero() {
+		// The last reload was rejected, and its errors logged: say they are gone.
+		d.log.Info("config good again: the errors of the rejected reload are fixed", "dir", d.dir,
+			"rejected_at", wasRejected, "changed", outcome == Applied)
 	}
 	if outcome == Applied {
 		d.log.Info("config applied", "dir", d.dir, "revision", res.Revision, "files", cfg.files,
