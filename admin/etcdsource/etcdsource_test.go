@@ -83,7 +83,7 @@ func TestRefusedValues(t *testing.T) {
 	assert.Contains(t, body, "rejected  1 values since start")
 	code, body := get(t, a, "/debug/reload")
 	assert.Equal(t, http.StatusOK, code)
-	assert.True(t, strings.Contains(body, `"kind":"etcd"`) && strings.Contains(body, `"generation":"1"`), body)
+	assert.True(t, strings.Contains(body, `"kind": "etcd"`) && strings.Contains(body, `"generation": "1"`), body)
 	_, body = get(t, a, "/metrics")
 	assert.Contains(t, body, "\nleanxds_config_source_stale 0\n")
 }
