@@ -399,9 +399,21 @@ func (e *Etcd) listCommit(ctx context.Context, gen string, rev int64) (store.Res
 	var refused int
 	sets := map[string][]store.Change{}
 	invalid := map[string]refusedValue{}
+	// A key unchanged since the revision the store is equal to holds what the
+	// store holds: its entry is kept as is, without parsing the value again
+	// (a list again after a compaction or a reconnection parses only what
+	// changed).
+	same := gen == e.gen && e.listed && !e.keepRestored
 	for _, kv := range kvs {
 		key := string(kv.Key)
 		scope, typeURL, name, _, kerr := ParseEtcdResourceKey(e.prefix, gen, key)
+		if _, refused := e.invalid[key]; same && kerr == nil && kv.ModRevision <= e.rev && !refused {
+			if ent := view.Table(scope, typeURL).Get(name); ent != nil {
+				scopes[scope] = true
+				sets[scope] = append(sets[scope], store.SetEncoded(scope, typeURL, name, ent.Body))
+				continue
+			}
+		}
 		r, err := parseEtcdValue(key, typeURL, name, kv.Value, kerr)
 		if err != nil {
 			if prev, ok := e.invalid[key]; !ok || prev.modRev != kv.ModRevision {
