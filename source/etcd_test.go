@@ -369,11 +369,22 @@ func TestEtcdGenerationSwitch(t *testing.T) {
 	eventually(t, "a change of generation 2", func() bool { return len(names(st, "edge")) == 3 })
 	assert.Equal(t, []string{"b", "c", "d"}, names(st, "edge"))
 
+	// A route to a cluster the scope does not hold is served, with a warning,
+	// until the cluster comes.
+	put(t, cli, EtcdResourceKey(p, "2", "edge", protocol.TypeRoute, "r"),
+		`{"@type": "type.googleapis.com/envoy.config.route.v3.RouteConfiguration", "name": "r", "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "missing"}}]}]}`)
+	eventually(t, "the dangling reference warned about", func() bool { return len(e.Status().Warnings) == 1 })
+	assert.Contains(t, e.Status().Warnings[0], `scope "edge": RDS "r" refers to CDS "missing"`)
+	assert.NotNil(t, st.View().Table("edge", protocol.TypeRoute).Get("r"), "served")
+	put(t, cli, clusterKey(p, "2", "edge", "missing"), clusterValue("missing", "1s"))
+	eventually(t, "the warning gone", func() bool { return len(e.Status().Warnings) == 0 })
+
 	// current deleted: generation "0", nothing served.
 	_, err := cli.Delete(context.Background(), EtcdCurrentKey(p))
 	require.NoError(t, err)
 	eventually(t, "generation 0", func() bool { return e.Status().Generation == "0" })
 	assert.Empty(t, names(st, "edge"))
+	assert.Nil(t, st.View().Table("edge", protocol.TypeRoute).Get("r"))
 }
 
 // A snapshot restored at start is kept while etcd holds nothing for the
