@@ -87,9 +87,9 @@ type Etcd struct {
 	// syncing serialises lists and the application of events: what the store
 	// holds, gen and rev change together. It guards the fields below.
 	syncing sync.Mutex
-	// attempted is set once Load was tried; listed once content was listed
-	// (a list committed, or refused as empty over a restored snapshot).
-	attempted, listed bool
+	// listed is set once content was listed (a list committed, or refused as
+	// empty over a restored snapshot).
+	listed bool
 	// keepRestored: see KeepRestored.
 	keepRestored bool
 	// gen is the generation the store holds, and rev the etcd revision the
@@ -173,9 +173,6 @@ func (e *Etcd) Status() Status {
 // error is then the last failure). Values refused are not an error: they are
 // in Status, and the rest is committed.
 func (e *Etcd) Load(ctx context.Context) (store.Result, error) {
-	e.syncing.Lock()
-	e.attempted = true
-	e.syncing.Unlock()
 	wait := e.backoff[0]
 	for {
 		res, err := e.relist(ctx)
