@@ -7,9 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -413,17 +415,23 @@ func (e *Etcd) listCommit(ctx context.Context, gen string, rev int64) (store.Res
 	// (a list again after a compaction or a reconnection parses only what
 	// changed).
 	same := gen == e.gen && e.listed && !e.keepRestored
-	for _, kv := range kvs {
+	kept := make([]*store.Entry, len(kvs))
+	for i, kv := range kvs {
+		scope, typeURL, name, _, kerr := ParseEtcdResourceKey(e.prefix, gen, string(kv.Key))
+		if _, refused := e.invalid[string(kv.Key)]; same && kerr == nil && kv.ModRevision <= e.rev && !refused {
+			kept[i] = view.Table(scope, typeURL).Get(name)
+		}
+	}
+	parsed := parseValues(e.prefix, gen, kvs, kept)
+	for i, kv := range kvs {
 		key := string(kv.Key)
 		scope, typeURL, name, _, kerr := ParseEtcdResourceKey(e.prefix, gen, key)
-		if _, refused := e.invalid[key]; same && kerr == nil && kv.ModRevision <= e.rev && !refused {
-			if ent := view.Table(scope, typeURL).Get(name); ent != nil {
-				scopes[scope] = true
-				sets[scope] = append(sets[scope], store.SetEncoded(scope, typeURL, name, ent.Body))
-				continue
-			}
+		if ent := kept[i]; ent != nil {
+			scopes[scope] = true
+			sets[scope] = append(sets[scope], store.SetEncoded(scope, typeURL, name, ent.Body))
+			continue
 		}
-		r, err := parseEtcdValue(key, typeURL, name, kv.Value, kerr)
+		r, err := parsed[i].r, parsed[i].err
 		if err != nil {
 			if prev, ok := e.invalid[key]; !ok || prev.modRev != kv.ModRevision {
 				refused++
@@ -491,6 +499,40 @@ func (e *Etcd) checkDangling(scopes []string) {
 			e.dangling[scope] = lines
 		}
 	}
+}
+
+// parsedValue is a value parsed by parseValues.
+type parsedValue struct {
+	r   resources.Resource
+	err error
+}
+
+// parseValues parses the values of kvs, but for those whose entry is kept
+// (kept[i] not nil), on every CPU: listing many keys is mostly parsing them.
+func parseValues(prefix, gen string, kvs []*mvccpb.KeyValue, kept []*store.Entry) []parsedValue {
+	out := make([]parsedValue, len(kvs))
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	for range min(runtime.GOMAXPROCS(0), 1+len(kvs)/256) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(kvs) {
+					return
+				}
+				if kept[i] != nil {
+					continue
+				}
+				key := string(kvs[i].Key)
+				_, typeURL, name, _, kerr := ParseEtcdResourceKey(prefix, gen, key)
+				out[i].r, out[i].err = parseEtcdValue(key, typeURL, name, kvs[i].Value, kerr)
+			}
+		})
+	}
+	wg.Wait()
+	return out
 }
 
 // list reads every key under p at revision rev, a page at a time.
