@@ -138,8 +138,10 @@ type ApplyOptions struct {
 	StagingTTL time.Duration
 
 	// beforeWrite, if not nil, is called between the diff and the first
-	// write (tests force a concurrent writer there).
+	// write, and afterBatch after each txn that writes a new generation's
+	// keys (tests force a concurrent writer there).
 	beforeWrite func(context.Context)
+	afterBatch  func(ctx context.Context, txn int)
 }
 
 // ApplyMode is how ApplyEtcd writes a change.
@@ -423,6 +425,9 @@ func (w applyWrite) newGeneration(ctx context.Context, gen int64, batches [][]ap
 		}
 		if !r.Succeeded {
 			return fail(fmt.Errorf("apply: writing generation %d (txn %d of %d): %w", gen, i+1, len(batches), ErrApplyConflict))
+		}
+		if w.opts.afterBatch != nil {
+			w.opts.afterBatch(ctx, i+1)
 		}
 	}
 
