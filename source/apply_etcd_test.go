@@ -4,18 +4,17 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/leanxds/leanxds/internal/etcdtest"
 	"github.com/leanxds/leanxds/resources"
 )
 
@@ -23,20 +22,8 @@ import (
 // client and a prefix of the test's own, or skips the test without one.
 func applyEtcd(t testing.TB) (*clientv3.Client, string) {
 	t.Helper()
-	eps := os.Getenv("LEANXDS_TEST_ETCD_ENDPOINTS")
-	if eps == "" {
-		t.Skip("start etcd with: source .ci/etcd.sh")
-	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(eps, ","), DialTimeout: 5 * time.Second})
-	require.NoError(t, err)
-	t.Cleanup(func() { cli.Close() })
-	prefix := fmt.Sprintf("/test/%s/%x", t.Name(), rand.Uint64())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_, _ = cli.Delete(ctx, prefix+"/", clientv3.WithPrefix())
-	})
-	return cli, prefix
+	cli := etcdtest.Client(t)
+	return cli, etcdtest.Prefix(t, cli)
 }
 
 // etcdKV is a key's value and revisions, as a test compares them.
@@ -76,7 +63,7 @@ func apply(t testing.TB, cli *clientv3.Client, prefix, dir string, opts ApplyOpt
 	return res
 }
 
-const clusterKey = "default/envoy.config.cluster.v3.Cluster/"
+const applyClusterKey = "default/envoy.config.cluster.v3.Cluster/"
 
 func TestApplyEtcdInPlaceAndNoOp(t *testing.T) {
 	cli, prefix := applyEtcd(t)
@@ -121,7 +108,7 @@ func TestApplyEtcdInPlaceAndNoOp(t *testing.T) {
 	writeFile(t, dir, "edge/web.yaml", cluster("web", "5s"))
 	res = apply(t, cli, prefix, dir, ApplyOptions{})
 	assert.Equal(t, ApplyInPlace, res.Mode)
-	assert.Equal(t, []string{clusterKey + "c3"}, res.Added)
+	assert.Equal(t, []string{applyClusterKey + "c3"}, res.Added)
 	assert.Equal(t, []string{"edge/envoy.config.cluster.v3.Cluster/web"}, res.Changed)
 	assert.Empty(t, res.Deleted)
 	assert.Equal(t, 4, res.Unchanged)
@@ -130,7 +117,7 @@ func TestApplyEtcdInPlaceAndNoOp(t *testing.T) {
 	assert.Equal(t, dump["/current"], after["/current"], "current untouched")
 	for k, kv := range generationKeys(after, 1) {
 		switch k {
-		case clusterKey + "c3", "edge/envoy.config.cluster.v3.Cluster/web":
+		case applyClusterKey + "c3", "edge/envoy.config.cluster.v3.Cluster/web":
 			assert.Equal(t, res.Revision, kv.mod, k)
 		default:
 			assert.Equal(t, gen1[k], kv, k)
@@ -153,12 +140,12 @@ func TestApplyEtcdDeletes(t *testing.T) {
 	before := etcdDump(t, cli, prefix)
 	res := apply(t, cli, prefix, dir, ApplyOptions{})
 	assert.Equal(t, ApplyInPlace, res.Mode)
-	assert.Equal(t, []string{clusterKey + "c2", "edge/envoy.config.cluster.v3.Cluster/web"}, res.Deleted)
+	assert.Equal(t, []string{applyClusterKey + "c2", "edge/envoy.config.cluster.v3.Cluster/web"}, res.Deleted)
 	assert.Empty(t, res.Added)
 	assert.Empty(t, res.Changed)
 	after := etcdDump(t, cli, prefix)
-	assert.Equal(t, []string{clusterKey + "c0", clusterKey + "c1"}, sortedKeys(generationKeys(after, 1)))
-	assert.Equal(t, before["/gen/1/"+clusterKey+"c0"], after["/gen/1/"+clusterKey+"c0"])
+	assert.Equal(t, []string{applyClusterKey + "c0", applyClusterKey + "c1"}, sortedKeys(generationKeys(after, 1)))
+	assert.Equal(t, before["/gen/1/"+applyClusterKey+"c0"], after["/gen/1/"+applyClusterKey+"c0"])
 	assert.Contains(t, after["/applied"].value, "0 added, 0 changed, 2 deleted, 2 unchanged")
 }
 
@@ -375,7 +362,7 @@ func TestApplyEtcdStagingHeld(t *testing.T) {
 	defer cli.Revoke(ctx, lease.ID)
 	_, err = cli.Put(ctx, prefix+"/staging", `{"generation":2,"by":"someone"}`, clientv3.WithLease(lease.ID))
 	require.NoError(t, err)
-	_, err = cli.Put(ctx, prefix+"/gen/2/"+clusterKey+"half", `{}`)
+	_, err = cli.Put(ctx, prefix+"/gen/2/"+applyClusterKey+"half", `{}`)
 	require.NoError(t, err)
 	before := etcdDump(t, cli, prefix)
 
@@ -393,7 +380,7 @@ func TestApplyEtcdStagingHeld(t *testing.T) {
 	assert.Equal(t, int64(2), res.Generation)
 	gen2 := generationKeys(etcdDump(t, cli, prefix), 2)
 	assert.Len(t, gen2, 20)
-	assert.NotContains(t, gen2, clusterKey+"half")
+	assert.NotContains(t, gen2, applyClusterKey+"half")
 }
 
 // TestApplyEtcdHandEditConflicts: a key of the current generation written by
@@ -405,7 +392,7 @@ func TestApplyEtcdHandEditConflicts(t *testing.T) {
 	apply(t, cli, prefix, dir, ApplyOptions{})
 	writeFile(t, dir, "c.yaml", clusters(3, "2s"))
 	_, err := ApplyEtcd(context.Background(), cli, prefix, dir, ApplyOptions{beforeWrite: func(ctx context.Context) {
-		_, err := cli.Put(ctx, prefix+"/gen/1/"+clusterKey+"c9", `{}`)
+		_, err := cli.Put(ctx, prefix+"/gen/1/"+applyClusterKey+"c9", `{}`)
 		require.NoError(t, err)
 	}})
 	require.ErrorIs(t, err, ErrApplyConflict)
