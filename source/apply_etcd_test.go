@@ -16,6 +16,7 @@ import (
 
 	"github.com/leanxds/leanxds/internal/etcdtest"
 	"github.com/leanxds/leanxds/resources"
+	"github.com/leanxds/leanxds/store"
 )
 
 // applyEtcd connects to the test etcd cluster (.ci/etcd.sh) and returns a
@@ -402,3 +403,56 @@ func TestApplyEtcdHandEditConflicts(t *testing.T) {
 }
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
+
+// storeDigests returns the digest of every table of a store, by scope and
+// type: equal digests, equal versions to every client.
+func storeDigests(st *store.Store) map[string]string {
+	out := make(map[string]string)
+	v := st.View()
+	for _, scope := range v.Scopes() {
+		for typeURL, tb := range v.Tables(scope) {
+			if tb.Len() > 0 {
+				out[scope+" "+typeURL] = fmt.Sprintf("%d %x", tb.Len(), tb.Digest())
+			}
+		}
+	}
+	return out
+}
+
+// TestApplyEtcdServedAsTheDirectory: what apply writes, the etcd source
+// serves exactly as the directory source serves the directory (the same
+// resources, so the same versions), after an in-place change and after a new
+// generation too.
+func TestApplyEtcdServedAsTheDirectory(t *testing.T) {
+	cli, prefix := applyEtcd(t)
+	dir := t.TempDir()
+	writeFile(t, dir, "c.yaml", clusters(5, "1s"))
+	writeFile(t, dir, "edge/r.yaml", routes("main", "web"))
+	writeFile(t, dir, "edge/web.yaml", cluster("web", "1s"))
+	writeFile(t, dir, "edge/lb.yaml", `"@type": type.googleapis.com/envoy.service.discovery.v3.Resource
+name: xdstp://auth/envoy.config.endpoint.v3.LbEndpoint/pool/ep1
+resource:
+  "@type": type.googleapis.com/envoy.config.endpoint.v3.LbEndpoint
+  endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 9000}}}
+`)
+	check := func(what string) {
+		t.Helper()
+		fromDir, _ := newSource(t, dir)
+		_, err := fromDir.Load(context.Background())
+		require.NoError(t, err)
+		st := store.New()
+		_, err = NewEtcd(cli, prefix, st, EtcdOptions{}).Load(context.Background())
+		require.NoError(t, err)
+		want := storeDigests(fromDir.st)
+		assert.Len(t, want, 4, what) // scope x type
+		assert.Equal(t, want, storeDigests(st), what)
+	}
+	apply(t, cli, prefix, dir, ApplyOptions{})
+	check("first apply")
+	writeFile(t, dir, "edge/web.yaml", cluster("web", "4s"))
+	require.Equal(t, ApplyInPlace, apply(t, cli, prefix, dir, ApplyOptions{}).Mode)
+	check("in place")
+	writeFile(t, dir, "c.yaml", clusters(30, "2s"))
+	require.Equal(t, ApplyNewGeneration, apply(t, cli, prefix, dir, ApplyOptions{MaxTxnOps: 10}).Mode)
+	check("new generation")
+}
