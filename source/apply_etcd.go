@@ -222,13 +222,13 @@ func (e *InvalidDirError) Unwrap() error { return e.Err }
 // applyKeys are the keys of one prefix.
 type applyKeys struct{ prefix string }
 
-func (k applyKeys) current() string { return k.prefix + "/current" }
+func (k applyKeys) current() string { return EtcdCurrentKey(k.prefix) }
 func (k applyKeys) applied() string { return k.prefix + "/applied" }
 func (k applyKeys) staging() string { return k.prefix + "/staging" }
 
 // gen is the prefix of a generation's keys, with its trailing slash.
 func (k applyKeys) gen(g int64) string {
-	return k.prefix + "/gen/" + strconv.FormatInt(g, 10) + "/"
+	return EtcdGenPrefix(k.prefix, strconv.FormatInt(g, 10))
 }
 
 // applyState is what etcd holds under a prefix at one revision.
