@@ -456,3 +456,40 @@ resource:
 	require.Equal(t, ApplyNewGeneration, apply(t, cli, prefix, dir, ApplyOptions{MaxTxnOps: 10}).Mode)
 	check("new generation")
 }
+
+// secrets is a resource file listing n generic secrets s<from>... of size
+// bytes each, their content made of fill.
+func secrets(from, n, size int, fill string) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "- \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret\n  name: s%d\n  generic_secret:\n    secret: {inline_string: %s}\n",
+			from+i, strings.Repeat(fill, size))
+	}
+	return b.String()
+}
+
+// TestApplyEtcdWithinEtcdLimits: with etcd's default limits (those of the
+// test cluster), large values are split by bytes, and the largest txn apply
+// makes is one etcd accepts: what ApplyEtcd counts of a txn's size is not
+// less than what etcd does.
+func TestApplyEtcdWithinEtcdLimits(t *testing.T) {
+	cli, prefix := applyEtcd(t)
+	dir := t.TempDir()
+	const size = 40 * 1024
+	writeFile(t, dir, "s.yaml", secrets(0, 100, size, "a"))
+	res := apply(t, cli, prefix, dir, ApplyOptions{})
+	assert.Equal(t, ApplyNewGeneration, res.Mode)
+	assert.GreaterOrEqual(t, res.Txns, 2+3, "4 MB in txns of 1.5 MiB at most")
+
+	// 37 changed values of 40 KiB (1.52 MB) fit one txn, just: in place.
+	writeFile(t, dir, "s.yaml", secrets(0, 37, size, "b")+secrets(37, 63, size, "a"))
+	res = apply(t, cli, prefix, dir, ApplyOptions{})
+	assert.Equal(t, ApplyInPlace, res.Mode)
+	assert.Len(t, res.Changed, 37)
+	// 40 of them (1.6 MB) do not: a new generation.
+	writeFile(t, dir, "s.yaml", secrets(0, 40, size, "c")+secrets(40, 60, size, "a"))
+	res = apply(t, cli, prefix, dir, ApplyOptions{})
+	assert.Equal(t, ApplyNewGeneration, res.Mode)
+	assert.Len(t, res.Changed, 40)
+	assert.Len(t, generationKeys(etcdDump(t, cli, prefix), res.Generation), 100)
+}
