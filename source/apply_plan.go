@@ -3,10 +3,13 @@ package source
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -91,20 +94,42 @@ func encodeApplyValue(r resources.Resource) ([]byte, error) {
 }
 
 // applyEntries returns every resource of a directory as etcd would hold it,
-// sorted by key.
+// sorted by key. The resources are encoded on every CPU: at 100,000 resources
+// protojson is most of apply's own time.
 func applyEntries(cfg *configDir) ([]applyEntry, error) {
-	out := make([]applyEntry, 0, cfg.count(""))
+	type item struct {
+		scope string
+		r     placed
+	}
+	items := make([]item, 0, cfg.count(""))
 	for scope, rs := range cfg.scopes {
 		for _, r := range rs {
-			v, err := encodeApplyValue(r.Resource)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %s %q: encoding for etcd: %w", r.file, r.TypeURL, r.Name, err)
-			}
-			out = append(out, applyEntry{
-				key: applyKey(scope, r.TypeURL, r.Name), value: v,
-				typeURL: r.TypeURL, name: r.Name, body: r.Encoded(),
-			})
+			items = append(items, item{scope, r})
 		}
+	}
+	out := make([]applyEntry, len(items))
+	errs := make([]error, len(items))
+	workers := min(runtime.GOMAXPROCS(0), len(items)/256+1)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(items); i += workers {
+				it := items[i]
+				v, err := encodeApplyValue(it.r.Resource)
+				if err != nil {
+					errs[i] = fmt.Errorf("%s: %s %q: encoding for etcd: %w", it.r.file, it.r.TypeURL, it.r.Name, err)
+					continue
+				}
+				out[i] = applyEntry{
+					key: applyKey(it.scope, it.r.TypeURL, it.r.Name), value: v,
+					typeURL: it.r.TypeURL, name: it.r.Name, body: it.r.Encoded(),
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	slices.SortFunc(out, func(a, b applyEntry) int { return strings.Compare(a.key, b.key) })
 	return out, nil
