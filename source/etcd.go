@@ -63,7 +63,9 @@ type EtcdOptions struct {
 // It lists the current generation at one etcd revision and commits it whole,
 // then watches P/ from the next revision: all the events of one etcd revision
 // become one store.Commit, in revision order, so that every replica goes
-// through the same states. A change of P/current lists the new generation at
+// through the same states. References to resources a scope does not hold are
+// served, with a warning in Status, rather than refused: content written key by
+// key passes through such states (leanxds apply checks them before it writes). A change of P/current lists the new generation at
 // that revision and commits it whole. A value that is not a valid resource, or
 // does not match its key, is refused (logged, counted, in Status) and the
 // key's last good value stays served; the other keys are applied. When the
@@ -96,6 +98,10 @@ type Etcd struct {
 	rev int64
 	// invalid holds the keys of gen whose value is refused, and why.
 	invalid map[string]refusedValue
+	// dangling holds, per scope, the references its resources make to
+	// resources it does not hold (store.View.Dangling), as Status.Warnings
+	// lines: served, not refused (see Etcd).
+	dangling map[string][]string
 
 	mu     sync.Mutex
 	status Status
@@ -118,7 +124,7 @@ func NewEtcd(cli *clientv3.Client, prefix string, st *store.Store, opts EtcdOpti
 		cli: cli, prefix: prefix, st: st, log: opts.Logger, location: opts.Location,
 		probe: opts.ProbeInterval, timeout: opts.RequestTimeout,
 		backoff: [2]time.Duration{opts.MinBackoff, opts.MaxBackoff}, page: opts.ListPage,
-		onReload: opts.OnReload, gen: "0", invalid: map[string]refusedValue{},
+		onReload: opts.OnReload, gen: "0", invalid: map[string]refusedValue{}, dangling: map[string][]string{},
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -316,6 +322,7 @@ func (e *Etcd) applyRevision(ctx context.Context, rev int64, evs []*clientv3.Eve
 	var (
 		changes []store.Change
 		refused []string
+		touched = map[string]bool{}
 	)
 	for _, ev := range evs {
 		key := string(ev.Kv.Key)
@@ -327,6 +334,7 @@ func (e *Etcd) applyRevision(ctx context.Context, rev int64, evs []*clientv3.Eve
 			delete(e.invalid, key)
 			if kerr == nil {
 				changes = append(changes, store.Delete(scope, typeURL, name))
+				touched[scope] = true
 			}
 			continue
 		}
@@ -339,6 +347,7 @@ func (e *Etcd) applyRevision(ctx context.Context, rev int64, evs []*clientv3.Eve
 		}
 		delete(e.invalid, key)
 		changes = append(changes, store.SetResource(scope, r))
+		touched[scope] = true
 	}
 	res, err := e.st.Commit(changes...)
 	if err != nil {
@@ -348,6 +357,9 @@ func (e *Etcd) applyRevision(ctx context.Context, rev int64, evs []*clientv3.Eve
 		return fmt.Errorf("%w: %v", errListAgain, err)
 	}
 	e.rev = rev
+	if res.Changed() {
+		e.checkDangling(slices.Collect(maps.Keys(touched)))
+	}
 	e.applied(res, len(refused), nil)
 	return nil
 }
@@ -399,9 +411,21 @@ func (e *Etcd) listCommit(ctx context.Context, gen string, rev int64) (store.Res
 	var refused int
 	sets := map[string][]store.Change{}
 	invalid := map[string]refusedValue{}
+	// A key unchanged since the revision the store is equal to holds what the
+	// store holds: its entry is kept as is, without parsing the value again
+	// (a list again after a compaction or a reconnection parses only what
+	// changed).
+	same := gen == e.gen && e.listed && !e.keepRestored
 	for _, kv := range kvs {
 		key := string(kv.Key)
 		scope, typeURL, name, _, kerr := ParseEtcdResourceKey(e.prefix, gen, key)
+		if _, refused := e.invalid[key]; same && kerr == nil && kv.ModRevision <= e.rev && !refused {
+			if ent := view.Table(scope, typeURL).Get(name); ent != nil {
+				scopes[scope] = true
+				sets[scope] = append(sets[scope], store.SetEncoded(scope, typeURL, name, ent.Body))
+				continue
+			}
+		}
 		r, err := parseEtcdValue(key, typeURL, name, kv.Value, kerr)
 		if err != nil {
 			if prev, ok := e.invalid[key]; !ok || prev.modRev != kv.ModRevision {
@@ -445,8 +469,31 @@ func (e *Etcd) listCommit(ctx context.Context, gen string, rev int64) (store.Res
 		return res, err
 	}
 	e.gen, e.rev, e.invalid, e.listed, e.keepRestored = gen, rev, invalid, true, false
+	e.dangling = map[string][]string{}
+	e.checkDangling(e.st.View().Scopes())
 	e.applied(res, refused, kvs)
 	return res, nil
+}
+
+// checkDangling works out the dangling references of scopes, as the store
+// holds them now; they are warnings (Status.Warnings), logged when they
+// appear. Its cost is O(resources of each scope). Guarded by syncing.
+func (e *Etcd) checkDangling(scopes []string) {
+	view := e.st.View()
+	for _, scope := range scopes {
+		var lines []string
+		for _, d := range view.Dangling(scope) {
+			lines = append(lines, fmt.Sprintf("scope %q: %s", scope, d))
+		}
+		if len(lines) > len(e.dangling[scope]) {
+			e.log.Warn("dangling references: served, clients wait for what is missing", "scope", scope, "references", lines)
+		}
+		if len(lines) == 0 {
+			delete(e.dangling, scope)
+		} else {
+			e.dangling[scope] = lines
+		}
+	}
 }
 
 // list reads every key under p at revision rev, a page at a time.
@@ -533,9 +580,12 @@ func (e *Etcd) applied(res store.Result, refused int, kvs []*mvccpb.KeyValue) {
 		scopes[s] = n
 		total += n
 	}
-	var lines []string
+	var lines, warnings []string
 	for _, k := range slices.Sorted(maps.Keys(e.invalid)) {
 		lines = append(lines, e.invalid[k].line)
+	}
+	for _, scope := range slices.Sorted(maps.Keys(e.dangling)) {
+		warnings = append(warnings, e.dangling[scope]...)
 	}
 	e.update(func(s *Status) {
 		s.Loaded = true
@@ -544,7 +594,7 @@ func (e *Etcd) applied(res store.Result, refused int, kvs []*mvccpb.KeyValue) {
 		s.Generation, s.EtcdRevision = e.gen, e.rev
 		s.Files, s.Scopes = total+len(e.invalid), scopes
 		s.Rejected += refused
-		s.Errors = lines
+		s.Errors, s.Warnings = lines, warnings
 		if refused > 0 {
 			s.LastRejected = now
 		}

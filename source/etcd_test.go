@@ -80,6 +80,18 @@ func (l *commitLog) record(o Outcome, r store.Result) {
 	l.mu.Unlock()
 }
 
+func (l *commitLog) count(o Outcome) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, x := range l.outcomes {
+		if x == o {
+			n++
+		}
+	}
+	return n
+}
+
 func (l *commitLog) applied() []store.Result {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -279,13 +291,7 @@ func TestEtcdInvalidValueRefused(t *testing.T) {
 	s = e.Status()
 	assert.Equal(t, 6, s.Rejected)
 	assert.Len(t, s.Errors, 6)
-	rejected := 0
-	for _, o := range log.outcomes {
-		if o == Rejected {
-			rejected++
-		}
-	}
-	assert.Equal(t, 6, rejected, "each refused value is counted once")
+	assert.Equal(t, 6, log.count(Rejected), "each refused value is counted once")
 
 	// Fixed: applied, and no longer an error; deleting a refused key clears it.
 	put(t, cli, clusterKey(p, "1", "edge", "good"), clusterValue("good", "7s"))
@@ -363,11 +369,22 @@ func TestEtcdGenerationSwitch(t *testing.T) {
 	eventually(t, "a change of generation 2", func() bool { return len(names(st, "edge")) == 3 })
 	assert.Equal(t, []string{"b", "c", "d"}, names(st, "edge"))
 
+	// A route to a cluster the scope does not hold is served, with a warning,
+	// until the cluster comes.
+	put(t, cli, EtcdResourceKey(p, "2", "edge", protocol.TypeRoute, "r"),
+		`{"@type": "type.googleapis.com/envoy.config.route.v3.RouteConfiguration", "name": "r", "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "missing"}}]}]}`)
+	eventually(t, "the dangling reference warned about", func() bool { return len(e.Status().Warnings) == 1 })
+	assert.Contains(t, e.Status().Warnings[0], `scope "edge": RDS "r" refers to CDS "missing"`)
+	assert.NotNil(t, st.View().Table("edge", protocol.TypeRoute).Get("r"), "served")
+	put(t, cli, clusterKey(p, "2", "edge", "missing"), clusterValue("missing", "1s"))
+	eventually(t, "the warning gone", func() bool { return len(e.Status().Warnings) == 0 })
+
 	// current deleted: generation "0", nothing served.
 	_, err := cli.Delete(context.Background(), EtcdCurrentKey(p))
 	require.NoError(t, err)
 	eventually(t, "generation 0", func() bool { return e.Status().Generation == "0" })
 	assert.Empty(t, names(st, "edge"))
+	assert.Nil(t, st.View().Table("edge", protocol.TypeRoute).Get("r"))
 }
 
 // A snapshot restored at start is kept while etcd holds nothing for the
