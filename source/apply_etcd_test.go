@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -492,4 +493,59 @@ func TestApplyEtcdWithinEtcdLimits(t *testing.T) {
 	assert.Equal(t, ApplyNewGeneration, res.Mode)
 	assert.Len(t, res.Changed, 40)
 	assert.Len(t, generationKeys(etcdDump(t, cli, prefix), res.Generation), 100)
+}
+
+// TestApplyEtcdReplicaSeesAllOrNothing runs the etcd source (a replica)
+// while apply writes: a change written in place, and one written as a new
+// generation in many txns, each reach the replica's store as one commit, the
+// old content whole or the new whole, never a state in between.
+func TestApplyEtcdReplicaSeesAllOrNothing(t *testing.T) {
+	cli, prefix := applyEtcd(t)
+	v1, v2, v3 := t.TempDir(), t.TempDir(), t.TempDir()
+	writeFile(t, v1, "c.yaml", clusters(20, "1s"))
+	writeFile(t, v2, "c.yaml", clustersFrom(0, 3, "2s")+clustersFrom(3, 17, "1s")) // c0-c2 changed
+	for i := range 4 {
+		writeFile(t, v3, fmt.Sprintf("s%d/c.yaml", i), clusters(60, "3s"))
+	}
+	apply(t, cli, prefix, v1, ApplyOptions{})
+
+	digestsOf := func(dir string) map[string]string {
+		fromDir, _ := newSource(t, dir)
+		_, err := fromDir.Load(context.Background())
+		require.NoError(t, err)
+		return storeDigests(fromDir.st)
+	}
+	want := []map[string]string{digestsOf(v1), digestsOf(v2), digestsOf(v3)}
+
+	st := store.New()
+	var (
+		mu   sync.Mutex
+		seen []map[string]string
+	)
+	src := NewEtcd(cli, prefix, st, EtcdOptions{OnReload: func(o Outcome, _ store.Result) {
+		if o == Applied {
+			mu.Lock()
+			seen = append(seen, storeDigests(st)) // the source commits one at a time
+			mu.Unlock()
+		}
+	}})
+	runEtcd(t, src)
+	seenNow := func() []map[string]string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(seen)
+	}
+	eventuallyLong(t, "the first content", func() bool { return len(seenNow()) == 1 })
+
+	res := apply(t, cli, prefix, v2, ApplyOptions{})
+	require.Equal(t, ApplyInPlace, res.Mode)
+	require.Len(t, res.Changed, 3)
+	eventuallyLong(t, "the in-place change", func() bool { return len(seenNow()) == 2 })
+	res = apply(t, cli, prefix, v3, ApplyOptions{MaxTxnOps: 16})
+	require.Equal(t, ApplyNewGeneration, res.Mode)
+	require.Greater(t, res.Txns, 10)
+	eventuallyLong(t, "the new generation", func() bool { return len(seenNow()) >= 3 })
+
+	// Every state the replica went through is one of the three, in order.
+	assert.Equal(t, want, seenNow())
 }
