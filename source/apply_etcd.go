@@ -32,10 +32,12 @@ import (
 //     it in one guarded txn, and the old generation is deleted. A reader sees
 //     all of the old content or all of the new, whatever the size.
 //
-// A concurrent writer (another apply, a hand edit of the current generation)
-// makes the guarded txn fail: ApplyEtcd then returns an error wrapping
+// A concurrent writer (another apply, a key of the current generation put by
+// hand) makes the guarded txn fail: ApplyEtcd then returns an error wrapping
 // ErrApplyConflict and leaves etcd as it was (it deletes the generation it was
-// writing). Applying the same directory again writes nothing.
+// writing). A key deleted by hand is the one change the guard cannot see (a
+// compare over a key range sees only the keys still in it). Applying the same
+// directory again writes nothing.
 func ApplyEtcd(ctx context.Context, cli *clientv3.Client, prefix, dir string, opts ApplyOptions) (ApplyResult, error) {
 	prefix = strings.TrimSuffix(prefix, "/")
 	res := ApplyResult{Dir: dir, Prefix: prefix, DryRun: opts.DryRun}
