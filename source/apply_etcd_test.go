@@ -422,8 +422,9 @@ func storeDigests(st *store.Store) map[string]string {
 
 // TestApplyEtcdServedAsTheDirectory: what apply writes, the etcd source
 // serves exactly as the directory source serves the directory (the same
-// resources, so the same versions), after an in-place change and after a new
-// generation too.
+// resources, so the same versions: S3, D8, a client moving from a replica of
+// the directory to one of etcd holds what it would be sent), after an
+// in-place change and after a new generation too.
 func TestApplyEtcdServedAsTheDirectory(t *testing.T) {
 	cli, prefix := applyEtcd(t)
 	dir := t.TempDir()
