@@ -46,6 +46,11 @@
 // last good value stays served. A compaction makes it list again; while etcd
 // does not answer, the last good content is served and Status says so.
 //
+// ApplyEtcd (apply_etcd.go, apply_plan.go; leanxds apply) goes the other way:
+// it writes a config directory, checked as CheckDir checks it, to etcd in the
+// layout the etcd source reads, as one guarded txn when the change fits etcd's
+// limits and as a new generation made current in one txn when it does not.
+//
 // Nothing here is package-level mutable state: a Dir or an Etcd is a value its
 // owner makes and runs, and two of them in one process share nothing.
 package source
