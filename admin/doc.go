@@ -25,6 +25,11 @@
 //     callers on this host only (and, for CSDS, Options.CSDSVisible).
 //   - debug.go, page.go: /debug/clients and /debug/config, answered a page
 //     at a time within a byte budget (Options.MaxBytes, Options.MaxPage).
+//   - fleetstatus.go, fleetpage.go: fleet status, the nodes of every replica
+//     of a fleet (FleetNode, what a replica publishes of each node; Fleet,
+//     where they are read from: package admin/fleet, over etcd), shown on
+//     /debug/fleet a page at a time, each node judged current or not against
+//     what this replica would send it now.
 //   - csds.go, served.go, nodematch.go: CSDS, within a byte budget
 //     (Options.CSDSMaxBytes): what each subscribed resource's status is
 //     (ACKED, NACKED, REQUESTED, DOES_NOT_EXIST), from the stream status.
