@@ -79,6 +79,17 @@ func (n *FleetNode) Equal(o *FleetNode) bool {
 // type on two streams: a reconnection not yet noticed by the old one).
 func FleetNodes(replica string, v store.View, streams []stream.StreamStatus) map[string]*FleetNode {
 	out := make(map[string]*FleetNode, len(streams))
+	// The content versions of the scopes' tables, computed once a call.
+	contents := map[[2]string]string{}
+	content := func(scope, typeURL string) string {
+		k := [2]string{scope, typeURL}
+		c, ok := contents[k]
+		if !ok {
+			c = v.Table(scope, typeURL).Digest().Version()
+			contents[k] = c
+		}
+		return c
+	}
 	// Streams come ordered by ID, so the newest stream of a node comes last.
 	for _, s := range streams {
 		n := out[s.NodeID]
@@ -94,7 +105,7 @@ func FleetNodes(replica string, v store.View, streams []stream.StreamStatus) map
 			ft := FleetType{
 				ACKed: t.VersionACKed, Sent: t.VersionSent,
 				Wildcard: t.Wildcard && len(t.Names) == 0,
-				Content:  v.Table(s.Scope, t.TypeURL).Digest().Version(),
+				Content:  content(s.Scope, t.TypeURL),
 			}
 			if nk := t.LastNACK; nk != nil {
 				ft.NACK = &FleetNACK{Version: nk.RejectedVersion, Nonce: nk.Nonce, Error: nk.Message, At: nk.At}

@@ -6,6 +6,7 @@
 //	leanxds validate DIR...         check config directories offline
 //	leanxds dump --node ID          print what a node is served, through CSDS
 //	leanxds reload [--confirm]      reload a running server's directory now
+//	leanxds fleet                   list every node of a fleet of replicas
 //
 // Each subcommand's --help explains its flags; serve's flags can also be set by
 // LEANXDS_* environment variables.
@@ -31,6 +32,7 @@ Usage:
   leanxds validate DIR...              check config directories offline
   leanxds dump [--node ID] [flags]     print what a node is served (CSDS)
   leanxds reload [--confirm]           reload a running server's config directory now
+  leanxds fleet [flags]                list every node of a fleet of replicas, through one
   leanxds help [COMMAND]               explain a command and its flags
 
 Try it:
@@ -49,6 +51,7 @@ var commands = map[string]func(ctx context.Context, args []string, env lookupEnv
 	"validate": runValidate,
 	"dump":     runDump,
 	"reload":   runReload,
+	"fleet":    runFleet,
 }
 
 // run runs the command line args and returns the exit code.
