@@ -2,13 +2,10 @@ package fleet
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -19,36 +16,25 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/leanxds/leanxds/admin"
+	"github.com/leanxds/leanxds/internal/etcdtest"
 	"github.com/leanxds/leanxds/internal/xdstest"
 	"github.com/leanxds/leanxds/protocol"
 	"github.com/leanxds/leanxds/store"
 	"github.com/leanxds/leanxds/stream"
 )
 
-// etcdClient returns a client of the test cluster, closed when the test ends,
-// and a prefix of the test's own; it skips the test without a cluster.
+// etcdClient returns a client of the test cluster and a prefix of the test's
+// own; it skips the test without a cluster.
 func etcdClient(t testing.TB) (*clientv3.Client, string) {
 	t.Helper()
-	eps := os.Getenv("LEANXDS_TEST_ETCD_ENDPOINTS")
-	if eps == "" {
-		t.Skip("start etcd with: source .ci/etcd.sh")
-	}
-	cli := newClient(t, eps)
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	prefix := "/test/" + t.Name() + "/" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_, _ = cli.Delete(ctx, prefix+"/", clientv3.WithPrefix())
-	})
-	return cli, prefix
+	cli := etcdtest.Client(t)
+	return cli, etcdtest.Prefix(t, cli)
 }
 
 // newClient returns a client of endpoints, closed when the test ends.
-func newClient(t testing.TB, endpoints string) *clientv3.Client {
+func newClient(t testing.TB, endpoints []string) *clientv3.Client {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(endpoints, ","), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = cli.Close() })
 	return cli
@@ -208,7 +194,7 @@ func TestPublisherWritesChangesOnly(t *testing.T) {
 // stay.
 func TestDeadReplicaVanishesWithItsLease(t *testing.T) {
 	cli, prefix := etcdClient(t)
-	dying := newClient(t, os.Getenv("LEANXDS_TEST_ETCD_ENDPOINTS"))
+	dying := newClient(t, etcdtest.Endpoints(t))
 	s1, s2 := &fakeStreams{}, &fakeStreams{}
 	s1.set(synced("a", 2, "v1", "v1"))
 	s2.set(synced("b", 2, "v1", "v1"))
@@ -268,4 +254,40 @@ func TestReaderPages(t *testing.T) {
 		}
 	}
 	require.Equal(t, []string{"r1/a-00000", "r1/a-00001", "r1/a-00002", "r2/b-00000", "r2/b-00001"}, got)
+}
+
+// etcd unreachable for longer than the lease: the client gives the lease up,
+// and once etcd is back the publisher takes a new one, under which it writes
+// every node again, with what changed meanwhile.
+func TestPublisherOutlivesAnEtcdOutage(t *testing.T) {
+	cli, members := etcdtest.Disrupt(t)
+	prefix := etcdtest.Prefix(t, cli)
+	streams := &fakeStreams{}
+	streams.set(synced("envoy", 3, "v1", "v1"))
+	const ttl = 2 * time.Second
+	p, _ := startPublisher(t, cli, prefix, "r1", streams, Options{TTL: ttl, Interval: 50 * time.Millisecond})
+	eventually(t, 5*time.Second, func() bool { return len(published(t, cli, prefix, "r1")) == 3 }, "3 nodes published")
+
+	before, err := cli.Get(context.Background(), prefix+"/fleet/r1/envoy-00000")
+	require.NoError(t, err)
+	members.StopAll()
+	// Meanwhile a node leaves and one changes: written once etcd is back.
+	next := synced("envoy", 2, "v1", "v1")
+	next[1].Types[0].VersionACKed, next[1].Types[0].VersionSent = "v2", "v2"
+	streams.set(next)
+	time.Sleep(ttl + time.Second) // the outage to be survived: longer than the lease
+	members.StartAll()
+
+	eventually(t, 30*time.Second, func() bool {
+		nodes := published(t, cli, prefix, "r1")
+		return len(nodes) == 2 && nodes["envoy-00001"].Types["CDS"].ACKed == "v2"
+	}, "the nodes published again")
+	resp, err := cli.Get(context.Background(), prefix+"/fleet/r1/envoy-00000")
+	require.NoError(t, err)
+	require.NotZero(t, resp.Kvs[0].Lease)
+	require.NotEqual(t, before.Kvs[0].Lease, resp.Kvs[0].Lease, "a new lease")
+	ttlResp, err := cli.TimeToLive(context.Background(), clientv3.LeaseID(resp.Kvs[0].Lease))
+	require.NoError(t, err)
+	require.Positive(t, ttlResp.TTL, "under a live lease")
+	require.NotZero(t, p.Stats().Errors, "the outage is counted")
 }

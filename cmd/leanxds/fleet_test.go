@@ -3,11 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"net"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,7 +13,6 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -24,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/leanxds/leanxds/admin"
+	"github.com/leanxds/leanxds/internal/etcdtest"
 	"github.com/leanxds/leanxds/protocol"
 )
 
@@ -59,19 +56,9 @@ func noEnv(string) (string, bool) { return "", false }
 // replica killed with SIGKILL leaves the list when its lease expires; one
 // stopped with SIGTERM leaves it at once.
 func TestBinaryFleetStatus(t *testing.T) {
-	endpoints := os.Getenv("LEANXDS_TEST_ETCD_ENDPOINTS")
-	if endpoints == "" {
-		t.Skip("start etcd with: source .ci/etcd.sh")
-	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	prefix := "/test/" + t.Name() + "/" + hex.EncodeToString(b)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(endpoints, ","), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_, _ = cli.Delete(context.Background(), prefix+"/", clientv3.WithPrefix())
-		_ = cli.Close()
-	})
+	cli := etcdtest.Client(t)
+	prefix := etcdtest.Prefix(t, cli)
+	endpoints := strings.Join(etcdtest.Endpoints(t), ",")
 	dir := copyExample(t, "edge")
 	serve := func(id string) *proc {
 		return startServe(t, t.TempDir(), nil, "--config", dir, "--fleet-etcd", "etcd://"+endpoints+prefix,
