@@ -151,3 +151,34 @@ func TestMaxConnectionAge(t *testing.T) {
 	openCDS(t, ctx, cc, "envoy-1")
 	require.EqualValues(t, 2, dials.Load(), "served again on a new connection")
 }
+
+// Bad fleet and connection-age flags exit 2 with a message saying what is
+// wrong.
+func TestFleetUsageErrors(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve", "--config", "x", "--fleet-etcd", "http://127.0.0.1:2379"}, "--fleet-etcd"},
+		{[]string{"serve", "--config", "x", "--fleet-etcd", "etcd://127.0.0.1:2379", "--replica-id", "a/b"}, `--replica-id "a/b"`},
+		{[]string{"serve", "--config", "x", "--fleet-etcd", "etcd://127.0.0.1:2379", "--fleet-ttl", "1s", "--fleet-interval", "1s"}, "at least twice --fleet-interval"},
+		{[]string{"serve", "--config", "x", "--fleet-etcd", "etcd://127.0.0.1:2379", "--fleet-max-writes", "0"}, "must be positive"},
+		{[]string{"serve", "--config", "x", "--max-connection-age-grace", "1s"}, "--max-connection-age-grace needs --max-connection-age"},
+		{[]string{"serve", "--config", "x", "--max-connection-age", "-1s"}, "must not be negative"},
+		{[]string{"fleet", "--output", "csv"}, `--output "csv"`},
+		{[]string{"fleet", "extra"}, `unexpected argument "extra"`},
+	}
+	for _, c := range cases {
+		code, _, stderr := runArgs(t, nil, c.args...)
+		require.Equal(t, 2, code, c.args)
+		require.Contains(t, stderr, c.want, c.args)
+	}
+}
+
+// leanxds fleet against a server without fleet status says so.
+func TestFleetWithoutFleetStatus(t *testing.T) {
+	ts := startTestServer(t, copyExample(t, "edge"))
+	code, _, stderr := runArgs(t, nil, "fleet", "--admin", ts.admin.URL)
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "has no fleet status: it serves without --fleet-etcd")
+}

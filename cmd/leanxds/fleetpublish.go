@@ -5,16 +5,15 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"runtime/debug"
 	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/leanxds/leanxds/admin/fleet"
+	"github.com/leanxds/leanxds/source"
 	"github.com/leanxds/leanxds/store"
 	"github.com/leanxds/leanxds/stream"
 )
@@ -47,7 +46,8 @@ func defaultReplicaID() string {
 // addFleetFlags adds the flags of fleet status to fs.
 func (o *fleetOptions) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.etcd, "fleet-etcd", "", "publish the nodes connected to this replica, and read those of the others, in etcd: `etcd://h1:2379,h2:2379/prefix`\n"+
-		"(under prefix/fleet/ and prefix/replicas/, with a lease: see docs/etcd.md); /debug/fleet then lists the whole fleet")
+		"(under prefix/fleet/ and prefix/replicas/, with a lease: see docs/etcd.md); /debug/fleet then lists the whole fleet.\n"+
+		"Credentials come from LEANXDS_ETCD_USERNAME and LEANXDS_ETCD_PASSWORD")
 	fs.StringVar(&o.replicaID, "replica-id", defaultReplicaID(), "the `name` of this replica in the fleet status: unique among the replicas, without a slash")
 	fs.DurationVar(&o.ttl, "fleet-ttl", fleet.DefaultTTL, "lease of the fleet status: how long the nodes of a replica that died stay listed")
 	fs.DurationVar(&o.interval, "fleet-interval", fleet.DefaultInterval, "how often the fleet status of the connected nodes is polled, and what changed written")
@@ -66,29 +66,10 @@ func (o *fleetOptions) check() error {
 	case o.ttl < 2*o.interval:
 		return usageErrorf("serve: --fleet-ttl %s must be at least twice --fleet-interval %s", o.ttl, o.interval)
 	}
-	_, _, err := parseFleetEtcd(o.etcd)
-	return err
-}
-
-// parseFleetEtcd reads etcd://h1:2379,h2:2379/prefix into its endpoints and
-// its prefix (no trailing slash; "/leanxds" when absent).
-func parseFleetEtcd(s string) (endpoints []string, prefix string, err error) {
-	rest, ok := strings.CutPrefix(s, "etcd://")
-	if !ok {
-		return nil, "", usageErrorf("serve: --fleet-etcd %q: want etcd://host:port[,host:port...][/prefix]", s)
+	if _, err := source.ParseEtcdAddress(o.etcd); err != nil {
+		return usageErrorf("serve: --fleet-etcd: %v", err)
 	}
-	hosts, prefix, _ := strings.Cut(rest, "/")
-	prefix = "/" + strings.TrimRight(prefix, "/")
-	if prefix == "/" {
-		prefix = "/leanxds"
-	}
-	for h := range strings.SplitSeq(hosts, ",") {
-		if _, _, err := net.SplitHostPort(h); err != nil {
-			return nil, "", usageErrorf("serve: --fleet-etcd %q: endpoint %q: want host:port", s, h)
-		}
-		endpoints = append(endpoints, h)
-	}
-	return endpoints, prefix, nil
+	return nil
 }
 
 // fleetStatus is serve's fleet status: the etcd client, the publisher of this
@@ -100,22 +81,29 @@ type fleetStatus struct {
 	reader    *fleet.Reader
 }
 
-// newFleetStatus connects to the etcd of --fleet-etcd; nil without it. The
+// newFleetStatus connects to the etcd of --fleet-etcd, with the credentials
+// of LEANXDS_ETCD_USERNAME and LEANXDS_ETCD_PASSWORD; nil without it. The
 // client connects lazily: an unreachable etcd delays the fleet status, never
 // serving.
 func newFleetStatus(o *fleetOptions, st *store.Store, xds *stream.Server, addr string, log *slog.Logger) (*fleetStatus, error) {
 	if o.etcd == "" {
 		return nil, nil
 	}
-	endpoints, prefix, err := parseFleetEtcd(o.etcd)
+	a, err := source.ParseEtcdAddress(o.etcd)
 	if err != nil {
-		return nil, err
+		return nil, usageErrorf("serve: --fleet-etcd: %v", err)
 	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second,
-		DialKeepAliveTime: 5 * time.Second, DialKeepAliveTimeout: 3 * time.Second, Logger: zap.NewNop()})
+	var copts source.EtcdClientOptions
+	copts.Username, copts.Password = source.EtcdCredentialsFromEnv(os.Getenv)
+	cfg, err := source.EtcdConfig(a, copts)
 	if err != nil {
 		return nil, fmt.Errorf("--fleet-etcd: %w", err)
 	}
+	cli, err := clientv3.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("--fleet-etcd: %w", err)
+	}
+	prefix := a.Prefix
 	p, err := fleet.NewPublisher(cli, prefix, o.replicaID, xds, fleet.Options{
 		Store: st, TTL: o.ttl, Interval: o.interval, MaxWritesPerSecond: o.maxWritesPS,
 		Addr: addr, Version: buildVersion(), Logger: log,
