@@ -31,4 +31,5 @@
 //   - plan.go: what one poll writes: the diff, the rotation, the batches.
 //   - rate.go: the write rate bound.
 //   - reader.go: Reader.
+//   - metrics.go: the publisher's Prometheus metrics (leanxds_fleet_*).
 package fleet

@@ -97,6 +97,7 @@ type Publisher struct {
 	opts    Options
 	log     *slog.Logger
 	started time.Time
+	descs   metricDescs
 
 	// written is what etcd holds of this replica's nodes, by node ID; cursor
 	// the last node the previous poll wrote (see rotate); rate the write
@@ -130,7 +131,7 @@ func NewPublisher(cli *clientv3.Client, prefix, id string, streams Streams, o Op
 		o.Logger = slog.Default()
 	}
 	return &Publisher{cli: cli, prefix: prefix, id: id, streams: streams, opts: o,
-		log: o.Logger.With("replica", id)}, nil
+		log: o.Logger.With("replica", id), descs: newMetricDescs()}, nil
 }
 
 func orDefault[T int | time.Duration](v, def T) T {

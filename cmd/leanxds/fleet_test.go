@@ -84,6 +84,11 @@ func TestBinaryFleetStatus(t *testing.T) {
 	require.Contains(t, table.String(), "2 replicas, 2 nodes (2 listed, 2 of them current)")
 	require.Regexp(t, `(?m)^r2\s+envoy-2\s+default\s+yes\s+-$`, table.String())
 
+	// The publisher's metrics.
+	require.Equal(t, 1.0, metric(t, r1.admin, "leanxds_fleet_nodes"))
+	require.GreaterOrEqual(t, metric(t, r1.admin, `leanxds_fleet_keys_written_total{op="put"}`), 1.0)
+	require.Equal(t, 0.0, metric(t, r1.admin, "leanxds_fleet_changes_pending"))
+
 	// SIGKILL: nothing revokes the lease; the nodes go when it expires.
 	killed := time.Now()
 	require.NoError(t, r2.cmd.Process.Kill())

@@ -139,6 +139,7 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 	}
 	if s.fleet != nil {
 		aopts.Fleet = s.fleet.reader
+		s.metrics.Registry().MustRegister(s.fleet.publisher)
 	}
 	s.admin = admin.New(aopts)
 
