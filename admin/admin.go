@@ -230,14 +230,21 @@ endpoints
 // was last applied, then (through snapshot, between the two as ever) the
 // snapshot, then the warnings.
 func sourceLines(b *strings.Builder, st SourceStatus, snapshot func(*strings.Builder)) {
-	fmt.Fprintf(b, "config    %s\n", st.Dir)
+	fmt.Fprintf(b, "config    %s\n", st.location())
+	if st.isEtcd() {
+		fmt.Fprintf(b, "etcd      generation %q at etcd revision %d\n", st.Generation, st.EtcdRevision)
+	}
 	if st.Loaded {
 		total := 0
 		for _, n := range st.Scopes {
 			total += n
 		}
-		fmt.Fprintf(b, "applied   %s (revision %d): %d resources from %d files\n",
-			st.LastApplied.Format(time.RFC3339), st.Revision, total, st.Files)
+		unit := "files"
+		if st.isEtcd() {
+			unit = "keys"
+		}
+		fmt.Fprintf(b, "applied   %s (revision %d): %d resources from %d %s\n",
+			st.LastApplied.Format(time.RFC3339), st.Revision, total, st.Files, unit)
 		scopes := make([]string, 0, len(st.Scopes))
 		for sc := range st.Scopes {
 			scopes = append(scopes, sc)
@@ -249,14 +256,24 @@ func sourceLines(b *strings.Builder, st SourceStatus, snapshot func(*strings.Bui
 	} else {
 		fmt.Fprintf(b, "applied   never\n")
 	}
-	if len(st.Errors) > 0 {
+	if len(st.Errors) > 0 && st.isEtcd() {
+		fmt.Fprintf(b, "\nREFUSED   %d keys (last at %s); the last good value of each is still served, the other keys are applied:\n",
+			len(st.Errors), st.LastRejected.Format(time.RFC3339))
+		for _, e := range st.Errors {
+			fmt.Fprintf(b, "  %s\n", e)
+		}
+	} else if len(st.Errors) > 0 {
 		fmt.Fprintf(b, "\nLAST RELOAD REJECTED at %s; the last good config is still served:\n",
 			st.LastRejected.Format(time.RFC3339))
 		for _, e := range st.Errors {
 			fmt.Fprintf(b, "  %s\n", e)
 		}
 	}
-	fmt.Fprintf(b, "rejected  %d reloads since start\n", st.Rejected)
+	if st.isEtcd() {
+		fmt.Fprintf(b, "rejected  %d values since start\n", st.Rejected)
+	} else {
+		fmt.Fprintf(b, "rejected  %d reloads since start\n", st.Rejected)
+	}
 	sourceNotes(b, st)
 	snapshot(b)
 	if len(st.Warnings) > 0 {

@@ -80,6 +80,18 @@ func (l *commitLog) record(o Outcome, r store.Result) {
 	l.mu.Unlock()
 }
 
+func (l *commitLog) count(o Outcome) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, x := range l.outcomes {
+		if x == o {
+			n++
+		}
+	}
+	return n
+}
+
 func (l *commitLog) applied() []store.Result {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -279,13 +291,7 @@ func TestEtcdInvalidValueRefused(t *testing.T) {
 	s = e.Status()
 	assert.Equal(t, 6, s.Rejected)
 	assert.Len(t, s.Errors, 6)
-	rejected := 0
-	for _, o := range log.outcomes {
-		if o == Rejected {
-			rejected++
-		}
-	}
-	assert.Equal(t, 6, rejected, "each refused value is counted once")
+	assert.Equal(t, 6, log.count(Rejected), "each refused value is counted once")
 
 	// Fixed: applied, and no longer an error; deleting a refused key clears it.
 	put(t, cli, clusterKey(p, "1", "edge", "good"), clusterValue("good", "7s"))

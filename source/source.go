@@ -61,7 +61,7 @@ type Status struct {
 	// or the etcd:// address.
 	Location string `json:"location"`
 	// Dir is the config directory's path; empty for another kind of source.
-	Dir string `json:"dir,omitempty"`
+	Dir string `json:"dir"`
 	// Generation and EtcdRevision are, for etcd, the generation served and
 	// the etcd revision the store is equal to.
 	Generation   string `json:"generation,omitempty"`

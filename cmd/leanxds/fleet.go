@@ -24,10 +24,10 @@ import (
 // etcd's credentials also allow writing the config.
 
 const fleetAbout = `
-List every node of a fleet of replicas (serve --fleet-etcd), through the admin
-server of any of them: which replica serves each node, its scope, and whether it
-is current, that is holds, for every type it asked for, what the replica asked
-would send it now. Types it does not hold are listed as BEHIND, and a
+List every node of a fleet of replicas (serve --source etcd://, or --fleet-etcd),
+through the admin server of any of them: which replica serves each node, its
+scope, and whether it is current, that is holds, for every type it asked for,
+what the replica asked would send it now. Types it does not hold are listed as BEHIND, and a
 rejection of the newest version sent (a NACK) with its error.
 
 A dead replica's nodes are listed until its lease expires (serve --fleet-ttl).
@@ -121,7 +121,7 @@ func (o *fleetCmdOptions) get(ctx context.Context, url string) (admin.FleetPage,
 		return page, fmt.Errorf("fleet: %w", err)
 	}
 	if resp.StatusCode == http.StatusNotFound {
-		return page, fmt.Errorf("fleet: %s has no fleet status: it serves without --fleet-etcd", o.admin)
+		return page, fmt.Errorf("fleet: %s has no fleet status: it serves without --source etcd:// or --fleet-etcd", o.admin)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return page, fmt.Errorf("fleet: %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))

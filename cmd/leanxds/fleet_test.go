@@ -170,6 +170,8 @@ func TestFleetUsageErrors(t *testing.T) {
 		{[]string{"serve", "--config", "x", "--fleet-etcd", "etcd://127.0.0.1:2379", "--fleet-max-writes", "0"}, "must be positive"},
 		{[]string{"serve", "--config", "x", "--max-connection-age-grace", "1s"}, "--max-connection-age-grace needs --max-connection-age"},
 		{[]string{"serve", "--config", "x", "--max-connection-age", "-1s"}, "must not be negative"},
+		{[]string{"serve", "--config", "x", "--fleet-etcd", "etcd://127.0.0.1:2379", "--no-fleet"}, "--no-fleet and --fleet-etcd are exclusive"},
+		{[]string{"serve", "--source", "etcd://127.0.0.1:2379", "--replica-id", ""}, `--replica-id ""`},
 		{[]string{"fleet", "--output", "csv"}, `--output "csv"`},
 		{[]string{"fleet", "extra"}, `unexpected argument "extra"`},
 	}
@@ -185,5 +187,30 @@ func TestFleetWithoutFleetStatus(t *testing.T) {
 	ts := startTestServer(t, copyExample(t, "edge"))
 	code, _, stderr := runArgs(t, nil, "fleet", "--admin", ts.admin.URL)
 	require.Equal(t, 1, code)
-	require.Contains(t, stderr, "has no fleet status: it serves without --fleet-etcd")
+	require.Contains(t, stderr, "has no fleet status: it serves without --source etcd:// or --fleet-etcd")
+}
+
+// serve --source etcd:// publishes fleet status under the source's prefix,
+// with the source's client, unless --no-fleet.
+func TestBinaryFleetStatusWithEtcdSource(t *testing.T) {
+	cli := etcdtest.Client(t)
+	prefix := etcdtest.Prefix(t, cli)
+	src := "etcd://" + strings.Join(etcdtest.Endpoints(t), ",") + prefix
+	r := startServe(t, t.TempDir(), nil, "--source", src, "--replica-id", "r1", "--fleet-interval", "100ms")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	openCDS(t, ctx, dialInsecure(t, r.xds), "envoy-1")
+	var nodes []admin.FleetPageNode
+	eventually(t, "the node in the fleet", func() bool {
+		nodes = fleetJSON(t, r.admin)
+		return len(nodes) == 1 && nodes[0].Current
+	})
+	require.Equal(t, "r1", nodes[0].Replica)
+	resp, err := cli.Get(context.Background(), prefix+"/fleet/r1/envoy-1")
+	require.NoError(t, err)
+	require.Len(t, resp.Kvs, 1)
+
+	off := startServe(t, t.TempDir(), nil, "--source", src, "--no-fleet")
+	code, _ := get(t, off.admin, "/debug/fleet")
+	require.Equal(t, 404, code)
 }
