@@ -14,9 +14,10 @@
 // The package reads what it shows through small interfaces, never a server
 // of its own: Streams (a *stream.Server: the status each stream publishes,
 // read without locking the streams), Source (how the config was last applied:
-// a config directory, ...), Reloader (POST /reload), and Snapshot (the
-// snapshot package persist keeps of the store). The store is read through
-// views, which take no lock.
+// a config directory, ...), Reloader (POST /reload), Snapshot (the
+// snapshot package persist keeps of the store), and Fleet (the status every
+// replica of a fleet publishes: package admin/fleet reads it from etcd). The
+// store is read through views, which take no lock.
 //
 // The parts:
 //

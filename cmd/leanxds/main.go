@@ -32,7 +32,7 @@ Usage:
   leanxds validate DIR...              check config directories offline
   leanxds dump [--node ID] [flags]     print what a node is served (CSDS)
   leanxds reload [--confirm]           reload a running server's config directory now
-  leanxds fleet [flags]                list every node of a fleet of replicas, through one
+  leanxds fleet [flags]                list every node of a fleet of replicas (/debug/fleet)
   leanxds help [COMMAND]               explain a command and its flags
 
 Try it:
