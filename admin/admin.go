@@ -82,6 +82,9 @@ type Options struct {
 	// CSDSMaxBytes bounds the encoded size of each CSDS response
 	// (DefaultCSDSMaxBytes).
 	CSDSMaxBytes int
+	// Fleet, if not nil, is the status every replica of the fleet publishes,
+	// shown on /debug/fleet (package admin/fleet reads it from etcd).
+	Fleet Fleet
 }
 
 // Admin is the admin HTTP handler and the CSDS service of one xDS server.
@@ -170,6 +173,9 @@ func (a *Admin) routes() *http.ServeMux {
 			writeJSON(w, http.StatusOK, a.opts.Source.SourceStatus())
 		})))
 	}
+	if a.opts.Fleet != nil {
+		mux.Handle("GET /debug/fleet", requireAdmin(a.token, http.HandlerFunc(a.handleFleet)))
+	}
 	if a.opts.Reloader != nil {
 		mux.Handle("POST /reload", requireAdmin(a.token, http.NewCrossOriginProtection().Handler(http.HandlerFunc(a.handleReload))))
 	}
@@ -209,6 +215,9 @@ endpoints
 `)
 	if a.opts.Source != nil {
 		fmt.Fprintf(&b, "  /debug/reload               the state above, as JSON\n")
+	}
+	if a.opts.Fleet != nil {
+		fmt.Fprintf(&b, "  /debug/fleet                every node of every replica: which replica serves it, and whether it is current\n")
 	}
 	fmt.Fprintf(&b, "  (/debug/clients and /debug/config answer a page at a time: &offset=N&limit=M; \"next\" is the next page)\n")
 	if a.opts.Reloader != nil {

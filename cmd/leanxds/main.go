@@ -7,6 +7,7 @@
 //	leanxds dump --node ID          print what a node is served, through CSDS
 //	leanxds reload [--confirm]      reload a running server's directory now
 //	leanxds apply DIR --to etcd://  write a config directory to etcd, atomically
+//	leanxds fleet                   list every node of a fleet of replicas
 //
 // Each subcommand's --help explains its flags; serve's flags can also be set by
 // LEANXDS_* environment variables.
@@ -33,6 +34,7 @@ Usage:
   leanxds dump [--node ID] [flags]     print what a node is served (CSDS)
   leanxds reload [--confirm]           reload a running server's config directory now
   leanxds apply DIR --to etcd://H:P/PREFIX   write a config directory to etcd (docs/etcd.md)
+  leanxds fleet [flags]                list every node of a fleet of replicas (/debug/fleet)
   leanxds help [COMMAND]               explain a command and its flags
 
 Try it:
@@ -52,6 +54,7 @@ var commands = map[string]func(ctx context.Context, args []string, env lookupEnv
 	"dump":     runDump,
 	"reload":   runReload,
 	"apply":    runApply,
+	"fleet":    runFleet,
 }
 
 // run runs the command line args and returns the exit code.

@@ -83,6 +83,9 @@ type server struct {
 	snapshot atomic.Pointer[persist.Info]
 	// ready is set once a config is in the store (/readyz).
 	ready atomic.Bool
+	// fleet publishes the fleet status (--source etcd://, --fleet-etcd); nil
+	// without it.
+	fleet *fleetStatus
 }
 
 func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server, error) {
@@ -155,6 +158,9 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 		csdsVisible = csdsVisibility(o.nodeIdentity, splitList(o.csdsReaders))
 	}
 	s.xds = stream.New(s.st, xopts)
+	if s.fleet, err = newFleetStatus(o, s.etcdCli, s.st, s.xds, log); err != nil {
+		return nil, err
+	}
 	aopts := admin.Options{
 		Store: s.st, Streams: s.xds, Metrics: s.metrics,
 		Source: adminSrc, Reloader: reloader,
@@ -164,12 +170,18 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 	if s.persister != nil {
 		aopts.Snapshot = adminSnapshot{Persister: s.persister, interval: o.snapshotInterval, restored: &s.snapshot}
 	}
+	if s.fleet != nil {
+		aopts.Fleet = s.fleet.reader
+		s.metrics.Registry().MustRegister(s.fleet.publisher)
+	}
 	s.admin = admin.New(aopts)
 
 	gopts := append(s.xds.GRPCOptions(),
 		// Find dead clients (a proxy whose host vanished keeps no FIN coming),
 		// and let clients ping as often as every 10s without being cut off.
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: keepaliveTimeout}),
+		// --max-connection-age spreads clients over the replicas again.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: keepaliveTimeout,
+			MaxConnectionAge: o.maxConnectionAge, MaxConnectionAgeGrace: o.maxConnectionAgeGrace}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
 	if o.tlsCert != "" {
@@ -218,6 +230,7 @@ func (s *server) run(ctx context.Context) error {
 		"csds", csdsGuard(s.opts.adminToken != "", s.opts.nodeIdentity, s.admin.Guard()))
 	served := make(chan error, 1)
 	go func() { served <- s.grpc.Serve(lis) }()
+	stopFleet := s.fleet.start(ctx)
 
 	// The source watches the directory from now on, and reloads it if it
 	// changed since the initial load read it.
@@ -240,6 +253,8 @@ func (s *server) run(ctx context.Context) error {
 	}
 	stopWatch()
 	<-watched
+	// The replica's nodes leave the fleet status as they leave it.
+	stopFleet()
 	// The store no longer changes: the last snapshot is written while the
 	// streams drain.
 	persisted := make(chan struct{})

@@ -73,6 +73,13 @@ type serveOptions struct {
 	maxStreamsPerConn   int
 	firstRequestTimeout time.Duration
 	sendTimeout         time.Duration
+	// maxConnectionAge and its grace close a client's connection after that
+	// long (GOAWAY, then the grace for its streams), so that clients spread
+	// over the replicas again; 0 is off.
+	maxConnectionAge      time.Duration
+	maxConnectionAgeGrace time.Duration
+	// fleet holds the flags of fleet status (fleetpublish.go).
+	fleet fleetOptions
 }
 
 const serveAbout = `
@@ -158,6 +165,11 @@ func serveCommand(out io.Writer) (*command, *serveOptions) {
 	fs.IntVar(&o.maxStreamsPerConn, "max-streams-per-conn", 100, "most streams one connection may hold at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS; 0: no limit)")
 	fs.DurationVar(&o.firstRequestTimeout, "first-request-timeout", 30*time.Second, "end a stream that sends no request within this long of opening it, with DEADLINE_EXCEEDED (0: never)")
 	fs.DurationVar(&o.sendTimeout, "send-timeout", time.Minute, "close the connection of a client that has taken none of a response for this long: it stopped reading (0: never)")
+	fs.DurationVar(&o.maxConnectionAge, "max-connection-age", 0, "close a client's connection after this long (±10%), with GOAWAY: the client reconnects, through its\n"+
+		"load balancing, so that clients spread over the replicas again after a scale-out or a failover (0: never; see docs/etcd.md)")
+	fs.DurationVar(&o.maxConnectionAgeGrace, "max-connection-age-grace", 0, "after --max-connection-age, how long a connection's streams may go on before it is closed (0: no limit,\n"+
+		"which leaves an xDS stream open: set it for the connection to close)")
+	o.fleet.addFlags(fs)
 	return c, o
 }
 
@@ -168,8 +180,8 @@ func (o *serveOptions) check() error {
 		return usageErrorf("serve: --config DIR is required (or --source etcd://...)")
 	case o.configDir != "" && o.sourceAddr != "":
 		return usageErrorf("serve: --config and --source are exclusive: serve a directory or etcd")
-	case o.sourceAddr == "" && (o.etcdClient.CAFile != "" || o.etcdClient.CertFile != "" || o.etcdClient.KeyFile != ""):
-		return usageErrorf("serve: --etcd-ca, --etcd-cert and --etcd-key need --source etcd://...")
+	case o.sourceAddr == "" && o.fleet.etcd == "" && (o.etcdClient.CAFile != "" || o.etcdClient.CertFile != "" || o.etcdClient.KeyFile != ""):
+		return usageErrorf("serve: --etcd-ca, --etcd-cert and --etcd-key need --source etcd://... or --fleet-etcd")
 	case (o.etcdClient.CertFile == "") != (o.etcdClient.KeyFile == ""):
 		return usageErrorf("serve: --etcd-cert and --etcd-key go together")
 	case o.etcdLoadTimeout <= 0:
@@ -188,6 +200,10 @@ func (o *serveOptions) check() error {
 		return usageErrorf("serve: --debounce and --drain-timeout must not be negative")
 	case o.maxConns < 0 || o.maxStreamsPerConn < 0 || o.firstRequestTimeout < 0 || o.sendTimeout < 0:
 		return usageErrorf("serve: --max-conns, --max-streams-per-conn, --first-request-timeout and --send-timeout must not be negative (0 turns a limit off)")
+	case o.maxConnectionAge < 0 || o.maxConnectionAgeGrace < 0:
+		return usageErrorf("serve: --max-connection-age and --max-connection-age-grace must not be negative (0 turns them off)")
+	case o.maxConnectionAgeGrace > 0 && o.maxConnectionAge == 0:
+		return usageErrorf("serve: --max-connection-age-grace needs --max-connection-age")
 	case o.snapshotInterval <= 0:
 		return usageErrorf("serve: --snapshot-interval must be positive, not %s", o.snapshotInterval)
 	case o.restoreTimeout <= 0:
@@ -218,7 +234,7 @@ func (o *serveOptions) check() error {
 	if _, err := scopeFunc(o.scopeBy); err != nil {
 		return err
 	}
-	return nil
+	return o.fleet.check(o.sourceAddr != "")
 }
 
 // limits returns the stream limits of the flags.
