@@ -21,7 +21,7 @@ import (
 // versions.
 
 // FleetNode is the status of one node on one replica, as published: the JSON
-// value of <prefix>/fleet/<replica>/<node> in etcd.
+// value of <prefix>/nodes/<replica>/<node> in etcd.
 type FleetNode struct {
 	Node        string    `json:"node"`
 	Scope       string    `json:"scope"`

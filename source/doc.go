@@ -40,8 +40,8 @@
 //
 // What the etcd source does (etcd.go; the keys in etcdkeys.go, addresses and
 // client configuration in etcdaddr.go): it lists the current generation at
-// one etcd revision and commits it whole, then watches the prefix from the
-// next revision, each revision one commit, in order. A value that is not a
+// one etcd revision and commits it whole, then watches P/current and P/gen/
+// (not the rest of the prefix) from the next revision, each revision one commit, in order. A value that is not a
 // valid resource (resources.Parse, as for a file) is refused alone: the key's
 // last good value stays served. A compaction makes it list again; while etcd
 // does not answer, the last good content is served and Status says so.

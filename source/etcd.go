@@ -63,7 +63,8 @@ type EtcdOptions struct {
 //	P/gen/<gen>/<scope>/<message>/<name>    one resource, JSON as in a config file
 //
 // It lists the current generation at one etcd revision and commits it whole,
-// then watches P/ from the next revision: all the events of one etcd revision
+// then watches P/current and P/gen/ (EtcdWatchRange: not the fleet status
+// under P/nodes/) from the next revision: all the events of one etcd revision
 // become one store.Commit, in revision order, so that every replica goes
 // through the same states. References to resources a scope does not hold are
 // served, with a warning in Status, rather than refused: content written key by
@@ -248,7 +249,9 @@ func (e *Etcd) watch(ctx context.Context) (progressed bool, err error) {
 	e.syncing.Unlock()
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
-	wch := e.cli.Watch(wctx, e.prefix+"/", clientv3.WithPrefix(), clientv3.WithRev(from),
+	// Only current and gen/: the fleet status under nodes/ never wakes it.
+	key, end := EtcdWatchRange(e.prefix)
+	wch := e.cli.Watch(wctx, key, clientv3.WithRange(end), clientv3.WithRev(from),
 		clientv3.WithPrevKV(), clientv3.WithProgressNotify())
 	for resp := range wch {
 		if resp.CompactRevision != 0 {

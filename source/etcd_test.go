@@ -177,7 +177,7 @@ func TestEtcdListThenWatch(t *testing.T) {
 	put(t, cli, clusterKey(p, "1", DefaultScope, "c"), clusterValue("c", "1s"))
 	put(t, cli, clusterKey(p, "1", "edge", "xdstp://auth/envoy.config.cluster.v3.Cluster/d"), clusterValue("xdstp://auth/envoy.config.cluster.v3.Cluster/d", "1s"))
 	put(t, cli, clusterKey(p, "2", "edge", "other-gen"), clusterValue("other-gen", "1s"))
-	last := put(t, cli, p+"/fleet/r1/n1", `{"not":"a resource"}`)
+	last := put(t, cli, p+"/nodes/r1/n1", `{"not":"a resource"}`)
 
 	e, st, _ := newEtcdSource(t, cli, p)
 	_, err := e.Load(context.Background())

@@ -9,8 +9,13 @@ import (
 //
 //	P/current                                   the generation served, decimal; absent = "0"
 //	P/gen/<gen>/<scope>/<message>/<name>        one resource, JSON as in a config file
-//	P/applied, P/fleet/..., P/replicas/..., P/rollout/...   not read by the source
+//	P/applied, P/nodes/..., P/replicas/..., P/rollout/..., P/staging   not read by the source
 //
+// The source watches only the range [P/current, P/gen0) (EtcdWatchRange):
+// it holds P/current and every P/gen/... key and nothing else of the layout
+// ("gen/" sorts before "gen0"; "nodes", "replicas", "rollout" and "staging"
+// after it, "applied" before "current"), so that the fleet status the
+// replicas write all the time never reaches a replica's watch.
 // <message> is the full name of the resource's message
 // (envoy.config.cluster.v3.Cluster); <name> is everything after it and may
 // hold slashes (xdstp:// names).
@@ -20,6 +25,21 @@ const typeURLPrefix = "type.googleapis.com/"
 
 // EtcdCurrentKey returns the key holding the generation served under prefix.
 func EtcdCurrentKey(prefix string) string { return prefix + "/current" }
+
+// EtcdWatchRange returns the key range [key, end) the source watches: the
+// current generation's key and every generation's keys, nothing else.
+func EtcdWatchRange(prefix string) (key, end string) {
+	return EtcdCurrentKey(prefix), prefix + "/gen0"
+}
+
+// EtcdNodesPrefix returns the prefix, with its trailing slash, of the fleet
+// status every replica writes: P/nodes/<replica id>/<node id>. It sorts after
+// the source's watch range (EtcdWatchRange).
+func EtcdNodesPrefix(prefix string) string { return prefix + "/nodes/" }
+
+// EtcdReplicasPrefix returns the prefix, with its trailing slash, of the
+// replicas' own keys: P/replicas/<replica id>.
+func EtcdReplicasPrefix(prefix string) string { return prefix + "/replicas/" }
 
 // EtcdGenPrefix returns the prefix of every key of generation gen, with its
 // trailing slash.

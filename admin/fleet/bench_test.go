@@ -156,7 +156,7 @@ func fleet10k(b *testing.B, bound int) {
 	const n = 10_000
 	cli, prefix := etcdClient(b)
 	count := func() int64 {
-		r, err := cli.Get(context.Background(), prefix+"/fleet/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+		r, err := cli.Get(context.Background(), prefix+"/nodes/", clientv3.WithPrefix(), clientv3.WithCountOnly())
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -189,7 +189,7 @@ func fleet10k(b *testing.B, bound int) {
 	commit := time.Since(start)
 	s1 := p.Stats()
 	pr.stop()
-	resp, err := cli.Get(context.Background(), prefix+"/fleet/", clientv3.WithPrefix())
+	resp, err := cli.Get(context.Background(), prefix+"/nodes/", clientv3.WithPrefix())
 	if err != nil {
 		b.Fatal(err)
 	}

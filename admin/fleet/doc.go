@@ -5,7 +5,10 @@
 // Every replica writes, under an etcd lease it keeps alive:
 //
 //	<prefix>/replicas/<replica id>            {addr, started, version}
-//	<prefix>/fleet/<replica id>/<node id>     admin.FleetNode as JSON
+//	<prefix>/nodes/<replica id>/<node id>     admin.FleetNode as JSON
+//
+// (source.EtcdNodesPrefix: outside the range the etcd source watches, so
+// that these writes never wake a replica's source.)
 //
 // A replica that dies stops renewing its lease, and etcd deletes its keys when
 // the lease expires (Options.TTL): the fleet then shows its nodes on the

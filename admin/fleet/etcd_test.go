@@ -89,13 +89,13 @@ func eventually(t testing.TB, d time.Duration, cond func() bool, msg string, arg
 // published returns what etcd holds under prefix/fleet/replica/, by node.
 func published(t testing.TB, cli *clientv3.Client, prefix, replica string) map[string]admin.FleetNode {
 	t.Helper()
-	resp, err := cli.Get(context.Background(), prefix+"/fleet/"+replica+"/", clientv3.WithPrefix())
+	resp, err := cli.Get(context.Background(), prefix+"/nodes/"+replica+"/", clientv3.WithPrefix())
 	require.NoError(t, err)
 	out := map[string]admin.FleetNode{}
 	for _, kv := range resp.Kvs {
 		var n admin.FleetNode
 		require.NoError(t, json.Unmarshal(kv.Value, &n))
-		out[strings.TrimPrefix(string(kv.Key), prefix+"/fleet/"+replica+"/")] = n
+		out[strings.TrimPrefix(string(kv.Key), prefix+"/nodes/"+replica+"/")] = n
 	}
 	return out
 }
@@ -268,7 +268,7 @@ func TestPublisherOutlivesAnEtcdOutage(t *testing.T) {
 	p, _ := startPublisher(t, cli, prefix, "r1", streams, Options{TTL: ttl, Interval: 50 * time.Millisecond})
 	eventually(t, 5*time.Second, func() bool { return len(published(t, cli, prefix, "r1")) == 3 }, "3 nodes published")
 
-	before, err := cli.Get(context.Background(), prefix+"/fleet/r1/envoy-00000")
+	before, err := cli.Get(context.Background(), prefix+"/nodes/r1/envoy-00000")
 	require.NoError(t, err)
 	members.StopAll()
 	// Meanwhile a node leaves and one changes: written once etcd is back.
@@ -282,7 +282,7 @@ func TestPublisherOutlivesAnEtcdOutage(t *testing.T) {
 		nodes := published(t, cli, prefix, "r1")
 		return len(nodes) == 2 && nodes["envoy-00001"].Types["CDS"].ACKed == "v2"
 	}, "the nodes published again")
-	resp, err := cli.Get(context.Background(), prefix+"/fleet/r1/envoy-00000")
+	resp, err := cli.Get(context.Background(), prefix+"/nodes/r1/envoy-00000")
 	require.NoError(t, err)
 	require.NotZero(t, resp.Kvs[0].Lease)
 	require.NotEqual(t, before.Kvs[0].Lease, resp.Kvs[0].Lease, "a new lease")

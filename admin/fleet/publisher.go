@@ -16,6 +16,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/leanxds/leanxds/admin"
+	"github.com/leanxds/leanxds/source"
 	"github.com/leanxds/leanxds/store"
 	"github.com/leanxds/leanxds/stream"
 )
@@ -210,7 +211,7 @@ func (p *Publisher) session(ctx context.Context) error {
 	// restart, a session whose lease was lost) is replaced whole.
 	if _, err := p.cli.Txn(ctx).Then(
 		clientv3.OpDelete(p.fleetPrefix(), clientv3.WithPrefix()),
-		clientv3.OpPut(p.prefix+"/replicas/"+p.id, string(rep), clientv3.WithLease(lease.ID)),
+		clientv3.OpPut(source.EtcdReplicasPrefix(p.prefix)+p.id, string(rep), clientv3.WithLease(lease.ID)),
 	).Commit(); err != nil {
 		return fmt.Errorf("register the replica: %w", err)
 	}
@@ -254,8 +255,8 @@ func (p *Publisher) session(ctx context.Context) error {
 	}
 }
 
-// fleetPrefix is where the replica's nodes are: <prefix>/fleet/<id>/.
-func (p *Publisher) fleetPrefix() string { return p.prefix + "/fleet/" + p.id + "/" }
+// fleetPrefix is where the replica's nodes are: <prefix>/nodes/<id>/.
+func (p *Publisher) fleetPrefix() string { return source.EtcdNodesPrefix(p.prefix) + p.id + "/" }
 
 // poll writes what changed in the streams' status since the previous poll,
 // within the write rate bound.

@@ -9,6 +9,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/leanxds/leanxds/admin"
+	"github.com/leanxds/leanxds/source"
 )
 
 // maxReplicas bounds the replicas a Reader lists.
@@ -28,10 +29,10 @@ func NewReader(cli *clientv3.Client, prefix string) *Reader {
 
 // FleetNodes returns the replicas and at most limit nodes after the one whose
 // cursor is after, all read at one etcd revision. A node's cursor is
-// "<replica id>/<node id>", its key under <prefix>/fleet/.
+// "<replica id>/<node id>", its key under <prefix>/nodes/.
 func (r *Reader) FleetNodes(ctx context.Context, after string, limit int) (admin.FleetList, error) {
 	var out admin.FleetList
-	reps, err := r.cli.Get(ctx, r.prefix+"/replicas/", clientv3.WithPrefix(), clientv3.WithLimit(maxReplicas))
+	reps, err := r.cli.Get(ctx, source.EtcdReplicasPrefix(r.prefix), clientv3.WithPrefix(), clientv3.WithLimit(maxReplicas))
 	if err != nil {
 		return out, err
 	}
@@ -39,10 +40,10 @@ func (r *Reader) FleetNodes(ctx context.Context, after string, limit int) (admin
 	for _, kv := range reps.Kvs {
 		var rep admin.FleetReplica
 		_ = json.Unmarshal(kv.Value, &rep) // an unreadable one still names a replica
-		rep.ID = strings.TrimPrefix(string(kv.Key), r.prefix+"/replicas/")
+		rep.ID = strings.TrimPrefix(string(kv.Key), source.EtcdReplicasPrefix(r.prefix))
 		out.Replicas = append(out.Replicas, rep)
 	}
-	fleet := r.prefix + "/fleet/"
+	fleet := source.EtcdNodesPrefix(r.prefix)
 	end := clientv3.GetPrefixRangeEnd(fleet)
 	count, err := r.cli.Get(ctx, fleet, clientv3.WithRange(end), clientv3.WithCountOnly(), clientv3.WithRev(out.Revision))
 	if err != nil {

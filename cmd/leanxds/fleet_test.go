@@ -206,7 +206,7 @@ func TestBinaryFleetStatusWithEtcdSource(t *testing.T) {
 		return len(nodes) == 1 && nodes[0].Current
 	})
 	require.Equal(t, "r1", nodes[0].Replica)
-	resp, err := cli.Get(context.Background(), prefix+"/fleet/r1/envoy-1")
+	resp, err := cli.Get(context.Background(), prefix+"/nodes/r1/envoy-1")
 	require.NoError(t, err)
 	require.Len(t, resp.Kvs, 1)
 

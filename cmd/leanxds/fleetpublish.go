@@ -48,7 +48,7 @@ func defaultReplicaID() string {
 // addFleetFlags adds the flags of fleet status to fs.
 func (o *fleetOptions) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.etcd, "fleet-etcd", "", "publish the nodes connected to this replica, and read those of the others, in etcd: `etcd://h1:2379,h2:2379/prefix`\n"+
-		"(under prefix/fleet/ and prefix/replicas/, with a lease: see docs/etcd.md); /debug/fleet then lists the whole fleet.\n"+
+		"(under prefix/nodes/ and prefix/replicas/, with a lease: see docs/etcd.md); /debug/fleet then lists the whole fleet.\n"+
 		"Default: --source's address, when it is etcd. --etcd-ca, --etcd-cert, --etcd-key and the credentials apply to it too")
 	fs.BoolVar(&o.off, "no-fleet", false, "publish no fleet status, not even with --source etcd://")
 	fs.StringVar(&o.replicaID, "replica-id", defaultReplicaID(), "the `name` of this replica in the fleet status: unique among the replicas, without a slash")
