@@ -1,8 +1,9 @@
 // Package admin is what an operator reads of an xDS server: the admin HTTP
 // pages (an index page, Prometheus /metrics, /healthz and /readyz, and the
-// /debug/ pages listing every stream and what each node is served) and the
-// Client Status Discovery Service (CSDS), which reports the same over gRPC.
-// An embedder mounts both in one call each:
+// /debug/ pages listing every stream and what each node is served), the
+// Client Status Discovery Service (CSDS), which reports the same over gRPC,
+// and the gRPC health service. An embedder mounts the pages and CSDS in one
+// call each:
 //
 //	m := admin.NewMetrics(st)
 //	xds := stream.New(st, stream.Options{Hooks: m.Hooks()})
@@ -10,6 +11,16 @@
 //	xds.Register(g)
 //	a.RegisterCSDS(g)                      // on the xDS gRPC server
 //	go http.Serve(adminListener, a)        // the admin pages
+//
+// The gRPC health service, which Kubernetes gRPC probes and grpcurl ask on the
+// xDS port, is Health; server reflection, which lets grpcurl list and call
+// the services, is grpc-go's:
+//
+//	h := admin.NewHealth()
+//	h.Register(g)
+//	reflection.Register(g)                 // google.golang.org/grpc/reflection
+//	h.SetServing(true)                     // once the initial config is in the store
+//	h.Shutdown()                           // when draining, before g.GracefulStop()
 //
 // The package reads what it shows through small interfaces, never a server
 // of its own: Streams (a *stream.Server: the status each stream publishes,
@@ -21,6 +32,7 @@
 // The parts:
 //
 //   - admin.go: Options, New, the index page and the health probes.
+//   - health.go: the gRPC health service (grpc.health.v1) of the xDS port.
 //   - auth.go: who may read what every node is served: the admin token, or
 //     callers on this host only (and, for CSDS, Options.CSDSVisible).
 //   - debug.go, page.go: /debug/clients and /debug/config, answered a page

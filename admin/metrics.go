@@ -125,11 +125,7 @@ func NewMetrics(st *store.Store) *Metrics {
 			Help: "When the config directory was last read and applied, as a Unix time.",
 		}),
 	}
-	// Every outcome exists from the start, so that rate() and alerts on rejected
-	// reloads work before the first one.
-	for _, r := range []string{ReloadApplied, ReloadUnchanged, ReloadRejected, ReloadHeld} {
-		m.reloads.WithLabelValues(r)
-	}
+	m.initSeries()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -138,6 +134,33 @@ func NewMetrics(st *store.Store) *Metrics {
 		newStoreCollector(st),
 	)
 	return m
+}
+
+// initSeries makes every series whose labels are known in advance exist from
+// the start, at 0: a counter that appears with its first increment is missed
+// by increase() and rate(), so an alert on NACKs, or on rejected reloads,
+// would not see the first one. The known labels are every variant, every
+// served type and every request kind; the "other" type, and the latency
+// histograms (read through rates of many observations, never alerted on a
+// first one), appear when first observed.
+func (m *Metrics) initSeries() {
+	for _, r := range []string{ReloadApplied, ReloadUnchanged, ReloadRejected, ReloadHeld} {
+		m.reloads.WithLabelValues(r)
+	}
+	// The values of stream.StreamInfo.Variant, and the request kinds.
+	for _, v := range []string{"sotw", "delta"} {
+		m.streams.WithLabelValues(v)
+		for _, t := range protocol.Types() {
+			m.streamTypes.WithLabelValues(v, t.Short)
+			m.responses.WithLabelValues(v, t.Short)
+			m.sent.WithLabelValues(v, t.Short)
+			m.acks.WithLabelValues(v, t.Short)
+			m.nacks.WithLabelValues(v, t.Short)
+			for _, k := range []stream.Kind{stream.KindSubscribe, stream.KindACK, stream.KindNACK, stream.KindStale} {
+				m.requests.WithLabelValues(v, t.Short, k.String())
+			}
+		}
+	}
 }
 
 // Registry is the registry /metrics serves: register more collectors on it
@@ -267,32 +290,62 @@ func (c limitsCollector) Collect(ch chan<- prometheus.Metric) {
 
 // storeCollector reports what the store holds when scraped: resources by scope
 // and type, and the store's revision. Reading a view takes no lock.
+//
+// A scope and type once reported stays reported: at 0 when the scope no longer
+// holds that type, or nothing at all, so that a dashboard or an alert sees the
+// drop to zero rather than a series that vanished. What it remembers is
+// bounded by the scopes and types the config has held since the process
+// started.
 type storeCollector struct {
 	st                  *store.Store
 	resources, revision *prometheus.Desc
+
+	// mu serialises scrapes, which may run at once, over seen.
+	mu sync.Mutex
+	// seen holds the type labels reported for each scope.
+	seen map[string]map[string]bool
 }
 
-func newStoreCollector(st *store.Store) storeCollector {
-	return storeCollector{
+func newStoreCollector(st *store.Store) *storeCollector {
+	return &storeCollector{
 		st: st,
 		resources: prometheus.NewDesc("leanxds_resources",
-			"Resources served, by scope and type.", []string{"scope", "type"}, nil),
+			"Resources served, by scope and type; 0 for a type a scope held since the process started and holds no more.", []string{"scope", "type"}, nil),
 		revision: prometheus.NewDesc("leanxds_store_revision",
 			"Revision of the store: the number of commits that changed it.", nil, nil),
+		seen: make(map[string]map[string]bool),
 	}
 }
 
-func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
+func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.resources
 	ch <- c.revision
 }
 
-func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	v := c.st.View()
 	ch <- prometheus.MustNewConstMetric(c.revision, prometheus.GaugeValue, float64(v.Revision()))
+	counts := make(map[string]map[string]int)
 	for _, scope := range v.Scopes() {
+		counts[scope] = make(map[string]int)
 		for typeURL, t := range v.Tables(scope) {
-			ch <- prometheus.MustNewConstMetric(c.resources, prometheus.GaugeValue, float64(t.Len()), scope, typeLabel(typeURL))
+			// Every type leanxds does not serve shares the label "other".
+			counts[scope][typeLabel(typeURL)] += t.Len()
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for scope, types := range counts {
+		if c.seen[scope] == nil {
+			c.seen[scope] = make(map[string]bool)
+		}
+		for typ := range types {
+			c.seen[scope][typ] = true
+		}
+	}
+	for scope, types := range c.seen {
+		for typ := range types {
+			ch <- prometheus.MustNewConstMetric(c.resources, prometheus.GaugeValue, float64(counts[scope][typ]), scope, typ)
 		}
 	}
 }

@@ -187,3 +187,60 @@ func TestMetricNamesAndLabels(t *testing.T) {
 		"leanxds_resources":                             {"scope", "type"},
 	}, got)
 }
+
+// Every series whose labels are known starts at 0, so that increase() and an
+// alert on it see the first NACK, the first ACK and the first rejected reload.
+func TestMetricsStartAtZero(t *testing.T) {
+	ts := startTestServer(t)
+	for _, variant := range []string{"sotw", "delta"} {
+		assert.Equal(t, 0.0, metric(t, ts.admin.URL, `leanxds_xds_streams{variant="`+variant+`"}`), variant)
+		for _, typ := range protocol.Types() {
+			labels := `{type="` + typ.Short + `",variant="` + variant + `"}`
+			for _, name := range []string{"leanxds_xds_nacks_total", "leanxds_xds_acks_total", "leanxds_xds_responses_total",
+				"leanxds_xds_resources_sent_total", "leanxds_xds_stream_types"} {
+				assert.Equal(t, 0.0, metric(t, ts.admin.URL, name+labels), name+labels)
+			}
+			for _, kind := range []string{"subscribe", "ack", "nack", "stale"} {
+				sample := `leanxds_xds_requests_total{kind="` + kind + `",type="` + typ.Short + `",variant="` + variant + `"}`
+				assert.Equal(t, 0.0, metric(t, ts.admin.URL, sample), sample)
+			}
+		}
+	}
+	assert.Equal(t, 0.0, metric(t, ts.admin.URL, `leanxds_config_reloads_total{result="rejected"}`))
+
+	// The first NACK moves its series from 0 to 1: increase() sees it.
+	c := conv.ADS(t, ts.cc, node("envoy-1", "edge"))
+	c.Request(protocol.TypeCluster).ExpectResponse()
+	c.NACK("no")
+	eventually(t, "the NACK", func() bool {
+		return metric(t, ts.admin.URL, `leanxds_xds_nacks_total{type="CDS",variant="sotw"}`) == 1
+	})
+	assert.Equal(t, 0.0, metric(t, ts.admin.URL, `leanxds_xds_nacks_total{type="CDS",variant="delta"}`))
+}
+
+// A type a scope no longer holds is reported at 0, and so is every type of a
+// scope that emptied, instead of vanishing from /metrics.
+func TestMetricsResourcesDropToZero(t *testing.T) {
+	ts := startTestServer(t)
+	_, err := ts.st.Commit(store.Set("team-a", xdstest.Cluster("web")), store.Set("team-a", xdstest.Endpoints("web", "127.0.0.1:9080")))
+	require.NoError(t, err)
+	assert.Equal(t, 1.0, metric(t, ts.admin.URL, `leanxds_resources{scope="team-a",type="CDS"}`))
+	assert.Equal(t, 1.0, metric(t, ts.admin.URL, `leanxds_resources{scope="team-a",type="EDS"}`))
+	assert.Equal(t, -1.0, metric(t, ts.admin.URL, `leanxds_resources{scope="team-a",type="LDS"}`), "a type never held is not reported")
+
+	_, err = ts.st.Commit(store.Delete("team-a", protocol.TypeEndpoint, "web"))
+	require.NoError(t, err)
+	assert.Equal(t, 1.0, metric(t, ts.admin.URL, `leanxds_resources{scope="team-a",type="CDS"}`))
+	assert.Equal(t, 0.0, metric(t, ts.admin.URL, `leanxds_resources{scope="team-a",type="EDS"}`))
+
+	_, err = ts.st.Commit(store.Delete("team-a", protocol.TypeCluster, "web"))
+	require.NoError(t, err)
+	require.False(t, ts.st.View().HasScope("team-a"))
+	assert.Equal(t, 0.0, metric(t, ts.admin.URL, `leanxds_resources{scope="team-a",type="CDS"}`))
+	assert.Equal(t, 0.0, metric(t, ts.admin.URL, `leanxds_resources{scope="team-a",type="EDS"}`))
+
+	// Back again, it is counted again.
+	_, err = ts.st.Commit(store.Set("team-a", xdstest.Cluster("api")))
+	require.NoError(t, err)
+	assert.Equal(t, 1.0, metric(t, ts.admin.URL, `leanxds_resources{scope="team-a",type="CDS"}`))
+}

@@ -18,7 +18,9 @@ import (
 // concurrent use, though the Persister calls one method at a time.
 type Backend interface {
 	// Read returns the current snapshot. When there is none, the error wraps
-	// ErrNotFound.
+	// ErrNotFound. The slice is the caller's: the backend keeps no reference
+	// to it and never writes to it again (restore reads names in place from
+	// it while it commits).
 	Read(ctx context.Context) ([]byte, error)
 	// Write replaces the current snapshot with data, whole or not at all. An
 	// error wrapping ErrConflict means another writer replaced the snapshot since

@@ -195,7 +195,7 @@ func (b *memBackend) Read(ctx context.Context) ([]byte, error) {
 	if b.obj.etag == 0 {
 		return nil, persist.ErrNotFound
 	}
-	return b.obj.data, nil
+	return bytes.Clone(b.obj.data), nil // the caller's, as Backend.Read promises
 }
 
 func (b *memBackend) Write(ctx context.Context, data []byte) error {

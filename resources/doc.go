@@ -14,9 +14,11 @@
 //   - validate.go checks a resource before it is served (Validate): the
 //     constraints Envoy's protos declare, as their generated ValidateAll methods
 //     check them, applied also to every Any payload nested in the resource, which
-//     ValidateAll does not enter. A client NACKs what breaks them, so it is cheaper
-//     to refuse such a resource at commit with a precise field path than to find it
-//     in a NACK from every client. A resource is validated once: Parse and Load
+//     ValidateAll does not enter; envoychecks.go adds what Envoy refuses beyond
+//     them (regexes RE2 does not compile, virtual hosts sharing a name or a
+//     domain). A client NACKs what breaks them, so it is cheaper to refuse such
+//     a resource at commit with a precise field path than to find it in a NACK
+//     from every client. A resource is validated once: Parse and Load
 //     return Resources that say so (Resource.Validated), as Check does for a
 //     program that builds its own, and the store does not validate those again
 //     (store.SetResource); it validates the raw messages it is given, and only
@@ -36,8 +38,12 @@
 //     streams and a config source's check of dangling references
 //     (store.View.Dangling) read them.
 //   - load.go and items.go read resource files (Load, Parse) in YAML or JSON,
-//     written as in Envoy's docs, and report errors with file, line, resource and
-//     field.
+//     written as in Envoy's docs; envelope.go reads a file in Envoy's file-based
+//     xDS format (a DiscoveryResponse) and refuses a client's bootstrap
+//     (BootstrapError). Errors name the file, the line and column of the field
+//     at fault, the resource and the field: position.go finds the field's place
+//     in the file from protojson's position or Validate's field path, and
+//     suggest.go the field a misspelt one was meant to be.
 //
 // Rule ids (R15, ...) refer to the project's rule list, conformance/RULES.md.
 package resources

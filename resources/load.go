@@ -2,15 +2,17 @@ package resources
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
+	"slices"
 	"strings"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	yaml3 "go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/anypb"
 
@@ -28,9 +30,12 @@ type LoadError struct {
 	// Index is the resource's position in the file, counting from 1; 0 when the
 	// error is about the file as a whole (a syntax error, an unknown extension).
 	Index int
-	// Line is the 1-based line of the file the error is on, or the resource starts
-	// on; 0 when unknown.
+	// Line is the 1-based line of the file the error is on: the line of the
+	// field at fault, or the resource starts on; 0 when unknown.
 	Line int
+	// Column is the 1-based column (in characters) of Line the error is at; 0
+	// when unknown.
+	Column int
 	// Name is the resource's name when known.
 	Name string
 	// TypeURL is the resource's type when known.
@@ -40,13 +45,16 @@ type LoadError struct {
 	Err error
 }
 
-// Error formats the error as `file.yaml:12: resource #2 (CDS "web"): reason`, one
-// line per violation when Err holds several validation errors.
+// Error formats the error as `file.yaml:12:3: resource #2 (CDS "web"): reason`,
+// one line per violation when Err holds several validation errors.
 func (e *LoadError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)
 	if e.Line > 0 {
 		fmt.Fprintf(&b, ":%d", e.Line)
+		if e.Column > 0 {
+			fmt.Fprintf(&b, ":%d", e.Column)
+		}
 	}
 	b.WriteString(": ")
 	if e.Index > 0 {
@@ -70,11 +78,11 @@ func (e *LoadError) Error() string {
 	if collectValidationErrors(e.Err, &ves) {
 		lines := make([]string, len(ves))
 		for i, ve := range ves {
-			lines[i] = prefix + ve.detail()
+			lines[i] = prefix + plainSpaces(ve.detail())
 		}
 		return strings.Join(lines, "\n")
 	}
-	return prefix + e.Err.Error()
+	return prefix + plainSpaces(e.Err.Error())
 }
 
 // Unwrap returns the underlying error.
@@ -110,29 +118,58 @@ func Load(path string) ([]Resource, error) {
 // Parse reads the resources of a file: YAML for a .yaml or .yml path, JSON for
 // .json. The file holds one resource or a list of them, each written as protojson
 // writes an Any, so it looks as in Envoy's docs: an object with "@type" and the
-// resource's fields. A resource without a name field (an LbEndpoint) is named by
-// wrapping it in an envoy.service.discovery.v3.Resource, of which only name and
-// resource are read. Every resource is validated (see Validate) and returned as
-// Validated, so the store does not validate it again; a type and name may
-// appear once per file. The file is read whole or not at all: any error
-// returns no resource, and the errors, *LoadError each, are joined.
+// resource's fields. It may also be a DiscoveryResponse, as Envoy reads one from
+// a file (a path config source): an object with "resources", each such an
+// object, and "version_info", which is ignored (the server versions what it
+// serves). A resource without a name field (an LbEndpoint) is named by wrapping
+// it in an envoy.service.discovery.v3.Resource, of which only name and resource
+// are read. A client's bootstrap is refused with a *BootstrapError.
+//
+// Every resource is validated (see Validate) and returned as Validated, so the
+// store does not validate it again; a type and name may appear once per file.
+// The file is read whole or not at all: any error returns no resource, and the
+// errors, *LoadError each, are joined. Each points at the line and column of
+// the field at fault when it has one, of the resource otherwise.
 func Parse(path string, data []byte) ([]Resource, error) {
 	var (
-		items []item
-		err   error
+		items     []item
+		top       *yaml3.Node
+		err       error
+		topObject bool
 	)
 	isJSON := false
 	switch ext := strings.ToLower(filepath.Ext(path)); ext {
 	case ".yaml", ".yml":
-		items, err = yamlItems(path, data)
+		items, top, err = yamlItems(path, data)
+		topObject = top != nil && top.Kind == yaml3.MappingNode
 	case ".json":
 		isJSON = true
 		items, err = jsonItems(path, data)
+		start := skipSpace(data, 0)
+		topObject = start < len(data) && data[start] == '{'
 	default:
 		return nil, &LoadError{File: path, Err: fmt.Errorf("file extension %q: want .yaml, .yml or .json", ext)}
 	}
 	if err != nil {
 		return nil, err
+	}
+	if isJSON {
+		jsonPositions(data, items)
+	}
+
+	wantType := ""
+	if topObject && len(items) == 1 {
+		it := items[0]
+		if items, wantType, err = envelope(it, top); err != nil {
+			le := &LoadError{File: path, Line: it.line, Column: it.col, Err: err}
+			if pe, ok := err.(*placedError); ok {
+				le.Line, le.Column = locate(it, data, jsonEntries(it.json), pe.path, false)
+			}
+			return nil, le
+		}
+		if isJSON {
+			jsonPositions(data, items)
+		}
 	}
 
 	type key struct{ typeURL, name string }
@@ -142,15 +179,21 @@ func Parse(path string, data []byte) ([]Resource, error) {
 		errs []error
 	)
 	for i, it := range items {
-		res, err := decodeItem(it, isJSON)
-		if err != nil {
-			err.File, err.Index, err.Line = path, i+1, it.line
-			errs = append(errs, err)
+		res, les := decodeItem(it, data)
+		if les == nil && wantType != "" && res.TypeURL != wantType {
+			les = []*LoadError{{Line: it.line, Column: it.col, Name: res.Name, TypeURL: res.TypeURL,
+				Err: fmt.Errorf("a %s in a DiscoveryResponse whose type_url is %s", protocol.Short(res.TypeURL), wantType)}}
+		}
+		if les != nil {
+			for _, le := range les {
+				le.File, le.Index = path, i+1
+				errs = append(errs, le)
+			}
 			continue
 		}
 		k := key{res.TypeURL, res.Name}
 		if j, dup := first[k]; dup {
-			errs = append(errs, &LoadError{File: path, Index: i + 1, Line: it.line, Name: res.Name, TypeURL: res.TypeURL,
+			errs = append(errs, &LoadError{File: path, Index: i + 1, Line: it.line, Column: it.col, Name: res.Name, TypeURL: res.TypeURL,
 				Err: fmt.Errorf("same type and name as resource #%d (line %d)", j+1, items[j].line)})
 			continue
 		}
@@ -186,54 +229,65 @@ func (h *header) name() string {
 	return ""
 }
 
-// decodeItem decodes and validates one resource. The returned error lacks the
-// file, index and line, which the caller knows.
-func decodeItem(it item, isJSON bool) (Resource, *LoadError) {
+// decodeItem decodes and validates one resource of the file data. The returned
+// errors lack the file and index, which the caller knows; each has the line and
+// column of the field at fault, or of the resource.
+func decodeItem(it item, data []byte) (Resource, []*LoadError) {
+	fail := func(le *LoadError, err error) (Resource, []*LoadError) {
+		le.Err = err
+		if le.Line == 0 {
+			le.Line, le.Column = it.line, it.col
+		}
+		return Resource{}, []*LoadError{le}
+	}
 	if !bytes.HasPrefix(it.json, []byte("{")) {
-		return Resource{}, &LoadError{Err: errors.New(`not an object: want a resource (an object with "@type")`)}
+		return fail(&LoadError{}, errors.New(`not an object: want a resource (an object with "@type")`))
 	}
 	var h header
 	_ = json.Unmarshal(it.json, &h) // best effort: protojson reports what is wrong
 	le := &LoadError{Name: h.name()}
 	if h.Type == nil {
-		le.Err = fmt.Errorf(`missing "@type": want one of %s`, servedShortNames())
-		return Resource{}, le
+		return fail(le, fmt.Errorf(`missing "@type": want one of %s`, servedShortNames()))
 	}
 	wrapped := *h.Type == wrapperType
 	typeURL := *h.Type
 	if wrapped {
 		if h.Resource == nil || h.Resource.Type == nil {
-			le.Err = fmt.Errorf(`the wrapper's "resource" has no "@type": want one of %s`, servedShortNames())
-			return Resource{}, le
+			return fail(le, fmt.Errorf(`the wrapper's "resource" has no "@type": want one of %s`, servedShortNames()))
 		}
 		typeURL = *h.Resource.Type
 	}
 	if !Known(typeURL) {
-		le.Err = fmt.Errorf("unknown resource type %q: want one of %s", typeURL, servedShortNames())
-		return Resource{}, le
+		return fail(le, fmt.Errorf("unknown resource type %q: want one of %s", typeURL, servedShortNames()))
 	}
 	le.TypeURL = typeURL
 
-	a, err := unmarshalAny(it, isJSON)
-	if err != nil {
-		le.Err = err
-		return Resource{}, le
+	a := &anypb.Any{}
+	if err := protojson.Unmarshal(it.json, a); err != nil {
+		msg, line, col := cleanProtoError(err)
+		if line > 0 {
+			entries := jsonEntries(it.json)
+			if path, value, ok := jsonPathAt(entries, offsetOf(it.json, line, col)); ok {
+				le.Line, le.Column = locate(it, data, entries, path, value)
+				if s := suggest(msg, it.json, entries, path); s != "" {
+					msg += fmt.Sprintf(", did you mean %q?", s)
+				}
+			}
+		}
+		return fail(le, errors.New(msg))
 	}
 	m, err := a.UnmarshalNew()
 	if err != nil {
-		le.Err = err
-		return Resource{}, le
+		return fail(le, err)
 	}
 	name := ""
 	if wrapped {
 		w, _ := m.(*discoveryv3.Resource)
 		if w.GetResource() == nil {
-			le.Err = errors.New(`the wrapper has no "resource"`)
-			return Resource{}, le
+			return fail(le, errors.New(`the wrapper has no "resource"`))
 		}
 		if m, err = DecodeAny(w.GetResource()); err != nil {
-			le.Err = err
-			return Resource{}, le
+			return fail(le, err)
 		}
 		name = w.GetName()
 	}
@@ -242,39 +296,54 @@ func decodeItem(it item, isJSON bool) (Resource, *LoadError) {
 	}
 	le.Name = name
 	if name == "" && typeURL == protocol.TypeLbEndpoint {
-		le.Err = fmt.Errorf(`an LbEndpoint has no name field: wrap it in a %q with a name`, wrapperType)
-		return Resource{}, le
+		return fail(le, fmt.Errorf(`an LbEndpoint has no name field: wrap it in a %q with a name`, wrapperType))
 	}
-	if err := Validate(typeURL, name, m); err != nil {
-		le.Err = err
-		return Resource{}, le
+	err = Validate(typeURL, name, m)
+	if err == nil {
+		return validated(typeURL, name, m), nil
 	}
-	return validated(typeURL, name, m), nil
+	var ves []*ValidationError
+	if !collectValidationErrors(err, &ves) {
+		return fail(le, err)
+	}
+	// One error per violation, each at its field.
+	entries := jsonEntries(it.json)
+	les := make([]*LoadError, len(ves))
+	for i, ve := range ves {
+		les[i] = &LoadError{Name: name, TypeURL: typeURL, Err: ve, Line: it.line, Column: it.col}
+		if ve.Field != "" {
+			path := splitFieldPath(ve.Field)
+			if wrapped {
+				path = append([]string{"resource"}, path...)
+			}
+			les[i].Line, les[i].Column = locate(it, data, entries, path, false)
+		}
+	}
+	// In the order of the file, as a reader fixes them.
+	slices.SortStableFunc(les, func(a, b *LoadError) int {
+		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column))
+	})
+	return Resource{}, les
 }
 
-// jsonPosition matches the position protojson puts in its errors.
-var jsonPosition = regexp.MustCompile(`\(line \d+:\d+\): `)
-
-// unmarshalAny reads a resource with protojson, which resolves its "@type" and
-// every Any nested in it through protoregistry.GlobalTypes.
-func unmarshalAny(it item, isJSON bool) (*anypb.Any, error) {
-	a := &anypb.Any{}
-	err := protojson.Unmarshal(it.json, a)
-	if err == nil {
-		return a, nil
+// locate returns the line and column in the file of the field at path in
+// resource it (of its key, or of its value when value is set), or of the
+// nearest field on the way to it.
+func locate(it item, data []byte, entries []jsonEntry, path []string, value bool) (line, col int) {
+	if it.node != nil {
+		n, v := yamlFind(it.node, path)
+		if value {
+			n = v
+		}
+		return n.Line, n.Column
 	}
-	if !isJSON || it.line == 0 {
-		// In YAML, the position is in the converted JSON, not in the file.
-		return nil, errors.New(jsonPosition.ReplaceAllString(err.Error(), ""))
+	if it.line == 0 || len(entries) == 0 {
+		return it.line, it.col
 	}
-	// Decode again with the resource where it stands in the file, so protojson's
-	// (line:column) points into the file. Only failures pay for this.
-	padded := make([]byte, 0, it.line-1+it.col-1+len(it.json))
-	padded = append(padded, bytes.Repeat([]byte{'\n'}, it.line-1)...)
-	padded = append(padded, bytes.Repeat([]byte{' '}, it.col-1)...)
-	padded = append(padded, it.json...)
-	if err2 := protojson.Unmarshal(padded, &anypb.Any{}); err2 != nil {
-		return nil, err2
+	e, found := jsonFind(entries, path)
+	off := e.valOff
+	if e.keyOff >= 0 && !(value && found) {
+		off = e.keyOff
 	}
-	return nil, err
+	return position(data, it.offset+off)
 }

@@ -99,8 +99,9 @@ func TestParseUnknownType(t *testing.T) {
 	le := les[0]
 	assert.Equal(t, 2, le.Index)
 	assert.Equal(t, 4, le.Line)
+	assert.Equal(t, 3, le.Column)
 	assert.Equal(t, "api", le.Name)
-	assert.True(t, strings.HasPrefix(le.Error(), `conf/bad.yaml:4: resource #2 ("api"): unknown resource type "type.googleapis.com/envoy.config.cluster.v3.Clusters"`), le.Error())
+	assert.True(t, strings.HasPrefix(le.Error(), `conf/bad.yaml:4:3: resource #2 ("api"): unknown resource type "type.googleapis.com/envoy.config.cluster.v3.Clusters"`), le.Error())
 	assert.Contains(t, le.Error(), "CDS, EDS", "the served types are listed")
 }
 
@@ -108,7 +109,7 @@ func TestParseMissingType(t *testing.T) {
 	_, err := Parse("bad.json", []byte(`{"name": "web", "connect_timeout": "1s"}`))
 	le := loadErrors(t, err)[0]
 	assert.Equal(t, 1, le.Index)
-	assert.Contains(t, le.Error(), `bad.json:1: resource #1 ("web"): missing "@type"`)
+	assert.Contains(t, le.Error(), `bad.json:1:1: resource #1 ("web"): missing "@type"`)
 }
 
 func TestParseBadFieldYAML(t *testing.T) {
@@ -125,10 +126,8 @@ func TestParseBadFieldYAML(t *testing.T) {
 	le := loadErrors(t, err)[0]
 	assert.Equal(t, "conf/clusters.yaml", le.File)
 	assert.Equal(t, 2, le.Index)
-	assert.Equal(t, 6, le.Line)
-	assert.Contains(t, le.Error(), `conf/clusters.yaml:6: resource #2 (CDS "web"): `)
-	assert.Contains(t, le.Error(), `unknown field "conect_timeout"`)
-	assert.NotContains(t, le.Error(), "(line 1:", "a position in the converted JSON would mislead")
+	assert.Equal(t, []int{8, 3}, []int{le.Line, le.Column}, "the line and column of the field")
+	assert.Equal(t, `conf/clusters.yaml:8:3: resource #2 (CDS "web"): unknown field "conect_timeout", did you mean "connect_timeout"?`, le.Error())
 }
 
 func TestParseBadFieldJSON(t *testing.T) {
@@ -143,9 +142,8 @@ func TestParseBadFieldJSON(t *testing.T) {
 	_, err := Parse("clusters.json", []byte(data))
 	le := loadErrors(t, err)[0]
 	assert.Equal(t, 2, le.Index)
-	assert.Equal(t, 3, le.Line)
-	assert.Contains(t, le.Error(), `clusters.json:3: resource #2 (CDS "web"): `)
-	assert.Contains(t, le.Error(), "(line 6:24)", "protojson's position is in the file")
+	assert.Equal(t, `clusters.json:6:24: resource #2 (CDS "web"): syntax error: unexpected token 5`, le.Error(),
+		"the position of the value in the file, given once")
 }
 
 func TestParseBadNestedType(t *testing.T) {
@@ -159,7 +157,7 @@ filter_chains:
 `
 	_, err := Parse("edge.yaml", []byte(data))
 	le := loadErrors(t, err)[0]
-	assert.Equal(t, 1, le.Line)
+	assert.Equal(t, []int{7, 16}, []int{le.Line, le.Column}, "the nested type URL")
 	assert.Contains(t, le.Error(), "example.filters.v1.Custom")
 }
 
@@ -177,7 +175,7 @@ func TestParseDuplicates(t *testing.T) {
 	assert.Nil(t, rs, "a file is read whole or not at all")
 	les := loadErrors(t, err)
 	require.Len(t, les, 1, "a cluster and its endpoints may share a name")
-	assert.Equal(t, `dup.yaml:6: resource #3 (CDS "web"): same type and name as resource #1 (line 1)`, les[0].Error())
+	assert.Equal(t, `dup.yaml:6:3: resource #3 (CDS "web"): same type and name as resource #1 (line 1)`, les[0].Error())
 }
 
 func TestParseInvalidResource(t *testing.T) {
@@ -190,13 +188,15 @@ func TestParseInvalidResource(t *testing.T) {
   lb_policy: 99
 `
 	_, err := Parse("clusters.yaml", []byte(data))
-	le := loadErrors(t, err)[0]
-	assert.Equal(t, 2, le.Index)
+	les := loadErrors(t, err)
+	require.Len(t, les, 2, "one error per violation")
+	assert.Equal(t, 2, les[0].Index)
 	var ve *ValidationError
 	require.ErrorAs(t, err, &ve)
 	assert.Equal(t, "connect_timeout", ve.Field)
-	assert.Equal(t, `clusters.yaml:4: resource #2 (CDS "web"): connect_timeout: value must be greater than 0s`+"\n"+
-		`clusters.yaml:4: resource #2 (CDS "web"): lb_policy: value must be one of the defined enum values`, le.Error())
+	assert.Equal(t, `clusters.yaml:6:3: resource #2 (CDS "web"): connect_timeout: value must be greater than 0s`+"\n"+
+		`clusters.yaml:7:3: resource #2 (CDS "web"): lb_policy: value must be one of the defined enum values`, err.Error(),
+		"each at its field's line")
 }
 
 func TestParseInvalidNestedResource(t *testing.T) {
@@ -214,7 +214,8 @@ filter_chains:
 	var ve *ValidationError
 	require.ErrorAs(t, err, &ve)
 	assert.Equal(t, "filter_chains[0].filters[0].typed_config.stat_prefix", ve.Field)
-	assert.Contains(t, err.Error(), `edge.yaml:1: resource #1 (LDS "edge"): filter_chains[0].filters[0].typed_config.stat_prefix: `)
+	assert.Contains(t, err.Error(), `edge.yaml:7:5: resource #1 (LDS "edge"): filter_chains[0].filters[0].typed_config.stat_prefix: `,
+		"a field that is missing is placed at the nearest field written: the typed config")
 }
 
 func TestParseWrapper(t *testing.T) {
@@ -228,14 +229,14 @@ resource:
 `
 	_, err := Parse("w.yaml", []byte(named))
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), `w.yaml:1: resource #1 (CDS "api"): name: is "web", but the resource is served as "api"`)
+	assert.Contains(t, err.Error(), `w.yaml:5:3: resource #1 (CDS "api"): name: is "web", but the resource is served as "api"`)
 
 	const bare = `"@type": type.googleapis.com/envoy.config.endpoint.v3.LbEndpoint
 endpoint: {address: {socket_address: {address: 10.0.0.1, port_value: 80}}}
 `
 	_, err = Parse("ep.yaml", []byte(bare))
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "ep.yaml:1: resource #1 (LEDS): an LbEndpoint has no name field")
+	assert.Contains(t, err.Error(), "ep.yaml:1:1: resource #1 (LEDS): an LbEndpoint has no name field")
 
 	const notServed = `"@type": type.googleapis.com/envoy.service.discovery.v3.Resource
 name: x
@@ -263,18 +264,18 @@ func TestParseFileErrors(t *testing.T) {
 
 	_, err = Parse("syntax.yaml", []byte("- a: [1, 2\n- b: 3\n"))
 	le = loadErrors(t, err)[0]
-	assert.Contains(t, le.Error(), "syntax.yaml: ")
-	assert.Contains(t, le.Error(), "line ")
+	assert.Equal(t, `syntax.yaml:1:6: did not find expected ',' or ']': the [ opened here is not closed`, le.Error())
 
 	_, err = Parse("syntax.json", []byte("[\n{\"@type\": \"x\"},\n{\"@type\" \"x\"}\n]"))
 	le = loadErrors(t, err)[0]
 	assert.Equal(t, 3, le.Line)
+	assert.Positive(t, le.Column)
 
 	_, err = Parse("scalar.json", []byte(`"web"`))
 	assert.Contains(t, loadErrors(t, err)[0].Error(), "not a string")
 
 	_, err = Parse("items.json", []byte(`[1]`))
-	assert.Contains(t, loadErrors(t, err)[0].Error(), "items.json:1: resource #1: not an object")
+	assert.Contains(t, loadErrors(t, err)[0].Error(), "items.json:1:2: resource #1: not an object")
 
 	_, err = Load("testdata/does-not-exist.yaml")
 	assert.True(t, errors.Is(err, fs.ErrNotExist))
@@ -293,7 +294,7 @@ func TestParseReportsEveryBadResource(t *testing.T) {
 	les := loadErrors(t, err)
 	require.Len(t, les, 2)
 	assert.Equal(t, []int{1, 3}, []int{les[0].Index, les[1].Index})
-	assert.Equal(t, []int{1, 7}, []int{les[0].Line, les[1].Line})
+	assert.Equal(t, []int{3, 7}, []int{les[0].Line, les[1].Line}, "the bad field of #1, #3 as a whole")
 }
 
 func TestParsedMessagesAreTyped(t *testing.T) {

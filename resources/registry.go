@@ -27,28 +27,49 @@ type Resource struct {
 	// an LbEndpoint (LEDS), whose name comes from outside the message.
 	Name string
 	// Message is the decoded resource; its Go type is the one registered for TypeURL.
-	// Do not modify a validated resource's message: Validated cannot tell.
+	// A validated resource is committed as it was validated (store.SetResource):
+	// changes made to its message since are not seen. Check it again instead.
 	Message proto.Message
 
 	// checked is what Validate accepted, when Parse or Check made the resource.
-	checked checked
+	checked *checked
 }
 
-// checked is the type URL, name and message Validate accepted, and the
-// message's deterministic encoding, made then.
+// checked is the type URL, name and message Validate accepted, and what was
+// worked out of the message then: its deterministic encoding and references.
 type checked struct {
 	typeURL, name string
 	m             proto.Message
 	body          []byte
+	refs          CheckedRefs
+}
+
+// CheckedRefs are the references of a validated resource, worked out when it
+// was validated (see ReferencesAndServed).
+type CheckedRefs struct {
+	All, Served Refs
 }
 
 // Validated reports whether r is a resource Parse, Load or Check validated,
 // with the type URL, name and message they validated. The store does not
-// validate such a resource again (store.SetResource); one whose fields were
-// changed since is validated like any other.
+// validate such a resource again: it commits the encoding and references
+// made when it was validated (store.SetResource). A resource whose TypeURL,
+// Name or Message was replaced since is not Validated; one whose message's
+// fields were changed in place still is, and is committed as it was
+// validated.
 func (r Resource) Validated() bool {
-	return r.checked.m != nil && r.checked.m == r.Message &&
+	return r.checked != nil && r.checked.m == r.Message &&
 		r.checked.typeURL == r.TypeURL && r.checked.name == r.Name
+}
+
+// References returns the references of a Validated resource as they were
+// worked out when it was validated, or nil for a resource that is not
+// Validated. Do not modify them.
+func (r Resource) References() *CheckedRefs {
+	if !r.Validated() {
+		return nil
+	}
+	return &r.checked.refs
 }
 
 // Check validates m as a resource of type typeURL served under name ("": the
@@ -89,7 +110,9 @@ func validated(typeURL, name string, m proto.Message) Resource {
 	} else if body == nil {
 		body = []byte{} // an empty message has an encoding: no bytes
 	}
-	return Resource{TypeURL: typeURL, Name: name, Message: m, checked: checked{typeURL, name, m, body}}
+	all, served := ReferencesAndServed(typeURL, m)
+	return Resource{TypeURL: typeURL, Name: name, Message: m,
+		checked: &checked{typeURL: typeURL, name: name, m: m, body: body, refs: CheckedRefs{All: all, Served: served}}}
 }
 
 // ErrUnknownType is wrapped by the errors this package returns for a type URL or a

@@ -100,8 +100,10 @@ func (v *validator) check(path string, msg protoreflect.Message) {
 }
 
 // walk visits the set message fields of msg in declaration order, so errors come out
-// in a stable order.
+// in a stable order, checking each message on the way for what Envoy refuses
+// beyond its protos' declared constraints (envoyCheck).
 func (v *validator) walk(path string, msg protoreflect.Message) {
+	v.envoyCheck(path, msg)
 	fields := msg.Descriptor().Fields()
 	for i := range fields.Len() {
 		fd := fields.Get(i)
@@ -155,7 +157,7 @@ func (v *validator) visit(path string, msg protoreflect.Message) {
 		return
 	case err != nil:
 		v.errs = append(v.errs, &ValidationError{TypeURL: v.typeURL, Name: v.name, Field: path,
-			Reason: fmt.Sprintf("cannot decode %s: %v", a.GetTypeUrl(), err)})
+			Reason: plainSpaces(fmt.Sprintf("cannot decode %s: %v", a.GetTypeUrl(), err))})
 		return
 	}
 	v.check(path, inner.ProtoReflect())

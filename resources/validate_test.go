@@ -1,6 +1,7 @@
 package resources
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -154,4 +155,65 @@ func TestSnakeField(t *testing.T) {
 	} {
 		assert.Equal(t, want, snakeField(in), in)
 	}
+}
+
+// Beyond the protos' constraints, what Envoy refuses when it loads a config: a
+// regex RE2 does not compile, wherever a RegexMatcher is (an Any payload
+// included), and virtual hosts of one route configuration sharing a name or a
+// domain (case aside).
+func TestValidateEnvoyChecks(t *testing.T) {
+	const data = `"@type": type.googleapis.com/envoy.config.route.v3.RouteConfiguration
+name: main
+virtual_hosts:
+- name: a
+  domains: ["example.com", "*"]
+  routes:
+  - match: {safe_regex: {regex: "/api/(v1|v2"}}
+    route: {cluster: web}
+  - match:
+      prefix: /
+      headers:
+      - name: x-user
+        string_match: {safe_regex: {regex: "[a-z]+"}}
+    route: {cluster: web}
+- name: b
+  domains: ["Example.com"]
+  routes: [{match: {prefix: /}, route: {cluster: web}}]
+- name: a
+  domains: ["b.example.com"]
+  routes: [{match: {prefix: /}, route: {cluster: web}}]
+`
+	_, err := Parse("routes.yaml", []byte(data))
+	require.Error(t, err)
+	assert.Equal(t, []string{
+		`routes.yaml:7:26: resource #1 (RDS "main"): virtual_hosts[0].routes[0].match.safe_regex.regex: does not compile (RE2 syntax): missing closing ): ` + "`/api/(v1|v2`",
+		`routes.yaml:16:13: resource #1 (RDS "main"): virtual_hosts[1].domains[0]: "Example.com" is also a domain of virtual_hosts[0]: a domain may be in one virtual host only`,
+		`routes.yaml:18:3: resource #1 (RDS "main"): virtual_hosts[2].name: "a" is also the name of virtual_hosts[0]: names must be unique`,
+	}, strings.Split(err.Error(), "\n"))
+
+	fixed := strings.NewReplacer(`(v1|v2"`, `(v1|v2)"`, `"Example.com"`, `"c.example.com"`, "- name: a\n  domains: [\"b", "- name: c\n  domains: [\"b").Replace(data)
+	rs, err := Parse("routes.yaml", []byte(fixed))
+	require.NoError(t, err)
+	assert.Len(t, rs, 1)
+
+	// A regex in an extension's config, reached through an Any.
+	const listener = `"@type": type.googleapis.com/envoy.config.listener.v3.Listener
+name: edge
+address: {socket_address: {address: 0.0.0.0, port_value: 80}}
+filter_chains:
+- filters:
+  - name: hcm
+    typed_config:
+      "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+      stat_prefix: in
+      http_filters: [{name: router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}]
+      route_config:
+        virtual_hosts:
+        - name: all
+          domains: ["*"]
+          routes: [{match: {safe_regex: {regex: "a**"}}, route: {cluster: web}}]
+`
+	_, err = Parse("l.yaml", []byte(listener))
+	require.Error(t, err)
+	assert.True(t, strings.HasPrefix(err.Error(), `l.yaml:15:42: resource #1 (LDS "edge"): filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].match.safe_regex.regex: does not compile`), err.Error())
 }

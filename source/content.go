@@ -2,7 +2,6 @@ package source
 
 import (
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,8 +11,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"sigs.k8s.io/yaml"
 
 	"github.com/leanxds/leanxds/resources"
 	"github.com/leanxds/leanxds/store"
@@ -265,7 +262,7 @@ type parseCache struct {
 type parsedFile struct {
 	sum [sha256.Size]byte
 	res []resources.Resource
-	// bootstrap is set for a client bootstrap, which is skipped.
+	// bootstrap is set for a client's bootstrap, which is skipped.
 	bootstrap bool
 }
 
@@ -297,10 +294,13 @@ func (c *parseCache) parse(parsed map[string]parsedFile, path string, data []byt
 	}
 	pf := parsedFile{sum: sum}
 	res, err := resources.Parse(path, data)
+	var boot *resources.BootstrapError
 	switch {
 	case err == nil:
 		pf.res = res
-	case isBootstrap(path, data):
+	case errors.As(err, &boot) && boot.Client:
+		// A client's bootstrap may sit beside the config it is served, as in
+		// examples/edge; a static config is refused (resources.BootstrapError).
 		pf.bootstrap = true
 	default:
 		return parsedFile{}, err
@@ -338,38 +338,6 @@ type fileStamp struct {
 }
 
 func stampOf(fi os.FileInfo) fileStamp { return fileStamp{size: fi.Size(), mtime: fi.ModTime()} }
-
-// bootstrapKeys returns the top-level fields of an Envoy or gRPC bootstrap that
-// no resource file has at its top level.
-func bootstrapKeys() []string {
-	return []string{"node", "static_resources", "dynamic_resources", "admin", "xds_servers", "layered_runtime"}
-}
-
-// isBootstrap reports whether a file that is not a resource file holds a client
-// bootstrap (an object without "@type" that has a bootstrap's fields), so that an
-// example's envoy.yaml can sit beside the config it is for.
-func isBootstrap(path string, data []byte) bool {
-	if !strings.EqualFold(filepath.Ext(path), ".json") {
-		j, err := yaml.YAMLToJSON(data)
-		if err != nil {
-			return false
-		}
-		data = j
-	}
-	var top map[string]json.RawMessage
-	if json.Unmarshal(data, &top) != nil {
-		return false
-	}
-	if _, typed := top["@type"]; typed {
-		return false
-	}
-	for _, k := range bootstrapKeys() {
-		if _, ok := top[k]; ok {
-			return true
-		}
-	}
-	return false
-}
 
 // scopeNames returns the scopes the directory defines, sorted.
 func (c *configDir) scopeNames() []string {

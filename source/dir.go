@@ -114,10 +114,6 @@ type Dir struct {
 	held *HeldReload
 	// attempted is set once Load or a reload was tried.
 	attempted bool
-	// lastRead are the stamps of the files the last completed read read (nil
-	// before one): Run compares them with the directory's when it starts
-	// watching, to see a change made since.
-	lastRead dirStamps
 
 	mu     sync.Mutex
 	status Status
@@ -214,14 +210,17 @@ func (d *Dir) tryReload(confirm bool) (store.Result, error) {
 		return store.Result{}, err
 	}
 	var (
-		warnings []string
-		res      store.Result
-		held     bool
+		warnings  []string
+		res       store.Result
+		held      *HeldReload
+		confirmed int
 	)
 	now := time.Now()
 	// The checks run on what the commit would publish, in this order:
 	// dangling references, an empty directory over a restored snapshot, the
-	// deletion guard.
+	// deletion guard. They run under the store's commit lock: they only
+	// decide, and what they decided is recorded, logged and reported
+	// (OnReload) once the lock is released.
 	check := func(next store.View, _ store.Result) error {
 		var err error
 		if warnings, err = cfg.checkRefs(next, d.allowDangling); err != nil {
@@ -232,13 +231,10 @@ func (d *Dir) tryReload(confirm bool) (store.Result, error) {
 		}
 		if ds := d.guard.held(d.st.View(), cfg); len(ds) > 0 {
 			if !confirm || d.held == nil || d.held.digest != cfg.digest {
-				h := &HeldReload{At: now, Deletions: ds, digest: cfg.digest}
-				herr := &HeldError{Held: h, guard: d.guard, Changed: confirm && d.held != nil}
-				d.hold(h)
-				held = true
-				return herr
+				held = &HeldReload{At: now, Deletions: ds, digest: cfg.digest}
+				return &HeldError{Held: held, guard: d.guard, Changed: confirm && d.held != nil}
 			}
-			d.log.Warn("held reload confirmed", "dir", d.dir, "deletions", len(ds))
+			confirmed = len(ds)
 		}
 		return nil
 	}
@@ -246,8 +242,12 @@ func (d *Dir) tryReload(confirm bool) (store.Result, error) {
 		// The store's scopes join the directory's, so that what is no longer in
 		// the directory (or was restored from elsewhere) is deleted.
 		res, err = d.st.CommitChecked(check, cfg.changes(d.st.View().Scopes())...)
-		if held {
+		if held != nil {
+			d.hold(held)
 			return store.Result{}, err
+		}
+		if err == nil && confirmed > 0 {
+			d.log.Warn("held reload confirmed", "dir", d.dir, "deletions", confirmed)
 		}
 	}
 	d.held = nil
@@ -261,7 +261,11 @@ func (d *Dir) tryReload(confirm bool) (store.Result, error) {
 		outcome = Applied
 	}
 	sum := cfg.summary()
+	var wasRejected time.Time
 	d.update(func(s *Status) {
+		if len(s.Errors) > 0 {
+			wasRejected = s.LastRejected
+		}
 		s.Loaded = true
 		s.LastAttempt, s.LastApplied = now, now
 		s.Revision = d.st.View().Revision()
@@ -271,6 +275,11 @@ func (d *Dir) tryReload(confirm bool) (store.Result, error) {
 	})
 	if d.onReload != nil {
 		d.onReload(outcome, res)
+	}
+	if !wasRejected.IsZero() {
+		// The last reload was rejected, and its errors logged: say they are gone.
+		d.log.Info("config good again: the errors of the rejected reload are fixed", "dir", d.dir,
+			"rejected_at", wasRejected, "changed", outcome == Applied)
 	}
 	if outcome == Applied {
 		d.log.Info("config applied", "dir", d.dir, "revision", res.Revision, "files", cfg.files,
@@ -294,7 +303,6 @@ func (d *Dir) tryReload(confirm bool) (store.Result, error) {
 func (d *Dir) readQuiet() (*configDir, error) {
 	files, _, err := listConfigDir(d.dir)
 	if err != nil {
-		d.lastRead = stampsOf(files)
 		return nil, err
 	}
 	before := stampsOf(files)
@@ -311,7 +319,6 @@ func (d *Dir) readQuiet() (*configDir, error) {
 	if file := before.changed(stampsOf(after)); file != "" {
 		return nil, &NotQuietError{File: file, WhileRead: true, period: d.quiet.period, retry: max(d.quiet.period, minRetry)}
 	}
-	d.lastRead = before
 	return cfg, readErr
 }
 

@@ -1,8 +1,10 @@
 package source
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,7 +31,7 @@ func TestConfigDirScopes(t *testing.T) {
 		"eds_cluster_config": {"eds_config": {"ads": {}, "resource_api_version": "V3"}}}`)
 	writeFile(t, dir, "README.md", "not a resource")
 	writeFile(t, dir, "team-a/nested/ignored.yaml", "not read: deeper directories are not scopes")
-	writeFile(t, dir, "envoy.yaml", "node: {id: e, cluster: c}\nadmin: {}\n")
+	writeFile(t, dir, "envoy.yaml", "node: {id: e, cluster: c}\nadmin: {}\ndynamic_resources: {ads_config: {api_type: GRPC}}\n")
 
 	cfg, err := readConfigDir(dir, defaultLimits)
 	require.NoError(t, err)
@@ -59,6 +61,19 @@ func TestConfigDirRejectsInvalid(t *testing.T) {
 	assert.Contains(t, lines[0], `CDS "api"`)
 	assert.Contains(t, lines[0], "connect_timeout")
 	assert.Contains(t, lines[1], filepath.Join(dir, "typo.yaml"))
+}
+
+// A client's bootstrap (one that fetches its config from a server) is skipped;
+// an Envoy static config is refused, saying what it is: it is not served, and a
+// directory holding only one is not "ok" with nothing in it.
+func TestConfigDirStaticConfig(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "envoy.yaml", "static_resources:\n  clusters:\n  - name: web\n")
+	_, err := readConfigDir(dir, defaultLimits)
+	require.Error(t, err)
+	lines := ErrorLines(err)
+	require.Len(t, lines, 1)
+	assert.True(t, strings.HasPrefix(lines[0], filepath.Join(dir, "envoy.yaml")+":1:1: an Envoy static config (top-level static_resources)"), lines[0])
 }
 
 // A resource defined twice in one scope is an error naming both files; the same
@@ -539,6 +554,39 @@ func TestReloadConfirmsOnlyWhatWasHeld(t *testing.T) {
 	assert.Equal(t, 2, st.View().Table("default", protocol.TypeCluster).Len())
 }
 
+// OnReload is called with no lock held, whatever the outcome: a program whose
+// callback commits to the same store (its own bookkeeping scope) is not
+// blocked by a held reload, nor by an applied one.
+func TestOnReloadHoldsNoLock(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "clusters.yaml", clusters(20, "1s"))
+	src, st := newSource(t, dir)
+	var outcomes []Outcome
+	src.onReload = func(o Outcome, _ store.Result) {
+		outcomes = append(outcomes, o)
+		_, err := st.Commit(store.Set("bookkeeping", xdstest.Cluster(fmt.Sprint("reload-", len(outcomes)))))
+		assert.NoError(t, err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := reload(src)
+		if err == nil {
+			writeFile(t, dir, "clusters.yaml", clusters(2, "1s"))
+			_, err = reload(src)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		var he *HeldError
+		require.ErrorAs(t, err, &he)
+	case <-time.After(10 * time.Second):
+		t.Fatal("a reload did not return: OnReload was called under the store's commit lock")
+	}
+	assert.Equal(t, []Outcome{Applied, Held}, outcomes)
+	assert.Equal(t, 2, st.View().Table("bookkeeping", protocol.TypeCluster).Len())
+}
+
 // The guard counts per type and per scope: a small config is reshaped freely
 // (fewer deletions than --delete-guard-min), a scope removed whole counts as
 // all of its resources deleted, and --max-delete-fraction 1 turns it off.
@@ -616,4 +664,34 @@ func committed(t *testing.T, cfg *configDir) store.View {
 	_, err := st.Commit(cfg.changes(nil)...)
 	require.NoError(t, err)
 	return st.View()
+}
+
+// After a rejected reload, the reload that is accepted says in the log that the
+// config is good again, even when it applies nothing new (the bad file was put
+// back as it was); a reload that follows a good one does not.
+func TestReloadGoodAgainLogged(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "web.yaml", cluster("web", "1s"))
+	var logs bytes.Buffer
+	src := NewDir(dir, store.New(), DirOptions{Debounce: -1, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	const goodAgain = "config good again"
+
+	_, err := reload(src)
+	require.NoError(t, err)
+	assert.NotContains(t, logs.String(), goodAgain, "the first load fixes nothing")
+
+	writeFile(t, dir, "web.yaml", cluster("web", "-1s"))
+	_, err = reload(src)
+	require.Error(t, err)
+	assert.NotContains(t, logs.String(), goodAgain)
+
+	writeFile(t, dir, "web.yaml", cluster("web", "1s"))
+	_, err = reload(src)
+	require.NoError(t, err)
+	assert.Equal(t, 1, strings.Count(logs.String(), goodAgain), logs.String())
+	assert.Contains(t, logs.String(), "changed=false", "the fix restored the config served")
+
+	_, err = reload(src)
+	require.NoError(t, err)
+	assert.Equal(t, 1, strings.Count(logs.String(), goodAgain), "said once")
 }

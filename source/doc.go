@@ -13,7 +13,9 @@
 //
 //   - content.go lists and reads the files, within the size limits
 //     (DirOptions.MaxFileBytes, MaxDirBytes), and parses and validates every
-//     resource (resources.Parse); any error rejects the whole directory. Every
+//     resource (resources.Parse), skipping a client's bootstrap and refusing an
+//     Envoy static config (resources.BootstrapError); any error rejects the
+//     whole directory. Every
 //     file is read and hashed on each reload, but only the files whose bytes
 //     changed since the last one are parsed again (parseCache);
 //   - refs.go refuses a resource that refers to one its scope does not define
@@ -23,9 +25,18 @@
 //   - guard.go holds back a load that would delete most of a type in a scope
 //     until it is confirmed (Dir.Reload with confirm);
 //   - dir.go commits the directory, every scope replaced whole, and records
-//     the outcome in Status;
+//     the outcome in Status (and logs that the config is good again when a
+//     load follows a rejected one);
 //   - watch.go reloads the directory after a change, debounced, and looks for
 //     it again when it is removed.
+//
+// What a reload costs: reading and hashing every file; parsing the changed
+// ones; the store's comparison of every resource with what it holds
+// (store.SetResource: a lookup and a byte comparison each, no encoding); and,
+// while the store's commit lock is held (other commits to the store wait),
+// the dangling-reference check (a lookup per reference of the scope,
+// store.View.Dangling) and the deletion guard (a walk of the scope's tables).
+// At 100,000 resources in one scope the last two take tens of milliseconds.
 //
 // What the etcd source does (etcd.go; the keys in etcdkeys.go, addresses and
 // client configuration in etcdaddr.go): it lists the current generation at

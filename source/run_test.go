@@ -30,7 +30,8 @@ func TestRunLoadsFirst(t *testing.T) {
 }
 
 // A change made between Load and Run, which no watch saw, is applied once Run
-// starts: Run compares the files with those Load read.
+// starts, even one that keeps the file's size and time (cp -p, rsync -t, tar):
+// Run reads the directory once more.
 func TestRunAppliesChangeSinceLoad(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "web.yaml", cluster("web", "1s"))
@@ -42,7 +43,8 @@ func TestRunAppliesChangeSinceLoad(t *testing.T) {
 	require.NoError(t, err)
 	v1 := versionOf(st, "default", "web")
 
-	writeFile(t, dir, "web.yaml", cluster("web", "20s"))
+	writeFile(t, dir, "web.yaml", cluster("web", "2s")) // the same size
+	require.NoError(t, chtimes(dir, "web.yaml", past))  // and time
 	outcomes, _ := recordOutcomes(src)
 	startRun(t, src)
 	eventually(t, "the change made before Run to be reloaded", func() bool { return len(outcomes()) > 0 })

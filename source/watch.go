@@ -26,8 +26,9 @@ const (
 )
 
 // Run keeps the store equal to the directory until ctx ends, and returns nil
-// then. It loads the directory first if Load was not called; otherwise, if the
-// files changed since Load read them, it reloads them as after a change.
+// then. It loads the directory first if Load was not called; if Load was
+// called, it reads the directory once more, as after a change, so that a
+// change made between Load and Run is not missed.
 //
 // It reloads the directory after it changes. Changes are debounced: a reload
 // waits until nothing changed for the debounce period, so an editor's several
@@ -59,17 +60,17 @@ func (d *Dir) Run(ctx context.Context) error {
 		d.onWatch(w)
 	}
 	d.reloading.Lock()
-	attempted, lastRead := d.attempted, d.lastRead
+	attempted := d.attempted
 	d.reloading.Unlock()
-	changed := false
 	if !attempted {
 		_, _ = d.Load(ctx) // it logs and records its own errors
-	} else if lastRead == nil {
-		changed = true // Load read nothing: the files were never quiet
-	} else if files, _, _ := listConfigDir(d.dir); lastRead.changed(stampsOf(files)) != "" {
-		changed = true
 	}
-	d.watch(ctx, w, changed)
+	// After a Load made before the watch, the directory is read once more
+	// (after the debounce period): a change made in between may keep a file's
+	// size and time (cp -p, rsync -t, tar), and only its bytes tell. The
+	// parse cache and the store's comparison make that read cheap when
+	// nothing changed: it parses and commits nothing.
+	d.watch(ctx, w, attempted)
 	return nil
 }
 

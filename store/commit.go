@@ -27,8 +27,10 @@ type Change struct {
 	body    []byte
 	encoded bool
 	// validated is set by SetResource for a resource resources.Validate
-	// accepted under this name: the store does not validate it again.
+	// accepted under this name: the store does not validate it again, and
+	// takes refs, worked out then, as its references.
 	validated bool
+	refs      *resources.CheckedRefs
 }
 
 type op uint8
@@ -60,7 +62,7 @@ func SetNamed(scope, name string, m proto.Message) Change {
 // compares with what it holds: a resource loaded again unchanged costs a
 // lookup and a byte comparison, and is not encoded again.
 func SetResource(scope string, r resources.Resource) Change {
-	return Change{op: opSet, scope: scope, name: r.Name, resource: r.Message, validated: r.Validated(), body: r.Encoded()}
+	return Change{op: opSet, scope: scope, name: r.Name, resource: r.Message, validated: r.Validated(), body: r.Encoded(), refs: r.References()}
 }
 
 // SetEncoded puts a resource given as its protobuf encoding (the value of a
@@ -312,7 +314,13 @@ func (sc *scratch) prepareSet(base *root, c Change, idx int) (prepared, error) {
 	if c.resource == nil || c.body == nil {
 		body = bytes.Clone(sc.buf) // the scratch buffer is reused
 	} // else SetResource's encoding, immutable: shared, not copied
-	refs, served := resources.ReferencesAndServed(typeURL, m)
+	var refs, served resources.Refs
+	if c.refs != nil && c.body != nil {
+		// SetResource's: as validated, consistent with the encoding committed.
+		refs, served = cloneRefs(c.refs.All), cloneRefs(c.refs.Served)
+	} else {
+		refs, served = resources.ReferencesAndServed(typeURL, m)
+	}
 	normalizeRefs(&refs)
 	var servedOwn *resources.Refs // nil: every reference is served, the common case
 	if !slices.Equal(refs.Routes, served.Routes) || !slices.Equal(refs.ScopedRoutes, served.ScopedRoutes) ||
@@ -555,4 +563,13 @@ func (tb *tableBuilder) changedEntries() []*Entry {
 		}
 	}
 	return out
+}
+
+// cloneRefs copies r, which normalizeRefs would otherwise change in place.
+func cloneRefs(r resources.Refs) resources.Refs {
+	return resources.Refs{
+		Routes: slices.Clone(r.Routes), ScopedRoutes: slices.Clone(r.ScopedRoutes),
+		Clusters: slices.Clone(r.Clusters), Endpoints: slices.Clone(r.Endpoints),
+		Secrets: slices.Clone(r.Secrets), ExtensionConfigs: slices.Clone(r.ExtensionConfigs),
+	}
 }

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"fmt"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	"testing"
 	"time"
 
@@ -162,6 +163,28 @@ func TestSetResourceIsValidatedOnce(t *testing.T) {
 	assert.False(t, unchecked.Validated())
 	_, err = st.Commit(store.SetResource("other", unchecked))
 	require.Error(t, err)
+}
+
+// A validated resource is committed as it was validated: its encoding and its
+// references both come from then, so what clients are sent and what push
+// order, make before break and View.Dangling read of it agree, even when its
+// message was changed in place since (which a caller must not do).
+func TestSetResourceCommitsWhatWasChecked(t *testing.T) {
+	c := xdstest.Cluster("web")
+	r, err := resources.Check(protocol.TypeCluster, "", c)
+	require.NoError(t, err)
+	c.EdsClusterConfig.ServiceName = "other"
+	c.ConnectTimeout = durationpb.New(-time.Second)
+
+	st := store.New()
+	commit(t, st, store.SetResource(scope, r), store.Set(scope, xdstest.Endpoints("web", "10.0.0.1:80")))
+	e := st.View().Table(scope, protocol.TypeCluster).Get("web")
+	require.NotNil(t, e)
+	sent, err := resources.Decode(protocol.TypeCluster, e.Body)
+	require.NoError(t, err)
+	assert.Equal(t, 1*time.Second, sent.(*clusterv3.Cluster).GetConnectTimeout().AsDuration(), "the checked encoding")
+	assert.Equal(t, []string{"web"}, e.Refs.Endpoints, "the references of what is sent")
+	assert.Empty(t, st.View().Dangling(scope), "web's endpoints exist")
 }
 
 // SetEncoded takes a resource as its encoding: the encoding the store holds

@@ -5,8 +5,9 @@
 // # Parts
 //
 //   - machine/: the protocol state of one stream as a pure state machine
-//     (SotW, Delta), with no goroutine, lock, channel, clock or package-level
-//     state. Receive takes a request, Responses the store's current view and
+//     (SotW, Delta), with no goroutine, channel, clock or package-level state
+//     (the caches its steps share with other streams are the server's, and
+//     the only part that takes a lock). Receive takes a request, Responses the store's current view and
 //     returns what to send, in push order (R15), or nothing (R6); Status is an
 //     immutable snapshot after each step. Its package doc says more.
 //   - session.go: Session, what is done between a request and a send as pure

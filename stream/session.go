@@ -20,10 +20,12 @@ import (
 // handler does between receiving a request and sending a response, as pure
 // code. The first request must name the node (R2), which decides the scope and
 // the machine; a per-type service fixes the type of every request; a malformed
-// request ends the stream with the gRPC status Receive returns. The handler is
-// a loop around a Session (receive every request that is waiting, then send
-// Responses: S5), and so is an in-memory transport: both drive exactly the
-// same code.
+// request ends the stream with the gRPC status Receive returns. The gRPC
+// handler is a loop around a Session: it Receives every request that is
+// waiting, then sends Responses (S5; Step does both in one call). An
+// in-memory transport (internal/conv) drives the same Receive and Responses,
+// asking for Responses when its test waits for one: every request sent since
+// is applied first, as when the handler found them all waiting.
 //
 // A Session is not safe for concurrent use.
 type Session[Req request] struct {

@@ -143,14 +143,6 @@ func TestAdminPageShowsTheDirectory(t *testing.T) {
 	assert.Equal(t, 0.0, metric(t, ts.admin.URL, "leanxds_config_last_reload_successful"))
 }
 
-// /readyz fails until the initial config is loaded.
-func TestReadyzBeforeLoad(t *testing.T) {
-	ts := startTestServer(t, copyExample(t, "edge"))
-	ts.ready.Store(false)
-	code, _ := get(t, ts.admin.URL, "/readyz")
-	assert.Equal(t, http.StatusServiceUnavailable, code)
-}
-
 // Shutdown ends CSDS streams rather than waiting for their client.
 func TestDrainEndsCSDSStreams(t *testing.T) {
 	ts := startTestServer(t, copyExample(t, "edge"))

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -103,6 +104,9 @@ func runDump(ctx context.Context, args []string, env lookupEnv, stdout, stderr i
 		return fmt.Errorf("CSDS at %s: %w\n(--node ID shows one node)", o.server, err)
 	}
 	if err != nil {
+		if hint := o.tlsHint(ctx, err); hint != "" {
+			return fmt.Errorf("CSDS at %s: %w\n%s", o.server, err, hint)
+		}
 		return fmt.Errorf("CSDS at %s: %w", o.server, err)
 	}
 	if o.node != "" && len(resp.GetConfig()) == 0 {
@@ -135,6 +139,46 @@ func (o *dumpOptions) credentials() (credentials.TransportCredentials, error) {
 		cfg.Certificates = []tls.Certificate{pair}
 	}
 	return credentials.NewTLS(cfg), nil
+}
+
+// tlsHint says which flag is missing when a connection failed because one side
+// speaks TLS and the other does not, "" otherwise. A server that expects TLS
+// closes a plaintext connection without a word, which gRPC reports as a
+// connection error: dump then tries a TLS handshake, only to learn whether the
+// server answers one.
+func (o *dumpOptions) tlsHint(ctx context.Context, err error) string {
+	if status.Code(err) != codes.Unavailable {
+		return ""
+	}
+	if o.tlsCA != "" || o.tlsCert != "" {
+		if strings.Contains(err.Error(), "first record does not look like a TLS handshake") {
+			return "the server does not speak TLS: leave out --tls-ca, --tls-cert and --tls-key"
+		}
+		return ""
+	}
+	if _, _, splitErr := net.SplitHostPort(o.server); splitErr != nil {
+		return "" // a gRPC target (dns:///...), not an address to probe
+	}
+	if !speaksTLS(ctx, o.server) {
+		return ""
+	}
+	return "the server expects TLS: pass --tls-ca FILE, the CA that signed its certificate " +
+		"(and --tls-cert FILE --tls-key FILE if it requires a client certificate)"
+}
+
+// speaksTLS reports whether the server at addr completes the server's part of a
+// TLS handshake. Nothing is sent over the connection and the certificate is not
+// trusted for anything: it is not verified, only seen.
+func speaksTLS(ctx context.Context, addr string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	d := tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}} //nolint:gosec // a probe, see above
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
 }
 
 // writeDump prints a CSDS response as a table (one line per resource), YAML or

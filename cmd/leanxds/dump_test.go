@@ -90,3 +90,26 @@ func TestDumpTableWithinBudget(t *testing.T) {
 	assert.Contains(t, stderr, "3 nodes match, 1 fit")
 	assert.Contains(t, stderr, "--node ID shows one node")
 }
+
+// dump against a server that expects TLS, without TLS, says so and names the
+// flag to pass; with TLS against a plaintext server, says that too.
+func TestDumpTLSHint(t *testing.T) {
+	pki := newTestPKI(t)
+	pki.issue(t, "server", true, "leanxds")
+	ts := startTestServer(t, copyExample(t, "edge"), func(o *serveOptions) {
+		o.tlsCert, o.tlsKey = pki.path("server.crt"), pki.path("server.key")
+	})
+	code, _, stderr := runArgs(t, nil, "dump", "--server", ts.addr, "--timeout", "5s")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "the server expects TLS: pass --tls-ca FILE", stderr)
+
+	code, stdout, stderr := runArgs(t, nil, "dump", "--server", ts.addr, "--tls-ca", pki.path("ca.crt"), "--timeout", "5s")
+	assert.Equal(t, 0, code, stderr)
+	assert.Contains(t, stdout, "no client connected", "the server answered over TLS")
+
+	plain := startTestServer(t, copyExample(t, "edge"))
+	code, _, stderr = runArgs(t, nil, "dump", "--server", plain.addr, "--tls-ca", pki.path("ca.crt"), "--timeout", "5s")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "the server does not speak TLS: leave out --tls-ca", stderr)
+	assert.NotContains(t, stderr, "expects TLS")
+}

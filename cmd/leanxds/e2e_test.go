@@ -284,7 +284,7 @@ func TestBinaryServeReloadAndObserve(t *testing.T) {
 	c.ExpectNothing()
 	_, page := get(t, p.admin, "/")
 	assert.Contains(t, page, "LAST RELOAD REJECTED")
-	assert.Contains(t, page, `broken.yaml:1: resource #1 (CDS "broken"): connect_timeout: value must be greater than 0s`)
+	assert.Contains(t, page, `broken.yaml:4:1: resource #1 (CDS "broken"): connect_timeout: value must be greater than 0s`)
 	assert.NotNil(t, p.logLine("config rejected: the last good config is still served"))
 
 	// /debug/clients: the EDS version sent is the one the client ACKed.

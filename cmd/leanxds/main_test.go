@@ -137,6 +137,22 @@ func TestValidateCommand(t *testing.T) {
 	assert.Equal(t, dir+": invalid", lines[1])
 }
 
+// validate lists the client bootstraps it skips, and refuses an Envoy static
+// config rather than finding nothing in it.
+func TestValidateBootstraps(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "envoy.yaml", "node: {id: e}\ndynamic_resources: {ads_config: {api_type: GRPC}}\n")
+	code, stdout, _ := runArgs(t, nil, "validate", dir)
+	assert.Equal(t, 0, code)
+	assert.Equal(t, dir+`: ok: 0 resources in 0 files, scopes []`+"\n"+
+		filepath.Join(dir, "envoy.yaml")+": skipped: a client's bootstrap, not resources\n", stdout)
+
+	writeFile(t, dir, "static.yaml", "static_resources: {listeners: [], clusters: []}\n")
+	code, _, stderr := runArgs(t, nil, "validate", dir)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, filepath.Join(dir, "static.yaml")+":1:1: an Envoy static config (top-level static_resources), not resources")
+}
+
 // validate exits 1 on a directory with a dangling reference, printing each with
 // its file, scope and both resources; with --allow-dangling they are warnings
 // and the exit status is 0.

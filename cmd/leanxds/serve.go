@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
 
 	"github.com/leanxds/leanxds/admin"
 	"github.com/leanxds/leanxds/admin/dirsource"
@@ -72,6 +73,9 @@ type server struct {
 	grpc    *grpc.Server
 	// admin is the admin HTTP handler and CSDS (package admin).
 	admin *admin.Admin
+	// health is the gRPC health service of the xDS port: SERVING from the
+	// initial load on, NOT_SERVING while draining.
+	health *admin.Health
 	// persister keeps the store's snapshot (--snapshot); nil without one.
 	persister *persist.Persister
 	// snapshot is what the restore at start found and did; nil until then, and
@@ -178,6 +182,11 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 	s.grpc = grpc.NewServer(gopts...)
 	s.xds.Register(s.grpc)
 	s.admin.RegisterCSDS(s.grpc)
+	// For Kubernetes gRPC probes and grpcurl: the health service, and server
+	// reflection (which lists the services and their messages).
+	s.health = admin.NewHealth()
+	s.health.Register(s.grpc)
+	reflection.Register(s.grpc)
 	return s, nil
 }
 
@@ -322,6 +331,7 @@ func (s *server) initialLoad(ctx context.Context) error {
 		s.log.Warn("the config directory holds no resource: clients are served nothing", "dir", s.opts.configDir)
 	}
 	s.ready.Store(true)
+	s.health.SetServing(true)
 	return nil
 }
 
@@ -383,10 +393,12 @@ func servedAttrs(v store.View) []any {
 // --scope-by id there may be one per node.
 const maxScopesLogged = 50
 
-// drain stops the xDS port: stop accepting, send GOAWAY on every connection
-// (GracefulStop) so clients reconnect elsewhere, end every stream with
-// Unavailable (Shutdown), and close what is still open after the drain timeout.
+// drain stops the xDS port: the health service says NOT_SERVING (and ends its
+// watches), then stop accepting, send GOAWAY on every connection (GracefulStop)
+// so clients reconnect elsewhere, end every stream with Unavailable (Shutdown),
+// and close what is still open after the drain timeout.
 func (s *server) drain() {
+	s.health.Shutdown()
 	s.admin.Shutdown()
 	stopped := make(chan struct{})
 	go func() {

@@ -20,6 +20,10 @@ directory: each is printed with its file, scope and both resources. With
 --allow-dangling they are printed as warnings and do not fail the check, as
 serve --allow-dangling serves them.
 
+A client's bootstrap (an Envoy bootstrap with dynamic_resources, a gRPC one with
+xds_servers) is skipped, and listed; an Envoy static config is refused: it is
+not resources.
+
 A file larger than --max-file-bytes, or a directory whose files hold more than
 --max-dir-bytes together, is refused before it is read, as serve refuses it.`
 
@@ -60,6 +64,9 @@ func runValidate(_ context.Context, args []string, env lookupEnv, stdout, stderr
 			fmt.Fprintf(stderr, "warning: %s\n", w)
 		}
 		fmt.Fprintf(stdout, "%s: ok: %d resources in %d files, scopes %q\n", dir, sum.Resources(), sum.Files, sum.ScopeNames())
+		for _, b := range sum.Bootstraps {
+			fmt.Fprintf(stdout, "%s: skipped: a client's bootstrap, not resources\n", b)
+		}
 	}
 	if failed {
 		return errSilent

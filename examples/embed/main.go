@@ -1,7 +1,8 @@
 // Command embed is a program of its own that serves a config directory with
 // leanxds, one call per part: the directory source keeps the store equal to
 // the directory, the stream server serves the store over xDS, and the admin
-// handler adds the pages, /metrics and CSDS.
+// handler adds the pages, /metrics and CSDS; the health service and server
+// reflection answer probes and grpcurl on the xDS port.
 //
 //	go run ./examples/embed -config examples/edge
 //
@@ -22,6 +23,7 @@ import (
 	"syscall"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/reflection"
 
 	"github.com/leanxds/leanxds/admin"
 	"github.com/leanxds/leanxds/admin/dirsource"
@@ -64,6 +66,10 @@ func run(ctx context.Context, config, xdsAddr, adminAddr string, ready func(xds,
 	g := grpc.NewServer(srv.GRPCOptions()...)
 	srv.Register(g)
 	adm.RegisterCSDS(g)
+	health := admin.NewHealth() // for Kubernetes gRPC probes and grpcurl
+	health.Register(g)
+	reflection.Register(g)
+	health.SetServing(true) // the directory is loaded
 
 	xdsLis, err := net.Listen("tcp", xdsAddr)
 	if err != nil {
@@ -78,7 +84,13 @@ func run(ctx context.Context, config, xdsAddr, adminAddr string, ready func(xds,
 	errs := make(chan error, 3)
 	go func() { errs <- g.Serve(srv.Listener(xdsLis)) }()
 	go func() { errs <- web.Serve(adminLis) }()
-	go func() { errs <- dir.Run(ctx) }() // reloads the directory as it changes
+	go func() {
+		// Run reloads the directory as it changes; it returns nil once ctx
+		// ends, and an error only if it cannot go on.
+		if err := dir.Run(ctx); err != nil || ctx.Err() == nil {
+			errs <- fmt.Errorf("config source stopped: %v", err)
+		}
+	}()
 	ready(xdsLis.Addr(), adminLis.Addr())
 
 	select {
@@ -86,7 +98,8 @@ func run(ctx context.Context, config, xdsAddr, adminAddr string, ready func(xds,
 		err = nil
 	case err = <-errs:
 	}
-	srv.Shutdown() // streams end with Unavailable: clients reconnect elsewhere
+	health.Shutdown() // NOT_SERVING
+	srv.Shutdown()    // streams end with Unavailable: clients reconnect elsewhere
 	adm.Shutdown()
 	g.Stop()
 	_ = web.Close()

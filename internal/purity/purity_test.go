@@ -28,7 +28,7 @@ var readOnly = map[string]string{
 	"resources.deterministic": "proto marshal options, a plain value",
 	"resources.typeURLs":      "the index of registry by message name, built at initialisation",
 	"store.marshal":           "proto marshal options, a plain value",
-	"store.emptyTable":        "the immutable empty table every missing table shares",
+	"store.emptyTable":        "the empty table every missing table shares; its one mutable part, the Sorted cache, can only ever hold the empty list",
 	"stream.services":         "the gRPC service descriptions Register installs",
 	"stream.sotwVariant":      "how a SotW stream reads and writes, functions only",
 	"stream.deltaVariant":     "how a delta stream reads and writes, functions only",

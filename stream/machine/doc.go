@@ -8,10 +8,14 @@
 // the client holds with the store's current view and returns the responses to
 // send, in push order (R15), or nothing (R6). After each of these steps Status
 // hands out an immutable snapshot of the machine, which the loop publishes for
-// status pages and CSDS to read without locking anything. A machine has no
-// goroutine, lock, channel or clock, and no package-level state: what the
-// machines of one server share (Caches) is a value the server makes and
-// passes to each. Tests drive a machine as a conversation, and fuzzers at
+// status pages and CSDS to read without locking anything. The snapshot is as
+// of the machine's newest step: a name it reports Missing (R14) that the store
+// has since gained is reported so until the machine's next step, which that
+// very change causes. A machine has no goroutine, channel or clock, and no
+// package-level state; its own state takes no lock. What the machines of one
+// server share (Caches: interned names and subscriptions, memos) is a value
+// the server makes and passes to each, safe for concurrent use: it is the
+// only part of a step that may take a lock, briefly. Tests drive a machine as a conversation, and fuzzers at
 // random (FuzzConverge plays whole client models against it).
 //
 // # Parts
