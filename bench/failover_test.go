@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/leanxds/leanxds/bench/failover"
+	"github.com/leanxds/leanxds/internal/etcdtest"
 	"github.com/leanxds/leanxds/internal/xdstest"
 )
 
@@ -33,5 +34,28 @@ func TestFailover(t *testing.T) {
 	if res.Failover.ResourcesSotW != w.Clusters+w.Routes || res.Failover.ResDelta != w.Clusters+w.Routes {
 		t.Errorf("resumed clients were sent %d (SotW) and %d (delta) resources: want the %d endpoints and %d routes again (S6, D9)",
 			res.Failover.ResourcesSotW, res.Failover.ResDelta, w.Clusters, w.Routes)
+	}
+}
+
+var commitClients = flag.Int("commit.clients", 100, "clients of each side of the commit latency benchmark")
+
+// TestCommitLatencyEtcdVsDir times a change of one cluster's endpoints from
+// its write (a put in etcd; a file of the config directory replaced) to the
+// last of the clients receiving it, through each source.
+func TestCommitLatencyEtcdVsDir(t *testing.T) {
+	cli := etcdtest.Client(t)
+	w := xdstest.DefaultWorkload()
+	if !*failoverFull {
+		w.Clusters, w.Listeners, w.Routes = 100, 10, 10
+	}
+	res, err := failover.CommitLatency(context.Background(), failover.CommitConfig{
+		Clients: *commitClients, DeltaEvery: 2, Rounds: 5, Workload: w,
+		Etcd: cli, Prefix: etcdtest.Prefix(t, cli), Dir: t.TempDir(), Log: testLog{t},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Etcd) != 5 || len(res.Dir) != 5 {
+		t.Errorf("rounds: etcd %d, directory %d; want 5 each", len(res.Etcd), len(res.Dir))
 	}
 }

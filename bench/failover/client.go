@@ -44,6 +44,7 @@ type Client struct {
 	names    map[string][]string
 
 	cc *grpc.ClientConn
+	s  adsStream
 }
 
 // Close closes the client's connection.
@@ -100,6 +101,7 @@ func (c *Client) Connect(ctx context.Context, addr string, resume bool) (Phase, 
 	if c.versions == nil {
 		c.versions, c.held, c.names = map[string]string{}, map[string]map[string]string{}, map[string][]string{}
 	}
+	c.s = s
 	var ph Phase
 	pending := map[string]bool{} // types whose response the phase waits for
 	first := true
@@ -142,11 +144,10 @@ func (c *Client) Connect(ctx context.Context, addr string, resume bool) (Phase, 
 		}
 		ph.Bytes += size
 		ph.Resources += len(res)
-		names, next, err := c.absorb(t, version, res, removed)
+		_, next, err := c.absorb(t, version, res, removed)
 		if err != nil {
 			return ph, err
 		}
-		_ = names
 		if err := s.send(t, nonce, version, c.subscription(t), nil, false); err != nil { // ACK
 			return ph, err
 		}
@@ -300,4 +301,23 @@ func (s deltaStream) recv() (string, string, string, []*anypb.Any, []string, int
 		res = append(res, a)
 	}
 	return r.GetTypeUrl(), r.GetSystemVersionInfo(), r.GetNonce(), res, r.GetRemovedResources(), proto.Size(r), nil
+}
+
+// Follow reads the stream Connect opened until it ends, ACKing every
+// response; seen is called with each response's type and resource names.
+func (c *Client) Follow(seen func(typeURL string, names []string)) error {
+	for {
+		t, version, nonce, res, removed, _, err := c.s.recv()
+		if err != nil {
+			return err
+		}
+		names, _, err := c.absorb(t, version, res, removed)
+		if err != nil {
+			return err
+		}
+		seen(t, names)
+		if err := c.s.send(t, nonce, version, c.subscription(t), nil, false); err != nil {
+			return err
+		}
+	}
 }
