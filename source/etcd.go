@@ -261,6 +261,13 @@ func (e *Etcd) watch(ctx context.Context) (progressed bool, err error) {
 			return progressed, err
 		}
 		if resp.IsProgressNotify() {
+			// Every event of the watched range up to this revision has been
+			// delivered: a watch started again later starts after it, not
+			// at a revision the writes outside the range may have let etcd
+			// compact.
+			e.syncing.Lock()
+			e.rev = max(e.rev, resp.Header.Revision)
+			e.syncing.Unlock()
 			continue
 		}
 		// One commit per etcd revision, in revision order (events arrive in it).

@@ -102,6 +102,17 @@ func TestEtcdFleetWritesDoNotWakeTheSource(t *testing.T) {
 	put(t, cli, p+"/staging", `{}`)
 	assert.Equal(t, loaded, e.Status().EtcdRevision, "no revision seen for the fleet writes")
 
+	// A progress notification moves the revision the watch would start again
+	// from past them, so that a compaction of those revisions does not make
+	// the source list again. (The source's watch context requires a leader:
+	// the request goes to the same watch stream.)
+	require.NoError(t, cli.RequestProgress(clientv3.WithRequireLeader(context.Background())))
+	eventually(t, "the progress notification", func() bool {
+		e.syncing.Lock()
+		defer e.syncing.Unlock()
+		return e.rev >= fleetRev
+	})
+
 	// A content write after them: the watch delivers in revision order, so
 	// once the source has it, any event of the earlier writes would have
 	// been delivered before it.
