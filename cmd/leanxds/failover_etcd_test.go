@@ -18,8 +18,14 @@ import (
 	"github.com/leanxds/leanxds/source"
 )
 
-// The failover tests run three leanxds binaries on one etcd prefix
-// (--source etcd://): replicas over a shared source of truth.
+// The failover tests run leanxds binaries on one etcd prefix (--source
+// etcd://): replicas over a shared source of truth. What etcd itself going
+// away does is proven where it happens: one member killed changes nothing,
+// all of them stopped leave the last content served and changes flow again
+// when they return (source TestEtcdMembersDown); a replica started while etcd
+// is down serves its snapshot (TestBinaryServeEtcd); a concurrent apply loses
+// cleanly (source TestApplyEtcdConcurrentApplyLoses,
+// TestApplyEtcdConflictWhileStaging).
 
 // The edge example's resources, as an Envoy of scope "edge" subscribes to
 // them: wildcard CDS and LDS, named EDS, RDS and SDS.
