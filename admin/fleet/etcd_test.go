@@ -86,7 +86,7 @@ func eventually(t testing.TB, d time.Duration, cond func() bool, msg string, arg
 	}
 }
 
-// published returns what etcd holds under prefix/fleet/replica/, by node.
+// published returns what etcd holds under prefix/nodes/replica/, by node.
 func published(t testing.TB, cli *clientv3.Client, prefix, replica string) map[string]admin.FleetNode {
 	t.Helper()
 	resp, err := cli.Get(context.Background(), prefix+"/nodes/"+replica+"/", clientv3.WithPrefix())
