@@ -285,7 +285,13 @@ func TestPublisherOutlivesAnEtcdOutage(t *testing.T) {
 	resp, err := cli.Get(context.Background(), prefix+"/nodes/r1/envoy-00000")
 	require.NoError(t, err)
 	require.NotZero(t, resp.Kvs[0].Lease)
-	require.NotEqual(t, before.Kvs[0].Lease, resp.Kvs[0].Lease, "a new lease")
+	// Whether the lease is the one from before the outage is etcd's choice: a
+	// new leader renews the leases it finds (its lessor's promotion), so an
+	// outage longer than the TTL may keep it. What matters is that the nodes
+	// are under a live lease, and written anew when one expired.
+	if before.Kvs[0].Lease != resp.Kvs[0].Lease {
+		t.Logf("the lease expired during the outage: republished under a new one")
+	}
 	ttlResp, err := cli.TimeToLive(context.Background(), clientv3.LeaseID(resp.Kvs[0].Lease))
 	require.NoError(t, err)
 	require.Positive(t, ttlResp.TTL, "under a live lease")
