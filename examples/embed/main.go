@@ -33,7 +33,7 @@ import (
 func main() {
 	config := flag.String("config", "examples/edge", "the config directory to serve")
 	xdsAddr := flag.String("xds", "127.0.0.1:18000", "the xDS address")
-	adminAddr := flag.String("admin", "127.0.0.1:19000", "the admin address")
+	adminAddr := flag.String("admin", "127.0.0.1:18100", "the admin address")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
