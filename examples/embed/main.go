@@ -6,7 +6,7 @@
 //	go run ./examples/embed -config examples/edge
 //
 // Point an Envoy at 127.0.0.1:18000 (examples/edge/envoy.yaml) and read
-// http://127.0.0.1:19000/.
+// http://127.0.0.1:18100/.
 package main
 
 import (
