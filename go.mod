@@ -55,3 +55,10 @@ require (
 	golang.org/x/text v0.42.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20260817212433-ac3dfec99bb1 // indirect
 )
+
+// Of go-control-plane, leanxds requires and builds only the generated protos
+// module (go-control-plane/envoy); .ci/run checks it. The root module (its
+// server and caches) is still in the module graph, since grpc's go.mod requires
+// it, as in every program using grpc. Do not exclude it: go mod tidy also loads
+// the tests of the packages leanxds imports, and grpc/xds's import it, so tidy
+// would then require an older version of it instead.
