@@ -40,6 +40,9 @@ func TestModules(t *testing.T) {
 	cmd := exec.Command("go", "list", "-deps", "-test", "-f", "{{.ImportPath}} {{with .Module}}{{.Path}}{{end}}", "./...")
 	cmd.Dir = repoRoot
 	out, err = cmd.Output()
+	if ee, ok := err.(*exec.ExitError); ok {
+		t.Fatalf("go list: %v\n%s", err, ee.Stderr)
+	}
 	require.NoError(t, err)
 	var pkgs int
 	for line := range strings.Lines(string(out)) {
