@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -346,6 +347,12 @@ func TestDeployKubernetes(t *testing.T) {
 				assert.True(t, ok, "%s: no container port named %v", name, v)
 				return n
 			}
+			// The pod is given the time to drain before it is killed.
+			grace, _ := at(d, "spec", "template", "spec", "terminationGracePeriodSeconds").(int)
+			drain, err := time.ParseDuration(flagValue(inv.args, "drain-timeout"))
+			require.NoError(t, err, "--drain-timeout")
+			assert.Greater(t, time.Duration(grace)*time.Second, drain, "terminationGracePeriodSeconds exceeds --drain-timeout")
+
 			var listen, adminPort int
 			if o != nil {
 				listen, adminPort = portOfAddr(t, o.listen), portOfAddr(t, o.admin)
@@ -496,6 +503,9 @@ func TestDeploySystemd(t *testing.T) {
 			// What the process writes is in its state directory, the one
 			// place ProtectSystem=strict leaves writable.
 			assert.True(t, strings.HasPrefix(o.snapshot, "/var/lib/"+unit["StateDirectory"][0]+"/"), o.snapshot)
+			stop, err := time.ParseDuration(unit["TimeoutStopSec"][0])
+			require.NoError(t, err, "TimeoutStopSec")
+			assert.Greater(t, stop, o.drainTimeout, "TimeoutStopSec exceeds --drain-timeout")
 		}
 	}
 	for k, v := range map[string]string{
