@@ -6,6 +6,7 @@
 //	leanxds validate DIR...         check config directories offline
 //	leanxds dump --node ID          print what a node is served, through CSDS
 //	leanxds reload [--confirm]      reload a running server's directory now
+//	leanxds version                 print the version, commit and Go version
 //
 // Each subcommand's --help explains its flags; serve's flags can also be set by
 // LEANXDS_* environment variables.
@@ -31,6 +32,7 @@ Usage:
   leanxds validate DIR...              check config directories offline
   leanxds dump [--node ID] [flags]     print what a node is served (CSDS)
   leanxds reload [--confirm]           reload a running server's config directory now
+  leanxds version                      print the version, commit and Go version (also --version)
   leanxds help [COMMAND]               explain a command and its flags
 
 Try it:
@@ -49,6 +51,7 @@ var commands = map[string]func(ctx context.Context, args []string, env lookupEnv
 	"validate": runValidate,
 	"dump":     runDump,
 	"reload":   runReload,
+	"version":  runVersion,
 }
 
 // run runs the command line args and returns the exit code.
@@ -59,6 +62,8 @@ func run(ctx context.Context, args []string, env lookupEnv, stdout, stderr io.Wr
 	}
 	name, rest := args[0], args[1:]
 	switch name {
+	case "-version", "--version":
+		name = "version"
 	case "help", "-h", "-help", "--help":
 		if len(rest) > 0 && commands[rest[0]] != nil {
 			return exitCode(commands[rest[0]](ctx, []string{"--help"}, env, stdout, stdout), stderr)
