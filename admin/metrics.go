@@ -33,7 +33,7 @@ func latencyBuckets() []float64 { return prometheus.ExponentialBuckets(0.0005, 2
 // alike, told apart by a label) and by the config source (Reloaded), and read
 // from the store, the streams' limits and the source when scraped. Their names
 // and labels are those dashboards know: leanxds_xds_*, leanxds_config_*,
-// leanxds_store_*, leanxds_resources.
+// leanxds_store_*, leanxds_resources, and leanxds_build_info (buildinfo.go).
 type Metrics struct {
 	reg *prometheus.Registry
 
@@ -133,6 +133,7 @@ func NewMetrics(st *store.Store) *Metrics {
 		m.pushLatency, m.ackLatency, m.reloads, m.commits, m.lastReloadOK, m.lastApplied,
 		newStoreCollector(st),
 	)
+	reg.MustRegister(newBuildInfoGauge(ReadBuildInfo()))
 	return m
 }
 

@@ -178,6 +178,7 @@ func TestMetricNamesAndLabels(t *testing.T) {
 		"leanxds_xds_streams_awaiting_first_request":    {},
 		"leanxds_xds_streams_timed_out_total":           {"timeout"},
 		"leanxds_config_reloads_total":                  {"result"},
+		"leanxds_build_info":                            {"commit", "go_version", "version"},
 		"leanxds_config_last_reload_successful":         {},
 		"leanxds_config_last_applied_timestamp_seconds": {},
 		"leanxds_config_reload_held":                    {},

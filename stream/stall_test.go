@@ -52,7 +52,7 @@ var stallVariants = map[string]stallVariant{
 		newResp: func() proto.Message { return new(discoveryv3.DiscoveryResponse) },
 		version: func(m proto.Message) string { return m.(*discoveryv3.DiscoveryResponse).GetVersionInfo() },
 		healthy: func(t *testing.T, e *env, id string) func() string {
-			c := conv.ADS(t, e.cc, node(id, scope))
+			c := conv.ADS(t, e.cc, node(id, scope), conv.WithTimeout(healthyWait))
 			c.Request(cds)
 			return func() string {
 				v := c.ExpectResponse().Version()
@@ -67,7 +67,7 @@ var stallVariants = map[string]stallVariant{
 		newResp: func() proto.Message { return new(discoveryv3.DeltaDiscoveryResponse) },
 		version: func(m proto.Message) string { return m.(*discoveryv3.DeltaDiscoveryResponse).GetSystemVersionInfo() },
 		healthy: func(t *testing.T, e *env, id string) func() string {
-			c := conv.DeltaADS(t, e.cc, node(id, scope))
+			c := conv.DeltaADS(t, e.cc, node(id, scope), conv.WithTimeout(healthyWait))
 			c.Subscribe(cds, "*")
 			return func() string {
 				v := c.ExpectResponse().GetSystemVersionInfo()
@@ -77,6 +77,12 @@ var stallVariants = map[string]stallVariant{
 		},
 	},
 }
+
+// healthyWait bounds each wait of a healthy client for its next response: a
+// hundred of them are pushed a hundred large clusters ten times, which under
+// the race detector on a busy machine takes longer than conv's default. The
+// test proves that they are all served, not how fast.
+const healthyWait = 30 * time.Second
 
 // A client that stops reading blocks only its own stream: 100 healthy clients get
 // every update meanwhile, and when the stalled one reads again it gets the latest

@@ -5,9 +5,9 @@
 // it held before they came: no stream, no connection, and goroutines, open files
 // and Go heap back to their baseline within stated margins (Margins).
 //
-// `go test ./bench -run TestChurnSoak` runs it for a few seconds;
-// `go test ./bench -run TestChurnSoak -churn.duration=10m -timeout 0` or
-// `go run ./bench/cmd/churnsoak -duration 10m` for minutes.
+// In bench/ (the benchmark's own module), `go test -run TestChurnSoak .` runs
+// it for a few seconds; `go test -run TestChurnSoak -churn.duration=10m -timeout 0 .`
+// or `go run ./cmd/churnsoak -duration 10m` for minutes.
 package churn
 
 import (

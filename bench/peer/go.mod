@@ -22,8 +22,15 @@ require (
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
 )
 
-// The workload, its changes and the control API are bench/'s own, shared with the
-// other benchmarked servers (the dependency goes this way only).
-require github.com/leanxds/leanxds v0.0.0
+// The workload, its changes and the control API are bench/'s own (module
+// github.com/leanxds/leanxds/bench), shared with the other benchmarked servers
+// (the dependency goes this way only); they build on leanxds's packages.
+require (
+	github.com/leanxds/leanxds v0.0.0 // indirect
+	github.com/leanxds/leanxds/bench v0.0.0
+)
 
-replace github.com/leanxds/leanxds => ../..
+replace (
+	github.com/leanxds/leanxds => ../..
+	github.com/leanxds/leanxds/bench => ..
+)

@@ -46,7 +46,7 @@ type fleetCmdOptions struct {
 func runFleet(ctx context.Context, args []string, env lookupEnv, stdout, stderr io.Writer) error {
 	c := newCommand("fleet", "leanxds fleet [--admin ADDR] [--not-current] [--output table|json]", fleetAbout, stderr)
 	o := &fleetCmdOptions{}
-	c.fs.StringVar(&o.admin, "admin", "127.0.0.1:9901", "`address` of a replica's admin HTTP server (its --admin)")
+	c.fs.StringVar(&o.admin, "admin", defaultAdminAddr, "`address` of a replica's admin HTTP server (its --admin)")
 	c.fs.StringVar(&o.adminToken, "admin-token", "", "the replica's --admin-token; default: $"+adminTokenEnv+", the variable serve reads it from")
 	c.fs.StringVar(&o.output, "output", "table", "`format`: table (one line per node) or json (the nodes as /debug/fleet lists them)")
 	c.fs.BoolVar(&o.notCurrent, "not-current", false, "list only the nodes that are not current")

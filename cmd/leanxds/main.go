@@ -8,6 +8,7 @@
 //	leanxds reload [--confirm]      reload a running server's directory now
 //	leanxds apply DIR --to etcd://  write a config directory to etcd, atomically
 //	leanxds fleet                   list every node of a fleet of replicas
+//	leanxds version                 print the version, commit and Go version
 //
 // Each subcommand's --help explains its flags; serve's flags can also be set by
 // LEANXDS_* environment variables.
@@ -35,6 +36,7 @@ Usage:
   leanxds reload [--confirm]           reload a running server's config directory now
   leanxds apply DIR --to etcd://H:P/PREFIX   write a config directory to etcd (docs/etcd.md)
   leanxds fleet [flags]                list every node of a fleet of replicas (/debug/fleet)
+  leanxds version                      print the version, commit and Go version (also --version)
   leanxds help [COMMAND]               explain a command and its flags
 
 Try it:
@@ -55,6 +57,7 @@ var commands = map[string]func(ctx context.Context, args []string, env lookupEnv
 	"reload":   runReload,
 	"apply":    runApply,
 	"fleet":    runFleet,
+	"version":  runVersion,
 }
 
 // run runs the command line args and returns the exit code.
@@ -65,6 +68,8 @@ func run(ctx context.Context, args []string, env lookupEnv, stdout, stderr io.Wr
 	}
 	name, rest := args[0], args[1:]
 	switch name {
+	case "-version", "--version":
+		name = "version"
 	case "help", "-h", "-help", "--help":
 		if len(rest) > 0 && commands[rest[0]] != nil {
 			return exitCode(commands[rest[0]](ctx, []string{"--help"}, env, stdout, stdout), stderr)

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/leanxds/leanxds/admin"
 	"github.com/leanxds/leanxds/source"
 )
 
@@ -230,4 +233,24 @@ func TestServeRefusesBadSnapshotURL(t *testing.T) {
 		assert.Contains(t, stderr, c.url, "the message names the URL")
 		assert.Contains(t, stderr, c.want, c.url)
 	}
+}
+
+// version and --version print the build's version, commit and Go version, as
+// leanxds_build_info labels them.
+func TestVersion(t *testing.T) {
+	info := admin.ReadBuildInfo()
+	want := fmt.Sprintf("leanxds %s\ncommit: %s\ngo: %s %s/%s\n", info.Version, info.Commit, info.GoVersion, runtime.GOOS, runtime.GOARCH)
+	for _, args := range [][]string{{"version"}, {"--version"}, {"-version"}} {
+		code, stdout, stderr := runArgs(t, nil, args...)
+		assert.Equal(t, 0, code, args)
+		assert.Equal(t, want, stdout, args)
+		assert.Empty(t, stderr, args)
+	}
+	code, _, stderr := runArgs(t, nil, "version", "extra")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, stderr, `unexpected argument "extra"`)
+
+	var b bytes.Buffer
+	printVersion(&b, admin.BuildInfo{Version: "v0.3.0", Commit: "0123abc+dirty", GoVersion: "go1.26.1"})
+	assert.Equal(t, fmt.Sprintf("leanxds v0.3.0\ncommit: 0123abc+dirty\ngo: go1.26.1 %s/%s\n", runtime.GOOS, runtime.GOARCH), b.String())
 }

@@ -42,7 +42,7 @@ type reloadOptions struct {
 func runReload(ctx context.Context, args []string, env lookupEnv, stdout, stderr io.Writer) error {
 	c := newCommand("reload", "leanxds reload [--admin ADDR] [--confirm]", reloadAbout, stderr)
 	o := &reloadOptions{}
-	c.fs.StringVar(&o.admin, "admin", "127.0.0.1:9901", "`address` of the server's admin HTTP server (its --admin)")
+	c.fs.StringVar(&o.admin, "admin", defaultAdminAddr, "`address` of the server's admin HTTP server (its --admin)")
 	c.fs.BoolVar(&o.confirm, "confirm", false, "apply a reload held back because it would delete too much")
 	c.fs.StringVar(&o.adminToken, "admin-token", "", "the server's --admin-token, for a server that sets one or that is not on this host;\n"+
 		"default: $"+adminTokenEnv+", the variable serve reads it from")

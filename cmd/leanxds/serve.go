@@ -228,6 +228,7 @@ func (s *server) run(ctx context.Context) error {
 	s.log.Info("xDS listening", "addr", lis.Addr().String(), "tls", s.opts.tlsCert != "",
 		"mtls", s.opts.clientCA != "", "node_identity", s.opts.nodeIdentity, "scope_by", s.opts.scopeBy, "scope_map", s.opts.scopeMap,
 		"csds", csdsGuard(s.opts.adminToken != "", s.opts.nodeIdentity, s.admin.Guard()))
+	warnExposedXDS(s.log, lis.Addr(), s.opts.tlsCert != "")
 	served := make(chan error, 1)
 	go func() { served <- s.grpc.Serve(lis) }()
 	stopFleet := s.fleet.start(ctx)
@@ -301,6 +302,7 @@ func (s *server) startAdmin() (*http.Server, error) {
 		}
 	}()
 	s.log.Info("admin listening", "addr", lis.Addr().String(), "debug_pages", s.admin.Guard())
+	warnExposedAdmin(s.log, lis.Addr(), s.opts.adminToken != "")
 	return srv, nil
 }
 

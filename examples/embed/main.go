@@ -7,7 +7,7 @@
 //	go run ./examples/embed -config examples/edge
 //
 // Point an Envoy at 127.0.0.1:18000 (examples/edge/envoy.yaml) and read
-// http://127.0.0.1:19000/.
+// http://127.0.0.1:18100/.
 package main
 
 import (
@@ -35,7 +35,7 @@ import (
 func main() {
 	config := flag.String("config", "examples/edge", "the config directory to serve")
 	xdsAddr := flag.String("xds", "127.0.0.1:18000", "the xDS address")
-	adminAddr := flag.String("admin", "127.0.0.1:19000", "the admin address")
+	adminAddr := flag.String("admin", "127.0.0.1:18100", "the admin address")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

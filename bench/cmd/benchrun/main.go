@@ -1,9 +1,10 @@
 // Command benchrun runs the load benchmark matrix of leanxds against
 // go-control-plane and the raw gRPC floor, with the same generator and workload,
-// and writes bench/RESULTS.md and its plots. From the module root:
+// and writes bench/RESULTS.md and its plots. From bench/, the benchmark's own
+// module (or `bash bench/run.sh` from anywhere):
 //
-//	go run ./bench/cmd/benchrun                 # the full matrix (long)
-//	go run ./bench/cmd/benchrun -scale 0.05     # a quick run at 5% of each N
+//	go run ./cmd/benchrun                 # the full matrix (long)
+//	go run ./cmd/benchrun -scale 0.05     # a quick run at 5% of each N
 //
 // It builds the servers and the generator (the go-control-plane peer from its own
 // module under bench/peer), then for each N runs leanxds, go-control-plane and the
@@ -49,7 +50,7 @@ func main() {
 	servers := flag.String("servers", "leanxds,go-control-plane,floor", "servers to run (also: go-control-plane-linear)")
 	rounds := flag.Int("rounds", 3, "times each change is repeated")
 	roundsLarge := flag.Int("rounds-large", 1, "times each change is repeated at N ≥ 10,000 (each round already gives N samples)")
-	out := flag.String("out", "bench", "directory for RESULTS.md, plots and results/*.json")
+	out := flag.String("out", ".", "directory for RESULTS.md, plots and results/*.json")
 	profileN := flag.Int("profile-n", 10000, "capture leanxds CPU and allocs profiles at this N (0: never)")
 	runTimeout := flag.Duration("run-timeout", 40*time.Minute, "bound on one server's run at one N")
 	delta := flag.Bool("delta", false, "run delta xDS instead of state of the world")
@@ -106,7 +107,7 @@ func main() {
 		order = append(order, s)
 	}
 
-	rep := &report{Workload: *w, Commit: strings.TrimSpace(cmdOut("git", "rev-parse", "--short", "HEAD")) + dirty(), Command: strings.TrimSpace("go run ./bench/cmd/benchrun " + strings.Join(os.Args[1:], " ")), Started: time.Now()}
+	rep := &report{Workload: *w, Commit: strings.TrimSpace(cmdOut("git", "rev-parse", "--short", "HEAD")) + dirty(), Command: strings.TrimSpace("bash bench/run.sh " + strings.Join(os.Args[1:], " ")), Started: time.Now()}
 	sizes := map[string]int{"endpoint": 300, "cluster": 100_000, "all": 100_000}
 	run := 0
 	for _, f := range strings.Split(*ns, ",") {
@@ -163,8 +164,8 @@ func main() {
 
 func build(ctx context.Context, bin string) error {
 	cmds := [][]string{
-		{"go", "build", "-o", bin, "./bench/cmd/xdsserver", "./bench/cmd/floor", "./bench/cmd/xdsload"},
-		{"go", "build", "-C", "bench/peer", "-o", filepath.Join(bin, "gcpserver"), "."},
+		{"go", "build", "-o", bin, "./cmd/xdsserver", "./cmd/floor", "./cmd/xdsload"},
+		{"go", "build", "-C", "peer", "-o", filepath.Join(bin, "gcpserver"), "."},
 	}
 	for _, c := range cmds {
 		cmd := exec.CommandContext(ctx, c[0], c[1:]...)

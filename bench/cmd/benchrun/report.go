@@ -462,8 +462,9 @@ func cmdOut(name string, args ...string) string {
 
 func dirty() string {
 	// The benchmark's own outputs (results, RESULTS.md, plots) do not count.
-	if out := cmdOut("git", "status", "--porcelain", "--", "stream", "store", "protocol", "bench",
-		":!bench/results", ":!bench/RESULTS.md", ":!bench/*.png", ":!bench/NOTES.md"); strings.TrimSpace(out) != "" && out != "unknown" {
+	// Paths from the repository's root: benchrun runs in bench/.
+	if out := cmdOut("git", "status", "--porcelain", "--", ":(top)stream", ":(top)store", ":(top)protocol", ":(top)bench",
+		":(top,exclude)bench/results", ":(top,exclude)bench/RESULTS.md", ":(top,exclude,glob)bench/*.png", ":(top,exclude)bench/NOTES.md"); strings.TrimSpace(out) != "" && out != "unknown" {
 		return " (with uncommitted changes in stream/store/bench)"
 	}
 	return ""

@@ -2,7 +2,7 @@
 // prints its result as JSON; it exits 1 if the server did not come back to its
 // baseline within churn.DefaultMargins.
 //
-//	go run ./bench/cmd/churnsoak -duration 10m
+//	go run ./cmd/churnsoak -duration 10m            # in bench/
 package main
 
 import (
