@@ -28,26 +28,55 @@ func runArgs(t *testing.T, env map[string]string, args ...string) (code int, std
 
 // --help explains every flag, with the two dashes and its environment variable.
 func TestServeHelp(t *testing.T) {
-	code, _, stderr := runArgs(t, nil, "serve", "--help")
+	code, stdout, stderr := runArgs(t, nil, "serve", "--help")
 	assert.Equal(t, 0, code)
+	assert.Empty(t, stderr)
 	for _, f := range []string{"config", "listen", "admin", "scope-by", "no-default-scope", "tls-cert", "tls-key",
 		"client-ca", "node-identity", "scope-map", "log-level", "log-format", "debounce", "drain-timeout", "snapshot", "snapshot-interval", "restore-timeout", "allow-dangling",
 		"csds-max-bytes", "admin-token", "admin-max-bytes", "admin-max-page",
 		"max-file-bytes", "max-dir-bytes", "max-delete-fraction", "delete-guard-min"} {
-		assert.Regexp(t, `(?m)^  --`+f+`( \w+)?$`, stderr)
-		assert.Contains(t, stderr, "$"+envName(f), f)
+		assert.Regexp(t, `(?m)^  --`+f+`( \w+)?$`, stdout)
+		assert.Contains(t, stdout, "$"+envName(f), f)
 	}
-	assert.Contains(t, stderr, `(default "127.0.0.1:18000")`)
-	assert.Contains(t, stderr, `--snapshot-interval duration
+	assert.Contains(t, stdout, `(default "127.0.0.1:18000")`)
+	assert.Contains(t, stdout, `--snapshot-interval duration
         how often the served config is written to --snapshot if it changed (and once more at shutdown) (default "1m0s")`)
-	assert.Contains(t, stderr, "s3://bucket/key?region=")
+	assert.Contains(t, stdout, "s3://bucket/key?region=")
 
-	code, stdout, _ := runArgs(t, nil, "help", "dump")
+	code, stdout, _ = runArgs(t, nil, "help", "dump")
 	assert.Equal(t, 0, code)
 	assert.Contains(t, stdout, "--node id")
 	code, stdout, _ = runArgs(t, nil, "help", "reload")
 	assert.Equal(t, 0, code)
 	assert.Contains(t, stdout, "--confirm\n")
+}
+
+// Every command's -h and --help print the usage to stdout and exit 0; help
+// for an unknown command and a bad flag fail with exit 2 on stderr.
+func TestHelpOnStdout(t *testing.T) {
+	for name := range commands {
+		for _, h := range []string{"-h", "--help"} {
+			code, stdout, stderr := runArgs(t, nil, name, h)
+			assert.Equal(t, 0, code, name+" "+h)
+			assert.Contains(t, stdout, "Usage: leanxds "+name, name+" "+h)
+			assert.Empty(t, stderr, name+" "+h)
+		}
+		code, stdout, stderr := runArgs(t, nil, "help", name)
+		assert.Equal(t, 0, code, "help "+name)
+		assert.Contains(t, stdout, "Usage: leanxds "+name)
+		assert.Empty(t, stderr, "help "+name)
+	}
+
+	code, stdout, stderr := runArgs(t, nil, "help", "nosuch")
+	assert.Equal(t, 2, code)
+	assert.Empty(t, stdout)
+	assert.Contains(t, stderr, `unknown command "nosuch"`)
+
+	code, stdout, stderr = runArgs(t, nil, "dump", "--no-such-flag")
+	assert.Equal(t, 2, code)
+	assert.Empty(t, stdout)
+	assert.Contains(t, stderr, "flag provided but not defined: -no-such-flag")
+	assert.Contains(t, stderr, "Usage: leanxds dump")
 }
 
 // A flag may come from its LEANXDS_* variable; the command line wins.

@@ -29,6 +29,7 @@ import (
 // server has drained, or on a fatal error.
 func runServe(ctx context.Context, args []string, env lookupEnv, stdout, stderr io.Writer) error {
 	c, o := serveCommand(stderr)
+	c.helpOut = stdout
 	if err := c.parse(args, env); err != nil {
 		return err
 	}

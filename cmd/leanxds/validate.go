@@ -30,6 +30,7 @@ A file larger than --max-file-bytes, or a directory whose files hold more than
 // runValidate is `leanxds validate DIR...`.
 func runValidate(_ context.Context, args []string, env lookupEnv, stdout, stderr io.Writer) error {
 	c := newCommand("validate", "leanxds validate [--allow-dangling] DIR...", validateAbout, stderr)
+	c.helpOut = stdout
 	allowDangling := c.fs.Bool("allow-dangling", false, "report references to resources a scope does not define as warnings, not errors")
 	var opts source.DirOptions
 	c.fs.Int64Var(&opts.MaxFileBytes, "max-file-bytes", source.DefaultMaxFileBytes, "refuse a resource file larger than this many `bytes`, as serve does")
