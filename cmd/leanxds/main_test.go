@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -282,4 +284,24 @@ func TestVersion(t *testing.T) {
 	var b bytes.Buffer
 	printVersion(&b, admin.BuildInfo{Version: "v0.3.0", Commit: "0123abc+dirty", GoVersion: "go1.26.1"})
 	assert.Equal(t, fmt.Sprintf("leanxds v0.3.0\ncommit: 0123abc+dirty\ngo: go1.26.1 %s/%s\n", runtime.GOOS, runtime.GOARCH), b.String())
+}
+
+// Durations are logged as "10s" in both formats, also inside a group, not as
+// nanoseconds.
+func TestLoggerDurations(t *testing.T) {
+	for _, format := range []string{"json", "text"} {
+		var buf bytes.Buffer
+		log, err := newLogger(&buf, "info", format)
+		require.NoError(t, err)
+		log.Info("x", "debounce", 10*time.Second, slog.Group("g", "wait", 250*time.Millisecond))
+		switch format {
+		case "json":
+			var rec map[string]any
+			require.NoError(t, json.Unmarshal(buf.Bytes(), &rec), buf.String())
+			assert.Equal(t, "10s", rec["debounce"])
+			assert.Equal(t, map[string]any{"wait": "250ms"}, rec["g"])
+		case "text":
+			assert.Contains(t, buf.String(), "debounce=10s g.wait=250ms")
+		}
+	}
 }
