@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -35,7 +36,7 @@ func TestServeHelp(t *testing.T) {
 	assert.Empty(t, stderr)
 	for _, f := range []string{"config", "listen", "admin", "scope-by", "no-default-scope", "tls-cert", "tls-key",
 		"client-ca", "node-identity", "scope-map", "log-level", "log-format", "debounce", "drain-timeout", "snapshot", "snapshot-interval", "restore-timeout", "allow-dangling",
-		"csds-max-bytes", "admin-token", "admin-max-bytes", "admin-max-page",
+		"csds-max-bytes", "admin-token", "admin-max-bytes", "admin-max-page", "pprof",
 		"max-file-bytes", "max-dir-bytes", "max-delete-fraction", "delete-guard-min"} {
 		assert.Regexp(t, `(?m)^  --`+f+`( \w+)?$`, stdout)
 		assert.Contains(t, stdout, "$"+envName(f), f)
@@ -303,5 +304,25 @@ func TestLoggerDurations(t *testing.T) {
 		case "text":
 			assert.Contains(t, buf.String(), "debounce=10s g.wait=250ms")
 		}
+	}
+}
+
+// serve --pprof mounts the profiles on the admin server; without it,
+// /debug/pprof/ is not found.
+func TestServePprofFlag(t *testing.T) {
+	c, o := serveCommand(&bytes.Buffer{})
+	require.NoError(t, c.parse([]string{"--pprof"}, func(string) (string, bool) { return "", false }))
+	assert.True(t, o.pprof)
+
+	for _, on := range []bool{false, true} {
+		ts := startTestServer(t, copyExample(t, "edge"), func(o *serveOptions) { o.pprof = on })
+		resp, err := http.Get(ts.admin.URL + "/debug/pprof/heap")
+		require.NoError(t, err)
+		resp.Body.Close()
+		want := http.StatusNotFound
+		if on {
+			want = http.StatusOK
+		}
+		assert.Equal(t, want, resp.StatusCode, "--pprof=%v", on)
 	}
 }

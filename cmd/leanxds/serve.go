@@ -133,6 +133,7 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 		Source: dirsource.Of(s.source), Reloader: dirsource.Of(s.source),
 		Ready: s.ready.Load, Token: o.adminToken, CSDSVisible: csdsVisible,
 		MaxBytes: o.adminMaxBytes, MaxPage: o.adminMaxPage, CSDSMaxBytes: o.csdsMaxBytes,
+		Pprof: o.pprof,
 	}
 	if s.persister != nil {
 		aopts.Snapshot = adminSnapshot{Persister: s.persister, interval: o.snapshotInterval, restored: &s.snapshot}
