@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -263,4 +265,49 @@ func TestJSONEntries(t *testing.T) {
 	top := jsonEntriesTo(js, 1)
 	require.Len(t, top, 3, "the object and its two fields")
 	assert.Equal(t, `{"d": null}`, string(js[top[2].valOff:top[2].valEnd]))
+}
+
+// A JSON syntax error is placed at the line and column of the byte at fault,
+// also deep in a long list (where the decoder counts from the start of the
+// element), and text after the document is placed, not given as an offset.
+func TestParseJSONSyntaxPosition(t *testing.T) {
+	// 200 clusters, one per line 2..201, in a list opened on line 1.
+	var b strings.Builder
+	b.WriteString("[\n")
+	for i := range 200 {
+		sep := ","
+		if i == 199 {
+			sep = ""
+		}
+		b.WriteString(`  {"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", "name": "c` + strconv.Itoa(i) + `"}` + sep + "\n")
+	}
+	b.WriteString("]\n")
+	good := b.String()
+	_, err := Parse("ok.json", []byte(good))
+	require.NoError(t, err)
+	lines := strings.Split(good, "\n")
+	with := func(line int, edit func(string) string) string {
+		l := slices.Clone(lines)
+		l[line-1] = edit(l[line-1])
+		return strings.Join(l, "\n")
+	}
+
+	for _, tc := range []struct {
+		name, data, want string
+	}{
+		{"missing comma between elements", with(151, func(s string) string { return strings.TrimSuffix(s, ",") }),
+			`c.json:152:3: expected comma after array element`},
+		{"missing comma inside an element", with(120, func(s string) string { return strings.Replace(s, `", "name"`, `" "name"`, 1) }),
+			`c.json:120:67: invalid character '"' after object key:value pair`},
+		{"bad value in the first element", with(2, func(s string) string { return strings.Replace(s, `"c0"`, `c0`, 1) }),
+			`c.json:2:76: invalid character 'c' looking for beginning of value`},
+		{"text after the list", good + "x\n", `c.json:203:1: unexpected data after the end of the JSON document`},
+		{"a second list after the list", strings.TrimSuffix(good, "\n") + " []", `c.json:202:3: unexpected data after the end of the JSON document`},
+		{"a truncated list", good[:len(good)-3], `c.json:201:`},
+		{"a bad single object", "{\n  \"@type\": \"x\",\n  \"name\" \"web\"\n}\n", `c.json:3:10: invalid character '"' after object key`},
+	} {
+		_, err := Parse("c.json", []byte(tc.data))
+		require.Error(t, err, tc.name)
+		assert.True(t, strings.HasPrefix(err.Error(), tc.want), "%s: got %q, want %q", tc.name, err.Error(), tc.want)
+	}
 }
