@@ -85,21 +85,41 @@ type: EDX
 name: web
 lb_policy: most_requests
 `,
-		want: `c.yaml:3:12: resource #1 (CDS "web"): invalid value for enum field lbPolicy: "most_requests"`,
+		want: `c.yaml:3:12: resource #1 (CDS "web"): invalid value for enum field lb_policy: "most_requests"`,
 	}, {
 		file: "c.yaml",
 		data: `"@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
 name: web
 common_lb_config: {override_host_status: {statuses: [HEALTHY, UNHEALTY]}}
 `,
-		want: `c.yaml:3:63: resource #1 (CDS "web"): invalid value for enum field statuses: "UNHEALTY", did you mean "UNHEALTHY"?`,
+		want: `c.yaml:3:63: resource #1 (CDS "web"): invalid value for enum field common_lb_config.override_host_status.statuses[1]: "UNHEALTY", did you mean "UNHEALTHY"?`,
 	}, {
 		file: "c.yaml",
 		data: `"@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
 name: web
 load_assignment: {cluster_name: web, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: x, port_value: http}}}}]}]}
 `,
-		want: `c.yaml:3:129: resource #1 (CDS "web"): invalid value for uint32 field portValue: "http"`,
+		want: `c.yaml:3:129: resource #1 (CDS "web"): invalid value for uint32 field load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value: "http"`,
+	}, {
+		// A wrapper written inline is named by its field, not its "value".
+		file: "e.yaml",
+		data: `"@type": type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment
+cluster_name: web
+endpoints: [{lb_endpoints: [{load_balancing_weight: three}]}]
+`,
+		want: `e.yaml:3:53: resource #1 (EDS "web"): invalid value for uint32 field endpoints[0].lb_endpoints[0].load_balancing_weight: "three"`,
+	}, {
+		// A JSON name the user wrote is named by its proto name.
+		file: "c.json",
+		data: `{"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", "name": "web", "lbPolicy": "ROUND_ROBBIN"}`,
+		want: `c.json:1:93: resource #1 (CDS "web"): invalid value for enum field lb_policy: "ROUND_ROBBIN", did you mean "ROUND_ROBIN"?`,
+	}, {
+		file: "c.yaml",
+		data: `"@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+name: web
+connect_timeout: 1m
+`,
+		want: `c.yaml:3:18: resource #1 (CDS "web"): connect_timeout: invalid google.protobuf.Duration value "1m": want seconds with an "s" suffix, like "1s" or "0.250s"`,
 	}, {
 		file: "c.yaml",
 		data: `"@type": type.googleapis.com/envoy.config.cluster.v3.Cluster

@@ -2,6 +2,7 @@ package resources
 
 import (
 	"encoding/json"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -160,4 +161,53 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// protoInvalidValue is protojson's refusal of a value, which names the field
+// by its JSON name, or, for a wrapper written inline, as the wrapper's "value".
+var protoInvalidValue = regexp.MustCompile(`^invalid value for (\S+) field (\S+): `)
+
+// fieldMessage rewrites protojson's error msg about the value at path to name the
+// field as its path in the resource, in proto names
+// ("endpoints[0].lb_endpoints[0].load_balancing_weight", also when it was
+// written lbPolicy or is a wrapper), and says what a valid duration looks like.
+func fieldMessage(msg string, js []byte, entries []jsonEntry, path []string) string {
+	if len(path) == 0 {
+		return msg
+	}
+	field := protoPath(js, entries, path)
+	if m := protoInvalidValue.FindStringSubmatch(msg); m != nil {
+		return "invalid value for " + m[1] + " field " + field + ": " + msg[len(m[0]):]
+	}
+	if strings.HasPrefix(msg, "invalid google.protobuf.Duration value") {
+		return field + ": " + msg + `: want seconds with an "s" suffix, like "1s" or "0.250s"`
+	}
+	return msg
+}
+
+// protoPath writes path as a field path in proto names: each segment that is a
+// field of the message it is in by its JSON name becomes its proto name; list
+// indexes are written [N].
+func protoPath(js []byte, entries []jsonEntry, path []string) string {
+	var b strings.Builder
+	for i, seg := range path {
+		if _, err := strconv.Atoi(seg); err == nil {
+			b.WriteString("[" + seg + "]")
+			continue
+		}
+		if md := messageAt(js, entries, path[:i]); md != nil {
+			fd := md.Fields().ByJSONName(seg)
+			if fd == nil {
+				fd = md.Fields().ByName(protoreflect.Name(seg))
+			}
+			if fd != nil {
+				seg = string(fd.Name())
+			}
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(seg)
+	}
+	return b.String()
 }
