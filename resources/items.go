@@ -50,6 +50,10 @@ func yamlItems(file string, data []byte) ([]item, *yaml3.Node, error) {
 	case !errors.Is(err, io.EOF):
 		return nil, nil, yamlSyntaxError(file, data, err)
 	}
+	if err := duplicateKey(&doc); err != nil {
+		err.File = file
+		return nil, nil, err
+	}
 	js, err := yaml.YAMLToJSON(data)
 	if err != nil {
 		return nil, nil, yamlSyntaxError(file, data, err)
@@ -99,6 +103,32 @@ func yamlParserProblem(problem string) bool {
 		return true
 	}
 	return false
+}
+
+// duplicateKey finds a key written twice in one mapping under n, which the
+// conversion to JSON would resolve silently (the last one wins), and places
+// it at the second occurrence.
+func duplicateKey(n *yaml3.Node) *LoadError {
+	if n.Kind == yaml3.MappingNode {
+		first := make(map[string]*yaml3.Node, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if k.Kind != yaml3.ScalarNode || k.Value == "<<" {
+				continue
+			}
+			if f, ok := first[k.Value]; ok {
+				return &LoadError{Line: k.Line, Column: k.Column,
+					Err: fmt.Errorf("duplicate key %q (first at line %d)", k.Value, f.Line)}
+			}
+			first[k.Value] = k
+		}
+	}
+	for _, c := range n.Content {
+		if err := duplicateKey(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // yamlSyntaxError makes a YAML parser's error a LoadError at the line and,

@@ -331,3 +331,34 @@ func TestParseJSONSyntaxPosition(t *testing.T) {
 		assert.True(t, strings.HasPrefix(err.Error(), tc.want), "%s: got %q, want %q", tc.name, err.Error(), tc.want)
 	}
 }
+
+// A key written twice in one YAML mapping is an error at the second one, at
+// any depth; the same key in two mappings is not.
+func TestParseYAMLDuplicateKey(t *testing.T) {
+	for _, tc := range []struct{ data, want string }{
+		{`- "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+  name: web
+  connect_timeout: 1s
+  type: EDS
+  connect_timeout: 2s
+`, `d.yaml:5:3: duplicate key "connect_timeout" (first at line 3)`},
+		{`- "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+  name: web
+  eds_cluster_config:
+    service_name: a
+    service_name: b
+`, `d.yaml:5:5: duplicate key "service_name" (first at line 4)`},
+		{`- {"@type": type.googleapis.com/envoy.config.cluster.v3.Cluster, name: a, name: b}
+`, `d.yaml:1:75: duplicate key "name" (first at line 1)`},
+	} {
+		_, err := Parse("d.yaml", []byte(tc.data))
+		require.Error(t, err, tc.data)
+		assert.Equal(t, tc.want, err.Error())
+	}
+	_, err := Parse("d.yaml", []byte(`- "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+  name: a
+- "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+  name: b
+`))
+	assert.NoError(t, err)
+}
