@@ -210,6 +210,16 @@ resources:
 	rs, err = Parse("none.json", []byte(`{"version_info": "1", "resources": []}`))
 	require.NoError(t, err)
 	assert.Empty(t, rs)
+
+	// A top-level "@type" of DiscoveryResponse is the same format.
+	rs, err = Parse("cds.yaml", []byte(`"@type": type.googleapis.com/envoy.service.discovery.v3.DiscoveryResponse
+`+strings.Replace(yml, "0s", "2s", 1)))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"CDS web", "CDS api"}, names(rs))
+	_, err = Parse("cds.yaml", []byte(`"@type": type.googleapis.com/envoy.service.discovery.v3.DiscoveryResponse
+`+yml))
+	require.Error(t, err)
+	assert.Equal(t, `cds.yaml:10:3: resource #2 (CDS "api"): connect_timeout: value must be greater than 0s`, err.Error())
 }
 
 // A bootstrap is not resources: Parse says which kind it is.
