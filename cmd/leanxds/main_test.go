@@ -177,13 +177,22 @@ func TestValidateCommand(t *testing.T) {
 func TestValidateBootstraps(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "envoy.yaml", "node: {id: e}\ndynamic_resources: {ads_config: {api_type: GRPC}}\n")
-	code, stdout, _ := runArgs(t, nil, "validate", dir)
+	// Bootstraps alone: most likely the wrong directory, which fails.
+	code, stdout, stderr := runArgs(t, nil, "validate", dir)
+	assert.Equal(t, 1, code)
+	assert.Empty(t, stdout)
+	assert.Equal(t, filepath.Join(dir, "envoy.yaml")+": skipped: a client's bootstrap, not resources\n"+
+		dir+": invalid: no resources found, only 1 client bootstrap file(s), skipped\n", stderr)
+
+	// Beside resources, a bootstrap is skipped and listed.
+	writeFile(t, dir, "cds.yaml", cluster("web", "1s"))
+	code, stdout, _ = runArgs(t, nil, "validate", dir)
 	assert.Equal(t, 0, code)
-	assert.Equal(t, dir+`: ok: 0 resources in 0 files, scopes []`+"\n"+
+	assert.Equal(t, dir+`: ok: 1 resources in 1 files, scopes ["default"]`+"\n"+
 		filepath.Join(dir, "envoy.yaml")+": skipped: a client's bootstrap, not resources\n", stdout)
 
 	writeFile(t, dir, "static.yaml", "static_resources: {listeners: [], clusters: []}\n")
-	code, _, stderr := runArgs(t, nil, "validate", dir)
+	code, _, stderr = runArgs(t, nil, "validate", dir)
 	assert.Equal(t, 1, code)
 	assert.Contains(t, stderr, filepath.Join(dir, "static.yaml")+":1:1: an Envoy static config (top-level static_resources), not resources")
 }
