@@ -87,6 +87,9 @@ type Options struct {
 	// the other /debug/ pages (the token, or callers on this host only);
 	// off, /debug/pprof/ is not found.
 	Pprof bool
+	// Fleet, if not nil, is the status every replica of the fleet publishes,
+	// shown on /debug/fleet (package admin/fleet reads it from etcd).
+	Fleet Fleet
 }
 
 // Admin is the admin HTTP handler and the CSDS service of one xDS server.
@@ -185,6 +188,9 @@ func (a *Admin) routes() *http.ServeMux {
 		mux.Handle("POST /debug/pprof/symbol", requireAdmin(a.token, http.HandlerFunc(pprof.Symbol)))
 		mux.Handle("GET /debug/pprof/trace", requireAdmin(a.token, http.HandlerFunc(pprof.Trace)))
 	}
+	if a.opts.Fleet != nil {
+		mux.Handle("GET /debug/fleet", requireAdmin(a.token, http.HandlerFunc(a.handleFleet)))
+	}
 	if a.opts.Reloader != nil {
 		mux.Handle("POST /reload", requireAdmin(a.token, http.NewCrossOriginProtection().Handler(http.HandlerFunc(a.handleReload))))
 	}
@@ -225,6 +231,9 @@ endpoints
 	if a.opts.Source != nil {
 		fmt.Fprintf(&b, "  /debug/reload               the state above, as JSON\n")
 	}
+	if a.opts.Fleet != nil {
+		fmt.Fprintf(&b, "  /debug/fleet                every node of every replica: which replica serves it, and whether it is current\n")
+	}
 	fmt.Fprintf(&b, "  (/debug/clients and /debug/config answer a page at a time: &offset=N&limit=M; \"next\" is the next page)\n")
 	if a.opts.Pprof {
 		fmt.Fprintf(&b, "  /debug/pprof/                Go runtime profiles (net/http/pprof)\n")
@@ -239,14 +248,21 @@ endpoints
 // was last applied, then (through snapshot, between the two as ever) the
 // snapshot, then the warnings.
 func sourceLines(b *strings.Builder, st SourceStatus, snapshot func(*strings.Builder)) {
-	fmt.Fprintf(b, "config    %s\n", st.Dir)
+	fmt.Fprintf(b, "config    %s\n", st.location())
+	if st.isEtcd() {
+		fmt.Fprintf(b, "etcd      generation %q at etcd revision %d\n", st.Generation, st.EtcdRevision)
+	}
 	if st.Loaded {
 		total := 0
 		for _, n := range st.Scopes {
 			total += n
 		}
-		fmt.Fprintf(b, "applied   %s (revision %d): %d resources from %d files\n",
-			st.LastApplied.Format(time.RFC3339), st.Revision, total, st.Files)
+		unit := "files"
+		if st.isEtcd() {
+			unit = "keys"
+		}
+		fmt.Fprintf(b, "applied   %s (revision %d): %d resources from %d %s\n",
+			st.LastApplied.Format(time.RFC3339), st.Revision, total, st.Files, unit)
 		scopes := make([]string, 0, len(st.Scopes))
 		for sc := range st.Scopes {
 			scopes = append(scopes, sc)
@@ -258,14 +274,24 @@ func sourceLines(b *strings.Builder, st SourceStatus, snapshot func(*strings.Bui
 	} else {
 		fmt.Fprintf(b, "applied   never\n")
 	}
-	if len(st.Errors) > 0 {
+	if len(st.Errors) > 0 && st.isEtcd() {
+		fmt.Fprintf(b, "\nREFUSED   %d keys (last at %s); the last good value of each is still served, the other keys are applied:\n",
+			len(st.Errors), st.LastRejected.Format(time.RFC3339))
+		for _, e := range st.Errors {
+			fmt.Fprintf(b, "  %s\n", e)
+		}
+	} else if len(st.Errors) > 0 {
 		fmt.Fprintf(b, "\nLAST RELOAD REJECTED at %s; the last good config is still served:\n",
 			st.LastRejected.Format(time.RFC3339))
 		for _, e := range st.Errors {
 			fmt.Fprintf(b, "  %s\n", e)
 		}
 	}
-	fmt.Fprintf(b, "rejected  %d reloads since start\n", st.Rejected)
+	if st.isEtcd() {
+		fmt.Fprintf(b, "rejected  %d values since start\n", st.Rejected)
+	} else {
+		fmt.Fprintf(b, "rejected  %d reloads since start\n", st.Rejected)
+	}
 	sourceNotes(b, st)
 	snapshot(b)
 	if len(st.Warnings) > 0 {

@@ -25,9 +25,10 @@
 // The package reads what it shows through small interfaces, never a server
 // of its own: Streams (a *stream.Server: the status each stream publishes,
 // read without locking the streams), Source (how the config was last applied:
-// a config directory, ...), Reloader (POST /reload), and Snapshot (the
-// snapshot package persist keeps of the store). The store is read through
-// views, which take no lock.
+// a config directory, ...), Reloader (POST /reload), Snapshot (the
+// snapshot package persist keeps of the store), and Fleet (the status every
+// replica of a fleet publishes: package admin/fleet reads it from etcd). The
+// store is read through views, which take no lock.
 //
 // The parts:
 //
@@ -37,6 +38,11 @@
 //     callers on this host only (and, for CSDS, Options.CSDSVisible).
 //   - debug.go, page.go: /debug/clients and /debug/config, answered a page
 //     at a time within a byte budget (Options.MaxBytes, Options.MaxPage).
+//   - fleetstatus.go, fleetpage.go: fleet status, the nodes of every replica
+//     of a fleet (FleetNode, what a replica publishes of each node; Fleet,
+//     where they are read from: package admin/fleet, over etcd), shown on
+//     /debug/fleet a page at a time, each node judged current or not against
+//     what this replica would send it now.
 //   - csds.go, served.go, nodematch.go: CSDS, within a byte budget
 //     (Options.CSDSMaxBytes): what each subscribed resource's status is
 //     (ACKED, NACKED, REQUESTED, DOES_NOT_EXIST), from the stream status.

@@ -37,7 +37,11 @@ func (a *Admin) readiness() (ready bool, text string) {
 			b.WriteString("ready: config loaded")
 		} else {
 			// Ready only because the store holds a restored snapshot.
-			b.WriteString("ready: serving the restored snapshot; the config directory is not applied (see /)")
+			if st.isEtcd() {
+				b.WriteString("ready: serving the restored snapshot; etcd is not read yet (see /)")
+			} else {
+				b.WriteString("ready: serving the restored snapshot; the config directory is not applied (see /)")
+			}
 		}
 		for _, n := range readyNotes(st) {
 			b.WriteString("; " + n)

@@ -29,10 +29,25 @@ type Reloader interface {
 	Reload(ctx context.Context, confirm bool) ReloadResult
 }
 
+// Kinds of source, as SourceStatus.Kind names them ("" is a directory).
+const (
+	SourceDir  = "directory"
+	SourceEtcd = "etcd"
+)
+
 // SourceStatus is how the config was last applied, as /debug/reload shows it.
 type SourceStatus struct {
-	// Dir is where the config is read from.
+	// Kind is SourceDir or SourceEtcd; "" is SourceDir.
+	Kind string `json:"kind,omitempty"`
+	// Location is where the config is read from: the directory's path, the
+	// etcd:// address; "" is Dir.
+	Location string `json:"location,omitempty"`
+	// Dir is the config directory's path; empty for another kind.
 	Dir string `json:"dir"`
+	// Generation and EtcdRevision are, for etcd, the generation served and
+	// the etcd revision the served config is equal to.
+	Generation   string `json:"generation,omitempty"`
+	EtcdRevision int64  `json:"etcd_revision,omitempty"`
 	// Loaded is true once a reload was applied since the process started.
 	Loaded      bool      `json:"loaded"`
 	LastAttempt time.Time `json:"last_attempt,omitzero"`
@@ -43,10 +58,12 @@ type SourceStatus struct {
 	// resources per scope.
 	Files  int            `json:"files"`
 	Scopes map[string]int `json:"scopes"`
-	// Rejected counts rejected reloads since start.
+	// Rejected counts rejected reloads since start (for etcd, values refused).
 	Rejected int `json:"rejected_reloads"`
 	// Errors are those of the last reload, one line each, file first; empty when
-	// it was applied. LastRejected is when it was rejected.
+	// it was applied. For etcd, one line per key whose value is refused (its
+	// last good value is served; the other keys are applied). LastRejected is
+	// when the last was rejected.
 	Errors       []string  `json:"errors,omitempty"`
 	LastRejected time.Time `json:"last_rejected,omitzero"`
 	// Warnings are the references the config being served makes to resources
@@ -60,8 +77,8 @@ type SourceStatus struct {
 	Writing      string    `json:"writing,omitempty"`
 	WritingSince time.Time `json:"writing_since,omitzero"`
 	// Stale says why the config is not watched (it was removed, or cannot be
-	// watched), since StaleSince: its changes are not seen, and the last good
-	// config is served. Empty while it is watched.
+	// watched; etcd is unreachable), since StaleSince: its changes are not
+	// seen, and the last good config is served. Empty while it is watched.
 	Stale      string    `json:"stale,omitempty"`
 	StaleSince time.Time `json:"stale_since,omitzero"`
 }
@@ -149,7 +166,10 @@ func (a *Admin) handleReload(w http.ResponseWriter, r *http.Request) {
 // sourceNotes writes the admin page's lines about a held reload, a file being
 // written and a stale directory.
 func sourceNotes(b *strings.Builder, st SourceStatus) {
-	if st.Stale != "" {
+	if st.Stale != "" && st.isEtcd() {
+		fmt.Fprintf(b, "\nSTALE since %s: %s: changes in etcd are not seen, the last good config is served; reconnecting\n",
+			st.StaleSince.Format(time.RFC3339), st.Stale)
+	} else if st.Stale != "" {
 		fmt.Fprintf(b, "\nSTALE since %s: the config directory is not watched (%s): its changes are not seen, the last good config is served\n",
 			st.StaleSince.Format(time.RFC3339), st.Stale)
 	}
@@ -170,7 +190,9 @@ func sourceNotes(b *strings.Builder, st SourceStatus) {
 // either way (docs/serve.md says why).
 func readyNotes(st SourceStatus) []string {
 	var out []string
-	if st.Stale != "" {
+	if st.Stale != "" && st.isEtcd() {
+		out = append(out, fmt.Sprintf("config source stale since %s: %s; the last good config is served", st.StaleSince.Format(time.RFC3339), st.Stale))
+	} else if st.Stale != "" {
 		out = append(out, fmt.Sprintf("config directory stale since %s: not watched (%s)", st.StaleSince.Format(time.RFC3339), st.Stale))
 	}
 	if st.Held != nil {
@@ -197,7 +219,7 @@ func newSourceCollector(src Source) sourceCollector {
 		held: prometheus.NewDesc("leanxds_config_reload_held",
 			"1 while a reload of the config directory is held back because it would delete too much (--max-delete-fraction): it waits for `leanxds reload --confirm` or another change.", nil, nil),
 		stale: prometheus.NewDesc("leanxds_config_source_stale",
-			"1 while the config directory is not watched (removed, or cannot be watched): its changes are not seen, and the last good config is served.", nil, nil),
+			"1 while the config source is not followed (the config directory removed, or not watchable; etcd unreachable): its changes are not seen, and the last good config is served.", nil, nil),
 	}
 }
 
@@ -217,4 +239,14 @@ func boolValue(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+func (st SourceStatus) isEtcd() bool { return st.Kind == SourceEtcd }
+
+// location is where the config is read from.
+func (st SourceStatus) location() string {
+	if st.Location != "" {
+		return st.Location
+	}
+	return st.Dir
 }

@@ -408,19 +408,29 @@ func (s Summary) ScopeNames() []string { return slices.Sorted(maps.Keys(s.Scopes
 // references opts.AllowDangling let through. Only the options on reading and
 // references apply.
 func CheckDir(dir string, opts DirOptions) (sum Summary, warnings []string, err error) {
-	d := NewDir(dir, nil, opts)
-	cfg, err := readConfigDir(d.dir, d.limits)
+	cfg, warnings, err := checkDir(dir, opts)
 	if err != nil {
 		return Summary{}, nil, err
+	}
+	return cfg.summary(), warnings, nil
+}
+
+// checkDir is CheckDir returning the content it checked, for ApplyEtcd: what
+// apply writes is what validate accepts, by the same code.
+func checkDir(dir string, opts DirOptions) (cfg *configDir, warnings []string, err error) {
+	d := NewDir(dir, nil, opts)
+	cfg, err = readConfigDir(d.dir, d.limits)
+	if err != nil {
+		return nil, nil, err
 	}
 	_, err = store.New().CommitChecked(func(next store.View, _ store.Result) error {
 		warnings, err = cfg.checkRefs(next, d.allowDangling)
 		return err
 	}, cfg.changes(nil)...)
 	if err != nil {
-		return Summary{}, nil, err
+		return nil, nil, err
 	}
-	return cfg.summary(), warnings, nil
+	return cfg, warnings, nil
 }
 
 func (c *configDir) summary() Summary {

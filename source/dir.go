@@ -133,7 +133,7 @@ func NewDir(dir string, st *store.Store, opts DirOptions) *Dir {
 		debounce:      opts.Debounce,
 		onReload:      opts.OnReload,
 		now:           time.Now,
-		status:        Status{Dir: dir},
+		status:        Status{Kind: KindDir, Location: dir, Dir: dir},
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -2,8 +2,9 @@
 //
 // A Source commits what it reads to its store, each change as one atomic
 // store.Commit, and keeps the last good content served when what it reads is
-// bad: an operator sees why in its Status. Dir, the one source today, is a
-// watched config directory (docs/config.md):
+// bad: an operator sees why in its Status. There are two: Etcd, a prefix of
+// etcd shared by replicas (etcd.go, docs/etcd.md), and Dir, a watched config
+// directory (docs/config.md):
 //
 //	DIR/*.yaml, *.yml, *.json        the default scope
 //	DIR/NAME/*.yaml, *.yml, *.json   scope NAME
@@ -37,6 +38,19 @@
 // store.View.Dangling) and the deletion guard (a walk of the scope's tables).
 // At 100,000 resources in one scope the last two take tens of milliseconds.
 //
-// Nothing here is package-level mutable state: a Dir is a value its owner makes
-// and runs, and two of them in one process share nothing.
+// What the etcd source does (etcd.go; the keys in etcdkeys.go, addresses and
+// client configuration in etcdaddr.go): it lists the current generation at
+// one etcd revision and commits it whole, then watches P/current and P/gen/
+// (not the rest of the prefix) from the next revision, each revision one commit, in order. A value that is not a
+// valid resource (resources.Parse, as for a file) is refused alone: the key's
+// last good value stays served. A compaction makes it list again; while etcd
+// does not answer, the last good content is served and Status says so.
+//
+// ApplyEtcd (apply_etcd.go, apply_plan.go; leanxds apply) goes the other way:
+// it writes a config directory, checked as CheckDir checks it, to etcd in the
+// layout the etcd source reads, as one guarded txn when the change fits etcd's
+// limits and as a new generation made current in one txn when it does not.
+//
+// Nothing here is package-level mutable state: a Dir or an Etcd is a value its
+// owner makes and runs, and two of them in one process share nothing.
 package source

@@ -27,6 +27,12 @@ type Source interface {
 	Status() Status
 }
 
+// Kinds of source, as Status.Kind names them.
+const (
+	KindDir  = "directory"
+	KindEtcd = "etcd"
+)
+
 // Outcome is what became of one attempt to apply a source's content, as the
 // metrics (leanxds_config_reloads_total{result}) and the admin page name it.
 type Outcome string
@@ -49,8 +55,17 @@ const (
 // its slices and maps may be read without a lock, and must not be modified.
 // The JSON form is that of the admin server's /debug/reload.
 type Status struct {
-	// Dir is where the content comes from: the config directory's path.
+	// Kind is the kind of source: KindDir or KindEtcd.
+	Kind string `json:"kind"`
+	// Location is where the content comes from: the config directory's path,
+	// or the etcd:// address.
+	Location string `json:"location"`
+	// Dir is the config directory's path; empty for another kind of source.
 	Dir string `json:"dir"`
+	// Generation and EtcdRevision are, for etcd, the generation served and
+	// the etcd revision the store is equal to.
+	Generation   string `json:"generation,omitempty"`
+	EtcdRevision int64  `json:"etcd_revision,omitempty"`
 	// Loaded is true once content was applied since the process started.
 	Loaded      bool      `json:"loaded"`
 	LastAttempt time.Time `json:"last_attempt,omitzero"`
@@ -58,13 +73,14 @@ type Status struct {
 	// Revision is the store revision after the last good load.
 	Revision uint64 `json:"revision"`
 	// Files and Scopes describe the content being served: resource files read
-	// and resources per scope.
+	// (for etcd, keys), and resources per scope.
 	Files  int            `json:"files"`
 	Scopes map[string]int `json:"scopes"`
-	// Rejected counts rejected loads since start.
+	// Rejected counts rejected loads since start (for etcd, refused values).
 	Rejected int `json:"rejected_reloads"`
 	// Errors are those of the last load, one line each, file first; empty when
-	// it was applied. LastRejected is when it was rejected.
+	// it was applied (for etcd: one per key whose value is refused, key
+	// first; the others are applied). LastRejected is when it was rejected.
 	Errors       []string  `json:"errors,omitempty"`
 	LastRejected time.Time `json:"last_rejected,omitzero"`
 	// Warnings are the references the content being served makes to resources
@@ -78,8 +94,8 @@ type Status struct {
 	Writing      string    `json:"writing,omitempty"`
 	WritingSince time.Time `json:"writing_since,omitzero"`
 	// Stale says why the source's changes are not seen (the directory was
-	// removed, or cannot be watched), since StaleSince: the last good content
-	// is served. Empty while they are.
+	// removed, or cannot be watched; etcd is unreachable), since StaleSince:
+	// the last good content is served. Empty while they are.
 	Stale      string    `json:"stale,omitempty"`
 	StaleSince time.Time `json:"stale_since,omitzero"`
 }

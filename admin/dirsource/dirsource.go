@@ -30,7 +30,7 @@ func Of(src *source.Dir) Dir { return Dir{src} }
 func (d Dir) SourceStatus() admin.SourceStatus {
 	st := d.src.Status()
 	return admin.SourceStatus{
-		Dir: st.Dir, Loaded: st.Loaded, LastAttempt: st.LastAttempt, LastApplied: st.LastApplied,
+		Kind: admin.SourceDir, Location: st.Location, Dir: st.Dir, Loaded: st.Loaded, LastAttempt: st.LastAttempt, LastApplied: st.LastApplied,
 		Revision: st.Revision, Files: st.Files, Scopes: st.Scopes, Rejected: st.Rejected,
 		Errors: st.Errors, LastRejected: st.LastRejected, Warnings: st.Warnings, Held: held(st.Held),
 		Writing: st.Writing, WritingSince: st.WritingSince, Stale: st.Stale, StaleSince: st.StaleSince,

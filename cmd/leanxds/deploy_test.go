@@ -34,17 +34,18 @@ import (
 // repoRoot is the repository's root, from this package's directory.
 const repoRoot = "../.."
 
-// pendingFlags are serve flags the etcd deployment uses that the binary may
-// not have yet: a command line using one is checked for its other flags only,
-// until the flag exists; from then on it is checked whole.
-var pendingFlags = []string{"source", "etcd-ca", "etcd-cert", "etcd-key"}
+// pendingFlags are serve flags a deployment file uses that the binary may not
+// have yet: a command line using one is checked for its other flags only,
+// until the flag exists; from then on it is checked whole. Empty: every flag
+// the files use exists.
+var pendingFlags []string
 
 // credentialEnv are LEANXDS_* variables the binary reads that are not flags:
 // credentials, kept off command lines. Each is checked to be read by the
 // binary's sources once it is; pendingEnv may not be yet.
 var (
 	credentialEnv = []string{"LEANXDS_ETCD_USERNAME", "LEANXDS_ETCD_PASSWORD"}
-	pendingEnv    = []string{"LEANXDS_ETCD_USERNAME", "LEANXDS_ETCD_PASSWORD"}
+	pendingEnv    []string
 )
 
 // invocation is how a deployment file runs the binary: its arguments (the

@@ -139,6 +139,9 @@ func exitCode(err error, stderr io.Writer) int {
 	case errors.Is(err, errSilent):
 		return 1 // the command printed its own report
 	}
+	if es, ok := errors.AsType[exitStatus](err); ok {
+		return es.code // the command printed its own report
+	}
 	fmt.Fprintf(stderr, "leanxds: %v\n", err)
 	return 1
 }
@@ -146,3 +149,9 @@ func exitCode(err error, stderr io.Writer) int {
 // errSilent is a failure the command already reported in full (validate's list
 // of errors): the exit code is 1 and nothing more is printed.
 var errSilent = errors.New("failed")
+
+// exitStatus is a failure the command already reported in full, with an exit
+// code of its own (apply's 3 for a lost race).
+type exitStatus struct{ code int }
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", e.code) }

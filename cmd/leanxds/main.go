@@ -6,6 +6,8 @@
 //	leanxds validate DIR...         check config directories offline
 //	leanxds dump --node ID          print what a node is served, through CSDS
 //	leanxds reload [--confirm]      reload a running server's directory now
+//	leanxds apply DIR --to etcd://  write a config directory to etcd, atomically
+//	leanxds fleet                   list every node of a fleet of replicas
 //	leanxds version                 print the version, commit and Go version
 //
 // Each subcommand's --help explains its flags; serve's flags can also be set by
@@ -32,6 +34,8 @@ Usage:
   leanxds validate DIR...              check config directories offline
   leanxds dump [--node ID] [flags]     print what a node is served (CSDS)
   leanxds reload [--confirm]           reload a running server's config directory now
+  leanxds apply DIR --to etcd://H:P/PREFIX   write a config directory to etcd (docs/etcd.md)
+  leanxds fleet [flags]                list every node of a fleet of replicas (/debug/fleet)
   leanxds version                      print the version, commit and Go version (also --version)
   leanxds help [COMMAND]               explain a command and its flags
 
@@ -51,6 +55,8 @@ var commands = map[string]func(ctx context.Context, args []string, env lookupEnv
 	"validate": runValidate,
 	"dump":     runDump,
 	"reload":   runReload,
+	"apply":    runApply,
+	"fleet":    runFleet,
 	"version":  runVersion,
 }
 

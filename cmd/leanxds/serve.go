@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/leanxds/leanxds/admin"
 	"github.com/leanxds/leanxds/admin/dirsource"
+	"github.com/leanxds/leanxds/admin/etcdsource"
 	"github.com/leanxds/leanxds/persist"
 	"github.com/leanxds/leanxds/source"
 	"github.com/leanxds/leanxds/store"
@@ -39,6 +41,10 @@ func runServe(ctx context.Context, args []string, env lookupEnv, stdout, stderr 
 	if err := o.check(); err != nil {
 		return err
 	}
+	o.etcdClient.Username, o.etcdClient.Password = source.EtcdCredentialsFromEnv(func(k string) string {
+		v, _ := env(k)
+		return v
+	})
 	log, err := newLogger(stderr, o.logLevel, o.logFormat)
 	if err != nil {
 		return err
@@ -54,10 +60,15 @@ func runServe(ctx context.Context, args []string, env lookupEnv, stdout, stderr 
 // it, the snapshot keeping it across restarts, the xDS and CSDS services, and
 // the admin HTTP server.
 type server struct {
-	opts    *serveOptions
-	log     *slog.Logger
-	st      *store.Store
+	opts *serveOptions
+	log  *slog.Logger
+	st   *store.Store
+	// source is the config directory, src the source served: source or
+	// etcd. etcdCli is etcd's client, closed once src stopped.
 	source  *source.Dir
+	etcd    *source.Etcd
+	src     source.Source
+	etcdCli *clientv3.Client
 	metrics *admin.Metrics
 	xds     *stream.Server
 	grpc    *grpc.Server
@@ -73,6 +84,9 @@ type server struct {
 	snapshot atomic.Pointer[persist.Info]
 	// ready is set once a config is in the store (/readyz).
 	ready atomic.Bool
+	// fleet publishes the fleet status (--source etcd://, --fleet-etcd); nil
+	// without it.
+	fleet *fleetStatus
 }
 
 func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server, error) {
@@ -103,7 +117,24 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 			s.persister.ConfigLoaded()
 		}
 	}
-	s.source = source.NewDir(o.configDir, s.st, dirOpts)
+	var adminSrc admin.Source
+	var reloader admin.Reloader
+	if o.etcd != nil {
+		cfg, err := source.EtcdConfig(*o.etcd, o.etcdClient)
+		if err != nil {
+			return nil, err
+		}
+		if s.etcdCli, err = clientv3.New(cfg); err != nil {
+			return nil, fmt.Errorf("etcd: %w", err)
+		}
+		s.etcd = source.NewEtcd(s.etcdCli, o.etcd.Prefix, s.st, source.EtcdOptions{
+			Logger: log, Location: o.etcd.String(), OnReload: dirOpts.OnReload,
+		})
+		s.src, adminSrc = s.etcd, etcdsource.Of(s.etcd)
+	} else {
+		s.source = source.NewDir(o.configDir, s.st, dirOpts)
+		s.src, adminSrc, reloader = s.source, dirsource.Of(s.source), dirsource.Of(s.source)
+	}
 
 	xopts := stream.Options{
 		ScopeOf:             scopeOf,
@@ -128,9 +159,12 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 		csdsVisible = csdsVisibility(o.nodeIdentity, splitList(o.csdsReaders))
 	}
 	s.xds = stream.New(s.st, xopts)
+	if s.fleet, err = newFleetStatus(o, s.etcdCli, s.st, s.xds, log); err != nil {
+		return nil, err
+	}
 	aopts := admin.Options{
 		Store: s.st, Streams: s.xds, Metrics: s.metrics,
-		Source: dirsource.Of(s.source), Reloader: dirsource.Of(s.source),
+		Source: adminSrc, Reloader: reloader,
 		Ready: s.ready.Load, Token: o.adminToken, CSDSVisible: csdsVisible,
 		MaxBytes: o.adminMaxBytes, MaxPage: o.adminMaxPage, CSDSMaxBytes: o.csdsMaxBytes,
 		Pprof: o.pprof,
@@ -138,12 +172,18 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 	if s.persister != nil {
 		aopts.Snapshot = adminSnapshot{Persister: s.persister, interval: o.snapshotInterval, restored: &s.snapshot}
 	}
+	if s.fleet != nil {
+		aopts.Fleet = s.fleet.reader
+		s.metrics.Registry().MustRegister(s.fleet.publisher)
+	}
 	s.admin = admin.New(aopts)
 
 	gopts := append(s.xds.GRPCOptions(),
 		// Find dead clients (a proxy whose host vanished keeps no FIN coming),
 		// and let clients ping as often as every 10s without being cut off.
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: keepaliveTimeout}),
+		// --max-connection-age spreads clients over the replicas again.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: keepaliveTimeout,
+			MaxConnectionAge: o.maxConnectionAge, MaxConnectionAgeGrace: o.maxConnectionAgeGrace}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
 	if o.tlsCert != "" {
@@ -193,6 +233,7 @@ func (s *server) run(ctx context.Context) error {
 	warnExposedXDS(s.log, lis.Addr(), s.opts.tlsCert != "")
 	served := make(chan error, 1)
 	go func() { served <- s.grpc.Serve(lis) }()
+	stopFleet := s.fleet.start(ctx)
 
 	// The source watches the directory from now on, and reloads it if it
 	// changed since the initial load read it.
@@ -200,8 +241,11 @@ func (s *server) run(ctx context.Context) error {
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
-		_ = s.source.Run(watchCtx) // it logs and records its own errors
+		_ = s.src.Run(watchCtx) // it logs and records its own errors
 	}()
+	if s.etcdCli != nil {
+		defer s.etcdCli.Close()
+	}
 
 	var serveErr error
 	select {
@@ -212,6 +256,8 @@ func (s *server) run(ctx context.Context) error {
 	}
 	stopWatch()
 	<-watched
+	// The replica's nodes leave the fleet status as they leave it.
+	stopFleet()
 	// The store no longer changes: the last snapshot is written while the
 	// streams drain.
 	persisted := make(chan struct{})
@@ -270,6 +316,9 @@ func (s *server) startAdmin() (*http.Server, error) {
 //
 // Files being written are waited for until they are quiet, or ctx ends.
 func (s *server) initialLoad(ctx context.Context) error {
+	if s.etcd != nil {
+		return s.initialEtcdLoad(ctx)
+	}
 	_, err := s.source.Load(ctx)
 	v := s.st.View()
 	if _, busy := errors.AsType[*source.NotQuietError](err); busy && len(v.Scopes()) == 0 {
@@ -290,20 +339,8 @@ func (s *server) initialLoad(ctx context.Context) error {
 			msg = "serving the restored snapshot: the config directory would delete too much of it, and is applied once confirmed"
 		}
 	}
-	total := 0
-	perScope := make([]any, 0, len(v.Scopes()))
-	for _, scope := range v.Scopes() {
-		n := 0
-		for _, t := range v.Tables(scope) {
-			n += t.Len()
-		}
-		total += n
-		perScope = append(perScope, slog.Int(scope, n))
-	}
-	attrs := []any{"dir", s.opts.configDir, "scopes", len(v.Scopes()), "resources", total}
-	if len(perScope) <= maxScopesLogged {
-		attrs = append(attrs, slog.Group("per_scope", perScope...))
-	}
+	total := resourcesIn(v)
+	attrs := append([]any{"dir", s.opts.configDir}, servedAttrs(v)...)
 	if err != nil {
 		s.log.Warn(msg, attrs...)
 	} else {
@@ -315,6 +352,60 @@ func (s *server) initialLoad(ctx context.Context) error {
 	s.ready.Store(true)
 	s.health.SetServing(true)
 	return nil
+}
+
+// initialEtcdLoad lists etcd before the xDS port opens, waiting for it at most
+// --etcd-load-timeout. If etcd does not answer, a restored snapshot is served
+// (and etcd applied once it answers); without one, serve exits.
+func (s *server) initialEtcdLoad(ctx context.Context) error {
+	lctx, cancel := context.WithTimeout(ctx, s.opts.etcdLoadTimeout)
+	defer cancel()
+	_, err := s.etcd.Load(lctx)
+	v := s.st.View()
+	if err != nil && len(v.Scopes()) == 0 {
+		return fmt.Errorf("nothing to serve: etcd %s did not answer within %s (--etcd-load-timeout): %v%s",
+			s.opts.etcd, s.opts.etcdLoadTimeout, err, s.noSnapshotHint())
+	}
+	attrs := append([]any{"source", s.opts.etcd.String(), "generation", s.etcd.Status().Generation}, servedAttrs(v)...)
+	switch {
+	case err != nil:
+		s.log.Warn("serving the restored snapshot: etcd does not answer; its content is applied once it does", append(attrs, "err", err)...)
+	case resourcesIn(v) == 0:
+		s.log.Warn("etcd holds no resource under the prefix: clients are served nothing", attrs...)
+	default:
+		s.log.Info("config loaded", attrs...)
+	}
+	s.ready.Store(true)
+	return nil
+}
+
+// resourcesIn counts the resources of every scope of v.
+func resourcesIn(v store.View) int {
+	total := 0
+	for _, scope := range v.Scopes() {
+		for _, t := range v.Tables(scope) {
+			total += t.Len()
+		}
+	}
+	return total
+}
+
+// servedAttrs are the log attributes of what v serves: scopes and resources,
+// per scope when they are few.
+func servedAttrs(v store.View) []any {
+	perScope := make([]any, 0, len(v.Scopes()))
+	for _, scope := range v.Scopes() {
+		n := 0
+		for _, t := range v.Tables(scope) {
+			n += t.Len()
+		}
+		perScope = append(perScope, slog.Int(scope, n))
+	}
+	attrs := []any{"scopes", len(v.Scopes()), "resources", resourcesIn(v)}
+	if len(perScope) <= maxScopesLogged {
+		attrs = append(attrs, slog.Group("per_scope", perScope...))
+	}
+	return attrs
 }
 
 // maxScopesLogged bounds the scopes the startup log lists one by one: with

@@ -14,20 +14,29 @@ import (
 
 // serveOptions are the flags of `leanxds serve`.
 type serveOptions struct {
-	configDir      string
-	listen         string
-	admin          string
-	scopeBy        string
-	noDefaultScope bool
-	tlsCert        string
-	tlsKey         string
-	clientCA       string
-	nodeIdentity   string
-	csdsReaders    string
-	logLevel       string
-	logFormat      string
-	debounce       time.Duration
-	drainTimeout   time.Duration
+	configDir string
+	// etcd is --source etcd://..., parsed; nil with --config.
+	etcd *source.EtcdAddress
+	// sourceAddr is --source as given.
+	sourceAddr string
+	// etcdClient are --etcd-ca, --etcd-cert, --etcd-key and the credentials
+	// of LEANXDS_ETCD_USERNAME and LEANXDS_ETCD_PASSWORD.
+	etcdClient source.EtcdClientOptions
+	// etcdLoadTimeout bounds the first list of etcd at start.
+	etcdLoadTimeout time.Duration
+	listen          string
+	admin           string
+	scopeBy         string
+	noDefaultScope  bool
+	tlsCert         string
+	tlsKey          string
+	clientCA        string
+	nodeIdentity    string
+	csdsReaders     string
+	logLevel        string
+	logFormat       string
+	debounce        time.Duration
+	drainTimeout    time.Duration
 	// allowDangling serves a directory whose resources refer to resources it
 	// does not define, warning about each, instead of refusing it.
 	allowDangling bool
@@ -66,10 +75,17 @@ type serveOptions struct {
 	maxStreamsPerConn   int
 	firstRequestTimeout time.Duration
 	sendTimeout         time.Duration
+	// maxConnectionAge and its grace close a client's connection after that
+	// long (GOAWAY, then the grace for its streams), so that clients spread
+	// over the replicas again; 0 is off.
+	maxConnectionAge      time.Duration
+	maxConnectionAgeGrace time.Duration
+	// fleet holds the flags of fleet status (fleetpublish.go).
+	fleet fleetOptions
 }
 
 const serveAbout = `
-Serve the resources of a config directory to Envoy proxies and proxyless gRPC
+Serve the resources of a config directory (or of etcd: --source) to Envoy proxies and proxyless gRPC
 clients over xDS (ADS and the per-type services, with CSDS on the same port),
 with an admin HTTP server for metrics and debugging.
 
@@ -88,14 +104,27 @@ changed, and at shutdown) and restored at start before any client is served: a
 restarted server sends its clients nothing they already hold, and serves the
 snapshot if the directory is invalid or empty at start (see docs/serve.md).
 
+With --source etcd://h1:2379,h2:2379/prefix, the content is read from etcd instead
+(docs/etcd.md): listed at one revision, then followed by a watch, each etcd
+revision applied as one atomic commit. Values that are not valid resources are
+refused one by one (the last good value of the key is served); while etcd does not
+answer, the last good content is served and /readyz and the metrics say so.
+
 Every flag can also be set by the environment variable named after it.`
 
 func serveCommand(out io.Writer) (*command, *serveOptions) {
-	c := newCommand("serve", "leanxds serve --config DIR [flags]", serveAbout, out)
+	c := newCommand("serve", "leanxds serve --config DIR | --source etcd://HOST:PORT/PREFIX [flags]", serveAbout, out)
 	c.env = true
 	o := &serveOptions{}
 	fs := c.fs
-	fs.StringVar(&o.configDir, "config", "", "config `DIR`ectory to serve (required)")
+	fs.StringVar(&o.configDir, "config", "", "config `DIR`ectory to serve (this or --source)")
+	fs.StringVar(&o.sourceAddr, "source", "", "serve what etcd holds under a prefix instead of a directory: `etcd://host:port[,host:port...][/prefix]`\n"+
+		"(prefix /leanxds by default; see docs/etcd.md). Credentials come from LEANXDS_ETCD_USERNAME and LEANXDS_ETCD_PASSWORD")
+	fs.StringVar(&o.etcdClient.CAFile, "etcd-ca", "", "with --source etcd://, the PEM CA `file` that signs etcd's certificates: speak TLS to etcd")
+	fs.StringVar(&o.etcdClient.CertFile, "etcd-cert", "", "with --source etcd://, the PEM client certificate `file` presented to etcd (TLS)")
+	fs.StringVar(&o.etcdClient.KeyFile, "etcd-key", "", "with --source etcd://, the PEM private key `file` of --etcd-cert")
+	fs.DurationVar(&o.etcdLoadTimeout, "etcd-load-timeout", 10*time.Second, "with --source etcd://, how long the first read of etcd may take at start; past it the restored\n"+
+		"--snapshot is served (and etcd read once it answers), or, without one, serve exits")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:18000", "`address` of the xDS gRPC port (also CSDS); port 0 picks a free port")
 	fs.StringVar(&o.admin, "admin", defaultAdminAddr, "`address` of the admin HTTP server (/metrics, /debug/..., /healthz, /readyz); empty disables it.\nIt speaks plain HTTP: keep it on loopback or a private network")
 	fs.StringVar(&o.scopeBy, "scope-by", "cluster", "what names the `scope` a node is served: cluster (node.cluster), id (node.id), or metadata:KEY (a string in node.metadata)")
@@ -140,14 +169,27 @@ func serveCommand(out io.Writer) (*command, *serveOptions) {
 	fs.IntVar(&o.maxStreamsPerConn, "max-streams-per-conn", 100, "most streams one connection may hold at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS; 0: no limit)")
 	fs.DurationVar(&o.firstRequestTimeout, "first-request-timeout", 30*time.Second, "end a stream that sends no request within this long of opening it, with DEADLINE_EXCEEDED (0: never)")
 	fs.DurationVar(&o.sendTimeout, "send-timeout", time.Minute, "close the connection of a client that has taken none of a response for this long: it stopped reading (0: never)")
+	fs.DurationVar(&o.maxConnectionAge, "max-connection-age", 0, "close a client's connection after this long (±10%), with GOAWAY: the client reconnects, through its\n"+
+		"load balancing, so that clients spread over the replicas again after a scale-out or a failover (0: never; see docs/etcd.md)")
+	fs.DurationVar(&o.maxConnectionAgeGrace, "max-connection-age-grace", 0, "after --max-connection-age, how long a connection's streams may go on before it is closed (0: no limit,\n"+
+		"which leaves an xDS stream open: set it for the connection to close)")
+	o.fleet.addFlags(fs)
 	return c, o
 }
 
 // check validates the flags together.
 func (o *serveOptions) check() error {
 	switch {
-	case o.configDir == "":
-		return usageErrorf("serve: --config DIR is required")
+	case o.configDir == "" && o.sourceAddr == "":
+		return usageErrorf("serve: --config DIR is required (or --source etcd://...)")
+	case o.configDir != "" && o.sourceAddr != "":
+		return usageErrorf("serve: --config and --source are exclusive: serve a directory or etcd")
+	case o.sourceAddr == "" && o.fleet.etcd == "" && (o.etcdClient.CAFile != "" || o.etcdClient.CertFile != "" || o.etcdClient.KeyFile != ""):
+		return usageErrorf("serve: --etcd-ca, --etcd-cert and --etcd-key need --source etcd://... or --fleet-etcd")
+	case (o.etcdClient.CertFile == "") != (o.etcdClient.KeyFile == ""):
+		return usageErrorf("serve: --etcd-cert and --etcd-key go together")
+	case o.etcdLoadTimeout <= 0:
+		return usageErrorf("serve: --etcd-load-timeout must be positive, not %s", o.etcdLoadTimeout)
 	case (o.tlsCert == "") != (o.tlsKey == ""):
 		return usageErrorf("serve: --tls-cert and --tls-key go together")
 	case o.clientCA != "" && o.tlsCert == "":
@@ -162,6 +204,10 @@ func (o *serveOptions) check() error {
 		return usageErrorf("serve: --debounce and --drain-timeout must not be negative")
 	case o.maxConns < 0 || o.maxStreamsPerConn < 0 || o.firstRequestTimeout < 0 || o.sendTimeout < 0:
 		return usageErrorf("serve: --max-conns, --max-streams-per-conn, --first-request-timeout and --send-timeout must not be negative (0 turns a limit off)")
+	case o.maxConnectionAge < 0 || o.maxConnectionAgeGrace < 0:
+		return usageErrorf("serve: --max-connection-age and --max-connection-age-grace must not be negative (0 turns them off)")
+	case o.maxConnectionAgeGrace > 0 && o.maxConnectionAge == 0:
+		return usageErrorf("serve: --max-connection-age-grace needs --max-connection-age")
 	case o.snapshotInterval <= 0:
 		return usageErrorf("serve: --snapshot-interval must be positive, not %s", o.snapshotInterval)
 	case o.restoreTimeout <= 0:
@@ -177,6 +223,13 @@ func (o *serveOptions) check() error {
 	case !(o.dir.MaxDeleteFraction > 0) || o.dir.DeleteGuardMin < 0:
 		return usageErrorf("serve: --max-delete-fraction must be positive (1 turns the guard off), --delete-guard-min not negative")
 	}
+	if o.sourceAddr != "" {
+		a, err := source.ParseEtcdAddress(o.sourceAddr)
+		if err != nil {
+			return usageErrorf("serve: --source: %v", err)
+		}
+		o.etcd = &a
+	}
 	switch o.nodeIdentity {
 	case "", identitySANURI, identitySANDNS, identityCN:
 	default:
@@ -185,7 +238,7 @@ func (o *serveOptions) check() error {
 	if _, err := scopeFunc(o.scopeBy); err != nil {
 		return err
 	}
-	return nil
+	return o.fleet.check(o.sourceAddr != "")
 }
 
 // limits returns the stream limits of the flags.

@@ -66,7 +66,11 @@ func (s *server) restoreSnapshot(ctx context.Context) {
 	}
 	s.snapshot.Store(&info)
 	if info.Restored && info.Header.Resources > 0 {
-		s.source.KeepRestored()
+		if s.etcd != nil {
+			s.etcd.KeepRestored()
+		} else {
+			s.source.KeepRestored()
+		}
 	}
 }
 
