@@ -124,6 +124,13 @@ connect_timeout: 1m
 		file: "c.yaml",
 		data: `"@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
 name: web
+connect_timeout: 10
+`,
+		want: `c.yaml:3:18: resource #1 (CDS "web"): connect_timeout: invalid duration 10: want seconds with an "s" suffix, like "1s" or "0.250s"`,
+	}, {
+		file: "c.yaml",
+		data: `"@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+name: web
 completely_unrelated: 1
 `,
 		want: `c.yaml:3:1: resource #1 (CDS "web"): unknown field "completely_unrelated"`,

@@ -179,8 +179,15 @@ func fieldMessage(msg string, js []byte, entries []jsonEntry, path []string) str
 	if m := protoInvalidValue.FindStringSubmatch(msg); m != nil {
 		return "invalid value for " + m[1] + " field " + field + ": " + msg[len(m[0]):]
 	}
+	const durationHint = `want seconds with an "s" suffix, like "1s" or "0.250s"`
 	if strings.HasPrefix(msg, "invalid google.protobuf.Duration value") {
-		return field + ": " + msg + `: want seconds with an "s" suffix, like "1s" or "0.250s"`
+		return field + ": " + msg + ": " + durationHint
+	}
+	// A number where a Duration's string belongs ("connect_timeout: 10").
+	if tok, ok := strings.CutPrefix(msg, "syntax error: unexpected token "); ok {
+		if md := messageAt(js, entries, path); md != nil && md.FullName() == "google.protobuf.Duration" {
+			return field + ": invalid duration " + tok + ": " + durationHint
+		}
 	}
 	return msg
 }
