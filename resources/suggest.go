@@ -2,7 +2,6 @@ package resources
 
 import (
 	"encoding/json"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -163,10 +162,6 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
-// protoInvalidValue is protojson's refusal of a value, which names the field
-// by its JSON name, or, for a wrapper written inline, as the wrapper's "value".
-var protoInvalidValue = regexp.MustCompile(`^invalid value for (\S+) field (\S+): `)
-
 // fieldMessage rewrites protojson's error msg about the value at path to name the
 // field as its path in the resource, in proto names
 // ("endpoints[0].lb_endpoints[0].load_balancing_weight", also when it was
@@ -176,8 +171,15 @@ func fieldMessage(msg string, js []byte, entries []jsonEntry, path []string) str
 		return msg
 	}
 	field := protoPath(js, entries, path)
-	if m := protoInvalidValue.FindStringSubmatch(msg); m != nil {
-		return "invalid value for " + m[1] + " field " + field + ": " + msg[len(m[0]):]
+	// protojson's "invalid value for KIND field NAME: VALUE" names the field
+	// by its JSON name, or, for a wrapper written inline, as the wrapper's
+	// "value".
+	if rest, ok := strings.CutPrefix(msg, "invalid value for "); ok {
+		if kind, rest, ok := strings.Cut(rest, " field "); ok && !strings.Contains(kind, " ") {
+			if _, value, ok := strings.Cut(rest, ": "); ok {
+				return "invalid value for " + kind + " field " + field + ": " + value
+			}
+		}
 	}
 	const durationHint = `want seconds with an "s" suffix, like "1s" or "0.250s"`
 	if strings.HasPrefix(msg, "invalid google.protobuf.Duration value") {
