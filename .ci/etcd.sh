@@ -15,22 +15,29 @@
 #                                healthy), GET /status (see .ci/etcd/main.go)
 # Client ports 23790-23792, peer ports 23800-23802; data in a temporary directory.
 # Tests use their own key prefixes, so they share the cluster.
-set -euo pipefail
-
-leanxds_etcd_root=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-leanxds_etcd_bin=$(go env GOBIN)
-if [ -z "$leanxds_etcd_bin" ]; then
-  leanxds_etcd_bin=$(go env GOPATH)/bin
+#
+# Sourced, it leaves the shell's options as they were (no errexit, nounset or
+# pipefail behind in an interactive shell): it checks each step itself and
+# returns 1 on failure. Run directly, it uses set -euo pipefail.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+  set -euo pipefail
 fi
-mkdir -p "$leanxds_etcd_bin"
+
+leanxds_etcd_root=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd) || return 1 2>/dev/null || exit 1
+leanxds_etcd_bin=$(go env GOBIN) || return 1 2>/dev/null || exit 1
+if [ -z "$leanxds_etcd_bin" ]; then
+  leanxds_etcd_bin=$(go env GOPATH) || return 1 2>/dev/null || exit 1
+  leanxds_etcd_bin=$leanxds_etcd_bin/bin
+fi
+mkdir -p "$leanxds_etcd_bin" || return 1 2>/dev/null || exit 1
 leanxds_etcd_bin=$leanxds_etcd_bin/leanxds-ci-etcd
 echo "== building the etcd test cluster (.ci/etcd, go.etcd.io/etcd/server/v3 v3.7.3)"
-(cd "$leanxds_etcd_root/etcd" && go build -o "$leanxds_etcd_bin" .)
+(cd "$leanxds_etcd_root/etcd" && go build -o "$leanxds_etcd_bin" .) || return 1 2>/dev/null || exit 1
 
 export LEANXDS_TEST_ETCD_ENDPOINTS=127.0.0.1:23790,127.0.0.1:23791,127.0.0.1:23792
 export LEANXDS_TEST_ETCD_MEMBERS=http://127.0.0.1:23799
 
-leanxds_etcd_dir=$(mktemp -d "${TMPDIR:-/tmp}/leanxds-etcd.XXXXXX")
+leanxds_etcd_dir=$(mktemp -d "${TMPDIR:-/tmp}/leanxds-etcd.XXXXXX") || return 1 2>/dev/null || exit 1
 leanxds_etcd_args=(-dir "$leanxds_etcd_dir" -client-port 23790 -peer-port 23800 -control 127.0.0.1:23799)
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then

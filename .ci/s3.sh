@@ -8,20 +8,27 @@
 #   .ci/s3.sh          runs it in the foreground and prints the variables to export
 #
 # The tests create their own buckets. LEANXDS_S3_PORT overrides the port (7070).
-set -euo pipefail
+#
+# Sourced, it leaves the shell's options as they were (no errexit, nounset or
+# pipefail behind in an interactive shell): it checks each step itself and
+# returns 1 on failure. Run directly, it uses set -euo pipefail.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+  set -euo pipefail
+fi
 
 leanxds_s3_port=${LEANXDS_S3_PORT:-7070}
 leanxds_s3_module=github.com/versity/versitygw
 leanxds_s3_version=v1.8.0
 
-leanxds_s3_bin=$(go env GOBIN)
+leanxds_s3_bin=$(go env GOBIN) || return 1 2>/dev/null || exit 1
 if [ -z "$leanxds_s3_bin" ]; then
-  leanxds_s3_bin=$(go env GOPATH)/bin
+  leanxds_s3_bin=$(go env GOPATH) || return 1 2>/dev/null || exit 1
+  leanxds_s3_bin=$leanxds_s3_bin/bin
 fi
 leanxds_s3_bin=$leanxds_s3_bin/versitygw
 if ! go version -m "$leanxds_s3_bin" 2>/dev/null | grep -q "mod[[:space:]]*$leanxds_s3_module[[:space:]]*$leanxds_s3_version"; then
   echo "== installing versitygw $leanxds_s3_version"
-  go install "$leanxds_s3_module/cmd/versitygw@$leanxds_s3_version"
+  go install "$leanxds_s3_module/cmd/versitygw@$leanxds_s3_version" || return 1 2>/dev/null || exit 1
 fi
 
 export AWS_ACCESS_KEY_ID=leanxds-test
@@ -30,8 +37,8 @@ export AWS_REGION=us-east-1
 export AWS_EC2_METADATA_DISABLED=true
 export LEANXDS_TEST_S3_ENDPOINT=http://127.0.0.1:$leanxds_s3_port
 
-leanxds_s3_dir=$(mktemp -d "${TMPDIR:-/tmp}/leanxds-s3.XXXXXX")
-mkdir "$leanxds_s3_dir/data"
+leanxds_s3_dir=$(mktemp -d "${TMPDIR:-/tmp}/leanxds-s3.XXXXXX") || return 1 2>/dev/null || exit 1
+mkdir "$leanxds_s3_dir/data" || return 1 2>/dev/null || exit 1
 leanxds_s3_args=(--access "$AWS_ACCESS_KEY_ID" --secret "$AWS_SECRET_ACCESS_KEY" --region "$AWS_REGION"
   --port "127.0.0.1:$leanxds_s3_port" posix "$leanxds_s3_dir/data")
 

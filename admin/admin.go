@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -82,6 +83,10 @@ type Options struct {
 	// CSDSMaxBytes bounds the encoded size of each CSDS response
 	// (DefaultCSDSMaxBytes).
 	CSDSMaxBytes int
+	// Pprof mounts net/http/pprof's profiles on /debug/pprof/, guarded like
+	// the other /debug/ pages (the token, or callers on this host only);
+	// off, /debug/pprof/ is not found.
+	Pprof bool
 	// Fleet, if not nil, is the status every replica of the fleet publishes,
 	// shown on /debug/fleet (package admin/fleet reads it from etcd).
 	Fleet Fleet
@@ -173,6 +178,16 @@ func (a *Admin) routes() *http.ServeMux {
 			writeJSON(w, http.StatusOK, a.opts.Source.SourceStatus())
 		})))
 	}
+	if a.opts.Pprof {
+		// Index serves the named profiles (heap, goroutine, ...) below it;
+		// symbol also takes POST.
+		mux.Handle("GET /debug/pprof/", requireAdmin(a.token, http.HandlerFunc(pprof.Index)))
+		mux.Handle("GET /debug/pprof/cmdline", requireAdmin(a.token, http.HandlerFunc(pprof.Cmdline)))
+		mux.Handle("GET /debug/pprof/profile", requireAdmin(a.token, http.HandlerFunc(pprof.Profile)))
+		mux.Handle("GET /debug/pprof/symbol", requireAdmin(a.token, http.HandlerFunc(pprof.Symbol)))
+		mux.Handle("POST /debug/pprof/symbol", requireAdmin(a.token, http.HandlerFunc(pprof.Symbol)))
+		mux.Handle("GET /debug/pprof/trace", requireAdmin(a.token, http.HandlerFunc(pprof.Trace)))
+	}
 	if a.opts.Fleet != nil {
 		mux.Handle("GET /debug/fleet", requireAdmin(a.token, http.HandlerFunc(a.handleFleet)))
 	}
@@ -220,6 +235,9 @@ endpoints
 		fmt.Fprintf(&b, "  /debug/fleet                every node of every replica: which replica serves it, and whether it is current\n")
 	}
 	fmt.Fprintf(&b, "  (/debug/clients and /debug/config answer a page at a time: &offset=N&limit=M; \"next\" is the next page)\n")
+	if a.opts.Pprof {
+		fmt.Fprintf(&b, "  /debug/pprof/                Go runtime profiles (net/http/pprof)\n")
+	}
 	if a.opts.Reloader != nil {
 		fmt.Fprintf(&b, "  POST /reload[?confirm=true] reload the directory now; confirm a held reload (leanxds reload)\n")
 	}

@@ -11,7 +11,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
-// A file whose top level is one object without "@type" is not a resource: it is
+// A file whose top level is one object without "@type" (or whose "@type" is
+// DiscoveryResponse's) is not a resource: it is
 // either a DiscoveryResponse, as Envoy reads from a file (a path config source),
 // whose resources are read as they are, or a client's bootstrap, which is
 // refused with what it is.
@@ -52,8 +53,8 @@ func discoveryResponse() protoreflect.MessageDescriptor {
 	return (&discoveryv3.DiscoveryResponse{}).ProtoReflect().Descriptor()
 }
 
-// envelope looks at a file that is one object without "@type". For a
-// DiscoveryResponse it returns its resources, each with its place in the file
+// envelope looks at a file that is one object without "@type", or whose
+// "@type" is DiscoveryResponse's. For a DiscoveryResponse it returns its resources, each with its place in the file
 // (top is the file's YAML node, nil for JSON), and the type_url they must have
 // ("" when it gives none); for a bootstrap, a *BootstrapError. It returns the
 // item itself, as one resource, for anything else: decoding then says what is
@@ -74,8 +75,13 @@ func envelope(it item, top *yaml3.Node) (items []item, typeURL string, err error
 		}
 		return jsonEntry{}, false
 	}
-	if _, ok := has("@type"); ok {
-		return []item{it}, "", nil
+	if e, ok := has("@type"); ok {
+		// A resource, unless it says it is a DiscoveryResponse.
+		var t string
+		_ = json.Unmarshal(it.json[e.valOff:e.valEnd], &t)
+		if t != typeURLPrefix+string(discoveryResponse().FullName()) {
+			return []item{it}, "", nil
+		}
 	}
 	var boot BootstrapError
 	for _, f := range bootstrapFields() {
@@ -101,7 +107,7 @@ func envelope(it item, top *yaml3.Node) (items []item, typeURL string, err error
 	}
 	// A DiscoveryResponse: every field must be one of its own, as Envoy requires.
 	for _, e := range keys {
-		if fieldNamed(discoveryResponse(), e.path[0]) == nil {
+		if e.path[0] != "@type" && fieldNamed(discoveryResponse(), e.path[0]) == nil {
 			msg := fmt.Sprintf("unknown field %q of a DiscoveryResponse (a file with version_info and resources)", e.path[0])
 			if s := suggestField(discoveryResponse(), e.path[0]); s != "" {
 				msg += fmt.Sprintf(", did you mean %q?", s)

@@ -50,6 +50,10 @@ func yamlItems(file string, data []byte) ([]item, *yaml3.Node, error) {
 	case !errors.Is(err, io.EOF):
 		return nil, nil, yamlSyntaxError(file, data, err)
 	}
+	if err := duplicateKey(&doc); err != nil {
+		err.File = file
+		return nil, nil, err
+	}
 	js, err := yaml.YAMLToJSON(data)
 	if err != nil {
 		return nil, nil, yamlSyntaxError(file, data, err)
@@ -99,6 +103,32 @@ func yamlParserProblem(problem string) bool {
 		return true
 	}
 	return false
+}
+
+// duplicateKey finds a key written twice in one mapping under n, which the
+// conversion to JSON would resolve silently (the last one wins), and places
+// it at the second occurrence.
+func duplicateKey(n *yaml3.Node) *LoadError {
+	if n.Kind == yaml3.MappingNode {
+		first := make(map[string]*yaml3.Node, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if k.Kind != yaml3.ScalarNode || k.Value == "<<" {
+				continue
+			}
+			if f, ok := first[k.Value]; ok {
+				return &LoadError{Line: k.Line, Column: k.Column,
+					Err: fmt.Errorf("duplicate key %q (first at line %d)", k.Value, f.Line)}
+			}
+			first[k.Value] = k
+		}
+	}
+	for _, c := range n.Content {
+		if err := duplicateKey(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // yamlSyntaxError makes a YAML parser's error a LoadError at the line and,
@@ -281,8 +311,8 @@ func jsonItems(file string, data []byte) ([]item, error) {
 	items, err := splitJSON(data)
 	if err != nil {
 		le := &LoadError{File: file, Err: err}
-		if se, ok := errors.AsType[*json.SyntaxError](err); ok {
-			le.Line, le.Column = position(data, int(se.Offset))
+		if oe, ok := errors.AsType[*jsonOffsetError](err); ok {
+			le.Line, le.Column = position(data, oe.off)
 		}
 		return nil, le
 	}
@@ -314,12 +344,34 @@ func splitJSON(data []byte) ([]item, error) {
 		return nil, nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
+	// at places the error of the value at base in data. The decoder's own
+	// offsets miss the bytes Token consumed, so the value is read again alone
+	// for an offset that counts from where it starts.
+	at := func(base int64, err error) error {
+		off := skipSpace(data, int(base))
+		if se, ok := errors.AsType[*json.SyntaxError](err); ok && strings.HasPrefix(se.Error(), "expected comma") {
+			return &jsonOffsetError{off: off, err: err}
+		}
+		var raw json.RawMessage
+		switch err2 := json.NewDecoder(bytes.NewReader(data[off:])).Decode(&raw); {
+		case err2 == nil:
+			return err
+		case errors.Is(err2, io.ErrUnexpectedEOF):
+			return &jsonOffsetError{off: len(data), err: err2}
+		default:
+			if se, ok := errors.AsType[*json.SyntaxError](err2); ok {
+				// Offset counts the byte at fault.
+				return &jsonOffsetError{off: off + max(int(se.Offset)-1, 0), err: err2}
+			}
+			return err2
+		}
+	}
 	var items []item
 	switch data[start] {
 	case '{':
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
-			return nil, err
+			return nil, at(0, err)
 		}
 		items = append(items, item{json: raw, offset: start})
 	case '[':
@@ -327,30 +379,48 @@ func splitJSON(data []byte) ([]item, error) {
 			return nil, err
 		}
 		for dec.More() {
-			off := skipSpace(data, int(dec.InputOffset()))
+			base := dec.InputOffset()
+			off := skipSpace(data, int(base))
 			var raw json.RawMessage
 			if err := dec.Decode(&raw); err != nil {
-				return nil, err
+				return nil, at(base, err)
 			}
 			items = append(items, item{json: raw, offset: off})
 		}
+		end := dec.InputOffset()
 		if _, err := dec.Token(); err != nil {
-			return nil, err
+			if errors.Is(err, io.EOF) {
+				return nil, &jsonOffsetError{off: len(data), err: errors.New("unexpected end of the JSON document: the list opened on its first line is not closed")}
+			}
+			return nil, &jsonOffsetError{off: skipSpace(data, int(end)), err: err}
 		}
 	default:
 		var v any
 		if err := dec.Decode(&v); err != nil {
-			return nil, err
+			return nil, at(0, err)
 		}
 		if v != nil {
 			return nil, fmt.Errorf(`want a resource (an object with "@type") or a list of them, not %s`, jsonKind(v))
 		}
 	}
+	end := int(dec.InputOffset())
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("unexpected data after offset %d", dec.InputOffset())
+		for end < len(data) && (data[end] == ' ' || data[end] == '\t' || data[end] == '\r' || data[end] == '\n') {
+			end++
+		}
+		return nil, &jsonOffsetError{off: end, err: errors.New("unexpected data after the end of the JSON document")}
 	}
 	return items, nil
 }
+
+// jsonOffsetError is an error at byte offset off of a JSON document.
+type jsonOffsetError struct {
+	off int
+	err error
+}
+
+func (e *jsonOffsetError) Error() string { return e.err.Error() }
+func (e *jsonOffsetError) Unwrap() error { return e.err }
 
 // skipSpace returns the offset of the first byte at or after i that is neither JSON
 // white space nor the comma separating list items.

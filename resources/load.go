@@ -269,7 +269,9 @@ func decodeItem(it item, data []byte) (Resource, []*LoadError) {
 			entries := jsonEntries(it.json)
 			if path, value, ok := jsonPathAt(entries, offsetOf(it.json, line, col)); ok {
 				le.Line, le.Column = locate(it, data, entries, path, value)
-				if s := suggest(msg, it.json, entries, path); s != "" {
+				s := suggest(msg, it.json, entries, path)
+				msg = fieldMessage(msg, it.json, entries, path)
+				if s != "" {
 					msg += fmt.Sprintf(", did you mean %q?", s)
 				}
 			}

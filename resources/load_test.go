@@ -142,7 +142,7 @@ func TestParseBadFieldJSON(t *testing.T) {
 	_, err := Parse("clusters.json", []byte(data))
 	le := loadErrors(t, err)[0]
 	assert.Equal(t, 2, le.Index)
-	assert.Equal(t, `clusters.json:6:24: resource #2 (CDS "web"): syntax error: unexpected token 5`, le.Error(),
+	assert.Equal(t, `clusters.json:6:24: resource #2 (CDS "web"): connect_timeout: invalid duration 5: want seconds with an "s" suffix, like "1s" or "0.250s"`, le.Error(),
 		"the position of the value in the file, given once")
 }
 

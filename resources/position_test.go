@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -83,21 +85,48 @@ type: EDX
 name: web
 lb_policy: most_requests
 `,
-		want: `c.yaml:3:12: resource #1 (CDS "web"): invalid value for enum field lbPolicy: "most_requests"`,
+		want: `c.yaml:3:12: resource #1 (CDS "web"): invalid value for enum field lb_policy: "most_requests"`,
 	}, {
 		file: "c.yaml",
 		data: `"@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
 name: web
 common_lb_config: {override_host_status: {statuses: [HEALTHY, UNHEALTY]}}
 `,
-		want: `c.yaml:3:63: resource #1 (CDS "web"): invalid value for enum field statuses: "UNHEALTY", did you mean "UNHEALTHY"?`,
+		want: `c.yaml:3:63: resource #1 (CDS "web"): invalid value for enum field common_lb_config.override_host_status.statuses[1]: "UNHEALTY", did you mean "UNHEALTHY"?`,
 	}, {
 		file: "c.yaml",
 		data: `"@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
 name: web
 load_assignment: {cluster_name: web, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: x, port_value: http}}}}]}]}
 `,
-		want: `c.yaml:3:129: resource #1 (CDS "web"): invalid value for uint32 field portValue: "http"`,
+		want: `c.yaml:3:129: resource #1 (CDS "web"): invalid value for uint32 field load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value: "http"`,
+	}, {
+		// A wrapper written inline is named by its field, not its "value".
+		file: "e.yaml",
+		data: `"@type": type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment
+cluster_name: web
+endpoints: [{lb_endpoints: [{load_balancing_weight: three}]}]
+`,
+		want: `e.yaml:3:53: resource #1 (EDS "web"): invalid value for uint32 field endpoints[0].lb_endpoints[0].load_balancing_weight: "three"`,
+	}, {
+		// A JSON name the user wrote is named by its proto name.
+		file: "c.json",
+		data: `{"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", "name": "web", "lbPolicy": "ROUND_ROBBIN"}`,
+		want: `c.json:1:93: resource #1 (CDS "web"): invalid value for enum field lb_policy: "ROUND_ROBBIN", did you mean "ROUND_ROBIN"?`,
+	}, {
+		file: "c.yaml",
+		data: `"@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+name: web
+connect_timeout: 1m
+`,
+		want: `c.yaml:3:18: resource #1 (CDS "web"): connect_timeout: invalid google.protobuf.Duration value "1m": want seconds with an "s" suffix, like "1s" or "0.250s"`,
+	}, {
+		file: "c.yaml",
+		data: `"@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+name: web
+connect_timeout: 10
+`,
+		want: `c.yaml:3:18: resource #1 (CDS "web"): connect_timeout: invalid duration 10: want seconds with an "s" suffix, like "1s" or "0.250s"`,
 	}, {
 		file: "c.yaml",
 		data: `"@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
@@ -188,6 +217,16 @@ resources:
 	rs, err = Parse("none.json", []byte(`{"version_info": "1", "resources": []}`))
 	require.NoError(t, err)
 	assert.Empty(t, rs)
+
+	// A top-level "@type" of DiscoveryResponse is the same format.
+	rs, err = Parse("cds.yaml", []byte(`"@type": type.googleapis.com/envoy.service.discovery.v3.DiscoveryResponse
+`+strings.Replace(yml, "0s", "2s", 1)))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"CDS web", "CDS api"}, names(rs))
+	_, err = Parse("cds.yaml", []byte(`"@type": type.googleapis.com/envoy.service.discovery.v3.DiscoveryResponse
+`+yml))
+	require.Error(t, err)
+	assert.Equal(t, `cds.yaml:10:3: resource #2 (CDS "api"): connect_timeout: value must be greater than 0s`, err.Error())
 }
 
 // A bootstrap is not resources: Parse says which kind it is.
@@ -263,4 +302,80 @@ func TestJSONEntries(t *testing.T) {
 	top := jsonEntriesTo(js, 1)
 	require.Len(t, top, 3, "the object and its two fields")
 	assert.Equal(t, `{"d": null}`, string(js[top[2].valOff:top[2].valEnd]))
+}
+
+// A JSON syntax error is placed at the line and column of the byte at fault,
+// also deep in a long list (where the decoder counts from the start of the
+// element), and text after the document is placed, not given as an offset.
+func TestParseJSONSyntaxPosition(t *testing.T) {
+	// 200 clusters, one per line 2..201, in a list opened on line 1.
+	var b strings.Builder
+	b.WriteString("[\n")
+	for i := range 200 {
+		sep := ","
+		if i == 199 {
+			sep = ""
+		}
+		b.WriteString(`  {"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", "name": "c` + strconv.Itoa(i) + `"}` + sep + "\n")
+	}
+	b.WriteString("]\n")
+	good := b.String()
+	_, err := Parse("ok.json", []byte(good))
+	require.NoError(t, err)
+	lines := strings.Split(good, "\n")
+	with := func(line int, edit func(string) string) string {
+		l := slices.Clone(lines)
+		l[line-1] = edit(l[line-1])
+		return strings.Join(l, "\n")
+	}
+
+	for _, tc := range []struct {
+		name, data, want string
+	}{
+		{"missing comma between elements", with(151, func(s string) string { return strings.TrimSuffix(s, ",") }),
+			`c.json:152:3: expected comma after array element`},
+		{"missing comma inside an element", with(120, func(s string) string { return strings.Replace(s, `", "name"`, `" "name"`, 1) }),
+			`c.json:120:67: invalid character '"' after object key:value pair`},
+		{"bad value in the first element", with(2, func(s string) string { return strings.Replace(s, `"c0"`, `c0`, 1) }),
+			`c.json:2:76: invalid character 'c' looking for beginning of value`},
+		{"text after the list", good + "x\n", `c.json:203:1: unexpected data after the end of the JSON document`},
+		{"a second list after the list", strings.TrimSuffix(good, "\n") + " []", `c.json:202:3: unexpected data after the end of the JSON document`},
+		{"a truncated list", good[:len(good)-3], `c.json:201:`},
+		{"a bad single object", "{\n  \"@type\": \"x\",\n  \"name\" \"web\"\n}\n", `c.json:3:10: invalid character '"' after object key`},
+	} {
+		_, err := Parse("c.json", []byte(tc.data))
+		require.Error(t, err, tc.name)
+		assert.True(t, strings.HasPrefix(err.Error(), tc.want), "%s: got %q, want %q", tc.name, err.Error(), tc.want)
+	}
+}
+
+// A key written twice in one YAML mapping is an error at the second one, at
+// any depth; the same key in two mappings is not.
+func TestParseYAMLDuplicateKey(t *testing.T) {
+	for _, tc := range []struct{ data, want string }{
+		{`- "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+  name: web
+  connect_timeout: 1s
+  type: EDS
+  connect_timeout: 2s
+`, `d.yaml:5:3: duplicate key "connect_timeout" (first at line 3)`},
+		{`- "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+  name: web
+  eds_cluster_config:
+    service_name: a
+    service_name: b
+`, `d.yaml:5:5: duplicate key "service_name" (first at line 4)`},
+		{`- {"@type": type.googleapis.com/envoy.config.cluster.v3.Cluster, name: a, name: b}
+`, `d.yaml:1:75: duplicate key "name" (first at line 1)`},
+	} {
+		_, err := Parse("d.yaml", []byte(tc.data))
+		require.Error(t, err, tc.data)
+		assert.Equal(t, tc.want, err.Error())
+	}
+	_, err := Parse("d.yaml", []byte(`- "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+  name: a
+- "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+  name: b
+`))
+	assert.NoError(t, err)
 }

@@ -161,3 +161,62 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// fieldMessage rewrites protojson's error msg about the value at path to name the
+// field as its path in the resource, in proto names
+// ("endpoints[0].lb_endpoints[0].load_balancing_weight", also when it was
+// written lbPolicy or is a wrapper), and says what a valid duration looks like.
+func fieldMessage(msg string, js []byte, entries []jsonEntry, path []string) string {
+	if len(path) == 0 {
+		return msg
+	}
+	field := protoPath(js, entries, path)
+	// protojson's "invalid value for KIND field NAME: VALUE" names the field
+	// by its JSON name, or, for a wrapper written inline, as the wrapper's
+	// "value".
+	if rest, ok := strings.CutPrefix(msg, "invalid value for "); ok {
+		if kind, rest, ok := strings.Cut(rest, " field "); ok && !strings.Contains(kind, " ") {
+			if _, value, ok := strings.Cut(rest, ": "); ok {
+				return "invalid value for " + kind + " field " + field + ": " + value
+			}
+		}
+	}
+	const durationHint = `want seconds with an "s" suffix, like "1s" or "0.250s"`
+	if strings.HasPrefix(msg, "invalid google.protobuf.Duration value") {
+		return field + ": " + msg + ": " + durationHint
+	}
+	// A number where a Duration's string belongs ("connect_timeout: 10").
+	if tok, ok := strings.CutPrefix(msg, "syntax error: unexpected token "); ok {
+		if md := messageAt(js, entries, path); md != nil && md.FullName() == "google.protobuf.Duration" {
+			return field + ": invalid duration " + tok + ": " + durationHint
+		}
+	}
+	return msg
+}
+
+// protoPath writes path as a field path in proto names: each segment that is a
+// field of the message it is in by its JSON name becomes its proto name; list
+// indexes are written [N].
+func protoPath(js []byte, entries []jsonEntry, path []string) string {
+	var b strings.Builder
+	for i, seg := range path {
+		if _, err := strconv.Atoi(seg); err == nil {
+			b.WriteString("[" + seg + "]")
+			continue
+		}
+		if md := messageAt(js, entries, path[:i]); md != nil {
+			fd := md.Fields().ByJSONName(seg)
+			if fd == nil {
+				fd = md.Fields().ByName(protoreflect.Name(seg))
+			}
+			if fd != nil {
+				seg = string(fd.Name())
+			}
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(seg)
+	}
+	return b.String()
+}

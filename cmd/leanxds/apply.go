@@ -44,6 +44,7 @@ etcd credentials come from LEANXDS_ETCD_USERNAME and LEANXDS_ETCD_PASSWORD.`
 // runApply is `leanxds apply DIR --to etcd://.../prefix`.
 func runApply(ctx context.Context, args []string, env lookupEnv, stdout, stderr io.Writer) error {
 	c := newCommand("apply", "leanxds apply DIR --to etcd://HOST:PORT[,HOST:PORT...]/PREFIX [flags]", applyAbout, stderr)
+	c.helpOut = stdout
 	to := c.fs.String("to", "", "where to write: `etcd://host:port[,host:port...]/prefix` (the address replicas read with --source)")
 	dryRun := c.fs.Bool("dry-run", false, "print the difference and write nothing")
 	output := c.fs.String("output", "text", "`text` (the difference, then a summary line) or json (one object)")

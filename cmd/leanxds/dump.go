@@ -45,6 +45,7 @@ type dumpOptions struct {
 // runDump is `leanxds dump`.
 func runDump(ctx context.Context, args []string, env lookupEnv, stdout, stderr io.Writer) error {
 	c := newCommand("dump", "leanxds dump [--server ADDR] [--node ID] [--output table|yaml|json]", dumpAbout, stderr)
+	c.helpOut = stdout
 	o := &dumpOptions{}
 	fs := c.fs
 	fs.StringVar(&o.server, "server", "127.0.0.1:18000", "xDS `address` of the leanxds server")

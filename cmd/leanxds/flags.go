@@ -29,13 +29,18 @@ type command struct {
 	// LEANXDS_TLS_CERT meant for the server must not become dump's client
 	// certificate in the same container.
 	env bool
+	// out receives flag errors and the usage after them; helpOut the usage
+	// asked for with -h or --help (stdout: help is the command's output).
+	out, helpOut io.Writer
 }
 
 func newCommand(name, synopsis, about string, out io.Writer) *command {
 	fs := flag.NewFlagSet("leanxds "+name, flag.ContinueOnError)
 	fs.SetOutput(out)
-	c := &command{fs: fs, synopsis: synopsis, about: about}
-	fs.Usage = func() { c.usage(out) }
+	c := &command{fs: fs, synopsis: synopsis, about: about, out: out, helpOut: out}
+	// parse prints the usage itself: to helpOut when asked for, to out after
+	// a command-line error.
+	fs.Usage = func() {}
 	return c
 }
 
@@ -82,8 +87,10 @@ type lookupEnv func(string) (string, bool)
 func (c *command) parse(args []string, env lookupEnv) error {
 	if err := c.fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			c.usage(c.helpOut)
 			return err
 		}
+		c.usage(c.out)
 		return fmt.Errorf("%w: %v", errFlagParse, err)
 	}
 	if !c.env {

@@ -45,6 +45,7 @@ type fleetCmdOptions struct {
 // runFleet is `leanxds fleet`.
 func runFleet(ctx context.Context, args []string, env lookupEnv, stdout, stderr io.Writer) error {
 	c := newCommand("fleet", "leanxds fleet [--admin ADDR] [--not-current] [--output table|json]", fleetAbout, stderr)
+	c.helpOut = stdout
 	o := &fleetCmdOptions{}
 	c.fs.StringVar(&o.admin, "admin", defaultAdminAddr, "`address` of a replica's admin HTTP server (its --admin)")
 	c.fs.StringVar(&o.adminToken, "admin-token", "", "the replica's --admin-token; default: $"+adminTokenEnv+", the variable serve reads it from")

@@ -41,10 +41,10 @@ func TestLimitFlags(t *testing.T) {
 		assert.Equal(t, 2, code, f)
 		assert.Contains(t, stderr, "must be positive", f)
 	}
-	_, _, stderr := runArgs(t, nil, "serve", "--help")
+	_, help, _ := runArgs(t, nil, "serve", "--help")
 	for _, f := range []string{"max-name-bytes", "max-request-name-bytes", "max-node-bytes", "frame-cache-bytes"} {
-		assert.Regexp(t, `(?m)^  --`+f+` bytes$`, stderr)
-		assert.Contains(t, stderr, "$"+envName(f))
+		assert.Regexp(t, `(?m)^  --`+f+` bytes$`, help)
+		assert.Contains(t, help, "$"+envName(f))
 	}
 }
 

@@ -71,8 +71,12 @@ func run(ctx context.Context, args []string, env lookupEnv, stdout, stderr io.Wr
 	case "-version", "--version":
 		name = "version"
 	case "help", "-h", "-help", "--help":
-		if len(rest) > 0 && commands[rest[0]] != nil {
-			return exitCode(commands[rest[0]](ctx, []string{"--help"}, env, stdout, stdout), stderr)
+		if len(rest) > 0 {
+			if commands[rest[0]] == nil {
+				fmt.Fprintf(stderr, "leanxds help: unknown command %q\n\n%s", rest[0], mainUsage)
+				return 2
+			}
+			return exitCode(commands[rest[0]](ctx, []string{"--help"}, env, stdout, stderr), stderr)
 		}
 		fmt.Fprint(stdout, mainUsage)
 		return 0

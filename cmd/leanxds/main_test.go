@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -28,26 +31,55 @@ func runArgs(t *testing.T, env map[string]string, args ...string) (code int, std
 
 // --help explains every flag, with the two dashes and its environment variable.
 func TestServeHelp(t *testing.T) {
-	code, _, stderr := runArgs(t, nil, "serve", "--help")
+	code, stdout, stderr := runArgs(t, nil, "serve", "--help")
 	assert.Equal(t, 0, code)
+	assert.Empty(t, stderr)
 	for _, f := range []string{"config", "listen", "admin", "scope-by", "no-default-scope", "tls-cert", "tls-key",
 		"client-ca", "node-identity", "scope-map", "log-level", "log-format", "debounce", "drain-timeout", "snapshot", "snapshot-interval", "restore-timeout", "allow-dangling",
-		"csds-max-bytes", "admin-token", "admin-max-bytes", "admin-max-page",
+		"csds-max-bytes", "admin-token", "admin-max-bytes", "admin-max-page", "pprof",
 		"max-file-bytes", "max-dir-bytes", "max-delete-fraction", "delete-guard-min"} {
-		assert.Regexp(t, `(?m)^  --`+f+`( \w+)?$`, stderr)
-		assert.Contains(t, stderr, "$"+envName(f), f)
+		assert.Regexp(t, `(?m)^  --`+f+`( \w+)?$`, stdout)
+		assert.Contains(t, stdout, "$"+envName(f), f)
 	}
-	assert.Contains(t, stderr, `(default "127.0.0.1:18000")`)
-	assert.Contains(t, stderr, `--snapshot-interval duration
+	assert.Contains(t, stdout, `(default "127.0.0.1:18000")`)
+	assert.Contains(t, stdout, `--snapshot-interval duration
         how often the served config is written to --snapshot if it changed (and once more at shutdown) (default "1m0s")`)
-	assert.Contains(t, stderr, "s3://bucket/key?region=")
+	assert.Contains(t, stdout, "s3://bucket/key?region=")
 
-	code, stdout, _ := runArgs(t, nil, "help", "dump")
+	code, stdout, _ = runArgs(t, nil, "help", "dump")
 	assert.Equal(t, 0, code)
 	assert.Contains(t, stdout, "--node id")
 	code, stdout, _ = runArgs(t, nil, "help", "reload")
 	assert.Equal(t, 0, code)
 	assert.Contains(t, stdout, "--confirm\n")
+}
+
+// Every command's -h and --help print the usage to stdout and exit 0; help
+// for an unknown command and a bad flag fail with exit 2 on stderr.
+func TestHelpOnStdout(t *testing.T) {
+	for name := range commands {
+		for _, h := range []string{"-h", "--help"} {
+			code, stdout, stderr := runArgs(t, nil, name, h)
+			assert.Equal(t, 0, code, name+" "+h)
+			assert.Contains(t, stdout, "Usage: leanxds "+name, name+" "+h)
+			assert.Empty(t, stderr, name+" "+h)
+		}
+		code, stdout, stderr := runArgs(t, nil, "help", name)
+		assert.Equal(t, 0, code, "help "+name)
+		assert.Contains(t, stdout, "Usage: leanxds "+name)
+		assert.Empty(t, stderr, "help "+name)
+	}
+
+	code, stdout, stderr := runArgs(t, nil, "help", "nosuch")
+	assert.Equal(t, 2, code)
+	assert.Empty(t, stdout)
+	assert.Contains(t, stderr, `unknown command "nosuch"`)
+
+	code, stdout, stderr = runArgs(t, nil, "dump", "--no-such-flag")
+	assert.Equal(t, 2, code)
+	assert.Empty(t, stdout)
+	assert.Contains(t, stderr, "flag provided but not defined: -no-such-flag")
+	assert.Contains(t, stderr, "Usage: leanxds dump")
 }
 
 // A flag may come from its LEANXDS_* variable; the command line wins.
@@ -145,13 +177,22 @@ func TestValidateCommand(t *testing.T) {
 func TestValidateBootstraps(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "envoy.yaml", "node: {id: e}\ndynamic_resources: {ads_config: {api_type: GRPC}}\n")
-	code, stdout, _ := runArgs(t, nil, "validate", dir)
+	// Bootstraps alone: most likely the wrong directory, which fails.
+	code, stdout, stderr := runArgs(t, nil, "validate", dir)
+	assert.Equal(t, 1, code)
+	assert.Empty(t, stdout)
+	assert.Equal(t, filepath.Join(dir, "envoy.yaml")+": skipped: a client's bootstrap, not resources\n"+
+		dir+": invalid: no resources found, only 1 client bootstrap file(s), skipped\n", stderr)
+
+	// Beside resources, a bootstrap is skipped and listed.
+	writeFile(t, dir, "cds.yaml", cluster("web", "1s"))
+	code, stdout, _ = runArgs(t, nil, "validate", dir)
 	assert.Equal(t, 0, code)
-	assert.Equal(t, dir+`: ok: 0 resources in 0 files, scopes []`+"\n"+
+	assert.Equal(t, dir+`: ok: 1 resources in 1 files, scopes ["default"]`+"\n"+
 		filepath.Join(dir, "envoy.yaml")+": skipped: a client's bootstrap, not resources\n", stdout)
 
 	writeFile(t, dir, "static.yaml", "static_resources: {listeners: [], clusters: []}\n")
-	code, _, stderr := runArgs(t, nil, "validate", dir)
+	code, _, stderr = runArgs(t, nil, "validate", dir)
 	assert.Equal(t, 1, code)
 	assert.Contains(t, stderr, filepath.Join(dir, "static.yaml")+":1:1: an Envoy static config (top-level static_resources), not resources")
 }
@@ -253,4 +294,44 @@ func TestVersion(t *testing.T) {
 	var b bytes.Buffer
 	printVersion(&b, admin.BuildInfo{Version: "v0.3.0", Commit: "0123abc+dirty", GoVersion: "go1.26.1"})
 	assert.Equal(t, fmt.Sprintf("leanxds v0.3.0\ncommit: 0123abc+dirty\ngo: go1.26.1 %s/%s\n", runtime.GOOS, runtime.GOARCH), b.String())
+}
+
+// Durations are logged as "10s" in both formats, also inside a group, not as
+// nanoseconds.
+func TestLoggerDurations(t *testing.T) {
+	for _, format := range []string{"json", "text"} {
+		var buf bytes.Buffer
+		log, err := newLogger(&buf, "info", format)
+		require.NoError(t, err)
+		log.Info("x", "debounce", 10*time.Second, slog.Group("g", "wait", 250*time.Millisecond))
+		switch format {
+		case "json":
+			var rec map[string]any
+			require.NoError(t, json.Unmarshal(buf.Bytes(), &rec), buf.String())
+			assert.Equal(t, "10s", rec["debounce"])
+			assert.Equal(t, map[string]any{"wait": "250ms"}, rec["g"])
+		case "text":
+			assert.Contains(t, buf.String(), "debounce=10s g.wait=250ms")
+		}
+	}
+}
+
+// serve --pprof mounts the profiles on the admin server; without it,
+// /debug/pprof/ is not found.
+func TestServePprofFlag(t *testing.T) {
+	c, o := serveCommand(&bytes.Buffer{})
+	require.NoError(t, c.parse([]string{"--pprof"}, func(string) (string, bool) { return "", false }))
+	assert.True(t, o.pprof)
+
+	for _, on := range []bool{false, true} {
+		ts := startTestServer(t, copyExample(t, "edge"), func(o *serveOptions) { o.pprof = on })
+		resp, err := http.Get(ts.admin.URL + "/debug/pprof/heap")
+		require.NoError(t, err)
+		resp.Body.Close()
+		want := http.StatusNotFound
+		if on {
+			want = http.StatusOK
+		}
+		assert.Equal(t, want, resp.StatusCode, "--pprof=%v", on)
+	}
 }

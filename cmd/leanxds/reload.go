@@ -41,6 +41,7 @@ type reloadOptions struct {
 // runReload is `leanxds reload`.
 func runReload(ctx context.Context, args []string, env lookupEnv, stdout, stderr io.Writer) error {
 	c := newCommand("reload", "leanxds reload [--admin ADDR] [--confirm]", reloadAbout, stderr)
+	c.helpOut = stdout
 	o := &reloadOptions{}
 	c.fs.StringVar(&o.admin, "admin", defaultAdminAddr, "`address` of the server's admin HTTP server (its --admin)")
 	c.fs.BoolVar(&o.confirm, "confirm", false, "apply a reload held back because it would delete too much")

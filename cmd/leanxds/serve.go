@@ -31,6 +31,7 @@ import (
 // server has drained, or on a fatal error.
 func runServe(ctx context.Context, args []string, env lookupEnv, stdout, stderr io.Writer) error {
 	c, o := serveCommand(stderr)
+	c.helpOut = stdout
 	if err := c.parse(args, env); err != nil {
 		return err
 	}
@@ -166,6 +167,7 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 		Source: adminSrc, Reloader: reloader,
 		Ready: s.ready.Load, Token: o.adminToken, CSDSVisible: csdsVisible,
 		MaxBytes: o.adminMaxBytes, MaxPage: o.adminMaxPage, CSDSMaxBytes: o.csdsMaxBytes,
+		Pprof: o.pprof,
 	}
 	if s.persister != nil {
 		aopts.Snapshot = adminSnapshot{Persister: s.persister, interval: o.snapshotInterval, restored: &s.snapshot}

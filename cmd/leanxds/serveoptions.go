@@ -59,6 +59,8 @@ type serveOptions struct {
 	// adminToken, when set, is the bearer token that CSDS and the admin pages
 	// listing nodes require; without it they answer local callers only.
 	adminToken string
+	// pprof mounts net/http/pprof on the admin server's /debug/pprof/.
+	pprof bool
 	// Operating limits (stream.Limits, stream.Options.FrameCacheBytes).
 	maxNameBytes        int
 	maxRequestNameBytes int
@@ -152,6 +154,8 @@ func serveCommand(out io.Writer) (*command, *serveOptions) {
 	fs.StringVar(&o.adminToken, "admin-token", "", "bearer `token` that CSDS (gRPC metadata \"authorization: Bearer TOKEN\") and the admin /debug/ pages (the\n"+
 		"Authorization header) require: they list every node and what it is served. Without it, they answer\n"+
 		"callers on this host only. Prefer the environment variable: a command line is visible to every local user")
+	fs.BoolVar(&o.pprof, "pprof", false, "serve the Go runtime profiles (net/http/pprof) on the admin server's /debug/pprof/, guarded like its\n"+
+		"other /debug/ pages (--admin-token, or callers on this host only)")
 	fs.IntVar(&o.maxNameBytes, "max-name-bytes", stream.DefaultMaxNameBytes, "longest resource name a request may carry, in `bytes`: a longer one ends its stream (InvalidArgument)")
 	fs.IntVar(&o.maxRequestNameBytes, "max-request-name-bytes", stream.DefaultMaxRequestNameBytes, "most `bytes` of resource names one request may carry in all: more ends its stream (InvalidArgument)")
 	fs.IntVar(&o.maxNodeBytes, "max-node-bytes", stream.DefaultMaxNodeBytes, "largest node a stream may open with, in `bytes` (encoded): a larger one is refused (InvalidArgument)")
@@ -272,7 +276,7 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, usageErrorf("--log-level %q: want debug, info, warn or error", level)
 	}
-	opts := &slog.HandlerOptions{Level: l}
+	opts := &slog.HandlerOptions{Level: l, ReplaceAttr: durationString}
 	switch format {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
@@ -280,6 +284,15 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, usageErrorf("--log-format %q: want text or json", format)
+}
+
+// durationString renders a time.Duration as its String ("10s"), not as the
+// nanoseconds the JSON handler writes, so text and JSON logs read alike.
+func durationString(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // off maps a limit of serve, where 0 turns it off, to stream.Options, where 0

@@ -22,7 +22,7 @@ serve --allow-dangling serves them.
 
 A client's bootstrap (an Envoy bootstrap with dynamic_resources, a gRPC one with
 xds_servers) is skipped, and listed; an Envoy static config is refused: it is
-not resources.
+not resources. A directory of bootstraps and no resource fails the check.
 
 A file larger than --max-file-bytes, or a directory whose files hold more than
 --max-dir-bytes together, is refused before it is read, as serve refuses it.`
@@ -30,6 +30,7 @@ A file larger than --max-file-bytes, or a directory whose files hold more than
 // runValidate is `leanxds validate DIR...`.
 func runValidate(_ context.Context, args []string, env lookupEnv, stdout, stderr io.Writer) error {
 	c := newCommand("validate", "leanxds validate [--allow-dangling] DIR...", validateAbout, stderr)
+	c.helpOut = stdout
 	allowDangling := c.fs.Bool("allow-dangling", false, "report references to resources a scope does not define as warnings, not errors")
 	var opts source.DirOptions
 	c.fs.Int64Var(&opts.MaxFileBytes, "max-file-bytes", source.DefaultMaxFileBytes, "refuse a resource file larger than this many `bytes`, as serve does")
@@ -62,6 +63,15 @@ func runValidate(_ context.Context, args []string, env lookupEnv, stdout, stderr
 		}
 		for _, w := range warnings {
 			fmt.Fprintf(stderr, "warning: %s\n", w)
+		}
+		if sum.Resources() == 0 && len(sum.Bootstraps) > 0 {
+			// Most likely the wrong directory: the clients' side, not the config.
+			failed = true
+			for _, b := range sum.Bootstraps {
+				fmt.Fprintf(stderr, "%s: skipped: a client's bootstrap, not resources\n", b)
+			}
+			fmt.Fprintf(stderr, "%s: invalid: no resources found, only %d client bootstrap file(s), skipped\n", dir, len(sum.Bootstraps))
+			continue
 		}
 		fmt.Fprintf(stdout, "%s: ok: %d resources in %d files, scopes %q\n", dir, sum.Resources(), sum.Files, sum.ScopeNames())
 		for _, b := range sum.Bootstraps {

@@ -17,6 +17,7 @@ that built it: the labels of the leanxds_build_info metric.`
 // runVersion is `leanxds version` (and `leanxds --version`).
 func runVersion(_ context.Context, args []string, env lookupEnv, stdout, stderr io.Writer) error {
 	c := newCommand("version", "leanxds version", versionAbout, stderr)
+	c.helpOut = stdout
 	if err := c.parse(args, env); err != nil {
 		return err
 	}
