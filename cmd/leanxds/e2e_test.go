@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -30,10 +28,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/xds"
 
 	"github.com/leanxds/leanxds/admin"
 	"github.com/leanxds/leanxds/internal/conv"
@@ -556,58 +551,5 @@ func TestBinaryREADMECommand(t *testing.T) {
 	c.Request(protocol.TypeListener).ExpectResponse(conv.Names("internal", "public"))
 	c.ACK()
 	c.Request(protocol.TypeSecret, "upstream-ca").ExpectResponse(conv.Names("upstream-ca"))
-	p.stop(t)
-}
-
-// The proxyless gRPC example works with grpc-go's own xDS client: its bootstrap
-// (pointed at the test's port) is accepted, and calls to xds:///greeter reach
-// both endpoints of the example's cluster (moved to the test's backends).
-func TestBinaryGRPCExample(t *testing.T) {
-	var backends [2]string
-	var calls [2]atomic.Int32
-	for i := range backends {
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		count := &calls[i]
-		g := grpc.NewServer(grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-			count.Add(1)
-			return h(ctx, req)
-		}))
-		healthpb.RegisterHealthServer(g, health.NewServer())
-		go func() { _ = g.Serve(lis) }()
-		t.Cleanup(g.Stop)
-		backends[i] = lis.Addr().String()
-	}
-	dir := copyExample(t, "grpc")
-	for i, port := range []string{"50051", "50052"} {
-		_, p, err := net.SplitHostPort(backends[i])
-		require.NoError(t, err)
-		editFile(t, dir, "cluster.yaml", "port_value: "+port, "port_value: "+p)
-	}
-	p := startServe(t, t.TempDir(), nil, "--config", dir)
-
-	raw, err := os.ReadFile(filepath.Join(dir, "bootstrap.json"))
-	require.NoError(t, err)
-	var bootstrap map[string]any
-	require.NoError(t, json.Unmarshal(raw, &bootstrap))
-	bootstrap["xds_servers"].([]any)[0].(map[string]any)["server_uri"] = p.xds
-	raw, err = json.Marshal(bootstrap)
-	require.NoError(t, err)
-	resolver, err := xds.NewXDSResolverWithConfigForTesting(raw)
-	require.NoError(t, err)
-	cc, err := grpc.NewClient("xds:///greeter", grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithResolvers(resolver))
-	require.NoError(t, err)
-	t.Cleanup(func() { cc.Close() })
-
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	for calls[0].Load() == 0 || calls[1].Load() == 0 {
-		_, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
-		require.NoError(t, err, "a call through xds:///greeter")
-	}
-	var clients []admin.Client
-	clients = getClients(t, p.admin, "/debug/clients")
-	require.Len(t, clients, 1)
-	assert.Equal(t, "greeter-client-1", clients[0].NodeID)
 	p.stop(t)
 }
