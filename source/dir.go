@@ -429,16 +429,7 @@ func (d *Dir) Status() Status {
 // that it is watched again.
 func (d *Dir) setStale(reason string) {
 	was := ""
-	d.update(func(s *Status) {
-		was = s.Stale
-		s.Stale = reason
-		switch {
-		case reason != "" && was == "":
-			s.StaleSince = time.Now()
-		case reason == "":
-			s.StaleSince = time.Time{}
-		}
-	})
+	d.update(func(s *Status) { was = s.setStale(reason, time.Now()) })
 	switch {
 	case reason != "" && was == "":
 		d.log.Error("the config directory is not watched: its changes are not seen, the last good config is served", "dir", d.dir, "reason", reason)

@@ -697,16 +697,7 @@ func (e *Etcd) unreachable(err error) {
 // answers again.
 func (e *Etcd) setStale(reason string) {
 	was := ""
-	e.update(func(s *Status) {
-		was = s.Stale
-		s.Stale = reason
-		switch {
-		case reason != "" && was == "":
-			s.StaleSince = time.Now()
-		case reason == "":
-			s.StaleSince = time.Time{}
-		}
-	})
+	e.update(func(s *Status) { was = s.setStale(reason, time.Now()) })
 	switch {
 	case reason != "" && was == "":
 		e.log.Error("etcd does not answer: the last good config is served", "location", e.location, "reason", reason)

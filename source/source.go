@@ -108,3 +108,16 @@ func (s Status) Resources() int {
 	}
 	return n
 }
+
+// setStale sets Stale to reason ("": not stale), and StaleSince to now when
+// the source becomes stale, and returns what Stale was.
+func (s *Status) setStale(reason string, now time.Time) (was string) {
+	was, s.Stale = s.Stale, reason
+	switch {
+	case reason != "" && was == "":
+		s.StaleSince = now
+	case reason == "":
+		s.StaleSince = time.Time{}
+	}
+	return was
+}
