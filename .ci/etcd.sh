@@ -49,7 +49,12 @@ fi
 
 "$leanxds_etcd_bin" "${leanxds_etcd_args[@]}" >"$leanxds_etcd_dir/cluster.log" 2>&1 &
 leanxds_etcd_pid=$!
-trap 'kill "$leanxds_etcd_pid" 2>/dev/null || true; wait "$leanxds_etcd_pid" 2>/dev/null || true; rm -rf "$leanxds_etcd_dir"' EXIT
+# Stopped when the sourcing shell exits, after what an earlier script (the
+# other server's) set to run then: a shell has one EXIT trap, so it is chained.
+leanxds_etcd_prev_trap=$(trap -p EXIT)
+leanxds_etcd_prev_trap=${leanxds_etcd_prev_trap#"trap -- '"}
+leanxds_etcd_prev_trap=${leanxds_etcd_prev_trap%"' EXIT"}
+trap -- 'kill "$leanxds_etcd_pid" 2>/dev/null || true; wait "$leanxds_etcd_pid" 2>/dev/null || true; rm -rf "$leanxds_etcd_dir"'"${leanxds_etcd_prev_trap:+; $leanxds_etcd_prev_trap}" EXIT
 
 # Wait, bounded, until the cluster is healthy (the program prints a line then).
 for _ in $(seq 1 600); do

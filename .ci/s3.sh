@@ -51,7 +51,12 @@ fi
 
 "$leanxds_s3_bin" "${leanxds_s3_args[@]}" >"$leanxds_s3_dir/versitygw.log" 2>&1 &
 leanxds_s3_pid=$!
-trap 'kill "$leanxds_s3_pid" 2>/dev/null || true; wait "$leanxds_s3_pid" 2>/dev/null || true; rm -rf "$leanxds_s3_dir"' EXIT
+# Stopped when the sourcing shell exits, after what an earlier script (the
+# other server's) set to run then: a shell has one EXIT trap, so it is chained.
+leanxds_s3_prev_trap=$(trap -p EXIT)
+leanxds_s3_prev_trap=${leanxds_s3_prev_trap#"trap -- '"}
+leanxds_s3_prev_trap=${leanxds_s3_prev_trap%"' EXIT"}
+trap -- 'kill "$leanxds_s3_pid" 2>/dev/null || true; wait "$leanxds_s3_pid" 2>/dev/null || true; rm -rf "$leanxds_s3_dir"'"${leanxds_s3_prev_trap:+; $leanxds_s3_prev_trap}" EXIT
 
 # Wait, bounded, until it accepts connections.
 for _ in $(seq 1 100); do
