@@ -142,6 +142,10 @@ func (ws *watchers) run() {
 	}
 }
 
+// Signal sends the watcher a signal, as a commit that changes what it watches
+// would (signals coalesce).
+func (w *Watcher) Signal() { w.signal() }
+
 func (w *Watcher) signal() {
 	select {
 	case w.c <- struct{}{}:

@@ -445,7 +445,7 @@ func push[Req request](c *conn, x *Session[Req], ss grpc.ServerStream) error {
 		return nil
 	}
 	s := c.srv
-	v := s.store.View()
+	v := x.View()
 	resps := x.Responses(v)
 	c.showStatus(x.Status())
 	for _, r := range resps {
@@ -490,8 +490,9 @@ func (s *Server) fetch(ctx context.Context, req *discoveryv3.DiscoveryRequest, f
 			return nil, status.Errorf(codes.PermissionDenied, "node %q refused: %v", req.GetNode().GetId(), err)
 		}
 	}
-	v := s.store.View()
-	cfg := machine.Config{Scope: s.scopeFor(v, s.opts.ScopeOf(req.GetNode())), Node: req.GetNode(), Limits: s.opts.Limits, Caches: s.caches}
+	scope := s.scopeFor(s.store.View(), s.opts.ScopeOf(req.GetNode()))
+	v := s.viewFor(scope, req.GetNode())
+	cfg := machine.Config{Scope: scope, Node: req.GetNode(), Limits: s.opts.Limits, Caches: s.caches}
 	r, err := machine.Fetch(cfg, req, s.opts.Now(), v)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())

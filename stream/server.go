@@ -40,6 +40,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now. Tests set it.
 	Now func() time.Time
+	// Router, when set, decides which view of the store each node is served
+	// (see Router); nil serves every node the store's current view.
+	Router Router
 	// Authorize, when set, vets the node of each stream's first request, with the
 	// stream's context (its peer and TLS state): an error refuses the stream with
 	// codes.PermissionDenied and the error's text. Use it to make sure a client

@@ -116,11 +116,21 @@ func (x *Session[Req]) Receive(req Req) (rcv Received, opened bool, err error) {
 		x.watch(x.info.Scope, req.GetTypeUrl())
 	}
 	x.at = x.srv.opts.Now()
-	rcv, err = x.sm.Receive(req, x.at, x.srv.store.View())
+	rcv, err = x.sm.Receive(req, x.at, x.View())
 	if err != nil {
 		return rcv, opened, status.Errorf(codes.InvalidArgument, "node %q: %v", x.info.NodeID, err)
 	}
 	return rcv, opened, nil
+}
+
+// View returns the view of the store the stream is served now: the store's
+// current view, or the one Options.Router serves its node (a rollout's earlier
+// content); the store's current view before the stream is open.
+func (x *Session[Req]) View() store.View {
+	if x.sm == nil {
+		return x.srv.store.View()
+	}
+	return x.srv.viewFor(x.info.Scope, x.info.Node)
 }
 
 // Responses returns what to send now that the store is at view v (R6: nothing
@@ -143,7 +153,7 @@ func (x *Session[Req]) Step(waiting ...Req) ([]*Response, error) {
 			return nil, err
 		}
 	}
-	return x.Responses(x.srv.store.View()), nil
+	return x.Responses(x.View()), nil
 }
 
 // Message returns the message that carries r on the wire: a DiscoveryResponse

@@ -167,7 +167,7 @@ func (s *sotwStep) receive(req proto.Message) error {
 
 func (s *sotwStep) responses() []*discoveryv3.DiscoveryResponse {
 	var out []*discoveryv3.DiscoveryResponse
-	for _, r := range s.sess.Responses(s.st.View()) {
+	for _, r := range s.sess.Responses(s.sess.View()) {
 		m := new(discoveryv3.DiscoveryResponse)
 		s.decode(s.sess.Message(r), m)
 		out = append(out, m)
@@ -188,7 +188,7 @@ func (s *deltaStep) receive(req proto.Message) error {
 
 func (s *deltaStep) responses() []*discoveryv3.DeltaDiscoveryResponse {
 	var out []*discoveryv3.DeltaDiscoveryResponse
-	for _, r := range s.sess.Responses(s.st.View()) {
+	for _, r := range s.sess.Responses(s.sess.View()) {
 		m := new(discoveryv3.DeltaDiscoveryResponse)
 		s.decode(s.sess.Message(r), m)
 		out = append(out, m)

@@ -1,0 +1,48 @@
+package stream
+
+import (
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
+	"github.com/leanxds/leanxds/store"
+)
+
+// Router decides which view of the store a node is served. A rollout is one: it
+// serves the nodes of its current stage the store's newest content and the
+// other nodes of the scopes it changes the content they had before it.
+//
+// View is called by a stream each time it reads the store (each request and
+// each push), from the stream's goroutine: it must be fast, must not block,
+// and must return current itself, or a view that holds the same content for
+// every scope but scope. Versions are digests of content, so a node served an
+// earlier view is sent exactly the version strings that view's content had.
+//
+// When a Router starts serving some nodes another view, it calls Server.Wake
+// for their scopes: streams read the store again when woken, a commit changes
+// what they watch, or their client sends a request.
+type Router interface {
+	View(scope string, node *corev3.Node, current store.View) store.View
+}
+
+// viewFor returns the view of the store the node of scope is served now.
+func (s *Server) viewFor(scope string, node *corev3.Node) store.View {
+	v := s.store.View()
+	if s.opts.Router != nil {
+		return s.opts.Router.View(scope, node, v)
+	}
+	return v
+}
+
+// Wake makes every open stream of scope (of every scope when scope is "") read
+// the store again and send what its client lacks, as a commit that changes
+// what it watches would. It does not wait for them. A Router calls it when it
+// changes the view some nodes of scope are served.
+func (s *Server) Wake(scope string) {
+	for _, c := range s.all() {
+		if !c.opened.Load() {
+			continue
+		}
+		if scope == "" || c.shownInfo.Load().Scope == scope {
+			c.watcher.Signal()
+		}
+	}
+}
