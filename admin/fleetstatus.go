@@ -30,6 +30,30 @@ type FleetNode struct {
 	// Types holds the served types the node requested, by short name (CDS,
 	// EDS, ...).
 	Types map[string]FleetType `json:"types"`
+	// Rollout is the node's standing against the stage of the rollout
+	// running, when the stage selects it (package rollout/etcdrollout).
+	Rollout *FleetRollout `json:"rollout,omitempty"`
+}
+
+// FleetRollout is a node's standing against the stage of a rollout, worked
+// out by the replica it is connected to (stream.Server.Applied against the
+// replica's store revision of the rollout's target).
+type FleetRollout struct {
+	// ID is the rollout's id, Stage the index of the stage in its plan.
+	ID    string `json:"id"`
+	Stage int    `json:"stage"`
+	// State is "acked", "nacked" or "pending" (stream.NodeState's names).
+	State string `json:"state"`
+	// Rejection is the NACK when State is nacked.
+	Rejection *stream.Rejection `json:"rejection,omitempty"`
+}
+
+func (r *FleetRollout) equal(o *FleetRollout) bool {
+	if r == nil || o == nil {
+		return r == o
+	}
+	return r.ID == o.ID && r.Stage == o.Stage && r.State == o.State &&
+		(r.Rejection == nil) == (o.Rejection == nil) && (r.Rejection == nil || sameRejection(r.Rejection, o.Rejection))
 }
 
 // FleetType is what a node holds of one type.
@@ -66,7 +90,7 @@ func (n *FleetNACK) equal(o *FleetNACK) bool {
 // again only when it changed.
 func (n *FleetNode) Equal(o *FleetNode) bool {
 	return n.Node == o.Node && n.Scope == o.Scope && n.Replica == o.Replica &&
-		n.ConnectedAt.Equal(o.ConnectedAt) &&
+		n.ConnectedAt.Equal(o.ConnectedAt) && n.Rollout.equal(o.Rollout) &&
 		maps.EqualFunc(n.Types, o.Types, func(a, b FleetType) bool {
 			return a.ACKed == b.ACKed && a.Sent == b.Sent && a.Wildcard == b.Wildcard && a.Content == b.Content &&
 				(a.NACK == nil) == (b.NACK == nil) && (a.NACK == nil || a.NACK.equal(b.NACK))
@@ -116,6 +140,10 @@ func FleetNodes(replica string, v store.View, streams []stream.StreamStatus) map
 	return out
 }
 
+func sameRejection(a, b *stream.Rejection) bool {
+	return a.TypeURL == b.TypeURL && a.Version == b.Version && a.Revision == b.Revision && a.Detail == b.Detail && a.At.Equal(b.At)
+}
+
 // FleetReplica is a replica of the fleet, as published: the JSON value of
 // <prefix>/replicas/<id>.
 type FleetReplica struct {
@@ -126,6 +154,10 @@ type FleetReplica struct {
 	Addr    string    `json:"addr"`
 	Started time.Time `json:"started"`
 	Version string    `json:"version"`
+	// Rollout, when set, is the rollout stage ("<id>/<stage>") the replica's
+	// node records (FleetNode.Rollout) were all worked out for: a stage is
+	// decided once every replica says it (package rollout/etcdrollout).
+	Rollout string `json:"rollout,omitempty"`
 }
 
 // Fleet reads the status every replica of the fleet publishes (package

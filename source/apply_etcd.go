@@ -73,15 +73,23 @@ func ApplyEtcd(ctx context.Context, cli *clientv3.Client, prefix, dir string, op
 	res.FromGeneration = held.gen
 	res.Generation = held.gen
 	res.Added, res.Changed, res.Deleted, res.Unchanged = d.added, d.changed, d.deleted, d.unchanged
+	if held.rollout.Active() && opts.Rollout == nil {
+		return res, fmt.Errorf("apply: rollout %s is %s (generation %d to %d): %w", held.rollout.ID, held.rollout.Phase, held.rollout.Base, held.rollout.Target, ErrRolloutRunning)
+	}
 
 	w := applyWrite{cli: cli, keys: keys, held: held, lim: lim, opts: opts, diff: d}
 	ops := inPlaceOps(want, d)
+	// A staged change is always a new generation: its base stays as it is.
+	staged := opts.Rollout != nil && held.current
+	if opts.Rollout != nil && !held.current && !d.empty() {
+		res.Warnings = append(res.Warnings, "no generation is served yet: the change is not staged, every node is served it")
+	}
 	var batches [][]applyOp
 	switch {
 	case d.empty() && (held.current || len(want) == 0):
 		res.Mode = ApplyNone
 		return res, nil
-	case held.current && lim.fitsOne(keys.gen(held.gen), ops):
+	case !staged && held.current && lim.fitsOne(keys.gen(held.gen), ops):
 		res.Mode = ApplyInPlace
 		res.Txns = 1
 	default:
@@ -95,6 +103,15 @@ func ApplyEtcd(ctx context.Context, cli *clientv3.Client, prefix, dir string, op
 			res.Txns++ // the old generation deleted
 		}
 	}
+	if staged {
+		// The base is what the nodes outside the stages run: the generation
+		// served, or the base of the rollout this one supersedes.
+		res.RolloutBase = held.gen
+		if held.rollout.Active() {
+			res.RolloutBase = held.rollout.Base
+			res.Superseded = held.rollout.ID
+		}
+	}
 	if opts.DryRun {
 		return res, nil
 	}
@@ -105,11 +122,22 @@ func ApplyEtcd(ctx context.Context, cli *clientv3.Client, prefix, dir string, op
 		res.Revision, err = w.inPlace(ctx, ops)
 		return res, err
 	}
+	if staged {
+		w.rollout, err = opts.Rollout(held.rollout, res.RolloutBase, res.Generation)
+		if err != nil {
+			return res, fmt.Errorf("apply: the rollout state: %w", err)
+		}
+		if r, err := ParseEtcdRollout(w.rollout, 1); err != nil || r.Base != res.RolloutBase || r.Target != res.Generation || !r.Active() {
+			return res, fmt.Errorf("apply: the rollout state %s does not name base %d and target %d as running", w.rollout, res.RolloutBase, res.Generation)
+		} else {
+			res.Rollout = r.ID
+		}
+	}
 	res.Revision, err = w.newGeneration(ctx, res.Generation, batches)
 	if err != nil {
 		return res, err
 	}
-	if held.current {
+	if held.current && !(staged && held.gen == res.RolloutBase) {
 		// Nobody reads the old generation since the flip: delete it. Failing
 		// that, the content applied is still served; the old keys are garbage.
 		if _, err := cli.Delete(ctx, keys.gen(held.gen), clientv3.WithPrefix()); err != nil {
@@ -132,6 +160,16 @@ type ApplyOptions struct {
 	MaxTxnBytes int
 	// DryRun stops after the diff: nothing is written.
 	DryRun bool
+	// Rollout, if not nil, stages the change (leanxds apply --rollout): it is
+	// written as a new generation, and the txn that makes it current writes
+	// P/rollout/state too, with the value Rollout returns for the rollout
+	// read (prev; EtcdRollout{} when none), the base generation (the one
+	// served, or prev's base when prev runs: the new rollout supersedes it)
+	// and the target (the new generation). The base generation is kept; a
+	// superseded target is deleted. Package rollout/etcdrollout gives it
+	// (etcdrollout.Start). Without Rollout, an apply while a rollout runs
+	// fails with ErrRolloutRunning.
+	Rollout func(prev EtcdRollout, base, target int64) ([]byte, error)
 	// By says who applies, in <prefix>/applied (e.g. user@host).
 	By string
 	// StagingTTL is the lease of the staging key while a new generation is
@@ -178,6 +216,11 @@ type ApplyResult struct {
 	Revision int64 `json:"revision"`
 	// Txns counts the txns the change takes.
 	Txns int `json:"txns"`
+	// Rollout is the id of the rollout that stages the change, RolloutBase
+	// its base generation, and Superseded the id of the rollout it replaced.
+	Rollout     string `json:"rollout,omitempty"`
+	RolloutBase int64  `json:"rollout_base,omitempty"`
+	Superseded  string `json:"superseded,omitempty"`
 	// Added, Changed and Deleted are the keys the change adds, changes and
 	// deletes, relative to the generation (<scope>/<message full name>/<name>),
 	// sorted; Unchanged counts the others.
@@ -203,8 +246,16 @@ func (r ApplyResult) Summary() string {
 	case r.Mode == ApplyInPlace:
 		return fmt.Sprintf("applied: %s; in place in generation %d (1 txn) at revision %d", counts, r.Generation, r.Revision)
 	}
+	if r.Rollout != "" {
+		return fmt.Sprintf("applied: %s; generation %d staged over generation %d by rollout %s (%d txns), current at revision %d", counts, r.Generation, r.RolloutBase, r.Rollout, r.Txns, r.Revision)
+	}
 	return fmt.Sprintf("applied: %s; generation %d replaces %d (%d txns), current at revision %d", counts, r.Generation, r.FromGeneration, r.Txns, r.Revision)
 }
+
+// ErrRolloutRunning is wrapped by the error ApplyEtcd returns, without
+// ApplyOptions.Rollout, while a rollout runs: apply with a rollout to
+// supersede it, or promote or abort it first.
+var ErrRolloutRunning = errors.New("a rollout is running: stage the change with a rollout to supersede it, or promote or abort it first")
 
 // ErrApplyConflict is wrapped by the error ApplyEtcd returns when another
 // writer changed the prefix between its read and its write: nothing was
@@ -227,6 +278,7 @@ type applyKeys struct{ prefix string }
 func (k applyKeys) current() string { return EtcdCurrentKey(k.prefix) }
 func (k applyKeys) applied() string { return k.prefix + "/applied" }
 func (k applyKeys) staging() string { return k.prefix + "/staging" }
+func (k applyKeys) rollout() string { return EtcdRolloutStateKey(k.prefix) }
 
 // gen is the prefix of a generation's keys, with its trailing slash.
 func (k applyKeys) gen(g int64) string {
@@ -246,6 +298,8 @@ type applyState struct {
 	appliedMod int64
 	// values are the current generation's values, by key relative to it.
 	values map[string][]byte
+	// rollout is P/rollout/state (its ModRevision 0 when absent).
+	rollout EtcdRollout
 }
 
 // applyPageSize is how many keys one read of a generation returns.
@@ -254,7 +308,7 @@ const applyPageSize = 10000
 // readApplyState reads current, applied and the current generation at one
 // revision: the revision of the first read, which every page names.
 func readApplyState(ctx context.Context, cli *clientv3.Client, keys applyKeys) (applyState, error) {
-	tr, err := cli.Txn(ctx).Then(clientv3.OpGet(keys.current()), clientv3.OpGet(keys.applied())).Commit()
+	tr, err := cli.Txn(ctx).Then(clientv3.OpGet(keys.current()), clientv3.OpGet(keys.applied()), clientv3.OpGet(keys.rollout())).Commit()
 	if err != nil {
 		return applyState{}, fmt.Errorf("apply: reading %s: %w", keys.current(), err)
 	}
@@ -268,6 +322,13 @@ func readApplyState(ctx context.Context, cli *clientv3.Client, keys applyKeys) (
 	}
 	if kvs := tr.Responses[1].GetResponseRange().GetKvs(); len(kvs) > 0 {
 		st.appliedMod = kvs[0].ModRevision
+	}
+	if kvs := tr.Responses[2].GetResponseRange().GetKvs(); len(kvs) > 0 {
+		r, err := ParseEtcdRollout(kvs[0].Value, kvs[0].ModRevision)
+		if err != nil {
+			return applyState{}, fmt.Errorf("apply: %s: %w", keys.rollout(), err)
+		}
+		st.rollout = r
 	}
 	if !st.current {
 		return st, nil
@@ -297,16 +358,20 @@ type applyWrite struct {
 	lim  txnLimits
 	opts ApplyOptions
 	diff applyDiff
+	// rollout is the value of P/rollout/state the flip writes (nil: none).
+	rollout []byte
 }
 
 // unchanged are the compares that hold while nobody has applied nor switched
-// generations since the read: current and applied have the ModRevision read
-// (0: still absent). A compare over a key range cannot see a deleted key:
-// applied, written by every apply, is what two applies meet on.
+// generations since the read: current, applied and the rollout state have the
+// ModRevision read (0: still absent). A compare over a key range cannot see a
+// deleted key: applied, written by every apply, is what two applies meet on;
+// the rollout state is what an apply and a rollout's decisions meet on.
 func (w applyWrite) unchanged() []clientv3.Cmp {
 	return []clientv3.Cmp{
 		clientv3.Compare(clientv3.ModRevision(w.keys.current()), "=", w.held.currentMod),
 		clientv3.Compare(clientv3.ModRevision(w.keys.applied()), "=", w.held.appliedMod),
+		clientv3.Compare(clientv3.ModRevision(w.keys.rollout()), "=", w.held.rollout.ModRevision),
 	}
 }
 
@@ -439,10 +504,15 @@ func (w applyWrite) newGeneration(ctx context.Context, gen int64, batches [][]ap
 	if w.held.current {
 		flip = append(flip, w.genUnchanged())
 	}
-	r, err = w.cli.Txn(ctx).If(flip...).Then(
+	flipOps := []clientv3.Op{
 		clientv3.OpPut(w.keys.current(), strconv.FormatInt(gen, 10)),
 		clientv3.OpPut(w.keys.applied(), w.appliedValue(gen)),
-		clientv3.OpDelete(w.keys.staging())).Commit()
+		clientv3.OpDelete(w.keys.staging()),
+	}
+	if w.rollout != nil {
+		flipOps = append(flipOps, clientv3.OpPut(w.keys.rollout(), string(w.rollout)))
+	}
+	r, err = w.cli.Txn(ctx).If(flip...).Then(flipOps...).Commit()
 	if err != nil {
 		// The flip may have been applied even so (a timeout): whether it was
 		// is read back rather than guessed.

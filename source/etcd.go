@@ -55,6 +55,10 @@ type EtcdOptions struct {
 	// (Applied or Unchanged, with the store's result) and once for each value
 	// refused (Rejected). It is called with no lock of the source held.
 	OnReload func(Outcome, store.Result)
+	// Rollouts, if not nil, is told what each generation listed is to the
+	// rollout P/rollout/state names, and the source loads a rollout's base
+	// before its target (see EtcdRollouts): package rollout/etcdrollout.
+	Rollouts EtcdRollouts
 }
 
 // Etcd is the Source of a prefix of etcd, laid out as docs/etcd.md says:
@@ -86,6 +90,7 @@ type Etcd struct {
 	backoff  [2]time.Duration
 	page     int64
 	onReload func(Outcome, store.Result)
+	rollouts EtcdRollouts
 
 	// syncing serialises lists and the application of events: what the store
 	// holds, gen and rev change together. It guards the fields below.
@@ -127,7 +132,7 @@ func NewEtcd(cli *clientv3.Client, prefix string, st *store.Store, opts EtcdOpti
 		cli: cli, prefix: prefix, st: st, log: opts.Logger, location: opts.Location,
 		probe: opts.ProbeInterval, timeout: opts.RequestTimeout,
 		backoff: [2]time.Duration{opts.MinBackoff, opts.MaxBackoff}, page: opts.ListPage,
-		onReload: opts.OnReload, gen: "0", invalid: map[string]refusedValue{}, dangling: map[string][]string{},
+		onReload: opts.OnReload, rollouts: opts.Rollouts, gen: "0", invalid: map[string]refusedValue{}, dangling: map[string][]string{},
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -311,7 +316,7 @@ func (e *Etcd) applyRevision(ctx context.Context, rev int64, evs []*clientv3.Eve
 		}
 		if gen != e.gen {
 			e.log.Info("etcd generation switch", "prefix", e.prefix, "from", e.gen, "to", gen, "revision", rev)
-			_, err := e.listCommit(ctx, gen, rev)
+			_, err := e.listGeneration(ctx, gen, rev)
 			return err
 		}
 	}
@@ -320,7 +325,7 @@ func (e *Etcd) applyRevision(ctx context.Context, rev int64, evs []*clientv3.Eve
 		// applied by listing the generation whole.
 		for _, ev := range evs {
 			if strings.HasPrefix(string(ev.Kv.Key), EtcdGenPrefix(e.prefix, e.gen)) {
-				_, err := e.listCommit(ctx, e.gen, rev)
+				_, err := e.listGeneration(ctx, e.gen, rev)
 				return err
 			}
 		}
@@ -390,7 +395,7 @@ func (e *Etcd) relist(ctx context.Context) (store.Result, error) {
 		gen = string(resp.Kvs[0].Value)
 	}
 	// Compacted between the two reads (ErrCompacted): the caller tries again.
-	return e.listCommit(ctx, gen, resp.Header.Revision)
+	return e.listGeneration(ctx, gen, resp.Header.Revision)
 }
 
 // listCommit lists generation gen at revision rev and commits it whole: every

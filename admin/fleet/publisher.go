@@ -70,6 +70,15 @@ type Options struct {
 	Addr, Version string
 	// Logger receives the publisher's errors; nil means slog.Default().
 	Logger *slog.Logger
+	// Rollout, if not nil, is called at each poll: stage names the stage of
+	// the rollout running ("<id>/<stage>", "" when none) and nodes the
+	// standing of the nodes that stage selects, by node id, written into
+	// their records (admin.FleetNode.Rollout). Once a poll wrote every
+	// change, stage is written into the replica's record
+	// (admin.FleetReplica.Rollout): its nodes' records are then all worked
+	// out for that stage. Package rollout/etcdrollout gives it
+	// (Replica.Standing).
+	Rollout func() (stage string, nodes map[string]*admin.FleetRollout)
 }
 
 // Stats are what a publisher has written since it started.
@@ -102,10 +111,12 @@ type Publisher struct {
 
 	// written is what etcd holds of this replica's nodes, by node ID; cursor
 	// the last node the previous poll wrote (see rotate); rate the write
-	// bound. Only Run's goroutine uses them.
+	// bound; replica the replica's record as written (its Rollout stage
+	// changes). Only Run's goroutine uses them.
 	written map[string]*admin.FleetNode
 	cursor  string
 	rate    *rateBound
+	replica admin.FleetReplica
 
 	puts, deletes, txns, polls, deferred, errs atomic.Uint64
 	nodes, pending                             atomic.Int64
@@ -203,7 +214,8 @@ func (p *Publisher) session(ctx context.Context) error {
 			_, _ = p.cli.Revoke(rctx, lease.ID)
 		}
 	}()
-	rep, err := json.Marshal(admin.FleetReplica{Addr: p.opts.Addr, Started: p.started, Version: p.opts.Version})
+	p.replica = admin.FleetReplica{Addr: p.opts.Addr, Started: p.started, Version: p.opts.Version}
+	rep, err := json.Marshal(p.replica)
 	if err != nil {
 		return err
 	}
@@ -262,14 +274,26 @@ func (p *Publisher) fleetPrefix() string { return source.EtcdNodesPrefix(p.prefi
 // within the write rate bound.
 func (p *Publisher) poll(ctx context.Context, lease clientv3.LeaseID, now time.Time) error {
 	p.polls.Add(1)
+	var (
+		stage     string
+		standings map[string]*admin.FleetRollout
+	)
+	if p.opts.Rollout != nil {
+		// Before the streams' status: a node's standing is at least as new
+		// as its status.
+		stage, standings = p.opts.Rollout()
+	}
 	cur := admin.FleetNodes(p.id, p.opts.Store.View(), p.streams.Streams())
+	for id, n := range cur {
+		n.Rollout = standings[id]
+	}
 	changes := diff(p.written, cur)
 	n := p.rate.take(now, len(changes))
 	todo := rotate(changes, p.cursor, n)
 	p.pending.Store(int64(len(changes) - len(todo)))
 	p.deferred.Add(uint64(len(changes) - len(todo)))
 	if len(todo) == 0 {
-		return nil
+		return p.markStage(ctx, lease, stage, len(changes) == 0)
 	}
 	ops := make([]clientv3.Op, len(todo))
 	sizes := make([]int, len(todo))
@@ -302,6 +326,26 @@ func (p *Publisher) poll(ctx context.Context, lease clientv3.LeaseID, now time.T
 		}
 		p.nodes.Store(int64(len(p.written)))
 	}
+	return p.markStage(ctx, lease, stage, len(changes) == len(todo))
+}
+
+// markStage writes the rollout stage into the replica's record when it
+// changed and the poll wrote every change (all): the records of its nodes are
+// then worked out for it.
+func (p *Publisher) markStage(ctx context.Context, lease clientv3.LeaseID, stage string, all bool) error {
+	if !all || stage == p.replica.Rollout {
+		return nil
+	}
+	rep := p.replica
+	rep.Rollout = stage
+	b, err := json.Marshal(rep)
+	if err != nil {
+		return err
+	}
+	if _, err := p.cli.Put(ctx, source.EtcdReplicasPrefix(p.prefix)+p.id, string(b), clientv3.WithLease(lease)); err != nil {
+		return err
+	}
+	p.replica = rep
 	return nil
 }
 
