@@ -1,0 +1,415 @@
+package etcdrollout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/leanxds/leanxds/admin"
+	"github.com/leanxds/leanxds/rollout"
+	"github.com/leanxds/leanxds/source"
+	"github.com/leanxds/leanxds/stream"
+)
+
+// ErrConflict is wrapped by the error of a decision another writer (a
+// replica, an apply) made first: the state it was made from is gone.
+var ErrConflict = errors.New("the rollout state changed since it was read")
+
+// Run follows P/rollout/state (the stage every replica serves) and stands in
+// the election of the replica that decides the stages, deciding while it
+// wins, until ctx ends; then it resigns, so another replica decides at once.
+// It returns nil then.
+func (r *Replica) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { r.follow(ctx) })
+	wg.Go(func() { r.campaign(ctx) })
+	wg.Wait()
+	return nil
+}
+
+// follow watches P/rollout/state and adopts each value (update).
+func (r *Replica) follow(ctx context.Context) {
+	key := source.EtcdRolloutStateKey(r.prefix)
+	wait := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		rctx, cancel := context.WithTimeout(ctx, r.timeout)
+		resp, err := r.cli.Get(rctx, key)
+		cancel()
+		if err != nil {
+			r.log.Warn("etcd rollout: reading the state", "key", key, "err", err)
+			if !sleep(ctx, wait) {
+				return
+			}
+			wait = min(2*wait, 5*time.Second)
+			continue
+		}
+		if len(resp.Kvs) > 0 {
+			r.adopt(resp.Kvs[0].Value, resp.Kvs[0].ModRevision)
+		}
+		wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		for wr := range r.cli.Watch(wctx, key, clientv3.WithRev(resp.Header.Revision+1)) {
+			if wr.Err() != nil {
+				break
+			}
+			wait = 100 * time.Millisecond
+			for _, ev := range wr.Events {
+				if ev.Type == clientv3.EventTypePut {
+					r.adopt(ev.Kv.Value, ev.Kv.ModRevision)
+				}
+			}
+		}
+		wcancel()
+		if !sleep(ctx, wait) {
+			return
+		}
+	}
+}
+
+func (r *Replica) adopt(value []byte, modRev int64) {
+	st, err := ParseState(value)
+	if err != nil {
+		r.log.Error("etcd rollout state refused", "key", source.EtcdRolloutStateKey(r.prefix), "err", err)
+		return
+	}
+	r.update(st, modRev)
+}
+
+// campaign stands in the election under P/rollout/leader and decides while
+// it leads.
+func (r *Replica) campaign(ctx context.Context) {
+	wait := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		sess, err := concurrency.NewSession(r.cli, concurrency.WithTTL(int(math.Ceil(r.ttl.Seconds()))), concurrency.WithContext(ctx))
+		if err != nil {
+			r.log.Warn("etcd rollout: a lease for the election", "err", err)
+			if !sleep(ctx, wait) {
+				return
+			}
+			wait = min(2*wait, 5*time.Second)
+			continue
+		}
+		el := concurrency.NewElection(sess, source.EtcdRolloutLeaderKey(r.prefix))
+		if err := el.Campaign(ctx, r.id); err != nil {
+			closeSession(sess)
+			if !sleep(ctx, wait) {
+				return
+			}
+			continue
+		}
+		wait = 100 * time.Millisecond
+		r.leader.Store(true)
+		r.log.Info("etcd rollout: this replica decides the stages", "replica", r.id)
+		lctx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-sess.Done(): // the lease is lost: another replica may lead
+			case <-lctx.Done():
+			}
+			cancel()
+		}()
+		r.decideLoop(lctx)
+		r.leader.Store(false)
+		cancel()
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		_ = el.Resign(rctx)
+		rcancel()
+		closeSession(sess)
+		r.log.Info("etcd rollout: this replica no longer decides", "replica", r.id)
+	}
+}
+
+// closeSession revokes the session's lease: the candidacy goes with it.
+func closeSession(s *concurrency.Session) {
+	_ = s.Close()
+}
+
+// decideLoop decides every interval until ctx ends.
+func (r *Replica) decideLoop(ctx context.Context) {
+	t := time.NewTicker(r.interval)
+	defer t.Stop()
+	for {
+		if err := r.decide(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, ErrConflict) {
+			r.log.Warn("etcd rollout: deciding", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Tally is where the nodes of a rollout's stage stand, summed over the
+// replicas' fleet records.
+type Tally struct {
+	ACKed, NACKed, Pending int
+	// Ready is set when every replica's record says its nodes' records are
+	// worked out for the stage (admin.FleetReplica.Rollout); Waiting names
+	// those that do not yet.
+	Ready   bool
+	Waiting []string
+	// NACKs are the nodes that NACKed, with what they said.
+	NACKs []NodeNACK
+}
+
+// NodeNACK is a node's NACK as its fleet record carries it.
+type NodeNACK struct {
+	Node, Replica string
+	Rejection     stream.Rejection
+}
+
+// tally reads the state and the fleet at one revision.
+func (r *Replica) tally(ctx context.Context) (State, int64, Tally, bool, error) {
+	rctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	resp, err := r.cli.Txn(rctx).Then(
+		clientv3.OpGet(source.EtcdRolloutStateKey(r.prefix)),
+		clientv3.OpGet(source.EtcdReplicasPrefix(r.prefix), clientv3.WithPrefix()),
+		clientv3.OpGet(source.EtcdNodesPrefix(r.prefix), clientv3.WithPrefix()),
+	).Commit()
+	if err != nil {
+		return State{}, 0, Tally{}, false, err
+	}
+	kvs := resp.Responses[0].GetResponseRange().GetKvs()
+	if len(kvs) == 0 {
+		return State{}, 0, Tally{}, false, nil
+	}
+	st, err := ParseState(kvs[0].Value)
+	if err != nil {
+		return State{}, 0, Tally{}, false, err
+	}
+	marker := st.Marker()
+	var t Tally
+	reps := resp.Responses[1].GetResponseRange().GetKvs()
+	t.Ready = len(reps) > 0
+	for _, kv := range reps {
+		var rep admin.FleetReplica
+		_ = json.Unmarshal(kv.Value, &rep)
+		if rep.Rollout != marker {
+			t.Ready = false
+			t.Waiting = append(t.Waiting, strings.TrimPrefix(string(kv.Key), source.EtcdReplicasPrefix(r.prefix)))
+		}
+	}
+	for _, kv := range resp.Responses[2].GetResponseRange().GetKvs() {
+		var n admin.FleetNode
+		if json.Unmarshal(kv.Value, &n) != nil || n.Rollout == nil || n.Rollout.ID != st.ID || n.Rollout.Stage != st.Stage {
+			continue
+		}
+		switch n.Rollout.State {
+		case stream.NodeACKed.String():
+			t.ACKed++
+		case stream.NodeNACKed.String():
+			t.NACKed++
+			replica, node, _ := strings.Cut(strings.TrimPrefix(string(kv.Key), source.EtcdNodesPrefix(r.prefix)), "/")
+			nk := NodeNACK{Node: node, Replica: replica}
+			if n.Rollout.Rejection != nil {
+				nk.Rejection = *n.Rollout.Rejection
+			}
+			t.NACKs = append(t.NACKs, nk)
+		default:
+			t.Pending++
+		}
+	}
+	return st, kvs[0].ModRevision, t, true, nil
+}
+
+// decide reads the state and the fleet and makes the decision they call for,
+// if any: a rollback on MaxNACKs NACKs; the next stage (or promoted) once
+// every replica worked out the stage and no node of it is pending; the plan's
+// OnTimeout once the window ended.
+func (r *Replica) decide(ctx context.Context) error {
+	st, modRev, t, ok, err := r.tally(ctx)
+	if err != nil || !ok || !st.Active() {
+		return err
+	}
+	now := r.now().UTC()
+	switch {
+	case t.NACKed >= st.Plan.MaxNACKs:
+		var msgs []string
+		var rej []stream.Rejection
+		for _, n := range t.NACKs {
+			msgs = append(msgs, fmt.Sprintf("NACK from node %s (replica %s) of %s: %s", n.Node, n.Replica, n.Rejection.TypeURL, n.Rejection.Detail))
+			rej = append(rej, n.Rejection)
+		}
+		why := fmt.Sprintf("stage %s: %d of its nodes NACKed (at most %d): %s", st.stageName(st.Stage), t.NACKed, st.Plan.MaxNACKs, strings.Join(msgs, "; "))
+		return r.rollBack(ctx, st, modRev, now, why, rej)
+	case st.Phase == rollout.Running && t.Ready && t.Pending == 0:
+		next := st.next(now, fmt.Sprintf("its %d nodes ACKed", t.ACKed))
+		return r.write(ctx, st, modRev, next)
+	case st.Phase == rollout.Running && now.Sub(st.StageStartedAt) >= st.Plan.Window:
+		why := fmt.Sprintf("stage %s: its window of %s ended with %d nodes ACKed, %d pending", st.stageName(st.Stage), st.Plan.Window, t.ACKed, t.Pending)
+		if len(t.Waiting) > 0 {
+			why += ", replicas " + strings.Join(t.Waiting, ", ") + " not reporting the stage"
+		}
+		if st.Plan.OnTimeout == rollout.RollBack {
+			return r.rollBack(ctx, st, modRev, now, why, nil)
+		}
+		return r.write(ctx, st, modRev, st.held(now, why))
+	}
+	return nil
+}
+
+// write saves next in place of st, read at modRev: when next is promoted,
+// the base generation is deleted in the same txn.
+func (r *Replica) write(ctx context.Context, st State, modRev int64, next State) error {
+	if err := writeState(ctx, r.cli, r.prefix, st, modRev, next, r.timeout); err != nil {
+		return err
+	}
+	r.logDecision(next)
+	return nil
+}
+
+// rollBack puts the base back: current to the base generation, the state
+// rolled back, the target generation deleted, in one txn.
+func (r *Replica) rollBack(ctx context.Context, st State, modRev int64, at time.Time, why string, rej []stream.Rejection) error {
+	next := st.rolledBack(at, why, rej)
+	if err := writeState(ctx, r.cli, r.prefix, st, modRev, next, r.timeout); err != nil {
+		return err
+	}
+	r.logDecision(next)
+	return nil
+}
+
+func (r *Replica) logDecision(s State) {
+	ev := s.Events[len(s.Events)-1]
+	lvl := r.log.Info
+	if s.Phase == rollout.RolledBack || s.Phase == rollout.Held {
+		lvl = r.log.Warn
+	}
+	lvl("etcd rollout: "+ev.What, "rollout", s.ID, "stage", s.stageName(s.Stage), "phase", s.Phase, "message", ev.Message)
+}
+
+// writeState saves next in place of st, read at modRev, in one txn guarded by
+// modRev (ErrConflict when the state changed since), with what next's phase
+// does to the generations: rolled back makes the base current again and
+// deletes the target; promoted deletes the base. Both are guarded by current
+// still naming the target.
+func writeState(ctx context.Context, cli *clientv3.Client, prefix string, st State, modRev int64, next State, timeout time.Duration) error {
+	b, err := json.Marshal(next)
+	if err != nil {
+		return err
+	}
+	key := source.EtcdRolloutStateKey(prefix)
+	cur := source.EtcdCurrentKey(prefix)
+	target := strconv.FormatInt(st.Target, 10)
+	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", modRev)}
+	ops := []clientv3.Op{clientv3.OpPut(key, string(b))}
+	switch next.Phase {
+	case rollout.RolledBack:
+		cmps = append(cmps, clientv3.Compare(clientv3.Value(cur), "=", target))
+		ops = append(ops, clientv3.OpPut(cur, strconv.FormatInt(st.Base, 10)),
+			clientv3.OpDelete(source.EtcdGenPrefix(prefix, target), clientv3.WithPrefix()))
+	case rollout.Promoted:
+		cmps = append(cmps, clientv3.Compare(clientv3.Value(cur), "=", target))
+		if st.Base != st.Target {
+			ops = append(ops, clientv3.OpDelete(source.EtcdGenPrefix(prefix, strconv.FormatInt(st.Base, 10)), clientv3.WithPrefix()))
+		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	resp, err := cli.Txn(rctx).If(cmps...).Then(ops...).Commit()
+	if err != nil {
+		return fmt.Errorf("rollout %s: saving %s: %w", st.ID, next.Phase, err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("rollout %s: %w", st.ID, ErrConflict)
+	}
+	return nil
+}
+
+// Read returns the rollout state under prefix, and its ModRevision;
+// rollout.ErrNoRollout when there is none.
+func Read(ctx context.Context, cli *clientv3.Client, prefix string) (State, int64, error) {
+	resp, err := cli.Get(ctx, source.EtcdRolloutStateKey(prefix))
+	if err != nil {
+		return State{}, 0, err
+	}
+	if len(resp.Kvs) == 0 {
+		return State{}, 0, rollout.ErrNoRollout
+	}
+	st, err := ParseState(resp.Kvs[0].Value)
+	return st, resp.Kvs[0].ModRevision, err
+}
+
+// Promote moves the rollout under prefix to its next stage now (promoted
+// after the last), whatever its nodes say; rollout.ErrNoRollout when none
+// runs. Any replica, or leanxds, may call it.
+func Promote(ctx context.Context, cli *clientv3.Client, prefix, reason string) (State, error) {
+	return change(ctx, cli, prefix, func(st State, at time.Time) State {
+		return st.next(at, "promoted by hand: "+orDash(reason))
+	})
+}
+
+// Abort rolls the rollout under prefix back now: every node is served its
+// base again; rollout.ErrNoRollout when none runs.
+func Abort(ctx context.Context, cli *clientv3.Client, prefix, reason string) (State, error) {
+	return change(ctx, cli, prefix, func(st State, at time.Time) State {
+		return st.rolledBack(at, "aborted by hand: "+orDash(reason), nil)
+	})
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// change applies f to the running rollout's state, again while another writer
+// wins (a few times).
+func change(ctx context.Context, cli *clientv3.Client, prefix string, f func(State, time.Time) State) (State, error) {
+	for range 5 {
+		st, modRev, err := Read(ctx, cli, prefix)
+		if err != nil {
+			return State{}, err
+		}
+		if !st.Active() {
+			return st, fmt.Errorf("rollout %s is %s: %w", st.ID, st.Phase, rollout.ErrNoRollout)
+		}
+		next := f(st, time.Now().UTC())
+		err = writeState(ctx, cli, prefix, st, modRev, next, DefaultRequestTimeout)
+		if errors.Is(err, ErrConflict) {
+			continue
+		}
+		return next, err
+	}
+	return State{}, fmt.Errorf("rollout: %w, five times", ErrConflict)
+}
+
+// Promote is Promote on the replica's prefix (the admin endpoint).
+func (r *Replica) Promote(reason string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*r.timeout)
+	defer cancel()
+	_, err := Promote(ctx, r.cli, r.prefix, reason)
+	return err
+}
+
+// Abort is Abort on the replica's prefix (the admin endpoint).
+func (r *Replica) Abort(reason string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*r.timeout)
+	defer cancel()
+	_, err := Abort(ctx, r.cli, r.prefix, reason)
+	return err
+}
+
+// sleep waits d, or until ctx ends: it reports whether ctx is still live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+

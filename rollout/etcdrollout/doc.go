@@ -1,0 +1,50 @@
+// Package etcdrollout runs rollouts on a fleet of replicas served by the etcd
+// source (source.Etcd): the rollout's state lives in etcd, every replica
+// serves the stage it names, and one replica decides the stages from the
+// fleet status every replica publishes (docs/etcd.md, "Rollouts with
+// replicas").
+//
+// Under the prefix P:
+//
+//	P/rollout/state    State, as JSON: id, base and target generations, plan,
+//	                   stage, phase, times, events
+//	P/rollout/leader   the election of the replica that decides
+//
+// A staged change is a generation: leanxds apply --rollout (Start gives
+// source.ApplyOptions.Rollout) writes the directory into a new generation and
+// flips P/current to it in the txn that writes P/rollout/state, naming the
+// generation served before as the base (the base of the rollout it
+// supersedes, if one runs: it restarts at stage 0). The base generation stays
+// under P/gen/ while the rollout refers to it.
+//
+// On every replica, a Replica is:
+//
+//   - the source's source.EtcdRollouts: when the source lists the target it
+//     has made sure the store held the base first, so the base is a revision
+//     whose unchanged entries the target's shares, and the Replica keeps its
+//     view;
+//   - the streams' stream.Router: a node of a scope the target changes is
+//     served the target when the stage (or one before it) selects it, the base
+//     otherwise. It follows P/rollout/state and wakes the streams when the
+//     stage changes. A rollback keeps routing until the source has committed
+//     the base, so that no node outside the stage is served the target
+//     meanwhile;
+//   - the fleet publisher's Rollout (Standing): each node the stage selects
+//     has its standing against the replica's store revision of the target
+//     (stream.Server.Applied) in its fleet record, and the replica's record
+//     names the stage once every such record is written.
+//
+// The replicas elect one (concurrency.Election under P/rollout/leader) to
+// decide: every Options.Interval it reads the state and the fleet at one etcd
+// revision and, when MaxNACKs of the stage's nodes NACKed, rolls back (one
+// txn: P/current back to the base, the state rolled_back with the NACKs, the
+// target generation deleted); when every replica's record names the stage
+// and none of its nodes is pending, moves to the next stage (after the last:
+// promoted, and the base generation deleted); when the window ended, does
+// the plan's OnTimeout. Every write of the state is guarded by the
+// ModRevision it was read at, so a decider that lost its lease without
+// knowing it yet, an apply, and Promote or Abort from any replica never
+// overwrite each other: one wins, the others read again. A decider that stops
+// resigns (or its lease expires) and another replica takes over from the state
+// in etcd.
+package etcdrollout

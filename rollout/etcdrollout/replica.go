@@ -1,0 +1,367 @@
+package etcdrollout
+
+import (
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/leanxds/leanxds/admin"
+	"github.com/leanxds/leanxds/rollout"
+	"github.com/leanxds/leanxds/source"
+	"github.com/leanxds/leanxds/store"
+	"github.com/leanxds/leanxds/stream"
+)
+
+// Defaults of Options.
+const (
+	DefaultInterval       = time.Second
+	DefaultTTL            = 10 * time.Second
+	DefaultRequestTimeout = 5 * time.Second
+)
+
+// Streams is what a Replica reads and wakes of the xDS streams: a
+// *stream.Server.
+type Streams interface {
+	// Applied returns where the nodes sel selects stand against store
+	// revision rev.
+	Applied(rev uint64, sel stream.Selector) stream.Applied
+	// Wake makes the streams of scope read their view again.
+	Wake(scope string)
+}
+
+// Options configure a Replica.
+type Options struct {
+	// Client and Prefix are the etcd cluster and prefix the etcd source
+	// serves (no trailing slash).
+	Client *clientv3.Client
+	Prefix string
+	// ID names the replica among the fleet: the fleet publisher's id.
+	ID string
+	// Logger receives stages and decisions; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock of the decisions (windows); nil is time.Now.
+	Now func() time.Time
+	// Interval is how often the deciding replica reads the fleet status; 0
+	// is DefaultInterval.
+	Interval time.Duration
+	// TTL is the lease of the replica's candidacy in the election of the
+	// deciding replica: how long a replica that died stays the decider; 0
+	// is DefaultTTL.
+	TTL time.Duration
+	// RequestTimeout bounds each etcd request; 0 is DefaultRequestTimeout.
+	RequestTimeout time.Duration
+}
+
+// Replica runs the rollouts of P/rollout/state on one replica of a fleet
+// served by an etcd source (see the package doc): it is the stream.Router
+// of the replica's streams, the source.EtcdRollouts of its source, and gives
+// its fleet publisher its nodes' standing (Standing).
+type Replica struct {
+	cli      *clientv3.Client
+	prefix   string
+	id       string
+	log      *slog.Logger
+	now      func() time.Time
+	interval time.Duration
+	ttl      time.Duration
+	timeout  time.Duration
+
+	streams atomic.Pointer[streamsBox]
+	// route is how nodes are served now: read by every stream, without a
+	// lock. mu serialises its changes.
+	route  atomic.Pointer[route]
+	mu     sync.Mutex
+	leader atomic.Bool
+	// latest is the newest state seen (from the source or the watch), for
+	// Status; guarded by mu.
+	latest    State
+	latestRev int64
+}
+
+type streamsBox struct{ s Streams }
+
+// route is how a replica serves the nodes of a rollout: immutable once
+// published.
+type route struct {
+	state  State
+	modRev int64
+	// routing is set while some nodes are served base: from the target's
+	// commit (Committing) until the rollout is promoted, or the source
+	// commits another generation (a rollback's base).
+	routing bool
+	// base is the view of the base generation, baseGen its number.
+	base    store.View
+	baseGen int64
+	// scopes are the scopes the target changes; nil (not known until the
+	// target is committed) routes every scope.
+	scopes map[string]bool
+	// target is the store revision of the target's commit; 0 until then.
+	target uint64
+}
+
+var (
+	_ stream.Router       = (*Replica)(nil)
+	_ source.EtcdRollouts = (*Replica)(nil)
+)
+
+// New returns the rollouts of one replica. Give it to the source
+// (source.EtcdOptions.Rollouts) and to the streams (stream.Options.Router),
+// then Attach the streams and Run it.
+func New(o Options) *Replica {
+	r := &Replica{cli: o.Client, prefix: o.Prefix, id: o.ID, log: o.Logger, now: o.Now,
+		interval: o.Interval, ttl: o.TTL, timeout: o.RequestTimeout}
+	if r.log == nil {
+		r.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	if r.interval <= 0 {
+		r.interval = DefaultInterval
+	}
+	if r.ttl <= 0 {
+		r.ttl = DefaultTTL
+	}
+	if r.timeout <= 0 {
+		r.timeout = DefaultRequestTimeout
+	}
+	return r
+}
+
+// Attach gives the replica the streams it wakes when a stage changes and
+// whose nodes' standing it works out.
+func (r *Replica) Attach(s Streams) { r.streams.Store(&streamsBox{s}) }
+
+// View is the stream.Router: a node of a scope the rollout changes is served
+// the base generation unless the rollout's stage (or one before it) selects
+// it.
+func (r *Replica) View(scope string, node *corev3.Node, cur store.View) store.View {
+	rt := r.route.Load()
+	if rt == nil || !rt.routing {
+		return cur
+	}
+	if rt.scopes != nil && !rt.scopes[scope] {
+		return cur
+	}
+	if rt.state.Selects(scope, node) {
+		return cur
+	}
+	return rt.base
+}
+
+// Base is the source.EtcdRollouts method: the view of generation gen, when
+// it is the base the replica routes to.
+func (r *Replica) Base(gen int64) (store.View, bool) {
+	rt := r.route.Load()
+	if rt == nil || !rt.routing || rt.baseGen != gen {
+		return store.View{}, false
+	}
+	return rt.base, true
+}
+
+// Committing is the source.EtcdRollouts method: the source is about to commit
+// the target of s over a store that holds base.
+func (r *Replica) Committing(s source.EtcdRollout, base store.View) {
+	st, err := ParseState(s.Raw)
+	if err != nil {
+		r.log.Error("etcd rollout state refused: its target is served to every node", "key", source.EtcdRolloutStateKey(r.prefix), "err", err)
+		return
+	}
+	r.mu.Lock()
+	r.seen(st, s.ModRevision)
+	old := r.route.Load()
+	rt := &route{state: st, modRev: s.ModRevision, base: base, baseGen: s.Base}
+	if old != nil && old.state.ID == st.ID && old.modRev > rt.modRev {
+		rt.state, rt.modRev = old.state, old.modRev // the watch was first
+	}
+	rt.routing = rt.state.Phase != rollout.Promoted
+	r.route.Store(rt)
+	r.mu.Unlock()
+	r.log.Info("etcd rollout: serving its stage the target, the other nodes the base",
+		"rollout", st.ID, "base", st.Base, "target", st.Target, "stage", rt.state.stageName(rt.state.Stage), "phase", rt.state.Phase)
+	r.wake(old, rt)
+}
+
+// Committed is the source.EtcdRollouts method: the source committed
+// generation gen, listed whole with the rollout state s.
+func (r *Replica) Committed(s source.EtcdRollout, gen string, cur store.View) {
+	r.mu.Lock()
+	old := r.route.Load()
+	var rt *route
+	if s.Active() && strconv.FormatInt(s.Target, 10) == gen && old != nil && old.state.ID == s.ID && old.routing {
+		cp := *old
+		cp.scopes = changedScopes(old.base, cur)
+		cp.target = cur.Revision()
+		rt = &cp
+	} else {
+		rt = &route{}
+		if st, err := ParseState(s.Raw); err == nil && s.ModRevision != 0 {
+			r.seen(st, s.ModRevision)
+			rt.state, rt.modRev = st, s.ModRevision
+		}
+	}
+	r.route.Store(rt)
+	r.mu.Unlock()
+	if rt.routing {
+		r.log.Info("etcd rollout: target committed", "rollout", rt.state.ID, "revision", rt.target,
+			"scopes", slices.Sorted(maps.Keys(rt.scopes)))
+	}
+	r.wake(old, rt)
+}
+
+// update adopts a state read by the watch of P/rollout/state: a new stage or
+// phase of the rollout routed. A rollout that is not the one routed waits for
+// the source to commit its target (Committing); a rollback goes on routing
+// until the source commits the base (Committed), so that no node outside the
+// stage is served the target meanwhile.
+func (r *Replica) update(st State, modRev int64) {
+	r.mu.Lock()
+	r.seen(st, modRev)
+	old := r.route.Load()
+	if old == nil || old.state.ID != st.ID || modRev <= old.modRev {
+		r.mu.Unlock()
+		return
+	}
+	cp := *old
+	cp.state, cp.modRev = st, modRev
+	if st.Phase == rollout.Promoted {
+		cp.routing = false
+	}
+	r.route.Store(&cp)
+	r.mu.Unlock()
+	if old.state.Stage != st.Stage || old.routing != cp.routing {
+		r.log.Info("etcd rollout: stage", "rollout", st.ID, "stage", st.stageName(st.Stage), "phase", st.Phase)
+	}
+	r.wake(old, &cp)
+}
+
+// seen records st as the latest state if it is newer. Guarded by mu.
+func (r *Replica) seen(st State, modRev int64) {
+	if modRev > r.latestRev {
+		r.latest, r.latestRev = st, modRev
+	}
+}
+
+// wake wakes the streams whose view may differ between two routes.
+func (r *Replica) wake(old, cur *route) {
+	b := r.streams.Load()
+	if b == nil {
+		return
+	}
+	if old != nil && cur != nil && old.routing == cur.routing && old.state.Stage == cur.state.Stage &&
+		old.state.ID == cur.state.ID && old.target == cur.target {
+		return
+	}
+	scopes := map[string]bool{}
+	for _, rt := range []*route{old, cur} {
+		if rt == nil || !rt.routing {
+			continue
+		}
+		if rt.scopes == nil {
+			b.s.Wake("")
+			return
+		}
+		maps.Copy(scopes, rt.scopes)
+	}
+	for s := range scopes {
+		b.s.Wake(s)
+	}
+}
+
+// changedScopes returns the scopes whose content differs between two views.
+func changedScopes(a, b store.View) map[string]bool {
+	out := map[string]bool{}
+	digests := func(v store.View, scope string) map[string]string {
+		m := map[string]string{}
+		for t, tab := range v.Tables(scope) {
+			if tab.Len() > 0 {
+				m[t] = tab.Digest().Version()
+			}
+		}
+		return m
+	}
+	seen := map[string]bool{}
+	for _, s := range append(a.Scopes(), b.Scopes()...) {
+		if seen[s] {
+			continue
+		}
+		seen[s] = true
+		if !maps.Equal(digests(a, s), digests(b, s)) {
+			out[s] = true
+		}
+	}
+	return out
+}
+
+// Standing is the fleet publisher's Options.Rollout: the stage of the
+// rollout routed ("<id>/<stage>"; "" when none, or its target is not
+// committed yet) and the standing of the nodes connected here that the stage
+// selects, against the store revision of the target.
+func (r *Replica) Standing() (string, map[string]*admin.FleetRollout) {
+	rt := r.route.Load()
+	b := r.streams.Load()
+	if rt == nil || !rt.routing || rt.target == 0 || b == nil {
+		return "", nil
+	}
+	out := map[string]*admin.FleetRollout{}
+	for _, scope := range slices.Sorted(maps.Keys(rt.scopes)) {
+		for i := 0; i <= rt.state.Stage && i < len(rt.state.Plan.Stages); i++ {
+			sel := rt.state.Plan.Stages[i].Select
+			if sel.Scope != "" && sel.Scope != scope {
+				continue
+			}
+			sel.Scope = scope
+			for _, n := range b.s.Applied(rt.target, sel).Nodes {
+				out[n.NodeID] = &admin.FleetRollout{ID: rt.state.ID, Stage: rt.state.Stage, State: n.State.String(), Rejection: n.Rejection}
+			}
+		}
+	}
+	return rt.state.Marker(), out
+}
+
+// Status returns the newest rollout the replica knows of, with where the
+// stage's nodes connected here stand (Applied) and the store revisions of
+// its base and target here; false when it knows of none.
+func (r *Replica) Status() (rollout.Status, bool) {
+	r.mu.Lock()
+	st := r.latest
+	r.mu.Unlock()
+	if st.ID == "" {
+		return rollout.Status{}, false
+	}
+	out := rollout.Status{ID: st.ID, Phase: st.Phase, Plan: st.Plan, Stage: st.Stage,
+		StartedAt: st.StartedAt, StageStartedAt: st.StageStartedAt, Events: st.Events}
+	if rt := r.route.Load(); rt != nil && rt.state.ID == st.ID && rt.target != 0 {
+		out.Base, out.Target = rt.base.Revision(), rt.target
+		out.Scopes = slices.Sorted(maps.Keys(rt.scopes))
+		_, nodes := r.Standing()
+		out.Applied.Revision = rt.target
+		for _, id := range slices.Sorted(maps.Keys(nodes)) {
+			n := stream.NodeApplied{NodeID: id}
+			switch nodes[id].State {
+			case stream.NodeACKed.String():
+				n.State = stream.NodeACKed
+				out.Applied.ACKed++
+			case stream.NodeNACKed.String():
+				n.State = stream.NodeNACKed
+				n.Rejection = nodes[id].Rejection
+				out.Applied.NACKed++
+			default:
+				out.Applied.Pending++
+			}
+			out.Applied.Nodes = append(out.Applied.Nodes, n)
+		}
+	}
+	return out, true
+}
+
+// Leader reports whether this replica decides the stages now.
+func (r *Replica) Leader() bool { return r.leader.Load() }
