@@ -412,4 +412,3 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	}
 }
-
