@@ -12,6 +12,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/leanxds/leanxds/rollout"
+	"github.com/leanxds/leanxds/rollout/etcdrollout"
 	"github.com/leanxds/leanxds/source"
 )
 
@@ -32,8 +34,19 @@ generation written in several txns, then made current in one. Replicas see
 all of the old content or all of the new. Applying the same directory again
 writes nothing.
 
+With --rollout 1%,10%,100% the change is staged (docs/etcd.md, "Rollouts
+with replicas"): it is written as a new generation, made current with the
+rollout's state in one txn, and the replicas serve it to the nodes of the
+first stage only, the others keeping the generation served before (the base);
+a stage whose nodes all ACK within --rollout-window leads to the next, and
+--rollout-max-nacks NACKs put the base back everywhere. A stage is a share of
+the nodes (10%, by a hash of the node id) or node ids (ids=a|b). A staged apply
+while a rollout runs supersedes it: the new change starts at the first stage,
+over the same base. An apply without --rollout while a rollout runs is refused.
+
 If another writer changes the prefix between the read and the write (another
-apply, a hand edit), nothing is applied and the exit status is 3: apply again.
+apply, a hand edit, a rollout's decision), nothing is applied and the exit
+status is 3: apply again.
 
 Exit status: 0 applied, or nothing to apply; 1 the directory is invalid, or
 etcd failed; 2 a bad command line; 3 another writer won, nothing applied.
@@ -60,6 +73,11 @@ func runApply(ctx context.Context, args []string, env lookupEnv, stdout, stderr 
 	c.fs.BoolVar(&opts.Dir.AllowDangling, "allow-dangling", false, "apply a directory whose resources refer to ones their scope does not define, with warnings, as validate --allow-dangling accepts it")
 	c.fs.Int64Var(&opts.Dir.MaxFileBytes, "max-file-bytes", source.DefaultMaxFileBytes, "refuse a resource file larger than this many `bytes`, as serve does")
 	c.fs.Int64Var(&opts.Dir.MaxDirBytes, "max-dir-bytes", source.DefaultMaxDirBytes, "refuse a directory whose resource files hold more than this many `bytes` together, as serve does")
+	stages := c.fs.String("rollout", "", "stage the change: `stages` such as 1%,10%,100% or ids=edge-1|edge-2,100% (a last stage of every node is added)")
+	var plan rollout.Plan
+	c.fs.DurationVar(&plan.Window, "rollout-window", rollout.DefaultWindow, "with --rollout: how long a stage's nodes have to ACK")
+	c.fs.IntVar(&plan.MaxNACKs, "rollout-max-nacks", 1, "with --rollout: how many of a stage's nodes must NACK for the change to be rolled back")
+	onTimeout := c.fs.String("rollout-on-timeout", string(rollout.Hold), "with --rollout: what a stage does when its window ends first: `hold` (wait for leanxds rollout promote or abort) or rollback")
 	dir, err := parseWithOneArg(c, args, env)
 	if err != nil {
 		return err
@@ -75,6 +93,19 @@ func runApply(ctx context.Context, args []string, env lookupEnv, stdout, stderr 
 		return usageErrorf("apply: --max-txn-ops and --max-txn-bytes must be positive")
 	case opts.Dir.MaxFileBytes <= 0 || opts.Dir.MaxDirBytes <= 0:
 		return usageErrorf("apply: --max-file-bytes and --max-dir-bytes must be positive")
+	case plan.Window <= 0 || plan.MaxNACKs <= 0:
+		return usageErrorf("apply: --rollout-window and --rollout-max-nacks must be positive")
+	}
+	if *stages != "" {
+		if plan.Stages, err = etcdrollout.ParseStages(*stages); err != nil {
+			return usageErrorf("apply: --rollout: %v", err)
+		}
+		plan.OnTimeout = rollout.Action(*onTimeout)
+		start, err := etcdrollout.Start(plan, applier(), nil)
+		if err != nil {
+			return usageErrorf("apply: --rollout: %v", err)
+		}
+		opts.Rollout = start
 	}
 	addr, err := source.ParseEtcdAddress(*to)
 	if err != nil {

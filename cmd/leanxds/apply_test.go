@@ -7,12 +7,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/leanxds/leanxds/internal/etcdtest"
+	"github.com/leanxds/leanxds/rollout"
+	"github.com/leanxds/leanxds/rollout/etcdrollout"
 	"github.com/leanxds/leanxds/source"
 )
 
@@ -137,4 +140,54 @@ func TestApplyCommandFailures(t *testing.T) {
 	assert.Equal(t, 3, code)
 	assert.Contains(t, stdout, `"conflict": true`)
 	assert.Equal(t, before, prefixRevisions(t, cli, prefix), "nothing written")
+}
+
+// apply --rollout stages the change: a new generation over the one served,
+// the rollout's state written with it; a plain apply is then refused, and bad
+// stages are a usage error.
+func TestApplyCommandRollout(t *testing.T) {
+	to, cli, prefix := applyTarget(t)
+	dir := t.TempDir()
+	writeFile(t, dir, "c.yaml", clusters(3, "1s"))
+	code, _, stderr := runArgs(t, nil, "apply", dir, "--to", to)
+	require.Equal(t, 0, code, stderr)
+
+	for _, args := range [][]string{
+		{"apply", dir, "--to", to, "--rollout", "10"},
+		{"apply", dir, "--to", to, "--rollout", "0%"},
+		{"apply", dir, "--to", to, "--rollout", "ids="},
+		{"apply", dir, "--to", to, "--rollout", "10%", "--rollout-window", "0s"},
+		{"apply", dir, "--to", to, "--rollout", "10%", "--rollout-on-timeout", "wait"},
+	} {
+		code, _, stderr := runArgs(t, nil, args...)
+		assert.Equal(t, 2, code, "%q: %s", args, stderr)
+	}
+
+	writeFile(t, dir, "c.yaml", clusters(3, "2s"))
+	code, stdout, stderr := runArgs(t, nil, "apply", dir, "--to", to, "--rollout", "ids=edge-1|edge-2,10%", "--rollout-window", "45s", "--output", "json")
+	require.Equal(t, 0, code, stderr)
+	var res source.ApplyResult
+	require.NoError(t, json.Unmarshal([]byte(stdout), &res), stdout)
+	assert.Equal(t, source.ApplyNewGeneration, res.Mode)
+	assert.Equal(t, int64(2), res.Generation)
+	assert.Equal(t, int64(1), res.RolloutBase)
+	st, _, err := etcdrollout.Read(context.Background(), cli, prefix)
+	require.NoError(t, err)
+	assert.Equal(t, res.Rollout, st.ID)
+	assert.Equal(t, rollout.Running, st.Phase)
+	assert.Equal(t, 45*time.Second, st.Plan.Window)
+	assert.Equal(t, 1, st.Plan.MaxNACKs)
+	assert.Equal(t, rollout.Hold, st.Plan.OnTimeout)
+	var names []string
+	for _, s := range st.Plan.Stages {
+		names = append(names, s.Name)
+	}
+	assert.Equal(t, []string{"ids=edge-1|edge-2", "10%", "100%"}, names)
+	assert.Equal(t, []string{"edge-1", "edge-2"}, st.Plan.Stages[0].Select.IDs)
+	assert.Equal(t, 10.0, st.Plan.Stages[1].Select.Percent)
+
+	writeFile(t, dir, "c.yaml", clusters(3, "3s"))
+	code, _, stderr = runArgs(t, nil, "apply", dir, "--to", to)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "rollout "+st.ID+" is running (generation 1 to 2)")
 }
