@@ -12,6 +12,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/leanxds/leanxds/admin"
 	"github.com/leanxds/leanxds/admin/fleet"
 	"github.com/leanxds/leanxds/source"
 	"github.com/leanxds/leanxds/store"
@@ -98,7 +99,8 @@ type fleetStatus struct {
 // prefix of --source etcd://, with the source's client sourceCli; nil without
 // either, or with --no-fleet. A client connects lazily: an unreachable etcd
 // delays the fleet status, never serving.
-func newFleetStatus(o *serveOptions, sourceCli *clientv3.Client, st *store.Store, xds *stream.Server, log *slog.Logger) (*fleetStatus, error) {
+func newFleetStatus(o *serveOptions, sourceCli *clientv3.Client, st *store.Store, xds *stream.Server,
+	rollout func() (string, map[string]*admin.FleetRollout), log *slog.Logger) (*fleetStatus, error) {
 	f := &fleetStatus{}
 	switch {
 	case o.fleet.off:
@@ -124,7 +126,7 @@ func newFleetStatus(o *serveOptions, sourceCli *clientv3.Client, st *store.Store
 	cli, prefix, addr := f.cli, f.prefix, o.listen
 	p, err := fleet.NewPublisher(cli, prefix, o.fleet.replicaID, xds, fleet.Options{
 		Store: st, TTL: o.fleet.ttl, Interval: o.fleet.interval, MaxWritesPerSecond: o.fleet.maxWritesPS,
-		Addr: addr, Version: buildVersion(), Logger: log,
+		Addr: addr, Version: buildVersion(), Logger: log, Rollout: rollout,
 	})
 	if err != nil {
 		if f.ownCli {

@@ -22,6 +22,7 @@ import (
 	"github.com/leanxds/leanxds/admin/dirsource"
 	"github.com/leanxds/leanxds/admin/etcdsource"
 	"github.com/leanxds/leanxds/persist"
+	"github.com/leanxds/leanxds/rollout/etcdrollout"
 	"github.com/leanxds/leanxds/source"
 	"github.com/leanxds/leanxds/store"
 	"github.com/leanxds/leanxds/stream"
@@ -87,6 +88,9 @@ type server struct {
 	// fleet publishes the fleet status (--source etcd://, --fleet-etcd); nil
 	// without it.
 	fleet *fleetStatus
+	// rollouts serves and decides the rollouts of the etcd source's prefix
+	// (leanxds apply --rollout); nil without --source etcd://.
+	rollouts *etcdrollout.Replica
 }
 
 func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server, error) {
@@ -127,8 +131,9 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 		if s.etcdCli, err = clientv3.New(cfg); err != nil {
 			return nil, fmt.Errorf("etcd: %w", err)
 		}
+		s.rollouts = etcdrollout.New(etcdrollout.Options{Client: s.etcdCli, Prefix: o.etcd.Prefix, ID: o.fleet.replicaID, Logger: log})
 		s.etcd = source.NewEtcd(s.etcdCli, o.etcd.Prefix, s.st, source.EtcdOptions{
-			Logger: log, Location: o.etcd.String(), OnReload: dirOpts.OnReload,
+			Logger: log, Location: o.etcd.String(), OnReload: dirOpts.OnReload, Rollouts: s.rollouts,
 		})
 		s.src, adminSrc = s.etcd, etcdsource.Of(s.etcd)
 	} else {
@@ -158,8 +163,15 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 		xopts.Authorize, xopts.ScopeOf, xopts.NoDefaultScope = ids.authorize, ids.scope, true
 		csdsVisible = csdsVisibility(o.nodeIdentity, splitList(o.csdsReaders))
 	}
+	var standing func() (string, map[string]*admin.FleetRollout)
+	if s.rollouts != nil {
+		xopts.Router, standing = s.rollouts, s.rollouts.Standing
+	}
 	s.xds = stream.New(s.st, xopts)
-	if s.fleet, err = newFleetStatus(o, s.etcdCli, s.st, s.xds, log); err != nil {
+	if s.rollouts != nil {
+		s.rollouts.Attach(s.xds)
+	}
+	if s.fleet, err = newFleetStatus(o, s.etcdCli, s.st, s.xds, standing, log); err != nil {
 		return nil, err
 	}
 	aopts := admin.Options{
@@ -243,6 +255,13 @@ func (s *server) run(ctx context.Context) error {
 		defer close(watched)
 		_ = s.src.Run(watchCtx) // it logs and records its own errors
 	}()
+	rolloutsDone := make(chan struct{})
+	go func() {
+		defer close(rolloutsDone)
+		if s.rollouts != nil {
+			_ = s.rollouts.Run(watchCtx) // it logs its own errors; it resigns when stopped
+		}
+	}()
 	if s.etcdCli != nil {
 		defer s.etcdCli.Close()
 	}
@@ -256,6 +275,7 @@ func (s *server) run(ctx context.Context) error {
 	}
 	stopWatch()
 	<-watched
+	<-rolloutsDone
 	// The replica's nodes leave the fleet status as they leave it.
 	stopFleet()
 	// The store no longer changes: the last snapshot is written while the
