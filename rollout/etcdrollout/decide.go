@@ -17,6 +17,7 @@ import (
 	"github.com/leanxds/leanxds/admin"
 	"github.com/leanxds/leanxds/rollout"
 	"github.com/leanxds/leanxds/source"
+	"github.com/leanxds/leanxds/store"
 	"github.com/leanxds/leanxds/stream"
 )
 
@@ -167,29 +168,30 @@ type NodeNACK struct {
 	Rejection     stream.Rejection
 }
 
-// tally reads the state and the fleet at one revision.
-func (r *Replica) tally(ctx context.Context) (State, int64, Tally, bool, error) {
+// tally reads the state, and while a rollout runs the fleet at the same
+// revision. ok is false when no rollout runs.
+func (r *Replica) tally(ctx context.Context) (st State, modRev int64, t Tally, ok bool, err error) {
 	rctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
+	sresp, err := r.cli.Get(rctx, source.EtcdRolloutStateKey(r.prefix))
+	if err != nil || len(sresp.Kvs) == 0 {
+		return State{}, 0, Tally{}, false, err
+	}
+	if st, err = ParseState(sresp.Kvs[0].Value); err != nil || !st.Active() {
+		return State{}, 0, Tally{}, false, err
+	}
+	modRev = sresp.Kvs[0].ModRevision
+	// The fleet only while a rollout runs, at the revision of the state.
+	at := clientv3.WithRev(sresp.Header.Revision)
 	resp, err := r.cli.Txn(rctx).Then(
-		clientv3.OpGet(source.EtcdRolloutStateKey(r.prefix)),
-		clientv3.OpGet(source.EtcdReplicasPrefix(r.prefix), clientv3.WithPrefix()),
-		clientv3.OpGet(source.EtcdNodesPrefix(r.prefix), clientv3.WithPrefix()),
+		clientv3.OpGet(source.EtcdReplicasPrefix(r.prefix), clientv3.WithPrefix(), at),
+		clientv3.OpGet(source.EtcdNodesPrefix(r.prefix), clientv3.WithPrefix(), at),
 	).Commit()
 	if err != nil {
 		return State{}, 0, Tally{}, false, err
 	}
-	kvs := resp.Responses[0].GetResponseRange().GetKvs()
-	if len(kvs) == 0 {
-		return State{}, 0, Tally{}, false, nil
-	}
-	st, err := ParseState(kvs[0].Value)
-	if err != nil {
-		return State{}, 0, Tally{}, false, err
-	}
 	marker := st.Marker()
-	var t Tally
-	reps := resp.Responses[1].GetResponseRange().GetKvs()
+	reps := resp.Responses[0].GetResponseRange().GetKvs()
 	t.Ready = len(reps) > 0
 	for _, kv := range reps {
 		var rep admin.FleetReplica
@@ -199,7 +201,7 @@ func (r *Replica) tally(ctx context.Context) (State, int64, Tally, bool, error) 
 			t.Waiting = append(t.Waiting, strings.TrimPrefix(string(kv.Key), source.EtcdReplicasPrefix(r.prefix)))
 		}
 	}
-	for _, kv := range resp.Responses[2].GetResponseRange().GetKvs() {
+	for _, kv := range resp.Responses[1].GetResponseRange().GetKvs() {
 		var n admin.FleetNode
 		if json.Unmarshal(kv.Value, &n) != nil || n.Rollout == nil || n.Rollout.ID != st.ID || n.Rollout.Stage != st.Stage {
 			continue
@@ -219,7 +221,7 @@ func (r *Replica) tally(ctx context.Context) (State, int64, Tally, bool, error) 
 			t.Pending++
 		}
 	}
-	return st, kvs[0].ModRevision, t, true, nil
+	return st, modRev, t, true, nil
 }
 
 // decide reads the state and the fleet and makes the decision they call for,
@@ -228,7 +230,7 @@ func (r *Replica) tally(ctx context.Context) (State, int64, Tally, bool, error) 
 // OnTimeout once the window ended.
 func (r *Replica) decide(ctx context.Context) error {
 	st, modRev, t, ok, err := r.tally(ctx)
-	if err != nil || !ok || !st.Active() {
+	if err != nil || !ok {
 		return err
 	}
 	now := r.now().UTC()
@@ -399,6 +401,23 @@ func (r *Replica) Abort(reason string) error {
 	defer cancel()
 	_, err := Abort(ctx, r.cli, r.prefix, reason)
 	return err
+}
+
+// ErrRollbackRevision is returned by Replica.Rollback for a store revision:
+// with the etcd source, content is rolled back in etcd, where the replicas
+// read it (leanxds apply of the earlier config), not in one replica's store.
+var ErrRollbackRevision = errors.New("with the etcd source, roll back by applying the earlier config to etcd (leanxds apply), or abort the running rollout: a store revision is one replica's")
+
+// Rollback is the admin server's big red button with the etcd source: with to
+// 0, it aborts the running rollout (every replica serves its base again); a
+// store revision is ErrRollbackRevision, and no running rollout
+// rollout.ErrNoRollout. The store's result is that of no commit: the
+// replicas' sources commit the base when they read it.
+func (r *Replica) Rollback(to uint64, label string) (store.Result, error) {
+	if to != 0 {
+		return store.Result{}, ErrRollbackRevision
+	}
+	return store.Result{}, r.Abort(label)
 }
 
 // sleep waits d, or until ctx ends: it reports whether ctx is still live.

@@ -449,3 +449,34 @@ func TestReplicaStartedMidRolloutAndSupersede(t *testing.T) {
 	assert.Equal(t, "1s", canaryA.expect(t))
 	assert.Equal(t, "1s", timeoutIn(a.ro.View("default", node("other-c"), a.st.View())))
 }
+
+// The deciding replica losing its lease (etcd revoked it, as when it stops
+// renewing it) stops deciding, and the other replica decides: the rollout goes
+// on, and a NACK then rolls it back.
+func TestDeciderLeaseLost(t *testing.T) {
+	needApplied(t)
+	f := newFleet(t)
+	a, b := f.start("a"), f.start("b")
+	eventually(t, "a replica decides", func() bool { return a.ro.Leader() || b.ro.Leader() })
+	leader, other := a, b
+	if b.ro.Leader() {
+		leader, other = b, a
+	}
+	canary := leader.connect(t, "canary-1")
+	f.apply("2s", canaryPlan("canary-1"))
+	assert.Equal(t, "2s", canary.expect(t))
+
+	ctx := context.Background()
+	r, err := f.cli.Get(ctx, source.EtcdRolloutLeaderKey(f.prefix)+"/", clientv3.WithFirstCreate()...)
+	require.NoError(t, err)
+	require.Len(t, r.Kvs, 1)
+	require.Equal(t, leader.id, string(r.Kvs[0].Value))
+	_, err = f.cli.Revoke(ctx, clientv3.LeaseID(r.Kvs[0].Lease))
+	require.NoError(t, err)
+	eventually(t, "the other replica decides", func() bool { return other.ro.Leader() && !leader.ro.Leader() })
+
+	canary.c.NACK("bad")
+	st := f.waitState("rolled back", func(s etcdrollout.State) bool { return s.Phase == rollout.RolledBack })
+	assert.Contains(t, st.Events[len(st.Events)-1].Message, "NACK from node canary-1 (replica "+leader.id+")")
+	assert.Equal(t, "1s", canary.expect(t))
+}
