@@ -96,7 +96,9 @@ func TestRouting(t *testing.T) {
 	fs := &fakeStreams{}
 	r.Attach(fs)
 	canary, rest := &corev3.Node{Id: "canary"}, &corev3.Node{Id: "rest"}
-	served := func(scope string, n *corev3.Node) time.Duration { return webTimeout(r.View(scope, n, st.View()), scope) }
+	served := func(scope string, n *corev3.Node) time.Duration {
+		return webTimeout(r.View(scope, n, st.View()), scope)
+	}
 
 	assert.Equal(t, time.Second, served("edge", rest), "no rollout: current")
 	plan, err := Normalize(rollout.Plan{Stages: []rollout.Stage{{Name: "canary", Select: stream.Selector{IDs: []string{"canary"}}}}})
