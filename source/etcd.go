@@ -78,7 +78,9 @@ type EtcdOptions struct {
 // key's last good value stays served; the other keys are applied. When the
 // watch is cancelled by a compaction the source lists again and reconciles.
 // While etcd does not answer, the last good content is served, Status says so
-// (Stale) and the source reconnects with backoff.
+// (Stale) and the source reconnects with backoff. With EtcdOptions.Rollouts,
+// each list also reads P/rollout/state at its revision, and the base of a
+// running rollout is committed before its target (see EtcdRollouts).
 type Etcd struct {
 	cli      *clientv3.Client
 	prefix   string

@@ -9,7 +9,8 @@ import (
 //
 //	P/current                                   the generation served, decimal; absent = "0"
 //	P/gen/<gen>/<scope>/<message>/<name>        one resource, JSON as in a config file
-//	P/applied, P/nodes/..., P/replicas/..., P/rollout/..., P/staging   not read by the source
+//	P/rollout/state                             the rollout running: read at each list (etcdrollout.go)
+//	P/applied, P/nodes/..., P/replicas/..., P/rollout/leader/..., P/staging   not read by the source
 //
 // The source watches only the range [P/current, P/gen0) (EtcdWatchRange):
 // it holds P/current and every P/gen/... key and nothing else of the layout
