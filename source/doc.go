@@ -45,11 +45,16 @@
 // valid resource (resources.Parse, as for a file) is refused alone: the key's
 // last good value stays served. A compaction makes it list again; while etcd
 // does not answer, the last good content is served and Status says so.
+// With a rollout running (etcdrollout.go: P/rollout/state, read at each
+// list), it commits the rollout's base generation before its target and
+// tells its EtcdRollouts (package rollout/etcdrollout), which routes nodes.
 //
 // ApplyEtcd (apply_etcd.go, apply_plan.go; leanxds apply) goes the other way:
 // it writes a config directory, checked as CheckDir checks it, to etcd in the
 // layout the etcd source reads, as one guarded txn when the change fits etcd's
-// limits and as a new generation made current in one txn when it does not.
+// limits and as a new generation made current in one txn when it does not;
+// a staged change (ApplyOptions.Rollout) always as a new generation, made
+// current with P/rollout/state in one txn, its base kept.
 //
 // Nothing here is package-level mutable state: a Dir or an Etcd is a value its
 // owner makes and runs, and two of them in one process share nothing.
