@@ -8,7 +8,11 @@
 //	<prefix>/nodes/<replica id>/<node id>     admin.FleetNode as JSON
 //
 // (source.EtcdNodesPrefix: outside the range the etcd source watches, so
-// that these writes never wake a replica's source.)
+// that these writes never wake a replica's source.) With Options.Rollout, a
+// node's record carries its standing against the stage of the rollout running
+// (admin.FleetNode.Rollout), and the replica's record the stage its nodes'
+// records were all worked out for (admin.FleetReplica.Rollout): what the
+// replica deciding a rollout's stages counts (package rollout/etcdrollout).
 //
 // A replica that dies stops renewing its lease, and etcd deletes its keys when
 // the lease expires (Options.TTL): the fleet then shows its nodes on the
