@@ -295,3 +295,64 @@ func TestPublisherOutlivesAnEtcdOutage(t *testing.T) {
 	}, "the nodes under a live lease")
 	require.NotZero(t, p.Stats().Errors, "the outage is counted")
 }
+
+// With Options.Rollout, a node's record carries its standing, and the
+// replica's record names the stage only once a poll wrote every change: with
+// the write rate bound deferring some, not before the last is written.
+func TestPublisherRolloutStanding(t *testing.T) {
+	cli, prefix := etcdClient(t)
+	streams := &fakeStreams{}
+	streams.set(synced("envoy", 30, "v1", "v1"))
+	var mu sync.Mutex
+	stage := ""
+	standing := map[string]*admin.FleetRollout{}
+	rollout := func() (string, map[string]*admin.FleetRollout) {
+		mu.Lock()
+		defer mu.Unlock()
+		return stage, standing
+	}
+	p, _ := startPublisher(t, cli, prefix, "r1", streams, Options{Interval: 20 * time.Millisecond, MaxWritesPerSecond: 10, Rollout: rollout})
+	eventually(t, 10*time.Second, func() bool { return p.Stats().Nodes == 30 }, "30 nodes published")
+	marker := func() string {
+		rep, err := cli.Get(context.Background(), prefix+"/replicas/r1")
+		require.NoError(t, err)
+		require.Len(t, rep.Kvs, 1)
+		var r admin.FleetReplica
+		require.NoError(t, json.Unmarshal(rep.Kvs[0].Value, &r))
+		return r.Rollout
+	}
+	require.Empty(t, marker())
+
+	// A stage selecting 20 nodes: 20 records to write at 10 a second.
+	mu.Lock()
+	stage = "r/0"
+	standing = map[string]*admin.FleetRollout{}
+	for i := range 20 {
+		standing[fmt.Sprintf("envoy-%05d", i)] = &admin.FleetRollout{ID: "r", Stage: 0, State: "pending"}
+	}
+	standing["envoy-00003"] = &admin.FleetRollout{ID: "r", Stage: 0, State: "nacked", Rejection: &stream.Rejection{Detail: "bad", At: time.Now()}}
+	mu.Unlock()
+	sawPartial := false
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		require.True(t, time.Now().Before(deadline), "the stage not marked within 20s")
+		m := marker() // before the records: the records read after it are at least as new
+		withStanding := 0
+		for _, n := range published(t, cli, prefix, "r1") {
+			if n.Rollout != nil {
+				withStanding++
+			}
+		}
+		if m == "r/0" {
+			require.Equal(t, 20, withStanding, "the stage is marked once every record is written")
+			break
+		}
+		sawPartial = sawPartial || (withStanding > 0 && withStanding < 20)
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.True(t, sawPartial, "the rate bound wrote the records over several polls, the stage unmarked meanwhile")
+	n := published(t, cli, prefix, "r1")["envoy-00003"]
+	require.NotNil(t, n.Rollout)
+	require.Equal(t, "nacked", n.Rollout.State)
+	require.Equal(t, "bad", n.Rollout.Rejection.Detail)
+	require.Nil(t, published(t, cli, prefix, "r1")["envoy-00025"].Rollout, "a node the stage does not select")
+}
