@@ -170,6 +170,7 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 	s.xds = stream.New(s.st, xopts)
 	if s.rollouts != nil {
 		s.rollouts.Attach(s.xds)
+		s.metrics.Registry().MustRegister(s.rollouts)
 	}
 	if s.fleet, err = newFleetStatus(o, s.etcdCli, s.st, s.xds, standing, log); err != nil {
 		return nil, err

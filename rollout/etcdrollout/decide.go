@@ -243,19 +243,35 @@ func (r *Replica) decide(ctx context.Context) error {
 			rej = append(rej, n.Rejection)
 		}
 		why := fmt.Sprintf("stage %s: %d of its nodes NACKed (at most %d): %s", st.stageName(st.Stage), t.NACKed, st.Plan.MaxNACKs, strings.Join(msgs, "; "))
-		return r.rollBack(ctx, st, modRev, now, why, rej)
+		if err := r.rollBack(ctx, st, modRev, now, why, rej); err != nil {
+			return err
+		}
+		r.counted("rollback", t.NACKed)
+		return nil
 	case st.Phase == rollout.Running && t.Ready && t.Pending == 0:
 		next := st.next(now, fmt.Sprintf("its %d nodes ACKed", t.ACKed))
-		return r.write(ctx, st, modRev, next)
+		if err := r.write(ctx, st, modRev, next); err != nil {
+			return err
+		}
+		r.counted(next.Events[len(next.Events)-1].What, 0)
+		return nil
 	case st.Phase == rollout.Running && now.Sub(st.StageStartedAt) >= st.Plan.Window:
 		why := fmt.Sprintf("stage %s: its window of %s ended with %d nodes ACKed, %d pending", st.stageName(st.Stage), st.Plan.Window, t.ACKed, t.Pending)
 		if len(t.Waiting) > 0 {
 			why += ", replicas " + strings.Join(t.Waiting, ", ") + " not reporting the stage"
 		}
 		if st.Plan.OnTimeout == rollout.RollBack {
-			return r.rollBack(ctx, st, modRev, now, why, nil)
+			err = r.rollBack(ctx, st, modRev, now, why, nil)
+			if err == nil {
+				r.counted("rollback", 0)
+			}
+			return err
 		}
-		return r.write(ctx, st, modRev, st.held(now, why))
+		err = r.write(ctx, st, modRev, st.held(now, why))
+		if err == nil {
+			r.counted("held", 0)
+		}
+		return err
 	}
 	return nil
 }
@@ -392,6 +408,9 @@ func (r *Replica) Promote(reason string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*r.timeout)
 	defer cancel()
 	_, err := Promote(ctx, r.cli, r.prefix, reason)
+	if err == nil {
+		r.counted("promote", 0)
+	}
 	return err
 }
 
@@ -400,6 +419,9 @@ func (r *Replica) Abort(reason string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*r.timeout)
 	defer cancel()
 	_, err := Abort(ctx, r.cli, r.prefix, reason)
+	if err == nil {
+		r.counted("abort", 0)
+	}
 	return err
 }
 

@@ -15,6 +15,7 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -376,6 +377,41 @@ func TestNACKOnOneReplicaRollsBackOnBoth(t *testing.T) {
 	f.apply("3s", nil)
 	assert.Equal(t, "3s", otherA.expect(t))
 	assert.Equal(t, "3s", otherB.expect(t))
+
+	// Both replicas show the phase; the decider counted its rollback.
+	var rollbacks float64
+	for _, r := range []*replica{a, b} {
+		assert.Equal(t, 1.0, metric(t, r.ro, "leanxds_rollout_phase", "rolled_back"), r.id)
+		assert.Equal(t, 0.0, metric(t, r.ro, "leanxds_rollout_stage", ""), r.id)
+		rollbacks += metric(t, r.ro, "leanxds_rollback_total", "")
+	}
+	assert.Equal(t, 1.0, rollbacks, "one replica decided the rollback")
+}
+
+// metric returns the value of a metric of c, with label value lv ("" for
+// none).
+func metric(t *testing.T, c prometheus.Collector, name, lv string) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	require.NoError(t, reg.Register(c))
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if lv != "" && (len(m.GetLabel()) == 0 || m.GetLabel()[0].GetValue() != lv) {
+				continue
+			}
+			if m.GetGauge() != nil {
+				return m.GetGauge().GetValue()
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s %s", name, lv)
+	return 0
 }
 
 // The deciding replica stopping lets the other decide: the rollout goes on

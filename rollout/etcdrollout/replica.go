@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/leanxds/leanxds/admin"
@@ -81,9 +82,12 @@ type Replica struct {
 	mu     sync.Mutex
 	leader atomic.Bool
 	// latest is the newest state seen (from the source or the watch), for
-	// Status; guarded by mu.
-	latest    State
-	latestRev int64
+	// Status; guarded by mu, as are the counts of the decisions written.
+	latest           State
+	latestRev        int64
+	transitions      map[string]uint64
+	nacks, rollbacks uint64
+	descs            descs
 }
 
 type streamsBox struct{ s Streams }
@@ -108,8 +112,9 @@ type route struct {
 }
 
 var (
-	_ stream.Router       = (*Replica)(nil)
-	_ source.EtcdRollouts = (*Replica)(nil)
+	_ stream.Router        = (*Replica)(nil)
+	_ source.EtcdRollouts  = (*Replica)(nil)
+	_ prometheus.Collector = (*Replica)(nil)
 )
 
 // New returns the rollouts of one replica. Give it to the source
@@ -117,7 +122,7 @@ var (
 // then Attach the streams and Run it.
 func New(o Options) *Replica {
 	r := &Replica{cli: o.Client, prefix: o.Prefix, id: o.ID, log: o.Logger, now: o.Now,
-		interval: o.Interval, ttl: o.TTL, timeout: o.RequestTimeout}
+		interval: o.Interval, ttl: o.TTL, timeout: o.RequestTimeout, descs: newDescs()}
 	if r.log == nil {
 		r.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
