@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -515,4 +516,60 @@ func TestDeciderLeaseLost(t *testing.T) {
 	st := f.waitState("rolled back", func(s etcdrollout.State) bool { return s.Phase == rollout.RolledBack })
 	assert.Contains(t, st.Events[len(st.Events)-1].Message, "NACK from node canary-1 (replica "+leader.id+")")
 	assert.Equal(t, "1s", canary.expect(t))
+}
+
+// A stage whose window ends is held; promote from any replica starts the
+// next stage now, and abort from another rolls back.
+func TestHeldPromoteAbort(t *testing.T) {
+	needApplied(t)
+	f := newFleet(t)
+	a, b := f.start("a"), f.start("b")
+	canary := a.connect(t, "canary-1")
+	rest := b.connect(t, "other-1")
+	plan := &rollout.Plan{Stages: []rollout.Stage{
+		{Name: "canary", Select: stream.Selector{IDs: []string{"canary-1"}}},
+		{Name: "more", Select: stream.Selector{IDs: []string{"other-1"}}},
+		{Name: "last", Select: stream.Selector{IDs: []string{"nobody"}}},
+	}, Window: 300 * time.Millisecond}
+	f.apply("2s", plan)
+	assert.Equal(t, "2s", canary.expect(t)) // and not ACKed: the window ends
+	st := f.waitState("held", func(s etcdrollout.State) bool { return s.Phase == rollout.Held })
+	assert.Equal(t, 0, st.Stage)
+	assert.Contains(t, st.Events[len(st.Events)-1].Message, "its window of 300ms ended with 0 nodes ACKed, 1 pending")
+
+	require.NoError(t, b.ro.Promote("looks fine"))
+	st = f.state()
+	assert.Equal(t, 1, st.Stage)
+	assert.Equal(t, rollout.Running, st.Phase)
+	assert.Contains(t, st.Events[len(st.Events)-1].Message, "promoted by hand: looks fine")
+	assert.Equal(t, "2s", rest.expect(t))
+
+	require.NoError(t, a.ro.Abort("changed my mind"))
+	assert.Equal(t, "1", f.current())
+	assert.Equal(t, rollout.RolledBack, f.state().Phase)
+	assert.Equal(t, "1s", canary.expect(t))
+	assert.Equal(t, "1s", rest.expect(t))
+	require.ErrorIs(t, a.ro.Promote(""), rollout.ErrNoRollout)
+	_, err := b.ro.Rollback(3, "x")
+	require.ErrorIs(t, err, etcdrollout.ErrRollbackRevision)
+}
+
+// Delta clients: a canary that leaves the stage (the rollout superseded by
+// one that does not select it) is told the resources of the target its base
+// does not hold are gone.
+func TestDeltaCanaryBackToBase(t *testing.T) {
+	needApplied(t)
+	f := newFleet(t)
+	a := f.start("a")
+	c := conv.DeltaADS(t, a.cc, node("canary-1"), conv.WithTimeout(20*time.Second))
+	c.Subscribe(protocol.TypeCluster, "*")
+	c.ExpectResponse(conv.Updated("web"))
+	c.ACK()
+
+	require.NoError(t, os.WriteFile(filepath.Join(f.dir, "api.yaml"), []byte(strings.ReplaceAll(webCluster("1s"), "web", "api")), 0o644))
+	f.apply("1s", canaryPlan("canary-1"))
+	c.ExpectResponse(conv.Updated("api"))
+	require.NoError(t, os.Remove(filepath.Join(f.dir, "api.yaml")))
+	f.apply("2s", canaryPlan("canary-2"))
+	c.ExpectResponse(conv.Removed("api"))
 }
