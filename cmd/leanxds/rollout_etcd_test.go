@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/leanxds/leanxds/internal/conv"
+	"github.com/leanxds/leanxds/protocol"
+	"github.com/leanxds/leanxds/rollout"
+	"github.com/leanxds/leanxds/rollout/etcdrollout"
+	"github.com/leanxds/leanxds/source"
+	"github.com/leanxds/leanxds/store"
+	"github.com/leanxds/leanxds/stream"
+)
+
+// Two leanxds binaries serving one etcd prefix, a change staged by leanxds
+// apply --rollout: only the canary, on one replica, is sent it; its NACK rolls
+// the change back (P/current is the base again), the canary is sent the base's
+// version again, and the other node, on the other replica, is sent nothing
+// until the next change.
+func TestBinaryEtcdRolloutRollsBack(t *testing.T) {
+	if _, err := stream.New(store.New(), stream.Options{}).WaitFor(context.Background(), 1, stream.Selector{}, func(*stream.Applied) bool { return true }); err != nil {
+		t.Skipf("stream.Server.WaitFor: %v", err)
+	}
+	to, cli, prefix := applyTarget(t)
+	dir := t.TempDir()
+	writeFile(t, dir, "edge/c.yaml", clusters(2, "1s"))
+	code, _, stderr := runArgs(t, nil, "apply", dir, "--to", to)
+	require.Equal(t, 0, code, stderr)
+	a := startServe(t, t.TempDir(), nil, "--source", to, "--replica-id", "a", "--fleet-interval", "100ms", "--drain-timeout", "1s")
+	b := startServe(t, t.TempDir(), nil, "--source", to, "--replica-id", "b", "--fleet-interval", "100ms", "--drain-timeout", "1s")
+
+	connect := func(addr, id string) (*conv.SotW, string) {
+		c := conv.ADS(t, dialInsecure(t, addr), node(id, "edge"), conv.WithTimeout(20*time.Second))
+		v := c.Request(protocol.TypeCluster).ExpectResponse(conv.Names("c0", "c1")).Version()
+		c.ACK()
+		return c, v
+	}
+	canary, base := connect(a.xds, "canary-1")
+	other, _ := connect(b.xds, "other-1")
+
+	writeFile(t, dir, "edge/c.yaml", clusters(2, "2s"))
+	code, stdout, stderr := runArgs(t, nil, "apply", dir, "--to", to, "--rollout", "ids=canary-1,100%", "--rollout-window", "1m")
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, stdout, "generation 2 staged over generation 1 by rollout ")
+	canary.ExpectResponse(conv.VersionNot(base))
+	canary.NACK("connect_timeout 2s is not allowed here")
+
+	var st etcdrollout.State
+	deadline := time.Now().Add(30 * time.Second)
+	for st.Phase != rollout.RolledBack {
+		require.True(t, time.Now().Before(deadline), "not rolled back within 30s: %+v", st)
+		time.Sleep(50 * time.Millisecond)
+		var err error
+		st, _, err = etcdrollout.Read(context.Background(), cli, prefix)
+		require.NoError(t, err)
+	}
+	assert.Contains(t, st.Events[len(st.Events)-1].Message, "NACK from node canary-1 (replica a)")
+	assert.Contains(t, st.Events[len(st.Events)-1].Message, "connect_timeout 2s is not allowed here")
+	r, err := cli.Get(context.Background(), source.EtcdCurrentKey(prefix))
+	require.NoError(t, err)
+	assert.Equal(t, "1", string(r.Kvs[0].Value))
+	canary.ExpectResponse(conv.Version(base))
+
+	// The next change reaches the other node as its first response since
+	// the base: it was never sent the canary's.
+	writeFile(t, dir, "edge/c.yaml", clusters(2, "3s"))
+	code, _, stderr = runArgs(t, nil, "apply", dir, "--to", to)
+	require.Equal(t, 0, code, stderr)
+	resp := other.ExpectResponse(conv.VersionNot(base))
+	assert.Equal(t, 3*time.Second, resp.Resource("c0").(*clusterv3.Cluster).GetConnectTimeout().AsDuration())
+}
