@@ -121,15 +121,18 @@ func (e *Etcd) listGeneration(ctx context.Context, gen string, rev int64) (store
 		base, ok := e.rollouts.Base(r.Base)
 		if !ok {
 			baseGen := strconv.FormatInt(r.Base, 10)
-			if e.gen != baseGen || !e.listed || e.keepRestored {
-				e.log.Info("etcd rollout: loading its base generation", "prefix", e.prefix, "rollout", r.ID, "base", baseGen, "target", gen, "revision", rev)
-				if _, err := e.listCommit(ctx, baseGen, rev); err != nil {
+			ok = e.gen == baseGen && e.listed && !e.keepRestored
+			if !ok {
+				ok, err = e.loadBase(ctx, r, baseGen, gen, rev)
+				if err != nil {
 					return store.Result{}, err
 				}
 			}
 			base = e.st.View()
 		}
-		e.rollouts.Committing(r, base)
+		if ok {
+			e.rollouts.Committing(r, base)
+		}
 	}
 	res, err := e.listCommit(ctx, gen, rev)
 	if err != nil {
@@ -137,4 +140,28 @@ func (e *Etcd) listGeneration(ctx context.Context, gen string, rev int64) (store
 	}
 	e.rollouts.Committed(r, gen, e.st.View())
 	return res, nil
+}
+
+// loadBase commits the base generation of r, listed at rev, before its
+// target: ok is false, and nothing is committed, when the base holds no key
+// (deleted by hand): serving nothing to the nodes outside the stage would be
+// worse than serving them the target. Guarded by syncing.
+func (e *Etcd) loadBase(ctx context.Context, r EtcdRollout, baseGen, gen string, rev int64) (ok bool, err error) {
+	rctx, cancel := context.WithTimeout(ctx, e.timeout)
+	resp, err := e.cli.Get(rctx, EtcdGenPrefix(e.prefix, baseGen), clientv3.WithPrefix(), clientv3.WithRev(rev), clientv3.WithCountOnly())
+	cancel()
+	if err != nil {
+		e.unreachable(err)
+		return false, err
+	}
+	if resp.Count == 0 {
+		e.log.Error("etcd rollout: its base generation holds no key: its target is served to every node",
+			"prefix", e.prefix, "rollout", r.ID, "base", baseGen, "target", gen, "revision", rev)
+		return false, nil
+	}
+	e.log.Info("etcd rollout: loading its base generation", "prefix", e.prefix, "rollout", r.ID, "base", baseGen, "target", gen, "revision", rev)
+	if _, err := e.listCommit(ctx, baseGen, rev); err != nil {
+		return false, err
+	}
+	return true, nil
 }

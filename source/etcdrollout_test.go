@@ -182,3 +182,22 @@ func TestEtcdSourceLoadsTheBaseOfARollout(t *testing.T) {
 	assert.Equal(t, earlyRo.committing[0].Table("default", protocol.TypeCluster).Get("web").Version,
 		earlySt.View().Table("default", protocol.TypeCluster).Get("web").Version, "the same version as the base")
 }
+
+// A rollout whose base generation holds no key (deleted by hand) is not
+// routed: the source commits the target alone, never an empty base.
+func TestEtcdSourceRolloutWithoutBase(t *testing.T) {
+	cli, prefix := applyEtcd(t)
+	txn(t, cli,
+		clientv3.OpPut(EtcdCurrentKey(prefix), "2"),
+		clientv3.OpPut(clusterKey(prefix, "2", "default", "web"), clusterValue("web", "2s")),
+		clientv3.OpPut(EtcdRolloutStateKey(prefix), `{"id": "r2", "base": 1, "target": 2, "phase": "running"}`))
+	e, st, log := newEtcdSource(t, cli, prefix)
+	ro := &recordedRollouts{}
+	e.rollouts = ro
+	_, err := e.Load(context.Background())
+	require.NoError(t, err)
+	assert.Empty(t, ro.committing, "no base to route to")
+	assert.Equal(t, []string{"r2:running:2"}, ro.committed)
+	assert.Len(t, log.applied(), 1, "one commit: the target")
+	assert.Equal(t, []string{"web"}, names(st, "default"))
+}
