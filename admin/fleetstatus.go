@@ -154,10 +154,44 @@ type FleetReplica struct {
 	Addr    string    `json:"addr"`
 	Started time.Time `json:"started"`
 	Version string    `json:"version"`
-	// Rollout, when set, is the rollout stage ("<id>/<stage>") the replica's
-	// node records (FleetNode.Rollout) were all worked out for: a stage is
-	// decided once every replica says it (package rollout/etcdrollout).
-	Rollout string `json:"rollout,omitempty"`
+	// Rollout, when set, is where the replica's nodes stand against the
+	// stage of the rollout running, as their records (FleetNode.Rollout)
+	// say: it is written once they all are, and a stage is decided from
+	// those of every replica (package rollout/etcdrollout).
+	Rollout *FleetReplicaRollout `json:"rollout,omitempty"`
+}
+
+// FleetReplicaRollout is where the nodes of one replica that a rollout's
+// stage selects stand against it.
+type FleetReplicaRollout struct {
+	// ID is the rollout's id, Stage the index of the stage in its plan.
+	ID    string `json:"id"`
+	Stage int    `json:"stage"`
+	// ACKed, NACKed and Pending count the nodes.
+	ACKed   int `json:"acked"`
+	NACKed  int `json:"nacked"`
+	Pending int `json:"pending"`
+	// NACKs are the NACKs of the first MaxFleetNACKs nodes that NACKed, by
+	// node id.
+	NACKs []FleetNodeNACK `json:"nacks,omitempty"`
+}
+
+// MaxFleetNACKs bounds FleetReplicaRollout.NACKs.
+const MaxFleetNACKs = 10
+
+// FleetNodeNACK is a node's NACK of a rollout's target.
+type FleetNodeNACK struct {
+	Node      string           `json:"node"`
+	Rejection stream.Rejection `json:"rejection"`
+}
+
+// Equal reports whether two standings say the same.
+func (r *FleetReplicaRollout) Equal(o *FleetReplicaRollout) bool {
+	if r == nil || o == nil {
+		return r == o
+	}
+	return r.ID == o.ID && r.Stage == o.Stage && r.ACKed == o.ACKed && r.NACKed == o.NACKed && r.Pending == o.Pending &&
+		slices.EqualFunc(r.NACKs, o.NACKs, func(a, b FleetNodeNACK) bool { return a.Node == b.Node && sameRejection(&a.Rejection, &b.Rejection) })
 }
 
 // Fleet reads the status every replica of the fleet publishes (package

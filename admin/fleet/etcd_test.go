@@ -304,16 +304,16 @@ func TestPublisherRolloutStanding(t *testing.T) {
 	streams := &fakeStreams{}
 	streams.set(synced("envoy", 30, "v1", "v1"))
 	var mu sync.Mutex
-	stage := ""
+	var sum *admin.FleetReplicaRollout
 	standing := map[string]*admin.FleetRollout{}
-	rollout := func() (string, map[string]*admin.FleetRollout) {
+	rollout := func() (*admin.FleetReplicaRollout, map[string]*admin.FleetRollout) {
 		mu.Lock()
 		defer mu.Unlock()
-		return stage, standing
+		return sum, standing
 	}
 	p, _ := startPublisher(t, cli, prefix, "r1", streams, Options{Interval: 20 * time.Millisecond, MaxWritesPerSecond: 10, Rollout: rollout})
 	eventually(t, 10*time.Second, func() bool { return p.Stats().Nodes == 30 }, "30 nodes published")
-	marker := func() string {
+	marker := func() *admin.FleetReplicaRollout {
 		rep, err := cli.Get(context.Background(), prefix+"/replicas/r1")
 		require.NoError(t, err)
 		require.Len(t, rep.Kvs, 1)
@@ -321,16 +321,17 @@ func TestPublisherRolloutStanding(t *testing.T) {
 		require.NoError(t, json.Unmarshal(rep.Kvs[0].Value, &r))
 		return r.Rollout
 	}
-	require.Empty(t, marker())
+	require.Nil(t, marker())
 
 	// A stage selecting 20 nodes: 20 records to write at 10 a second.
 	mu.Lock()
-	stage = "r/0"
 	standing = map[string]*admin.FleetRollout{}
 	for i := range 20 {
 		standing[fmt.Sprintf("envoy-%05d", i)] = &admin.FleetRollout{ID: "r", Stage: 0, State: "pending"}
 	}
-	standing["envoy-00003"] = &admin.FleetRollout{ID: "r", Stage: 0, State: "nacked", Rejection: &stream.Rejection{Detail: "bad", At: time.Now()}}
+	rej := stream.Rejection{Detail: "bad", At: time.Now()}
+	standing["envoy-00003"] = &admin.FleetRollout{ID: "r", Stage: 0, State: "nacked", Rejection: &rej}
+	sum = &admin.FleetReplicaRollout{ID: "r", Pending: 19, NACKed: 1, NACKs: []admin.FleetNodeNACK{{Node: "envoy-00003", Rejection: rej}}}
 	mu.Unlock()
 	sawPartial := false
 	for deadline := time.Now().Add(20 * time.Second); ; {
@@ -342,7 +343,9 @@ func TestPublisherRolloutStanding(t *testing.T) {
 				withStanding++
 			}
 		}
-		if m == "r/0" {
+		if m != nil {
+			require.Equal(t, 19, m.Pending)
+			require.Equal(t, "bad", m.NACKs[0].Rejection.Detail)
 			require.Equal(t, 20, withStanding, "the stage is marked once every record is written")
 			break
 		}

@@ -70,15 +70,14 @@ type Options struct {
 	Addr, Version string
 	// Logger receives the publisher's errors; nil means slog.Default().
 	Logger *slog.Logger
-	// Rollout, if not nil, is called at each poll: stage names the stage of
-	// the rollout running ("<id>/<stage>", "" when none) and nodes the
-	// standing of the nodes that stage selects, by node id, written into
-	// their records (admin.FleetNode.Rollout). Once a poll wrote every
-	// change, stage is written into the replica's record
-	// (admin.FleetReplica.Rollout): its nodes' records are then all worked
-	// out for that stage. Package rollout/etcdrollout gives it
-	// (Replica.Standing).
-	Rollout func() (stage string, nodes map[string]*admin.FleetRollout)
+	// Rollout, if not nil, is called at each poll: nodes is the standing of
+	// the nodes the stage of the rollout running selects, by node id,
+	// written into their records (admin.FleetNode.Rollout), and sum is where
+	// they stand together (nil when no rollout runs). Once a poll wrote every
+	// change, sum is written into the replica's record
+	// (admin.FleetReplica.Rollout): its nodes' records then all say it.
+	// Package rollout/etcdrollout gives it (Replica.Standing).
+	Rollout func() (sum *admin.FleetReplicaRollout, nodes map[string]*admin.FleetRollout)
 }
 
 // Stats are what a publisher has written since it started.
@@ -275,13 +274,13 @@ func (p *Publisher) fleetPrefix() string { return source.EtcdNodesPrefix(p.prefi
 func (p *Publisher) poll(ctx context.Context, lease clientv3.LeaseID, now time.Time) error {
 	p.polls.Add(1)
 	var (
-		stage     string
+		sum       *admin.FleetReplicaRollout
 		standings map[string]*admin.FleetRollout
 	)
 	if p.opts.Rollout != nil {
 		// Before the streams' status: a node's standing is at least as new
 		// as its status.
-		stage, standings = p.opts.Rollout()
+		sum, standings = p.opts.Rollout()
 	}
 	cur := admin.FleetNodes(p.id, p.opts.Store.View(), p.streams.Streams())
 	for id, n := range cur {
@@ -293,7 +292,7 @@ func (p *Publisher) poll(ctx context.Context, lease clientv3.LeaseID, now time.T
 	p.pending.Store(int64(len(changes) - len(todo)))
 	p.deferred.Add(uint64(len(changes) - len(todo)))
 	if len(todo) == 0 {
-		return p.markStage(ctx, lease, stage, len(changes) == 0)
+		return p.markStage(ctx, lease, sum, len(changes) == 0)
 	}
 	ops := make([]clientv3.Op, len(todo))
 	sizes := make([]int, len(todo))
@@ -326,18 +325,18 @@ func (p *Publisher) poll(ctx context.Context, lease clientv3.LeaseID, now time.T
 		}
 		p.nodes.Store(int64(len(p.written)))
 	}
-	return p.markStage(ctx, lease, stage, len(changes) == len(todo))
+	return p.markStage(ctx, lease, sum, len(changes) == len(todo))
 }
 
-// markStage writes the rollout stage into the replica's record when it
-// changed and the poll wrote every change (all): the records of its nodes are
-// then worked out for it.
-func (p *Publisher) markStage(ctx context.Context, lease clientv3.LeaseID, stage string, all bool) error {
-	if !all || stage == p.replica.Rollout {
+// markStage writes the standing of the replica's nodes against the rollout
+// into the replica's record when it changed and the poll wrote every change
+// (all): the records of its nodes then all say it.
+func (p *Publisher) markStage(ctx context.Context, lease clientv3.LeaseID, sum *admin.FleetReplicaRollout, all bool) error {
+	if !all || sum.Equal(p.replica.Rollout) {
 		return nil
 	}
 	rep := p.replica
-	rep.Rollout = stage
+	rep.Rollout = sum
 	b, err := json.Marshal(rep)
 	if err != nil {
 		return err

@@ -153,12 +153,13 @@ func (r *Replica) decideLoop(ctx context.Context) {
 // replicas' fleet records.
 type Tally struct {
 	ACKed, NACKed, Pending int
-	// Ready is set when every replica's record says its nodes' records are
-	// worked out for the stage (admin.FleetReplica.Rollout); Waiting names
+	// Ready is set when every replica's record gives the standing of its
+	// nodes against the stage (admin.FleetReplica.Rollout); Waiting names
 	// those that do not yet.
 	Ready   bool
 	Waiting []string
-	// NACKs are the nodes that NACKed, with what they said.
+	// NACKs are the nodes that NACKed (at most admin.MaxFleetNACKs a
+	// replica), with what they said.
 	NACKs []NodeNACK
 }
 
@@ -168,8 +169,9 @@ type NodeNACK struct {
 	Rejection     stream.Rejection
 }
 
-// tally reads the state, and while a rollout runs the fleet at the same
-// revision. ok is false when no rollout runs.
+// tally reads the state, and while a rollout runs the replicas' records at
+// the same revision: each sums its nodes' standing, so the decider reads one
+// key a replica, not one a node. ok is false when no rollout runs.
 func (r *Replica) tally(ctx context.Context) (st State, modRev int64, t Tally, ok bool, err error) {
 	rctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
@@ -181,44 +183,27 @@ func (r *Replica) tally(ctx context.Context) (st State, modRev int64, t Tally, o
 		return State{}, 0, Tally{}, false, err
 	}
 	modRev = sresp.Kvs[0].ModRevision
-	// The fleet only while a rollout runs, at the revision of the state.
-	at := clientv3.WithRev(sresp.Header.Revision)
-	resp, err := r.cli.Txn(rctx).Then(
-		clientv3.OpGet(source.EtcdReplicasPrefix(r.prefix), clientv3.WithPrefix(), at),
-		clientv3.OpGet(source.EtcdNodesPrefix(r.prefix), clientv3.WithPrefix(), at),
-	).Commit()
+	// The replicas only while a rollout runs, at the revision of the state.
+	resp, err := r.cli.Get(rctx, source.EtcdReplicasPrefix(r.prefix), clientv3.WithPrefix(), clientv3.WithRev(sresp.Header.Revision))
 	if err != nil {
 		return State{}, 0, Tally{}, false, err
 	}
-	marker := st.Marker()
-	reps := resp.Responses[0].GetResponseRange().GetKvs()
-	t.Ready = len(reps) > 0
-	for _, kv := range reps {
+	t.Ready = len(resp.Kvs) > 0
+	for _, kv := range resp.Kvs {
+		id := strings.TrimPrefix(string(kv.Key), source.EtcdReplicasPrefix(r.prefix))
 		var rep admin.FleetReplica
 		_ = json.Unmarshal(kv.Value, &rep)
-		if rep.Rollout != marker {
+		sum := rep.Rollout
+		if sum == nil || sum.ID != st.ID || sum.Stage != st.Stage {
 			t.Ready = false
-			t.Waiting = append(t.Waiting, strings.TrimPrefix(string(kv.Key), source.EtcdReplicasPrefix(r.prefix)))
-		}
-	}
-	for _, kv := range resp.Responses[1].GetResponseRange().GetKvs() {
-		var n admin.FleetNode
-		if json.Unmarshal(kv.Value, &n) != nil || n.Rollout == nil || n.Rollout.ID != st.ID || n.Rollout.Stage != st.Stage {
+			t.Waiting = append(t.Waiting, id)
 			continue
 		}
-		switch n.Rollout.State {
-		case stream.NodeACKed.String():
-			t.ACKed++
-		case stream.NodeNACKed.String():
-			t.NACKed++
-			replica, node, _ := strings.Cut(strings.TrimPrefix(string(kv.Key), source.EtcdNodesPrefix(r.prefix)), "/")
-			nk := NodeNACK{Node: node, Replica: replica}
-			if n.Rollout.Rejection != nil {
-				nk.Rejection = *n.Rollout.Rejection
-			}
-			t.NACKs = append(t.NACKs, nk)
-		default:
-			t.Pending++
+		t.ACKed += sum.ACKed
+		t.NACKed += sum.NACKed
+		t.Pending += sum.Pending
+		for _, n := range sum.NACKs {
+			t.NACKs = append(t.NACKs, NodeNACK{Node: n.Node, Replica: id, Rejection: n.Rejection})
 		}
 	}
 	return st, modRev, t, true, nil

@@ -306,15 +306,16 @@ func changedScopes(a, b store.View) map[string]bool {
 	return out
 }
 
-// Standing is the fleet publisher's Options.Rollout: the stage of the
-// rollout routed ("<id>/<stage>"; "" when none, or its target is not
-// committed yet) and the standing of the nodes connected here that the stage
-// selects, against the store revision of the target.
-func (r *Replica) Standing() (string, map[string]*admin.FleetRollout) {
+// Standing is the fleet publisher's Options.Rollout: the standing of the
+// nodes connected here that the stage of the rollout routed selects, against
+// the store revision of the target, by node id, and where they stand
+// together (nil when no rollout is routed, or its target is not committed
+// yet).
+func (r *Replica) Standing() (*admin.FleetReplicaRollout, map[string]*admin.FleetRollout) {
 	rt := r.route.Load()
 	b := r.streams.Load()
 	if rt == nil || !rt.routing || rt.target == 0 || b == nil {
-		return "", nil
+		return nil, nil
 	}
 	out := map[string]*admin.FleetRollout{}
 	for _, scope := range slices.Sorted(maps.Keys(rt.scopes)) {
@@ -329,7 +330,21 @@ func (r *Replica) Standing() (string, map[string]*admin.FleetRollout) {
 			}
 		}
 	}
-	return rt.state.Marker(), out
+	sum := &admin.FleetReplicaRollout{ID: rt.state.ID, Stage: rt.state.Stage}
+	for _, id := range slices.Sorted(maps.Keys(out)) {
+		switch n := out[id]; n.State {
+		case stream.NodeACKed.String():
+			sum.ACKed++
+		case stream.NodeNACKed.String():
+			sum.NACKed++
+			if len(sum.NACKs) < admin.MaxFleetNACKs && n.Rejection != nil {
+				sum.NACKs = append(sum.NACKs, admin.FleetNodeNACK{Node: id, Rejection: *n.Rejection})
+			}
+		default:
+			sum.Pending++
+		}
+	}
+	return sum, out
 }
 
 // Status returns the newest rollout the replica knows of, with where the

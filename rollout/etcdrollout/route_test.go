@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/leanxds/leanxds/admin"
 	"github.com/leanxds/leanxds/protocol"
 	"github.com/leanxds/leanxds/rollout"
 	"github.com/leanxds/leanxds/source"
@@ -125,8 +126,9 @@ func TestRouting(t *testing.T) {
 		"canary": {NodeID: "canary", Scope: "edge", State: stream.NodeNACKed, Rejection: &stream.Rejection{Detail: "bad"}},
 		"rest":   {NodeID: "rest", Scope: "edge", State: stream.NodeACKed},
 	}
-	marker, nodes := r.Standing()
-	assert.Equal(t, "r/0", marker)
+	sum, nodes := r.Standing()
+	assert.Equal(t, &admin.FleetReplicaRollout{ID: "r", Stage: 0, NACKed: 1,
+		NACKs: []admin.FleetNodeNACK{{Node: "canary", Rejection: stream.Rejection{Detail: "bad"}}}}, sum)
 	require.Len(t, nodes, 1, "only the nodes the stage selects")
 	assert.Equal(t, "nacked", nodes["canary"].State)
 	assert.Equal(t, "bad", nodes["canary"].Rejection.Detail)
@@ -152,8 +154,9 @@ func TestRouting(t *testing.T) {
 	r.update(s1, 12)
 	assert.Equal(t, 2*time.Second, served("edge", rest))
 	assert.Equal(t, []string{"edge"}, fs.takeWoken())
-	marker, _ = r.Standing()
-	assert.Equal(t, "r/1", marker)
+	sum, _ = r.Standing()
+	assert.Equal(t, &admin.FleetReplicaRollout{ID: "r", Stage: 1, ACKed: 1, NACKed: 1,
+		NACKs: []admin.FleetNodeNACK{{Node: "canary", Rejection: stream.Rejection{Detail: "bad"}}}}, sum)
 
 	// Rolled back: routing goes on until the source commits the base.
 	rb := s1.rolledBack(time.Now(), "NACK", nil)
@@ -164,8 +167,8 @@ func TestRouting(t *testing.T) {
 	_, ok = r.Base(1)
 	assert.False(t, ok)
 	assert.Equal(t, time.Second, served("edge", canary))
-	marker, nodes = r.Standing()
-	assert.Empty(t, marker)
+	sum, nodes = r.Standing()
+	assert.Nil(t, sum)
 	assert.Nil(t, nodes)
 	status, ok = r.Status()
 	require.True(t, ok)

@@ -44,10 +44,6 @@ type State struct {
 // Active reports whether the rollout serves its base to some nodes.
 func (s *State) Active() bool { return s.Phase == rollout.Running || s.Phase == rollout.Held }
 
-// Marker is what a replica's fleet record says once its nodes' records are
-// worked out for the state's stage (admin.FleetReplica.Rollout).
-func (s *State) Marker() string { return s.ID + "/" + strconv.Itoa(s.Stage) }
-
 // Selects reports whether the state's stage, with every stage before it,
 // selects the node of scope.
 func (s *State) Selects(scope string, node *corev3.Node) bool {
