@@ -100,7 +100,7 @@ type fleetStatus struct {
 // either, or with --no-fleet. A client connects lazily: an unreachable etcd
 // delays the fleet status, never serving.
 func newFleetStatus(o *serveOptions, sourceCli *clientv3.Client, st *store.Store, xds *stream.Server,
-	rollout func() (string, map[string]*admin.FleetRollout), log *slog.Logger) (*fleetStatus, error) {
+	rollout func() (*admin.FleetReplicaRollout, map[string]*admin.FleetRollout), log *slog.Logger) (*fleetStatus, error) {
 	f := &fleetStatus{}
 	switch {
 	case o.fleet.off:

@@ -163,7 +163,7 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 		xopts.Authorize, xopts.ScopeOf, xopts.NoDefaultScope = ids.authorize, ids.scope, true
 		csdsVisible = csdsVisibility(o.nodeIdentity, splitList(o.csdsReaders))
 	}
-	var standing func() (string, map[string]*admin.FleetRollout)
+	var standing func() (*admin.FleetReplicaRollout, map[string]*admin.FleetRollout)
 	if s.rollouts != nil {
 		xopts.Router, standing = s.rollouts, s.rollouts.Standing
 	}
