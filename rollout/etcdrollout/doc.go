@@ -32,14 +32,14 @@
 //   - the fleet publisher's Rollout (Standing): each node the stage selects
 //     has its standing against the replica's store revision of the target
 //     (stream.Server.Applied) in its fleet record, and the replica's record
-//     names the stage once every such record is written.
+//     sums them (with the first NACKs) once every such record is written.
 //
 // The replicas elect one (concurrency.Election under P/rollout/leader) to
-// decide: every Options.Interval it reads the state and the fleet at one etcd
-// revision and, when MaxNACKs of the stage's nodes NACKed, rolls back (one
-// txn: P/current back to the base, the state rolled_back with the NACKs, the
-// target generation deleted); when every replica's record names the stage
-// and none of its nodes is pending, moves to the next stage (after the last:
+// decide: every Options.Interval it reads the state and the replicas' records
+// at one etcd revision and, when MaxNACKs of the stage's nodes NACKed, rolls
+// back (one txn: P/current back to the base, the state rolled_back with the
+// NACKs, the target generation deleted); when every replica's record is for
+// the stage and none of its nodes is pending, moves to the next stage (after the last:
 // promoted, and the base generation deleted); when the window ended, does
 // the plan's OnTimeout. Every write of the state is guarded by the
 // ModRevision it was read at, so a decider that lost its lease without
