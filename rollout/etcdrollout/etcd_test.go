@@ -289,7 +289,8 @@ func timeoutIn(v store.View) string {
 }
 
 // A good change promotes through every stage with the ACKs of the nodes of
-// both replicas counted; the base generation goes once it is promoted.
+// both replicas counted (R20, on each replica against its own revision of the
+// target); the base generation goes once it is promoted.
 func TestGoodChangePromotesAcrossReplicas(t *testing.T) {
 	needApplied(t)
 	f := newFleet(t)
@@ -343,7 +344,9 @@ func fleetState(t *testing.T, f *fleetUnderTest, replica, nodeID string) string 
 // A NACK from the canary of replica A rolls the change back on both
 // replicas: current is the base again, the state says why, the target
 // generation is gone, every node runs the base, and the nodes outside the
-// canary never received the target.
+// canary never received the target (R6: the base's commit changes nothing
+// they hold, so they are sent nothing). The NACK counts against the target's
+// revision on its replica (R21).
 func TestNACKOnOneReplicaRollsBackOnBoth(t *testing.T) {
 	needApplied(t)
 	f := newFleet(t)

@@ -308,7 +308,8 @@ func changedScopes(a, b store.View) map[string]bool {
 
 // Standing is the fleet publisher's Options.Rollout: the standing of the
 // nodes connected here that the stage of the rollout routed selects, against
-// the store revision of the target, by node id, and where they stand
+// the store revision of the target (R20, R21: with the router, the view each
+// node is served), by node id, and where they stand
 // together (nil when no rollout is routed, or its target is not committed
 // yet).
 func (r *Replica) Standing() (*admin.FleetReplicaRollout, map[string]*admin.FleetRollout) {
