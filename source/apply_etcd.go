@@ -111,6 +111,9 @@ func ApplyEtcd(ctx context.Context, cli *clientv3.Client, prefix, dir string, op
 			res.RolloutBase = held.rollout.Base
 			res.Superseded = held.rollout.ID
 		}
+		if res.RolloutBase == held.gen {
+			res.Txns-- // the generation served is the base: it is kept
+		}
 	}
 	if opts.DryRun {
 		return res, nil
@@ -239,6 +242,8 @@ func (r ApplyResult) Summary() string {
 	switch {
 	case r.Mode == ApplyNone:
 		return fmt.Sprintf("no changes: %s; generation %d at revision %d", counts, r.Generation, r.ReadRevision)
+	case r.DryRun && r.RolloutBase != 0:
+		return fmt.Sprintf("dry run: %s; would write generation %d (%d txns) and stage it over generation %d; read at revision %d", counts, r.Generation, r.Txns, r.RolloutBase, r.ReadRevision)
 	case r.DryRun && r.Mode == ApplyInPlace:
 		return fmt.Sprintf("dry run: %s; would write in place in generation %d (1 txn); read at revision %d", counts, r.Generation, r.ReadRevision)
 	case r.DryRun:
