@@ -219,6 +219,12 @@ func (r *Replica) decide(ctx context.Context) error {
 		return err
 	}
 	now := r.now().UTC()
+	// The window is measured on this replica's clock, from when it first saw
+	// the stage: the times in the state come from other hosts' clocks (the
+	// stage 0's from where leanxds apply ran).
+	if key := st.ID + "/" + strconv.Itoa(st.Stage); key != r.windowKey {
+		r.windowKey, r.windowStart = key, r.now()
+	}
 	switch {
 	case t.NACKed >= st.Plan.MaxNACKs:
 		var msgs []string
@@ -240,7 +246,7 @@ func (r *Replica) decide(ctx context.Context) error {
 		}
 		r.counted(next.Events[len(next.Events)-1].What, 0)
 		return nil
-	case st.Phase == rollout.Running && now.Sub(st.StageStartedAt) >= st.Plan.Window:
+	case st.Phase == rollout.Running && r.now().Sub(r.windowStart) >= st.Plan.Window:
 		why := fmt.Sprintf("stage %s: its window of %s ended with %d nodes ACKed, %d pending", st.stageName(st.Stage), st.Plan.Window, t.ACKed, t.Pending)
 		if len(t.Waiting) > 0 {
 			why += ", replicas " + strings.Join(t.Waiting, ", ") + " not reporting the stage"

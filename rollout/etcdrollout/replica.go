@@ -81,6 +81,11 @@ type Replica struct {
 	route  atomic.Pointer[route]
 	mu     sync.Mutex
 	leader atomic.Bool
+	// windowKey names the stage ("<id>/<stage>") whose window started at
+	// windowStart, on this replica's clock; only the deciding goroutine uses
+	// them.
+	windowKey   string
+	windowStart time.Time
 	// latest is the newest state seen (from the source or the watch), for
 	// Status; guarded by mu, as are the counts of the decisions written.
 	latest           State
