@@ -248,8 +248,11 @@ func (r *Replica) decide(ctx context.Context) error {
 		return nil
 	case st.Phase == rollout.Running && r.now().Sub(r.windowStart) >= st.Plan.Window:
 		why := fmt.Sprintf("stage %s: its window of %s ended with %d nodes ACKed, %d pending", st.stageName(st.Stage), st.Plan.Window, t.ACKed, t.Pending)
-		if len(t.Waiting) > 0 {
+		switch {
+		case len(t.Waiting) > 0:
 			why += ", replicas " + strings.Join(t.Waiting, ", ") + " not reporting the stage"
+		case !t.Ready:
+			why += ", no replica publishing its fleet status"
 		}
 		if st.Plan.OnTimeout == rollout.RollBack {
 			err = r.rollBack(ctx, st, modRev, now, why, nil)
