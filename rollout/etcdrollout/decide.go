@@ -89,8 +89,12 @@ func (r *Replica) adopt(value []byte, modRev int64) {
 func (r *Replica) campaign(ctx context.Context) {
 	wait := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		sess, err := concurrency.NewSession(r.cli, concurrency.WithTTL(int(math.Ceil(r.ttl.Seconds()))), concurrency.WithContext(ctx))
+		// The session outlives ctx until it is closed: closing it revokes
+		// its lease, which needs a live context.
+		sctx, scancel := context.WithCancel(context.WithoutCancel(ctx))
+		sess, err := concurrency.NewSession(r.cli, concurrency.WithTTL(int(math.Ceil(r.ttl.Seconds()))), concurrency.WithContext(sctx))
 		if err != nil {
+			scancel()
 			r.log.Warn("etcd rollout: a lease for the election", "err", err)
 			if !sleep(ctx, wait) {
 				return
@@ -100,7 +104,7 @@ func (r *Replica) campaign(ctx context.Context) {
 		}
 		el := concurrency.NewElection(sess, source.EtcdRolloutLeaderKey(r.prefix))
 		if err := el.Campaign(ctx, r.id); err != nil {
-			closeSession(sess)
+			closeSession(sess, scancel)
 			if !sleep(ctx, wait) {
 				return
 			}
@@ -123,14 +127,16 @@ func (r *Replica) campaign(ctx context.Context) {
 		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		_ = el.Resign(rctx)
 		rcancel()
-		closeSession(sess)
+		closeSession(sess, scancel)
 		r.log.Info("etcd rollout: this replica no longer decides", "replica", r.id)
 	}
 }
 
-// closeSession revokes the session's lease: the candidacy goes with it.
-func closeSession(s *concurrency.Session) {
+// closeSession revokes the session's lease (the candidacy goes with it), then
+// ends its context.
+func closeSession(s *concurrency.Session, cancel context.CancelFunc) {
 	_ = s.Close()
+	cancel()
 }
 
 // decideLoop decides every interval until ctx ends.

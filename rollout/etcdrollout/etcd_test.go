@@ -576,3 +576,22 @@ func TestDeltaCanaryBackToBase(t *testing.T) {
 	f.apply("2s", canaryPlan("canary-2"))
 	c.ExpectResponse(conv.Removed("api"))
 }
+
+// A replica that stops takes its candidacy with it: its lease is revoked,
+// not left to expire.
+func TestStopRevokesTheCandidacy(t *testing.T) {
+	f := newFleet(t)
+	a := f.start("a")
+	eventually(t, "a decides", a.ro.Leader)
+	r, err := f.cli.Get(context.Background(), source.EtcdRolloutLeaderKey(f.prefix)+"/", clientv3.WithPrefix())
+	require.NoError(t, err)
+	require.Len(t, r.Kvs, 1)
+	lease := clientv3.LeaseID(r.Kvs[0].Lease)
+	a.stop()
+	ttl, err := f.cli.TimeToLive(context.Background(), lease)
+	require.NoError(t, err)
+	assert.EqualValues(t, -1, ttl.TTL, "the lease is gone")
+	r, err = f.cli.Get(context.Background(), source.EtcdRolloutLeaderKey(f.prefix)+"/", clientv3.WithPrefix())
+	require.NoError(t, err)
+	assert.Empty(t, r.Kvs)
+}
