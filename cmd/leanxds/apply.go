@@ -40,7 +40,8 @@ rollout's state in one txn, and the replicas serve it to the nodes of the
 first stage only, the others keeping the generation served before (the base);
 a stage whose nodes all ACK within --rollout-window leads to the next, and
 --rollout-max-nacks NACKs put the base back everywhere. A stage is a share of
-the nodes (10%, by a hash of the node id) or node ids (ids=a|b). A staged apply
+the nodes (10%, by a hash of the node id), node ids (ids=a|b) or a field of
+node metadata (metadata.key=value). A staged apply
 while a rollout runs supersedes it: the new change starts at the first stage,
 over the same base. An apply without --rollout while a rollout runs is refused.
 

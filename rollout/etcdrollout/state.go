@@ -193,7 +193,9 @@ func selectsAll(s *stream.Selector) bool {
 }
 
 // ParseStages reads stages as leanxds apply --rollout gives them: comma
-// separated, each a share ("10%") or node ids ("ids=a|b").
+// separated, each a share ("10%"), node ids ("ids=a|b") or a field of node
+// metadata ("metadata.k=v", dotted for nested structs): the forms of the
+// rollout package's ParseStages.
 func ParseStages(s string) ([]rollout.Stage, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, errors.New("no stages: want a list such as 1%,10%,100%")
@@ -220,8 +222,17 @@ func ParseStages(s string) ([]rollout.Stage, error) {
 			if len(sel.IDs) == 0 {
 				return nil, fmt.Errorf("stage %d %q: want node ids: ids=a|b", i+1, part)
 			}
+		case strings.HasPrefix(part, "metadata."):
+			k, v, ok := strings.Cut(strings.TrimPrefix(part, "metadata."), "=")
+			if !ok {
+				return nil, fmt.Errorf("stage %d %q: want metadata.key=value", i+1, part)
+			}
+			sel.Metadata = map[string]string{k: v}
 		default:
-			return nil, fmt.Errorf("stage %d %q: want a percentage (10%%) or ids=a|b", i+1, part)
+			return nil, fmt.Errorf("stage %d %q: want a percentage (10%%), ids=a|b or metadata.key=value", i+1, part)
+		}
+		if err := sel.Validate(); err != nil {
+			return nil, fmt.Errorf("stage %d %q: %w", i+1, part, err)
 		}
 		out = append(out, rollout.Stage{Name: part, Select: sel})
 	}
