@@ -46,6 +46,9 @@ func (r *Replica) follow(ctx context.Context) {
 		resp, err := r.cli.Get(rctx, key)
 		cancel()
 		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
 			r.log.Warn("etcd rollout: reading the state", "key", key, "err", err)
 			if !sleep(ctx, wait) {
 				return
@@ -89,10 +92,22 @@ func (r *Replica) adopt(value []byte, modRev int64) {
 func (r *Replica) campaign(ctx context.Context) {
 	wait := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		// The session outlives ctx until it is closed: closing it revokes
-		// its lease, which needs a live context.
+		// The lease is granted under ctx (etcd may not answer); the session
+		// keeping it alive outlives ctx until it is closed, since closing it
+		// revokes the lease, which needs a live context.
+		lease, err := r.cli.Grant(ctx, int64(math.Ceil(r.ttl.Seconds())))
+		if err != nil {
+			if ctx.Err() == nil {
+				r.log.Warn("etcd rollout: a lease for the election", "err", err)
+			}
+			if !sleep(ctx, wait) {
+				return
+			}
+			wait = min(2*wait, 5*time.Second)
+			continue
+		}
 		sctx, scancel := context.WithCancel(context.WithoutCancel(ctx))
-		sess, err := concurrency.NewSession(r.cli, concurrency.WithTTL(int(math.Ceil(r.ttl.Seconds()))), concurrency.WithContext(sctx))
+		sess, err := concurrency.NewSession(r.cli, concurrency.WithLease(lease.ID), concurrency.WithContext(sctx))
 		if err != nil {
 			scancel()
 			r.log.Warn("etcd rollout: a lease for the election", "err", err)
@@ -104,7 +119,7 @@ func (r *Replica) campaign(ctx context.Context) {
 		}
 		el := concurrency.NewElection(sess, source.EtcdRolloutLeaderKey(r.prefix))
 		if err := el.Campaign(ctx, r.id); err != nil {
-			closeSession(sess, scancel)
+			r.closeSession(sess, scancel)
 			if !sleep(ctx, wait) {
 				return
 			}
@@ -127,15 +142,19 @@ func (r *Replica) campaign(ctx context.Context) {
 		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		_ = el.Resign(rctx)
 		rcancel()
-		closeSession(sess, scancel)
+		r.closeSession(sess, scancel)
 		r.log.Info("etcd rollout: this replica no longer decides", "replica", r.id)
 	}
 }
 
-// closeSession revokes the session's lease (the candidacy goes with it), then
-// ends its context.
-func closeSession(s *concurrency.Session, cancel context.CancelFunc) {
-	_ = s.Close()
+// closeSession stops keeping the session's lease alive and revokes it (the
+// candidacy goes with it), giving etcd 2 seconds to answer: one that does not
+// lets the lease expire. Then it ends the session's context.
+func (r *Replica) closeSession(s *concurrency.Session, cancel context.CancelFunc) {
+	s.Orphan()
+	rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_, _ = r.cli.Revoke(rctx, s.Lease())
+	rcancel()
 	cancel()
 }
 

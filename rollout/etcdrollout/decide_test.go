@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/leanxds/leanxds/internal/etcdtest"
 	"github.com/leanxds/leanxds/rollout"
@@ -50,4 +52,23 @@ func TestDecideWindowOnTheDecidersClock(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, rollout.Held, got.Phase)
 	assert.Contains(t, got.Events[len(got.Events)-1].Message, "stage 100%: its window of 1m0s ended with 0 nodes ACKed, 0 pending, no replica publishing its fleet status; waits for promote or abort")
+}
+
+// Run returns soon after its context ends, even while etcd does not answer.
+func TestRunStopsWithoutEtcd(t *testing.T) {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{"127.0.0.1:1"}, DialTimeout: time.Second, Logger: zap.NewNop()})
+	require.NoError(t, err)
+	defer cli.Close()
+	r := New(Options{Client: cli, Prefix: "/p", ID: "a", RequestTimeout: 200 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return within 10s of its context's end")
+	}
+	assert.False(t, r.Leader())
 }
