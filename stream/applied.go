@@ -1,13 +1,37 @@
 package stream
 
 import (
+	"cmp"
 	"context"
-	"errors"
+	"slices"
+	"sync/atomic"
 	"time"
+
+	"github.com/leanxds/leanxds/stream/machine"
 )
 
 // Who runs what: for a store revision and a set of nodes, which nodes run
 // content at or past it, which rejected it, and which have not answered yet.
+//
+// Each stream's machine records, per type, the store revision of the view its
+// newest response was made from, and the revision of the view it last
+// computed what to send at (machine.Status.ViewRevision); with a Router, that
+// is the view the node is served. A stream stands against revision R:
+//
+//   - ACKed when it last computed what to send at a view at or past R, its
+//     client ACKed every response it was sent, and nothing more is owed to it
+//     (versions are digests of content: a node whose subscriptions R did not
+//     change needs no new response to be ACKed for R);
+//   - NACKed when the newest answer of some type is a NACK of a response made
+//     from a view at or past R;
+//   - pending otherwise: a response is unanswered or not computed yet, the
+//     stream has not read a view at or past R, or the client NACKed a response
+//     of an earlier view and still runs what it held before.
+//
+// A node is judged by its newest stream of each service (ADS, or a per-type
+// service): an old stream still open after a reconnect does not count, and a
+// node with no open stream is not listed. It is NACKed when any of those
+// streams is, ACKed when all are, and pending otherwise.
 
 // NodeState is where a node stands against a revision.
 type NodeState int
@@ -77,12 +101,36 @@ type Applied struct {
 // Done reports whether every node ACKed, or any NACKed.
 func (a *Applied) Done() bool { return a.NACKed > 0 || a.Pending == 0 }
 
-// ErrNotImplemented is returned by what is not built yet.
-var ErrNotImplemented = errors.New("not implemented")
-
 // Applied returns where the nodes sel selects stand against revision rev now.
+// The nodes are those connected now (whose first request named them): a node
+// that disconnects leaves the set. It reads the immutable status each stream
+// publishes, and takes no stream's lock.
 func (s *Server) Applied(rev uint64, sel Selector) Applied {
-	return Applied{Revision: rev}
+	return aggregate(rev, &sel, func(yield func(*StreamInfo, *machine.Status)) {
+		for _, c := range s.all() {
+			if c.opened.Load() {
+				yield(c.shownInfo.Load(), c.shownStatus.Load())
+			}
+		}
+	})
+}
+
+// StreamSnapshot is what Applied reads of one stream: its identity and its
+// machine's newest status snapshot.
+type StreamSnapshot struct {
+	Info   StreamInfo
+	Status *machine.Status
+}
+
+// AppliedOf returns where the nodes of streams that sel selects stand against
+// rev, as Server.Applied does for a server's open streams: for streams a
+// caller steps itself (Session).
+func AppliedOf(rev uint64, sel Selector, streams []StreamSnapshot) Applied {
+	return aggregate(rev, &sel, func(yield func(*StreamInfo, *machine.Status)) {
+		for i := range streams {
+			yield(&streams[i].Info, streams[i].Status)
+		}
+	})
 }
 
 // WaitApplied waits until every node sel selects runs content at or past rev,
@@ -93,7 +141,171 @@ func (s *Server) WaitApplied(ctx context.Context, rev uint64, sel Selector) (App
 }
 
 // WaitFor waits until done reports true of where the nodes sel selects stand
-// against rev, or ctx ends.
+// against rev, or ctx ends; it returns where they stand then, with ctx's
+// error if it ended first. The nodes are those connected at each look (see
+// Applied).
+//
+// It first wakes, once, the selected streams that have not read a view at or
+// past rev and have nothing unanswered: they read the store again, so a node
+// whose subscriptions rev did not change becomes ACKed without a response.
+// (A stream with a response unanswered reads it again when its client
+// answers.) Then it looks again each time a stream's standing may have
+// changed (an ACK, a NACK, a stream reading a newer view, opening or
+// closing), at most every WaitInterval.
 func (s *Server) WaitFor(ctx context.Context, rev uint64, sel Selector, done func(*Applied) bool) (Applied, error) {
-	return Applied{Revision: rev}, ErrNotImplemented
+	p := &s.progress
+	p.waiters.Add(1)
+	defer p.waiters.Add(-1)
+	s.wakeBehind(rev, &sel)
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		changed := p.changed() // before looking: a change after it closes it
+		looked := time.Now()
+		a := s.Applied(rev, sel)
+		if done(&a) {
+			return a, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return s.Applied(rev, sel), ctx.Err()
+		}
+		wait := WaitInterval - time.Since(looked)
+		if wait <= 0 {
+			continue
+		}
+		if timer == nil {
+			timer = time.NewTimer(wait)
+		} else {
+			timer.Reset(wait)
+		}
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			return s.Applied(rev, sel), ctx.Err()
+		}
+	}
+}
+
+// WaitInterval is the shortest time between two looks of WaitFor: a fleet
+// ACKing a change wakes it once per interval, not once per ACK.
+const WaitInterval = 10 * time.Millisecond
+
+// wakeBehind wakes the open streams sel selects that last read a view older
+// than rev and have nothing unanswered.
+func (s *Server) wakeBehind(rev uint64, sel *Selector) {
+	for _, c := range s.all() {
+		if !c.opened.Load() {
+			continue
+		}
+		info, st := c.shownInfo.Load(), c.shownStatus.Load()
+		if st.ViewRevision() < rev && sel.Matches(info.Scope, info.Node) && st.Standing(rev).Answered {
+			c.watcher.Signal()
+		}
+	}
+}
+
+// progress is the server's broadcast that a stream's standing may have
+// changed: a channel closed, and replaced, on each change while anyone waits.
+// Streams signal it only while a waiter is registered, so a server nobody
+// waits on pays one atomic load per ACK.
+type progress struct {
+	waiters atomic.Int32
+	ch      atomic.Pointer[chan struct{}]
+}
+
+// signal tells the waiters that a stream's standing may have changed.
+func (p *progress) signal() {
+	if p.waiters.Load() == 0 || p.ch.Load() == nil {
+		return
+	}
+	if c := p.ch.Swap(nil); c != nil {
+		close(*c)
+	}
+}
+
+// changed returns the channel the next signal closes.
+func (p *progress) changed() <-chan struct{} {
+	for {
+		if c := p.ch.Load(); c != nil {
+			return *c
+		}
+		c := make(chan struct{})
+		if p.ch.CompareAndSwap(nil, &c) {
+			return c
+		}
+	}
+}
+
+// judged is a stream a node is judged by: its newest of a service.
+type judged struct {
+	info *StreamInfo
+	st   *machine.Status
+}
+
+// aggregate judges the nodes of the streams each yields that sel selects.
+func aggregate(rev uint64, sel *Selector, each func(yield func(*StreamInfo, *machine.Status))) Applied {
+	// byNode holds, per node id, its newest stream of each service.
+	byNode := make(map[string][]judged)
+	each(func(info *StreamInfo, st *machine.Status) {
+		if !sel.Matches(info.Scope, info.Node) {
+			return
+		}
+		js := byNode[info.NodeID]
+		for i := range js {
+			if js[i].info.Service == info.Service {
+				if info.ID > js[i].info.ID {
+					js[i] = judged{info, st}
+				}
+				return
+			}
+		}
+		byNode[info.NodeID] = append(js, judged{info, st})
+	})
+	a := Applied{Revision: rev, Nodes: make([]NodeApplied, 0, len(byNode))}
+	for id, js := range byNode {
+		slices.SortFunc(js, func(x, y judged) int { return cmp.Compare(x.info.Service, y.info.Service) })
+		n := NodeApplied{NodeID: id, State: NodeACKed}
+		var newest uint64
+		for i, j := range js {
+			if j.info.ID > newest {
+				newest, n.Scope = j.info.ID, j.info.Scope
+			}
+			if r := j.st.ACKedRevision(); i == 0 || r < n.Revision {
+				n.Revision = r
+			}
+			sd := j.st.Standing(rev)
+			switch {
+			case sd.NACK != nil:
+				if n.State != NodeNACKed {
+					n.State = NodeNACKed
+					n.Rejection = &Rejection{
+						TypeURL:  sd.TypeURL,
+						Version:  sd.NACK.RejectedVersion,
+						Revision: sd.NACK.Revision,
+						Detail:   sd.NACK.Message,
+						At:       sd.NACK.At,
+					}
+				}
+			case !sd.ACKed && n.State == NodeACKed:
+				n.State = NodePending
+			}
+		}
+		switch n.State {
+		case NodeACKed:
+			a.ACKed++
+		case NodeNACKed:
+			a.NACKed++
+		default:
+			a.Pending++
+		}
+		a.Nodes = append(a.Nodes, n)
+	}
+	slices.SortFunc(a.Nodes, func(x, y NodeApplied) int { return cmp.Compare(x.NodeID, y.NodeID) })
+	return a
 }
