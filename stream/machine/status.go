@@ -59,18 +59,19 @@ type Status struct {
 type typeSnapshot struct {
 	typeURL          string
 	served, wildcard bool
-	names            []string
-	retained         map[string]*store.Entry
-	version, nonce   string
-	acked            string
-	sentRev          uint64
-	lastNACK         *NACK
-	cur, cds         *store.Table
 	// ok: the client ACKed the newest response of the type, or was sent none;
 	// answered: it ACKed or NACKed it, or was sent none; nacked: its newest
 	// answer is lastNACK; owes: the machine owes the type an answer it has
 	// not computed yet (a new subscription, R9, R16; the first request, S1).
+	// (Beside served and wildcard, they take no room of their own.)
 	ok, answered, nacked, owes bool
+	names                      []string
+	retained                   map[string]*store.Entry
+	version, nonce             string
+	acked                      string
+	sentRev                    uint64
+	lastNACK                   *NACK
+	cur, cds                   *store.Table
 }
 
 // Types returns the state of each requested type, in push order (R15).
