@@ -21,9 +21,9 @@ import (
 //   - ACKed when it last computed what to send at a view at or past R, its
 //     client ACKed every response it was sent, and nothing more is owed to it
 //     (versions are digests of content: a node whose subscriptions R did not
-//     change needs no new response to be ACKed for R);
+//     change needs no new response to be ACKed for R: R20);
 //   - NACKed when the newest answer of some type is a NACK of a response made
-//     from a view at or past R;
+//     from a view at or past R (R21);
 //   - pending otherwise: a response is unanswered or not computed yet, the
 //     stream has not read a view at or past R, or the client NACKed a response
 //     of an earlier view and still runs what it held before.
@@ -31,7 +31,7 @@ import (
 // A node is judged by its newest stream of each service (ADS, or a per-type
 // service): an old stream still open after a reconnect does not count, and a
 // node with no open stream is not listed. It is NACKed when any of those
-// streams is, ACKed when all are, and pending otherwise.
+// streams is, ACKed when all are, and pending otherwise (R22).
 
 // NodeState is where a node stands against a revision.
 type NodeState int
@@ -77,11 +77,14 @@ type Rejection struct {
 
 // NodeApplied is one node's standing against a revision.
 type NodeApplied struct {
-	NodeID string    `json:"node_id"`
-	Scope  string    `json:"scope"`
-	State  NodeState `json:"state"`
+	NodeID string `json:"node_id"`
+	// Scope is the scope its newest stream is served.
+	Scope string    `json:"scope"`
+	State NodeState `json:"state"`
 	// Revision is the newest store revision the node is known to run (0 when
-	// none yet).
+	// none yet): the newest its stream read having ACKed all it was sent
+	// (machine.Status.ACKedRevision); of a node with several streams, the
+	// oldest of theirs.
 	Revision uint64 `json:"revision"`
 	// Rejection is the NACK when State is NodeNACKed.
 	Rejection *Rejection `json:"rejection,omitempty"`
