@@ -141,7 +141,7 @@ func (d *Delta) receive(req *discoveryv3.DeltaDiscoveryRequest, at time.Time) (R
 // (R15), and records it as sent.
 func (d *Delta) Responses(v store.View) []*Response {
 	out := d.responses(v, d.respond)
-	d.viewRev = v.Revision()
+	d.viewed = v.Revision() + 1
 	d.snapshot(v)
 	return out
 }

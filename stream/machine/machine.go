@@ -26,10 +26,10 @@ type machine struct {
 	caches *Caches
 	// snap is the newest status snapshot handed out (Status).
 	snap *Status
-	// viewRev is the store revision of the view of the newest Responses, and
-	// ackedRev the newest such revision at which the client had ACKed
-	// everything it was sent and was owed nothing (see Status).
-	viewRev, ackedRev uint64
+	// viewed is 1 + the store revision of the view of the newest Responses,
+	// 0 before any; ackedRev is the newest such revision at which the client
+	// had ACKed everything it was sent and was owed nothing (see Status).
+	viewed, ackedRev uint64
 	// nonces counts the responses made on the stream; each nonce is its count (R1).
 	nonces uint64
 	// types are the stream's type states in push order (R15). A stream asks for

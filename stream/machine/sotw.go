@@ -137,7 +137,7 @@ func (ts *typeState) resumable() bool {
 // store signal; it returns nothing when the client is current (R6).
 func (s *SotW) Responses(v store.View) []*Response {
 	out := s.responses(v, s.respond)
-	s.viewRev = v.Revision()
+	s.viewed = v.Revision() + 1
 	s.snapshot(v)
 	return out
 }

@@ -46,8 +46,9 @@ type TypeStatus struct {
 // that has received nothing.
 type Status struct {
 	types []typeSnapshot
-	// viewRev and ackedRev are those of ViewRevision and ACKedRevision.
-	viewRev, ackedRev uint64
+	// viewed is 1 + ViewRevision, 0 before the first Responses; ackedRev is
+	// ACKedRevision.
+	viewed, ackedRev uint64
 	// one holds types when there is only one (a per-type service's stream):
 	// such a snapshot costs one allocation.
 	one [1]typeSnapshot
@@ -118,7 +119,7 @@ func (m *machine) snapshot(v store.View) *Status {
 	prev := m.snap
 	n := 0
 	same := prev != nil
-	settled := m.viewRev > 0
+	settled := m.viewed > 0
 	for _, ts := range m.types {
 		if !ts.sub.requested {
 			continue
@@ -131,12 +132,12 @@ func (m *machine) snapshot(v store.View) *Status {
 		n++
 	}
 	if settled {
-		m.ackedRev = m.viewRev
+		m.ackedRev = m.viewed - 1
 	}
-	if same && n == len(prev.types) && prev.viewRev == m.viewRev && prev.ackedRev == m.ackedRev {
+	if same && n == len(prev.types) && prev.viewed == m.viewed && prev.ackedRev == m.ackedRev {
 		return prev
 	}
-	st := &Status{viewRev: m.viewRev, ackedRev: m.ackedRev}
+	st := &Status{viewed: m.viewed, ackedRev: m.ackedRev}
 	if n == 1 {
 		st.types = st.one[:0]
 	} else {
@@ -203,10 +204,10 @@ func sameMap(a, b map[string]*store.Entry) bool {
 // Router it is the revision of the view the node is served. A Receive does not
 // change it: what a request owes is only known once Responses computed it.
 func (st *Status) ViewRevision() uint64 {
-	if st == nil {
+	if st == nil || st.viewed == 0 {
 		return 0
 	}
-	return st.viewRev
+	return st.viewed - 1
 }
 
 // ACKedRevision returns the newest ViewRevision at which the client had
@@ -243,7 +244,7 @@ func (st *Status) Standing(rev uint64) Standing {
 	if st == nil {
 		return out
 	}
-	out.ACKed = st.viewRev >= rev && st.viewRev > 0
+	out.ACKed = st.viewed > rev // read a view at or past rev
 	for i := range st.types {
 		s := &st.types[i]
 		if s.nacked && s.lastNACK.Revision >= rev && out.NACK == nil {
