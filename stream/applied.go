@@ -109,8 +109,9 @@ func (a *Applied) Done() bool { return a.NACKed > 0 || a.Pending == 0 }
 // that disconnects leaves the set. It reads the immutable status each stream
 // publishes, and takes no stream's lock.
 func (s *Server) Applied(rev uint64, sel Selector) Applied {
-	return aggregate(rev, &sel, func(yield func(*StreamInfo, *machine.Status)) {
-		for _, c := range s.all() {
+	conns := s.all()
+	return aggregate(rev, &sel, len(conns), func(yield func(*StreamInfo, *machine.Status)) {
+		for _, c := range conns {
 			if c.opened.Load() {
 				yield(c.shownInfo.Load(), c.shownStatus.Load())
 			}
@@ -129,7 +130,7 @@ type StreamSnapshot struct {
 // rev, as Server.Applied does for a server's open streams: for streams a
 // caller steps itself (Session).
 func AppliedOf(rev uint64, sel Selector, streams []StreamSnapshot) Applied {
-	return aggregate(rev, &sel, func(yield func(*StreamInfo, *machine.Status)) {
+	return aggregate(rev, &sel, len(streams), func(yield func(*StreamInfo, *machine.Status)) {
 		for i := range streams {
 			yield(&streams[i].Info, streams[i].Status)
 		}
@@ -154,7 +155,8 @@ func (s *Server) WaitApplied(ctx context.Context, rev uint64, sel Selector) (App
 // (A stream with a response unanswered reads it again when its client
 // answers.) Then it looks again each time a stream's standing may have
 // changed (an ACK, a NACK, a stream reading a newer view, opening or
-// closing), at most every WaitInterval.
+// closing), at most every WaitInterval, or four times as long as a look
+// takes when that is longer (with many thousands of streams).
 func (s *Server) WaitFor(ctx context.Context, rev uint64, sel Selector, done func(*Applied) bool) (Applied, error) {
 	p := &s.progress
 	p.waiters.Add(1)
@@ -173,12 +175,15 @@ func (s *Server) WaitFor(ctx context.Context, rev uint64, sel Selector, done fun
 		if done(&a) {
 			return a, nil
 		}
+		// A look at many thousands of streams takes milliseconds: the next
+		// waits four times that, so that a wait takes at most a fifth of a core.
+		interval := max(WaitInterval, 4*time.Since(looked))
 		select {
 		case <-changed:
 		case <-ctx.Done():
 			return s.Applied(rev, sel), ctx.Err()
 		}
-		wait := WaitInterval - time.Since(looked)
+		wait := interval - time.Since(looked)
 		if wait <= 0 {
 			continue
 		}
@@ -249,54 +254,71 @@ func (p *progress) changed() <-chan struct{} {
 type judged struct {
 	info *StreamInfo
 	st   *machine.Status
+	// next is the index of the node's next stream judged, -1 for none.
+	next int
 }
 
-// aggregate judges the nodes of the streams each yields that sel selects.
-func aggregate(rev uint64, sel *Selector, each func(yield func(*StreamInfo, *machine.Status))) Applied {
-	// byNode holds, per node id, its newest stream of each service.
-	byNode := make(map[string][]judged)
+// aggregate judges the nodes of the streams each yields that sel selects;
+// n is about how many it yields.
+func aggregate(rev uint64, sel *Selector, n int, each func(yield func(*StreamInfo, *machine.Status))) Applied {
+	// js holds, per node, its newest stream of each service: first[id] is the
+	// index of its first, next chains the others (most nodes have one).
+	js := make([]judged, 0, n)
+	first := make(map[string]int, n)
 	each(func(info *StreamInfo, st *machine.Status) {
 		if !sel.Matches(info.Scope, info.Node) {
 			return
 		}
-		js := byNode[info.NodeID]
-		for i := range js {
+		i, known := first[info.NodeID]
+		if !known {
+			first[info.NodeID] = len(js)
+			js = append(js, judged{info, st, -1})
+			return
+		}
+		for ; ; i = js[i].next {
 			if js[i].info.Service == info.Service {
 				if info.ID > js[i].info.ID {
-					js[i] = judged{info, st}
+					js[i].info, js[i].st = info, st
 				}
 				return
 			}
+			if js[i].next < 0 {
+				js[i].next = len(js)
+				js = append(js, judged{info, st, -1})
+				return
+			}
 		}
-		byNode[info.NodeID] = append(js, judged{info, st})
 	})
-	a := Applied{Revision: rev, Nodes: make([]NodeApplied, 0, len(byNode))}
-	for id, js := range byNode {
-		slices.SortFunc(js, func(x, y judged) int { return cmp.Compare(x.info.Service, y.info.Service) })
-		n := NodeApplied{NodeID: id, State: NodeACKed}
+	a := Applied{Revision: rev, Nodes: make([]NodeApplied, 0, len(first))}
+	for id, i := range first {
+		n := NodeApplied{NodeID: id, State: NodeACKed, Revision: js[i].st.ACKedRevision()}
 		var newest uint64
-		for i, j := range js {
+		var rejected *judged // the rejection reported: of the first service by name
+		var nack machine.Standing
+		for ; i >= 0; i = js[i].next {
+			j := &js[i]
 			if j.info.ID > newest {
 				newest, n.Scope = j.info.ID, j.info.Scope
 			}
-			if r := j.st.ACKedRevision(); i == 0 || r < n.Revision {
-				n.Revision = r
-			}
+			n.Revision = min(n.Revision, j.st.ACKedRevision())
 			sd := j.st.Standing(rev)
 			switch {
 			case sd.NACK != nil:
-				if n.State != NodeNACKed {
-					n.State = NodeNACKed
-					n.Rejection = &Rejection{
-						TypeURL:  sd.TypeURL,
-						Version:  sd.NACK.RejectedVersion,
-						Revision: sd.NACK.Revision,
-						Detail:   sd.NACK.Message,
-						At:       sd.NACK.At,
-					}
+				if rejected == nil || j.info.Service < rejected.info.Service {
+					rejected, nack = j, sd
 				}
-			case !sd.ACKed && n.State == NodeACKed:
+			case !sd.ACKed:
 				n.State = NodePending
+			}
+		}
+		if rejected != nil {
+			n.State = NodeNACKed
+			n.Rejection = &Rejection{
+				TypeURL:  nack.TypeURL,
+				Version:  nack.NACK.RejectedVersion,
+				Revision: nack.NACK.Revision,
+				Detail:   nack.NACK.Message,
+				At:       nack.NACK.At,
 			}
 		}
 		switch n.State {

@@ -135,3 +135,28 @@ func TestProgress(t *testing.T) {
 	default:
 	}
 }
+
+// BenchmarkApplied judges 10,000 nodes, one stream each, against a revision:
+// what WaitFor does at most once per WaitInterval.
+func BenchmarkApplied(b *testing.B) {
+	st := store.New()
+	if _, err := st.Commit(store.Set("a", xdstest.Cluster("c"))); err != nil {
+		b.Fatal(err)
+	}
+	m := machine.NewSotW(machine.Config{Scope: "a", Node: &corev3.Node{Id: "x"}})
+	if _, err := m.Receive(&discoveryv3.DiscoveryRequest{TypeUrl: protocol.TypeCluster}, time.Time{}, st.View()); err != nil {
+		b.Fatal(err)
+	}
+	m.Responses(st.View())
+	s := New(st, Options{})
+	for i := range 10_000 {
+		fakeStream(s, st, uint64(i+1), "a", true, m.Status())
+	}
+	rev := st.View().Revision()
+	b.ReportAllocs()
+	for b.Loop() {
+		if a := s.Applied(rev, Selector{Percent: 50}); len(a.Nodes) == 0 {
+			b.Fatal("no nodes")
+		}
+	}
+}
