@@ -29,7 +29,9 @@ type Entry struct {
 	// served is the part of Refs a client fetches from this server, when it
 	// is not all of Refs (see ServedRefs).
 	served *resources.Refs
-	// Revision is the store revision of the commit that gave the entry this content.
+	// Revision is the store revision of the commit that gave the entry this
+	// content. A rollback (RollbackTo) puts the entry back as it was, this
+	// revision included.
 	Revision uint64
 }
 
