@@ -111,18 +111,19 @@
 // content is committed alone as a new revision of the store, labelled
 // "restore". The attachments are returned in Info.Attachments.
 //
-// Restoring the content costs what it changes: it hands the store each
-// resource as the snapshot holds it (store.SetEncoded), with names and
-// versions read in place from the snapshot's bytes, so a resource whose
-// encoding the store already holds costs a lookup and a byte comparison, and
-// only the others are decoded, validated and encoded. What it cannot avoid is proportional to the snapshot:
-// reading it, two SHA-256 passes (the checksum and the content digest), one
-// slot per resource in the snapshot's tables and in the commit, and the version
-// check of every resource after the commit. Restoring a snapshot that differs
-// from the store in one resource of 100,000 decodes, validates and encodes
-// that resource alone; its allocations are a constant few dozen, but the
-// slots above are bytes in proportion to the snapshot (about 19 MB at
-// 100,000 resources), and so is its time (BenchmarkRestoreOne).
+// Restoring the content costs what it changes: it hands the store each resource
+// as the snapshot holds it (store.SetEncoded), with names and versions read in
+// place from the snapshot's bytes, so a resource whose encoding the store
+// already holds costs a lookup and a byte comparison, and only the others are
+// decoded, validated and encoded. What it cannot avoid is proportional to the
+// snapshot: reading it, two SHA-256 passes (the checksum and the content
+// digest), one slot per resource in the snapshot's tables and in the commit,
+// and the version check of every resource after the commit. Restoring a
+// snapshot that differs from the store in one resource of 100,000 decodes,
+// validates and encodes that resource alone; its allocations are a constant
+// hundred or so (the summaries of its history revision among them), but the
+// slots above are bytes in proportion to the snapshot (about 19 MB at 100,000
+// resources), and so is its time (BenchmarkRestoreOne).
 //
 // A snapshot that fails a check, or whose content the store refuses, is refused:
 // the store is untouched, the snapshot is set aside (renamed to

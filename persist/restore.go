@@ -88,6 +88,12 @@ func (i Info) String() string {
 		if i.Mismatched > 0 {
 			s += fmt.Sprintf("; %d resources re-encode to a new content version and will be resent", i.Mismatched)
 		}
+		if i.Revisions > 0 {
+			s += fmt.Sprintf("; %d revisions of history, continuing at revision %d", i.Revisions, i.StoreRevision)
+		}
+		if i.HistoryErr != "" {
+			s += "; " + i.HistoryErr
+		}
 		return s
 	case i.Refused:
 		return fmt.Sprintf("snapshot refused, serving from the config source alone: %s", i.Err)
@@ -229,14 +235,13 @@ func restoreFrom(st *store.Store, data []byte, from string, info *Info) error {
 // the content alone is committed as a new revision of st, labelled "restore".
 func commitSnapshot(st *store.Store, snap *Snapshot) (res store.Result, numbered bool, herr, err error) {
 	cur := st.View()
-	commits, head := pastCommits(cur, snap)
-	switch {
-	case len(commits) == 0:
-	case commits[0].Revision <= cur.Revision():
+	switch first := firstRevision(snap); {
+	case first <= cur.Revision():
 		if len(snap.History) > 0 {
-			herr = fmt.Errorf("history not restored: the store is at revision %d, past the snapshot's revision %d", cur.Revision(), commits[0].Revision)
+			herr = fmt.Errorf("history not restored: the store is at revision %d, past the snapshot's revision %d", cur.Revision(), first)
 		}
 	default:
+		commits, head := pastCommits(cur, snap)
 		res, err := st.Replay(head, commits)
 		if err == nil {
 			return res, true, nil, nil
@@ -248,6 +253,19 @@ func commitSnapshot(st *store.Store, snap *Snapshot) (res store.Result, numbered
 	}
 	res, err = st.CommitWith(store.CommitOptions{Source: "restore"}, restoreChanges(cur, snap)...)
 	return res, false, herr, err
+}
+
+// firstRevision is the revision of the first commit pastCommits makes: the
+// oldest of the history, or the snapshot's when it has none.
+func firstRevision(snap *Snapshot) uint64 {
+	first := snap.Revision
+	for _, h := range snap.History {
+		first = max(first, h.Revisions[0].Revision.Revision)
+	}
+	for _, h := range snap.History {
+		first = min(first, h.Revisions[len(h.Revisions)-1].Revision.Revision)
+	}
+	return first
 }
 
 // histKey names a resource of a scope.

@@ -85,7 +85,8 @@ func (s *Store) RollbackTo(rev uint64, source string) (Result, error) {
 // may be called more than once. Holding the same revision twice keeps it until
 // both are released. It fails, naming the oldest revision kept, when the
 // history of scope no longer reaches rev. A released revision past the newest
-// K is dropped at the scope's next commit.
+// K is dropped at the scope's next commit. Hold and release take the writer
+// lock: do not call them from a CommitOptions.Check.
 func (s *Store) Hold(scope string, rev uint64) (release func(), err error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
