@@ -385,10 +385,16 @@ type builder struct {
 	scopes map[string]*Scope // scopes copied for this commit
 	tables map[key]*tableBuilder
 	res    Result
+	// private is set when old was never published and is never read again
+	// (Replay's steps): the next root takes over its maps instead of copying
+	// them, so a step costs what it changes, not O(scopes).
+	private bool
 }
 
 type tableBuilder struct {
 	t *Table
+	// old is the table t replaces.
+	old *Table
 	// copied marks the branches and leaves already copied by this commit.
 	branches [fan]bool
 	leaves   map[int]bool
@@ -417,7 +423,7 @@ func (b *builder) table(k key) *tableBuilder {
 	if old.dir != nil {
 		*t.dir = *old.dir
 	}
-	tb := &tableBuilder{t: t, leaves: make(map[int]bool)}
+	tb := &tableBuilder{t: t, old: old, leaves: make(map[int]bool)}
 	b.tables[k] = tb
 	return tb
 }
@@ -541,9 +547,12 @@ func (b *builder) apply(sc *scratch) bool {
 // build returns the root after the changes made to b's tables, at revision rev,
 // committed at at. Its history is the old root's until record adds to it.
 func (b *builder) build(rev uint64, at time.Time) *root {
-	next := &root{rev: rev, committed: at, scopes: make(map[string]*Scope, len(b.old.scopes)+1), hist: b.old.hist}
-	for name, s := range b.old.scopes {
-		next.scopes[name] = s
+	next := &root{rev: rev, committed: at, scopes: b.old.scopes, hist: b.old.hist}
+	if !b.private {
+		next.scopes = make(map[string]*Scope, len(b.old.scopes)+1)
+		for name, s := range b.old.scopes {
+			next.scopes[name] = s
+		}
 	}
 	for k, tb := range b.tables {
 		for _, e := range tb.changedEntries() {

@@ -192,7 +192,9 @@ func (v View) ScopeAt(scope string, rev uint64) (View, bool) {
 // recorded them; a replayed history is kept as recorded, not trimmed). It
 // copies the history map and, per scope, K pointers.
 func (s *Store) record(b *builder, next *root, source string, given map[string]Revision) {
-	next.hist = maps.Clone(b.old.hist)
+	if !b.private {
+		next.hist = maps.Clone(b.old.hist)
+	}
 	if next.hist == nil {
 		next.hist = map[string]history{}
 	}
@@ -272,7 +274,7 @@ func (b *builder) summary(scope string) Summary {
 		if k.scope != scope {
 			continue
 		}
-		old := b.old.table(k.scope, k.typeURL)
+		old := tb.old
 		for _, n := range tb.changed {
 			was, is := old.Get(n), tb.t.Get(n)
 			var mark byte

@@ -409,6 +409,9 @@ func TestReplay(t *testing.T) {
 			Revisions: []store.Revision{{Scope: scope, Source: "dir x", Summary: store.Summary{Added: 5, Names: []string{"+CDS/a"}}}}},
 		{Revision: 44, At: at.Add(time.Minute), Changes: []store.Change{store.SetEncoded(scope, protocol.TypeCluster, "a", body(2))},
 			Revisions: []store.Revision{{Scope: scope, Source: "dir y", Summary: store.Summary{Changed: 1, Names: []string{"~CDS/a"}}}}},
+		// A commit without its record is recorded as a restore.
+		{Revision: 45, At: at.Add(2 * time.Minute), Changes: []store.Change{store.SetEncoded(scope, protocol.TypeCluster, "a", body(2)),
+			store.SetEncoded("other", protocol.TypeCluster, "z", mustBody(t, xdstest.Cluster("z")))}},
 	}
 	st := store.New(store.KeepHistory(1)) // a replay keeps the history as recorded
 	w := st.NewWatcher()
@@ -417,9 +420,16 @@ func TestReplay(t *testing.T) {
 	res, err := st.Replay(47, past)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(47), res.Revision)
-	assert.Equal(t, []string{scope}, res.Scopes)
+	assert.Equal(t, []string{scope, "other"}, res.Scopes)
 	v := st.View()
 	assert.Equal(t, uint64(47), v.Revision())
+	o := v.History("other")
+	require.Len(t, o, 1)
+	assert.Equal(t, store.Summary{Added: 1, Names: []string{"+CDS/z"}}, o[0].Summary, "computed, against the replayed state")
+	assert.Equal(t, at.Add(2*time.Minute), o[0].At)
+	assert.Equal(t, "restore", o[0].Source)
+	assert.Equal(t, uint64(45), o[0].Revision)
+	assert.False(t, o[0].First, "a replay does not know what came before")
 	h := v.History(scope)
 	require.Len(t, h, 2)
 	assert.Equal(t, uint64(44), h[0].Revision)

@@ -271,6 +271,7 @@ func (s *Store) Replay(head uint64, commits []PastCommit) (Result, error) {
 			return Result{Revision: start.rev}, fmt.Errorf("replay of revision %d: %w", pc.Revision, err)
 		}
 		b := newBuilder(cur)
+		b.private = cur != start // cur is a step's own root: reuse its maps
 		b.apply(sc)
 		s.putScratch(sc)
 		next := b.build(pc.Revision, pc.At)
@@ -289,7 +290,7 @@ func (s *Store) Replay(head uint64, commits []PastCommit) (Result, error) {
 		cur = next
 	}
 	if cur.rev != head {
-		c := *cur
+		c := *cur // shares start's maps when there were no steps: not modified
 		c.rev = head
 		cur = &c
 	}
