@@ -499,3 +499,30 @@ func FuzzDecodeBody(f *testing.F) {
 		assert.LessOrEqual(t, len(snap.Attachments), persist.MaxAttachments)
 	})
 }
+
+// The restored history keeps nothing of the snapshot's bytes: entries, sources,
+// summaries and the names the tables' change logs hold (deleted ones too) are
+// the store's own.
+func TestRestoredHistoryOutlivesTheSnapshotBytes(t *testing.T) {
+	st, release := history(t)
+	defer release()
+	data, _ := persist.Encode(st.View(), persist.Meta{Revision: st.View().Revision()})
+	restored := store.New(store.KeepHistory(4))
+	info, err := persist.Restore(context.Background(), fixedSnapshot(data), restored)
+	require.NoError(t, err)
+	require.True(t, info.Numbered)
+	clear(data)
+	requireSameContent(t, st.View(), restored.View())
+	requireSameHistory(t, st.View(), restored.View())
+	v := restored.View()
+	for _, scope := range []string{"edge", "mesh", "late"} {
+		for _, ti := range protocol.Types() {
+			names, ok := v.Table(scope, ti.URL).ChangedSince(0)
+			require.True(t, ok)
+			for _, n := range names {
+				assert.NotContains(t, n, "\x00", "%s %s", scope, ti.Short)
+				assert.NotEmpty(t, n)
+			}
+		}
+	}
+}

@@ -401,7 +401,9 @@ func replayScope(h ScopeHistory, sc *Scope, at func(uint64, time.Time) *store.Pa
 			if e := valueAt(k, i-1); e != nil {
 				pc.Changes = append(pc.Changes, store.SetEncoded(h.Scope, k.typeURL, e.Name, e.Body))
 			} else {
-				pc.Changes = append(pc.Changes, store.Delete(h.Scope, k.typeURL, k.name))
+				// The store keeps a deleted name in its change log: not one
+				// that aliases the snapshot's bytes.
+				pc.Changes = append(pc.Changes, store.Delete(h.Scope, k.typeURL, strings.Clone(k.name)))
 			}
 		}
 		pc.Revisions = append(pc.Revisions, revs[i-1].Revision)
