@@ -365,7 +365,7 @@ func (e *Etcd) applyRevision(ctx context.Context, rev int64, evs []*clientv3.Eve
 		changes = append(changes, store.SetResource(scope, r))
 		touched[scope] = true
 	}
-	res, err := e.st.Commit(changes...)
+	res, err := e.st.CommitWith(store.CommitOptions{Source: e.label(e.gen, rev, "")}, changes...)
 	if err != nil {
 		// The values were validated: the store refusing them is a bug; listing
 		// again is the way back to a known state.
@@ -400,10 +400,21 @@ func (e *Etcd) relist(ctx context.Context) (store.Result, error) {
 	return e.listGeneration(ctx, gen, resp.Header.Revision)
 }
 
+// label is how a commit of generation gen at etcd revision rev is named in
+// the store's history, with why ("" for none).
+func (e *Etcd) label(gen string, rev int64, why string) string {
+	l := fmt.Sprintf("etcd gen %s, revision %d", gen, rev)
+	if why != "" {
+		l += ": " + why
+	}
+	return l
+}
+
 // listCommit lists generation gen at revision rev and commits it whole: every
 // scope the store or the generation holds is replaced. A refused value keeps
-// the store's entry for its resource, if any. Guarded by syncing.
-func (e *Etcd) listCommit(ctx context.Context, gen string, rev int64) (store.Result, error) {
+// the store's entry for its resource, if any; why says in the store's history
+// why it is committed ("" for nothing to say). Guarded by syncing.
+func (e *Etcd) listCommit(ctx context.Context, gen string, rev int64, why string) (store.Result, error) {
 	if gen == "" || strings.Contains(gen, "/") {
 		err := fmt.Errorf("%s holds %q: want a generation id (a decimal number)", EtcdCurrentKey(e.prefix), gen)
 		e.refuse(EtcdCurrentKey(e.prefix), rev, err)
@@ -481,7 +492,7 @@ func (e *Etcd) listCommit(ctx context.Context, gen string, rev int64) (store.Res
 		changes = append(changes, store.ReplaceScope(s))
 		changes = append(changes, sets[s]...)
 	}
-	res, err := e.st.Commit(changes...)
+	res, err := e.st.CommitWith(store.CommitOptions{Source: e.label(gen, rev, why)}, changes...)
 	if err != nil {
 		e.log.Error("etcd content not committed", "prefix", e.prefix, "generation", gen, "revision", rev, "err", err)
 		e.update(func(s *Status) {

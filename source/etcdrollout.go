@@ -32,10 +32,12 @@ func EtcdRolloutStateKey(prefix string) string { return prefix + "/rollout/state
 func EtcdRolloutLeaderKey(prefix string) string { return prefix + "/rollout/leader" }
 
 // The phases of a rollout in P/rollout/state that keep its base generation
-// served to some nodes (the rollout package's rollout.Running and rollout.Held).
+// served to some nodes (the rollout package's rollout.Running and
+// rollout.Held), and that of a rollout rolled back (rollout.RolledBack).
 const (
-	EtcdRolloutRunning = "running"
-	EtcdRolloutHeld    = "held"
+	EtcdRolloutRunning    = "running"
+	EtcdRolloutHeld       = "held"
+	EtcdRolloutRolledBack = "rolled_back"
 )
 
 // EtcdRollout is what the source reads of P/rollout/state.
@@ -110,7 +112,7 @@ func (e *Etcd) readRollout(ctx context.Context, rev int64) (EtcdRollout, error) 
 // sure the store held its base before. Guarded by syncing.
 func (e *Etcd) listGeneration(ctx context.Context, gen string, rev int64) (store.Result, error) {
 	if e.rollouts == nil {
-		return e.listCommit(ctx, gen, rev)
+		return e.listCommit(ctx, gen, rev, "")
 	}
 	r, err := e.readRollout(ctx, rev)
 	if err != nil {
@@ -134,7 +136,15 @@ func (e *Etcd) listGeneration(ctx context.Context, gen string, rev int64) (store
 			e.rollouts.Committing(r, base)
 		}
 	}
-	res, err := e.listCommit(ctx, gen, rev)
+	why := ""
+	switch g := strconv.FormatInt; {
+	case r.ModRevision == 0:
+	case r.Active() && g(r.Target, 10) == gen:
+		why = "rollout " + r.ID
+	case r.Phase == EtcdRolloutRolledBack && g(r.Base, 10) == gen:
+		why = "rollback of rollout " + r.ID
+	}
+	res, err := e.listCommit(ctx, gen, rev, why)
 	if err != nil {
 		return res, err
 	}
@@ -160,7 +170,7 @@ func (e *Etcd) loadBase(ctx context.Context, r EtcdRollout, baseGen, gen string,
 		return false, nil
 	}
 	e.log.Info("etcd rollout: loading its base generation", "prefix", e.prefix, "rollout", r.ID, "base", baseGen, "target", gen, "revision", rev)
-	if _, err := e.listCommit(ctx, baseGen, rev); err != nil {
+	if _, err := e.listCommit(ctx, baseGen, rev, "base of rollout "+r.ID); err != nil {
 		return false, err
 	}
 	return true, nil

@@ -170,7 +170,14 @@ func TestEtcdSourceLoadsTheBaseOfARollout(t *testing.T) {
 		bt, ct := base.Table("default", protocol.TypeCluster), cur.Table("default", protocol.TypeCluster)
 		assert.NotEqual(t, bt.Get("web").Version, ct.Get("web").Version, c.name)
 		assert.Same(t, bt.Get("c0"), ct.Get("c0"), "%s: an unchanged entry is shared", c.name)
+		hist := cur.History("default")
+		require.GreaterOrEqual(t, len(hist), 2, c.name)
+		assert.Regexp(t, `^etcd gen 2, revision \d+: rollout r2$`, hist[0].Source, c.name)
 	}
+	assert.Regexp(t, `^etcd gen 1, revision \d+: base of rollout r2$`, lateSt.View().History("default")[1].Source,
+		"a replica started mid-rollout commits the base first")
+	assert.Regexp(t, `^etcd gen 1, revision \d+$`, earlySt.View().History("default")[1].Source,
+		"a replica that followed the apply had the base: its list at start")
 
 	// The rollout rolled back (current to the base, state rolled back): the
 	// source commits the base and says so.
@@ -184,6 +191,7 @@ func TestEtcdSourceLoadsTheBaseOfARollout(t *testing.T) {
 	})
 	assert.Equal(t, earlyRo.committing[0].Table("default", protocol.TypeCluster).Get("web").Version,
 		earlySt.View().Table("default", protocol.TypeCluster).Get("web").Version, "the same version as the base")
+	assert.Regexp(t, `^etcd gen 1, revision \d+: rollback of rollout r2$`, earlySt.View().History("default")[0].Source)
 }
 
 // A rollout whose base generation holds no key (deleted by hand) is not
