@@ -236,8 +236,9 @@ func (r *Replica) tally(ctx context.Context) (st State, modRev int64, t Tally, o
 
 // decide reads the state and the fleet and makes the decision they call for,
 // if any: a rollback on MaxNACKs NACKs; the next stage (or promoted) once
-// every replica worked out the stage and no node of it is pending; the plan's
-// OnTimeout once the window ended.
+// every replica worked out the stage and every node of it ACKed (fewer NACKs
+// than MaxNACKs hold the stage until its window ends); the plan's OnTimeout
+// once the window ended.
 func (r *Replica) decide(ctx context.Context) error {
 	st, modRev, t, ok, err := r.tally(ctx)
 	if err != nil || !ok {
@@ -264,7 +265,7 @@ func (r *Replica) decide(ctx context.Context) error {
 		}
 		r.counted("rollback", t.NACKed)
 		return nil
-	case st.Phase == rollout.Running && t.Ready && t.Pending == 0:
+	case st.Phase == rollout.Running && t.Ready && t.Pending == 0 && t.NACKed == 0:
 		next := st.next(now, fmt.Sprintf("its %d nodes ACKed", t.ACKed))
 		if err := r.write(ctx, st, modRev, next); err != nil {
 			return err

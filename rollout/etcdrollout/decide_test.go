@@ -11,9 +11,11 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/leanxds/leanxds/admin"
 	"github.com/leanxds/leanxds/internal/etcdtest"
 	"github.com/leanxds/leanxds/rollout"
 	"github.com/leanxds/leanxds/source"
+	"github.com/leanxds/leanxds/stream"
 )
 
 // A stage's window is measured on the decider's clock from when it first saw
@@ -71,4 +73,67 @@ func TestRunStopsWithoutEtcd(t *testing.T) {
 		t.Fatal("Run did not return within 10s of its context's end")
 	}
 	assert.False(t, r.Leader())
+}
+
+// putReplica writes a replica's record with its nodes' standing.
+func putReplica(t *testing.T, cli *clientv3.Client, prefix, id string, sum *admin.FleetReplicaRollout) {
+	t.Helper()
+	b, err := json.Marshal(admin.FleetReplica{Addr: "127.0.0.1:1", Rollout: sum})
+	require.NoError(t, err)
+	_, err = cli.Put(context.Background(), source.EtcdReplicasPrefix(prefix)+id, string(b))
+	require.NoError(t, err)
+}
+
+// The decision from the replicas' sums: a stage waits for every replica to
+// report it; NACKs below MaxNACKs hold it (a NACKed node did not ACK); at
+// MaxNACKs it rolls back, naming the nodes; every node ACKed on every replica
+// moves to the next stage.
+func TestDecideFromTheReplicasSums(t *testing.T) {
+	cli := etcdtest.Client(t)
+	prefix := etcdtest.Prefix(t, cli)
+	ctx := context.Background()
+	r := New(Options{Client: cli, Prefix: prefix, ID: "d"})
+	plan, err := Normalize(rollout.Plan{Stages: []rollout.Stage{{Name: "canary", Select: stream.Selector{Percent: 10}}}, MaxNACKs: 2, Window: time.Hour})
+	require.NoError(t, err)
+	st := State{ID: "r", Base: 1, Target: 2, Plan: plan, Phase: rollout.Running}
+	b, err := json.Marshal(st)
+	require.NoError(t, err)
+	_, err = cli.Txn(ctx).Then(clientv3.OpPut(source.EtcdRolloutStateKey(prefix), string(b)), clientv3.OpPut(source.EtcdCurrentKey(prefix), "2")).Commit()
+	require.NoError(t, err)
+	phaseStage := func() (rollout.Phase, int) {
+		require.NoError(t, r.decide(ctx))
+		got, _, err := Read(ctx, cli, prefix)
+		require.NoError(t, err)
+		return got.Phase, got.Stage
+	}
+
+	putReplica(t, cli, prefix, "a", &admin.FleetReplicaRollout{ID: "r", Stage: 0, ACKed: 3})
+	putReplica(t, cli, prefix, "b", &admin.FleetReplicaRollout{ID: "old", Stage: 0, ACKed: 3})
+	phase, stage := phaseStage()
+	assert.Equal(t, rollout.Running, phase, "replica b does not report the stage yet")
+	assert.Equal(t, 0, stage)
+
+	rej := stream.Rejection{TypeURL: "CDS", Detail: "bad"}
+	putReplica(t, cli, prefix, "b", &admin.FleetReplicaRollout{ID: "r", Stage: 0, ACKed: 2, NACKed: 1, NACKs: []admin.FleetNodeNACK{{Node: "n1", Rejection: rej}}})
+	phase, stage = phaseStage()
+	assert.Equal(t, rollout.Running, phase, "one NACK of two")
+	assert.Equal(t, 0, stage, "a NACKed node did not ACK")
+
+	putReplica(t, cli, prefix, "b", &admin.FleetReplicaRollout{ID: "r", Stage: 0, ACKed: 3})
+	phase, stage = phaseStage()
+	assert.Equal(t, rollout.Running, phase)
+	assert.Equal(t, 1, stage, "every node of both replicas ACKed")
+
+	putReplica(t, cli, prefix, "a", &admin.FleetReplicaRollout{ID: "r", Stage: 1, ACKed: 9, NACKed: 1, NACKs: []admin.FleetNodeNACK{{Node: "n7", Rejection: rej}}})
+	putReplica(t, cli, prefix, "b", &admin.FleetReplicaRollout{ID: "r", Stage: 1, ACKed: 9, NACKed: 1, NACKs: []admin.FleetNodeNACK{{Node: "n8", Rejection: rej}}})
+	phase, _ = phaseStage()
+	assert.Equal(t, rollout.RolledBack, phase)
+	got, _, err := Read(ctx, cli, prefix)
+	require.NoError(t, err)
+	msg := got.Events[len(got.Events)-1].Message
+	assert.Contains(t, msg, "stage 100%: 2 of its nodes NACKed (at most 2)")
+	assert.Contains(t, msg, "NACK from node n7 (replica a) of CDS: bad; NACK from node n8 (replica b) of CDS: bad")
+	resp, err := cli.Get(ctx, source.EtcdCurrentKey(prefix))
+	require.NoError(t, err)
+	assert.Equal(t, "1", string(resp.Kvs[0].Value))
 }
