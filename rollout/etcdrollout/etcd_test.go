@@ -272,6 +272,9 @@ func TestTwoReplicasServeTheSameStage(t *testing.T) {
 	otherA.c.Close()
 	moved := b.connect(t, "other-a")
 	assert.Equal(t, "1s", moved.last)
+	canaryA.c.Close()
+	movedCanary := b.connect(t, "canary-a")
+	assert.Equal(t, "2s", movedCanary.last)
 	_ = otherB
 }
 
