@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -327,4 +328,65 @@ func (c *client) expectNothing() {
 	} else {
 		c.sotw.ExpectNothing()
 	}
+}
+
+// A node that reconnects mid-rollout is served the view of its stage: the
+// target when its stage was reached, the base otherwise.
+func TestReconnectGetsItsStage(t *testing.T) {
+	for _, delta := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sotw", true: "delta"}[delta], func(t *testing.T) {
+			st := store.New()
+			_, err := st.Commit(clusters("edge", time.Second)...)
+			require.NoError(t, err)
+			m := New(st, Options{Logger: quiet()})
+			mem := conv.NewMemory(st, stream.Options{Router: m})
+			f := newFleet(1)
+			base := openClient(t, mem, f.rest[0], delta).webVersion
+			stages, _ := ParseStages("1%,10%,100%")
+			mustStage(t, m, Plan{Stages: stages}, clusters("edge", 2*time.Second))
+			require.NoError(t, m.Promote("test"))
+			target := st.View().Table("edge", protocol.TypeCluster).Get("web").Version
+
+			assert.Equal(t, target, openClient(t, mem, f.canary, delta).webVersion)
+			assert.Equal(t, target, openClient(t, mem, f.ten, delta).webVersion)
+			assert.Equal(t, base, openClient(t, mem, f.rest[0], delta).webVersion)
+		})
+	}
+}
+
+// Run restarts a rollout at its first stage, same base, when a commit not
+// made through Stage changes one of its scopes.
+func TestRunRestartsOnACommitOutsideTheRollout(t *testing.T) {
+	st := store.New()
+	_, err := st.Commit(clusters("edge", time.Second)...)
+	require.NoError(t, err)
+	baseRev := st.View().Revision()
+	m := New(st, Options{Logger: quiet()})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() { cancel(); require.NoError(t, <-done) }()
+
+	stages, _ := ParseStages("1%,10%,100%")
+	r := mustStage(t, m, Plan{Stages: stages, Window: time.Hour}, clusters("edge", 2*time.Second))
+	require.NoError(t, m.Promote("test"))
+	res, err := st.Commit(clusters("edge", 7*time.Second)...)
+	require.NoError(t, err)
+	got := waitStatus(t, m, func(s Status) bool { return s.Target == res.Revision })
+	assert.Equal(t, 0, got.Stage)
+	assert.Equal(t, Running, got.Phase)
+	assert.Equal(t, baseRev, got.Base)
+	assert.Equal(t, "restart", got.Events[len(got.Events)-1].What)
+	assert.Equal(t, r.Status().ID, got.ID)
+
+	// A commit to another scope changes nothing of the rollout.
+	_, err = st.Commit(clusters("core", time.Second)...)
+	require.NoError(t, err)
+	_, err = st.Commit(clusters("edge", 7*time.Second)...) // unchanged: no revision
+	require.NoError(t, err)
+	m.mu.Lock()
+	m.checkCommitsLocked() // what Run does when the store signals
+	m.unlock()
+	assert.Equal(t, res.Revision, r.Status().Target)
+	assert.Equal(t, "restart", whats(r.Status())[len(r.Status().Events)-1])
 }
