@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/leanxds/leanxds/internal/conv"
@@ -116,4 +120,38 @@ func mustBody(t *testing.T, r *conv.Response, name string) []byte {
 	}
 	t.Fatalf("response %s carries no cluster %q", r, name)
 	return nil
+}
+
+// gauge returns the value of an unlabelled metric of m.
+func gauge(t *testing.T, m *Manager, name string) float64 {
+	t.Helper()
+	return testutil.ToFloat64(collectorOf(m, name, ""))
+}
+
+// collectorOf is the one metric of m named name (with label value label).
+func collectorOf(m *Manager, name, label string) prometheus.Collector {
+	return oneMetric{m, name, label}
+}
+
+type oneMetric struct {
+	m           *Manager
+	name, label string
+}
+
+func (o oneMetric) Describe(ch chan<- *prometheus.Desc) { o.m.Describe(ch) }
+func (o oneMetric) Collect(ch chan<- prometheus.Metric) {
+	all := make(chan prometheus.Metric, 64)
+	o.m.Collect(all)
+	close(all)
+	for mt := range all {
+		if !strings.Contains(mt.Desc().String(), `"`+o.name+`"`) {
+			continue
+		}
+		var pb dto.Metric
+		_ = mt.Write(&pb)
+		if o.label != "" && (len(pb.GetLabel()) == 0 || pb.GetLabel()[0].GetValue() != o.label) {
+			continue
+		}
+		ch <- mt
+	}
 }
