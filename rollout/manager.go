@@ -209,6 +209,14 @@ func (m *Manager) Stage(ctx context.Context, plan Plan, source string, commit fu
 
 	m.mu.Lock()
 	pre := m.st.View()
+	// The bases of a rollout running now are those of the next: taken now,
+	// as it may end (rolled back, promoted) while commit runs.
+	old := m.activeLocked()
+	var oldBases map[string]uint64
+	var oldViews map[string]store.View
+	if old != nil {
+		oldBases, oldViews = old.bases, old.baseViews
+	}
 	m.pending = pendingRoute(pre, matchers[:1], m.types)
 	m.installLocked()
 	m.mu.Unlock()
@@ -233,23 +241,18 @@ func (m *Manager) Stage(ctx context.Context, plan Plan, source string, commit fu
 		bases: map[string]uint64{}, baseViews: map[string]store.View{},
 		routing: true, stageStart: time.Now()}
 	scopes := changedScopes(res, pre, post)
-	old := m.activeLocked()
-	if old != nil {
-		for _, s := range old.st.Scopes {
-			r.bases[s], r.baseViews[s] = old.bases[s], old.baseViews[s]
-		}
-		r.releases, old.releases = old.releases, nil
-		scopes = append(scopes, old.st.Scopes...)
-		slices.Sort(scopes)
-		scopes = slices.Compact(scopes)
+	for s, b := range oldBases {
+		r.bases[s], r.baseViews[s] = b, oldViews[s]
+		scopes = append(scopes, s)
 	}
+	slices.Sort(scopes)
+	scopes = slices.Compact(scopes)
 	for _, s := range scopes {
-		if _, ok := r.bases[s]; ok {
-			continue
+		if _, ok := r.bases[s]; !ok {
+			r.bases[s], r.baseViews[s] = pre.Revision(), pre
 		}
-		r.bases[s], r.baseViews[s] = pre.Revision(), pre
-		if release, err := hold(m.st, s, pre.Revision()); err != nil {
-			m.log.Warn("rollout: the store cannot keep the base", "scope", s, "revision", pre.Revision(), "err", err)
+		if release, err := hold(m.st, s, r.bases[s]); err != nil {
+			m.log.Warn("rollout: the store cannot keep the base", "scope", s, "revision", r.bases[s], "err", err)
 		} else {
 			r.releases = append(r.releases, release)
 		}
@@ -268,10 +271,11 @@ func (m *Manager) Stage(ctx context.Context, plan Plan, source string, commit fu
 		StartedAt:      now,
 		StageStartedAt: now,
 	}
-	if old != nil {
+	if old != nil && (old.st.Phase == Running || old.st.Phase == Held) {
 		old.st.Phase = Superseded
 		m.eventLocked(old, "superseded", fmt.Sprintf("superseded by rollout %s (%s)", r.st.ID, source), nil)
 		old.routing = false
+		old.release()
 	}
 	m.cur = r
 	m.eventLocked(r, "started", fmt.Sprintf("%s: revision %d of %s over base %d; stage 1 of %d (%s)",
@@ -412,10 +416,7 @@ func (r *Rollout) baseChanges() []store.Change {
 // current content, and the base is released.
 func (m *Manager) endLocked(r *Rollout) {
 	r.routing = false
-	for _, release := range r.releases {
-		release()
-	}
-	r.releases = nil
+	r.release()
 	m.installLocked()
 	m.wake(r.st.Scopes...)
 }
@@ -435,8 +436,8 @@ func (m *Manager) installLocked() {
 	m.routes.Store(t)
 }
 
-// wake makes the attached server's streams of scopes read their view again;
-// every stream with no scope given... "" wakes every stream.
+// wake makes the attached server's streams of scopes read their view again
+// ("" wakes every stream).
 func (m *Manager) wake(scopes ...string) {
 	srv := m.srv.Load()
 	if srv == nil {
