@@ -40,7 +40,8 @@
 // For each stage, Run waits (stream.Server.WaitFor) until every node
 // connected now that the stage (with every earlier stage) selects ACKed the
 // target, or Plan.MaxNACKs of them NACKed it, or the stage's window ended.
-// A stage that selects no connected node is passed at once. All ACKed: the
+// A stage none of whose nodes is connected waits for its window, then
+// passes (a process that has just restarted has no node yet). All ACKed: the
 // next stage starts; after the last, the rollout is Promoted and every node
 // is served current. NACKs: the rollout is RolledBack: every node of its
 // scopes is served the base at once, and the base's content is committed

@@ -19,7 +19,7 @@ func newDescs() descs {
 		phase: prometheus.NewDesc("leanxds_rollout_phase",
 			"1 for the phase of the running or most recent rollout, 0 for the others.", []string{"phase"}, nil),
 		transitions: prometheus.NewDesc("leanxds_rollout_transitions_total",
-			"Rollout events by kind: started, stage, acked, held, promote, promoted, nack, timeout, abort, rollback, restart, superseded, restored.",
+			"Rollout events by kind: started, stage, acked, empty, held, promote, promoted, nack, timeout, abort, rollback, restart, superseded, restored.",
 			[]string{"what"}, nil),
 		nacks: prometheus.NewDesc("leanxds_rollout_nacks_total",
 			"Nodes whose NACK of a rollout's target decided a rollback.", nil, nil),

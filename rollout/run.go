@@ -160,8 +160,13 @@ func (j *waitJob) filter(a *stream.Applied, node func(id string) *corev3.Node) s
 	return out
 }
 
-// done reports whether a stage's standing decides it.
-func (j *waitJob) done(a *stream.Applied) bool { return a.NACKed >= j.maxNACKs || a.Pending == 0 }
+// done reports whether a stage's standing decides it before its window ends:
+// enough NACKs, or every node ACKed. A stage none of whose nodes is
+// connected is not decided before its window ends: a process that has just
+// restarted has no node yet.
+func (j *waitJob) done(a *stream.Applied) bool {
+	return a.NACKed >= j.maxNACKs || a.Pending == 0 && a.ACKed > 0
+}
 
 // nodeLookup returns the node of an id among the server's streams, reading
 // them again only for an id it has not seen.
@@ -247,9 +252,13 @@ func (m *Manager) decideLocked(j *waitJob, a stream.Applied, err error, timedOut
 			first = fmt.Sprintf("%d nodes NACKed", a.NACKed)
 		}
 		m.rollBackLocked(r, "nack", first, rejections)
-	case err == nil && a.Pending == 0:
+	case err == nil && a.Pending == 0 && a.ACKed > 0:
 		m.eventLocked(r, "acked", fmt.Sprintf("stage %d (%s): %d nodes ACKed revision %d",
 			r.st.Stage+1, r.st.Plan.Stages[r.st.Stage].Name, a.ACKed, r.st.Target), nil)
+		m.advanceLocked(r)
+	case timedOut && len(a.Nodes) == 0:
+		m.eventLocked(r, "empty", fmt.Sprintf("stage %d (%s): no node of the stage was connected during its window of %s",
+			r.st.Stage+1, r.st.Plan.Stages[r.st.Stage].Name, r.st.Plan.Window), nil)
 		m.advanceLocked(r)
 	case timedOut:
 		msg := fmt.Sprintf("stage %d (%s): the window of %s ended with %d of %d nodes pending",
