@@ -321,6 +321,37 @@ func (c *client) expectWeb(version string) {
 	assert.Equal(c.t, version, c.webVersion)
 }
 
+// receiveOnly receives a response carrying version of web and does not
+// answer it yet.
+func (c *client) receiveOnly(version string) {
+	c.t.Helper()
+	if c.delta != nil {
+		r := c.delta.ExpectResponse()
+		c.webVersion, c.setVersion = r.VersionOf("web"), r.GetSystemVersionInfo()
+	} else {
+		r := c.sotw.ExpectResponse()
+		c.setVersion = r.Version()
+		c.webVersion = protocol.ContentVersion(mustBody(c.t, r, "web"))
+	}
+	assert.Equal(c.t, version, c.webVersion)
+}
+
+func (c *client) ack() {
+	if c.delta != nil {
+		c.delta.ACK()
+	} else {
+		c.sotw.ACK()
+	}
+}
+
+func (c *client) nack(msg string) {
+	if c.delta != nil {
+		c.delta.NACK(msg)
+	} else {
+		c.sotw.NACK(msg)
+	}
+}
+
 func (c *client) expectNothing() {
 	c.t.Helper()
 	if c.delta != nil {
