@@ -57,7 +57,7 @@ func (m *Manager) RestoreState(data []byte) error {
 	if r := m.activeLocked(); r != nil {
 		return fmt.Errorf("restore rollout state: rollout %s is %s", r.st.ID, r.st.Phase)
 	}
-	r, err := m.decodeLocked(data)
+	r, err := m.decodeLocked(data, nil)
 	if err != nil {
 		return err
 	}
@@ -75,8 +75,10 @@ func (m *Manager) RestoreState(data []byte) error {
 	return nil
 }
 
-// decodeLocked reads a state into a Rollout; nil when it holds none.
-func (m *Manager) decodeLocked(data []byte) (*Rollout, error) {
+// decodeLocked reads a state into a Rollout; nil when it holds none. The
+// base views of prev, the same rollout as this process ran it, are taken
+// as they are when their revisions are the state's.
+func (m *Manager) decodeLocked(data []byte, prev *Rollout) (*Rollout, error) {
 	var s state
 	if err := json.Unmarshal(data, &s); err != nil {
 		return nil, fmt.Errorf("restore rollout state: %w", err)
@@ -176,16 +178,39 @@ func (m *Manager) adoptLocked(data []byte, version int64) {
 	if mine, err := m.marshalLocked(); err == nil && string(mine) == string(data) {
 		return
 	}
+	prev := m.cur
 	var r *Rollout
 	if len(data) > 0 {
 		var err error
-		if r, err = m.decodeLocked(data); err != nil {
+		if r, err = m.decodeLocked(data, prev); err != nil {
 			m.log.Error("rollout: the shared state cannot be served", "err", err)
 			return
 		}
 	}
-	if old := m.cur; old != nil {
-		old.release()
+	switch {
+	case prev != nil && r != nil && r.st.ID == prev.st.ID:
+		if prev.routing && r.routing {
+			r.releases = append(r.releases, prev.releases...)
+			prev.releases = nil
+			if r.st.Stage == prev.st.Stage && r.st.Target == prev.st.Target {
+				r.stageStart, r.st.StageStartedAt = prev.stageStart, prev.st.StageStartedAt
+			}
+		} else if prev.routing && r.st.Phase == RolledBack {
+			// Another replica rolled it back: this store holds the target,
+			// and is given the base again as the deciding one's was.
+			source := fmt.Sprintf("rollback of rollout %s, decided by another replica", r.st.ID)
+			if _, err := commitWith(m.st, source, prev.baseChanges()); err != nil {
+				m.log.Error("rollout: rollback commit failed", "rollout", r.st.ID, "err", err)
+			}
+		}
+		prev.release()
+		*prev = *r // the same Rollout: its Wait goes on
+		r = prev
+	case prev != nil && prev.routing:
+		prev.st.Phase = Superseded
+		m.eventLocked(prev, "superseded", "superseded by the shared state", nil)
+		prev.routing = false
+		prev.release()
 	}
 	m.cur = r
 	m.installLocked()
