@@ -240,7 +240,7 @@ func (m *Manager) Stage(ctx context.Context, plan Plan, source string, commit fu
 	r := &Rollout{m: m, matchers: matchers, needNode: needNode,
 		bases: map[string]uint64{}, baseViews: map[string]store.View{},
 		routing: true, stageStart: time.Now()}
-	scopes := changedScopes(res, pre, post)
+	scopes := res.Scopes
 	for s, b := range oldBases {
 		r.bases[s], r.baseViews[s] = b, oldViews[s]
 		scopes = append(scopes, s)
@@ -251,7 +251,7 @@ func (m *Manager) Stage(ctx context.Context, plan Plan, source string, commit fu
 		if _, ok := r.bases[s]; !ok {
 			r.bases[s], r.baseViews[s] = pre.Revision(), pre
 		}
-		if release, err := hold(m.st, s, r.bases[s]); err != nil {
+		if release, err := m.st.Hold(s, r.bases[s]); err != nil {
 			m.log.Warn("rollout: the store cannot keep the base", "scope", s, "revision", r.bases[s], "err", err)
 		} else {
 			r.releases = append(r.releases, release)
@@ -340,7 +340,7 @@ func (m *Manager) Rollback(to uint64, source string) (store.Result, error) {
 			to--
 		}
 	}
-	res, err := rollbackTo(m.st, to, source)
+	res, err := m.st.RollbackTo(to, source)
 	if err != nil {
 		return res, err
 	}
@@ -387,7 +387,7 @@ func (m *Manager) rollBackLocked(r *Rollout, what, msg string, rejections []stre
 	m.installLocked()
 	m.wake(r.st.Scopes...)
 	source := fmt.Sprintf("rollback of rollout %s: %s", r.st.ID, msg)
-	if _, err := commitWith(m.st, source, r.baseChanges()); err != nil {
+	if _, err := m.st.CommitWith(store.CommitOptions{Source: source}, r.baseChanges()...); err != nil {
 		// The router keeps serving the base to every node of the scopes.
 		m.eventLocked(r, "rollback_failed", "the base could not be committed again: "+err.Error(), nil)
 		m.log.Error("rollout: rollback commit failed; the base is still served to every node", "rollout", r.st.ID, "err", err)

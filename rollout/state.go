@@ -115,14 +115,14 @@ func (m *Manager) decodeLocked(data []byte, prev *Rollout) (*Rollout, error) {
 	}
 	v := m.st.View()
 	for _, sc := range st.Scopes {
-		bv, ok := scopeAt(v, sc, r.bases[sc])
+		bv, ok := v.ScopeAt(sc, r.bases[sc])
 		if !ok {
 			r.release()
 			return nil, fmt.Errorf("restore rollout state: rollout %s: the store's history of scope %q does not reach its base, revision %d",
 				st.ID, sc, r.bases[sc])
 		}
 		r.baseViews[sc] = bv
-		release, err := hold(m.st, sc, r.bases[sc])
+		release, err := m.st.Hold(sc, r.bases[sc])
 		if err != nil {
 			r.release()
 			return nil, fmt.Errorf("restore rollout state: rollout %s: %w", st.ID, err)
@@ -199,7 +199,7 @@ func (m *Manager) adoptLocked(data []byte, version int64) {
 			// Another replica rolled it back: this store holds the target,
 			// and is given the base again as the deciding one's was.
 			source := fmt.Sprintf("rollback of rollout %s, decided by another replica", r.st.ID)
-			if _, err := commitWith(m.st, source, prev.baseChanges()); err != nil {
+			if _, err := m.st.CommitWith(store.CommitOptions{Source: source}, prev.baseChanges()...); err != nil {
 				m.log.Error("rollout: rollback commit failed", "rollout", r.st.ID, "err", err)
 			}
 		}
