@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -9,9 +10,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/leanxds/leanxds/internal/conv"
 	"github.com/leanxds/leanxds/persist"
 	"github.com/leanxds/leanxds/protocol"
 	"github.com/leanxds/leanxds/store"
+	"github.com/leanxds/leanxds/stream"
 )
 
 // A restarted process restores the rollout where it was: a snapshot carries
@@ -135,4 +138,53 @@ func TestRestoreNeedsTheBaseInHistory(t *testing.T) {
 	require.NoError(t, err)
 	err = New(st, Options{Logger: quiet()}).RestoreState(data)
 	assert.ErrorContains(t, err, `the store's history of scope "edge" does not reach its base, revision 1`)
+}
+
+// The big red button: Rollback ends a running rollout and puts the revision
+// back on every node with its exact version strings; without a rollout, 0
+// means the revision before the newest.
+func TestRollback(t *testing.T) {
+	st := store.New()
+	_, err := st.Commit(clusters("edge", time.Second)...)
+	require.NoError(t, err)
+	m := New(st, Options{Logger: quiet()})
+	mem := conv.NewMemory(st, stream.Options{Router: m})
+	f := newFleet(1)
+	c := map[string]*client{}
+	for _, id := range f.all() {
+		c[id] = openClient(t, mem, id, false)
+	}
+	base, baseSet := c[f.canary].webVersion, c[f.canary].setVersion
+	baseRev := st.View().Revision()
+
+	stages, _ := ParseStages("1%,100%")
+	r := mustStage(t, m, Plan{Stages: stages}, clusters("edge", 2*time.Second))
+	c[f.canary].expectWeb(st.View().Table("edge", protocol.TypeCluster).Get("web").Version)
+	res, err := m.Rollback(0, "red button")
+	require.NoError(t, err)
+	assert.True(t, res.Changed())
+	got := r.Status()
+	assert.Equal(t, RolledBack, got.Phase)
+	assert.Equal(t, "rollback", got.Events[len(got.Events)-1].What)
+	assert.Contains(t, got.Events[len(got.Events)-1].Message, fmt.Sprintf("rolled back to revision %d (red button)", baseRev))
+	c[f.canary].expectWeb(base)
+	assert.Equal(t, baseSet, c[f.canary].setVersion)
+	c[f.ten].expectNothing()
+	assert.Equal(t, "red button", st.View().History("edge")[0].Source)
+	assert.Nil(t, m.routes.Load())
+
+	// No rollout: back to the revision before the newest (the first
+	// rollback's, which holds the base's content).
+	_, err = st.Commit(clusters("edge", 5*time.Second)...)
+	require.NoError(t, err)
+	for _, id := range f.all() {
+		c[id].expectWeb(st.View().Table("edge", protocol.TypeCluster).Get("web").Version)
+	}
+	_, err = m.Rollback(0, "")
+	require.NoError(t, err)
+	for _, id := range f.all() {
+		c[id].expectWeb(base)
+	}
+	_, err = m.Rollback(1_000, "")
+	assert.Error(t, err)
 }
