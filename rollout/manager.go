@@ -378,8 +378,8 @@ func (m *Manager) advanceLocked(r *Rollout) {
 
 // rollBackLocked ends r by putting its base back: first in what every node
 // of its scopes is served, then in the store, by a commit of the base's
-// content (the same bytes, so the same versions). It commits the rollout's
-// scopes only: commits to other scopes since the base stay.
+// content (the same bytes, so the same versions; see commitBase). Commits to
+// other scopes since the base stay.
 func (m *Manager) rollBackLocked(r *Rollout, what, msg string, rejections []stream.Rejection) {
 	r.st.Phase = RolledBack
 	m.eventLocked(r, what, msg, rejections)
@@ -387,7 +387,7 @@ func (m *Manager) rollBackLocked(r *Rollout, what, msg string, rejections []stre
 	m.installLocked()
 	m.wake(r.st.Scopes...)
 	source := fmt.Sprintf("rollback of rollout %s: %s", r.st.ID, msg)
-	if _, err := m.st.CommitWith(store.CommitOptions{Source: source}, r.baseChanges()...); err != nil {
+	if err := r.commitBase(source); err != nil {
 		// The router keeps serving the base to every node of the scopes.
 		m.eventLocked(r, "rollback_failed", "the base could not be committed again: "+err.Error(), nil)
 		m.log.Error("rollout: rollback commit failed; the base is still served to every node", "rollout", r.st.ID, "err", err)
@@ -396,6 +396,41 @@ func (m *Manager) rollBackLocked(r *Rollout, what, msg string, rejections []stre
 	}
 	m.rollbacks++
 	m.changedLocked()
+}
+
+// commitBase commits the base's content of the rollout's scopes again. When
+// the rollout has one base and no other scope changed since, that is
+// store.RollbackTo(base): the base's entries as they are. Otherwise the
+// base's content of the rollout's scopes alone is committed, so that
+// commits to other scopes since stand; its entries are given as their
+// encodings (store.SetEncoded), which this build gives the same bytes.
+func (r *Rollout) commitBase(source string) error {
+	if r.alone() {
+		if _, err := r.m.st.RollbackTo(r.st.Base, source); err == nil {
+			return nil
+		}
+	}
+	_, err := r.m.st.CommitWith(store.CommitOptions{Source: source}, r.baseChanges()...)
+	return err
+}
+
+// alone reports whether every scope of the rollout has the same base and no
+// other scope changed since.
+func (r *Rollout) alone() bool {
+	for _, b := range r.bases {
+		if b != r.st.Base {
+			return false
+		}
+	}
+	for _, rev := range r.m.st.View().Revisions() {
+		if rev.Revision <= r.st.Base {
+			break // newest first
+		}
+		if !slices.Contains(r.st.Scopes, rev.Scope) {
+			return false
+		}
+	}
+	return true
 }
 
 // baseChanges is a commit of the rollout's scopes' base content.

@@ -199,7 +199,7 @@ func (m *Manager) adoptLocked(data []byte, version int64) {
 			// Another replica rolled it back: this store holds the target,
 			// and is given the base again as the deciding one's was.
 			source := fmt.Sprintf("rollback of rollout %s, decided by another replica", r.st.ID)
-			if _, err := m.st.CommitWith(store.CommitOptions{Source: source}, prev.baseChanges()...); err != nil {
+			if err := prev.commitBase(source); err != nil {
 				m.log.Error("rollout: rollback commit failed", "rollout", r.st.ID, "err", err)
 			}
 		}

@@ -188,3 +188,26 @@ func TestRollback(t *testing.T) {
 	_, err = m.Rollback(1_000, "")
 	assert.Error(t, err)
 }
+
+// A rollback of a rollout puts back its scopes alone: a commit to another
+// scope meanwhile stands.
+func TestRollbackKeepsOtherScopes(t *testing.T) {
+	for _, other := range []bool{false, true} {
+		st := store.New()
+		_, err := st.Commit(append(clusters("edge", time.Second), clusters("core", time.Second)...)...)
+		require.NoError(t, err)
+		before := st.View()
+		m := New(st, Options{Logger: quiet()})
+		mustStage(t, m, Plan{}, clusters("edge", 2*time.Second))
+		if other {
+			_, err = st.Commit(clusters("core", 3*time.Second)...)
+			require.NoError(t, err)
+		}
+		coreNow := st.View().Table("core", protocol.TypeCluster)
+		require.NoError(t, m.Abort("no"))
+		v := st.View()
+		assert.Equal(t, before.Table("edge", protocol.TypeCluster).Digest(), v.Table("edge", protocol.TypeCluster).Digest())
+		assert.Same(t, coreNow, v.Table("core", protocol.TypeCluster), "core as it was before the rollback")
+		assert.Equal(t, "rollback of rollout r2: aborted: no", v.History("edge")[0].Source)
+	}
+}
