@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"math"
+	"sync/atomic"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 
@@ -35,6 +36,10 @@ type scopeRoute struct {
 	// types are the served type URLs, to look at the scope's tables without
 	// allocating.
 	types []string
+	// past caches changedPast for one store revision: the revision shifted
+	// left by one, with the answer in the low bit. Every stream asks of the
+	// same newest view.
+	past atomic.Uint64
 }
 
 // View serves a node of a scope under rollout the store's current content
@@ -66,12 +71,23 @@ func (m *Manager) View(scope string, node *corev3.Node, cur store.View) store.Vi
 
 // changedPast reports whether a table of scope in v changed after r.target.
 func (r *scopeRoute) changedPast(v store.View, scope string) bool {
+	rev := v.Revision()
+	if x := r.past.Load(); x>>1 == rev {
+		return x&1 == 1
+	}
+	changed := false
 	for _, u := range r.types {
 		if v.Table(scope, u).Revision() > r.target {
-			return true
+			changed = true
+			break
 		}
 	}
-	return false
+	x := rev << 1
+	if changed {
+		x |= 1
+	}
+	r.past.Store(x)
+	return changed
 }
 
 // servedTypes returns every served type URL.

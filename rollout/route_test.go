@@ -421,3 +421,19 @@ func TestRunRestartsOnACommitOutsideTheRollout(t *testing.T) {
 	assert.Equal(t, res.Revision, r.Status().Target)
 	assert.Equal(t, "restart", whats(r.Status())[len(r.Status().Events)-1])
 }
+
+// BenchmarkViewAfterOtherCommits is BenchmarkView once another scope was
+// committed to: the router then checks the scope's tables for content past
+// the target.
+func BenchmarkViewAfterOtherCommits(b *testing.B) {
+	m, st := stagedManager(b)
+	_, err := st.Commit(clusters("core", time.Second)...)
+	require.NoError(b, err)
+	md, _ := structpb.NewStruct(map[string]any{"team": "edge", "weight": 3.0})
+	n := &corev3.Node{Id: "edge-42", Cluster: "edge", Metadata: md}
+	cur := st.View()
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = m.View("edge", n, cur)
+	}
+}
