@@ -39,7 +39,8 @@
 //
 // For each stage, Run waits (stream.Server.WaitFor) until every node
 // connected now that the stage (with every earlier stage) selects ACKed the
-// target, or Plan.MaxNACKs of them NACKed it, or the stage's window ended.
+// target, or Plan.MaxNACKs of them NACKed it, or the stage's window ended
+// (a node that NACKed has not ACKed: fewer NACKs keep the stage until then).
 // A stage none of whose nodes is connected waits for its window, then
 // passes (a process that has just restarted has no node yet). All ACKed: the
 // next stage starts; after the last, the rollout is Promoted and every node

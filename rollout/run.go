@@ -161,12 +161,16 @@ func (j *waitJob) filter(a *stream.Applied, node func(id string) *corev3.Node) s
 }
 
 // done reports whether a stage's standing decides it before its window ends:
-// enough NACKs, or every node ACKed. A stage none of whose nodes is
-// connected is not decided before its window ends: a process that has just
-// restarted has no node yet.
+// enough NACKs, or every node ACKed. A node that NACKed did not ACK: fewer
+// NACKs than MaxNACKs keep the stage until its window ends. A stage none of
+// whose nodes is connected is not decided before its window ends either: a
+// process that has just restarted has no node yet.
 func (j *waitJob) done(a *stream.Applied) bool {
-	return a.NACKed >= j.maxNACKs || a.Pending == 0 && a.ACKed > 0
+	return a.NACKed >= j.maxNACKs || allACKed(a)
 }
+
+// allACKed reports whether the stage's nodes, one at least, all ACKed.
+func allACKed(a *stream.Applied) bool { return a.ACKed > 0 && a.Pending == 0 && a.NACKed == 0 }
 
 // nodeLookup returns the node of an id among the server's streams, reading
 // them again only for an id it has not seen.
@@ -252,7 +256,7 @@ func (m *Manager) decideLocked(j *waitJob, a stream.Applied, err error, timedOut
 			first = fmt.Sprintf("%d nodes NACKed", a.NACKed)
 		}
 		m.rollBackLocked(r, "nack", first, rejections)
-	case err == nil && a.Pending == 0 && a.ACKed > 0:
+	case err == nil && allACKed(&a):
 		m.eventLocked(r, "acked", fmt.Sprintf("stage %d (%s): %d nodes ACKed revision %d",
 			r.st.Stage+1, r.st.Plan.Stages[r.st.Stage].Name, a.ACKed, r.st.Target), nil)
 		m.advanceLocked(r)
@@ -261,8 +265,8 @@ func (m *Manager) decideLocked(j *waitJob, a stream.Applied, err error, timedOut
 			r.st.Stage+1, r.st.Plan.Stages[r.st.Stage].Name, r.st.Plan.Window), nil)
 		m.advanceLocked(r)
 	case timedOut:
-		msg := fmt.Sprintf("stage %d (%s): the window of %s ended with %d of %d nodes pending",
-			r.st.Stage+1, r.st.Plan.Stages[r.st.Stage].Name, r.st.Plan.Window, a.Pending, len(a.Nodes))
+		msg := fmt.Sprintf("stage %d (%s): the window of %s ended with %d of %d nodes pending and %d NACKed",
+			r.st.Stage+1, r.st.Plan.Stages[r.st.Stage].Name, r.st.Plan.Window, a.Pending, len(a.Nodes), a.NACKed)
 		if r.st.Plan.OnTimeout == RollBack {
 			m.rollBackLocked(r, "timeout", msg, nil)
 			return

@@ -259,3 +259,31 @@ func TestRunPassesAnEmptyStageAtItsWindow(t *testing.T) {
 	assert.Equal(t, Promoted, got.Phase)
 	assert.Equal(t, []string{"started", "empty", "stage", "acked", "promoted"}, whats(got))
 }
+
+// Fewer NACKs than MaxNACKs do not roll back, but a node that NACKed has
+// not ACKed: the stage does not pass, and its window's end holds it.
+func TestRunNACKsBelowMaxHold(t *testing.T) {
+	st := store.New()
+	_, err := st.Commit(clusters("edge", time.Second)...)
+	require.NoError(t, err)
+	e := newEnv(t, st, Options{})
+	f := newFleet(1)
+	clients := map[string]*client{}
+	for _, id := range f.all() {
+		clients[id] = e.client(t, id, false)
+	}
+	stages, _ := ParseStages("10%,100%")
+	r := mustStage(t, e.m, Plan{Stages: stages, Window: 200 * time.Millisecond, MaxNACKs: 2}, clusters("edge", 2*time.Second))
+	target := e.webVersion()
+	clients[f.ten].expectWeb(target)
+	clients[f.canary].receiveOnly(target)
+	clients[f.canary].nack("one is not enough")
+	got, err := r.Wait(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, Held, got.Phase)
+	assert.Equal(t, 0, got.Stage)
+	assert.Equal(t, 1, got.Applied.NACKed)
+	assert.Equal(t, 1, got.Applied.ACKed)
+	assert.Contains(t, got.Events[len(got.Events)-1].Message, "1 NACKed")
+	assert.Equal(t, sorted(f.canary, f.ten), e.sent.sentTo(target))
+}
