@@ -197,7 +197,8 @@ func (m *Manager) activeLocked() *Rollout {
 // both's scopes and the older one's bases (the last content every node ran),
 // so content no stage has tested never goes past the first stage.
 //
-// source names the change in logs and the rollout's events.
+// source names the change in logs and the rollout's events. Stage calls are
+// serialised; commit must not call Stage itself.
 func (m *Manager) Stage(ctx context.Context, plan Plan, source string, commit func() (store.Result, error)) (*Rollout, error) {
 	plan, err := plan.normalized()
 	if err != nil {
