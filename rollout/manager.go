@@ -128,14 +128,22 @@ func New(st *store.Store, opts Options) *Manager {
 func (m *Manager) Attach(srv *stream.Server) { m.srv.Store(srv) }
 
 // Status returns the running or most recent rollout's status; false when
-// there was none.
+// there was none. For a rollout that runs or is held, Applied is where the
+// current stage's nodes connected to this process stand now.
 func (m *Manager) Status() (Status, bool) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.cur == nil {
+		m.mu.Unlock()
 		return Status{}, false
 	}
-	return m.cur.statusLocked(), true
+	st := m.cur.statusLocked()
+	j := m.jobLocked(true)
+	m.mu.Unlock()
+	if srv := m.srv.Load(); j != nil && srv != nil {
+		a := srv.Applied(j.target, j.hint)
+		st.Applied = j.filter(&a, nodeLookup(srv))
+	}
+	return st, true
 }
 
 // Status returns the rollout's status now.

@@ -131,6 +131,11 @@ func TestRunPromotesThroughStages(t *testing.T) {
 
 		clients[f.canary].receiveOnly(target)
 		assert.Equal(t, []string{f.canary}, e.sent.sentTo(target), "stage 1 is the 1% node")
+		now, _ := e.m.Status()
+		if assert.Len(t, now.Applied.Nodes, 1) {
+			assert.Equal(t, f.canary, now.Applied.Nodes[0].NodeID)
+			assert.Equal(t, stream.NodePending, now.Applied.Nodes[0].State)
+		}
 		clients[f.canary].ack()
 
 		clients[f.ten].receiveOnly(target)
