@@ -37,8 +37,9 @@ type Options struct {
 const maxEvents = 64
 
 // Manager runs the rollouts of one store, one at a time. It is the
-// stream.Router of the servers it is attached to: set it in
-// stream.Options.Router, then Attach the server. Run drives the stages.
+// stream.Router of the server of that store: set it in
+// stream.Options.Router, then Attach the server. Run drives the stages. It is
+// a prometheus.Collector of its metrics.
 type Manager struct {
 	st    *store.Store
 	opts  Options
@@ -361,108 +362,6 @@ func (m *Manager) Rollback(to uint64, source string) (store.Result, error) {
 	}
 	m.changedLocked()
 	return res, nil
-}
-
-// advanceLocked starts the next stage of r, or promotes r after its last.
-func (m *Manager) advanceLocked(r *Rollout) {
-	if r.st.Stage+1 >= len(r.st.Plan.Stages) {
-		r.st.Phase = Promoted
-		m.eventLocked(r, "promoted", fmt.Sprintf("every stage ACKed revision %d: every node of %s runs it",
-			r.st.Target, strings.Join(r.st.Scopes, ", ")), nil)
-		m.endLocked(r)
-	} else {
-		r.st.Stage++
-		r.serving = r.st.Stage
-		r.st.Phase = Running
-		r.st.StageStartedAt = m.opts.Now()
-		r.stageStart = time.Now()
-		r.st.Applied = stream.Applied{}
-		m.eventLocked(r, "stage", fmt.Sprintf("stage %d of %d (%s) serves revision %d",
-			r.st.Stage+1, len(r.st.Plan.Stages), r.st.Plan.Stages[r.st.Stage].Name, r.st.Target), nil)
-		m.installLocked()
-		m.wake(r.st.Scopes...)
-	}
-	m.changedLocked()
-}
-
-// rollBackLocked ends r by putting its base back: first in what every node
-// of its scopes is served, then in the store, by a commit of the base's
-// content (the same bytes, so the same versions; see commitBase). Commits to
-// other scopes since the base stay.
-func (m *Manager) rollBackLocked(r *Rollout, what, msg string, rejections []stream.Rejection) {
-	r.st.Phase = RolledBack
-	m.eventLocked(r, what, msg, rejections)
-	r.serving = -1
-	m.installLocked()
-	m.wake(r.st.Scopes...)
-	source := fmt.Sprintf("rollback of rollout %s: %s", r.st.ID, msg)
-	if err := r.commitBase(source); err != nil {
-		// The router keeps serving the base to every node of the scopes.
-		m.eventLocked(r, "rollback_failed", "the base could not be committed again: "+err.Error(), nil)
-		m.log.Error("rollout: rollback commit failed; the base is still served to every node", "rollout", r.st.ID, "err", err)
-	} else {
-		m.endLocked(r)
-	}
-	m.rollbacks++
-	m.changedLocked()
-}
-
-// commitBase commits the base's content of the rollout's scopes again. When
-// the rollout has one base and no other scope changed since, that is
-// store.RollbackTo(base): the base's entries as they are. Otherwise the
-// base's content of the rollout's scopes alone is committed, so that
-// commits to other scopes since stand; its entries are given as their
-// encodings (store.SetEncoded), which this build gives the same bytes.
-func (r *Rollout) commitBase(source string) error {
-	if r.alone() {
-		if _, err := r.m.st.RollbackTo(r.st.Base, source); err == nil {
-			return nil
-		}
-	}
-	_, err := r.m.st.CommitWith(store.CommitOptions{Source: source}, r.baseChanges()...)
-	return err
-}
-
-// alone reports whether every scope of the rollout has the same base and no
-// other scope changed since.
-func (r *Rollout) alone() bool {
-	for _, b := range r.bases {
-		if b != r.st.Base {
-			return false
-		}
-	}
-	for _, rev := range r.m.st.View().Revisions() {
-		if rev.Revision <= r.st.Base {
-			break // newest first
-		}
-		if !slices.Contains(r.st.Scopes, rev.Scope) {
-			return false
-		}
-	}
-	return true
-}
-
-// baseChanges is a commit of the rollout's scopes' base content.
-func (r *Rollout) baseChanges() []store.Change {
-	var changes []store.Change
-	for _, s := range r.st.Scopes {
-		changes = append(changes, store.ReplaceScope(s))
-		for typeURL, t := range r.baseViews[s].Tables(s) {
-			for _, e := range t.Sorted() {
-				changes = append(changes, store.SetEncoded(s, typeURL, e.Name, e.Body))
-			}
-		}
-	}
-	return changes
-}
-
-// endLocked stops routing r's scopes: every node is served the store's
-// current content, and the base is released.
-func (m *Manager) endLocked(r *Rollout) {
-	r.routing = false
-	r.release()
-	m.installLocked()
-	m.wake(r.st.Scopes...)
 }
 
 // installLocked publishes the routing table of the current rollout.

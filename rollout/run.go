@@ -228,55 +228,6 @@ func (m *Manager) Applied() (stream.Applied, bool) {
 	return j.filter(&a, nodeLookup(srv)), true
 }
 
-// decideLocked acts on where the stage's nodes stand after a wait.
-func (m *Manager) decideLocked(j *waitJob, a stream.Applied, err error, timedOut bool) {
-	r := j.r
-	if r != m.cur || j.gen != m.gen {
-		return // the state changed during the wait: it is read again
-	}
-	r.st.Applied = a
-	switch {
-	case a.NACKed >= j.maxNACKs:
-		var rejections []stream.Rejection
-		var first string
-		for _, n := range a.Nodes {
-			if n.State != stream.NodeNACKed || n.Rejection == nil {
-				continue
-			}
-			rejections = append(rejections, *n.Rejection)
-			m.log.Warn("rollout: node rejected the change", "rollout", r.st.ID, "stage", r.st.Stage,
-				"node", n.NodeID, "scope", n.Scope, "type", n.Rejection.TypeURL, "version", n.Rejection.Version,
-				"revision", n.Rejection.Revision, "detail", n.Rejection.Detail)
-			if first == "" {
-				first = fmt.Sprintf("NACK from node %s: %s", n.NodeID, n.Rejection.Detail)
-			}
-		}
-		m.nacks += uint64(a.NACKed)
-		if first == "" {
-			first = fmt.Sprintf("%d nodes NACKed", a.NACKed)
-		}
-		m.rollBackLocked(r, "nack", first, rejections)
-	case err == nil && allACKed(&a):
-		m.eventLocked(r, "acked", fmt.Sprintf("stage %d (%s): %d nodes ACKed revision %d",
-			r.st.Stage+1, r.st.Plan.Stages[r.st.Stage].Name, a.ACKed, r.st.Target), nil)
-		m.advanceLocked(r)
-	case timedOut && len(a.Nodes) == 0:
-		m.eventLocked(r, "empty", fmt.Sprintf("stage %d (%s): no node of the stage was connected during its window of %s",
-			r.st.Stage+1, r.st.Plan.Stages[r.st.Stage].Name, r.st.Plan.Window), nil)
-		m.advanceLocked(r)
-	case timedOut:
-		msg := fmt.Sprintf("stage %d (%s): the window of %s ended with %d of %d nodes pending and %d NACKed",
-			r.st.Stage+1, r.st.Plan.Stages[r.st.Stage].Name, r.st.Plan.Window, a.Pending, len(a.Nodes), a.NACKed)
-		if r.st.Plan.OnTimeout == RollBack {
-			m.rollBackLocked(r, "timeout", msg, nil)
-			return
-		}
-		r.st.Phase = Held
-		m.eventLocked(r, "held", msg+": held until promoted or aborted", nil)
-		m.changedLocked()
-	}
-}
-
 // watchLocked makes w watch every table of the running rollout's scopes.
 func (m *Manager) watchLocked(w interface {
 	Watch(scope, typeURL string)
