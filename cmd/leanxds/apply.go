@@ -98,7 +98,7 @@ func runApply(ctx context.Context, args []string, env lookupEnv, stdout, stderr 
 		return usageErrorf("apply: --rollout-window and --rollout-max-nacks must be positive")
 	}
 	if *stages != "" {
-		if plan.Stages, err = etcdrollout.ParseStages(*stages); err != nil {
+		if plan.Stages, err = rollout.ParseStages(*stages); err != nil {
 			return usageErrorf("apply: --rollout: %v", err)
 		}
 		plan.OnTimeout = rollout.Action(*onTimeout)

@@ -235,10 +235,12 @@ func (r *Replica) tally(ctx context.Context) (st State, modRev int64, t Tally, o
 }
 
 // decide reads the state and the fleet and makes the decision they call for,
-// if any: a rollback on MaxNACKs NACKs; the next stage (or promoted) once
-// every replica worked out the stage and every node of it ACKed (fewer NACKs
-// than MaxNACKs hold the stage until its window ends); the plan's OnTimeout
-// once the window ended.
+// as the rollout package's Manager does: a rollback on MaxNACKs NACKs; the
+// next stage (or promoted) once every replica worked out the stage, at least
+// one node of it ACKed and every one did (fewer NACKs than MaxNACKs hold the
+// stage until its window ends); once the window ended, the next stage when
+// no node of the stage is connected to any replica (event "empty"), the
+// plan's OnTimeout otherwise.
 func (r *Replica) decide(ctx context.Context) error {
 	st, modRev, t, ok, err := r.tally(ctx)
 	if err != nil || !ok {
@@ -265,12 +267,21 @@ func (r *Replica) decide(ctx context.Context) error {
 		}
 		r.counted("rollback", t.NACKed)
 		return nil
-	case st.Phase == rollout.Running && t.Ready && t.Pending == 0 && t.NACKed == 0:
+	case st.Phase == rollout.Running && t.Ready && t.ACKed > 0 && t.Pending == 0 && t.NACKed == 0:
 		next := st.next(now, fmt.Sprintf("its %d nodes ACKed", t.ACKed))
 		if err := r.write(ctx, st, modRev, next); err != nil {
 			return err
 		}
 		r.counted(next.Events[len(next.Events)-1].What, 0)
+		return nil
+	case st.Phase == rollout.Running && r.now().Sub(r.windowStart) >= st.Plan.Window && t.Ready && t.ACKed+t.NACKed+t.Pending == 0:
+		// No node of the stage connected to any replica (1% of a small
+		// fleet may be none): it passes once its window ended.
+		next := st.nextAs(now, "empty", fmt.Sprintf("no node of it connected within its window of %s", st.Plan.Window))
+		if err := r.write(ctx, st, modRev, next); err != nil {
+			return err
+		}
+		r.counted("empty", 0)
 		return nil
 	case st.Phase == rollout.Running && r.now().Sub(r.windowStart) >= st.Plan.Window:
 		why := fmt.Sprintf("stage %s: its window of %s ended with %d nodes ACKed, %d pending", st.stageName(st.Stage), st.Plan.Window, t.ACKed, t.Pending)

@@ -137,3 +137,37 @@ func TestDecideFromTheReplicasSums(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "1", string(resp.Kvs[0].Value))
 }
+
+// A stage no node of which is connected to any replica passes once its
+// window ended (event "empty"), as the rollout package's Manager does; before
+// that, it waits (a replica that has just started has no node yet).
+func TestDecideEmptyStage(t *testing.T) {
+	cli := etcdtest.Client(t)
+	prefix := etcdtest.Prefix(t, cli)
+	ctx := context.Background()
+	now := time.Date(2026, 12, 7, 22, 0, 0, 0, time.UTC)
+	r := New(Options{Client: cli, Prefix: prefix, ID: "d", Now: func() time.Time { return now }})
+	plan, err := Normalize(rollout.Plan{Stages: []rollout.Stage{{Name: "1%", Select: stream.Selector{Percent: 1}}}, Window: time.Minute})
+	require.NoError(t, err)
+	b, err := json.Marshal(State{ID: "r", Base: 1, Target: 2, Plan: plan, Phase: rollout.Running})
+	require.NoError(t, err)
+	_, err = cli.Put(ctx, source.EtcdRolloutStateKey(prefix), string(b))
+	require.NoError(t, err)
+	putReplica(t, cli, prefix, "a", &admin.FleetReplicaRollout{ID: "r", Stage: 0})
+	putReplica(t, cli, prefix, "b", &admin.FleetReplicaRollout{ID: "r", Stage: 0})
+
+	require.NoError(t, r.decide(ctx))
+	got, _, err := Read(ctx, cli, prefix)
+	require.NoError(t, err)
+	assert.Equal(t, 0, got.Stage, "no node ACKed: the stage waits for its window")
+
+	now = now.Add(time.Minute)
+	require.NoError(t, r.decide(ctx))
+	got, _, err = Read(ctx, cli, prefix)
+	require.NoError(t, err)
+	assert.Equal(t, 1, got.Stage)
+	assert.Equal(t, rollout.Running, got.Phase)
+	ev := got.Events[len(got.Events)-1]
+	assert.Equal(t, "empty", ev.What)
+	assert.Equal(t, "stage 1%: no node of it connected within its window of 1m0s; stage 100% starts", ev.Message)
+}

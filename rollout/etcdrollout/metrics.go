@@ -22,7 +22,7 @@ func newDescs() descs {
 		phase: prometheus.NewDesc("leanxds_rollout_phase",
 			"1 for the phase of the running or most recent rollout, 0 for the others.", []string{"phase"}, nil),
 		transitions: prometheus.NewDesc("leanxds_rollout_transitions_total",
-			"Rollout decisions this replica wrote to etcd, by kind: stage, promoted, held, rollback, promote, abort.",
+			"Rollout decisions this replica wrote to etcd, by kind: stage, empty, promoted, held, rollback, promote, abort.",
 			[]string{"what"}, nil),
 		nacks: prometheus.NewDesc("leanxds_rollout_nacks_total",
 			"Nodes whose NACK of a rollout's target decided a rollback this replica wrote.", nil, nil),

@@ -1,13 +1,12 @@
 package etcdrollout
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -77,18 +76,22 @@ func (s *State) stageName(i int) string {
 
 // next returns the state after its stage's nodes all ACKed, or Promote: the
 // next stage, or promoted after the last.
-func (s State) next(at time.Time, why string) State {
+func (s State) next(at time.Time, why string) State { return s.nextAs(at, "", why) }
+
+// nextAs is next with the event named what ("": "stage", or "promoted" after
+// the last stage).
+func (s State) nextAs(at time.Time, what, why string) State {
 	s.Events = append([]rollout.Event(nil), s.Events...)
 	if s.last() {
 		s.Phase = rollout.Promoted
-		s.event(at, "promoted", fmt.Sprintf("stage %s: %s; every node is served generation %d", s.stageName(s.Stage), why, s.Target), nil)
+		s.event(at, cmp.Or(what, "promoted"), fmt.Sprintf("stage %s: %s; every node is served generation %d", s.stageName(s.Stage), why, s.Target), nil)
 		return s
 	}
 	done := s.stageName(s.Stage)
 	s.Stage++
 	s.Phase = rollout.Running
 	s.StageStartedAt = at
-	s.event(at, "stage", fmt.Sprintf("stage %s: %s; stage %s starts", done, why, s.stageName(s.Stage)), nil)
+	s.event(at, cmp.Or(what, "stage"), fmt.Sprintf("stage %s: %s; stage %s starts", done, why, s.stageName(s.Stage)), nil)
 	return s
 }
 
@@ -190,51 +193,4 @@ func Normalize(p rollout.Plan) (rollout.Plan, error) {
 
 func selectsAll(s *stream.Selector) bool {
 	return s.Scope == "" && len(s.IDs) == 0 && len(s.Metadata) == 0 && (s.Percent <= 0 || s.Percent >= 100)
-}
-
-// ParseStages reads stages as leanxds apply --rollout gives them: comma
-// separated, each a share ("10%"), node ids ("ids=a|b") or a field of node
-// metadata ("metadata.k=v", dotted for nested structs): the forms of the
-// rollout package's ParseStages.
-func ParseStages(s string) ([]rollout.Stage, error) {
-	if strings.TrimSpace(s) == "" {
-		return nil, errors.New("no stages: want a list such as 1%,10%,100%")
-	}
-	var out []rollout.Stage
-	for i, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		var sel stream.Selector
-		switch {
-		case strings.HasSuffix(part, "%"):
-			p, err := strconv.ParseFloat(strings.TrimSuffix(part, "%"), 64)
-			if err != nil || p <= 0 || p > 100 {
-				return nil, fmt.Errorf("stage %d %q: want a percentage in (0, 100]", i+1, part)
-			}
-			if p < 100 {
-				sel.Percent = p
-			}
-		case strings.HasPrefix(part, "ids="):
-			for id := range strings.SplitSeq(strings.TrimPrefix(part, "ids="), "|") {
-				if id = strings.TrimSpace(id); id != "" {
-					sel.IDs = append(sel.IDs, id)
-				}
-			}
-			if len(sel.IDs) == 0 {
-				return nil, fmt.Errorf("stage %d %q: want node ids: ids=a|b", i+1, part)
-			}
-		case strings.HasPrefix(part, "metadata."):
-			k, v, ok := strings.Cut(strings.TrimPrefix(part, "metadata."), "=")
-			if !ok {
-				return nil, fmt.Errorf("stage %d %q: want metadata.key=value", i+1, part)
-			}
-			sel.Metadata = map[string]string{k: v}
-		default:
-			return nil, fmt.Errorf("stage %d %q: want a percentage (10%%), ids=a|b or metadata.key=value", i+1, part)
-		}
-		if err := sel.Validate(); err != nil {
-			return nil, fmt.Errorf("stage %d %q: %w", i+1, part, err)
-		}
-		out = append(out, rollout.Stage{Name: part, Select: sel})
-	}
-	return out, nil
 }

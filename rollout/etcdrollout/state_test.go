@@ -15,21 +15,6 @@ import (
 	"github.com/leanxds/leanxds/stream"
 )
 
-func TestParseStages(t *testing.T) {
-	got, err := ParseStages("ids=a|b, metadata.team.name=edge,10%,100%")
-	require.NoError(t, err)
-	assert.Equal(t, []rollout.Stage{
-		{Name: "ids=a|b", Select: stream.Selector{IDs: []string{"a", "b"}}},
-		{Name: "metadata.team.name=edge", Select: stream.Selector{Metadata: map[string]string{"team.name": "edge"}}},
-		{Name: "10%", Select: stream.Selector{Percent: 10}},
-		{Name: "100%"},
-	}, got)
-	for _, bad := range []string{"", "10", "0%", "101%", "ids=", "x=y", "1%,,2%", "metadata.k", "metadata..k=v"} {
-		_, err := ParseStages(bad)
-		assert.Error(t, err, bad)
-	}
-}
-
 func TestNormalize(t *testing.T) {
 	p, err := Normalize(rollout.Plan{Stages: []rollout.Stage{{Select: stream.Selector{Percent: 5}}}})
 	require.NoError(t, err)
