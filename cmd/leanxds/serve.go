@@ -88,9 +88,9 @@ type server struct {
 	// fleet publishes the fleet status (--source etcd://, --fleet-etcd); nil
 	// without it.
 	fleet *fleetStatus
-	// rollouts serves and decides the rollouts of the etcd source's prefix
+	// etcdRollouts serves and decides the rollouts of the etcd source's prefix
 	// (leanxds apply --rollout); nil without --source etcd://.
-	rollouts *etcdrollout.Replica
+	etcdRollouts *etcdrollout.Replica
 }
 
 func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server, error) {
@@ -131,9 +131,9 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 		if s.etcdCli, err = clientv3.New(cfg); err != nil {
 			return nil, fmt.Errorf("etcd: %w", err)
 		}
-		s.rollouts = etcdrollout.New(etcdrollout.Options{Client: s.etcdCli, Prefix: o.etcd.Prefix, ID: o.fleet.replicaID, Logger: log})
+		s.etcdRollouts = etcdrollout.New(etcdrollout.Options{Client: s.etcdCli, Prefix: o.etcd.Prefix, ID: o.fleet.replicaID, Logger: log})
 		s.etcd = source.NewEtcd(s.etcdCli, o.etcd.Prefix, s.st, source.EtcdOptions{
-			Logger: log, Location: o.etcd.String(), OnReload: dirOpts.OnReload, Rollouts: s.rollouts,
+			Logger: log, Location: o.etcd.String(), OnReload: dirOpts.OnReload, Rollouts: s.etcdRollouts,
 		})
 		s.src, adminSrc = s.etcd, etcdsource.Of(s.etcd)
 	} else {
@@ -164,13 +164,13 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 		csdsVisible = csdsVisibility(o.nodeIdentity, splitList(o.csdsReaders))
 	}
 	var standing func() (*admin.FleetReplicaRollout, map[string]*admin.FleetRollout)
-	if s.rollouts != nil {
-		xopts.Router, standing = s.rollouts, s.rollouts.Standing
+	if s.etcdRollouts != nil {
+		xopts.Router, standing = s.etcdRollouts, s.etcdRollouts.Standing
 	}
 	s.xds = stream.New(s.st, xopts)
-	if s.rollouts != nil {
-		s.rollouts.Attach(s.xds)
-		s.metrics.Registry().MustRegister(s.rollouts)
+	if s.etcdRollouts != nil {
+		s.etcdRollouts.Attach(s.xds)
+		s.metrics.Registry().MustRegister(s.etcdRollouts)
 	}
 	if s.fleet, err = newFleetStatus(o, s.etcdCli, s.st, s.xds, standing, log); err != nil {
 		return nil, err
@@ -256,11 +256,11 @@ func (s *server) run(ctx context.Context) error {
 		defer close(watched)
 		_ = s.src.Run(watchCtx) // it logs and records its own errors
 	}()
-	rolloutsDone := make(chan struct{})
+	etcdRolloutsDone := make(chan struct{})
 	go func() {
-		defer close(rolloutsDone)
-		if s.rollouts != nil {
-			_ = s.rollouts.Run(watchCtx) // it logs its own errors; it resigns when stopped
+		defer close(etcdRolloutsDone)
+		if s.etcdRollouts != nil {
+			_ = s.etcdRollouts.Run(watchCtx) // it logs its own errors; it resigns when stopped
 		}
 	}()
 	if s.etcdCli != nil {
@@ -276,7 +276,7 @@ func (s *server) run(ctx context.Context) error {
 	}
 	stopWatch()
 	<-watched
-	<-rolloutsDone
+	<-etcdRolloutsDone
 	// The replica's nodes leave the fleet status as they leave it.
 	stopFleet()
 	// The store no longer changes: the last snapshot is written while the
