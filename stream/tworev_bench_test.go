@@ -33,15 +33,17 @@ const twoRevStreams = 10_000
 // "one" serves every node the store's current view (no Router). "two" has a
 // Router that serves the nodes of Selector{Percent: 50} the current view and
 // every other node base, the store's view captured before the change: the two
-// revisions a rollout's 50% stage serves. Every stream first holds base; the
-// change is committed and pushed; then the heap in use after two collections is
-// read (heap-B/stream: over the same store and views without streams;
-// heap-MiB: over the process before the store was built). The timed loop then
-// commits the same kind of change again and drives every stream until it has
-// nothing left to send: in "two" the nodes served base read base and send
-// nothing. "stage" measures the Router instead moving the other half between
-// base and the current view and back (a stage promoted, then rolled back),
-// with no commit.
+// revisions a rollout's 50% stage serves. The change is committed, then every
+// stream connects and is served its view until it has nothing left to send;
+// then the heap in use after two collections is read: heap-B/stream is its
+// growth from before the streams opened (the store, its views and the server
+// made) divided by the streams, heap-MiB its growth from before the store was
+// built. The timed loop then commits the same kind of change again and drives
+// every stream until it has nothing left to send: in "two" the nodes served
+// base read base and send nothing. "stage" makes no commit: the Router moves
+// the other half of the nodes from base to the current view (ns/promoted, per
+// moved stream) and back (ns/returned: a stage withdrawn, as when a rollout
+// restarts at its first stage or is rolled back), in turn.
 //
 // The change is "endpoint" (one endpoint of one cluster) or "clusters" (the
 // connect timeout of every cluster, which R16 follows with every endpoint
