@@ -36,6 +36,9 @@ var rolloutScenarios = []scenario{
 	{id: "rollout-restart", title: "a server restarted mid-rollout (MarshalState, RestoreState) serves each node its stage's view again and goes on from that stage",
 		rules: []string{"R25"},
 		run:   rolloutRuns(sotwRolloutRestart, deltaRolloutRestart)},
+	{id: "rollout-nack-rollback", title: "the canary NACKs a staged change: the rollout rolls it back, sending the canary its earlier versions; a change every stage ACKs is promoted",
+		rules: []string{"R23", "R24", "R21", "R20"},
+		run:   rolloutWireRuns(sotwRolloutNACK, deltaRolloutNACK)},
 	{id: "rollout-canary-nack", title: "grpc-go nodes in two groups: a change the canary NACKs is rolled back and never reaches the stable group; a good one is promoted through every stage; RPCs never fail",
 		rules: []string{"R23", "R24", "R20", "R21"},
 		run:   map[client]func(*testing.T){grpcGo: grpcRolloutCanary}},
@@ -63,6 +66,14 @@ func rolloutRuns(sotw, delta func(*testing.T, *rolloutServer)) map[client]func(*
 		memorySotW: run(memorySotW, sotw), scriptedSotW: run(scriptedSotW, sotw),
 		memoryDelta: run(memoryDelta, delta), scriptedDelta: run(scriptedDelta, delta),
 	}
+}
+
+// rolloutWireRuns runs the SotW and delta scripts over the wire only, with the
+// Manager's loop running: it decides stages from what the stream server's
+// streams ACK and NACK.
+func rolloutWireRuns(sotw, delta func(*testing.T, *rolloutServer)) map[client]func(*testing.T) {
+	all := rolloutRuns(func(t *testing.T, r *rolloutServer) { r.run(t); sotw(t, r) }, func(t *testing.T, r *rolloutServer) { r.run(t); delta(t, r) })
+	return map[client]func(*testing.T){scriptedSotW: all[scriptedSotW], scriptedDelta: all[scriptedDelta]}
 }
 
 // routerSwitch is the stream.Router of a scenario's server: the Manager set
@@ -108,7 +119,7 @@ func (r *rolloutServer) attach() {
 // stage stages changes with a plan of two stages: the nodes ids (the canary),
 // then every node. The window is long: the scripts decide, with Promote and
 // Abort (nothing runs the Manager's loop).
-func (r *rolloutServer) stage(t *testing.T, ids []string, changes ...store.Change) {
+func (r *rolloutServer) stage(t *testing.T, ids []string, changes ...store.Change) *rollout.Rollout {
 	t.Helper()
 	plan := rollout.Plan{Stages: []rollout.Stage{
 		{Name: "canary", Select: stream.Selector{IDs: ids}},
@@ -117,6 +128,55 @@ func (r *rolloutServer) stage(t *testing.T, ids []string, changes ...store.Chang
 	ro, err := r.m.Stage(context.Background(), plan, "test", func() (store.Result, error) { return r.st.Commit(changes...) })
 	if err != nil || ro == nil {
 		t.Fatalf("stage: rollout %v, err %v", ro, err)
+	}
+	return ro
+}
+
+// run runs the Manager's loop until the test ends: it decides stages from the
+// nodes' ACKs and NACKs (over the wire only: it waits on the stream server).
+func (r *rolloutServer) run(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.m.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// wait waits for ro to end its stage decisions (rollout.Rollout.Wait).
+func wait(t *testing.T, ro *rollout.Rollout, want rollout.Phase) rollout.Status {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	st, err := ro.Wait(ctx)
+	if err != nil || st.Phase != want {
+		t.Fatalf("rollout %s: %s (%v), want %s; events %+v", st.ID, st.Phase, err, want, st.Events)
+	}
+	return st
+}
+
+// streams returns the stream server of the running incarnation (over the
+// wire only).
+func (r *rolloutServer) streams(t *testing.T) *stream.Server {
+	s, ok := r.server.(*xdsServer)
+	if !ok {
+		t.Fatalf("%T runs no stream server", r.server)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.srv
+}
+
+// everyNodeACKed wants every connected node ACKed for rev (WaitApplied).
+func (r *rolloutServer) everyNodeACKed(t *testing.T, rev uint64, ids ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	a, err := r.streams(t).WaitApplied(ctx, rev, stream.Selector{})
+	want := map[string]stream.NodeState{}
+	for _, id := range ids {
+		want[id] = stream.NodeACKed
+	}
+	if err != nil || !nodesAre(want)(&a) {
+		t.Fatalf("against revision %d: %s (%v), want %v ACKed", rev, describeApplied(a), err, ids)
 	}
 }
 
@@ -647,4 +707,81 @@ func ctxTimeout(t *testing.T, ctx context.Context) context.Context {
 	ctx, cancel := context.WithTimeout(ctx, waitFor)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// R23, R24, R21, R20 with the Manager's loop deciding: n1 (the canary) NACKs
+// the staged change; the rollout rolls back, n1 is sent the version it held
+// before and n2 nothing. A second change n1 ACKs reaches n2 at the next stage
+// and is promoted; both nodes run it.
+func sotwRolloutNACK(t *testing.T, r *rolloutServer) {
+	r.commit(t, setCluster("a"), setCluster("b"))
+	n1, n2 := r.ads(t, edgeNode("n1")), r.ads(t, edgeNode("n2"))
+	v0 := n1.Request(cds).ExpectResponse().Version()
+	n1.ACK()
+	n2.Request(cds).ExpectResponse(conv.Version(v0))
+	n2.ACK()
+
+	bad := r.stage(t, []string{"n1"}, stagedChange())
+	n1.ExpectResponse(conv.VersionNot(v0))
+	n1.NACK("connect timeout refused")
+	st := wait(t, bad, rollout.RolledBack)
+	if !hasRejection(st, "n1", "connect timeout refused") {
+		t.Fatalf("rolled back without n1's NACK: %+v", st.Events)
+	}
+	n1.ExpectResponse(conv.Version(v0), conv.Names("a", "b"))
+	n1.ACK()
+	n2.ExpectNothing()
+	r.everyNodeACKed(t, revision(r), "n1", "n2")
+
+	good := r.stage(t, []string{"n1"}, setCluster("b", xdstest.WithConnectTimeout(3*time.Second)))
+	vT := n1.ExpectResponse(conv.VersionNot(v0)).Version()
+	n1.ACK()
+	n2.ExpectResponse(conv.Version(vT))
+	n2.ACK()
+	st = wait(t, good, rollout.Promoted)
+	r.everyNodeACKed(t, st.Target, "n1", "n2")
+}
+
+func deltaRolloutNACK(t *testing.T, r *rolloutServer) {
+	r.commit(t, setCluster("a"), setCluster("b"))
+	n1, n2 := r.deltaADS(t, edgeNode("n1")), r.deltaADS(t, edgeNode("n2"))
+	va := n1.Subscribe(cds, "*").ExpectResponse(conv.Updated("a", "b")).VersionOf("a")
+	n1.ACK()
+	n2.Subscribe(cds, "*").ExpectResponse(conv.Updated("a", "b"))
+	n2.ACK()
+
+	bad := r.stage(t, []string{"n1"}, stagedChange())
+	n1.ExpectResponse(conv.Updated("a"))
+	n1.NACK("connect timeout refused")
+	st := wait(t, bad, rollout.RolledBack)
+	if !hasRejection(st, "n1", "connect timeout refused") {
+		t.Fatalf("rolled back without n1's NACK: %+v", st.Events)
+	}
+	n1.ExpectResponse(conv.Updated("a"), conv.VersionOf("a", va))
+	n1.ACK()
+	n2.ExpectNothing()
+	r.everyNodeACKed(t, revision(r), "n1", "n2")
+
+	good := r.stage(t, []string{"n1"}, setCluster("b", xdstest.WithConnectTimeout(3*time.Second)))
+	vb := n1.ExpectResponse(conv.Updated("b")).VersionOf("b")
+	n1.ACK()
+	n2.ExpectResponse(conv.Updated("b"), conv.VersionOf("b", vb))
+	n2.ACK()
+	st = wait(t, good, rollout.Promoted)
+	r.everyNodeACKed(t, st.Target, "n1", "n2")
+}
+
+// hasRejection reports whether a rollout's events hold a NACK of node whose
+// detail contains detail.
+func hasRejection(st rollout.Status, node, detail string) bool {
+	for _, e := range st.Events {
+		if e.What == "nack" && strings.Contains(e.Message, node) {
+			for _, rj := range e.Rejections {
+				if strings.Contains(rj.Detail, detail) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
