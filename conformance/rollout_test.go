@@ -117,8 +117,8 @@ func (r *rolloutServer) attach() {
 }
 
 // stage stages changes with a plan of two stages: the nodes ids (the canary),
-// then every node. The window is long: the scripts decide, with Promote and
-// Abort (nothing runs the Manager's loop).
+// then every node. The window is long: a stage ends when the script promotes
+// or aborts, or when the Manager's loop (run) decides from the nodes.
 func (r *rolloutServer) stage(t *testing.T, ids []string, changes ...store.Change) *rollout.Rollout {
 	t.Helper()
 	plan := rollout.Plan{Stages: []rollout.Stage{
@@ -141,7 +141,8 @@ func (r *rolloutServer) run(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 }
 
-// wait waits for ro to end its stage decisions (rollout.Rollout.Wait).
+// wait waits until ro is promoted, rolled back, held or superseded
+// (rollout.Rollout.Wait), and wants it in phase want.
 func wait(t *testing.T, ro *rollout.Rollout, want rollout.Phase) rollout.Status {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
@@ -165,7 +166,8 @@ func (r *rolloutServer) streams(t *testing.T) *stream.Server {
 	return s.srv
 }
 
-// everyNodeACKed wants every connected node ACKed for rev (WaitApplied).
+// everyNodeACKed wants the connected nodes to be exactly ids, each ACKed for
+// rev (stream.Server.WaitApplied).
 func (r *rolloutServer) everyNodeACKed(t *testing.T, rev uint64, ids ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
@@ -191,8 +193,10 @@ func (r *rolloutServer) phase(t *testing.T, phase rollout.Phase, stage int) roll
 }
 
 // restart stops the server mid-rollout and starts it again as a restarted
-// process does: the store's content and history restored, a new Manager
-// given the old one's state (RestoreState) before the server serves.
+// process does: every stream ends, and a new Manager is given the old one's
+// state (MarshalState, RestoreState) before the server serves again. The
+// store is the same one, standing for a store restored from a snapshot with
+// its content and history (persist keeps both).
 func (r *rolloutServer) restart(t *testing.T) {
 	t.Helper()
 	data, err := r.m.MarshalState()
