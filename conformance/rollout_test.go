@@ -36,6 +36,9 @@ var rolloutScenarios = []scenario{
 	{id: "rollout-restart", title: "a server restarted mid-rollout (MarshalState, RestoreState) serves each node its stage's view again and goes on from that stage",
 		rules: []string{"R25"},
 		run:   rolloutRuns(sotwRolloutRestart, deltaRolloutRestart)},
+	{id: "rollout-restart-abort", title: "a rollout restored after a restart and then aborted sends the canary the exact versions it held before the change, and the others nothing",
+		rules: []string{"R24", "R25"},
+		run:   rolloutRuns(sotwRolloutRestartAbort, deltaRolloutRestartAbort)},
 	{id: "rollout-nack-rollback", title: "the canary NACKs a staged change: the rollout rolls it back, sending the canary its earlier versions; a change every stage ACKs is promoted",
 		rules: []string{"R23", "R24", "R21", "R20"},
 		run:   rolloutWireRuns(sotwRolloutNACK, deltaRolloutNACK)},
@@ -788,4 +791,66 @@ func hasRejection(st rollout.Status, node, detail string) bool {
 		}
 	}
 	return false
+}
+
+// R25, R24: after a restart the base is the store's history (View.ScopeAt);
+// aborting there sends the canary the versions it held before the change, to
+// the byte, and the other node nothing.
+func sotwRolloutRestartAbort(t *testing.T, r *rolloutServer) {
+	r.commit(t, setCluster("a"), setCluster("b"))
+	n1, n2 := r.ads(t, edgeNode("n1")), r.ads(t, edgeNode("n2"))
+	v0 := n1.Request(cds).ExpectResponse().Version()
+	n1.ACK()
+	n2.Request(cds).ExpectResponse(conv.Version(v0))
+	n2.ACK()
+	r.stage(t, []string{"n1"}, stagedChange())
+	vT := n1.ExpectResponse(conv.VersionNot(v0)).Version()
+	n1.ACK()
+
+	r.restart(t)
+	n1 = r.ads(t, edgeNode("n1"))
+	n1.Request(cds).ExpectResponse(conv.Version(vT))
+	n1.ACK()
+	n2 = r.ads(t, edgeNode("n2"))
+	n2.Request(cds).ExpectResponse(conv.Version(v0))
+	n2.ACK()
+	if err := r.m.Abort("test"); err != nil {
+		t.Fatal(err)
+	}
+	back := n1.ExpectResponse(conv.Version(v0), conv.Names("a", "b"))
+	if d := connectTimeout(t, back.Resource("a"), "a"); d == staged {
+		t.Fatalf("the rollback sent a with the staged connect timeout")
+	}
+	n1.ACK()
+	n1.ExpectNothing()
+	n2.ExpectNothing()
+	r.phase(t, rollout.RolledBack, 0)
+}
+
+func deltaRolloutRestartAbort(t *testing.T, r *rolloutServer) {
+	r.commit(t, setCluster("a"), setCluster("b"))
+	n1, n2 := r.deltaADS(t, edgeNode("n1")), r.deltaADS(t, edgeNode("n2"))
+	va := n1.Subscribe(cds, "*").ExpectResponse(conv.Updated("a", "b")).VersionOf("a")
+	n1.ACK()
+	n2.Subscribe(cds, "*").ExpectResponse(conv.Updated("a", "b"))
+	n2.ACK()
+	r.stage(t, []string{"n1"}, stagedChange())
+	vT := n1.ExpectResponse(conv.Updated("a")).VersionOf("a")
+	n1.ACK()
+
+	r.restart(t)
+	n1 = r.deltaADS(t, edgeNode("n1"))
+	n1.Subscribe(cds, "*").ExpectResponse(conv.Updated("a", "b"), conv.VersionOf("a", vT))
+	n1.ACK()
+	n2 = r.deltaADS(t, edgeNode("n2"))
+	n2.Subscribe(cds, "*").ExpectResponse(conv.Updated("a", "b"), conv.VersionOf("a", va))
+	n2.ACK()
+	if err := r.m.Abort("test"); err != nil {
+		t.Fatal(err)
+	}
+	n1.ExpectResponse(conv.Updated("a"), conv.VersionOf("a", va), conv.NoRemoved())
+	n1.ACK()
+	n1.ExpectNothing()
+	n2.ExpectNothing()
+	r.phase(t, rollout.RolledBack, 0)
 }
