@@ -34,8 +34,11 @@
 //
 //   - admin.go: Options, New, the index page and the health probes.
 //   - health.go: the gRPC health service (grpc.health.v1) of the xDS port.
-//   - auth.go: who may read what every node is served: the admin token, or
-//     callers on this host only (and, for CSDS, Options.CSDSVisible).
+//   - auth.go: who may read what every node is served: the admin token (given
+//     or in a file), a verified client certificate, or callers on this host
+//     only (and, for CSDS, Options.CSDSVisible); and who may change what is
+//     served (POST /reload, /admin/...): the token or a verified client
+//     certificate only, and nobody when neither is configured.
 //   - debug.go, page.go: /debug/clients and /debug/config, answered a page
 //     at a time within a byte budget (Options.MaxBytes, Options.MaxPage).
 //   - fleetstatus.go, fleetpage.go: fleet status, the nodes of every replica
