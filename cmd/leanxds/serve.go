@@ -72,8 +72,10 @@ type server struct {
 	metrics *admin.Metrics
 	xds     *stream.Server
 	grpc    *grpc.Server
-	// admin is the admin HTTP handler and CSDS (package admin).
-	admin *admin.Admin
+	// admin is the admin HTTP handler and CSDS (package admin); adminAddr is
+	// the address its HTTP server listens on, once started.
+	admin     *admin.Admin
+	adminAddr net.Addr
 	// health is the gRPC health service of the xDS port: SERVING from the
 	// initial load on, NOT_SERVING while draining.
 	health *admin.Health
@@ -93,6 +95,17 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 	scopeOf, err := scopeFunc(o.scopeBy)
 	if err != nil {
 		return nil, err
+	}
+	if o.adminTokenFile != "" {
+		// Read now, so that a missing or empty file fails at start rather
+		// than leave the mutating endpoints closed to everyone.
+		tok, err := admin.ReadTokenFile(o.adminTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("--admin-token-file: %w", err)
+		}
+		if tok == "" {
+			return nil, fmt.Errorf("--admin-token-file %s holds no token", o.adminTokenFile)
+		}
 	}
 	s := &server{opts: o, log: log, st: store.New()}
 	s.metrics = admin.NewMetrics(s.st)
@@ -165,8 +178,9 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 	aopts := admin.Options{
 		Store: s.st, Streams: s.xds, Metrics: s.metrics,
 		Source: adminSrc, Reloader: reloader,
-		Ready: s.ready.Load, Token: o.adminToken, CSDSVisible: csdsVisible,
-		MaxBytes: o.adminMaxBytes, MaxPage: o.adminMaxPage, CSDSMaxBytes: o.csdsMaxBytes,
+		Ready: s.ready.Load, Token: o.adminToken, TokenFile: o.adminTokenFile, ClientCertificates: o.adminClientCA != "",
+		CSDSVisible: csdsVisible,
+		MaxBytes:    o.adminMaxBytes, MaxPage: o.adminMaxPage, CSDSMaxBytes: o.csdsMaxBytes,
 		Pprof: o.pprof,
 	}
 	if s.persister != nil {
@@ -229,7 +243,7 @@ func (s *server) run(ctx context.Context) error {
 	}
 	s.log.Info("xDS listening", "addr", lis.Addr().String(), "tls", s.opts.tlsCert != "",
 		"mtls", s.opts.clientCA != "", "node_identity", s.opts.nodeIdentity, "scope_by", s.opts.scopeBy, "scope_map", s.opts.scopeMap,
-		"csds", csdsGuard(s.opts.adminToken != "", s.opts.nodeIdentity, s.admin.Guard()))
+		"csds", csdsGuard(s.opts.adminToken != "" || s.opts.adminTokenFile != "", s.opts.nodeIdentity, s.admin.Guard()))
 	warnExposedXDS(s.log, lis.Addr(), s.opts.tlsCert != "")
 	served := make(chan error, 1)
 	go func() { served <- s.grpc.Serve(lis) }()
@@ -298,13 +312,29 @@ func (s *server) startAdmin() (*http.Server, error) {
 		return nil, fmt.Errorf("admin: %w", err)
 	}
 	srv := &http.Server{Handler: s.admin, ReadHeaderTimeout: 10 * time.Second}
+	if s.opts.adminTLSCert != "" {
+		cfg, err := adminTLS(s.opts.adminTLSCert, s.opts.adminTLSKey, s.opts.adminClientCA, s.log)
+		if err != nil {
+			lis.Close()
+			return nil, err
+		}
+		srv.TLSConfig = cfg
+	}
+	s.adminAddr = lis.Addr()
 	go func() {
-		if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if srv.TLSConfig != nil {
+			err = srv.ServeTLS(lis, "", "")
+		} else {
+			err = srv.Serve(lis)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("admin server", "err", err)
 		}
 	}()
-	s.log.Info("admin listening", "addr", lis.Addr().String(), "debug_pages", s.admin.Guard())
-	warnExposedAdmin(s.log, lis.Addr(), s.opts.adminToken != "")
+	s.log.Info("admin listening", "addr", lis.Addr().String(), "tls", srv.TLSConfig != nil,
+		"debug_pages", s.admin.Guard(), "mutating_endpoints", s.admin.MutationGuard())
+	warnExposedAdmin(s.log, lis.Addr(), s.opts.adminToken != "" || s.opts.adminTokenFile != "", srv.TLSConfig != nil)
 	return srv, nil
 }
 
