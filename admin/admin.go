@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/http/pprof"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 
@@ -63,6 +65,10 @@ type Options struct {
 	Source Source
 	// Reloader, if not nil, answers POST /reload.
 	Reloader Reloader
+	// Rollouts, if not nil, are the staged rollouts of the store (a
+	// *rollout.Manager), shown on /debug/rollouts and driven by POST
+	// /admin/rollout/promote, /admin/rollout/abort and /admin/rollback.
+	Rollouts Rollouts
 	// Snapshot is the snapshot kept of the store (package persist), shown on
 	// the index page and /readyz; nil for none.
 	Snapshot Snapshot
@@ -108,6 +114,8 @@ type Admin struct {
 	metrics *Metrics
 	mux     *http.ServeMux
 	csds    *csdsServer
+	// pages are the HTML pages' templates.
+	pages *template.Template
 	// done is closed by Shutdown, to end CSDS streams.
 	done     chan struct{}
 	shutdown sync.Once
@@ -134,6 +142,10 @@ func New(o Options) *Admin {
 	if o.Source != nil {
 		a.metrics.reg.MustRegister(newSourceCollector(o.Source))
 	}
+	if c, ok := o.Rollouts.(prometheus.Collector); ok {
+		a.metrics.reg.MustRegister(c)
+	}
+	a.pages = htmlPages()
 	a.csds = &csdsServer{st: o.Store, streams: o.Streams, maxBytes: o.CSDSMaxBytes, done: a.done,
 		visible: csdsAccess(a.auth.token, o.CSDSVisible)}
 	a.mux = a.routes()
@@ -210,6 +222,12 @@ func (a *Admin) routes() *http.ServeMux {
 	if a.opts.Reloader != nil {
 		mux.Handle("POST /reload", requireMutation(a.auth, http.HandlerFunc(a.handleReload)))
 	}
+	if ro := a.opts.Rollouts; ro != nil {
+		mux.Handle("GET /debug/rollouts", requireAdmin(a.auth, http.HandlerFunc(a.handleRollouts)))
+		mux.Handle("POST /admin/rollout/promote", requireMutation(a.auth, a.handleRolloutAction("promote", ro.Promote)))
+		mux.Handle("POST /admin/rollout/abort", requireMutation(a.auth, a.handleRolloutAction("abort", ro.Abort)))
+		mux.Handle("POST /admin/rollback", requireMutation(a.auth, http.HandlerFunc(a.handleRollback)))
+	}
 	return mux
 }
 
@@ -254,8 +272,19 @@ endpoints
 	if a.opts.Pprof {
 		fmt.Fprintf(&b, "  /debug/pprof/                Go runtime profiles (net/http/pprof)\n")
 	}
+	if a.opts.Rollouts != nil {
+		fmt.Fprintf(&b, "  /debug/rollouts             the running or last staged rollout: stage, nodes, events (?format=json)\n")
+	}
+	if a.opts.Reloader != nil || a.opts.Rollouts != nil {
+		fmt.Fprintf(&b, "\nchanges (%s)\n", a.auth.mutations())
+	}
 	if a.opts.Reloader != nil {
 		fmt.Fprintf(&b, "  POST /reload[?confirm=true] reload the directory now; confirm a held reload (leanxds reload)\n")
+	}
+	if a.opts.Rollouts != nil {
+		fmt.Fprintf(&b, "  POST /admin/rollout/promote the next stage of the rollout now (leanxds rollout promote)\n")
+		fmt.Fprintf(&b, "  POST /admin/rollout/abort   roll the rollout back now (leanxds rollout abort)\n")
+		fmt.Fprintf(&b, "  POST /admin/rollback?to=REV every scope back to revision REV, for every node (leanxds rollback)\n")
 	}
 	_, _ = w.Write([]byte(b.String()))
 }
