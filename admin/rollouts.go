@@ -137,6 +137,8 @@ func writeHTML(w http.ResponseWriter, t *template.Template, data any) {
 // per Admin: templates are values their owner holds, not package state.
 func htmlPages() *template.Template {
 	funcs := template.FuncMap{
+		// next numbers stages from 1, as people do.
+		"next": func(i int) int { return i + 1 },
 		"when": func(t time.Time) string {
 			if t.IsZero() {
 				return "-"
@@ -160,7 +162,7 @@ const rolloutsHTML = `<!DOCTYPE html>
 <table>
 <tr><th>id</th><td>{{.ID}}</td></tr>
 <tr><th>phase</th><td><b>{{.Phase}}</b></td></tr>
-<tr><th>stage</th><td>{{.Stage}}{{if lt .Stage (len .Plan.Stages)}} ({{(index .Plan.Stages .Stage).Name}}){{end}} of {{len .Plan.Stages}}:{{range $i, $s := .Plan.Stages}} {{if $i}}→ {{end}}{{$s.Name}}{{end}}</td></tr>
+<tr><th>stage</th><td>{{next .Stage}}{{if lt .Stage (len .Plan.Stages)}} ({{(index .Plan.Stages .Stage).Name}}){{end}} of {{len .Plan.Stages}}:{{range $i, $s := .Plan.Stages}} {{if $i}}→ {{end}}{{$s.Name}}{{end}}</td></tr>
 <tr><th>revisions</th><td>base {{.Base}}, target {{.Target}}</td></tr>
 <tr><th>scopes</th><td>{{range $i, $s := .Scopes}}{{if $i}}, {{end}}{{$s}}{{end}}</td></tr>
 <tr><th>window</th><td>{{.Plan.Window}}{{if .Plan.OnTimeout}}, then {{.Plan.OnTimeout}}{{end}}; rolled back at {{if .Plan.MaxNACKs}}{{.Plan.MaxNACKs}}{{else}}1{{end}} NACK(s)</td></tr>
@@ -175,7 +177,7 @@ const rolloutsHTML = `<!DOCTYPE html>
 {{end}}
 <h2>Events</h2>
 <table><tr><th>at</th><th>what</th><th>stage</th><th>message</th></tr>
-{{range .Events}}<tr><td>{{when .At}}</td><td>{{.What}}</td><td>{{.Stage}}</td><td>{{.Message}}{{range .Rejections}}<br>NACK {{.TypeURL}} {{.Version}}: {{.Detail}}{{end}}</td></tr>
+{{range .Events}}<tr><td>{{when .At}}</td><td>{{.What}}</td><td>{{next .Stage}}</td><td>{{.Message}}{{range .Rejections}}<br>NACK {{.TypeURL}} {{.Version}}: {{.Detail}}{{end}}</td></tr>
 {{end}}</table>
 {{else}}
 <p>No rollout since start.</p>

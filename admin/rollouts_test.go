@@ -112,7 +112,7 @@ func TestRolloutsPage(t *testing.T) {
 	code, body = fetch("/debug/rollouts")
 	assert.Equal(t, http.StatusOK, code)
 	assert.Contains(t, body, "<b>running</b>")
-	assert.Contains(t, body, "1 (10%) of 3: 1% → 10% → 100%")
+	assert.Contains(t, body, "2 (10%) of 3: 1% → 10% → 100%")
 	assert.Contains(t, body, "base 4, target 5")
 	assert.Contains(t, body, "envoy-&lt;2&gt;")
 	assert.Contains(t, body, "bad lb_policy")
