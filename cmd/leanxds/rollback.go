@@ -25,7 +25,8 @@ created after that revision is emptied; a scope whose kept history (serve
 nothing. A staged rollout in progress ends.
 
 --to REV names the revision ('leanxds history' lists them); without it, the
-revision before the newest: the last change is undone.
+base of the rollout in progress, or, with none, the revision before the
+newest: the last change is undone.
 
 Without --yes nothing is done: the command shows what each scope would go back
 to, and exits 3. With --yes it rolls back and prints the revision it committed.
@@ -65,6 +66,16 @@ func runRollback(ctx context.Context, args []string, env lookupEnv, stdout, stde
 		page, _, err := cl.history(ctx, "")
 		if err != nil {
 			return err
+		}
+		if to == 0 {
+			// A rollout in progress is rolled back to its base.
+			if body, _, err := cl.call(ctx, http.MethodGet, "/debug/rollouts?format=json"); err == nil {
+				if ro, err := decodeRollout(body); err == nil && ro.Rollout != nil &&
+					(ro.Rollout.Phase == "running" || ro.Rollout.Phase == "held") {
+					to = ro.Rollout.Base
+					fmt.Fprintf(stdout, "rollout %s is %s: its base is put back\n", ro.Rollout.ID, ro.Rollout.Phase)
+				}
+			}
 		}
 		if err := writeRollbackPlan(stdout, page, to); err != nil {
 			return fmt.Errorf("rollback: %w", err)
