@@ -65,6 +65,15 @@ func runReload(ctx context.Context, args []string, env lookupEnv, stdout, stderr
 	switch a.Outcome {
 	case admin.ReloadApplied:
 		fmt.Fprintf(stdout, "applied: revision %d, %d resources set, %d deleted\n", a.Revision, a.Set, a.Deleted)
+		// Under serve --rollout, say that it is staged (a server without
+		// rollouts, or an older one, does not answer: nothing is said).
+		if body, _, err := cl.call(ctx, http.MethodGet, "/debug/rollouts?format=json"); err == nil {
+			if p, err := decodeRollout(body); err == nil && p.Rollout != nil && p.Rollout.Target == a.Revision &&
+				p.Rollout.Phase == "running" && len(p.Rollout.Plan.Stages) > 0 {
+				fmt.Fprintf(stdout, "staged: rollout %s serves it to stage 1 (%s) first; see leanxds rollout status\n",
+					p.Rollout.ID, p.Rollout.Plan.Stages[0].Name)
+			}
+		}
 		return nil
 	case admin.ReloadUnchanged:
 		fmt.Fprintln(stdout, "unchanged: the directory holds what the server last applied from it")
