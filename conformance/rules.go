@@ -70,6 +70,13 @@ var Rules = []Rule{
 		Text:           "TTL: for clients that advertise xds.config.supports-resource-ttl (and, in SotW, xds.config.supports-resource-in-sotw), resources carry a TTL and heartbeats repeat the version without the body.",
 		NotImplemented: "leanxds sets no TTL on resources and sends no heartbeats; clients keep resources until they are removed."},
 
+	{ID: "R20", Source: "leanxds: who runs what",
+		Text: "The server knows which nodes run a store revision: a node is ACKed for revision R once each of its streams has read a view at or past R (with a Router, the view that node is served) and its client ACKed every response the stream sent it. A node whose subscriptions R did not change is ACKed for R without a new response, as versions are digests of content; waiting for R makes the streams that have not read it read the store. Until then the node is pending."},
+	{ID: "R21", Source: "leanxds: who runs what",
+		Text: "A NACK is held against the store revision of the response it rejects: a node is NACKed for R, with the client's error detail, the type and the version rejected, while the newest answer of some type is a NACK of a response made from a view at or past R. A node that rejected an earlier response and has nothing newer is pending, not NACKed; its next ACK ends the NACK."},
+	{ID: "R22", Source: "leanxds: who runs what",
+		Text: "A node is judged by its newest stream of each service (ADS, or a per-type service): after a reconnect the old stream no longer counts, even while still open. A node with several services runs R when every one of those streams does, and is NACKed when any is. A node with no open stream is not listed."},
+
 	{ID: "S1", Source: "Grouping resources into responses; Deleting resources",
 		Text: "An LDS or CDS response holds every subscribed resource of its type, every time: a resource left out is deleted by the client, and an empty response deletes them all."},
 	{ID: "S2", Source: "Grouping resources into responses; Deleting resources",

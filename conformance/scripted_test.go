@@ -37,6 +37,11 @@ type server interface {
 	// that restores its content.
 	stop()
 	start(t testing.TB)
+	// applied returns where the nodes sel selects stand against revision rev
+	// once want holds of it, failing the test otherwise (see applied_test.go).
+	applied(t testing.TB, rev uint64, sel stream.Selector, want func(*stream.Applied) bool) stream.Applied
+	// wake makes the streams of scope read the store again (Server.Wake).
+	wake(scope string)
 }
 
 // serverFor returns a new server configured with opts for a scripted

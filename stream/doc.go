@@ -34,6 +34,13 @@
 //     that stopped reading.
 //   - status.go, hooks.go: what the server exposes of each stream for status
 //     pages, CSDS, metrics and logs.
+//   - route.go, selector.go, applied.go: who is served what, and who runs
+//     what. A Router picks the view of the store each node is served, and
+//     Wake makes streams read it again; a Selector picks nodes. Applied judges
+//     the nodes a Selector picks against a store revision from the status
+//     snapshots their streams publish (R20–R22), with no stream's lock;
+//     WaitFor waits on a broadcast that streams send, only while someone
+//     waits, when their standing may have changed.
 //
 // # What a client holds
 //

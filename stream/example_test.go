@@ -96,3 +96,67 @@ func Example() {
 	// identical commit changed: false
 	// pushed clusters: 2 new version: true
 }
+
+// Who runs what: after a commit, wait until every node of scope "edge" runs
+// its revision, or one rejects it.
+func ExampleServer_WaitApplied() {
+	st := store.New()
+	if _, err := st.Commit(store.Set("edge", cluster("web", time.Second))); err != nil {
+		log.Fatal(err)
+	}
+	srv := stream.New(st, stream.Options{})
+	g := grpc.NewServer(srv.GRPCOptions()...)
+	srv.Register(g)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	go func() { _ = g.Serve(srv.Listener(lis)) }()
+	defer g.Stop()
+
+	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ads, err := discoveryv3.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	node := &corev3.Node{Id: "envoy-1", Cluster: "edge"}
+	if err := ads.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: protocol.TypeCluster}); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := ads.Recv(); err != nil {
+		log.Fatal(err)
+	}
+
+	res, err := st.Commit(store.Set("edge", cluster("web", 2*time.Second)))
+	if err != nil {
+		log.Fatal(err)
+	}
+	edge := stream.Selector{Scope: "edge"}
+	pushed, err := ads.Recv()
+	if err != nil {
+		log.Fatal(err)
+	}
+	a := srv.Applied(res.Revision, edge)
+	fmt.Println("pushed, not answered yet:", a.Nodes[0].NodeID, a.Nodes[0].State)
+
+	ack := &discoveryv3.DiscoveryRequest{TypeUrl: protocol.TypeCluster,
+		VersionInfo: pushed.GetVersionInfo(), ResponseNonce: pushed.GetNonce()}
+	if err := ads.Send(ack); err != nil {
+		log.Fatal(err)
+	}
+	a, err = srv.WaitApplied(ctx, res.Revision, edge)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("after the ACK:", a.Nodes[0].NodeID, a.Nodes[0].State, "at the revision:", a.Nodes[0].Revision == res.Revision)
+
+	// Output:
+	// pushed, not answered yet: envoy-1 pending
+	// after the ACK: envoy-1 acked at the revision: true
+}

@@ -373,6 +373,9 @@ func receive[Req request](c *conn, x *Session[Req], req Req) error {
 		return err
 	}
 	c.showStatus(x.Status())
+	if opened || rcv.Kind == KindACK || rcv.Kind == KindNACK {
+		c.srv.progress.signal() // the stream's standing may have changed (Applied)
+	}
 	c.received(rcv, x.at)
 	return nil
 }
@@ -447,7 +450,11 @@ func push[Req request](c *conn, x *Session[Req], ss grpc.ServerStream) error {
 	s := c.srv
 	v := x.View()
 	resps := x.Responses(v)
-	c.showStatus(x.Status())
+	before, after := c.shownStatus.Load(), x.Status()
+	c.showStatus(after)
+	if after.ViewRevision() != before.ViewRevision() {
+		s.progress.signal() // it read another view: its standing may have changed (Applied)
+	}
 	for _, r := range resps {
 		c.sending(true)
 		if s.closing.Load() {

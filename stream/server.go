@@ -114,6 +114,8 @@ type Server struct {
 	// closing is set by Shutdown, under mu: new streams are refused, and a
 	// stream about to send ends instead.
 	closing atomic.Bool
+	// progress tells WaitFor that a stream's standing may have changed.
+	progress progress
 
 	// awaiting counts the streams that have sent no request yet.
 	awaiting atomic.Int64
@@ -228,6 +230,8 @@ func (s *Server) remove(c *conn) {
 	s.mu.Unlock()
 	if !c.opened.Load() {
 		s.awaiting.Add(-1)
+	} else {
+		s.progress.signal() // its node may leave the set WaitFor waits on
 	}
 }
 

@@ -21,7 +21,9 @@
 //     when the test waits for them; so ExpectNothing is exact and instant (the
 //     server has nothing to send), and ExpectResponse fails at once when it has
 //     nothing. Hooks and the transport's limits (timeouts, connections) do not
-//     run.
+//     run. Memory.Applied says who runs a store revision, as
+//     stream.Server.Applied does, from the streams' status as of their
+//     newest step.
 //
 // Both give a SotW or a Delta, so a scenario written against those runs over
 // either. Each step either sends a request (Request, Subscribe, ACK, NACK, Send)

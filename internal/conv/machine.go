@@ -92,6 +92,20 @@ func (m *Memory) Streams() []stream.StreamStatus {
 	return out
 }
 
+// Applied returns where the nodes of the open streams that sel selects stand
+// against store revision rev, as stream.Server.Applied does for gRPC streams.
+// A stream reads the store only when the test waits for its responses
+// (ExpectResponse, ExpectNothing): nothing wakes it as Server.WaitFor does.
+func (m *Memory) Applied(rev uint64, sel stream.Selector) stream.Applied {
+	var open []stream.StreamSnapshot
+	for _, s := range m.streams {
+		if !s.ended && s.opened() {
+			open = append(open, stream.StreamSnapshot{Info: s.info(), Status: s.status()})
+		}
+	}
+	return stream.AppliedOf(rev, sel, open)
+}
+
 // Shutdown ends every open stream with Unavailable, as stream.Server.Shutdown
 // does: what the server had sent and the test has not received can still be
 // received.

@@ -320,6 +320,14 @@ func (r *convRun) respond() int {
 	return len(resps)
 }
 
+// status is the machine's newest status snapshot.
+func (r *convRun) status() *Status {
+	if r.sotw != nil {
+		return r.sotw.Status()
+	}
+	return r.delta.Status()
+}
+
 // wake is the handler waking on its watcher: only after a commit to a watched type.
 func (r *convRun) wake() {
 	if !r.signalled {
@@ -575,6 +583,13 @@ func (r *convRun) settle() (failure string) {
 			if r.respond() > 0 {
 				return fmt.Sprintf("the server sends %s only when woken with nothing new; the handler would never wake, the client is stranded",
 					convResponseString(r.toClient[0]))
+			}
+			// R20: a client that answered everything, owed nothing, runs the
+			// revision the server last read.
+			st := r.status()
+			if sd := st.Standing(r.st.View().Revision()); !sd.ACKed || sd.NACK != nil || !sd.Answered {
+				return fmt.Sprintf("settled, yet not ACKed for revision %d (R20): %+v (view %d, ACKed %d)",
+					r.st.View().Revision(), sd, st.ViewRevision(), st.ACKedRevision())
 			}
 			return ""
 		}

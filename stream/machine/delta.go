@@ -27,6 +27,8 @@ type Delta struct {
 type pendingResponse struct {
 	typeURL string
 	version string
+	// rev is the store revision of the view the response was made from.
+	rev uint64
 }
 
 // heldVersion is one entry of a reconnecting client's initial_resource_versions
@@ -79,17 +81,18 @@ func (d *Delta) receive(req *discoveryv3.DeltaDiscoveryRequest, at time.Time) (R
 			delete(d.pending, nonce)
 			if req.GetErrorDetail() != nil {
 				// R4, P1: error_detail alone makes a NACK. R6: nothing is re-sent.
-				ts.holds.lastNACK = &NACK{
+				ts.holds.rejected(&NACK{
 					Nonce:           nonce,
 					Version:         ts.holds.ackedVersion,
 					RejectedVersion: p.version,
+					Revision:        p.rev,
 					Code:            req.GetErrorDetail().GetCode(),
 					Message:         req.GetErrorDetail().GetMessage(),
 					At:              at,
-				}
+				})
 				rcv.Kind, rcv.Version, rcv.NACK = KindNACK, ts.holds.ackedVersion, ts.holds.lastNACK
 			} else {
-				ts.holds.ackedVersion = p.version
+				ts.holds.ackedVersion, ts.holds.nacked = p.version, false
 				if nonce == ts.holds.nonce {
 					ts.holds.accepted()
 				}
@@ -138,6 +141,7 @@ func (d *Delta) receive(req *discoveryv3.DeltaDiscoveryRequest, at time.Time) (R
 // (R15), and records it as sent.
 func (d *Delta) Responses(v store.View) []*Response {
 	out := d.responses(v, d.respond)
+	d.viewed = v.Revision() + 1
 	d.snapshot(v)
 	return out
 }
@@ -175,11 +179,11 @@ func (d *Delta) respond(v store.View, ts *typeState) *Response {
 		Spellings: names,
 		Table:     cur,
 	}
-	ts.holds.sent(r, cur)
+	ts.holds.sent(r, cur, v.Revision())
 	if len(d.pending) >= maxPending {
 		clear(d.pending) // a client this far behind on ACKs gets its NACKs unattributed
 	}
-	d.pending[r.Nonce] = pendingResponse{typeURL: ts.typeURL, version: r.Version}
+	d.pending[r.Nonce] = pendingResponse{typeURL: ts.typeURL, version: r.Version, rev: v.Revision()}
 	d.owe(old, ts, r)
 	return r
 }

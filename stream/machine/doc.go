@@ -8,7 +8,11 @@
 // the client holds with the store's current view and returns the responses to
 // send, in push order (R15), or nothing (R6). After each of these steps Status
 // hands out an immutable snapshot of the machine, which the loop publishes for
-// status pages and CSDS to read without locking anything. The snapshot is as
+// status pages and CSDS to read without locking anything. It also records
+// the store revisions a stream stands at: of the view each newest response was
+// made from, of the view Responses last read, and the newest at which the
+// client had ACKed all it was sent (Status.Standing judges a revision: R20,
+// R21). The snapshot is as
 // of the machine's newest step: a name it reports Missing (R14) that the store
 // has since gained is reported so until the machine's next step, which that
 // very change causes. A machine has no goroutine, channel or clock, and no
@@ -48,7 +52,7 @@
 //   - decode.go: the decoding of SotW requests whose resource names are shared
 //     (Caches.UnmarshalRequest), which the server's gRPC codec calls.
 //   - response.go, status.go: Response, what to send; Status and TypeStatus,
-//     what a stream shows.
+//     what a stream shows, and Standing, where it stands against a revision.
 //
 // # What a client holds
 //

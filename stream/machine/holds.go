@@ -10,6 +10,9 @@ type holds struct {
 	// nonce and version are those of the newest response of this type (R1, R7).
 	nonce   string
 	version string
+	// sentRev is the store revision of the view the newest response was made
+	// from (or, after a resume, of the view that proved what the client holds).
+	sentRev uint64
 	// table is the table the client's content matches for every subscribed name,
 	// once it applies the newest response; nil before anything was sent.
 	table *store.Table
@@ -23,6 +26,8 @@ type holds struct {
 	acked bool
 	// lastNACK is the newest NACK of this type.
 	lastNACK *NACK
+	// nacked: the client's newest answer of this type is lastNACK.
+	nacked bool
 	// previous are the nonces and versions of a few superseded responses (a
 	// ring, see prevNext); nil until a response is superseded.
 	previous *[maxPrevious]superseded
@@ -39,24 +44,30 @@ const maxPrevious = 4
 // superseded is a response that a newer one of its type replaced.
 type superseded struct{ nonce, version string }
 
-// sent records a new response of the type, computed from table t: t may now
-// be held. (SotW remembers the response it replaces first, for a late ACK.)
-func (h *holds) sent(r *Response, t *store.Table) {
-	h.nonce, h.version, h.acked = r.Nonce, r.Version, false
+// sent records a new response of the type, computed from table t of a view at
+// store revision rev: t may now be held. (SotW remembers the response it
+// replaces first, for a late ACK.)
+func (h *holds) sent(r *Response, t *store.Table, rev uint64) {
+	h.nonce, h.version, h.acked, h.sentRev = r.Nonce, r.Version, false, rev
 	h.hold(t)
 }
 
 // accepted records that the client ACKed the newest response (R4): it holds
 // its table, and nothing older any more.
 func (h *holds) accepted() {
-	h.ackedVersion, h.acked = h.version, true
+	h.ackedVersion, h.acked, h.nacked = h.version, true, false
 	h.held = append(h.held[:0], h.table)
 }
 
+// rejected records the client's NACK n of a response of the type.
+func (h *holds) rejected(n *NACK) {
+	h.lastNACK, h.nacked = n, true
+}
+
 // resumed records that a client on a new stream holds table t at version
-// (S3, S6), as if it had been sent and ACKed here.
-func (h *holds) resumed(t *store.Table, version string) {
-	h.table, h.version, h.ackedVersion = t, version, version
+// (S3, S6), as if it had been sent and ACKed here, from a view at revision rev.
+func (h *holds) resumed(t *store.Table, version string, rev uint64) {
+	h.table, h.version, h.ackedVersion, h.sentRev = t, version, version, rev
 	h.held = []*store.Table{t}
 }
 

@@ -26,6 +26,10 @@ type machine struct {
 	caches *Caches
 	// snap is the newest status snapshot handed out (Status).
 	snap *Status
+	// viewed is 1 + the store revision of the view of the newest Responses,
+	// 0 before any; ackedRev is the newest such revision at which the client
+	// had ACKed everything it was sent and was owed nothing (see Status).
+	viewed, ackedRev uint64
 	// nonces counts the responses made on the stream; each nonce is its count (R1).
 	nonces uint64
 	// types are the stream's type states in push order (R15). A stream asks for
@@ -205,6 +209,9 @@ type NACK struct {
 	Version string
 	// RejectedVersion is the version_info of the rejected response.
 	RejectedVersion string
+	// Revision is the store revision of the view the rejected response was
+	// made from.
+	Revision uint64
 	// Code and Message are the client's error_detail. Only its presence makes a
 	// NACK (P1): the code differs from client to client.
 	Code    int32

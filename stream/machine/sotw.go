@@ -66,14 +66,15 @@ func (s *SotW) receive(req *discoveryv3.DiscoveryRequest, at time.Time, v store.
 		// R4, P1: error_detail alone makes a NACK, whatever its code. R5: the
 		// version is what the client still holds. R6: nothing is re-sent; the next
 		// response of this type waits for the next change.
-		ts.holds.lastNACK = &NACK{
+		ts.holds.rejected(&NACK{
 			Nonce:           nonce,
 			Version:         req.GetVersionInfo(),
 			RejectedVersion: ts.holds.version,
+			Revision:        ts.holds.sentRev,
 			Code:            req.GetErrorDetail().GetCode(),
 			Message:         req.GetErrorDetail().GetMessage(),
 			At:              at,
-		}
+		})
 		rcv.Kind, rcv.Version, rcv.NACK = KindNACK, req.GetVersionInfo(), ts.holds.lastNACK
 	default:
 		// R4: echoing the newest nonce without error_detail accepts that response.
@@ -110,7 +111,7 @@ func (s *SotW) receive(req *discoveryv3.DiscoveryRequest, at time.Time, v store.
 		// unknown content and gets everything.
 		cur := v.Table(s.Scope, ts.typeURL)
 		if entries := s.subscribed(v, ts, cur); digestOf(entries).Version() == vi {
-			ts.holds.resumed(cur, vi)
+			ts.holds.resumed(cur, vi, v.Revision())
 			ts.owed.resume(before)
 		} else {
 			ts.owed.all = true
@@ -136,6 +137,7 @@ func (ts *typeState) resumable() bool {
 // store signal; it returns nothing when the client is current (R6).
 func (s *SotW) Responses(v store.View) []*Response {
 	out := s.responses(v, s.respond)
+	s.viewed = v.Revision() + 1
 	s.snapshot(v)
 	return out
 }
@@ -171,7 +173,7 @@ func (s *SotW) respond(v store.View, ts *typeState) *Response {
 	r.TypeURL = ts.typeURL
 	r.Nonce = s.nextNonce()
 	ts.holds.remember(ts.holds.nonce, ts.holds.version)
-	ts.holds.sent(r, cur)
+	ts.holds.sent(r, cur, v.Revision())
 	s.owe(old, ts, r)
 	return r
 }
