@@ -1,16 +1,19 @@
 package persist
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 	"unsafe"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/leanxds/leanxds/protocol"
+	"github.com/leanxds/leanxds/store"
 )
 
 // Decode checks data and parses it. The checks run in order, before anything
@@ -35,8 +38,9 @@ func decode(data []byte, alias bool) (*Snapshot, error) {
 	if len(data) < prefixLen {
 		return nil, fmt.Errorf("%w: %d bytes, fewer than the %d-byte header: truncated", ErrLength, len(data), prefixLen)
 	}
-	if v := binary.BigEndian.Uint32(data[len(Magic):]); v != FormatVersion {
-		return nil, fmt.Errorf("%w: format version %d; this build reads version %d", ErrFormatVersion, v, FormatVersion)
+	version := binary.BigEndian.Uint32(data[len(Magic):])
+	if version != FormatVersion && version != formatVersion1 {
+		return nil, fmt.Errorf("%w: format version %d; this build reads versions %d and %d", ErrFormatVersion, version, formatVersion1, FormatVersion)
 	}
 	bodyLen := binary.BigEndian.Uint64(data[len(Magic)+4:])
 	if bodyLen > maxBody {
@@ -54,15 +58,15 @@ func decode(data []byte, alias bool) (*Snapshot, error) {
 	if stored := data[end:]; string(stored) != string(sum[:]) {
 		return nil, fmt.Errorf("%w: stored SHA-256 %x, computed %x: the snapshot was altered", ErrChecksum, stored, sum)
 	}
-	s, err := parseBody(data[prefixLen:end], alias)
+	s, err := parseBody(data[prefixLen:end], alias, version)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBody, err)
 	}
 	return s, nil
 }
 
-// parseBody parses a body whose checksum matched.
-func parseBody(b []byte, alias bool) (*Snapshot, error) {
+// parseBody parses a body whose checksum matched, of format version.
+func parseBody(b []byte, alias bool, version uint32) (*Snapshot, error) {
 	num, typ, n := protowire.ConsumeTag(b)
 	if n < 0 || num != bodyHeader || typ != protowire.BytesType {
 		return nil, errors.New("the body does not start with its header")
@@ -75,16 +79,28 @@ func parseBody(b []byte, alias bool) (*Snapshot, error) {
 	if err := parseHeader(hdr, &s.Header); err != nil {
 		return nil, fmt.Errorf("header: %w", err)
 	}
-	content := b[n+m:]
+	rest := b[n+m:]
+	// The content section is the scope messages that follow the header;
+	// version 2 puts the history and the attachments after it.
+	contentLen := 0
+	for contentLen < len(rest) {
+		num, typ, n := protowire.ConsumeTag(rest[contentLen:])
+		if n < 0 || num != bodyScope || typ != protowire.BytesType {
+			break
+		}
+		_, m := protowire.ConsumeBytes(rest[contentLen+n:])
+		if m < 0 {
+			return nil, fmt.Errorf("content: %w", protowire.ParseError(m))
+		}
+		contentLen += n + m
+	}
+	content, after := rest[:contentLen], rest[contentLen:]
 	if sha256.Sum256(content) != s.ContentDigest {
 		return nil, errors.New("the content does not match the digest in the header")
 	}
 	count := 0
 	var prevScope string
 	err := fields(content, func(num protowire.Number, typ protowire.Type, v []byte) error {
-		if num != bodyScope || typ != protowire.BytesType {
-			return fmt.Errorf("unexpected field %d in the content", num)
-		}
 		sc, err := parseScope(v, alias)
 		if err != nil {
 			return err
@@ -105,7 +121,256 @@ func parseBody(b []byte, alias bool) (*Snapshot, error) {
 	if count != s.Resources {
 		return nil, fmt.Errorf("%d resources, the header says %d", count, s.Resources)
 	}
+	if err := parseExtras(after, alias, version, s); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// parseExtras parses what follows the content: in version 2, the history
+// (field 3, per scope) then the attachments (field 4), within the bounds
+// (MaxHistoryRevisions, ...); nothing in version 1.
+func parseExtras(b []byte, alias bool, version uint32, s *Snapshot) error {
+	var lim limits
+	counts := map[string]int{}
+	for _, sc := range s.Scopes {
+		for _, t := range sc.Tables {
+			counts[sc.Name] += len(t.Entries)
+		}
+	}
+	last := protowire.Number(bodyScope)
+	return fields(b, func(num protowire.Number, typ protowire.Type, v []byte) error {
+		if version == formatVersion1 || typ != protowire.BytesType || (num != bodyHistory && num != bodyAttachment) {
+			return fmt.Errorf("unexpected field %d after the content", num)
+		}
+		if num < last {
+			return fmt.Errorf("field %d out of order", num)
+		}
+		last = num
+		switch num {
+		case bodyHistory:
+			h, err := parseHistory(v, alias, &lim)
+			if err != nil {
+				return fmt.Errorf("history: %w", err)
+			}
+			if n := len(s.History); n > 0 && h.Scope <= s.History[n-1].Scope {
+				return fmt.Errorf("history: scope %q out of order or repeated", h.Scope)
+			}
+			if got, want := h.Revisions[0].Revision.Resources, counts[h.Scope]; got != want {
+				return fmt.Errorf("history: scope %q: its newest revision holds %d resources, the content %d", h.Scope, got, want)
+			}
+			s.History = append(s.History, h)
+		case bodyAttachment:
+			name, data, err := parseAttachment(v, &lim)
+			if err != nil {
+				return err
+			}
+			if s.Attachments == nil {
+				s.Attachments = map[string][]byte{}
+			} else if prev := lim.lastAttachment; name <= prev {
+				return fmt.Errorf("attachment %q out of order or repeated", name)
+			}
+			lim.lastAttachment = name
+			s.Attachments[name] = data
+		}
+		return nil
+	})
+}
+
+// limits counts what a snapshot's history and attachments hold, against their
+// bounds.
+type limits struct {
+	revisions, entries    int
+	attachments, attBytes int
+	lastAttachment        string
+}
+
+func parseHistory(b []byte, alias bool, lim *limits) (ScopeHistory, error) {
+	var h ScopeHistory
+	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte) error {
+		switch {
+		case num == historyScope && typ == protowire.BytesType:
+			h.Scope = string(v)
+		case num == historyRevision && typ == protowire.BytesType:
+			if lim.revisions++; lim.revisions > MaxHistoryRevisions {
+				return fmt.Errorf("more than %d revisions (MaxHistoryRevisions)", MaxHistoryRevisions)
+			}
+			r, err := parseRevision(v, alias, lim)
+			if err != nil {
+				return fmt.Errorf("scope %q: %w", h.Scope, err)
+			}
+			switch n := len(h.Revisions); {
+			case r.Revision.Revision == 0:
+				return fmt.Errorf("scope %q: revision 0", h.Scope)
+			case n == 0 && (len(r.Set) > 0 || len(r.Absent) > 0):
+				return fmt.Errorf("scope %q: its newest revision has differences: it is the content", h.Scope)
+			case n > 0 && r.Revision.Revision >= h.Revisions[n-1].Revision.Revision:
+				return fmt.Errorf("scope %q: revision %d out of order or repeated", h.Scope, r.Revision.Revision)
+			case n > 0 && r.Revision.Until != 0 && (r.Revision.Until <= r.Revision.Revision || r.Revision.Until > h.Revisions[n-1].Revision.Revision):
+				return fmt.Errorf("scope %q: revision %d held until %d, outside its place", h.Scope, r.Revision.Revision, r.Revision.Until)
+			case n == 0 && r.Revision.Until != 0:
+				return fmt.Errorf("scope %q: its newest revision has an end", h.Scope)
+			}
+			h.Revisions = append(h.Revisions, r)
+		}
+		return nil
+	})
+	if err == nil && len(h.Revisions) == 0 {
+		err = fmt.Errorf("scope %q: no revision", h.Scope)
+	}
+	for i := range h.Revisions {
+		h.Revisions[i].Revision.Scope = h.Scope
+	}
+	return h, err
+}
+
+func parseRevision(b []byte, alias bool, lim *limits) (HistoryRevision, error) {
+	var hr HistoryRevision
+	r := &hr.Revision
+	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte) error {
+		varint := func() (uint64, error) {
+			if typ != protowire.VarintType {
+				return 0, fmt.Errorf("field %d is not a varint", num)
+			}
+			x, _ := protowire.ConsumeVarint(v)
+			return x, nil
+		}
+		var x uint64
+		var err error
+		switch num {
+		case revRevision, revResources, revAdded, revChanged, revRemoved, revFirst, revUntil:
+			if x, err = varint(); err != nil {
+				return err
+			}
+			if x > math.MaxInt32 && num != revRevision && num != revUntil {
+				return fmt.Errorf("field %d: %d is out of range", num, x)
+			}
+		}
+		switch {
+		case num == revRevision:
+			r.Revision = x
+		case num == revAt && typ == protowire.Fixed64Type:
+			r.At = time.Unix(0, int64(binary.LittleEndian.Uint64(v)))
+		case num == revSource && typ == protowire.BytesType:
+			if len(v) > MaxSourceBytes {
+				return fmt.Errorf("a source of %d bytes (MaxSourceBytes %d)", len(v), MaxSourceBytes)
+			}
+			r.Source = string(v)
+		case num == revResources:
+			r.Resources = int(x)
+		case num == revAdded:
+			r.Summary.Added = int(x)
+		case num == revChanged:
+			r.Summary.Changed = int(x)
+		case num == revRemoved:
+			r.Summary.Removed = int(x)
+		case num == revName && typ == protowire.BytesType:
+			if len(r.Summary.Names) == store.MaxSummaryNames {
+				return fmt.Errorf("more than %d names in a summary", store.MaxSummaryNames)
+			}
+			r.Summary.Names = append(r.Summary.Names, string(v))
+		case num == revFirst:
+			r.First = x != 0
+		case num == revUntil:
+			r.Until = x
+		case (num == revSet || num == revAbsent) && typ == protowire.BytesType:
+			if lim.entries++; lim.entries > MaxHistoryEntries {
+				return fmt.Errorf("more than %d entries (MaxHistoryEntries)", MaxHistoryEntries)
+			}
+			var typeURL, name, version string
+			var body []byte
+			err := fields(v, func(num protowire.Number, typ protowire.Type, v []byte) error {
+				if typ != protowire.BytesType {
+					return nil
+				}
+				switch num {
+				case setTypeURL: // == absentTypeURL
+					typeURL = string(v)
+				case setName: // == absentName
+					name = str(v, alias)
+				case setVersion:
+					version = str(v, alias)
+				case setBody:
+					body = v
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if _, ok := protocol.Lookup(typeURL); !ok {
+				return fmt.Errorf("type %q is not served by this build", typeURL)
+			}
+			if num == revSet {
+				if n := len(hr.Set); n > 0 && !nameBefore(hr.Set[n-1].TypeURL, hr.Set[n-1].Name, typeURL, name) {
+					return fmt.Errorf("%s %q out of order or repeated", protocol.Short(typeURL), name)
+				}
+				hr.Set = append(hr.Set, HistoryEntry{TypeURL: typeURL, Entry: Entry{Name: name, Version: version, Body: body}})
+			} else {
+				if n := len(hr.Absent); n > 0 && !nameBefore(hr.Absent[n-1].TypeURL, hr.Absent[n-1].Name, typeURL, name) {
+					return fmt.Errorf("%s %q out of order or repeated", protocol.Short(typeURL), name)
+				}
+				hr.Absent = append(hr.Absent, HistoryName{TypeURL: typeURL, Name: name})
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		// A resource is either held differently or not held at all.
+		i, j := 0, 0
+		for i < len(hr.Set) && j < len(hr.Absent) {
+			a, b := hr.Set[i], hr.Absent[j]
+			switch {
+			case a.TypeURL == b.TypeURL && a.Name == b.Name:
+				err = fmt.Errorf("%s %q both held and absent", protocol.Short(a.TypeURL), a.Name)
+				i = len(hr.Set)
+			case nameBefore(a.TypeURL, a.Name, b.TypeURL, b.Name):
+				i++
+			default:
+				j++
+			}
+		}
+	}
+	if err != nil {
+		return hr, fmt.Errorf("revision %d: %w", r.Revision, err)
+	}
+	return hr, nil
+}
+
+// nameBefore reports whether (t1, n1) comes before (t2, n2): push order, then
+// name.
+func nameBefore(t1, n1, t2, n2 string) bool {
+	if t1 != t2 {
+		return protocol.PushOrder(t1, t2) < 0
+	}
+	return n1 < n2
+}
+
+func parseAttachment(b []byte, lim *limits) (string, []byte, error) {
+	var name string
+	var data []byte
+	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte) error {
+		switch {
+		case num == attachmentName && typ == protowire.BytesType:
+			name = string(v)
+		case num == attachmentData && typ == protowire.BytesType:
+			data = v
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return "", nil, fmt.Errorf("attachment: %w", err)
+	case name == "" || len(name) > MaxAttachmentName:
+		return "", nil, fmt.Errorf("attachment: a name of %d bytes (1 to MaxAttachmentName %d)", len(name), MaxAttachmentName)
+	}
+	if lim.attachments++; lim.attachments > MaxAttachments {
+		return "", nil, fmt.Errorf("more than %d attachments (MaxAttachments)", MaxAttachments)
+	}
+	if lim.attBytes += len(data); lim.attBytes > MaxAttachmentBytes {
+		return "", nil, fmt.Errorf("attachments of more than %d bytes (MaxAttachmentBytes)", MaxAttachmentBytes)
+	}
+	return name, bytes.Clone(data), nil
 }
 
 func parseHeader(b []byte, h *Header) error {

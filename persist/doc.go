@@ -8,7 +8,7 @@
 // The parts:
 //
 //   - format.go, encode.go, decode.go: the snapshot format (Encode, Decode,
-//     ContentDigest) and its checks.
+//     ContentDigest), its checks and its bounds.
 //   - backend.go, file.go, s3.go: where snapshots live (Backend, Open).
 //   - restore.go: loading a snapshot into a store before serving (Restore).
 //   - persister.go, metrics.go: writing the store periodically and at shutdown
@@ -20,7 +20,7 @@
 //
 //	offset  size  content
 //	0       8     magic "LXDSSNAP"
-//	8       4     format version, big-endian uint32 (FormatVersion, 1)
+//	8       4     format version, big-endian uint32 (FormatVersion, 2; 1 is read too)
 //	12      8     body length n, big-endian uint64
 //	20      n     body
 //	20+n    32    SHA-256 of bytes [0, 20+n)
@@ -32,15 +32,29 @@
 // scope, sorted by name, holding one message per type in push order (R15),
 // holding one message per entry, sorted by name, with the entry's name, content
 // version and deterministic encoding (its bytes as the store holds and serves
-// them). Encode is deterministic: the same content and header fields give the
-// same bytes, and the content section, hence the content digest, depends on the
-// content alone.
+// them). Version 2 adds, after the content section, the store's history
+// (store.View.History): one message per scope, sorted by name, holding its
+// revisions newest first, each with its number, time, source, resource count
+// and summary, and, but for the newest (which is the content), the resources
+// it held that the next newer revision does not hold as they were and the
+// names it did not hold: a difference, so K revisions cost what they changed,
+// not K copies. Then one message per named attachment (Meta.Attachments,
+// Persister.SetAttachment), sorted by name. Encode is deterministic: the same
+// content, history, attachments and header fields give the same bytes, and
+// the content section, hence the content digest, depends on the content alone.
+// Version 1 is version 2 without history and attachments.
 //
 // Decode checks before it parses, in this order, and its error names the check
 // that failed: magic (ErrMagic), format version (ErrFormatVersion), length, for
 // a truncated file or one with bytes after its checksum (ErrLength), checksum
 // (ErrChecksum); then the body must parse, every type be served by this build,
-// and the content match the digest in the header (ErrBody).
+// and the content match the digest in the header (ErrBody). A version 2
+// snapshot's history must be consistent (revisions in order, the newest
+// holding what the content holds) and, as its attachments, within the bounds
+// that limit what a snapshot can make the server hold: MaxHistoryRevisions,
+// MaxHistoryEntries, MaxSourceBytes, MaxAttachments, MaxAttachmentName and
+// MaxAttachmentBytes. Encode and SetAttachment keep within them, so a
+// snapshot past one was written by something else, and is refused.
 //
 // # Backends
 //
@@ -79,25 +93,37 @@
 //
 // # Restore
 //
-// Restore, run before the server accepts streams, loads the snapshot into the
-// store in one commit that makes the store hold exactly its content, and checks
-// that each resource, re-encoded, has the content version recorded (a resource
-// that does not is kept, counted in Info.Mismatched, and will be resent). The
-// config source then commits as usual: content it has unchanged is deduplicated
-// against the restored entries, so nothing is pushed again.
+// Restore, run before the server accepts streams, makes the store hold exactly
+// the snapshot's content, published at once, and checks that each resource,
+// re-encoded, has the content version recorded (a resource that does not is
+// kept, counted in Info.Mismatched, and will be resent). The config source then
+// commits as usual: content it has unchanged is deduplicated against the
+// restored entries, so nothing is pushed again.
 //
-// Restore costs what it changes: it hands the store each resource as the
-// snapshot holds it (store.SetEncoded), with names and versions read in place
-// from the snapshot's bytes, so a resource whose encoding the store already
-// holds costs a lookup and a byte comparison, and only the others are decoded,
-// validated and encoded. What it cannot avoid is proportional to the snapshot:
-// reading it, two SHA-256 passes (the checksum and the content digest), one
-// slot per resource in the snapshot's tables and in the commit, and the version
-// check of every resource after the commit. Restoring a snapshot that differs
-// from the store in one resource of 100,000 decodes, validates and encodes
-// that resource alone; its allocations are a constant few dozen, but the
-// slots above are bytes in proportion to the snapshot (about 19 MB at
-// 100,000 resources), and so is its time (BenchmarkRestoreOne).
+// Into a store that has not passed the snapshot's revisions (a new one), it
+// brings back the history too, replaying it (store.Replay): every revision
+// keeps its number, time, source and summary, entries unchanged between
+// revisions are shared again, and the store continues the numbering from the
+// snapshot's lineage revision (Info.Numbered). A version 1 snapshot, which has
+// no history, starts the history at its lineage revision, as a revision
+// labelled "restore" whose past is unknown. Into a store already past those
+// revisions, or when the history cannot be replayed (Info.HistoryErr), the
+// content is committed alone as a new revision of the store, labelled
+// "restore". The attachments are returned in Info.Attachments.
+//
+// Restoring the content costs what it changes: it hands the store each resource
+// as the snapshot holds it (store.SetEncoded), with names and versions read in
+// place from the snapshot's bytes, so a resource whose encoding the store
+// already holds costs a lookup and a byte comparison, and only the others are
+// decoded, validated and encoded. What it cannot avoid is proportional to the
+// snapshot: reading it, two SHA-256 passes (the checksum and the content
+// digest), one slot per resource in the snapshot's tables and in the commit,
+// and the version check of every resource after the commit. Restoring a
+// snapshot that differs from the store in one resource of 100,000 decodes,
+// validates and encodes that resource alone; its allocations are a constant
+// hundred or so (the summaries of its history revision among them), but the
+// slots above are bytes in proportion to the snapshot (about 19 MB at 100,000
+// resources), and so is its time (BenchmarkRestoreOne).
 //
 // A snapshot that fails a check, or whose content the store refuses, is refused:
 // the store is untouched, the snapshot is set aside (renamed to
@@ -116,24 +142,32 @@
 // # Persister
 //
 // A Persister checks the store every interval (DefaultInterval, 60 s) and
-// writes it if its content changed since the last write, and once more when Run
-// stops. "Changed" is decided without encoding when it can: the same store
-// revision means the same content; a new revision is checked against the content
-// digest of the last snapshot written or restored, so a change that was undone
-// costs a digest and no write, and times, revisions and writer (header only)
-// never count. A failed write is retried after a backoff that doubles from
-// MinBackoff to MaxBackoff; serving never waits for the backend.
+// writes it if it has a new revision or an attachment changed since the last
+// write, and once more when Run stops. The same store revision means the same
+// content and history, and costs nothing; a new revision is written even when
+// its content is the one written (a change undone), so that the snapshot keeps
+// the history and the numbering a restart continues. A store just restored,
+// still holding the snapshot's content (same content digest), is not written
+// back. A failed write is retried after a backoff that doubles from MinBackoff
+// to MaxBackoff; serving never waits for the backend.
 //
 // Before the config source has loaded (ConfigLoaded), an empty store is never
 // written: a server that starts without config, or whose snapshot was refused,
 // does not replace the last good snapshot with nothing.
 //
-// Each snapshot records a lineage revision: the restored snapshot's revision
-// plus the store's commits since, so revisions keep growing across restarts and
-// two replicas can compare them. A Persister is a prometheus.Collector of
-// leanxds_snapshot_writes_total, _write_failures_total, _conflicts_total,
-// _last_success_timestamp_seconds, _bytes, _revision and
-// _write_duration_seconds.
+// Each snapshot records a lineage revision (Header.Revision): the restored
+// snapshot's revision plus the store's commits since, so revisions keep growing
+// across restarts and two replicas can compare them. A store that began empty,
+// or that continues a restored snapshot's numbering (Info.Numbered), has the
+// lineage revision as its own revision, so the revisions of the history, of
+// store.Result and of the snapshot are one numbering. They differ only for a
+// store restored into after it had committed (Info.Numbered false), or whose
+// persister joined, on a write conflict, the lineage of a snapshot it could not
+// read at start: the lineage then counts on from the snapshot's revision.
+//
+// A Persister is a prometheus.Collector of leanxds_snapshot_writes_total,
+// _write_failures_total, _conflicts_total, _last_success_timestamp_seconds,
+// _bytes, _revision and _write_duration_seconds.
 //
 // Rule ids (S3, D3, D8, R15) refer to the project's rule list,
 // conformance/RULES.md.

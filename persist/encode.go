@@ -5,18 +5,27 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash"
+	"maps"
+	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/leanxds/leanxds/protocol"
 	"github.com/leanxds/leanxds/store"
 )
 
-// Encode writes the content of v as a snapshot, with m in its header, and returns
-// it with the header it holds. It is deterministic: the same view and Meta give
-// the same bytes. The content section depends on the content alone (not on Meta,
-// revisions or commit times), so Header.ContentDigest, or ContentDigest,
-// compares content across snapshots and stores.
+// Encode writes the content of v as a snapshot, with m in its header, followed
+// by the history v keeps (store.View.History: each revision as a difference from
+// the next newer one, so that it costs what changed; the newest
+// MaxHistoryRevisions revisions and MaxHistoryEntries entries at most) and m's
+// attachments, and returns it with the header it holds. It is deterministic: the
+// same view and Meta give the same bytes. The content section depends on the
+// content alone (not on Meta, revisions, commit times, history or
+// attachments), so Header.ContentDigest, or ContentDigest, compares content
+// across snapshots and stores.
 //
 // The result is allocated once, at its final size.
 func Encode(v store.View, m Meta) ([]byte, Header) {
@@ -24,6 +33,8 @@ func Encode(v store.View, m Meta) ([]byte, Header) {
 		m.WrittenAt = time.Now()
 	}
 	p := planContent(v)
+	hist := appendHistory(nil, v)
+	atts := appendAttachments(nil, m.Attachments)
 	h := Header{
 		WrittenAt:   m.WrittenAt,
 		Revision:    m.Revision,
@@ -33,7 +44,7 @@ func Encode(v store.View, m Meta) ([]byte, Header) {
 		Tables:      p.tableRevisions(),
 	}
 	hdrSize := headerSize(&h)
-	bodyLen := protowire.SizeTag(bodyHeader) + protowire.SizeBytes(hdrSize) + p.size
+	bodyLen := protowire.SizeTag(bodyHeader) + protowire.SizeBytes(hdrSize) + p.size + len(hist) + len(atts)
 	total := prefixLen + bodyLen + checksumLen
 
 	out := make([]byte, 0, total)
@@ -56,6 +67,8 @@ func Encode(v store.View, m Meta) ([]byte, Header) {
 			len(hdr), len(w.buf), contentAt-hdrAt, p.size))
 	}
 	out = out[:contentAt+len(w.buf)]
+	out = append(out, hist...)
+	out = append(out, atts...)
 	sum := sha256.Sum256(out)
 	out = append(out, sum[:]...)
 	return out, h
@@ -243,4 +256,160 @@ func (w *sink) flush() {
 		w.h.Write(w.buf)
 		w.buf = w.buf[:0]
 	}
+}
+
+// appendHistory appends the history section of v to b: one message per scope
+// with a history, sorted by name, holding its revisions newest first, each but
+// the first with the entries that differ from the next newer one. When the
+// history is larger than the bounds (MaxHistoryRevisions, MaxHistoryEntries),
+// the oldest revisions, every scope's, are left out: each scope keeps its
+// revisions from one revision number on, the same for every scope.
+func appendHistory(b []byte, v store.View) []byte {
+	all := v.Revisions() // newest first
+	hists := map[string][]historyRev{}
+	for _, r := range all {
+		hists[r.Scope] = append(hists[r.Scope], historyRev{r: r})
+	}
+	kept := map[string]int{}
+	revisions, entries := 0, 0
+	for i := 0; i < len(all); {
+		j, add := i, 0 // the revisions of one commit go whole or not at all
+		for ; j < len(all) && all[j].Revision == all[i].Revision; j++ {
+			sh := hists[all[j].Scope]
+			if k := kept[all[j].Scope]; k > 0 {
+				sh[k].set, sh[k].absent = historyDiff(sh[k].r, sh[k-1].r)
+				add += len(sh[k].set) + len(sh[k].absent)
+			}
+		}
+		if revisions+(j-i) > MaxHistoryRevisions || entries+add > MaxHistoryEntries {
+			break
+		}
+		revisions, entries = revisions+(j-i), entries+add
+		for ; i < j; i++ {
+			kept[all[i].Scope]++
+		}
+	}
+	scopes := slices.Sorted(maps.Keys(kept))
+	var msg, rb []byte
+	for _, scope := range scopes {
+		msg = protowire.AppendTag(msg[:0], historyScope, protowire.BytesType)
+		msg = protowire.AppendString(msg, scope)
+		for _, r := range hists[scope][:kept[scope]] {
+			rb = appendRevision(rb[:0], &r)
+			msg = protowire.AppendTag(msg, historyRevision, protowire.BytesType)
+			msg = protowire.AppendBytes(msg, rb)
+		}
+		b = protowire.AppendTag(b, bodyHistory, protowire.BytesType)
+		b = protowire.AppendBytes(b, msg)
+	}
+	return b
+}
+
+// historyRev is a revision of a scope's history and its difference from the
+// next newer one, as a snapshot holds them.
+type historyRev struct {
+	r      store.Revision
+	set    []HistoryEntry
+	absent []HistoryName
+}
+
+// historyDiff returns what older held that newer does not hold as it was, and
+// what newer holds that older did not, each in push order then by name. It
+// costs what differs (store.Table.Diff).
+func historyDiff(older, newer store.Revision) (set []HistoryEntry, absent []HistoryName) {
+	for _, t := range protocol.Types() {
+		a, b := older.Table(t.URL), newer.Table(t.URL)
+		if a == b {
+			continue
+		}
+		s0, a0 := len(set), len(absent)
+		for was, is := range a.Diff(b) {
+			if was != nil {
+				set = append(set, HistoryEntry{TypeURL: t.URL, Entry: Entry{Name: was.Name, Version: was.Version, Body: was.Body}})
+			} else {
+				absent = append(absent, HistoryName{TypeURL: t.URL, Name: is.Name})
+			}
+		}
+		slices.SortFunc(set[s0:], func(x, y HistoryEntry) int { return strings.Compare(x.Name, y.Name) })
+		slices.SortFunc(absent[a0:], func(x, y HistoryName) int { return strings.Compare(x.Name, y.Name) })
+	}
+	return set, absent
+}
+
+// appendRevision appends the fields of one revision of a history.
+func appendRevision(b []byte, h *historyRev) []byte {
+	r := &h.r
+	b = protowire.AppendTag(b, revRevision, protowire.VarintType)
+	b = protowire.AppendVarint(b, r.Revision)
+	b = protowire.AppendTag(b, revAt, protowire.Fixed64Type)
+	b = protowire.AppendFixed64(b, uint64(r.At.UnixNano()))
+	b = appendString(b, revSource, truncate(r.Source, MaxSourceBytes))
+	b = protowire.AppendTag(b, revResources, protowire.VarintType)
+	b = protowire.AppendVarint(b, uint64(r.Resources))
+	for _, f := range []struct {
+		num protowire.Number
+		n   int
+	}{{revAdded, r.Summary.Added}, {revChanged, r.Summary.Changed}, {revRemoved, r.Summary.Removed}} {
+		if f.n != 0 {
+			b = protowire.AppendTag(b, f.num, protowire.VarintType)
+			b = protowire.AppendVarint(b, uint64(f.n))
+		}
+	}
+	for _, n := range r.Summary.Names[:min(len(r.Summary.Names), store.MaxSummaryNames)] {
+		b = appendString(b, revName, n)
+	}
+	if r.First {
+		b = protowire.AppendTag(b, revFirst, protowire.VarintType)
+		b = protowire.AppendVarint(b, 1)
+	}
+	if r.Until != 0 {
+		b = protowire.AppendTag(b, revUntil, protowire.VarintType)
+		b = protowire.AppendVarint(b, r.Until)
+	}
+	for _, e := range h.set {
+		n := sizeString(setTypeURL, e.TypeURL) + sizeString(setName, e.Name) + sizeString(setVersion, e.Version) + sizeMessage(setBody, len(e.Body))
+		b = protowire.AppendTag(b, revSet, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(n))
+		b = appendString(b, setTypeURL, e.TypeURL)
+		b = appendString(b, setName, e.Name)
+		b = appendString(b, setVersion, e.Version)
+		b = protowire.AppendTag(b, setBody, protowire.BytesType)
+		b = protowire.AppendBytes(b, e.Body)
+	}
+	for _, a := range h.absent {
+		b = protowire.AppendTag(b, revAbsent, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(sizeString(absentTypeURL, a.TypeURL)+sizeString(absentName, a.Name)))
+		b = appendString(b, absentTypeURL, a.TypeURL)
+		b = appendString(b, absentName, a.Name)
+	}
+	return b
+}
+
+// appendAttachments appends one message per attachment, sorted by name.
+func appendAttachments(b []byte, atts map[string][]byte) []byte {
+	for _, name := range slices.Sorted(maps.Keys(atts)) {
+		data := atts[name]
+		b = protowire.AppendTag(b, bodyAttachment, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(sizeString(attachmentName, name)+sizeMessage(attachmentData, len(data))))
+		b = appendString(b, attachmentName, name)
+		b = protowire.AppendTag(b, attachmentData, protowire.BytesType)
+		b = protowire.AppendBytes(b, data)
+	}
+	return b
+}
+
+func appendString(b []byte, num protowire.Number, s string) []byte {
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendString(b, s)
+}
+
+// truncate cuts s to at most n bytes, at a UTF-8 boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

@@ -5,14 +5,41 @@ import (
 	"encoding/hex"
 	"errors"
 	"time"
+
+	"github.com/leanxds/leanxds/store"
 )
 
 // Magic opens every snapshot.
 const Magic = "LXDSSNAP"
 
-// FormatVersion is the version of the snapshot layout this package writes and the
-// only one it reads.
-const FormatVersion uint32 = 1
+// FormatVersion is the version of the snapshot layout this package writes.
+// Decode reads it and version 1, which has no history and no attachments.
+const FormatVersion uint32 = 2
+
+// formatVersion1 is the first layout: the header and the content alone.
+const formatVersion1 uint32 = 1
+
+// Bounds of what a snapshot may make the server hold beside its content: a
+// snapshot past one of them fails Decode (ErrBody). Encode never writes one:
+// it keeps the newest MaxHistoryRevisions revisions of the history, and the
+// Persister refuses attachments past the others.
+const (
+	// MaxAttachments bounds the number of attachments.
+	MaxAttachments = 64
+	// MaxAttachmentName bounds the length of an attachment's name.
+	MaxAttachmentName = 256
+	// MaxAttachmentBytes bounds the bytes of every attachment together.
+	MaxAttachmentBytes = 16 << 20
+	// MaxHistoryRevisions bounds the revisions of the history, every scope
+	// together (100 per scope for 1,000 scopes).
+	MaxHistoryRevisions = 100_000
+	// MaxHistoryEntries bounds the entries the history's revisions hold
+	// beside the content (each one a resource as an older revision held it,
+	// or the name of one it did not hold).
+	MaxHistoryEntries = 1_000_000
+	// MaxSourceBytes bounds a revision's source label.
+	MaxSourceBytes = 4096
+)
 
 const (
 	// prefixLen is magic + format version + body length.
@@ -46,7 +73,10 @@ type Header struct {
 	WrittenAt time.Time
 	// Revision counts the commits of the snapshot's lineage: the revision of the
 	// snapshot the writing store was restored from plus the commits since. Two
-	// writers of one location decide by it which snapshot is newer.
+	// writers of one location decide by it which snapshot is newer. It is the
+	// writing store's revision (store.View.Revision) when that store began
+	// empty or continued the numbering of the snapshot it restored
+	// (Info.Numbered); a restore continues the numbering from it.
 	Revision uint64
 	// CommittedAt is when the store's last commit before the snapshot was
 	// published (zero for a store that never held anything).
@@ -60,8 +90,8 @@ type Header struct {
 	// Writer names the process that wrote the snapshot (host and pid by default).
 	Writer string
 	// Tables are the store revisions of each non-empty table when it was written,
-	// in content order. They are informational: a restore commits the content
-	// afresh and the restored store has its own revisions.
+	// in content order. They are informational: a restore rebuilds the tables,
+	// which take the revisions of the history's commits that made them.
 	Tables []TableRevision
 }
 
@@ -83,6 +113,48 @@ type Snapshot struct {
 	// Scopes hold the content: scopes sorted by name, each one's tables in push
 	// order, each table's entries sorted by name.
 	Scopes []Scope
+	// History is the store's history of each scope (store.View.History),
+	// scopes sorted by name; empty in a version 1 snapshot.
+	History []ScopeHistory
+	// Attachments are the named data the writer attached (Meta.Attachments);
+	// nil when none.
+	Attachments map[string][]byte
+}
+
+// ScopeHistory is the history of one scope in a snapshot.
+type ScopeHistory struct {
+	// Scope is the scope's name.
+	Scope string
+	// Revisions are its revisions, newest first. The first is the scope's
+	// content in the snapshot (Snapshot.Scopes; empty if it is not there).
+	Revisions []HistoryRevision
+}
+
+// HistoryRevision is one revision of a scope's history in a snapshot: the
+// store's record of it, and its content as a difference from the next newer
+// revision of the list.
+type HistoryRevision struct {
+	// Revision holds the record: Revision, At, Source, Resources, Summary,
+	// First and Until (store.Revision; Scope is ScopeHistory.Scope).
+	Revision store.Revision
+	// Set are the resources this revision held that the next newer one does
+	// not hold as they were, in push order then by name.
+	Set []HistoryEntry
+	// Absent are the resources the next newer revision holds that this one
+	// did not, in push order then by name.
+	Absent []HistoryName
+}
+
+// HistoryEntry is a resource as an older revision held it.
+type HistoryEntry struct {
+	TypeURL string
+	Entry
+}
+
+// HistoryName names a resource of a type.
+type HistoryName struct {
+	TypeURL string
+	Name    string
 }
 
 // Scope is the content of one scope in a snapshot.
@@ -120,13 +192,20 @@ type Meta struct {
 	Revision uint64
 	// Writer names the writing process.
 	Writer string
+	// Attachments are named data written beside the content, such as the
+	// state of a rollout (Persister.SetAttachment), at most MaxAttachments of
+	// at most MaxAttachmentBytes together.
+	Attachments map[string][]byte
 }
 
 // The body is protobuf wire format: field 1 the header, then field 2 once per
-// scope (the content section). Field numbers of each message:
+// scope (the content section), then (version 2) field 3 once per scope with a
+// history, then field 4 once per attachment. Field numbers of each message:
 const (
-	bodyHeader = 1
-	bodyScope  = 2
+	bodyHeader     = 1
+	bodyScope      = 2
+	bodyHistory    = 3
+	bodyAttachment = 4
 
 	headerWrittenAt   = 1 // sfixed64, Unix nanoseconds
 	headerRevision    = 2 // fixed64
@@ -149,4 +228,31 @@ const (
 	entryName    = 1 // string
 	entryVersion = 2 // string
 	entryBody    = 3 // bytes
+
+	historyScope    = 1 // string
+	historyRevision = 2 // message, repeated, newest first
+
+	revRevision  = 1  // varint
+	revAt        = 2  // sfixed64, Unix nanoseconds
+	revSource    = 3  // string
+	revResources = 4  // varint
+	revAdded     = 5  // varint
+	revChanged   = 6  // varint
+	revRemoved   = 7  // varint
+	revName      = 8  // string, repeated (Summary.Names)
+	revFirst     = 9  // varint, 1 when set
+	revUntil     = 10 // varint; absent when zero
+	revSet       = 11 // message, repeated: type URL (1) and an entry's fields (entryName, entryVersion, entryBody shifted by 1)
+	revAbsent    = 12 // message, repeated: type URL (1), name (2)
+
+	setTypeURL = 1 // string
+	setName    = 2 // string
+	setVersion = 3 // string
+	setBody    = 4 // bytes
+
+	absentTypeURL = 1 // string
+	absentName    = 2 // string
+
+	attachmentName = 1 // string
+	attachmentData = 2 // bytes
 )

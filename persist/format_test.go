@@ -117,8 +117,8 @@ func TestDecodeChecks(t *testing.T) {
 		b[i] ^= 0x40
 		return b
 	}
-	version2 := bytes.Clone(valid)
-	binary.BigEndian.PutUint32(version2[8:], 2)
+	version3 := bytes.Clone(valid)
+	binary.BigEndian.PutUint32(version3[8:], 3)
 	hugeLen := bytes.Clone(valid)
 	binary.BigEndian.PutUint64(hugeLen[12:], 1<<50)
 
@@ -131,7 +131,7 @@ func TestDecodeChecks(t *testing.T) {
 		{"empty", nil, persist.ErrMagic, "magic check failed"},
 		{"not a snapshot", []byte("hello, world: some other file"), persist.ErrMagic, "not a leanxds snapshot"},
 		{"altered magic", flip(0), persist.ErrMagic, "magic check failed"},
-		{"future format", version2, persist.ErrFormatVersion, "format version 2"},
+		{"future format", version3, persist.ErrFormatVersion, "format version 3"},
 		{"truncated in the magic", valid[:5], persist.ErrLength, "truncated"},
 		{"truncated in the header", valid[:15], persist.ErrLength, "truncated"},
 		{"truncated by one byte", valid[:len(valid)-1], persist.ErrLength, "truncated"},

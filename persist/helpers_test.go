@@ -109,7 +109,8 @@ func tempSnapshot(t testing.TB) string {
 	return filepath.Join(t.TempDir(), "snapshot.bin")
 }
 
-// reseal rewrites a valid snapshot after mutate changed its content section,
+// reseal rewrites a valid snapshot after mutate changed its content section
+// (the history and attachments after it are kept as they are),
 // recomputing the checksum over the whole, and the content digest in the header
 // too when fixDigest is set. It makes snapshots that pass the early checks and
 // fail (or pass) the later ones.
@@ -124,9 +125,23 @@ func reseal(t testing.TB, data []byte, fixDigest bool, mutate func(content []byt
 	hdr, m := protowire.ConsumeBytes(body[n:])
 	require.Positive(t, m)
 	hdr = bytes.Clone(hdr)
-	content := mutate(bytes.Clone(body[n+m:]))
+	// The content section is the scope messages (field 2) after the header;
+	// the history and attachments follow it.
+	rest := body[n+m:]
+	end := 0
+	for end < len(rest) {
+		num, _, k := protowire.ConsumeTag(rest[end:])
+		if k < 0 || num != 2 {
+			break
+		}
+		l := protowire.ConsumeFieldValue(num, protowire.BytesType, rest[end+k:])
+		require.Positive(t, l)
+		end += k + l
+	}
+	extras := bytes.Clone(rest[end:])
+	content := mutate(bytes.Clone(rest[:end]))
 	if fixDigest {
-		old := sha256.Sum256(body[n+m:])
+		old := sha256.Sum256(rest[:end])
 		sum := sha256.Sum256(content)
 		i := bytes.Index(hdr, old[:])
 		require.GreaterOrEqual(t, i, 0, "content digest not found in the header")
@@ -135,6 +150,7 @@ func reseal(t testing.TB, data []byte, fixDigest bool, mutate func(content []byt
 	newBody := protowire.AppendTag(nil, 1, protowire.BytesType)
 	newBody = protowire.AppendBytes(newBody, hdr)
 	newBody = append(newBody, content...)
+	newBody = append(newBody, extras...)
 	out := append([]byte(nil), data[:12]...)
 	out = binary.BigEndian.AppendUint64(out, uint64(len(newBody)))
 	out = append(out, newBody...)

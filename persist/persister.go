@@ -1,11 +1,13 @@
 package persist
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"sync"
@@ -105,10 +107,14 @@ type Persister struct {
 	// restored, or found at the backend; valid when lastRevOK.
 	lastRev   uint64
 	lastRevOK bool
-	// lastDigest is the content digest that needs no writing; valid when
-	// lastDigestOK.
+	// lastDigest is the content digest of the snapshot restored, valid when
+	// lastDigestOK: until the store's revision is known to be written
+	// (lastRevOK), a store holding that content needs no writing.
 	lastDigest   [sha256.Size]byte
 	lastDigestOK bool
+	// writtenGen is the attachments' generation (attGen) last written or
+	// restored.
+	writtenGen uint64
 	// baseRevision is the lineage revision this persister continues and
 	// baseStoreRev the store revision it continues from: a snapshot's revision is
 	// baseRevision + the commits since baseStoreRev (Header.Revision).
@@ -125,6 +131,12 @@ type Persister struct {
 	knownOK bool
 	// emptyLogged and olderLogged avoid repeating the same log every interval.
 	emptyLogged, olderLogged bool
+
+	// attMu guards the attachments and their generation, which counts their
+	// changes; SetAttachment does not wait for a write in progress.
+	attMu       sync.Mutex
+	attachments map[string][]byte
+	attGen      uint64
 
 	// statsMu guards stats.
 	statsMu sync.Mutex
@@ -194,11 +206,24 @@ func (p *Persister) Restore(ctx context.Context) (Info, error) {
 	switch {
 	case info.Restored:
 		p.baseRevision, p.baseStoreRev, p.joined = info.Header.Revision, info.StoreRevision, true
+		if info.Numbered {
+			// The store continues the snapshot's numbering: the lineage
+			// revision is the store's revision from now on.
+			p.baseRevision = info.StoreRevision
+		}
 		p.known, p.knownOK = info.Header, true
 		p.lastDigest, p.lastDigestOK = info.Header.ContentDigest, true
 		// A resource that re-encodes differently changes the digest: the next
 		// Persist then writes the snapshot anew.
 		p.lastRevOK = false
+		p.attMu.Lock()
+		p.attachments = maps.Clone(info.Attachments)
+		p.attGen++
+		p.writtenGen = p.attGen
+		p.attMu.Unlock()
+		if info.HistoryErr != "" {
+			p.log.Warn("snapshot restored without its history", "err", info.HistoryErr)
+		}
 		p.log.Info("snapshot restored", "from", info.From, "resources", info.Header.Resources, "scopes", info.Scopes,
 			"revision", info.Header.Revision, "written_at", info.Header.WrittenAt, "writer", info.Header.Writer,
 			"bytes", info.Bytes, "took", info.Took)
@@ -278,10 +303,13 @@ func (p *Persister) backoff(n int) time.Duration {
 }
 
 // Persist writes the store's content now if it changed since the last snapshot
-// written or restored, and reports whether it wrote. "Changed" is decided
-// cheaply: the same store revision means the same content; otherwise the content
-// digest (ContentDigest) is compared, so a commit undone by the next costs no
-// write. Times, revisions and writer, which only the header holds, do not count.
+// written or restored, or an attachment did (SetAttachment), and reports
+// whether it wrote. "Changed" is decided cheaply: the same store revision means
+// the same content and history. A new revision is written, even when its
+// content is the same (a change undone), so that the snapshot keeps the
+// history and the revision numbering the store continues after a restart;
+// only a store just restored, holding the snapshot's content (the content
+// digest, ContentDigest, says so), is not written back.
 //
 // It writes nothing when the store is empty and ConfigLoaded was not called, nor
 // when the location holds a newer snapshot of another writer (see write).
@@ -294,7 +322,9 @@ func (p *Persister) Persist(ctx context.Context) (wrote bool, err error) {
 // persistLocked is Persist, with p.mu held.
 func (p *Persister) persistLocked(ctx context.Context) (wrote bool, err error) {
 	v := p.st.View()
-	if p.lastRevOK && v.Revision() == p.lastRev {
+	gen, atts := p.attachmentsNow()
+	attsWritten := gen == p.writtenGen
+	if p.lastRevOK && v.Revision() == p.lastRev && attsWritten {
 		p.count(func(s *Stats) { s.Unchanged++ })
 		return false, nil
 	}
@@ -308,7 +338,8 @@ func (p *Persister) persistLocked(ctx context.Context) (wrote bool, err error) {
 		return false, nil
 	}
 	digest := ContentDigest(v)
-	if p.lastDigestOK && digest == p.lastDigest {
+	if !p.lastRevOK && p.lastDigestOK && digest == p.lastDigest && attsWritten {
+		// Restored, and the store still holds the snapshot's content.
 		p.lastRev, p.lastRevOK = v.Revision(), true
 		p.count(func(s *Stats) { s.Unchanged++ })
 		return false, nil
@@ -317,7 +348,7 @@ func (p *Persister) persistLocked(ctx context.Context) (wrote bool, err error) {
 	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, p.opts.WriteTimeout)
 	defer cancel()
-	hdr, size, err := p.write(wctx, v, digest)
+	hdr, size, err := p.write(wctx, v, digest, atts)
 	took := time.Since(start)
 	if err != nil {
 		if ctx.Err() == nil { // not a write cut short by shutdown
@@ -328,6 +359,7 @@ func (p *Persister) persistLocked(ctx context.Context) (wrote bool, err error) {
 	}
 	p.lastRev, p.lastRevOK = v.Revision(), true
 	p.lastDigest, p.lastDigestOK = digest, true
+	p.writtenGen = gen
 	p.emptyLogged = false
 	if size == 0 {
 		p.count(func(s *Stats) { s.LastDuration = took; s.LastError = "" })
@@ -343,6 +375,59 @@ func (p *Persister) persistLocked(ctx context.Context) (wrote bool, err error) {
 	return true, nil
 }
 
+// SetAttachment makes the snapshots written from now on carry data under name
+// (the state of a rollout, say), and the next Persist write one even when the
+// store did not change; an empty data removes the attachment. Setting the data
+// an attachment has changes nothing. The data is copied. After Restore, the
+// attachments are those the restored snapshot carried (Info.Attachments).
+//
+// It fails, keeping the attachments as they were, when name is empty or longer
+// than MaxAttachmentName, or when the attachments would be more than
+// MaxAttachments or MaxAttachmentBytes together: a snapshot never holds more
+// than a restore accepts.
+func (p *Persister) SetAttachment(name string, data []byte) error {
+	p.attMu.Lock()
+	defer p.attMu.Unlock()
+	old, had := p.attachments[name]
+	if len(data) == 0 {
+		if had {
+			delete(p.attachments, name)
+			p.attGen++
+		}
+		return nil
+	}
+	if had && bytes.Equal(old, data) {
+		return nil
+	}
+	if name == "" || len(name) > MaxAttachmentName {
+		return fmt.Errorf("attachment name of %d bytes: 1 to %d (MaxAttachmentName)", len(name), MaxAttachmentName)
+	}
+	if !had && len(p.attachments) >= MaxAttachments {
+		return fmt.Errorf("attachment %q: the snapshot holds %d attachments already (MaxAttachments)", name, MaxAttachments)
+	}
+	total := len(data) - len(old)
+	for _, d := range p.attachments {
+		total += len(d)
+	}
+	if total > MaxAttachmentBytes {
+		return fmt.Errorf("attachment %q: %d bytes of attachments, more than MaxAttachmentBytes (%d)", name, total, MaxAttachmentBytes)
+	}
+	if p.attachments == nil {
+		p.attachments = map[string][]byte{}
+	}
+	p.attachments[name] = bytes.Clone(data)
+	p.attGen++
+	return nil
+}
+
+// attachmentsNow returns the attachments' generation and a copy of the map
+// (the data is never modified: SetAttachment replaces it).
+func (p *Persister) attachmentsNow() (uint64, map[string][]byte) {
+	p.attMu.Lock()
+	defer p.attMu.Unlock()
+	return p.attGen, maps.Clone(p.attachments)
+}
+
 // maxConflictRounds bounds the write–conflict–re-read rounds of one write.
 const maxConflictRounds = 3
 
@@ -353,7 +438,7 @@ const maxConflictRounds = 3
 // commit), or replaces it if it is older or fails its checks (setting it aside
 // first). It returns the header written and the snapshot's size; size 0 when
 // it decided not to write.
-func (p *Persister) write(ctx context.Context, v store.View, digest [sha256.Size]byte) (Header, int, error) {
+func (p *Persister) write(ctx context.Context, v store.View, digest [sha256.Size]byte, atts map[string][]byte) (Header, int, error) {
 	var err error
 	for range maxConflictRounds {
 		ours := Header{Revision: p.lineage(v), CommittedAt: v.CommittedAt(), ContentDigest: digest}
@@ -366,7 +451,7 @@ func (p *Persister) write(ctx context.Context, v store.View, digest [sha256.Size
 			return ours, 0, nil
 		}
 		p.olderLogged = false
-		data, hdr := Encode(v, Meta{WrittenAt: p.opts.Now(), Revision: ours.Revision, Writer: p.opts.Writer})
+		data, hdr := Encode(v, Meta{WrittenAt: p.opts.Now(), Revision: ours.Revision, Writer: p.opts.Writer, Attachments: atts})
 		err = p.b.Write(ctx, data)
 		if err == nil {
 			p.known, p.knownOK, p.joined = hdr, true, true
@@ -407,7 +492,7 @@ func (p *Persister) write(ctx context.Context, v store.View, digest [sha256.Size
 		attrs := []any{"their_writer", theirs.Writer, "their_revision", theirs.Revision,
 			"their_committed_at", theirs.CommittedAt, "revision", p.lineage(v), "committed_at", v.CommittedAt()}
 		switch {
-		case theirs.ContentDigest == digest:
+		case theirs.ContentDigest == digest && sameAttachments(theirs.Attachments, atts):
 			p.log.Info("snapshot conflict: the snapshot there already holds this content; not writing", attrs...)
 			return hdr, 0, nil
 		case newer(theirs.Header, Header{Revision: p.lineage(v), CommittedAt: v.CommittedAt()}):
@@ -446,4 +531,8 @@ func (p *Persister) Stats() Stats {
 	p.statsMu.Lock()
 	defer p.statsMu.Unlock()
 	return p.stats
+}
+
+func sameAttachments(a, b map[string][]byte) bool {
+	return maps.EqualFunc(a, b, bytes.Equal)
 }

@@ -17,8 +17,9 @@ import (
 	"github.com/leanxds/leanxds/store"
 )
 
-// An unchanged store is not written: same revision, or a new revision with the
-// same content (a change undone).
+// An unchanged store is not written: same revision. A new revision with the
+// same content (a change undone) is: the snapshot keeps the history and the
+// revision numbering a restarted store continues.
 func TestPersistOnlyWhenChanged(t *testing.T) {
 	ctx := context.Background()
 	obj := newMemObject()
@@ -37,22 +38,27 @@ func TestPersistOnlyWhenChanged(t *testing.T) {
 	commit(t, st, store.Delete("edge", protocol.TypeCluster, "tmp"))
 	wrote, err = p.Persist(ctx)
 	require.NoError(t, err)
-	assert.False(t, wrote, "a change undone leaves the content as written")
-	assert.Equal(t, 1, obj.writeCount())
+	assert.True(t, wrote, "a change undone leaves the content as written, not the history")
+	assert.Equal(t, 2, obj.writeCount())
+	undone, err := persist.Decode(obj.content())
+	require.NoError(t, err)
+	assert.Equal(t, st.View().Revision(), undone.Revision)
+	require.NotEmpty(t, undone.History)
+	assert.Equal(t, st.View().Revision(), undone.History[0].Revisions[0].Revision.Revision)
 
 	commit(t, st, sample("b")...)
 	wrote, err = p.Persist(ctx)
 	require.NoError(t, err)
 	assert.True(t, wrote)
-	assert.Equal(t, 2, obj.writeCount())
+	assert.Equal(t, 3, obj.writeCount())
 	snap, err := persist.Decode(obj.content())
 	require.NoError(t, err)
 	assert.Equal(t, persist.ContentDigest(st.View()), snap.ContentDigest)
 	assert.Equal(t, st.View().Revision(), snap.Revision)
 
 	s := p.Stats()
-	assert.Equal(t, uint64(2), s.Writes)
-	assert.Equal(t, uint64(2), s.Unchanged)
+	assert.Equal(t, uint64(3), s.Writes)
+	assert.Equal(t, uint64(1), s.Unchanged)
 	assert.Zero(t, s.Failures)
 	assert.Equal(t, len(obj.content()), s.LastBytes)
 }

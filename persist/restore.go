@@ -1,9 +1,12 @@
 package persist
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,6 +54,21 @@ type Info struct {
 	// version gets the resource again). MismatchedNames lists the first few.
 	Mismatched      int
 	MismatchedNames []string
+	// Numbered is true when the store continues the restored snapshot's
+	// revision numbering (store.Replay): StoreRevision is then the snapshot's
+	// lineage revision (Header.Revision), or its newest history revision if
+	// that is higher. It is false when the store had already passed those
+	// revisions: the content was then committed as a new revision of the
+	// store's own, without the history.
+	Numbered bool
+	// Revisions is the number of history revisions restored, every scope's
+	// (store.View.History); HistoryErr says why the history was not restored
+	// when the content was restored without it.
+	Revisions  int
+	HistoryErr string
+	// Attachments are the attachments the restored snapshot carried
+	// (Persister.SetAttachment); nil when none.
+	Attachments map[string][]byte
 	// Took is how long the restore took.
 	Took time.Duration
 	// Err is the text of the error Restore returned, "" if none.
@@ -69,6 +87,12 @@ func (i Info) String() string {
 		}
 		if i.Mismatched > 0 {
 			s += fmt.Sprintf("; %d resources re-encode to a new content version and will be resent", i.Mismatched)
+		}
+		if i.Revisions > 0 {
+			s += fmt.Sprintf("; %d revisions of history, continuing at revision %d", i.Revisions, i.StoreRevision)
+		}
+		if i.HistoryErr != "" {
+			s += "; " + i.HistoryErr
 		}
 		return s
 	case i.Refused:
@@ -159,7 +183,7 @@ func restoreFrom(st *store.Store, data []byte, from string, info *Info) error {
 	if err != nil {
 		return err
 	}
-	res, err := st.Commit(restoreChanges(st.View(), snap)...)
+	res, numbered, herr, err := commitSnapshot(st, snap)
 	if err != nil {
 		if derr := undecodable(snap); derr != nil {
 			return fmt.Errorf("%w: %w", ErrBody, derr)
@@ -167,6 +191,17 @@ func restoreFrom(st *store.Store, data []byte, from string, info *Info) error {
 		return fmt.Errorf("the store refused its content: %w", err)
 	}
 	info.Restored = true
+	info.Numbered = numbered
+	info.Revisions, info.HistoryErr = 0, ""
+	if numbered {
+		for _, h := range snap.History {
+			info.Revisions += len(h.Revisions)
+		}
+	}
+	if herr != nil {
+		info.HistoryErr = herr.Error()
+	}
+	info.Attachments = snap.Attachments
 	info.From = from
 	info.Header = snap.Header
 	info.Scopes = len(snap.Scopes)
@@ -191,6 +226,188 @@ func restoreFrom(st *store.Store, data []byte, from string, info *Info) error {
 		}
 	}
 	return nil
+}
+
+// commitSnapshot makes st hold the snapshot's content and, when st has not
+// passed the snapshot's revisions (a store that has served nothing yet), its
+// history, continuing its revision numbering (store.Replay): numbered is then
+// true. Otherwise, or when the history cannot be replayed (herr says why),
+// the content alone is committed as a new revision of st, labelled "restore".
+func commitSnapshot(st *store.Store, snap *Snapshot) (res store.Result, numbered bool, herr, err error) {
+	cur := st.View()
+	switch first := firstRevision(snap); {
+	case first <= cur.Revision():
+		if len(snap.History) > 0 {
+			herr = fmt.Errorf("history not restored: the store is at revision %d, past the snapshot's revision %d", cur.Revision(), first)
+		}
+	default:
+		commits, head := pastCommits(cur, snap)
+		res, err := st.Replay(head, commits)
+		if err == nil {
+			return res, true, nil, nil
+		}
+		if len(snap.History) == 0 {
+			return res, false, nil, err
+		}
+		herr = fmt.Errorf("history not restored: %w", err)
+	}
+	res, err = st.CommitWith(store.CommitOptions{Source: "restore"}, restoreChanges(cur, snap)...)
+	return res, false, herr, err
+}
+
+// firstRevision is the revision of the first commit pastCommits makes: the
+// oldest of the history, or the snapshot's when it has none.
+func firstRevision(snap *Snapshot) uint64 {
+	first := snap.Revision
+	for _, h := range snap.History {
+		first = max(first, h.Revisions[0].Revision.Revision)
+	}
+	for _, h := range snap.History {
+		first = min(first, h.Revisions[len(h.Revisions)-1].Revision.Revision)
+	}
+	return first
+}
+
+// histKey names a resource of a scope.
+type histKey struct{ typeURL, name string }
+
+// pastCommits turns a snapshot into the commits that rebuild its history and
+// content (store.Replay), in revision order, and the revision to continue
+// from: each scope's oldest revision is its whole content then, each newer one
+// what changed; a scope the snapshot holds without a history, and a scope of
+// cur the snapshot does not hold, are committed at the last revision, labelled
+// "restore".
+func pastCommits(cur store.View, snap *Snapshot) ([]store.PastCommit, uint64) {
+	head := snap.Revision
+	byRev := map[uint64]*store.PastCommit{}
+	at := func(rev uint64, t time.Time) *store.PastCommit {
+		pc := byRev[rev]
+		if pc == nil {
+			pc = &store.PastCommit{Revision: rev, At: t}
+			byRev[rev] = pc
+		}
+		return pc
+	}
+	content := map[string]*Scope{}
+	for i := range snap.Scopes {
+		content[snap.Scopes[i].Name] = &snap.Scopes[i]
+	}
+	withHistory := map[string]bool{}
+	for _, h := range snap.History {
+		withHistory[h.Scope] = true
+		head = max(head, h.Revisions[0].Revision.Revision)
+		replayScope(h, content[h.Scope], at)
+	}
+	var rest []store.Change
+	for _, sc := range snap.Scopes {
+		if !withHistory[sc.Name] {
+			rest = append(rest, store.ReplaceScope(sc.Name))
+			for _, t := range sc.Tables {
+				for _, e := range t.Entries {
+					rest = append(rest, store.SetEncoded(sc.Name, t.TypeURL, e.Name, e.Body))
+				}
+			}
+		}
+	}
+	for _, name := range cur.Scopes() {
+		if content[name] == nil && !withHistory[name] {
+			rest = append(rest, store.ReplaceScope(name))
+		}
+	}
+	if len(rest) > 0 || len(byRev) == 0 {
+		pc := at(head, time.Now())
+		pc.Changes = append(pc.Changes, rest...)
+	}
+	commits := make([]store.PastCommit, 0, len(byRev))
+	for _, pc := range byRev {
+		commits = append(commits, *pc)
+	}
+	slices.SortFunc(commits, func(a, b store.PastCommit) int { return cmp.Compare(a.Revision, b.Revision) })
+	return commits, head
+}
+
+// replayScope adds to the commits (at) the changes that rebuild the history h
+// of one scope, whose current content is sc (nil: empty).
+func replayScope(h ScopeHistory, sc *Scope, at func(uint64, time.Time) *store.PastCommit) {
+	revs := h.Revisions
+	// mention[i] is what revision i held that differs from revision i-1, the
+	// next newer one (nil: not held).
+	mention := make([]map[histKey]*Entry, len(revs))
+	for i := 1; i < len(revs); i++ {
+		m := make(map[histKey]*Entry, len(revs[i].Set)+len(revs[i].Absent))
+		for j := range revs[i].Set {
+			e := &revs[i].Set[j]
+			m[histKey{e.TypeURL, e.Name}] = &e.Entry
+		}
+		for _, a := range revs[i].Absent {
+			m[histKey{a.TypeURL, a.Name}] = nil
+		}
+		mention[i] = m
+	}
+	current := func(k histKey) *Entry {
+		if sc == nil {
+			return nil
+		}
+		for ti := range sc.Tables {
+			t := &sc.Tables[ti]
+			if t.TypeURL != k.typeURL {
+				continue
+			}
+			if i, ok := slices.BinarySearchFunc(t.Entries, k.name, func(e Entry, n string) int { return strings.Compare(e.Name, n) }); ok {
+				return &t.Entries[i]
+			}
+		}
+		return nil
+	}
+	// valueAt is what revision i held under k.
+	valueAt := func(k histKey, i int) *Entry {
+		for j := i; j >= 1; j-- {
+			if e, ok := mention[j][k]; ok {
+				return e
+			}
+		}
+		return current(k)
+	}
+
+	// The oldest revision: the current content, but for what the history says
+	// the oldest revision held otherwise.
+	oldest := len(revs) - 1
+	over := map[histKey]*Entry{}
+	for i := 1; i <= oldest; i++ {
+		maps.Copy(over, mention[i])
+	}
+	pc := at(revs[oldest].Revision.Revision, revs[oldest].Revision.At)
+	pc.Changes = append(pc.Changes, store.ReplaceScope(h.Scope))
+	if sc != nil {
+		for _, t := range sc.Tables {
+			for _, e := range t.Entries {
+				if _, ok := over[histKey{t.TypeURL, e.Name}]; !ok {
+					pc.Changes = append(pc.Changes, store.SetEncoded(h.Scope, t.TypeURL, e.Name, e.Body))
+				}
+			}
+		}
+	}
+	for k, e := range over {
+		if e != nil {
+			pc.Changes = append(pc.Changes, store.SetEncoded(h.Scope, k.typeURL, e.Name, e.Body))
+		}
+	}
+	pc.Revisions = append(pc.Revisions, revs[oldest].Revision)
+
+	// Each newer revision: what changed from the one before.
+	for i := oldest; i >= 1; i-- {
+		pc := at(revs[i-1].Revision.Revision, revs[i-1].Revision.At)
+		for k := range mention[i] {
+			if e := valueAt(k, i-1); e != nil {
+				pc.Changes = append(pc.Changes, store.SetEncoded(h.Scope, k.typeURL, e.Name, e.Body))
+			} else {
+				// The store keeps a deleted name in its change log: not one
+				// that aliases the snapshot's bytes.
+				pc.Changes = append(pc.Changes, store.Delete(h.Scope, k.typeURL, strings.Clone(k.name)))
+			}
+		}
+		pc.Revisions = append(pc.Revisions, revs[i-1].Revision)
+	}
 }
 
 // restoreChanges turns a snapshot into one commit that makes the store hold

@@ -58,3 +58,38 @@ func (f fixedSnapshot) SetAside(context.Context, string) (string, error) {
 	return "", fmt.Errorf("a fixed snapshot is not set aside")
 }
 func (f fixedSnapshot) String() string { return "fixed://snapshot" }
+
+// BenchmarkRestoreHistory restores, into a new store, a snapshot of 10,000
+// resources with a history of 1 and of 10 revisions, each changing one
+// resource: replaying the history costs what its revisions changed.
+func BenchmarkRestoreHistory(b *testing.B) {
+	for _, keep := range []int{1, 10} {
+		b.Run(fmt.Sprintf("keep=%d", keep), func(b *testing.B) {
+			st := store.New(store.KeepHistory(keep))
+			for v := range 10 {
+				changes := make([]store.Change, 0, 10_001)
+				changes = append(changes, store.ReplaceScope("fleet"))
+				for i := range 10_000 {
+					name := fmt.Sprintf("cluster-%06d", i)
+					c := xdstest.Cluster(name)
+					if i == 42 {
+						c = xdstest.Cluster(name, xdstest.WithConnectTimeout(time.Duration(v+2)*time.Second))
+					}
+					changes = append(changes, store.Set("fleet", c))
+				}
+				commit(b, st, changes...)
+			}
+			data, _ := persist.Encode(st.View(), persist.Meta{Writer: "bench", Revision: st.View().Revision()})
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				info, err := persist.Restore(ctx, fixedSnapshot(data), store.New(store.KeepHistory(keep)))
+				if err != nil || !info.Numbered || info.Revisions != keep {
+					b.Fatalf("restore: %v, %+v", err, info)
+				}
+			}
+			b.ReportMetric(float64(len(data)), "snapshot-bytes")
+		})
+	}
+}

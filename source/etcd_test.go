@@ -232,7 +232,7 @@ func TestEtcdOneRevisionOneCommit(t *testing.T) {
 	assert.Equal(t, before+1, v.Table("other", protocol.TypeCluster).Get("z").Revision)
 	applied := log.applied()
 	require.Len(t, applied, 2) // the load, the txn
-	assert.Equal(t, store.Result{Revision: before + 1, Set: 3, Deleted: 1}, applied[1])
+	assert.Equal(t, store.Result{Revision: before + 1, Set: 3, Deleted: 1, Scopes: []string{"edge", "other"}}, applied[1])
 
 	// Five revisions of one key, written back to back: five commits, the last
 	// one wins.

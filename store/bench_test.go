@@ -117,3 +117,32 @@ func BenchmarkNotify100k(b *testing.B) {
 	}
 	b.ReportMetric(float64(commitNs.Load())/float64(b.N), "commit-ns/op")
 }
+
+// BenchmarkCommitHistory commits one changed resource among 10,000 with a
+// history of 1 and of 10 revisions: keeping K revisions adds O(K) pointers to a
+// commit, and no copy of the content.
+func BenchmarkCommitHistory(b *testing.B) {
+	for _, keep := range []int{1, 10} {
+		b.Run(fmt.Sprintf("keep=%d", keep), func(b *testing.B) {
+			st := store.New(store.KeepHistory(keep))
+			changes := make([]store.Change, 0, 10_000)
+			for i := range 10_000 {
+				changes = append(changes, store.Set(scope, xdstest.Cluster(fmt.Sprintf("cluster-%06d", i))))
+			}
+			if _, err := st.Commit(changes...); err != nil {
+				b.Fatal(err)
+			}
+			versions := []store.Change{}
+			for i := range 2 {
+				versions = append(versions, store.Set(scope, xdstest.Cluster("cluster-000042", xdstest.WithConnectTimeout(time.Duration(i+2)*time.Second))))
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				if _, err := st.Commit(versions[i%2]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -99,6 +100,9 @@ type Result struct {
 	Deleted int
 	// Unchanged counts resources set to the content they already had (dedup).
 	Unchanged int
+	// Scopes are the scopes the commit changed, sorted; nil when it changed
+	// nothing.
+	Scopes []string
 }
 
 // Changed reports whether the commit changed anything (and so bumped the revision).
@@ -381,14 +385,33 @@ type builder struct {
 	scopes map[string]*Scope // scopes copied for this commit
 	tables map[key]*tableBuilder
 	res    Result
+	// private is set when old was never published and is never read again
+	// (Replay's steps): the next root takes over its maps instead of copying
+	// them, so a step costs what it changes, not O(scopes).
+	private bool
 }
 
 type tableBuilder struct {
 	t *Table
+	// old is the table t replaces.
+	old *Table
 	// copied marks the branches and leaves already copied by this commit.
 	branches [fan]bool
 	leaves   map[int]bool
 	changed  []string
+}
+
+func newBuilder(old *root) *builder {
+	return &builder{old: old, scopes: map[string]*Scope{}, tables: map[key]*tableBuilder{}}
+}
+
+// changedKeys returns the (scope, type) pairs the commit changed.
+func (b *builder) changedKeys() []key {
+	out := make([]key, 0, len(b.tables))
+	for k := range b.tables {
+		out = append(out, k)
+	}
+	return out
 }
 
 func (b *builder) table(k key) *tableBuilder {
@@ -400,7 +423,7 @@ func (b *builder) table(k key) *tableBuilder {
 	if old.dir != nil {
 		*t.dir = *old.dir
 	}
-	tb := &tableBuilder{t: t, leaves: make(map[int]bool)}
+	tb := &tableBuilder{t: t, old: old, leaves: make(map[int]bool)}
 	b.tables[k] = tb
 	return tb
 }
@@ -451,8 +474,9 @@ func (tb *tableBuilder) remove(name string) {
 	tb.changed = append(tb.changed, name)
 }
 
-// apply computes the root after a commit from the Sets, Deletes and
-// ReplaceScopes sc prepared. It returns nil when nothing changed.
+// apply makes the changes of the Sets, Deletes and ReplaceScopes sc prepared
+// to the tables of b, and reports whether anything changed (then build makes
+// the next root).
 //
 // A Set found unchanged costs nothing here. A ReplaceScope deletes what the
 // commit does not set: for each table of the scope, it counts the names the
@@ -460,7 +484,7 @@ func (tb *tableBuilder) remove(name string) {
 // only when that count falls short of the table's size. A ReplaceScope that
 // deletes nothing therefore costs O(1) per table, and one that deletes from a
 // table costs O(that table).
-func (b *builder) apply(sc *scratch) *root {
+func (b *builder) apply(sc *scratch) bool {
 	var present map[key]int // per table of a replaced scope: how many of its names the commit sets
 	if len(sc.replaces) > 0 {
 		present = make(map[key]int)
@@ -517,14 +541,18 @@ func (b *builder) apply(sc *scratch) *root {
 			}
 		}
 	}
-	if !b.res.Changed() {
-		return nil
-	}
+	return b.res.Changed()
+}
 
-	rev := b.old.rev + 1
-	next := &root{rev: rev, scopes: make(map[string]*Scope, len(b.old.scopes)+1)}
-	for name, s := range b.old.scopes {
-		next.scopes[name] = s
+// build returns the root after the changes made to b's tables, at revision rev,
+// committed at at. Its history is the old root's until record adds to it.
+func (b *builder) build(rev uint64, at time.Time) *root {
+	next := &root{rev: rev, committed: at, scopes: b.old.scopes, hist: b.old.hist}
+	if !b.private {
+		next.scopes = make(map[string]*Scope, len(b.old.scopes)+1)
+		for name, s := range b.old.scopes {
+			next.scopes[name] = s
+		}
 	}
 	for k, tb := range b.tables {
 		for _, e := range tb.changedEntries() {
@@ -551,6 +579,12 @@ func (b *builder) apply(sc *scratch) *root {
 			s.count += t.count
 		}
 	}
+	b.res.Revision = rev
+	b.res.Scopes = make([]string, 0, len(b.scopes))
+	for name := range b.scopes {
+		b.res.Scopes = append(b.res.Scopes, name)
+	}
+	slices.Sort(b.res.Scopes)
 	return next
 }
 

@@ -46,7 +46,7 @@ func TestReplaceScopeCostsWhatItChanges(t *testing.T) {
 	assert.Same(t, before.Table(scope, protocol.TypeCluster), st.View().Table(scope, protocol.TypeCluster))
 
 	res = commit(t, st, append(clusters(100, "c042"), store.Set(scope, xdstest.Endpoints("c000", "10.0.0.1:80")))...)
-	assert.Equal(t, store.Result{Revision: before.Revision() + 1, Set: 1, Unchanged: 100}, res)
+	assert.Equal(t, store.Result{Revision: before.Revision() + 1, Set: 1, Unchanged: 100, Scopes: []string{scope}}, res)
 	after := st.View()
 	assert.Same(t, before.Table(scope, protocol.TypeEndpoint), after.Table(scope, protocol.TypeEndpoint),
 		"a table the commit does not change is not copied")
@@ -77,7 +77,7 @@ func TestReplaceScopeDeletesWhatItDoesNotSet(t *testing.T) {
 	// A changed resource is kept; a type the commit sets nothing of is emptied.
 	res = commit(t, st, store.ReplaceScope(scope), store.Set(scope, xdstest.Cluster("a", xdstest.WithConnectTimeout(3*time.Second))),
 		store.Set(scope, xdstest.Cluster("c")))
-	assert.Equal(t, store.Result{Revision: res.Revision, Set: 1, Deleted: 1, Unchanged: 1}, res)
+	assert.Equal(t, store.Result{Revision: res.Revision, Set: 1, Deleted: 1, Unchanged: 1, Scopes: []string{scope}}, res)
 	v = st.View()
 	assert.Equal(t, 2, v.Table(scope, protocol.TypeCluster).Len())
 	assert.Zero(t, v.Table(scope, protocol.TypeEndpoint).Len())
@@ -85,7 +85,7 @@ func TestReplaceScopeDeletesWhatItDoesNotSet(t *testing.T) {
 	// An explicit Delete and a ReplaceScope of the same scope delete once.
 	res = commit(t, st, store.ReplaceScope(scope), store.Delete(scope, protocol.TypeCluster, "c"),
 		store.Set(scope, xdstest.Cluster("a", xdstest.WithConnectTimeout(3*time.Second))))
-	assert.Equal(t, store.Result{Revision: res.Revision, Deleted: 1, Unchanged: 1}, res)
+	assert.Equal(t, store.Result{Revision: res.Revision, Deleted: 1, Unchanged: 1, Scopes: []string{scope}}, res)
 	assert.Equal(t, []string{"a"}, entryNames(st.View().Table(scope, protocol.TypeCluster)))
 }
 

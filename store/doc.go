@@ -80,16 +80,44 @@
 // pointer comparison each, and those whose entry changed meanwhile are prepared
 // again.
 //
-// CommitChecked shows a check the view the commit would publish before it is
-// published: a source refuses content by what the scope would hold as a
-// whole, such as the references it leaves dangling (View.Dangling, which reads
-// the references kept in each entry: O(resources of the scope)).
+// CommitWith (and CommitChecked) shows a check the view the commit would
+// publish before it is published: a source refuses content by what the scope
+// would hold as a whole, such as the references it leaves dangling
+// (View.Dangling, which reads the references kept in each entry: O(resources
+// of the scope)). Result.Scopes names the scopes a commit changed.
 //
 // Each table carries the revision of the commit that last changed it, a digest of
 // its whole content (the XOR of its entries' digests, kept up to date in O(1) per
 // change) and a log of recent changes, so "which names changed since revision r"
 // is answered in O(changes) for recent r; for an r older than the log the answer
 // says so and the caller compares contents.
+//
+// # History and rollback
+//
+// The store keeps, per scope, the last K revisions of its content
+// (KeepHistory, default 10), with the root: each Revision holds its number,
+// time, source (CommitOptions.Source), resource count, a Summary of what the
+// commit changed (counts, and the first names), and the scope's content then.
+// Revisions share every table, trie branch, leaf and entry they have in common,
+// so holding one costs what differs from the newer ones; a commit adds O(K)
+// pointers per scope it changes, and the summary costs O(changed)
+// (BenchmarkCommitHistory compares K=1 and K=10). View.History,
+// View.Revisions and View.ScopeAt read a view without locks, as every read.
+//
+// RollbackTo commits, in one commit, every scope's content as of a revision,
+// with the very entries it held then: the same bytes, so every client is sent
+// the versions it held before (S3, D8). It builds new tables holding those
+// entries (so that the change log of each table stays true) and costs what
+// differs: Table.Diff skips shared branches and leaves by pointer. A scope
+// whose history no longer reaches the revision makes it fail, changing
+// nothing. Hold keeps a revision beyond K until released (a rollout's base);
+// the revisions dropped between it and the newest K are recorded
+// (Revision.Until), so a revision is never answered by content it did not
+// have.
+//
+// Replay brings a history recorded elsewhere (persist's snapshots) back into
+// a new store, keeping its revision numbers, times, sources and summaries; the
+// store then continues that numbering.
 //
 // # Notification
 //

@@ -18,5 +18,5 @@ func (s *Store) WaitNotified() {
 // CommitPreparedAt commits changes as if they had been prepared while v was
 // the store's state and another commit published the current one meanwhile.
 func (s *Store) CommitPreparedAt(v View, changes ...Change) (Result, error) {
-	return s.commit(v.r, nil, changes)
+	return s.commit(v.r, CommitOptions{}, changes)
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"iter"
-	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -22,6 +21,13 @@ type Store struct {
 	scratch sync.Pool
 
 	watch watchers
+
+	// keep is how many revisions of each scope the history keeps (KeepHistory).
+	keep int
+	// holds counts, per scope and revision, the Holds not released yet: the
+	// history keeps the content of those revisions beyond keep. Guarded by
+	// writeMu.
+	holds map[string]map[uint64]int
 }
 
 // root is one published state of the whole store.
@@ -31,6 +37,10 @@ type root struct {
 	scopes map[string]*Scope
 	// committed is when this root was published.
 	committed time.Time
+	// hist is each scope's history, newest first (history.go). A commit copies
+	// the map and the histories of the scopes it changes; the records and the
+	// content they point to are shared and never change.
+	hist map[string]history
 }
 
 func (r *root) table(scope, typeURL string) *Table {
@@ -50,9 +60,13 @@ type Scope struct {
 }
 
 // New returns an empty store.
-func New() *Store {
-	s := &Store{}
-	s.cur.Store(&root{scopes: map[string]*Scope{}})
+func New(opts ...Option) *Store {
+	o := options{keep: DefaultKeepHistory}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	s := &Store{keep: o.keep, holds: map[string]map[uint64]int{}}
+	s.cur.Store(&root{scopes: map[string]*Scope{}, hist: map[string]history{}})
 	return s
 }
 
@@ -68,22 +82,24 @@ func (s *Store) Commit(changes ...Change) (Result, error) {
 	return s.CommitChecked(nil, changes...)
 }
 
-// CommitChecked is Commit with a last check: under the writer lock, before the
-// commit is published, check is called with the view the commit would publish
-// (the current one when the commit changes nothing) and what it did. If check
-// returns an error, the commit is dropped, nothing changes, and CommitChecked
-// returns that error. It is how a source refuses content by what the scope
-// would hold as a whole, such as its dangling references (View.Dangling),
-// without building the state twice. check runs while other commits wait: it
-// must not commit to the same store.
+// CommitChecked is Commit with a last check: CommitWith with
+// CommitOptions.Check.
 func (s *Store) CommitChecked(check func(next View, res Result) error, changes ...Change) (Result, error) {
-	return s.commit(s.cur.Load(), check, changes)
+	return s.CommitWith(CommitOptions{Check: check}, changes...)
+}
+
+// CommitWith is Commit with options: a label for the history (Source) and a
+// last check of the view the commit would publish (Check). A source refuses
+// content by what the scope would hold as a whole, such as its dangling
+// references (View.Dangling), through Check, without building the state twice.
+func (s *Store) CommitWith(o CommitOptions, changes ...Change) (Result, error) {
+	return s.commit(s.cur.Load(), o, changes)
 }
 
 // commit prepares changes against base, then applies them to the current root
 // under the writer lock, preparing again the Sets found unchanged in base whose
 // entry another commit changed since.
-func (s *Store) commit(base *root, check func(View, Result) error, changes []Change) (Result, error) {
+func (s *Store) commit(base *root, o CommitOptions, changes []Change) (Result, error) {
 	sc := s.getScratch(len(changes))
 	defer s.putScratch(sc)
 	if err := sc.prepare(base, changes); err != nil {
@@ -91,32 +107,43 @@ func (s *Store) commit(base *root, check func(View, Result) error, changes []Cha
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	b := &builder{old: s.cur.Load(), scopes: map[string]*Scope{}, tables: map[key]*tableBuilder{}}
+	b := newBuilder(s.cur.Load())
 	if b.old != base {
 		if err := sc.recheck(b.old, changes); err != nil {
 			return Result{Revision: b.old.rev}, err
 		}
 	}
-	next := b.apply(sc)
-	if next == nil {
+	if !b.apply(sc) {
 		b.res.Revision = b.old.rev
-		if check != nil {
-			if err := check(View{b.old}, b.res); err != nil {
+		if o.Check != nil {
+			if err := o.Check(View{b.old}, b.res); err != nil {
 				return Result{Revision: b.old.rev}, err
 			}
 		}
 		return b.res, nil
 	}
-	b.res.Revision = next.rev
-	if check != nil {
-		if err := check(View{next}, b.res); err != nil {
+	source := o.Source
+	if source == "" {
+		source = "commit"
+	}
+	next := b.build(b.old.rev+1, time.Now())
+	s.record(b, next, source, nil)
+	if o.Check != nil {
+		if err := o.Check(View{next}, b.res); err != nil {
 			return Result{Revision: b.old.rev}, err
 		}
 	}
-	next.committed = time.Now()
-	s.cur.Store(next)
-	s.watch.notify(slices.Collect(maps.Keys(b.tables)))
+	s.publish(next, b.changedKeys())
 	return b.res, nil
+}
+
+// publish makes next the store's state and queues the signals of the changed
+// (scope, type) pairs. The writer lock is held.
+func (s *Store) publish(next *root, changed []key) {
+	s.cur.Store(next)
+	if len(changed) > 0 {
+		s.watch.notify(changed)
+	}
 }
 
 // View returns the current state of the store: an immutable snapshot that later

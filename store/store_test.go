@@ -32,7 +32,7 @@ func TestSetGetAndContentVersion(t *testing.T) {
 	st := store.New()
 	c := xdstest.Cluster("web")
 	res := commit(t, st, store.Set(scope, c))
-	assert.Equal(t, store.Result{Revision: 1, Set: 1}, res)
+	assert.Equal(t, store.Result{Revision: 1, Set: 1, Scopes: []string{"edge"}}, res)
 
 	e := st.View().Table(scope, protocol.TypeCluster).Get("web")
 	require.NotNil(t, e)
@@ -92,14 +92,14 @@ func TestDeleteAndReplaceScope(t *testing.T) {
 		store.Set("other", xdstest.Cluster("z")))
 
 	res := commit(t, st, store.Delete(scope, protocol.TypeCluster, "b"), store.Delete(scope, protocol.TypeCluster, "missing"))
-	assert.Equal(t, store.Result{Revision: 2, Deleted: 1}, res)
+	assert.Equal(t, store.Result{Revision: 2, Deleted: 1, Scopes: []string{"edge"}}, res)
 	assert.Nil(t, st.View().Table(scope, protocol.TypeCluster).Get("b"))
 	assert.Equal(t, 1, st.View().Table(scope, protocol.TypeCluster).Len())
 
 	// ReplaceScope: the commit is the whole scope; what it does not set is gone,
 	// other scopes are untouched, and what it sets unchanged is not re-versioned.
 	res = commit(t, st, store.ReplaceScope(scope), store.Set(scope, xdstest.Cluster("a")), store.Set(scope, xdstest.Cluster("c")))
-	assert.Equal(t, store.Result{Revision: 3, Set: 1, Deleted: 1, Unchanged: 1}, res)
+	assert.Equal(t, store.Result{Revision: 3, Set: 1, Deleted: 1, Unchanged: 1, Scopes: []string{"edge"}}, res)
 	v := st.View()
 	assert.Nil(t, v.Table(scope, protocol.TypeEndpoint).Get("a"))
 	assert.Equal(t, uint64(1), v.Table(scope, protocol.TypeCluster).Get("a").Revision)

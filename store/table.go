@@ -29,7 +29,9 @@ type Entry struct {
 	// served is the part of Refs a client fetches from this server, when it
 	// is not all of Refs (see ServedRefs).
 	served *resources.Refs
-	// Revision is the store revision of the commit that gave the entry this content.
+	// Revision is the store revision of the commit that gave the entry this
+	// content. A rollback (RollbackTo) puts the entry back as it was, this
+	// revision included.
 	Revision uint64
 }
 
@@ -162,8 +164,15 @@ func (t *Table) Sorted() []*Entry {
 // repeats. ok is false when rev is older than the changes the table remembers; the
 // caller then compares full contents instead.
 //
+// A table knows only the changes that led to it: for a rev past its own
+// revision (a reader going from a newer table to an older one, as a view of
+// the history, View.ScopeAt, may make it), ok is false too.
+//
 // The slice may be shared with other callers: do not modify it.
 func (t *Table) ChangedSince(rev uint64) (names []string, ok bool) {
+	if rev > t.rev {
+		return nil, false
+	}
 	if a := t.since.Load(); a != nil && a.rev == rev {
 		return a.names, a.ok
 	}
