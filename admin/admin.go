@@ -69,6 +69,10 @@ type Options struct {
 	// *rollout.Manager), shown on /debug/rollouts and driven by POST
 	// /admin/rollout/promote, /admin/rollout/abort and /admin/rollback.
 	Rollouts Rollouts
+	// NoRollback leaves out POST /admin/rollback, which otherwise rolls the
+	// store back (through Rollouts when set, store.RollbackTo otherwise): for
+	// a store whose source would undo a rollback (etcd: roll back there).
+	NoRollback bool
 	// Snapshot is the snapshot kept of the store (package persist), shown on
 	// the index page and /readyz; nil for none.
 	Snapshot Snapshot
@@ -222,10 +226,13 @@ func (a *Admin) routes() *http.ServeMux {
 	if a.opts.Reloader != nil {
 		mux.Handle("POST /reload", requireMutation(a.auth, http.HandlerFunc(a.handleReload)))
 	}
+	mux.Handle("GET /debug/history", requireAdmin(a.auth, http.HandlerFunc(a.handleHistory)))
 	if ro := a.opts.Rollouts; ro != nil {
 		mux.Handle("GET /debug/rollouts", requireAdmin(a.auth, http.HandlerFunc(a.handleRollouts)))
 		mux.Handle("POST /admin/rollout/promote", requireMutation(a.auth, a.handleRolloutAction("promote", ro.Promote)))
 		mux.Handle("POST /admin/rollout/abort", requireMutation(a.auth, a.handleRolloutAction("abort", ro.Abort)))
+	}
+	if !a.opts.NoRollback {
 		mux.Handle("POST /admin/rollback", requireMutation(a.auth, http.HandlerFunc(a.handleRollback)))
 	}
 	return mux
@@ -268,6 +275,7 @@ endpoints
 	if a.opts.Fleet != nil {
 		fmt.Fprintf(&b, "  /debug/fleet                every node of every replica: which replica serves it, and whether it is current\n")
 	}
+	fmt.Fprintf(&b, "  /debug/history              the revisions kept of each scope: time, source, what changed (?format=json)\n")
 	fmt.Fprintf(&b, "  (/debug/clients and /debug/config answer a page at a time: &offset=N&limit=M; \"next\" is the next page)\n")
 	if a.opts.Pprof {
 		fmt.Fprintf(&b, "  /debug/pprof/                Go runtime profiles (net/http/pprof)\n")
@@ -275,15 +283,15 @@ endpoints
 	if a.opts.Rollouts != nil {
 		fmt.Fprintf(&b, "  /debug/rollouts             the running or last staged rollout: stage, nodes, events (?format=json)\n")
 	}
-	if a.opts.Reloader != nil || a.opts.Rollouts != nil {
-		fmt.Fprintf(&b, "\nchanges (%s)\n", a.auth.mutations())
-	}
+	fmt.Fprintf(&b, "\nchanges (%s)\n", a.auth.mutations())
 	if a.opts.Reloader != nil {
 		fmt.Fprintf(&b, "  POST /reload[?confirm=true] reload the directory now; confirm a held reload (leanxds reload)\n")
 	}
 	if a.opts.Rollouts != nil {
 		fmt.Fprintf(&b, "  POST /admin/rollout/promote the next stage of the rollout now (leanxds rollout promote)\n")
 		fmt.Fprintf(&b, "  POST /admin/rollout/abort   roll the rollout back now (leanxds rollout abort)\n")
+	}
+	if !a.opts.NoRollback {
 		fmt.Fprintf(&b, "  POST /admin/rollback?to=REV every scope back to revision REV, for every node (leanxds rollback)\n")
 	}
 	_, _ = w.Write([]byte(b.String()))

@@ -116,11 +116,6 @@ func (a *Admin) handleRollback(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, RollbackResult{To: to, Revision: res.Revision, Changed: res.Changed(), Set: res.Set, Deleted: res.Deleted})
 }
 
-// rollback is Rollouts.Rollback.
-func (a *Admin) rollback(to uint64, source string) (store.Result, error) {
-	return a.opts.Rollouts.Rollback(to, source)
-}
-
 // wantsJSON reports whether a page is asked for as JSON (?format=json).
 func wantsJSON(r *http.Request) bool { return r.URL.Query().Get("format") == "json" }
 
@@ -148,6 +143,7 @@ func htmlPages() *template.Template {
 	}
 	t := template.New("pages").Funcs(funcs)
 	template.Must(t.New("rollouts").Parse(rolloutsHTML))
+	template.Must(t.New("history").Parse(historyHTML))
 	return t
 }
 

@@ -265,7 +265,7 @@ func (d *Dir) tryReload(confirm bool) (store.Result, error) {
 		// The store's scopes join the directory's, so that what is no longer in
 		// the directory (or was restored from elsewhere) is deleted.
 		commit := func() (store.Result, error) {
-			return d.st.CommitChecked(check, cfg.changes(d.st.View().Scopes())...)
+			return d.st.CommitWith(store.CommitOptions{Source: "dir " + d.dir, Check: check}, cfg.changes(d.st.View().Scopes())...)
 		}
 		if d.commit != nil {
 			res, err = d.commit(commit)

@@ -768,4 +768,5 @@ func TestReloadCommitsThroughTheHook(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, res.Changed(), "the hook returns the commit's result")
 	assert.Equal(t, 2, calls)
+	assert.Equal(t, "dir "+filepath.Clean(dir), st.View().History("default")[0].Source, "the history names the directory")
 }
