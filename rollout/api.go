@@ -1,16 +1,9 @@
-// Package rollout stages a change to a fleet: the nodes of each stage (a
-// share, ids or metadata) are served the new content while the others keep
-// the content before it; a stage whose nodes all ACK within its window leads
-// to the next, and a NACK from a stage's nodes rolls the change back for
-// every node. A Manager is a stream.Router.
 package rollout
 
 import (
-	"context"
 	"errors"
 	"time"
 
-	"github.com/leanxds/leanxds/store"
 	"github.com/leanxds/leanxds/stream"
 )
 
@@ -64,18 +57,6 @@ const (
 // ErrNoRollout is returned by what needs a rollout in progress when there is
 // none.
 var ErrNoRollout = errors.New("no rollout in progress")
-
-// Manager runs the rollouts of one store, one at a time.
-type Manager struct {
-	st *store.Store
-}
-
-// Rollout is one staged change.
-type Rollout struct{ m *Manager }
-
-// Wait waits until the rollout is promoted, rolled back, held or superseded,
-// or ctx ends.
-func (r *Rollout) Wait(ctx context.Context) (Status, error) { return Status{}, ctx.Err() }
 
 // Status is what a rollout did and where it is, for pages and logs.
 type Status struct {

@@ -1,0 +1,285 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
+	"github.com/leanxds/leanxds/stream"
+)
+
+// errStateChanged ends a wait on the shared state: another replica changed
+// it.
+var errStateChanged = errors.New("the shared rollout state changed")
+
+// Run drives the rollouts until ctx ends, and returns nil then: it waits for
+// the nodes of each stage to ACK the target (stream.Server.WaitFor on the
+// attached server, or Shared.Applied), starts the next stage, rolls back on
+// NACKs, holds or rolls back when a window ends, and restarts a rollout at
+// its first stage when a commit not made through Stage changes one of its
+// scopes.
+func (m *Manager) Run(ctx context.Context) error {
+	w := m.st.NewWatcher()
+	defer w.Close()
+	var watching []string
+	var changed <-chan struct{}
+	if m.opts.Shared != nil {
+		changed = m.opts.Shared.Changed(ctx)
+		m.loadShared(ctx)
+	}
+	for {
+		select {
+		case <-m.kick: // the state is read again below
+		default:
+		}
+		m.mu.Lock()
+		watching = m.watchLocked(w, watching)
+		m.checkCommitsLocked()
+		job := m.jobLocked(false)
+		m.unlock()
+		if job == nil {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-m.kick:
+			case <-w.C:
+			case <-changed:
+				m.loadShared(ctx)
+			}
+			continue
+		}
+
+		wctx, cancel := context.WithDeadline(ctx, job.deadline)
+		stop := make(chan struct{})
+		go func() {
+			select {
+			case <-m.kick:
+			case <-w.C:
+			case <-stop:
+			}
+			cancel()
+		}()
+		a, err := m.waitStage(wctx, job, changed)
+		timedOut := ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) && !time.Now().Before(job.deadline)
+		close(stop)
+		cancel()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, errStateChanged) {
+			m.loadShared(ctx)
+			continue
+		}
+		m.mu.Lock()
+		m.decideLocked(job, a, err, timedOut)
+		m.unlock()
+	}
+}
+
+// watchJob is one wait for the nodes of a stage.
+type waitJob struct {
+	r        *Rollout
+	gen      uint64
+	id       string
+	target   uint64
+	scopes   []string
+	sel      []matcher
+	needNode bool
+	maxNACKs int
+	deadline time.Time
+	// hint is what the server is asked for: the nodes of the one scope, and
+	// the largest share, when the stages allow; the stage's nodes are then
+	// picked exactly among them.
+	hint stream.Selector
+}
+
+// jobLocked returns the wait for the current stage, nil when no rollout runs
+// (or, with held, is held).
+func (m *Manager) jobLocked(held bool) *waitJob {
+	r := m.cur
+	if r == nil || !(r.st.Phase == Running || held && r.st.Phase == Held) {
+		return nil
+	}
+	stage := r.st.Stage
+	j := &waitJob{r: r, gen: m.gen, id: r.st.ID, target: r.st.Target, scopes: r.st.Scopes,
+		sel: r.matchers[:stage+1], needNode: r.needNode, maxNACKs: r.st.Plan.MaxNACKs,
+		deadline: r.stageStart.Add(r.st.Plan.Window)}
+	if len(r.st.Scopes) == 1 {
+		j.hint.Scope = r.st.Scopes[0]
+	}
+	share := 0.0
+	for _, st := range r.st.Plan.Stages[:stage+1] {
+		s := st.Select
+		if s.Scope != "" || len(s.IDs) > 0 || len(s.Metadata) > 0 || selectsAll(&s) {
+			share = 0
+			break
+		}
+		share = max(share, s.Percent)
+	}
+	j.hint.Percent = share
+	return j
+}
+
+// inStage reports whether a node is one of the stage's.
+func (j *waitJob) inStage(n *stream.NodeApplied, node func(id string) *corev3.Node) bool {
+	if !slices.Contains(j.scopes, n.Scope) {
+		return false
+	}
+	nd := &corev3.Node{Id: n.NodeID}
+	if j.needNode {
+		if full := node(n.NodeID); full != nil {
+			nd = full
+		}
+	}
+	return anyMatches(j.sel, n.Scope, nd)
+}
+
+// filter returns where the stage's nodes among a's stand.
+func (j *waitJob) filter(a *stream.Applied, node func(id string) *corev3.Node) stream.Applied {
+	out := stream.Applied{Revision: a.Revision}
+	for i := range a.Nodes {
+		n := &a.Nodes[i]
+		if !j.inStage(n, node) {
+			continue
+		}
+		out.Nodes = append(out.Nodes, *n)
+		switch n.State {
+		case stream.NodeACKed:
+			out.ACKed++
+		case stream.NodeNACKed:
+			out.NACKed++
+		default:
+			out.Pending++
+		}
+	}
+	return out
+}
+
+// done reports whether a stage's standing decides it before its window ends:
+// enough NACKs, or every node ACKed. A node that NACKed did not ACK: fewer
+// NACKs than MaxNACKs keep the stage until its window ends. A stage none of
+// whose nodes is connected is not decided before its window ends either: a
+// process that has just restarted has no node yet.
+func (j *waitJob) done(a *stream.Applied) bool {
+	return a.NACKed >= j.maxNACKs || allACKed(a)
+}
+
+// allACKed reports whether the stage's nodes, one at least, all ACKed.
+func allACKed(a *stream.Applied) bool { return a.ACKed > 0 && a.Pending == 0 && a.NACKed == 0 }
+
+// nodeLookup returns the node of an id among the server's streams, reading
+// them again only for an id it has not seen.
+func nodeLookup(srv *stream.Server) func(id string) *corev3.Node {
+	cache := map[string]*corev3.Node{}
+	return func(id string) *corev3.Node {
+		if n, ok := cache[id]; ok {
+			return n
+		}
+		for _, s := range srv.Streams() {
+			cache[s.NodeID] = s.Node
+		}
+		if _, ok := cache[id]; !ok {
+			cache[id] = nil
+		}
+		return cache[id]
+	}
+}
+
+// waitStage waits until the stage's nodes decide it or ctx ends.
+func (m *Manager) waitStage(ctx context.Context, j *waitJob, changed <-chan struct{}) (stream.Applied, error) {
+	if m.opts.Shared != nil {
+		return m.waitShared(ctx, j, changed)
+	}
+	srv := m.srv.Load()
+	if srv == nil {
+		<-ctx.Done()
+		return stream.Applied{Revision: j.target}, ctx.Err()
+	}
+	node := nodeLookup(srv)
+	a, err := srv.WaitFor(ctx, j.target, j.hint, func(a *stream.Applied) bool {
+		f := j.filter(a, node)
+		return j.done(&f)
+	})
+	if err != nil && ctx.Err() == nil {
+		m.log.Error("rollout: the server cannot tell who runs what; waiting for the window", "err", err)
+		<-ctx.Done()
+		err = ctx.Err()
+	}
+	return j.filter(&a, node), err
+}
+
+// Applied returns where this process's nodes of the current stage of the
+// running or held rollout stand against its target; false when none runs or
+// no server is attached. It is what a replica publishes for Shared.Applied.
+func (m *Manager) Applied() (stream.Applied, bool) {
+	m.mu.Lock()
+	j := m.jobLocked(true)
+	m.mu.Unlock()
+	srv := m.srv.Load()
+	if j == nil || srv == nil {
+		return stream.Applied{}, false
+	}
+	a := srv.Applied(j.target, j.hint)
+	return j.filter(&a, nodeLookup(srv)), true
+}
+
+// watchLocked makes w watch every table of the running rollout's scopes.
+func (m *Manager) watchLocked(w interface {
+	Watch(scope, typeURL string)
+	Close()
+}, watching []string) []string {
+	var want []string
+	if r := m.activeLocked(); r != nil {
+		want = r.st.Scopes
+	}
+	if slices.Equal(want, watching) {
+		return watching
+	}
+	w.Close()
+	for _, s := range want {
+		for _, u := range m.types {
+			w.Watch(s, u)
+		}
+	}
+	return slices.Clone(want)
+}
+
+// checkCommitsLocked restarts the running rollout at its first stage when a
+// commit not made through Stage changed one of its scopes: its content has
+// not been tested by any stage (View already serves it to the first stage
+// alone).
+func (m *Manager) checkCommitsLocked() {
+	r := m.activeLocked()
+	if r == nil || m.pending != nil {
+		return
+	}
+	v := m.st.View()
+	var changed []string
+	for _, s := range r.st.Scopes {
+		for _, u := range m.types {
+			if v.Table(s, u).Revision() > r.st.Target {
+				changed = append(changed, s)
+				break
+			}
+		}
+	}
+	if len(changed) == 0 {
+		return
+	}
+	r.st.Target = v.Revision()
+	r.st.Stage, r.serving = 0, 0
+	r.st.Phase = Running
+	r.st.StageStartedAt = m.opts.Now()
+	r.stageStart = time.Now()
+	r.st.Applied = stream.Applied{}
+	m.eventLocked(r, "restart", fmt.Sprintf("a commit not made through the rollout changed %s: revision %d restarts at stage 1 (%s)",
+		strings.Join(changed, ", "), r.st.Target, r.st.Plan.Stages[0].Name), nil)
+	m.installLocked()
+	m.wake(r.st.Scopes...)
+	m.changedLocked()
+}

@@ -1,0 +1,277 @@
+package rollout
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/leanxds/leanxds/store"
+	"github.com/leanxds/leanxds/stream"
+)
+
+// stateVersion is the version of MarshalState's format.
+const stateVersion = 1
+
+// state is MarshalState's JSON.
+type state struct {
+	Version int `json:"version"`
+	// Rollout is the running or most recent rollout; absent when there was
+	// none.
+	Rollout *Status `json:"rollout,omitempty"`
+	// Bases are the base revisions by scope (Status.Base is the oldest).
+	Bases map[string]uint64 `json:"bases,omitempty"`
+}
+
+// MarshalState returns the Manager's state as JSON: the running or most
+// recent rollout, with its plan, stage, base and target revisions and
+// events. RestoreState reads it back.
+func (m *Manager) MarshalState() ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.marshalLocked()
+}
+
+func (m *Manager) marshalLocked() ([]byte, error) {
+	s := state{Version: stateVersion}
+	if r := m.cur; r != nil {
+		st := r.statusLocked()
+		st.Applied = stream.Applied{} // counted again from the nodes
+		s.Rollout = &st
+		s.Bases = r.bases
+	}
+	return json.Marshal(s)
+}
+
+// RestoreState puts back a state MarshalState returned, as a process
+// restarted from a snapshot does before it serves. A rollout that was
+// running or held is where it was: same stage, base and target; its bases
+// are read from the store's history (View.ScopeAt) and kept there
+// (Store.Hold) until it ends; its stage's window starts again, and the ACKs
+// are counted again from the nodes as they reconnect. It is an error when
+// the store's history no longer reaches a base, or when a rollout runs.
+func (m *Manager) RestoreState(data []byte) error {
+	m.mu.Lock()
+	defer m.unlock()
+	if r := m.activeLocked(); r != nil {
+		return fmt.Errorf("restore rollout state: rollout %s is %s", r.st.ID, r.st.Phase)
+	}
+	r, err := m.decodeLocked(data, nil)
+	if err != nil {
+		return err
+	}
+	if r == nil {
+		return nil
+	}
+	m.cur = r
+	if r.routing {
+		m.eventLocked(r, "restored", fmt.Sprintf("stage %d (%s) of revision %d restored; its window starts again",
+			r.st.Stage+1, r.st.Plan.Stages[r.st.Stage].Name, r.st.Target), nil)
+	}
+	m.installLocked()
+	m.wake(r.st.Scopes...)
+	m.changedLocked()
+	return nil
+}
+
+// decodeLocked reads a state into a Rollout; nil when it holds none. The
+// base views of prev, the same rollout as this process ran it, are taken
+// as they are when their revisions are the state's.
+func (m *Manager) decodeLocked(data []byte, prev *Rollout) (*Rollout, error) {
+	var s state
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("restore rollout state: %w", err)
+	}
+	if s.Version != stateVersion {
+		return nil, fmt.Errorf("restore rollout state: version %d, want %d", s.Version, stateVersion)
+	}
+	if s.Rollout == nil {
+		return nil, nil
+	}
+	st := *s.Rollout
+	plan, err := st.Plan.normalized()
+	if err != nil {
+		return nil, fmt.Errorf("restore rollout state: rollout %s: %w", st.ID, err)
+	}
+	if !slices.Equal(stageNames(plan), stageNames(st.Plan)) {
+		return nil, fmt.Errorf("restore rollout state: rollout %s: its plan does not end with a stage of every node", st.ID)
+	}
+	if st.Stage < 0 || st.Stage >= len(plan.Stages) {
+		return nil, fmt.Errorf("restore rollout state: rollout %s: stage %d of %d", st.ID, st.Stage, len(plan.Stages))
+	}
+	st.Plan = plan
+	matchers, needNode := compileStages(plan)
+	r := &Rollout{m: m, st: st, matchers: matchers, needNode: needNode, serving: st.Stage,
+		bases: map[string]uint64{}, baseViews: map[string]store.View{}}
+	for _, sc := range st.Scopes {
+		r.bases[sc] = st.Base
+		if b, ok := s.Bases[sc]; ok {
+			r.bases[sc] = b
+		}
+	}
+	if st.Phase != Running && st.Phase != Held {
+		return r, nil
+	}
+	v := m.st.View()
+	for _, sc := range st.Scopes {
+		bv, ok := v.ScopeAt(sc, r.bases[sc])
+		if !ok {
+			r.release()
+			return nil, fmt.Errorf("restore rollout state: rollout %s: the store's history of scope %q does not reach its base, revision %d",
+				st.ID, sc, r.bases[sc])
+		}
+		r.baseViews[sc] = bv
+		release, err := m.st.Hold(sc, r.bases[sc])
+		if err != nil {
+			r.release()
+			return nil, fmt.Errorf("restore rollout state: rollout %s: %w", st.ID, err)
+		}
+		r.releases = append(r.releases, release)
+	}
+	if v.Revision() < r.st.Target {
+		r.st.Target = v.Revision()
+	}
+	r.routing = true
+	r.st.StageStartedAt = m.opts.Now()
+	r.stageStart = time.Now()
+	return r, nil
+}
+
+func (r *Rollout) release() {
+	for _, f := range r.releases {
+		f()
+	}
+	r.releases = nil
+}
+
+func stageNames(p Plan) []string {
+	var out []string
+	for _, s := range p.Stages {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
+// loadShared adopts the shared state when another replica changed it.
+func (m *Manager) loadShared(ctx context.Context) {
+	sh := m.opts.Shared
+	if sh == nil {
+		return
+	}
+	data, version, err := sh.Load(ctx)
+	if err != nil {
+		m.log.Warn("rollout: cannot load the shared state", "err", err)
+		return
+	}
+	m.mu.Lock()
+	defer m.unlock()
+	m.adoptLocked(data, version)
+}
+
+// adoptLocked makes the shared state at version the Manager's.
+func (m *Manager) adoptLocked(data []byte, version int64) {
+	if version == m.sharedVersion {
+		return
+	}
+	m.sharedVersion = version
+	if mine, err := m.marshalLocked(); err == nil && string(mine) == string(data) {
+		return
+	}
+	prev := m.cur
+	var r *Rollout
+	if len(data) > 0 {
+		var err error
+		if r, err = m.decodeLocked(data, prev); err != nil {
+			m.log.Error("rollout: the shared state cannot be served", "err", err)
+			return
+		}
+	}
+	switch {
+	case prev != nil && r != nil && r.st.ID == prev.st.ID:
+		if prev.routing && r.routing {
+			r.releases = append(r.releases, prev.releases...)
+			prev.releases = nil
+			if r.st.Stage == prev.st.Stage && r.st.Target == prev.st.Target {
+				r.stageStart, r.st.StageStartedAt = prev.stageStart, prev.st.StageStartedAt
+			}
+		} else if prev.routing && r.st.Phase == RolledBack {
+			// Another replica rolled it back: this store holds the target,
+			// and is given the base again as the deciding one's was.
+			source := fmt.Sprintf("rollback of rollout %s, decided by another replica", r.st.ID)
+			if err := prev.commitBase(source); err != nil {
+				m.log.Error("rollout: rollback commit failed", "rollout", r.st.ID, "err", err)
+			}
+		}
+		prev.release()
+		*prev = *r // the same Rollout: its Wait goes on
+		r = prev
+	case prev != nil && prev.routing:
+		prev.st.Phase = Superseded
+		m.eventLocked(prev, "superseded", "superseded by the shared state", nil)
+		prev.routing = false
+		prev.release()
+	}
+	m.cur = r
+	m.installLocked()
+	if r != nil {
+		m.wake(r.st.Scopes...)
+	}
+	// Waiters and Run see the change; it is not saved back.
+	m.gen++
+	close(m.changed)
+	m.changed = make(chan struct{})
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// saveShared saves the state; when another replica saved first, its state
+// is adopted instead.
+func (m *Manager) saveShared(ctx context.Context) {
+	sh := m.opts.Shared
+	m.mu.Lock()
+	data, err := m.marshalLocked()
+	version := m.sharedVersion
+	m.mu.Unlock()
+	if err != nil {
+		return
+	}
+	nv, saved, err := sh.Save(ctx, data, version)
+	if err != nil {
+		m.log.Error("rollout: cannot save the shared state", "err", err)
+		return
+	}
+	if saved {
+		m.mu.Lock()
+		m.sharedVersion = nv
+		m.mu.Unlock()
+		return
+	}
+	m.loadShared(ctx)
+}
+
+// waitShared waits until the stage's nodes on every replica decide it, the
+// shared state changes, or ctx ends.
+func (m *Manager) waitShared(ctx context.Context, j *waitJob, changed <-chan struct{}) (stream.Applied, error) {
+	sh := m.opts.Shared
+	for {
+		a, err := sh.Applied(ctx, j.id)
+		if err == nil && j.done(&a) {
+			return a, nil
+		}
+		select {
+		case <-ctx.Done():
+			return a, ctx.Err()
+		case <-changed:
+			_, version, err := sh.Load(ctx)
+			m.mu.Lock()
+			moved := err == nil && version != m.sharedVersion
+			m.mu.Unlock()
+			if moved {
+				return a, errStateChanged
+			}
+		}
+	}
+}
