@@ -22,6 +22,7 @@ import (
 	"github.com/leanxds/leanxds/admin/dirsource"
 	"github.com/leanxds/leanxds/admin/etcdsource"
 	"github.com/leanxds/leanxds/persist"
+	"github.com/leanxds/leanxds/rollout"
 	"github.com/leanxds/leanxds/source"
 	"github.com/leanxds/leanxds/store"
 	"github.com/leanxds/leanxds/stream"
@@ -89,6 +90,10 @@ type server struct {
 	// fleet publishes the fleet status (--source etcd://, --fleet-etcd); nil
 	// without it.
 	fleet *fleetStatus
+	// rollouts stages changes (rollouts.go): the xDS server's Router; plan
+	// is --rollout's, nil without it.
+	rollouts *rollout.Manager
+	plan     *rollout.Plan
 }
 
 func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server, error) {
@@ -107,7 +112,15 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 			return nil, fmt.Errorf("--admin-token-file %s holds no token", o.adminTokenFile)
 		}
 	}
-	s := &server{opts: o, log: log, st: store.New()}
+	plan, err := o.rolloutPlan()
+	if err != nil {
+		return nil, err
+	}
+	var storeOpts []store.Option
+	if o.history > 0 {
+		storeOpts = append(storeOpts, store.KeepHistory(o.history))
+	}
+	s := &server{opts: o, log: log, st: store.New(storeOpts...), plan: plan}
 	s.metrics = admin.NewMetrics(s.st)
 	if o.snapshot != "" {
 		b, err := openSnapshot(ctx, o.snapshot)
@@ -122,6 +135,7 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 	// serve's 0 turns the quiet period and the guard's minimum off; the
 	// source's 0 is their default.
 	dirOpts.Debounce, dirOpts.DeleteGuardMin = off(o.debounce), off(o.dir.DeleteGuardMin)
+	dirOpts.Commit = s.stageReload(ctx)
 	dirOpts.OnReload = func(outcome source.Outcome, res store.Result) {
 		s.metrics.Reloaded(string(outcome), res.Changed())
 		if (outcome == source.Applied || outcome == source.Unchanged) && s.persister != nil {
@@ -160,6 +174,10 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 		SendTimeout:         off(o.sendTimeout),
 	}
 	xopts.Limits, xopts.FrameCacheBytes = o.limits(), o.frameCacheBytes
+	// Every stream reads the store through the Manager: the nodes of a
+	// rollout's stage are served its target, the others its base.
+	s.rollouts = s.newRollouts()
+	xopts.Router = s.rollouts
 	var csdsVisible func(context.Context) (func(string) bool, error)
 	if o.nodeIdentity != "" {
 		ids, err := newIdentityScopes(o, s.st, log)
@@ -172,6 +190,7 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 		csdsVisible = csdsVisibility(o.nodeIdentity, splitList(o.csdsReaders))
 	}
 	s.xds = stream.New(s.st, xopts)
+	s.rollouts.Attach(s.xds)
 	if s.fleet, err = newFleetStatus(o, s.etcdCli, s.st, s.xds, log); err != nil {
 		return nil, err
 	}
@@ -185,6 +204,14 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 	}
 	if s.persister != nil {
 		aopts.Snapshot = adminSnapshot{Persister: s.persister, interval: o.snapshotInterval, restored: &s.snapshot}
+	}
+	if s.etcd == nil {
+		aopts.Rollouts = s.rollouts
+	} else {
+		// With etcd, what is served is etcd's: a rollback of this replica's
+		// store alone would be undone by etcd's next change.
+		aopts.NoRollback = true
+		s.metrics.Registry().MustRegister(s.rollouts)
 	}
 	if s.fleet != nil {
 		aopts.Fleet = s.fleet.reader
@@ -236,6 +263,7 @@ func (s *server) run(ctx context.Context) error {
 		return err
 	}
 	stopPersister := s.startPersister(ctx)
+	stopRollouts := s.startRollouts(ctx)
 
 	lis, err := s.listenXDS(ctx)
 	if err != nil {
@@ -270,6 +298,7 @@ func (s *server) run(ctx context.Context) error {
 	}
 	stopWatch()
 	<-watched
+	stopRollouts()
 	// The replica's nodes leave the fleet status as they leave it.
 	stopFleet()
 	// The store no longer changes: the last snapshot is written while the

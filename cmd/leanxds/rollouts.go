@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/leanxds/leanxds/persist"
+	"github.com/leanxds/leanxds/rollout"
+	"github.com/leanxds/leanxds/store"
+)
+
+// serve's rollouts (package rollout):
+//
+//  1. newServer makes the Manager, the stream.Router of the xDS server,
+//     attached to it; the admin server shows it (/debug/rollouts) and drives
+//     it (POST /admin/rollout/..., /admin/rollback).
+//  2. With --rollout, every reload of the config directory after the first
+//     commits through Manager.Stage (stageReload): what it changes is served
+//     to the first stage's nodes only, and the Manager's Run moves it on from
+//     the ACKs and NACKs. The load at start is never staged.
+//  3. With --snapshot, the Manager's state travels in the snapshot (its
+//     "rollout" attachment, written again when it changes) and is restored
+//     before the directory's first load and before any client is served: a
+//     rollout in progress goes on where it was.
+
+// rolloutAttachment names the Manager's state in a snapshot.
+const rolloutAttachment = "rollout"
+
+// rolloutPlan returns the plan of --rollout and its flags; nil without
+// --rollout.
+func (o *serveOptions) rolloutPlan() (*rollout.Plan, error) {
+	if o.rollout == "" {
+		return nil, nil
+	}
+	stages, err := rollout.ParseStages(o.rollout)
+	if err != nil {
+		return nil, usageErrorf("serve: --rollout %q: %v", o.rollout, err)
+	}
+	action := rollout.Hold
+	if o.rolloutOnTimeout == "rollback" {
+		action = rollout.RollBack
+	}
+	return &rollout.Plan{Stages: stages, Window: o.rolloutWindow, MaxNACKs: o.rolloutMaxNACKs, OnTimeout: action}, nil
+}
+
+// newRollouts makes the Manager of the server's store; its state goes into
+// the snapshot whenever it changes.
+func (s *server) newRollouts() *rollout.Manager {
+	var m *rollout.Manager
+	m = rollout.New(s.st, rollout.Options{Logger: s.log, OnChange: func() {
+		if s.persister == nil {
+			return
+		}
+		data, err := m.MarshalState()
+		if err != nil {
+			s.log.Error("rollout state not saved in the snapshot", "err", err)
+			return
+		}
+		s.persister.SetAttachment(rolloutAttachment, data)
+	}})
+	return m
+}
+
+// stageReload is the config directory's commit under --rollout
+// (source.DirOptions.Commit): once the initial config is loaded, a reload's
+// commit is staged. A reload that changes nothing starts no rollout.
+func (s *server) stageReload(ctx context.Context) func(commit func() (store.Result, error)) (store.Result, error) {
+	return func(commit func() (store.Result, error)) (store.Result, error) {
+		if s.plan == nil || !s.ready.Load() {
+			return commit()
+		}
+		var (
+			res       store.Result
+			commitErr error
+		)
+		r, err := s.rollouts.Stage(ctx, *s.plan, "dir "+s.opts.configDir, func() (store.Result, error) {
+			res, commitErr = commit()
+			return res, commitErr
+		})
+		switch {
+		case commitErr != nil:
+			return res, commitErr
+		case err != nil:
+			// The commit is in the store: it is served to every node.
+			s.log.Error("reload applied to every node: it could not be staged", "revision", res.Revision, "err", err)
+		case r != nil:
+			st, _ := s.rollouts.Status()
+			s.log.Info("reload staged", "rollout", st.ID, "revision", st.Target, "base", st.Base, "scopes", st.Scopes,
+				"stage", st.Plan.Stages[0].Name)
+		}
+		return res, nil
+	}
+}
+
+// restoreRollout puts back the rollout state the restored snapshot carried,
+// before the directory's first load and before any client is served.
+func (s *server) restoreRollout(info persist.Info) {
+	data, ok := info.Attachments[rolloutAttachment]
+	if !ok || len(data) == 0 {
+		return
+	}
+	if err := s.rollouts.RestoreState(data); err != nil {
+		s.log.Error("the rollout in progress at the last snapshot is not restored", "err", err)
+		return
+	}
+	// The next snapshot carries it again.
+	s.persister.SetAttachment(rolloutAttachment, data)
+	if st, ok := s.rollouts.Status(); ok {
+		s.log.Info("rollout restored from the snapshot", "rollout", st.ID, "phase", st.Phase,
+			"stage", st.Stage+1, "base", st.Base, "target", st.Target)
+	}
+}
+
+// startRollouts runs the Manager until stop is called.
+func (s *server) startRollouts(ctx context.Context) (stop func()) {
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := s.rollouts.Run(rctx); err != nil && rctx.Err() == nil {
+			s.log.Error("rollouts stopped", "err", err)
+		}
+	}()
+	return func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			s.log.Warn("rollouts did not stop within 5s")
+		}
+	}
+}
