@@ -160,10 +160,12 @@ func (r *Revision) clone() Revision {
 
 // ScopeAt returns v with scope holding the content it had at revision rev: the
 // content of the newest revision kept at or before rev (empty when the scope
-// was created after rev). Every other scope, the view's revision and its
-// history are v's. ok is false, and the view v, when the history of scope does
-// not reach rev. Tables and entries are shared with the history: it costs a
-// copy of the view's scope map.
+// was created after rev). Every other scope and the history are v's. When the
+// content differs from v's, the view's Revision is rev (v's when rev is past
+// it): a node served it runs the scope as of rev, and is judged by that
+// (stream.Server.Applied), not as running v. ok is false, and the view v, when
+// the history of scope does not reach rev. Tables and entries are shared with
+// the history: it costs a copy of the view's scope map.
 func (v View) ScopeAt(scope string, rev uint64) (View, bool) {
 	h := v.r.hist[scope]
 	i, empty, ok := h.at(rev)
@@ -178,6 +180,7 @@ func (v View) ScopeAt(scope string, rev uint64) (View, bool) {
 		return v, true
 	}
 	next := *v.r
+	next.rev = min(rev, v.r.rev)
 	next.scopes = maps.Clone(v.r.scopes)
 	if content == nil {
 		delete(next.scopes, scope)

@@ -111,7 +111,7 @@ func TestHistoryKeepsK(t *testing.T) {
 	at, ok := v.ScopeAt(scope, revs[3])
 	require.True(t, ok)
 	assert.Same(t, h[1].Table(protocol.TypeCluster).Get("a"), at.Table(scope, protocol.TypeCluster).Get("a"))
-	assert.Equal(t, v.Revision(), at.Revision(), "the view's revision is v's")
+	assert.Equal(t, revs[3], at.Revision(), "the view is as of revs[3]: a node served it runs that revision")
 	assert.Same(t, v.Table("other", protocol.TypeCluster), at.Table("other", protocol.TypeCluster), "other scopes are v's")
 	assert.Same(t, v.Table(scope, protocol.TypeCluster), st.View().Table(scope, protocol.TypeCluster), "v itself is unchanged")
 
