@@ -287,3 +287,48 @@ func TestRolloutSurvivesRestart(t *testing.T) {
 		return strings.Contains(out, ": promoted,")
 	}, b.logText)
 }
+
+// A stage whose window ends before its nodes ACKed holds the rollout
+// (--rollout-on-timeout hold) until leanxds rollout promote serves the next
+// stage; leanxds rollout abort rolls a rollout back, every node being served
+// the content before it again. The Manager's metrics are served.
+func TestRolloutPromoteAndAbortByHand(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "clusters.yaml", clusters(3, "1s"))
+	ts := startTestServer(t, dir, withToken, func(o *serveOptions) {
+		o.rollout, o.rolloutWindow, o.rolloutMaxNACKs, o.rolloutOnTimeout = "ids=canary,100%", 200*time.Millisecond, 1, "hold"
+	})
+	startRollouts(t, ts)
+	canary, before := ackedClusters(t, ts, "canary")
+	other, _ := ackedClusters(t, ts, "other")
+
+	writeFile(t, dir, "clusters.yaml", clusters(3, "2s"))
+	code, _, stderr := runArgs(t, tokenEnv, "reload", "--admin", ts.admin.URL)
+	require.Equal(t, 0, code, stderr)
+	target := canary.ExpectResponse(conv.VersionNot(before)).Version()
+	// The canary does not answer: the window ends.
+	eventually(t, "the rollout held", func() bool { return phaseOf(t, ts) == "held" })
+	assert.Equal(t, 1.0, metric(t, ts.admin.URL, `leanxds_rollout_phase{phase="held"}`))
+	assert.Equal(t, before, versionSent(t, ts, "other"))
+
+	code, stdout, stderr := runArgs(t, tokenEnv, "rollout", "promote", "--admin", ts.admin.URL, "--reason", "checked by hand")
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, stdout, "stage 2 (100%) of 2")
+	other.ExpectResponse(conv.Version(target))
+	other.ACK()
+	canary.ACK()
+	eventually(t, "the rollout promoted", func() bool { return phaseOf(t, ts) == "promoted" })
+	_, stdout, _ = runArgs(t, tokenEnv, "rollout", "status", "--admin", ts.admin.URL)
+	assert.Contains(t, stdout, "checked by hand")
+
+	writeFile(t, dir, "clusters.yaml", clusters(3, "3s"))
+	code, _, stderr = runArgs(t, tokenEnv, "reload", "--admin", ts.admin.URL)
+	require.Equal(t, 0, code, stderr)
+	canary.ExpectResponse(conv.VersionNot(target))
+	code, stdout, stderr = runArgs(t, tokenEnv, "rollout", "abort", "--admin", ts.admin.URL, "--reason", "latency up")
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, stdout, ": rolled_back,")
+	canary.ExpectResponse(conv.Version(target))
+	assert.Equal(t, target, versionSent(t, ts, "other"))
+	assert.GreaterOrEqual(t, metric(t, ts.admin.URL, "leanxds_rollback_total"), 1.0)
+}
