@@ -8,6 +8,7 @@ import (
 
 	"github.com/leanxds/leanxds/admin"
 	"github.com/leanxds/leanxds/persist"
+	"github.com/leanxds/leanxds/rollout"
 	"github.com/leanxds/leanxds/source"
 	"github.com/leanxds/leanxds/stream"
 )
@@ -185,7 +186,7 @@ func serveCommand(out io.Writer) (*command, *serveOptions) {
 	fs.StringVar(&o.rollout, "rollout", "", "stage every reload of the config directory after the first: `stages` such as 1%,10%,100% (a share of\n"+
 		"each changed scope's nodes, by a stable hash of the node id), ids=a|b or metadata.KEY=VALUE; each stage\n"+
 		"is served the change once every node of the one before ACKed it, a NACK rolls it back (docs/rollouts.md)")
-	fs.DurationVar(&o.rolloutWindow, "rollout-window", 30*time.Second, "with --rollout, how long a stage's nodes have to ACK the change")
+	fs.DurationVar(&o.rolloutWindow, "rollout-window", rollout.DefaultWindow, "with --rollout, how long a stage's nodes have to ACK the change")
 	fs.IntVar(&o.rolloutMaxNACKs, "rollout-max-nacks", 1, "with --rollout, how many `nodes` of a stage must NACK the change for it to be rolled back")
 	fs.StringVar(&o.rolloutOnTimeout, "rollout-on-timeout", "hold", "with --rollout, what a stage whose window ends before every node ACKed does: `hold` (wait for\n"+
 		"'leanxds rollout promote' or 'abort') or rollback")
