@@ -198,8 +198,7 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 		Store: s.st, Streams: s.xds, Metrics: s.metrics,
 		Source: adminSrc, Reloader: reloader,
 		Ready: s.ready.Load, Token: o.adminToken, TokenFile: o.adminTokenFile, ClientCertificates: o.adminClientCA != "",
-		CSDSVisible: csdsVisible,
-		MaxBytes:    o.adminMaxBytes, MaxPage: o.adminMaxPage, CSDSMaxBytes: o.csdsMaxBytes,
+		CSDSVisible: csdsVisible, MaxBytes: o.adminMaxBytes, MaxPage: o.adminMaxPage, CSDSMaxBytes: o.csdsMaxBytes,
 		Pprof: o.pprof,
 	}
 	if s.persister != nil {
