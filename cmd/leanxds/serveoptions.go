@@ -145,7 +145,7 @@ func serveCommand(out io.Writer) (*command, *serveOptions) {
 	fs.DurationVar(&o.etcdLoadTimeout, "etcd-load-timeout", 10*time.Second, "with --source etcd://, how long the first read of etcd may take at start; past it the restored\n"+
 		"--snapshot is served (and etcd read once it answers), or, without one, serve exits")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:18000", "`address` of the xDS gRPC port (also CSDS); port 0 picks a free port")
-	fs.StringVar(&o.admin, "admin", defaultAdminAddr, "`address` of the admin HTTP server (/metrics, /debug/..., /healthz, /readyz); empty disables it.\nIt speaks plain HTTP: keep it on loopback or a private network")
+	fs.StringVar(&o.admin, "admin", defaultAdminAddr, "`address` of the admin HTTP server (/metrics, /debug/..., /healthz, /readyz); empty disables it.\nIt speaks plain HTTP unless --admin-tls-cert is set: keep it on loopback or a private network")
 	fs.StringVar(&o.scopeBy, "scope-by", "cluster", "what names the `scope` a node is served: cluster (node.cluster), id (node.id), or metadata:KEY (a string in node.metadata)")
 	fs.BoolVar(&o.noDefaultScope, "no-default-scope", false, "serve a node whose scope has no resources nothing, instead of the default scope")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate `file` of the xDS port: serve TLS (reloaded when the file changes)")
