@@ -114,7 +114,7 @@ func (s scenario) rulesFor(c client) []string {
 // scenarios returns every scenario of the suite.
 func scenarios() []scenario {
 	var all []scenario
-	for _, group := range [][]scenario{wireScenarios, requestScenarios, livenessScenarios, transitionScenarios, xdstpScenarios, resumeScenarios, appliedScenarios, journeys, grpcScenarios} {
+	for _, group := range [][]scenario{wireScenarios, requestScenarios, livenessScenarios, transitionScenarios, xdstpScenarios, resumeScenarios, appliedScenarios, rolloutScenarios, journeys, grpcScenarios} {
 		all = append(all, group...)
 	}
 	return all

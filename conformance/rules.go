@@ -77,6 +77,13 @@ var Rules = []Rule{
 	{ID: "R22", Source: "leanxds: who runs what",
 		Text: "A node is judged by its newest stream of each service (ADS, or a per-type service): after a reconnect the old stream no longer counts, even while still open. A node with several services runs R when every one of those streams does, and is NACKed when any is. A node with no open stream is not listed."},
 
+	{ID: "R23", Source: "leanxds: staged changes",
+		Text: "A staged change is served only to the nodes of the stages reached so far: every other node of its scopes is served the content before it (the base), and is sent nothing when the change is committed, as what it holds did not change (R6). Versions are digests of content: each node is sent the version strings of the content it is served."},
+	{ID: "R24", Source: "leanxds: staged changes",
+		Text: "A rollback (a NACK from a node of the stage, an abort, a rollback to a revision) serves every node the base content again at exactly the version strings it had: the nodes that ran the change are sent the base's resources under the versions they held before it (SotW version_info, delta resource versions), and the nodes that never left the base are sent nothing."},
+	{ID: "R25", Source: "leanxds: staged changes",
+		Text: "During a rollout a node is served the content of its stage, whatever its stream: a node that reconnects is served the change if a stage reached so far selects it, the base otherwise; a server restarted mid-rollout (its state restored from MarshalState) serves every node the same content as before the restart and goes on from the same stage, with the same base and target."},
+
 	{ID: "S1", Source: "Grouping resources into responses; Deleting resources",
 		Text: "An LDS or CDS response holds every subscribed resource of its type, every time: a resource left out is deleted by the client, and an empty response deletes them all."},
 	{ID: "S2", Source: "Grouping resources into responses; Deleting resources",

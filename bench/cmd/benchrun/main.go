@@ -47,7 +47,7 @@ func main() {
 	oneConnMax := flag.Int("one-conn-max", 19000, "largest N run with one connection per client; above, streams are multiplexed")
 	muxConns := flag.Int("mux-conns", 10000, "connections for multiplexed runs")
 	peerMaxN := flag.Int("peer-max-n", 10000, "largest N run for go-control-plane (0: all); its runs grow too long beyond")
-	servers := flag.String("servers", "leanxds,go-control-plane,floor", "servers to run (also: go-control-plane-linear)")
+	servers := flag.String("servers", "leanxds,go-control-plane,floor", "servers to run (also: go-control-plane-linear; leanxds-2rev, leanxds serving two revisions, half the nodes each)")
 	rounds := flag.Int("rounds", 3, "times each change is repeated")
 	roundsLarge := flag.Int("rounds-large", 1, "times each change is repeated at N ≥ 10,000 (each round already gives N samples)")
 	out := flag.String("out", ".", "directory for RESULTS.md, plots and results/*.json")
@@ -93,6 +93,9 @@ func main() {
 		}},
 		"go-control-plane-linear": {label: "go-control-plane-linear", maxN: *peerMaxN, args: func(bin, addr, ctl string) []string {
 			return append([]string{filepath.Join(bin, "gcpserver"), "-addr", addr, "-control", ctl, "-eds", "linear"}, wargs...)
+		}},
+		"leanxds-2rev": {label: "leanxds-2rev", args: func(bin, addr, ctl string) []string {
+			return append([]string{filepath.Join(bin, "xdsserver"), "-addr", addr, "-control", ctl, "-two-revisions=50"}, wargs...)
 		}},
 		"floor": {label: "floor", floor: true, args: func(bin, addr, ctl string) []string {
 			return append([]string{filepath.Join(bin, "floor"), "-addr", addr, "-control", ctl}, wargs...)

@@ -33,19 +33,29 @@ func main() {
 	timeout := flag.Duration("timeout", 2*time.Hour, "exit after this long whatever happens")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	memProfile := flag.String("memprofile", "", "write an allocs profile to this file on exit")
+	twoRevisions := flag.Float64("two-revisions", 0, "when above 0, serve two revisions at once: this percentage of the nodes the workload with every cluster changed, the others the workload as it was (leanserver.NewTwoRevisions)")
 	w := workload.Flags(flag.CommandLine)
 	flag.Parse()
-	if err := run(*addr, *ctl, *timeout, *cpuProfile, *memProfile, w.Resources()); err != nil {
+	if err := run(*addr, *ctl, *timeout, *cpuProfile, *memProfile, *twoRevisions, w.Resources()); err != nil {
 		fmt.Fprintln(os.Stderr, "xdsserver:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr, ctl string, timeout time.Duration, cpuProfile, memProfile string, res map[string][]proto.Message) error {
+func run(addr, ctl string, timeout time.Duration, cpuProfile, memProfile string, twoRevisions float64, res map[string][]proto.Message) error {
 	if _, err := control.RaiseOpenFiles(); err != nil {
 		return err
 	}
-	srv, err := leanserver.New(res)
+	var (
+		srv    *leanserver.Server
+		router stream.Router
+		err    error
+	)
+	if twoRevisions > 0 {
+		srv, router, err = leanserver.NewTwoRevisions(res, twoRevisions)
+	} else {
+		srv, err = leanserver.New(res)
+	}
 	if err != nil {
 		return err
 	}
@@ -74,7 +84,7 @@ func run(addr, ctl string, timeout time.Duration, cpuProfile, memProfile string,
 		return err
 	}
 	g := grpc.NewServer(stream.ServerOption(), control.ServerKeepalive())
-	stream.New(srv.Store(), stream.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}).Register(g)
+	stream.New(srv.Store(), stream.Options{Router: router, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}).Register(g)
 	go func() { _ = g.Serve(lis) }()
 
 	mux := http.NewServeMux()
