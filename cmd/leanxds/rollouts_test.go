@@ -154,12 +154,21 @@ func TestHistoryAndRollback(t *testing.T) {
 	ts := startTestServer(t, dir, withToken)
 	c, v1 := ackedClusters(t, ts, "envoy-1")
 	rev1, c0v1 := ts.st.View().Revision(), c0Version(ts)
+	delta := conv.DeltaADS(t, ts.cc, node("envoy-2", "default"))
+	r := delta.Subscribe(protocol.TypeCluster, "*").ExpectResponse(conv.Updated("c0", "c1", "c2"))
+	delta.ACK()
+	held := map[string]string{}
+	for _, n := range []string{"c0", "c1", "c2"} {
+		held[n] = r.VersionOf(n)
+	}
 
 	writeFile(t, dir, "clusters.yaml", clusters(3, "2s"))
 	code, _, stderr := runArgs(t, tokenEnv, "reload", "--admin", ts.admin.URL)
 	require.Equal(t, 0, code, stderr)
 	v2 := c.ExpectResponse(conv.VersionNot(v1)).Version()
 	c.ACK()
+	delta.ExpectResponse(conv.Updated("c0", "c1", "c2"))
+	delta.ACK()
 	rev2 := ts.st.View().Revision()
 
 	code, stdout, stderr := runArgs(t, tokenEnv, "history", "--admin", ts.admin.URL)
@@ -185,6 +194,12 @@ func TestHistoryAndRollback(t *testing.T) {
 	assert.Equal(t, fmt.Sprintf("rolled back to revision %d: revision %d, 3 resources set, 0 deleted\n", rev1, rev2+1), stdout)
 	c.ExpectResponse(conv.Version(v1))
 	c.ACK()
+	// The delta client is sent each resource at the very version it held.
+	r = delta.ExpectResponse(conv.Updated("c0", "c1", "c2"))
+	delta.ACK()
+	for n, v := range held {
+		assert.Equal(t, v, r.VersionOf(n), n)
+	}
 
 	code, stdout, _ = runArgs(t, tokenEnv, "history", "--admin", ts.admin.URL)
 	assert.Equal(t, 0, code)
