@@ -1,6 +1,7 @@
 package source
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -130,6 +132,9 @@ type Dir struct {
 	// rollback, an aborted rollout) stands until the directory changes.
 	committed    [sha256.Size]byte
 	hasCommitted bool
+	// lastCommitted is committed, published for Committed, which OnReload
+	// and Commit may call (with reloading held).
+	lastCommitted atomic.Pointer[[sha256.Size]byte]
 
 	mu     sync.Mutex
 	status Status
@@ -256,7 +261,7 @@ func (d *Dir) tryReload(confirm bool) (store.Result, error) {
 		}
 		return nil
 	}
-	sameContent := err == nil && d.hasCommitted && cfg.digest == d.committed && !d.keepRestored
+	sameContent := err == nil && d.hasCommitted && cfg.digest == d.committed
 	if sameContent {
 		// The files hold what was last committed: nothing to do, whatever the
 		// store holds since. (Their warnings are the same as then.)
@@ -287,6 +292,8 @@ func (d *Dir) tryReload(confirm bool) (store.Result, error) {
 	}
 	d.keepRestored = false
 	d.committed, d.hasCommitted = cfg.digest, true
+	digest := cfg.digest
+	d.lastCommitted.Store(&digest)
 	outcome := Unchanged
 	if res.Changed() {
 		outcome = Applied
@@ -449,6 +456,35 @@ func (d *Dir) KeepRestored() {
 	d.reloading.Lock()
 	d.keepRestored = true
 	d.reloading.Unlock()
+}
+
+// Committed returns a digest of the directory's content at its last
+// committed (applied or unchanged) reload; nil before the first. Kept with a
+// snapshot of the store and handed to AssumeCommitted after a restart, it
+// makes a rollback made since that reload stand across the restart.
+// It may be called from DirOptions.OnReload.
+func (d *Dir) Committed() []byte {
+	p := d.lastCommitted.Load()
+	if p == nil {
+		return nil
+	}
+	return bytes.Clone(p[:])
+}
+
+// AssumeCommitted tells the source that the store holds what a reload of the
+// directory content of digest (Committed) committed, or what replaced it
+// since (a rollback): a reload that finds that content commits nothing, as if
+// this source had committed it. A digest of the wrong length is ignored.
+func (d *Dir) AssumeCommitted(digest []byte) {
+	if len(digest) != sha256.Size {
+		return
+	}
+	d.reloading.Lock()
+	defer d.reloading.Unlock()
+	copy(d.committed[:], digest)
+	d.hasCommitted = true
+	c := d.committed
+	d.lastCommitted.Store(&c)
 }
 
 // Status returns how the directory was last applied.

@@ -770,3 +770,41 @@ func TestReloadCommitsThroughTheHook(t *testing.T) {
 	assert.Equal(t, 2, calls)
 	assert.Equal(t, "dir "+filepath.Clean(dir), st.View().History("default")[0].Source, "the history names the directory")
 }
+
+// A restarted source told the digest of the content last committed
+// (AssumeCommitted, from Committed) commits nothing for that content, over a
+// restored store that holds something else (a rollback made before the
+// restart); other content is applied.
+func TestReloadAssumesCommittedContent(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "web.yaml", cluster("web", "1s"))
+	first, _ := newSource(t, dir)
+	assert.Nil(t, first.Committed())
+	_, err := reload(first)
+	require.NoError(t, err)
+	digest := first.Committed()
+	require.Len(t, digest, 32)
+
+	src, st := newSource(t, dir)
+	_, err = st.Commit(store.SetNamed("default", "rolled-back", xdstest.Cluster("rolled-back")))
+	require.NoError(t, err)
+	src.KeepRestored()
+	src.AssumeCommitted(digest)
+	res, err := reload(src)
+	require.NoError(t, err)
+	assert.False(t, res.Changed())
+	assert.NotNil(t, st.View().Table("default", protocol.TypeCluster).Get("rolled-back"), "what the store held stands")
+	assert.True(t, src.Status().Loaded)
+
+	writeFile(t, dir, "web.yaml", cluster("web", "2s"))
+	res, err = reload(src)
+	require.NoError(t, err)
+	assert.True(t, res.Changed())
+	assert.Nil(t, st.View().Table("default", protocol.TypeCluster).Get("rolled-back"))
+
+	other, st2 := newSource(t, dir)
+	other.AssumeCommitted([]byte("short"))
+	_, err = reload(other)
+	require.NoError(t, err)
+	assert.NotNil(t, st2.View().Table("default", protocol.TypeCluster).Get("web"), "a bad digest is ignored")
+}

@@ -21,10 +21,18 @@ import (
 //  3. With --snapshot, the Manager's state travels in the snapshot (its
 //     "rollout" attachment, written again when it changes) and is restored
 //     before the directory's first load and before any client is served: a
-//     rollout in progress goes on where it was.
+//     rollout in progress goes on where it was. So does the digest of the
+//     directory content last committed ("dir"): the first load after a
+//     restart commits nothing if the files did not change, so a rollback or
+//     an aborted rollout stands across the restart as it does while serving.
 
-// rolloutAttachment names the Manager's state in a snapshot.
-const rolloutAttachment = "rollout"
+// rolloutAttachment names the Manager's state in a snapshot, dirAttachment
+// the digest of the directory content last committed (source.Dir.Committed):
+// restored, a rollback made before the restart stands until the files change.
+const (
+	rolloutAttachment = "rollout"
+	dirAttachment     = "dir"
+)
 
 // rolloutPlan returns the plan of --rollout and its flags; nil without
 // --rollout.
@@ -56,7 +64,9 @@ func (s *server) newRollouts() *rollout.Manager {
 			s.log.Error("rollout state not saved in the snapshot", "err", err)
 			return
 		}
-		s.persister.SetAttachment(rolloutAttachment, data)
+		if err := s.persister.SetAttachment(rolloutAttachment, data); err != nil {
+			s.log.Error("rollout state not saved in the snapshot", "err", err)
+		}
 	}})
 	return m
 }
@@ -92,9 +102,16 @@ func (s *server) stageReload(ctx context.Context) func(commit func() (store.Resu
 	}
 }
 
-// restoreRollout puts back the rollout state the restored snapshot carried,
-// before the directory's first load and before any client is served.
-func (s *server) restoreRollout(info persist.Info) {
+// restoreAttachments puts back the rollout state the restored snapshot carried,
+// before the directory's first load and before any client is served, and
+// tells the directory which content the store last took from it.
+func (s *server) restoreAttachments(info persist.Info) {
+	if digest := info.Attachments[dirAttachment]; s.source != nil && len(digest) > 0 {
+		s.source.AssumeCommitted(digest)
+		if err := s.persister.SetAttachment(dirAttachment, digest); err != nil {
+			s.log.Error("the config directory's digest not saved in the snapshot", "err", err)
+		}
+	}
 	data, ok := info.Attachments[rolloutAttachment]
 	if !ok || len(data) == 0 {
 		return
@@ -104,7 +121,9 @@ func (s *server) restoreRollout(info persist.Info) {
 		return
 	}
 	// The next snapshot carries it again.
-	s.persister.SetAttachment(rolloutAttachment, data)
+	if err := s.persister.SetAttachment(rolloutAttachment, data); err != nil {
+		s.log.Error("rollout state not saved in the snapshot", "err", err)
+	}
 	if st, ok := s.rollouts.Status(); ok {
 		s.log.Info("rollout restored from the snapshot", "rollout", st.ID, "phase", st.Phase,
 			"stage", st.Stage+1, "base", st.Base, "target", st.Target)

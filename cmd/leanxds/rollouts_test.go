@@ -347,3 +347,38 @@ func TestRolloutPromoteAndAbortByHand(t *testing.T) {
 	assert.Equal(t, target, versionSent(t, ts, "other"))
 	assert.GreaterOrEqual(t, metric(t, ts.admin.URL, "leanxds_rollback_total"), 1.0)
 }
+
+// A rollback stands across a restart with --snapshot: the restarted serve
+// does not apply the directory again while its files are as they were, and
+// applies them once they change.
+func TestRollbackStandsAcrossRestart(t *testing.T) {
+	leanxdsBinary(t)
+	dir := t.TempDir()
+	writeFile(t, dir, "clusters.yaml", clusters(3, "1s"))
+	snapshot := filepath.Join(t.TempDir(), "snapshot.bin")
+	env := []string{"LEANXDS_ADMIN_TOKEN=" + testToken}
+	args := []string{"--config", dir, "--snapshot", snapshot, "--snapshot-interval", "1h", "--debounce", "50ms"}
+	a := startServe(t, t.TempDir(), env, args...)
+	c := conv.ADS(t, dialInsecure(t, a.xds), node("envoy-1", "default"), conv.WithTimeout(10*time.Second))
+	v1 := c.Request(protocol.TypeCluster).ExpectResponse(conv.Names("c0", "c1", "c2")).Version()
+	c.ACK()
+	writeFile(t, dir, "clusters.yaml", clusters(3, "2s"))
+	c.ExpectResponse(conv.VersionNot(v1))
+	c.ACK()
+	code, _, stderr := runArgs(t, tokenEnv, "rollback", "--admin", a.admin, "--yes")
+	require.Equal(t, 0, code, stderr)
+	c.ExpectResponse(conv.Version(v1))
+	c.ACK()
+	a.stop(t)
+
+	b := startServe(t, t.TempDir(), env, args...)
+	again := conv.ADS(t, dialInsecure(t, b.xds), node("envoy-1", "default"), conv.WithTimeout(10*time.Second))
+	again.Request(protocol.TypeCluster).ExpectResponse(conv.Version(v1))
+	again.ACK()
+	code, stdout, _ := runArgs(t, tokenEnv, "reload", "--admin", b.admin)
+	assert.Equal(t, 0, code)
+	assert.Contains(t, stdout, "unchanged")
+
+	writeFile(t, dir, "clusters.yaml", clusters(3, "3s"))
+	again.ExpectResponse(conv.VersionNot(v1))
+}

@@ -66,7 +66,7 @@ func (s *server) restoreSnapshot(ctx context.Context) {
 	}
 	s.snapshot.Store(&info)
 	if info.Restored {
-		s.restoreRollout(info)
+		s.restoreAttachments(info)
 	}
 	if info.Restored && info.Header.Resources > 0 {
 		if s.etcd != nil {
