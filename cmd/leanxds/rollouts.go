@@ -67,8 +67,24 @@ func (s *server) newRollouts() *rollout.Manager {
 		if err := s.persister.SetAttachment(rolloutAttachment, data); err != nil {
 			s.log.Error("rollout state not saved in the snapshot", "err", err)
 		}
+		// A rollback or an abort leaves the store unlike the directory.
+		s.saveDirDigest()
 	}})
 	return m
+}
+
+// saveDirDigest puts the digest of the directory content last committed in
+// the next snapshot. It is saved when a reload changes the store, and when
+// the rollouts change (a rollback, an abort): a reload that finds the store
+// already as the directory says needs none, and saves none, so that a
+// snapshot is not written again for it.
+func (s *server) saveDirDigest() {
+	if s.persister == nil || s.source == nil {
+		return
+	}
+	if err := s.persister.SetAttachment(dirAttachment, s.source.Committed()); err != nil {
+		s.log.Error("the config directory's digest not saved in the snapshot", "err", err)
+	}
 }
 
 // stageReload is the config directory's commit under --rollout
@@ -108,9 +124,7 @@ func (s *server) stageReload(ctx context.Context) func(commit func() (store.Resu
 func (s *server) restoreAttachments(info persist.Info) {
 	if digest := info.Attachments[dirAttachment]; s.source != nil && len(digest) > 0 {
 		s.source.AssumeCommitted(digest)
-		if err := s.persister.SetAttachment(dirAttachment, digest); err != nil {
-			s.log.Error("the config directory's digest not saved in the snapshot", "err", err)
-		}
+		s.saveDirDigest()
 	}
 	data, ok := info.Attachments[rolloutAttachment]
 	if !ok || len(data) == 0 {

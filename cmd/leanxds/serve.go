@@ -142,11 +142,9 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 			// From the first load of the directory on, what the store holds is
 			// the config, even empty, and is written as such.
 			s.persister.ConfigLoaded()
-			if s.source != nil {
-				if err := s.persister.SetAttachment(dirAttachment, s.source.Committed()); err != nil {
-					s.log.Error("the config directory's digest not saved in the snapshot", "err", err)
-				}
-			}
+		}
+		if outcome == source.Applied {
+			s.saveDirDigest()
 		}
 	}
 	var adminSrc admin.Source
