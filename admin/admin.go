@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/http/pprof"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 
@@ -63,6 +65,14 @@ type Options struct {
 	Source Source
 	// Reloader, if not nil, answers POST /reload.
 	Reloader Reloader
+	// Rollouts, if not nil, are the staged rollouts of the store (a
+	// *rollout.Manager), shown on /debug/rollouts and driven by POST
+	// /admin/rollout/promote, /admin/rollout/abort and /admin/rollback.
+	Rollouts Rollouts
+	// NoRollback leaves out POST /admin/rollback, which otherwise rolls the
+	// store back (through Rollouts when set, store.RollbackTo otherwise): for
+	// a store whose source would undo a rollback (etcd: roll back there).
+	NoRollback bool
 	// Snapshot is the snapshot kept of the store (package persist), shown on
 	// the index page and /readyz; nil for none.
 	Snapshot Snapshot
@@ -70,8 +80,17 @@ type Options struct {
 	// always ready.
 	Ready func() bool
 	// Token, when set, is the bearer token that CSDS and the pages listing
-	// nodes require; without it they answer callers on this host only.
+	// nodes require; without it they answer callers on this host only. It is
+	// also a credential of the mutating endpoints (POST /reload, /admin/...).
 	Token string
+	// TokenFile, when set, names a file whose first line is an admin token,
+	// accepted as Token is: the file is read again when it changes. A
+	// configured file counts as a token set even while it holds none.
+	TokenFile string
+	// ClientCertificates tells that the admin HTTP server verifies client
+	// certificates (its TLS config has ClientCAs): a caller whose certificate
+	// it verified reads every page and may call the mutating endpoints.
+	ClientCertificates bool
 	// CSDSVisible decides, for a CSDS caller that presents no token, which
 	// nodes it may see, or refuses it (with a gRPC status error); nil leaves
 	// it to the token rule. See auth.go.
@@ -95,10 +114,12 @@ type Options struct {
 // Admin is the admin HTTP handler and the CSDS service of one xDS server.
 type Admin struct {
 	opts    Options
-	token   adminToken
+	auth    adminAuth
 	metrics *Metrics
 	mux     *http.ServeMux
 	csds    *csdsServer
+	// pages are the HTML pages' templates.
+	pages *template.Template
 	// done is closed by Shutdown, to end CSDS streams.
 	done     chan struct{}
 	shutdown sync.Once
@@ -116,7 +137,8 @@ func New(o Options) *Admin {
 	if o.CSDSMaxBytes <= 0 {
 		o.CSDSMaxBytes = DefaultCSDSMaxBytes
 	}
-	a := &Admin{opts: o, token: newAdminToken(o.Token), metrics: o.Metrics, done: make(chan struct{})}
+	a := &Admin{opts: o, metrics: o.Metrics, done: make(chan struct{}),
+		auth: adminAuth{token: newAdminToken(o.Token, o.TokenFile), clientCerts: o.ClientCertificates}}
 	if a.metrics == nil {
 		a.metrics = NewMetrics(o.Store)
 	}
@@ -124,8 +146,12 @@ func New(o Options) *Admin {
 	if o.Source != nil {
 		a.metrics.reg.MustRegister(newSourceCollector(o.Source))
 	}
+	if c, ok := o.Rollouts.(prometheus.Collector); ok {
+		a.metrics.reg.MustRegister(c)
+	}
+	a.pages = htmlPages()
 	a.csds = &csdsServer{st: o.Store, streams: o.Streams, maxBytes: o.CSDSMaxBytes, done: a.done,
-		visible: csdsAccess(a.token, o.CSDSVisible)}
+		visible: csdsAccess(a.auth.token, o.CSDSVisible)}
 	a.mux = a.routes()
 	return a
 }
@@ -147,14 +173,20 @@ func (a *Admin) Metrics() *Metrics { return a.metrics }
 
 // Guard says how the pages that list nodes are guarded, for a startup log:
 // "admin token", or "callers on this host only".
-func (a *Admin) Guard() string { return a.token.String() }
+func (a *Admin) Guard() string { return a.auth.String() }
+
+// MutationGuard says how the endpoints that change what is served are
+// guarded, for a startup log: "admin token", "client certificate", or "off
+// (...)".
+func (a *Admin) MutationGuard() string { return a.auth.mutations() }
 
 // routes builds the admin mux. It is read-only but for POST /reload, which
-// asks the source to read its config again (and may confirm a held reload).
-// The pages that list nodes, and POST /reload, answer callers with the admin
-// token, or, without one, local callers only; POST /reload also refuses
-// browsers' cross-origin requests, so that a web page cannot make a local
-// browser call it.
+// asks the source to read its config again (and may confirm a held reload),
+// and the endpoints under /admin/ (rollouts and rollback). The pages that
+// list nodes answer callers with the admin token or a verified client
+// certificate, or, without a token, local callers; the mutating endpoints
+// answer callers with the token or a verified certificate only, and refuse
+// browsers' cross-origin requests (auth.go).
 func (a *Admin) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", a.handleIndex)
@@ -171,28 +203,37 @@ func (a *Admin) routes() *http.ServeMux {
 		fmt.Fprintln(w, text)
 	})
 	// The debug pages list every node and what it is served: see auth.go.
-	mux.Handle("GET /debug/clients", requireAdmin(a.token, http.HandlerFunc(a.handleClients)))
-	mux.Handle("GET /debug/config", requireAdmin(a.token, http.HandlerFunc(a.handleConfig)))
+	mux.Handle("GET /debug/clients", requireAdmin(a.auth, http.HandlerFunc(a.handleClients)))
+	mux.Handle("GET /debug/config", requireAdmin(a.auth, http.HandlerFunc(a.handleConfig)))
 	if a.opts.Source != nil {
-		mux.Handle("GET /debug/reload", requireAdmin(a.token, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mux.Handle("GET /debug/reload", requireAdmin(a.auth, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			writeJSON(w, http.StatusOK, a.opts.Source.SourceStatus())
 		})))
 	}
 	if a.opts.Pprof {
 		// Index serves the named profiles (heap, goroutine, ...) below it;
 		// symbol also takes POST.
-		mux.Handle("GET /debug/pprof/", requireAdmin(a.token, http.HandlerFunc(pprof.Index)))
-		mux.Handle("GET /debug/pprof/cmdline", requireAdmin(a.token, http.HandlerFunc(pprof.Cmdline)))
-		mux.Handle("GET /debug/pprof/profile", requireAdmin(a.token, http.HandlerFunc(pprof.Profile)))
-		mux.Handle("GET /debug/pprof/symbol", requireAdmin(a.token, http.HandlerFunc(pprof.Symbol)))
-		mux.Handle("POST /debug/pprof/symbol", requireAdmin(a.token, http.HandlerFunc(pprof.Symbol)))
-		mux.Handle("GET /debug/pprof/trace", requireAdmin(a.token, http.HandlerFunc(pprof.Trace)))
+		mux.Handle("GET /debug/pprof/", requireAdmin(a.auth, http.HandlerFunc(pprof.Index)))
+		mux.Handle("GET /debug/pprof/cmdline", requireAdmin(a.auth, http.HandlerFunc(pprof.Cmdline)))
+		mux.Handle("GET /debug/pprof/profile", requireAdmin(a.auth, http.HandlerFunc(pprof.Profile)))
+		mux.Handle("GET /debug/pprof/symbol", requireAdmin(a.auth, http.HandlerFunc(pprof.Symbol)))
+		mux.Handle("POST /debug/pprof/symbol", requireAdmin(a.auth, http.HandlerFunc(pprof.Symbol)))
+		mux.Handle("GET /debug/pprof/trace", requireAdmin(a.auth, http.HandlerFunc(pprof.Trace)))
 	}
 	if a.opts.Fleet != nil {
-		mux.Handle("GET /debug/fleet", requireAdmin(a.token, http.HandlerFunc(a.handleFleet)))
+		mux.Handle("GET /debug/fleet", requireAdmin(a.auth, http.HandlerFunc(a.handleFleet)))
 	}
 	if a.opts.Reloader != nil {
-		mux.Handle("POST /reload", requireAdmin(a.token, http.NewCrossOriginProtection().Handler(http.HandlerFunc(a.handleReload))))
+		mux.Handle("POST /reload", requireMutation(a.auth, http.HandlerFunc(a.handleReload)))
+	}
+	mux.Handle("GET /debug/history", requireAdmin(a.auth, http.HandlerFunc(a.handleHistory)))
+	if ro := a.opts.Rollouts; ro != nil {
+		mux.Handle("GET /debug/rollouts", requireAdmin(a.auth, http.HandlerFunc(a.handleRollouts)))
+		mux.Handle("POST /admin/rollout/promote", requireMutation(a.auth, a.handleRolloutAction("promote", ro.Promote)))
+		mux.Handle("POST /admin/rollout/abort", requireMutation(a.auth, a.handleRolloutAction("abort", ro.Abort)))
+	}
+	if !a.opts.NoRollback {
+		mux.Handle("POST /admin/rollback", requireMutation(a.auth, http.HandlerFunc(a.handleRollback)))
 	}
 	return mux
 }
@@ -234,12 +275,24 @@ endpoints
 	if a.opts.Fleet != nil {
 		fmt.Fprintf(&b, "  /debug/fleet                every node of every replica: which replica serves it, and whether it is current\n")
 	}
+	fmt.Fprintf(&b, "  /debug/history              the revisions kept of each scope: time, source, what changed (?format=json)\n")
 	fmt.Fprintf(&b, "  (/debug/clients and /debug/config answer a page at a time: &offset=N&limit=M; \"next\" is the next page)\n")
 	if a.opts.Pprof {
 		fmt.Fprintf(&b, "  /debug/pprof/                Go runtime profiles (net/http/pprof)\n")
 	}
+	if a.opts.Rollouts != nil {
+		fmt.Fprintf(&b, "  /debug/rollouts             the running or last staged rollout: stage, nodes, events (?format=json)\n")
+	}
+	fmt.Fprintf(&b, "\nchanges (%s)\n", a.auth.mutations())
 	if a.opts.Reloader != nil {
 		fmt.Fprintf(&b, "  POST /reload[?confirm=true] reload the directory now; confirm a held reload (leanxds reload)\n")
+	}
+	if a.opts.Rollouts != nil {
+		fmt.Fprintf(&b, "  POST /admin/rollout/promote the next stage of the rollout now (leanxds rollout promote)\n")
+		fmt.Fprintf(&b, "  POST /admin/rollout/abort   roll the rollout back now (leanxds rollout abort)\n")
+	}
+	if !a.opts.NoRollback {
+		fmt.Fprintf(&b, "  POST /admin/rollback?to=REV every scope back to revision REV, for every node (leanxds rollback)\n")
 	}
 	_, _ = w.Write([]byte(b.String()))
 }

@@ -103,7 +103,7 @@ func from(addr, authorization string) context.Context {
 // only; the token, once set, is what lets a remote caller in. (The remote
 // callers are made up: tests only listen on 127.0.0.1.)
 func TestAdminLocalOnlyWithoutToken(t *testing.T) {
-	page := requireAdmin(newAdminToken(""), http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	page := requireAdmin(adminAuth{token: newAdminToken("", "")}, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
 	call := func(h http.Handler, remote, authorization string) int {
 		r := httptest.NewRequest(http.MethodGet, "/debug/clients", nil)
 		r.RemoteAddr = remote
@@ -119,11 +119,11 @@ func TestAdminLocalOnlyWithoutToken(t *testing.T) {
 	assert.Equal(t, http.StatusForbidden, call(page, "192.0.2.10:40000", ""))
 	assert.Equal(t, http.StatusForbidden, call(page, "192.0.2.10:40000", "Bearer "+testToken), "no token is set")
 
-	withToken := requireAdmin(newAdminToken(testToken), http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	withToken := requireAdmin(adminAuth{token: newAdminToken(testToken, "")}, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
 	assert.Equal(t, http.StatusOK, call(withToken, "192.0.2.10:40000", "Bearer "+testToken))
 	assert.Equal(t, http.StatusUnauthorized, call(withToken, "127.0.0.1:40000", ""), "a token, once set, is required of every caller")
 
-	visible := csdsAccess(newAdminToken(""), nil)
+	visible := csdsAccess(newAdminToken("", ""), nil)
 	see, err := visible(from("127.0.0.1:40000", ""))
 	require.NoError(t, err)
 	assert.True(t, see("anyone"))
@@ -133,7 +133,7 @@ func TestAdminLocalOnlyWithoutToken(t *testing.T) {
 	assert.Equal(t, codes.PermissionDenied, status.Code(err))
 	assert.Contains(t, status.Convert(err).Message(), "open to callers on this host only, since --admin-token is not set")
 
-	see, err = csdsAccess(newAdminToken(testToken), nil)(from("192.0.2.10:40000", "bearer "+testToken))
+	see, err = csdsAccess(newAdminToken(testToken, ""), nil)(from("192.0.2.10:40000", "bearer "+testToken))
 	require.NoError(t, err)
 	assert.True(t, see("anyone"))
 }
@@ -145,7 +145,7 @@ func TestAdminTokenWithNodeIdentity(t *testing.T) {
 	ownNode := func(context.Context) (func(string) bool, error) {
 		return func(id string) bool { return id == "envoy-1" }, nil
 	}
-	visible := csdsAccess(newAdminToken(testToken), ownNode)
+	visible := csdsAccess(newAdminToken(testToken, ""), ownNode)
 	see, err := visible(from("192.0.2.10:40000", ""))
 	require.NoError(t, err)
 	assert.True(t, see("envoy-1"))

@@ -221,10 +221,9 @@ func TestAdminPageSnapshot(t *testing.T) {
 // a status code that says it: 200 applied or unchanged, 409 held, 503 busy,
 // 422 rejected; a bad ?confirm is 400.
 func TestReloadEndpoint(t *testing.T) {
-	ts := startTestServer(t)
+	ts := startTestServer(t, func(o *Options) { o.Token = testToken })
 	post := func(path string) (int, ReloadResult) {
-		resp, err := http.Post(ts.admin.URL+path, "", nil)
-		require.NoError(t, err)
+		resp := postAuth(t, ts.admin.URL, path, "Bearer "+testToken)
 		defer resp.Body.Close()
 		var r ReloadResult
 		require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
@@ -244,20 +243,20 @@ func TestReloadEndpoint(t *testing.T) {
 	assert.Equal(t, ReloadResult{Outcome: ReloadApplied, Revision: 3, Set: 1}, r)
 	assert.Equal(t, []bool{false, false, false, false, false, true}, ts.source.calls())
 
-	resp, err := http.Post(ts.admin.URL+"/reload?confirm=maybe", "", nil)
-	require.NoError(t, err)
+	resp := postAuth(t, ts.admin.URL, "/reload?confirm=maybe", "Bearer "+testToken)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
 	assert.Len(t, ts.source.calls(), 6, "a bad request reloads nothing")
 }
 
 // A browser's cross-origin request cannot make the server reload: a web page
-// must not confirm a held reload.
+// must not confirm a held reload, even from a browser that holds the token.
 func TestReloadRefusesCrossOriginRequests(t *testing.T) {
-	ts := startTestServer(t)
+	ts := startTestServer(t, func(o *Options) { o.Token = testToken })
 	req, err := http.NewRequest(http.MethodPost, ts.admin.URL+"/reload?confirm=true", nil)
 	require.NoError(t, err)
 	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	req.Header.Set("Authorization", "Bearer "+testToken)
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()

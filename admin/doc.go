@@ -26,16 +26,20 @@
 // of its own: Streams (a *stream.Server: the status each stream publishes,
 // read without locking the streams), Source (how the config was last applied:
 // a config directory, ...), Reloader (POST /reload), Snapshot (the
-// snapshot package persist keeps of the store), and Fleet (the status every
-// replica of a fleet publishes: package admin/fleet reads it from etcd). The
-// store is read through views, which take no lock.
+// snapshot package persist keeps of the store), Fleet (the status every
+// replica of a fleet publishes: package admin/fleet reads it from etcd), and
+// Rollouts (a *rollout.Manager). The store is read through views, which take
+// no lock.
 //
 // The parts:
 //
 //   - admin.go: Options, New, the index page and the health probes.
 //   - health.go: the gRPC health service (grpc.health.v1) of the xDS port.
-//   - auth.go: who may read what every node is served: the admin token, or
-//     callers on this host only (and, for CSDS, Options.CSDSVisible).
+//   - auth.go: who may read what every node is served: the admin token (given
+//     or in a file), a verified client certificate, or callers on this host
+//     only (and, for CSDS, Options.CSDSVisible); and who may change what is
+//     served (POST /reload, /admin/...): the token or a verified client
+//     certificate only, and nobody when neither is configured.
 //   - debug.go, page.go: /debug/clients and /debug/config, answered a page
 //     at a time within a byte budget (Options.MaxBytes, Options.MaxPage).
 //   - fleetstatus.go, fleetpage.go: fleet status, the nodes of every replica
@@ -51,6 +55,11 @@
 //     the store and the streams' limits when scraped.
 //   - source.go, snapshot.go: what the page, /readyz and the metrics show of
 //     the source and the snapshot.
+//   - history.go, rollouts.go: the store's kept revisions (/debug/history),
+//     the staged rollouts (/debug/rollouts, through Rollouts: a
+//     *rollout.Manager), and what changes them: POST /admin/rollout/promote,
+//     /admin/rollout/abort and /admin/rollback. These pages are HTML, or JSON
+//     with ?format=json.
 //
 // Messages to refused or over-budget callers name the flags of leanxds serve
 // that set the limit (--admin-token, --admin-max-bytes, --csds-max-bytes), as

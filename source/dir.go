@@ -1,13 +1,16 @@
 package source
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -66,6 +69,12 @@ type DirOptions struct {
 	// the store's result for an applied or unchanged one (metrics). It is
 	// called with no lock of the source held.
 	OnReload func(Outcome, store.Result)
+	// Commit, if not nil, makes each reload's commit: it must call commit,
+	// which commits the directory to the store, at most once, and return its
+	// result and error (leanxds serve --rollout passes the commit to
+	// rollout.Manager.Stage, which stages what it changes). It is called with
+	// the source's reload lock held: it must not reload the source.
+	Commit func(commit func() (store.Result, error)) (store.Result, error)
 }
 
 // Dir is the Source of a config directory: it keeps the store equal to the
@@ -73,7 +82,9 @@ type DirOptions struct {
 // and commits it as one atomic commit; if anything in it is invalid, too
 // large, or a resource refers to one the directory does not define, it commits
 // nothing, and if it would delete too much it waits for a confirmation:
-// clients keep the last good config.
+// clients keep the last good config. A reload that finds the files as they
+// were at the last commit commits nothing either: a change made to the store
+// since (a rollback to an earlier revision) stands until the files change.
 type Dir struct {
 	dir string
 	st  *store.Store
@@ -86,8 +97,9 @@ type Dir struct {
 	guard deleteGuard
 	// debounce is DirOptions.Debounce, resolved: 0 reads at once.
 	debounce time.Duration
-	// onReload is DirOptions.OnReload.
+	// onReload is DirOptions.OnReload, commit DirOptions.Commit.
 	onReload func(Outcome, store.Result)
+	commit   func(commit func() (store.Result, error)) (store.Result, error)
 	// now is the clock the files' modification times are compared with.
 	now func() time.Time
 	// afterRead, if not nil, is called with each file a reload has read; tests
@@ -114,6 +126,15 @@ type Dir struct {
 	held *HeldReload
 	// attempted is set once Load or a reload was tried.
 	attempted bool
+	// committed is the digest of the directory's content at its last
+	// committed (applied or unchanged) reload, if any. A reload that reads
+	// the same content commits nothing: what the store serves since (a
+	// rollback, an aborted rollout) stands until the directory changes.
+	committed    [sha256.Size]byte
+	hasCommitted bool
+	// lastCommitted is committed, published for Committed, which OnReload
+	// and Commit may call (with reloading held).
+	lastCommitted atomic.Pointer[[sha256.Size]byte]
 
 	mu     sync.Mutex
 	status Status
@@ -132,6 +153,7 @@ func NewDir(dir string, st *store.Store, opts DirOptions) *Dir {
 		guard:         deleteGuard{fraction: opts.MaxDeleteFraction, min: opts.DeleteGuardMin},
 		debounce:      opts.Debounce,
 		onReload:      opts.OnReload,
+		commit:        opts.Commit,
 		now:           time.Now,
 		status:        Status{Kind: KindDir, Location: dir, Dir: dir},
 	}
@@ -177,7 +199,8 @@ func (d *Dir) Load(ctx context.Context) (store.Result, error) {
 // until ctx ends (the error is then a *NotQuietError), and commits it whole.
 // On error nothing changes: the error names every bad file, resource and
 // field, or every dangling reference, and is logged, counted and kept for
-// Status. A *HeldError means the deletion guard holds the reload back; with
+// Status. A directory whose content is what its last committed reload read
+// is not committed again: the outcome is Unchanged, with a zero Result. A *HeldError means the deletion guard holds the reload back; with
 // confirm, a reload the guard held back is applied, if the directory still
 // holds the content that was held.
 func (d *Dir) Reload(ctx context.Context, confirm bool) (store.Result, error) {
@@ -238,10 +261,22 @@ func (d *Dir) tryReload(confirm bool) (store.Result, error) {
 		}
 		return nil
 	}
-	if err == nil {
+	sameContent := err == nil && d.hasCommitted && cfg.digest == d.committed
+	if sameContent {
+		// The files hold what was last committed: nothing to do, whatever the
+		// store holds since. (Their warnings are the same as then.)
+		warnings = d.Status().Warnings
+	} else if err == nil {
 		// The store's scopes join the directory's, so that what is no longer in
 		// the directory (or was restored from elsewhere) is deleted.
-		res, err = d.st.CommitChecked(check, cfg.changes(d.st.View().Scopes())...)
+		commit := func() (store.Result, error) {
+			return d.st.CommitWith(store.CommitOptions{Source: "dir " + d.dir, Check: check}, cfg.changes(d.st.View().Scopes())...)
+		}
+		if d.commit != nil {
+			res, err = d.commit(commit)
+		} else {
+			res, err = commit()
+		}
 		if held != nil {
 			d.hold(held)
 			return store.Result{}, err
@@ -256,6 +291,9 @@ func (d *Dir) tryReload(confirm bool) (store.Result, error) {
 		return res, err
 	}
 	d.keepRestored = false
+	d.committed, d.hasCommitted = cfg.digest, true
+	digest := cfg.digest
+	d.lastCommitted.Store(&digest)
 	outcome := Unchanged
 	if res.Changed() {
 		outcome = Applied
@@ -288,6 +326,8 @@ func (d *Dir) tryReload(confirm bool) (store.Result, error) {
 		for _, w := range warnings {
 			d.log.Warn("dangling reference", "warning", w)
 		}
+	} else if sameContent {
+		d.log.Debug("config unchanged since it was last applied: not applied again", "dir", d.dir, "resources", cfg.count(""))
 	} else {
 		d.log.Debug("config unchanged", "dir", d.dir, "resources", cfg.count(""))
 	}
@@ -416,6 +456,35 @@ func (d *Dir) KeepRestored() {
 	d.reloading.Lock()
 	d.keepRestored = true
 	d.reloading.Unlock()
+}
+
+// Committed returns a digest of the directory's content at its last
+// committed (applied or unchanged) reload; nil before the first. Kept with a
+// snapshot of the store and handed to AssumeCommitted after a restart, it
+// makes a rollback made since that reload stand across the restart.
+// It may be called from DirOptions.OnReload.
+func (d *Dir) Committed() []byte {
+	p := d.lastCommitted.Load()
+	if p == nil {
+		return nil
+	}
+	return bytes.Clone(p[:])
+}
+
+// AssumeCommitted tells the source that the store holds what a reload of the
+// directory content of digest (Committed) committed, or what replaced it
+// since (a rollback): a reload that finds that content commits nothing, as if
+// this source had committed it. A digest of the wrong length is ignored.
+func (d *Dir) AssumeCommitted(digest []byte) {
+	if len(digest) != sha256.Size {
+		return
+	}
+	d.reloading.Lock()
+	defer d.reloading.Unlock()
+	copy(d.committed[:], digest)
+	d.hasCommitted = true
+	c := d.committed
+	d.lastCommitted.Store(&c)
 }
 
 // Status returns how the directory was last applied.

@@ -695,3 +695,116 @@ func TestReloadGoodAgainLogged(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, strings.Count(logs.String(), goodAgain), "said once")
 }
+
+// A reload that reads what the last committed reload read commits nothing,
+// whatever the store holds since: a rollback stands until the files change.
+// Files changed and changed back to the committed content are unchanged too
+// (and clear the errors of the reload rejected in between); a real change is
+// applied over what the store holds.
+func TestReloadOfUnchangedDirectoryCommitsNothing(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "web.yaml", cluster("web", "1s"))
+	src, st := newSource(t, dir)
+	var outcomes []Outcome
+	src.onReload = func(o Outcome, _ store.Result) { outcomes = append(outcomes, o) }
+	_, err := reload(src)
+	require.NoError(t, err)
+	dirV := st.View().Table("default", protocol.TypeCluster).Get("web").Version
+
+	// Another content committed over the directory's, as a rollback does.
+	_, err = st.Commit(store.SetNamed("default", "web", xdstest.Cluster("web")))
+	require.NoError(t, err)
+	rolledBack := st.View()
+	require.NotEqual(t, dirV, rolledBack.Table("default", protocol.TypeCluster).Get("web").Version)
+
+	res, err := reload(src)
+	require.NoError(t, err)
+	assert.False(t, res.Changed())
+	assert.Equal(t, rolledBack.Revision(), st.View().Revision(), "nothing committed")
+	assert.Equal(t, rolledBack.Table("default", protocol.TypeCluster).Get("web").Version,
+		st.View().Table("default", protocol.TypeCluster).Get("web").Version)
+
+	writeFile(t, dir, "web.yaml", cluster("web", "-1s"))
+	_, err = reload(src)
+	require.Error(t, err)
+	writeFile(t, dir, "web.yaml", cluster("web", "1s"))
+	_, err = reload(src)
+	require.NoError(t, err)
+	assert.Equal(t, rolledBack.Revision(), st.View().Revision(), "the committed content again: nothing committed")
+	assert.Empty(t, src.Status().Errors)
+
+	writeFile(t, dir, "web.yaml", cluster("web", "2s"))
+	res, err = reload(src)
+	require.NoError(t, err)
+	assert.True(t, res.Changed())
+	assert.NotEqual(t, dirV, st.View().Table("default", protocol.TypeCluster).Get("web").Version)
+	assert.Equal(t, []Outcome{Applied, Unchanged, Rejected, Unchanged, Applied}, outcomes)
+}
+
+// DirOptions.Commit makes each reload's commit, and sees none for a directory
+// that did not change.
+func TestReloadCommitsThroughTheHook(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "web.yaml", cluster("web", "1s"))
+	st := store.New()
+	calls := 0
+	src := NewDir(dir, st, DirOptions{Debounce: -1, Commit: func(commit func() (store.Result, error)) (store.Result, error) {
+		calls++
+		return commit()
+	}})
+	res, err := reload(src)
+	require.NoError(t, err)
+	assert.True(t, res.Changed())
+	assert.Equal(t, 1, calls)
+	_, err = reload(src)
+	require.NoError(t, err)
+	assert.Equal(t, 1, calls, "unchanged since the last commit")
+	writeFile(t, dir, "web.yaml", cluster("web", "-1s"))
+	_, err = reload(src)
+	require.Error(t, err)
+	assert.Equal(t, 1, calls, "a directory that does not read is not committed")
+	writeFile(t, dir, "web.yaml", cluster("web", "2s"))
+	res, err = reload(src)
+	require.NoError(t, err)
+	assert.True(t, res.Changed(), "the hook returns the commit's result")
+	assert.Equal(t, 2, calls)
+	assert.Equal(t, "dir "+filepath.Clean(dir), st.View().History("default")[0].Source, "the history names the directory")
+}
+
+// A restarted source told the digest of the content last committed
+// (AssumeCommitted, from Committed) commits nothing for that content, over a
+// restored store that holds something else (a rollback made before the
+// restart); other content is applied.
+func TestReloadAssumesCommittedContent(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "web.yaml", cluster("web", "1s"))
+	first, _ := newSource(t, dir)
+	assert.Nil(t, first.Committed())
+	_, err := reload(first)
+	require.NoError(t, err)
+	digest := first.Committed()
+	require.Len(t, digest, 32)
+
+	src, st := newSource(t, dir)
+	_, err = st.Commit(store.SetNamed("default", "rolled-back", xdstest.Cluster("rolled-back")))
+	require.NoError(t, err)
+	src.KeepRestored()
+	src.AssumeCommitted(digest)
+	res, err := reload(src)
+	require.NoError(t, err)
+	assert.False(t, res.Changed())
+	assert.NotNil(t, st.View().Table("default", protocol.TypeCluster).Get("rolled-back"), "what the store held stands")
+	assert.True(t, src.Status().Loaded)
+
+	writeFile(t, dir, "web.yaml", cluster("web", "2s"))
+	res, err = reload(src)
+	require.NoError(t, err)
+	assert.True(t, res.Changed())
+	assert.Nil(t, st.View().Table("default", protocol.TypeCluster).Get("rolled-back"))
+
+	other, st2 := newSource(t, dir)
+	other.AssumeCommitted([]byte("short"))
+	_, err = reload(other)
+	require.NoError(t, err)
+	assert.NotNil(t, st2.View().Table("default", protocol.TypeCluster).Get("web"), "a bad digest is ignored")
+}

@@ -36,15 +36,16 @@ func warnExposedXDS(log *slog.Logger, addr net.Addr, tls bool) {
 }
 
 // warnExposedAdmin warns when the admin server takes connections from other
-// hosts: it speaks plain HTTP, and its metrics and probes answer anyone.
-func warnExposedAdmin(log *slog.Logger, addr net.Addr, token bool) {
-	if !reachable(addr) {
+// hosts in plain HTTP: its metrics and probes answer anyone, and the admin
+// token crosses the network in clear. Over TLS (--admin-tls-cert) it does not.
+func warnExposedAdmin(log *slog.Logger, addr net.Addr, token, tls bool) {
+	if tls || !reachable(addr) {
 		return
 	}
-	guard := "the /debug/ pages and POST /reload answer callers on this host only (--admin-token lets others in)"
+	guard := "the /debug/ pages answer callers on this host only (--admin-token lets others in)"
 	if token {
-		guard = "the /debug/ pages and POST /reload require --admin-token, sent in clear"
+		guard = "the /debug/ pages and the mutating endpoints require the admin token, sent in clear"
 	}
-	log.Warn("the admin server takes connections from other hosts: it speaks plain HTTP, /metrics and the probes answer anyone, and "+guard+"; keep it on a private network",
+	log.Warn("the admin server takes connections from other hosts: it speaks plain HTTP (--admin-tls-cert serves HTTPS), /metrics and the probes answer anyone, and "+guard+"; keep it on a private network",
 		"addr", addr.String())
 }

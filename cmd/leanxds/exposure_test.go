@@ -59,17 +59,22 @@ func TestExposureWarnings(t *testing.T) {
 	assert.Empty(t, logged(func(log *slog.Logger) { warnExposedXDS(log, loop, false) }), "loopback")
 
 	out = logged(func(log *slog.Logger) {
-		warnExposedAdmin(log, &net.TCPAddr{IP: net.IPv6unspecified, Port: 18100}, false)
+		warnExposedAdmin(log, &net.TCPAddr{IP: net.IPv6unspecified, Port: 18100}, false, false)
 	})
 	assert.Contains(t, out, "level=WARN")
 	assert.Contains(t, out, "plain HTTP")
 	assert.Contains(t, out, "callers on this host only")
 	assert.Contains(t, out, "addr=[::]:18100")
 	out = logged(func(log *slog.Logger) {
-		warnExposedAdmin(log, &net.TCPAddr{IP: net.IPv4(10, 0, 0, 5), Port: 18100}, true)
+		warnExposedAdmin(log, &net.TCPAddr{IP: net.IPv4(10, 0, 0, 5), Port: 18100}, true, false)
 	})
-	assert.Contains(t, out, "require --admin-token, sent in clear")
-	assert.Empty(t, logged(func(log *slog.Logger) { warnExposedAdmin(log, &net.TCPAddr{IP: net.IPv6loopback, Port: 18100}, false) }))
+	assert.Contains(t, out, "require the admin token, sent in clear")
+	assert.Empty(t, logged(func(log *slog.Logger) {
+		warnExposedAdmin(log, &net.TCPAddr{IP: net.IPv6loopback, Port: 18100}, false, false)
+	}))
+	assert.Empty(t, logged(func(log *slog.Logger) {
+		warnExposedAdmin(log, &net.TCPAddr{IP: net.IPv4(10, 0, 0, 5), Port: 18100}, true, true)
+	}), "over TLS")
 }
 
 // The admin server's default address is on loopback, and is not Envoy's admin

@@ -6,6 +6,9 @@
 //	leanxds validate DIR...         check config directories offline
 //	leanxds dump --node ID          print what a node is served, through CSDS
 //	leanxds reload [--confirm]      reload a running server's directory now
+//	leanxds history                 list the revisions a running server keeps
+//	leanxds rollback [--to REV]     put every scope back to an earlier revision
+//	leanxds rollout status|promote|abort   show or drive a staged rollout
 //	leanxds apply DIR --to etcd://  write a config directory to etcd, atomically
 //	leanxds fleet                   list every node of a fleet of replicas
 //	leanxds version                 print the version, commit and Go version
@@ -34,6 +37,9 @@ Usage:
   leanxds validate DIR...              check config directories offline
   leanxds dump [--node ID] [flags]     print what a node is served (CSDS)
   leanxds reload [--confirm]           reload a running server's config directory now
+  leanxds history                      list the revisions a running server keeps of each scope
+  leanxds rollback [--to REV] [--yes]  put every scope back to an earlier revision, for every node
+  leanxds rollout status|promote|abort show or drive a running server's staged rollout (serve --rollout)
   leanxds apply DIR --to etcd://H:P/PREFIX   write a config directory to etcd (docs/etcd.md)
   leanxds fleet [flags]                list every node of a fleet of replicas (/debug/fleet)
   leanxds version                      print the version, commit and Go version (also --version)
@@ -55,6 +61,9 @@ var commands = map[string]func(ctx context.Context, args []string, env lookupEnv
 	"validate": runValidate,
 	"dump":     runDump,
 	"reload":   runReload,
+	"history":  runHistory,
+	"rollback": runRollback,
+	"rollout":  runRollout,
 	"apply":    runApply,
 	"fleet":    runFleet,
 	"version":  runVersion,

@@ -37,7 +37,9 @@ func TestServeHelp(t *testing.T) {
 	for _, f := range []string{"config", "listen", "admin", "scope-by", "no-default-scope", "tls-cert", "tls-key",
 		"client-ca", "node-identity", "scope-map", "log-level", "log-format", "debounce", "drain-timeout", "snapshot", "snapshot-interval", "restore-timeout", "allow-dangling",
 		"csds-max-bytes", "admin-token", "admin-max-bytes", "admin-max-page", "pprof",
-		"max-file-bytes", "max-dir-bytes", "max-delete-fraction", "delete-guard-min"} {
+		"max-file-bytes", "max-dir-bytes", "max-delete-fraction", "delete-guard-min",
+		"admin-token-file", "admin-tls-cert", "admin-tls-key", "admin-client-ca",
+		"history", "rollout", "rollout-window", "rollout-max-nacks", "rollout-on-timeout"} {
 		assert.Regexp(t, `(?m)^  --`+f+`( \w+)?$`, stdout)
 		assert.Contains(t, stdout, "$"+envName(f), f)
 	}

@@ -29,75 +29,54 @@ says so on its admin page, /readyz and leanxds_config_reload_held. --confirm
 applies it, provided the files still hold what was held; if they changed since,
 the new content is checked afresh and may be held in turn.
 
-The exit status is 0 when the directory was applied or unchanged, 1 otherwise.`
-
-type reloadOptions struct {
-	admin      string
-	adminToken string
-	confirm    bool
-	timeout    time.Duration
-}
+The exit status is 0 when the directory was applied or unchanged, 1 otherwise
+(held, rejected, busy, refused or unreachable server), 2 for a bad command line.`
 
 // runReload is `leanxds reload`.
 func runReload(ctx context.Context, args []string, env lookupEnv, stdout, stderr io.Writer) error {
 	c := newCommand("reload", "leanxds reload [--admin ADDR] [--confirm]", reloadAbout, stderr)
 	c.helpOut = stdout
-	o := &reloadOptions{}
-	c.fs.StringVar(&o.admin, "admin", defaultAdminAddr, "`address` of the server's admin HTTP server (its --admin)")
-	c.fs.BoolVar(&o.confirm, "confirm", false, "apply a reload held back because it would delete too much")
-	c.fs.StringVar(&o.adminToken, "admin-token", "", "the server's --admin-token, for a server that sets one or that is not on this host;\n"+
-		"default: $"+adminTokenEnv+", the variable serve reads it from")
-	c.fs.DurationVar(&o.timeout, "timeout", time.Minute, "how long to wait for the server")
+	cl := &adminClient{cmd: "reload"}
+	var confirm bool
+	c.fs.BoolVar(&confirm, "confirm", false, "apply a reload held back because it would delete too much")
+	cl.addFlags(c.fs, time.Minute)
 	if err := c.parse(args, env); err != nil {
 		return err
 	}
 	if c.fs.NArg() > 0 {
 		return usageErrorf("reload: unexpected argument %q", c.fs.Arg(0))
 	}
-	if o.adminToken == "" {
-		// As dump: the token is the same secret on both sides.
-		o.adminToken, _ = env(adminTokenEnv)
+	if err := cl.setup(env); err != nil {
+		return err
 	}
-	base := o.admin
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
+	path := "/reload"
+	if confirm {
+		path += "?confirm=true"
 	}
-	url := strings.TrimSuffix(base, "/") + "/reload"
-	if o.confirm {
-		url += "?confirm=true"
-	}
-	ctx, cancel := context.WithTimeout(ctx, o.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
+	// A held (409), rejected (422) or busy (503) reload answers its outcome.
+	body, _, err := cl.call(ctx, http.MethodPost, path, http.StatusConflict, http.StatusUnprocessableEntity, http.StatusServiceUnavailable)
 	if err != nil {
-		return usageErrorf("reload: --admin %q: %v", o.admin, err)
-	}
-	if o.adminToken != "" {
-		req.Header.Set("Authorization", "Bearer "+o.adminToken)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("reload: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return fmt.Errorf("reload: %s: %w", url, err)
+		return err
 	}
 	var a admin.ReloadResult
 	if err := json.Unmarshal(body, &a); err != nil || a.Outcome == "" {
-		var refused struct{ Error string }
-		if json.Unmarshal(body, &refused) == nil && refused.Error != "" {
-			return fmt.Errorf("reload: %s: %s", resp.Status, refused.Error)
-		}
-		return fmt.Errorf("reload: %s answered %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
+		return fmt.Errorf("reload: %s%s answered: %s", cl.base, path, strings.TrimSpace(string(body)))
 	}
 	switch a.Outcome {
 	case admin.ReloadApplied:
 		fmt.Fprintf(stdout, "applied: revision %d, %d resources set, %d deleted\n", a.Revision, a.Set, a.Deleted)
+		// Under serve --rollout, say that it is staged (a server without
+		// rollouts, or an older one, does not answer: nothing is said).
+		if body, _, err := cl.call(ctx, http.MethodGet, "/debug/rollouts?format=json"); err == nil {
+			if p, err := decodeRollout(body); err == nil && p.Rollout != nil && p.Rollout.Target == a.Revision &&
+				p.Rollout.Phase == "running" && len(p.Rollout.Plan.Stages) > 0 {
+				fmt.Fprintf(stdout, "staged: rollout %s serves it to stage 1 (%s) first; see leanxds rollout status\n",
+					p.Rollout.ID, p.Rollout.Plan.Stages[0].Name)
+			}
+		}
 		return nil
 	case admin.ReloadUnchanged:
-		fmt.Fprintln(stdout, "unchanged: the server already serves what the directory holds")
+		fmt.Fprintln(stdout, "unchanged: the directory holds what the server last applied from it")
 		return nil
 	}
 	for _, line := range a.Errors {

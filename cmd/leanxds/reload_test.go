@@ -2,9 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"io"
+	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -19,11 +24,11 @@ import (
 func TestReloadCommandConfirmsHeldReload(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "clusters.yaml", clusters(20, "1s"))
-	ts := startTestServer(t, dir)
+	ts := startTestServer(t, dir, withToken)
 	served := func() int { return ts.st.View().Table("default", protocol.TypeCluster).Len() }
 
 	writeFile(t, dir, "clusters.yaml", clusters(5, "1s"))
-	code, stdout, stderr := runArgs(t, nil, "reload", "--admin", ts.admin.URL)
+	code, stdout, stderr := runArgs(t, tokenEnv, "reload", "--admin", ts.admin.URL)
 	assert.Equal(t, 1, code)
 	assert.Empty(t, stdout)
 	assert.Contains(t, stderr, `reload held: it would delete 15 of 20 CDS in scope "default"`)
@@ -39,7 +44,7 @@ func TestReloadCommandConfirmsHeldReload(t *testing.T) {
 	assert.Equal(t, 1.0, testMetric(t, ts, `leanxds_config_reloads_total{result="held"}`))
 	assert.Equal(t, 0.0, testMetric(t, ts, "leanxds_config_last_reload_successful"))
 
-	code, stdout, stderr = runArgs(t, nil, "reload", "--admin", ts.admin.URL, "--confirm")
+	code, stdout, stderr = runArgs(t, tokenEnv, "reload", "--admin", ts.admin.URL, "--confirm")
 	assert.Equal(t, 0, code, stderr)
 	assert.Regexp(t, `^applied: revision \d+, 0 resources set, 15 deleted\n$`, stdout)
 	assert.Equal(t, 5, served())
@@ -48,26 +53,132 @@ func TestReloadCommandConfirmsHeldReload(t *testing.T) {
 	_, ready = get(t, ts.admin.URL, "/readyz")
 	assert.Equal(t, "ready: config loaded\n", ready)
 
-	code, stdout, _ = runArgs(t, nil, "reload", "--admin", ts.admin.URL)
+	code, stdout, _ = runArgs(t, tokenEnv, "reload", "--admin", ts.admin.URL)
 	assert.Equal(t, 0, code)
-	assert.Equal(t, "unchanged: the server already serves what the directory holds\n", stdout)
+	assert.Equal(t, "unchanged: the directory holds what the server last applied from it\n", stdout)
 }
 
-// POST /reload answers the callers the /debug/ pages answer: with
-// --admin-token, only those presenting it; leanxds reload sends it from
-// --admin-token or $LEANXDS_ADMIN_TOKEN.
+// tokenEnv hands the admin token of the test servers that take one
+// (withToken) to a command, as serve's variable would.
+var tokenEnv = map[string]string{"LEANXDS_ADMIN_TOKEN": testToken}
+
+func withToken(o *serveOptions) { o.adminToken = testToken }
+
+// POST /reload changes what is served: it answers only a caller presenting
+// the admin token (from --admin-token, --admin-token-file or
+// $LEANXDS_ADMIN_TOKEN); without one it is 401, with a wrong one 403.
 func TestReloadNeedsTheAdminToken(t *testing.T) {
-	ts := startTestServer(t, copyExample(t, "edge"), func(o *serveOptions) { o.adminToken = "s3cret" })
+	ts := startTestServer(t, copyExample(t, "edge"), withToken)
 	code, _, stderr := runArgs(t, nil, "reload", "--admin", ts.admin.URL)
 	assert.Equal(t, 1, code)
-	assert.Contains(t, stderr, "leanxds: reload: 401 Unauthorized: /reload needs the admin token (--admin-token)")
+	assert.Contains(t, stderr, "leanxds: reload: 401 Unauthorized: /reload changes what is served: it needs the admin token")
 	code, _, stderr = runArgs(t, nil, "reload", "--admin", ts.admin.URL, "--admin-token", "wrong")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, stderr, "403 Forbidden")
 
-	code, stdout, stderr := runArgs(t, map[string]string{"LEANXDS_ADMIN_TOKEN": "s3cret"}, "reload", "--admin", ts.admin.URL)
+	code, stdout, stderr := runArgs(t, tokenEnv, "reload", "--admin", ts.admin.URL)
 	assert.Equal(t, 0, code, stderr)
-	assert.Equal(t, "unchanged: the server already serves what the directory holds\n", stdout)
+	assert.Equal(t, "unchanged: the directory holds what the server last applied from it\n", stdout)
+
+	file := filepath.Join(t.TempDir(), "token")
+	require.NoError(t, os.WriteFile(file, []byte(testToken+"\n"), 0o600))
+	code, stdout, stderr = runArgs(t, nil, "reload", "--admin", ts.admin.URL, "--admin-token-file", file)
+	assert.Equal(t, 0, code, stderr)
+	assert.Contains(t, stdout, "unchanged")
+	code, _, stderr = runArgs(t, nil, "reload", "--admin", ts.admin.URL, "--admin-token-file", file, "--admin-token", "x")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, stderr, "--admin-token and --admin-token-file are exclusive")
+}
+
+// A server configured with neither a token nor client certificates refuses
+// every mutating endpoint, to local callers too, saying how to turn them on;
+// its /debug/ pages answer local callers as before.
+func TestReloadOffWithoutCredentials(t *testing.T) {
+	ts := startTestServer(t, copyExample(t, "edge"))
+	code, _, stderr := runArgs(t, nil, "reload", "--admin", ts.admin.URL)
+	assert.Equal(t, 1, code)
+	assert.Equal(t, "leanxds: reload: 403 Forbidden: mutating admin endpoints are off: configure --admin-token-file or --admin-client-ca\n", stderr)
+	code, _ = get(t, ts.admin.URL, "/debug/clients")
+	assert.Equal(t, http.StatusOK, code)
+}
+
+// serve --admin-token-file: the token is the file's first line, read again
+// when the file changes; a missing or empty file fails at start.
+func TestServeAdminTokenFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "token")
+	require.NoError(t, os.WriteFile(file, []byte("first\n"), 0o600))
+	ts := startTestServer(t, copyExample(t, "edge"), func(o *serveOptions) { o.adminTokenFile = file })
+	code, _, stderr := runArgs(t, nil, "reload", "--admin", ts.admin.URL, "--admin-token", "first")
+	assert.Equal(t, 0, code, stderr)
+
+	require.NoError(t, os.WriteFile(file, []byte("second\n"), 0o600))
+	later := time.Now().Add(time.Minute)
+	require.NoError(t, os.Chtimes(file, later, later))
+	code, _, stderr = runArgs(t, nil, "reload", "--admin", ts.admin.URL, "--admin-token", "first")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "403 Forbidden")
+	code, _, stderr = runArgs(t, map[string]string{"LEANXDS_ADMIN_TOKEN_FILE": file}, "reload", "--admin", ts.admin.URL)
+	assert.Equal(t, 0, code, stderr)
+
+	for content, want := range map[string]string{"": "holds no token", "-": "no such file"} {
+		f := filepath.Join(t.TempDir(), "token")
+		if content == "" {
+			require.NoError(t, os.WriteFile(f, nil, 0o600))
+		}
+		o := &serveOptions{configDir: t.TempDir(), scopeBy: "cluster", adminTokenFile: f}
+		_, err := newServer(context.Background(), o, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), want)
+	}
+}
+
+// With --admin-tls-cert and --admin-client-ca, the admin server speaks HTTPS
+// and a client certificate signed by the CA may call the mutating endpoints;
+// a client without one is asked for credentials, and one presenting a
+// certificate of another CA does not get through the handshake. /metrics
+// answers without a certificate.
+func TestReloadWithAdminClientCertificate(t *testing.T) {
+	pki := newTestPKI(t)
+	pki.issue(t, "server", true, "leanxds")
+	pki.issue(t, "operator", false, "operator")
+	other := newTestPKI(t)
+	other.issue(t, "stranger", false, "stranger")
+	ts := startTestServer(t, copyExample(t, "edge"), func(o *serveOptions) {
+		o.adminTLSCert, o.adminTLSKey, o.adminClientCA = pki.path("server.crt"), pki.path("server.key"), pki.path("ca.crt")
+	})
+	ts.opts.admin = "127.0.0.1:0"
+	web, err := ts.startAdmin()
+	require.NoError(t, err)
+	t.Cleanup(func() { shutdownHTTP(web) })
+	addr := ts.adminAddr.String()
+
+	code, stdout, stderr := runArgs(t, nil, "reload", "--admin", addr, "--tls-ca", pki.path("ca.crt"),
+		"--tls-cert", pki.path("operator.crt"), "--tls-key", pki.path("operator.key"))
+	assert.Equal(t, 0, code, stderr)
+	assert.Contains(t, stdout, "unchanged")
+
+	code, _, stderr = runArgs(t, nil, "reload", "--admin", addr, "--tls-ca", pki.path("ca.crt"))
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "401 Unauthorized: /reload changes what is served: it needs a client certificate signed by --admin-client-ca")
+
+	// The server refuses the handshake: with TLS 1.3 the client may learn it
+	// as a bad certificate alert, or as a connection closed under its
+	// request; either way, no HTTP answer.
+	code, stdout, stderr = runArgs(t, nil, "reload", "--admin", addr, "--tls-ca", pki.path("ca.crt"),
+		"--tls-cert", other.path("stranger.crt"), "--tls-key", other.path("stranger.key"))
+	assert.Equal(t, 1, code)
+	assert.Empty(t, stdout)
+	assert.Regexp(t, `^leanxds: reload: Post "https://[^"]+/reload": `, stderr)
+
+	code, _, stderr = runArgs(t, nil, "reload", "--admin", addr)
+	assert.Equal(t, 1, code, "plain HTTP to an HTTPS server")
+	assert.NotEmpty(t, stderr)
+
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: web.TLSConfig.ClientCAs, MinVersion: tls.VersionTLS12}}}
+	resp, err := client.Get("https://" + addr + "/metrics")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
 }
 
 // A removed config directory makes the source stale: /readyz says so (and

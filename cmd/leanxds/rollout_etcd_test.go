@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -74,4 +75,59 @@ func TestBinaryEtcdRolloutRollsBack(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	resp := other.ExpectResponse(conv.VersionNot(base))
 	assert.Equal(t, 3*time.Second, resp.Resource("c0").(*clusterv3.Cluster).GetConnectTimeout().AsDuration())
+}
+
+// Promote and abort from any replica's admin server (leanxds rollout) write
+// the state in etcd, and every replica's /debug/rollouts shows it.
+func TestBinaryEtcdRolloutAdmin(t *testing.T) {
+	to, cli, prefix := applyTarget(t)
+	dir := t.TempDir()
+	writeFile(t, dir, "edge/c.yaml", clusters(2, "1s"))
+	code, _, stderr := runArgs(t, nil, "apply", dir, "--to", to)
+	require.Equal(t, 0, code, stderr)
+	const token = "etcd-rollout-token"
+	env := []string{"LEANXDS_ADMIN_TOKEN=" + token}
+	a := startServe(t, t.TempDir(), env, "--source", to, "--replica-id", "a", "--fleet-interval", "100ms", "--drain-timeout", "1s")
+	b := startServe(t, t.TempDir(), env, "--source", to, "--replica-id", "b", "--fleet-interval", "100ms", "--drain-timeout", "1s")
+
+	writeFile(t, dir, "edge/c.yaml", clusters(2, "2s"))
+	code, _, stderr = runArgs(t, nil, "apply", dir, "--to", to, "--rollout", "ids=canary-1,50%,100%", "--rollout-window", "1h")
+	require.Equal(t, 0, code, stderr)
+	st, _, err := etcdrollout.Read(context.Background(), cli, prefix)
+	require.NoError(t, err)
+
+	// Every replica shows it, once its source has committed the target.
+	for _, p := range []*proc{a, b} {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			code, stdout, stderr := runArgs(t, nil, "rollout", "status", "--admin", p.admin, "--admin-token", token, "--output", "json")
+			var page struct{ Rollout *rollout.Status }
+			if code == 0 && json.Unmarshal([]byte(stdout), &page) == nil && page.Rollout != nil &&
+				page.Rollout.ID == st.ID && page.Rollout.Phase == rollout.Running && page.Rollout.Target != 0 {
+				assert.Equal(t, []string{"edge"}, page.Rollout.Scopes)
+				break
+			}
+			require.True(t, time.Now().Before(deadline), "replica %s does not show rollout %s: %d %q %s", p.admin, st.ID, code, stdout, stderr)
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	code, _, stderr = runArgs(t, nil, "rollout", "promote", "--admin", a.admin, "--admin-token", token, "--reason", "canary looks fine")
+	require.Equal(t, 0, code, stderr)
+	got, _, err := etcdrollout.Read(context.Background(), cli, prefix)
+	require.NoError(t, err)
+	assert.Equal(t, 1, got.Stage)
+	assert.Contains(t, got.Events[len(got.Events)-1].Message, "promoted by hand: canary looks fine")
+
+	code, _, stderr = runArgs(t, nil, "rollout", "abort", "--admin", b.admin, "--admin-token", token)
+	require.Equal(t, 0, code, stderr)
+	got, _, err = etcdrollout.Read(context.Background(), cli, prefix)
+	require.NoError(t, err)
+	assert.Equal(t, rollout.RolledBack, got.Phase)
+	r, err := cli.Get(context.Background(), source.EtcdCurrentKey(prefix))
+	require.NoError(t, err)
+	assert.Equal(t, "1", string(r.Kvs[0].Value))
+
+	code, _, _ = runArgs(t, nil, "rollout", "abort", "--admin", a.admin, "--admin-token", token)
+	assert.Equal(t, 1, code, "no rollout in progress")
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/leanxds/leanxds/admin/dirsource"
 	"github.com/leanxds/leanxds/admin/etcdsource"
 	"github.com/leanxds/leanxds/persist"
+	"github.com/leanxds/leanxds/rollout"
 	"github.com/leanxds/leanxds/rollout/etcdrollout"
 	"github.com/leanxds/leanxds/source"
 	"github.com/leanxds/leanxds/store"
@@ -73,8 +74,10 @@ type server struct {
 	metrics *admin.Metrics
 	xds     *stream.Server
 	grpc    *grpc.Server
-	// admin is the admin HTTP handler and CSDS (package admin).
-	admin *admin.Admin
+	// admin is the admin HTTP handler and CSDS (package admin); adminAddr is
+	// the address its HTTP server listens on, once started.
+	admin     *admin.Admin
+	adminAddr net.Addr
 	// health is the gRPC health service of the xDS port: SERVING from the
 	// initial load on, NOT_SERVING while draining.
 	health *admin.Health
@@ -88,8 +91,14 @@ type server struct {
 	// fleet publishes the fleet status (--source etcd://, --fleet-etcd); nil
 	// without it.
 	fleet *fleetStatus
-	// etcdRollouts serves and decides the rollouts of the etcd source's prefix
-	// (leanxds apply --rollout); nil without --source etcd://.
+	// rollouts stages changes (rollouts.go): the xDS server's Router; plan
+	// is --rollout's, nil without it.
+	rollouts *rollout.Manager
+	plan     *rollout.Plan
+	// etcdRollouts serves and decides the rollouts of the etcd source's
+	// prefix (leanxds apply --rollout) in the Manager's place: the xDS
+	// server's Router and the admin server's rollouts; nil without --source
+	// etcd://.
 	etcdRollouts *etcdrollout.Replica
 }
 
@@ -98,7 +107,26 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 	if err != nil {
 		return nil, err
 	}
-	s := &server{opts: o, log: log, st: store.New()}
+	if o.adminTokenFile != "" {
+		// Read now, so that a missing or empty file fails at start rather
+		// than leave the mutating endpoints closed to everyone.
+		tok, err := admin.ReadTokenFile(o.adminTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("--admin-token-file: %w", err)
+		}
+		if tok == "" {
+			return nil, fmt.Errorf("--admin-token-file %s holds no token", o.adminTokenFile)
+		}
+	}
+	plan, err := o.rolloutPlan()
+	if err != nil {
+		return nil, err
+	}
+	var storeOpts []store.Option
+	if o.history > 0 {
+		storeOpts = append(storeOpts, store.KeepHistory(o.history))
+	}
+	s := &server{opts: o, log: log, st: store.New(storeOpts...), plan: plan}
 	s.metrics = admin.NewMetrics(s.st)
 	if o.snapshot != "" {
 		b, err := openSnapshot(ctx, o.snapshot)
@@ -113,12 +141,16 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 	// serve's 0 turns the quiet period and the guard's minimum off; the
 	// source's 0 is their default.
 	dirOpts.Debounce, dirOpts.DeleteGuardMin = off(o.debounce), off(o.dir.DeleteGuardMin)
+	dirOpts.Commit = s.stageReload(ctx)
 	dirOpts.OnReload = func(outcome source.Outcome, res store.Result) {
 		s.metrics.Reloaded(string(outcome), res.Changed())
 		if (outcome == source.Applied || outcome == source.Unchanged) && s.persister != nil {
 			// From the first load of the directory on, what the store holds is
 			// the config, even empty, and is written as such.
 			s.persister.ConfigLoaded()
+		}
+		if outcome == source.Applied {
+			s.saveDirDigest()
 		}
 	}
 	var adminSrc admin.Source
@@ -152,6 +184,10 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 		SendTimeout:         off(o.sendTimeout),
 	}
 	xopts.Limits, xopts.FrameCacheBytes = o.limits(), o.frameCacheBytes
+	// Every stream reads the store through the Manager: the nodes of a
+	// rollout's stage are served its target, the others its base.
+	s.rollouts = s.newRollouts()
+	xopts.Router = s.rollouts
 	var csdsVisible func(context.Context) (func(string) bool, error)
 	if o.nodeIdentity != "" {
 		ids, err := newIdentityScopes(o, s.st, log)
@@ -168,9 +204,9 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 		xopts.Router, standing = s.etcdRollouts, s.etcdRollouts.Standing
 	}
 	s.xds = stream.New(s.st, xopts)
+	s.rollouts.Attach(s.xds)
 	if s.etcdRollouts != nil {
 		s.etcdRollouts.Attach(s.xds)
-		s.metrics.Registry().MustRegister(s.etcdRollouts)
 	}
 	if s.fleet, err = newFleetStatus(o, s.etcdCli, s.st, s.xds, standing, log); err != nil {
 		return nil, err
@@ -178,12 +214,21 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 	aopts := admin.Options{
 		Store: s.st, Streams: s.xds, Metrics: s.metrics,
 		Source: adminSrc, Reloader: reloader,
-		Ready: s.ready.Load, Token: o.adminToken, CSDSVisible: csdsVisible,
-		MaxBytes: o.adminMaxBytes, MaxPage: o.adminMaxPage, CSDSMaxBytes: o.csdsMaxBytes,
+		Ready: s.ready.Load, Token: o.adminToken, TokenFile: o.adminTokenFile, ClientCertificates: o.adminClientCA != "",
+		CSDSVisible: csdsVisible, MaxBytes: o.adminMaxBytes, MaxPage: o.adminMaxPage, CSDSMaxBytes: o.csdsMaxBytes,
 		Pprof: o.pprof,
 	}
 	if s.persister != nil {
 		aopts.Snapshot = adminSnapshot{Persister: s.persister, interval: o.snapshotInterval, restored: &s.snapshot}
+	}
+	if s.etcd == nil {
+		aopts.Rollouts = s.rollouts
+	} else {
+		// With etcd, what is served is etcd's: the rollouts are etcd's
+		// (P/rollout/state, leanxds apply --rollout), and a rollback of this
+		// replica's store alone would be undone by etcd's next change.
+		aopts.Rollouts = s.etcdRollouts
+		aopts.NoRollback = true
 	}
 	if s.fleet != nil {
 		aopts.Fleet = s.fleet.reader
@@ -235,6 +280,7 @@ func (s *server) run(ctx context.Context) error {
 		return err
 	}
 	stopPersister := s.startPersister(ctx)
+	stopRollouts := s.startRollouts(ctx)
 
 	lis, err := s.listenXDS(ctx)
 	if err != nil {
@@ -242,7 +288,7 @@ func (s *server) run(ctx context.Context) error {
 	}
 	s.log.Info("xDS listening", "addr", lis.Addr().String(), "tls", s.opts.tlsCert != "",
 		"mtls", s.opts.clientCA != "", "node_identity", s.opts.nodeIdentity, "scope_by", s.opts.scopeBy, "scope_map", s.opts.scopeMap,
-		"csds", csdsGuard(s.opts.adminToken != "", s.opts.nodeIdentity, s.admin.Guard()))
+		"csds", csdsGuard(s.opts.adminToken != "" || s.opts.adminTokenFile != "", s.opts.nodeIdentity, s.admin.Guard()))
 	warnExposedXDS(s.log, lis.Addr(), s.opts.tlsCert != "")
 	served := make(chan error, 1)
 	go func() { served <- s.grpc.Serve(lis) }()
@@ -277,6 +323,7 @@ func (s *server) run(ctx context.Context) error {
 	stopWatch()
 	<-watched
 	<-etcdRolloutsDone
+	stopRollouts()
 	// The replica's nodes leave the fleet status as they leave it.
 	stopFleet()
 	// The store no longer changes: the last snapshot is written while the
@@ -319,13 +366,29 @@ func (s *server) startAdmin() (*http.Server, error) {
 		return nil, fmt.Errorf("admin: %w", err)
 	}
 	srv := &http.Server{Handler: s.admin, ReadHeaderTimeout: 10 * time.Second}
+	if s.opts.adminTLSCert != "" {
+		cfg, err := adminTLS(s.opts.adminTLSCert, s.opts.adminTLSKey, s.opts.adminClientCA, s.log)
+		if err != nil {
+			lis.Close()
+			return nil, err
+		}
+		srv.TLSConfig = cfg
+	}
+	s.adminAddr = lis.Addr()
 	go func() {
-		if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if srv.TLSConfig != nil {
+			err = srv.ServeTLS(lis, "", "")
+		} else {
+			err = srv.Serve(lis)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("admin server", "err", err)
 		}
 	}()
-	s.log.Info("admin listening", "addr", lis.Addr().String(), "debug_pages", s.admin.Guard())
-	warnExposedAdmin(s.log, lis.Addr(), s.opts.adminToken != "")
+	s.log.Info("admin listening", "addr", lis.Addr().String(), "tls", srv.TLSConfig != nil,
+		"debug_pages", s.admin.Guard(), "mutating_endpoints", s.admin.MutationGuard())
+	warnExposedAdmin(s.log, lis.Addr(), s.opts.adminToken != "" || s.opts.adminTokenFile != "", srv.TLSConfig != nil)
 	return srv, nil
 }
 

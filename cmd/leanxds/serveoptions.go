@@ -8,6 +8,7 @@ import (
 
 	"github.com/leanxds/leanxds/admin"
 	"github.com/leanxds/leanxds/persist"
+	"github.com/leanxds/leanxds/rollout"
 	"github.com/leanxds/leanxds/source"
 	"github.com/leanxds/leanxds/stream"
 )
@@ -59,6 +60,24 @@ type serveOptions struct {
 	// adminToken, when set, is the bearer token that CSDS and the admin pages
 	// listing nodes require; without it they answer local callers only.
 	adminToken string
+	// adminTokenFile names a file holding the admin token, read again when it
+	// changes; exclusive with adminToken.
+	adminTokenFile string
+	// adminTLSCert and adminTLSKey make the admin server speak HTTPS;
+	// adminClientCA verifies the client certificates it is presented: a
+	// verified one may call the mutating endpoints.
+	adminTLSCert  string
+	adminTLSKey   string
+	adminClientCA string
+	// history is how many revisions of each scope the store keeps
+	// (store.KeepHistory): what leanxds history lists and rollback reaches.
+	history int
+	// rollout stages every reload of the directory after the first
+	// (--rollout 1%,10%,100%); "" applies reloads to every node at once.
+	rollout          string
+	rolloutWindow    time.Duration
+	rolloutMaxNACKs  int
+	rolloutOnTimeout string
 	// pprof mounts net/http/pprof on the admin server's /debug/pprof/.
 	pprof bool
 	// Operating limits (stream.Limits, stream.Options.FrameCacheBytes).
@@ -126,7 +145,7 @@ func serveCommand(out io.Writer) (*command, *serveOptions) {
 	fs.DurationVar(&o.etcdLoadTimeout, "etcd-load-timeout", 10*time.Second, "with --source etcd://, how long the first read of etcd may take at start; past it the restored\n"+
 		"--snapshot is served (and etcd read once it answers), or, without one, serve exits")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:18000", "`address` of the xDS gRPC port (also CSDS); port 0 picks a free port")
-	fs.StringVar(&o.admin, "admin", defaultAdminAddr, "`address` of the admin HTTP server (/metrics, /debug/..., /healthz, /readyz); empty disables it.\nIt speaks plain HTTP: keep it on loopback or a private network")
+	fs.StringVar(&o.admin, "admin", defaultAdminAddr, "`address` of the admin HTTP server (/metrics, /debug/..., /healthz, /readyz); empty disables it.\nIt speaks plain HTTP unless --admin-tls-cert is set: keep it on loopback or a private network")
 	fs.StringVar(&o.scopeBy, "scope-by", "cluster", "what names the `scope` a node is served: cluster (node.cluster), id (node.id), or metadata:KEY (a string in node.metadata)")
 	fs.BoolVar(&o.noDefaultScope, "no-default-scope", false, "serve a node whose scope has no resources nothing, instead of the default scope")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate `file` of the xDS port: serve TLS (reloaded when the file changes)")
@@ -153,7 +172,24 @@ func serveCommand(out io.Writer) (*command, *serveOptions) {
 	fs.IntVar(&o.adminMaxPage, "admin-max-page", admin.DefaultMaxPage, "the most `entries` (streams, resources) of a /debug/ page, and its default ?limit")
 	fs.StringVar(&o.adminToken, "admin-token", "", "bearer `token` that CSDS (gRPC metadata \"authorization: Bearer TOKEN\") and the admin /debug/ pages (the\n"+
 		"Authorization header) require: they list every node and what it is served. Without it, they answer\n"+
-		"callers on this host only. Prefer the environment variable: a command line is visible to every local user")
+		"callers on this host only. It also lets a caller use the mutating endpoints (POST /reload, /admin/...).\n"+
+		"Prefer --admin-token-file, or the environment variable: a command line is visible to every local user")
+	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "`file` whose first line is the admin token, as --admin-token (exclusive with it); read again when it\n"+
+		"changes, so a token is rotated without a restart. The mutating admin endpoints (POST /reload,\n"+
+		"/admin/rollout/..., /admin/rollback) need the token or a certificate of --admin-client-ca, and are off without either")
+	fs.StringVar(&o.adminTLSCert, "admin-tls-cert", "", "PEM certificate `file` of the admin server: serve HTTPS (reloaded when the file changes)")
+	fs.StringVar(&o.adminTLSKey, "admin-tls-key", "", "PEM private key `file` of --admin-tls-cert")
+	fs.StringVar(&o.adminClientCA, "admin-client-ca", "", "with --admin-tls-cert, a PEM CA `file`: a client certificate it signed may call the mutating admin endpoints\n"+
+		"and read the /debug/ pages (callers without one are served as without it: /metrics and the probes stay open)")
+	fs.IntVar(&o.history, "history", 10, "how many `revisions` of each scope are kept, in memory and in --snapshot: what 'leanxds history' lists\n"+
+		"and 'leanxds rollback --to' reaches")
+	fs.StringVar(&o.rollout, "rollout", "", "stage every reload of the config directory after the first: `stages` such as 1%,10%,100% (a share of\n"+
+		"each changed scope's nodes, by a stable hash of the node id), ids=a|b or metadata.KEY=VALUE; each stage\n"+
+		"is served the change once every node of the one before ACKed it, a NACK rolls it back (docs/rollouts.md)")
+	fs.DurationVar(&o.rolloutWindow, "rollout-window", rollout.DefaultWindow, "with --rollout, how long a stage's nodes have to ACK the change")
+	fs.IntVar(&o.rolloutMaxNACKs, "rollout-max-nacks", 1, "with --rollout, how many `nodes` of a stage must NACK the change for it to be rolled back")
+	fs.StringVar(&o.rolloutOnTimeout, "rollout-on-timeout", "hold", "with --rollout, what a stage whose window ends before every node ACKed does: `hold` (wait for\n"+
+		"'leanxds rollout promote' or 'abort') or rollback")
 	fs.BoolVar(&o.pprof, "pprof", false, "serve the Go runtime profiles (net/http/pprof) on the admin server's /debug/pprof/, guarded like its\n"+
 		"other /debug/ pages (--admin-token, or callers on this host only)")
 	fs.IntVar(&o.maxNameBytes, "max-name-bytes", stream.DefaultMaxNameBytes, "longest resource name a request may carry, in `bytes`: a longer one ends its stream (InvalidArgument)")
@@ -212,6 +248,22 @@ func (o *serveOptions) check() error {
 		return usageErrorf("serve: --snapshot-interval must be positive, not %s", o.snapshotInterval)
 	case o.restoreTimeout <= 0:
 		return usageErrorf("serve: --restore-timeout must be positive, not %s", o.restoreTimeout)
+	case o.adminToken != "" && o.adminTokenFile != "":
+		return usageErrorf("serve: --admin-token and --admin-token-file are exclusive")
+	case (o.adminTLSCert == "") != (o.adminTLSKey == ""):
+		return usageErrorf("serve: --admin-tls-cert and --admin-tls-key go together")
+	case o.adminClientCA != "" && o.adminTLSCert == "":
+		return usageErrorf("serve: --admin-client-ca needs --admin-tls-cert and --admin-tls-key: client certificates are checked over TLS")
+	case o.history < 1:
+		return usageErrorf("serve: --history must be at least 1, not %d", o.history)
+	case o.rolloutWindow <= 0:
+		return usageErrorf("serve: --rollout-window must be positive, not %s", o.rolloutWindow)
+	case o.rolloutMaxNACKs < 1:
+		return usageErrorf("serve: --rollout-max-nacks must be at least 1, not %d", o.rolloutMaxNACKs)
+	case o.rolloutOnTimeout != "hold" && o.rolloutOnTimeout != "rollback":
+		return usageErrorf("serve: --rollout-on-timeout %q: want hold or rollback", o.rolloutOnTimeout)
+	case o.rollout != "" && o.sourceAddr != "":
+		return usageErrorf("serve: --rollout stages the reloads of a config directory (--config); with --source etcd://, 'leanxds apply --rollout' stages a change")
 	case o.csdsMaxBytes <= 0:
 		return usageErrorf("serve: --csds-max-bytes must be positive, not %d", o.csdsMaxBytes)
 	case o.adminMaxBytes <= 0 || o.adminMaxPage <= 0:

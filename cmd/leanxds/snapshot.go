@@ -65,6 +65,9 @@ func (s *server) restoreSnapshot(ctx context.Context) {
 			"timeout", s.opts.restoreTimeout.String(), "snapshot", info.Location)
 	}
 	s.snapshot.Store(&info)
+	if info.Restored {
+		s.restoreAttachments(info)
+	}
 	if info.Restored && info.Header.Resources > 0 {
 		if s.etcd != nil {
 			s.etcd.KeepRestored()

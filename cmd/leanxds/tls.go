@@ -39,18 +39,48 @@ func serverTLS(certFile, keyFile, caFile string, log *slog.Logger) (*tls.Config,
 		NextProtos:     []string{"h2"},
 	}
 	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
+		pool, err := readCAPool(caFile)
 		if err != nil {
-			return nil, fmt.Errorf("client CA: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("client CA %s: no PEM certificate in it", caFile)
+			return nil, err
 		}
 		cfg.ClientCAs = pool
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return cfg, nil
+}
+
+// adminTLS returns the TLS configuration of the admin server (--admin-tls-cert,
+// --admin-tls-key, --admin-client-ca). Unlike the xDS port's, a client
+// certificate is verified if given, not required: it is what lets a caller use
+// the mutating endpoints, while Prometheus and the probes connect without one.
+func adminTLS(certFile, keyFile, caFile string, log *slog.Logger) (*tls.Config, error) {
+	kp := &keyPairFiles{cert: certFile, key: keyFile, log: log}
+	if _, err := kp.load(); err != nil {
+		return nil, fmt.Errorf("admin %w", err)
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: kp.get}
+	if caFile != "" {
+		pool, err := readCAPool(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("admin %w", err)
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	return cfg, nil
+}
+
+// readCAPool reads a PEM file of client CA certificates.
+func readCAPool(caFile string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("client CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("client CA %s: no PEM certificate in it", caFile)
+	}
+	return pool, nil
 }
 
 // keyPairFiles serves a certificate and key from files, reloading them when
