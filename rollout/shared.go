@@ -11,6 +11,12 @@ import (
 // of every replica. With Options.Shared nil, a Manager keeps its state in its
 // process.
 //
+// Shared is for embedders whose replicas each commit the same changes to
+// their own stores. Where the content itself lives in a shared store, as with
+// leanxds serve's etcd source, a rollback must be a change of that store, not
+// of each replica's: rollout/etcdrollout's Replica does that instead of a
+// Manager.
+//
 // The state is MarshalState's JSON. Its revisions (base, target, bases) are
 // those of the store of the process that reads or writes it: an
 // implementation whose replicas' stores number revisions differently
