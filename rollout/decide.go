@@ -40,6 +40,8 @@ func (m *Manager) decideLocked(j *waitJob, a stream.Applied, err error, timedOut
 			first = fmt.Sprintf("%d nodes NACKed", a.NACKed)
 		}
 		m.rollBackLocked(r, "nack", first, rejections)
+	case j.held:
+		// Held: only NACKs decide (above); Promote and Abort do the rest.
 	case err == nil && allACKed(&a):
 		m.eventLocked(r, "acked", fmt.Sprintf("stage %d (%s): %d nodes ACKed revision %d",
 			r.st.Stage+1, r.st.Plan.Stages[r.st.Stage].Name, a.ACKed, r.st.Target), nil)

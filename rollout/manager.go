@@ -231,11 +231,16 @@ func (m *Manager) Stage(ctx context.Context, plan Plan, source string, commit fu
 	m.installLocked()
 	m.mu.Unlock()
 
-	res, err := commit()
+	res, err := m.runCommit(commit)
 
 	m.mu.Lock()
 	defer m.unlock()
 	m.pending = nil
+	if old != nil && old.st.Phase == Promoted {
+		// Promoted while commit ran: every node of its scopes runs its
+		// target, which pre holds; its bases would send them back.
+		oldBases, oldViews = nil, nil
+	}
 	post := m.st.View()
 	if post.Revision() != pre.Revision()+1 || err != nil || !res.Changed() {
 		// Commits of others during ours may have been routed to pre.
@@ -296,6 +301,23 @@ func (m *Manager) Stage(ctx context.Context, plan Plan, source string, commit fu
 	return r, nil
 }
 
+// runCommit runs a Stage's commit. A commit that panics leaves no pending
+// route behind: every node is served the store's current view again, and the
+// panic goes on to Stage's caller.
+func (m *Manager) runCommit(commit func() (store.Result, error)) (store.Result, error) {
+	defer func() {
+		if p := recover(); p != nil {
+			m.mu.Lock()
+			m.pending = nil
+			m.installLocked()
+			m.mu.Unlock()
+			m.wake("")
+			panic(p)
+		}
+	}()
+	return commit()
+}
+
 // compileStages compiles a plan's selectors for View.
 func compileStages(p Plan) (ms []matcher, needNode bool) {
 	for _, st := range p.Stages {
@@ -339,6 +361,11 @@ func (m *Manager) Abort(reason string) error {
 // exactly the version strings it held then, and ends the running rollout,
 // if any (RolledBack). to == 0 means the running rollout's base, or, with
 // none, the revision before the newest.
+//
+// With a rollout running or held, to must be at or before its base: a
+// revision past it holds content no stage has fully tested, which ending the
+// rollout would send to every node. Such a call is refused with an error and
+// changes nothing; abort the rollout, or roll back to its base or earlier.
 func (m *Manager) Rollback(to uint64, source string) (store.Result, error) {
 	m.mu.Lock()
 	defer m.unlock()
@@ -349,6 +376,10 @@ func (m *Manager) Rollback(to uint64, source string) (store.Result, error) {
 		} else if to = m.st.View().Revision(); to > 0 {
 			to--
 		}
+	}
+	if r != nil && to > r.st.Base {
+		return store.Result{}, fmt.Errorf("rollback to revision %d: rollout %s is running from base %d: abort it, or roll back to %d or earlier",
+			to, r.st.ID, r.st.Base, r.st.Base)
 	}
 	res, err := m.st.RollbackTo(to, source)
 	if err != nil {

@@ -40,7 +40,8 @@ func (m *Manager) Run(ctx context.Context) error {
 		m.mu.Lock()
 		watching = m.watchLocked(w, watching)
 		m.checkCommitsLocked()
-		job := m.jobLocked(false)
+		// A held stage is watched too, with no deadline: NACKs roll it back.
+		job := m.jobLocked(true)
 		m.unlock()
 		if job == nil {
 			select {
@@ -54,7 +55,10 @@ func (m *Manager) Run(ctx context.Context) error {
 			continue
 		}
 
-		wctx, cancel := context.WithDeadline(ctx, job.deadline)
+		wctx, cancel := context.WithCancel(ctx)
+		if !job.held {
+			wctx, cancel = context.WithDeadline(ctx, job.deadline)
+		}
 		stop := make(chan struct{})
 		go func() {
 			select {
@@ -65,7 +69,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			cancel()
 		}()
 		a, err := m.waitStage(wctx, job, changed)
-		timedOut := ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) && !time.Now().Before(job.deadline)
+		timedOut := !job.held && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) && !time.Now().Before(job.deadline)
 		close(stop)
 		cancel()
 		if ctx.Err() != nil {
@@ -91,6 +95,9 @@ type waitJob struct {
 	sel      []matcher
 	needNode bool
 	maxNACKs int
+	// held: the stage is held (a window ended): only NACKs decide it, and
+	// the wait has no deadline.
+	held     bool
 	deadline time.Time
 	// hint is what the server is asked for: the nodes of the one scope, and
 	// the largest share, when the stages allow; the stage's nodes are then
@@ -108,7 +115,7 @@ func (m *Manager) jobLocked(held bool) *waitJob {
 	stage := r.st.Stage
 	j := &waitJob{r: r, gen: m.gen, id: r.st.ID, target: r.st.Target, scopes: r.st.Scopes,
 		sel: r.matchers[:stage+1], needNode: r.needNode, maxNACKs: r.st.Plan.MaxNACKs,
-		deadline: r.stageStart.Add(r.st.Plan.Window)}
+		deadline: r.stageStart.Add(r.st.Plan.Window), held: r.st.Phase == Held}
 	if len(r.st.Scopes) == 1 {
 		j.hint.Scope = r.st.Scopes[0]
 	}
@@ -165,8 +172,11 @@ func (j *waitJob) filter(a *stream.Applied, node func(id string) *corev3.Node) s
 // NACKs than MaxNACKs keep the stage until its window ends. A stage none of
 // whose nodes is connected is not decided before its window ends either: a
 // process that has just restarted has no node yet.
+//
+// A held stage is decided by NACKs alone: it waits for Promote or Abort
+// otherwise.
 func (j *waitJob) done(a *stream.Applied) bool {
-	return a.NACKed >= j.maxNACKs || allACKed(a)
+	return a.NACKed >= j.maxNACKs || !j.held && allACKed(a)
 }
 
 // allACKed reports whether the stage's nodes, one at least, all ACKed.
