@@ -53,6 +53,9 @@ func (m *Manager) decideLocked(j *waitJob, a stream.Applied, err error, timedOut
 	case timedOut:
 		msg := fmt.Sprintf("stage %d (%s): the window of %s ended with %d of %d nodes pending and %d NACKed",
 			r.st.Stage+1, r.st.Plan.Stages[r.st.Stage].Name, r.st.Plan.Window, a.Pending, len(a.Nodes), a.NACKed)
+		if j.gone > 0 {
+			msg += fmt.Sprintf(" (%d of them seen during the stage and gone)", j.gone)
+		}
 		if r.st.Plan.OnTimeout == RollBack {
 			m.rollBackLocked(r, "timeout", msg, nil)
 			return
@@ -73,6 +76,7 @@ func (m *Manager) advanceLocked(r *Rollout) {
 	} else {
 		r.st.Stage++
 		r.serving = r.st.Stage
+		r.seen = nil // the nodes seen during the stage before
 		r.st.Phase = Running
 		r.st.StageStartedAt = m.opts.Now()
 		r.stageStart = time.Now()

@@ -100,7 +100,19 @@ type Rollout struct {
 	serving int
 	// stageStart is when the current stage's window began (monotonic).
 	stageStart time.Time
+	// seen are the nodes of the current stage seen connected during it, by
+	// id, with their scope (at most maxSeen): one that is gone (it may have
+	// crashed on the target) is pending, not absent, so that a stage whose
+	// nodes all went away is not taken for one that has none. Kept in the
+	// state.
+	seen map[string]string
 }
+
+// maxSeen bounds Rollout.seen: past it, the nodes a stage first sees are not
+// remembered, and one of them that disconnects leaves the stage as it did
+// before (it is not counted once gone). A stage of more nodes is decided by
+// the nodes connected at each look.
+const maxSeen = 10_000
 
 // New returns a Manager of st's rollouts. Set it as the stream.Router of the
 // server of st, Attach that server, and Run it.
@@ -143,6 +155,7 @@ func (m *Manager) Status() (Status, bool) {
 	if srv := m.srv.Load(); j != nil && srv != nil {
 		a := srv.Applied(j.target, j.hint)
 		st.Applied = j.filter(&a, nodeLookup(srv))
+		j.withGone(&st.Applied) // j's seen is its own copy
 	}
 	return st, true
 }

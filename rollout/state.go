@@ -22,6 +22,9 @@ type state struct {
 	Rollout *Status `json:"rollout,omitempty"`
 	// Bases are the base revisions by scope (Status.Base is the oldest).
 	Bases map[string]uint64 `json:"bases,omitempty"`
+	// Seen are the nodes of the current stage seen during it, by id, with
+	// their scope (Rollout.seen): one that is gone is pending.
+	Seen map[string]string `json:"seen,omitempty"`
 }
 
 // MarshalState returns the Manager's state as JSON: the running or most
@@ -40,6 +43,7 @@ func (m *Manager) marshalLocked() ([]byte, error) {
 		st.Applied = stream.Applied{} // counted again from the nodes
 		s.Rollout = &st
 		s.Bases = r.bases
+		s.Seen = r.seen
 	}
 	return json.Marshal(s)
 }
@@ -103,7 +107,7 @@ func (m *Manager) decodeLocked(data []byte, prev *Rollout) (*Rollout, error) {
 	st.Plan = plan
 	matchers, needNode := compileStages(plan)
 	r := &Rollout{m: m, st: st, matchers: matchers, needNode: needNode, serving: st.Stage,
-		bases: map[string]uint64{}, baseViews: map[string]store.View{}}
+		bases: map[string]uint64{}, baseViews: map[string]store.View{}, seen: s.Seen}
 	for _, sc := range st.Scopes {
 		r.bases[sc] = st.Base
 		if b, ok := s.Bases[sc]; ok {
@@ -258,6 +262,9 @@ func (m *Manager) waitShared(ctx context.Context, j *waitJob, changed <-chan str
 	sh := m.opts.Shared
 	for {
 		a, err := sh.Applied(ctx, j.id)
+		if err == nil && j.withGone(&a) {
+			m.recordSeen(j)
+		}
 		if err == nil && j.done(&a) {
 			return a, nil
 		}
