@@ -2,11 +2,13 @@ package rollout
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
 
 	"github.com/leanxds/leanxds/internal/conv"
 	"github.com/leanxds/leanxds/internal/xdstest"
@@ -15,8 +17,9 @@ import (
 	"github.com/leanxds/leanxds/stream"
 )
 
-// REVIEW 1: a node of a Held stage NACKs the target: nothing rolls back; the
-// stage's nodes keep being served the rejected content indefinitely.
+// A held stage still watches its nodes' NACKs: a node of the stage that
+// NACKs the target while the rollout is Held rolls it back (MaxNACKs), rather
+// than being served the rejected content until someone aborts.
 func TestRunNACKWhileHeldRollsBack(t *testing.T) {
 	st := store.New()
 	_, err := st.Commit(clusters("edge", time.Second)...)
@@ -52,9 +55,9 @@ func TestRunNACKWhileHeldRollsBack(t *testing.T) {
 	}
 }
 
-// REVIEW 2: the old rollout is promoted while a superseding Stage's commit
-// runs; the new rollout still takes the old rollout's base, so nodes that run
-// the promoted content are served the content from before it again.
+// A rollout promoted while a superseding Stage's commit runs is not taken
+// over: the new rollout's base is the promoted content, so the nodes that run
+// it are not sent the content from before it again.
 func TestStagePromotedDuringCommitKeepsPromotedContent(t *testing.T) {
 	st := store.New()
 	_, err := st.Commit(append(clusters("edge", time.Second), clusters("core", time.Second)...)...)
@@ -91,11 +94,11 @@ func TestStagePromotedDuringCommitKeepsPromotedContent(t *testing.T) {
 	require.Equal(t, promoted, clients[f.ten].webVersion)
 }
 
-// REVIEW 3: a rollout that creates a scope. A node of that scope (by its
-// cluster) ran the default scope's content before the change; connecting
-// (or reconnecting) during the rollout while no stage selects it, it is
-// resolved to the new scope against the store's newest view, and the Router
-// serves it that scope's base: nothing. It loses every cluster.
+// A rollout that creates a scope: a node of that scope (by its cluster) ran
+// the default scope's content before the change. Connecting (or
+// reconnecting) during the rollout while no stage selects it, its scope is
+// resolved against the view it is served, the base, which has no such scope:
+// it is served the default scope again, not the new scope's empty base.
 func TestNewScopeOutsideStageKeepsWhatItRan(t *testing.T) {
 	st := store.New()
 	_, err := st.Commit(clusters(stream.DefaultScope, time.Second)...)
@@ -117,12 +120,11 @@ func TestNewScopeOutsideStageKeepsWhatItRan(t *testing.T) {
 	require.Equal(t, ran, protocol.ContentVersion(mustBody(t, r, "web")))
 }
 
-// REVIEW 4: the canary NACKs the change, but the response it rejects was made
-// at the target before a commit to another type of the same scope (not made
-// through Stage) restarted the rollout with a newer target. The rejected
-// content is still the target's, yet the NACK is not counted against it and
-// no new response is sent (R6): the stage never decides, the window holds it
-// and the canary keeps being served the content it rejected.
+// The canary NACKs the change after a commit to another type of the same
+// scope (not made through Stage) restarted the rollout with a newer target.
+// The response it rejects was made at the older target, but its content is
+// the newer target's too (nothing new is sent, R6): the NACK stands against
+// the newer target (R26) and the change is rolled back.
 func TestRunNACKAcrossRestartRollsBack(t *testing.T) {
 	st := store.New()
 	_, err := st.Commit(clusters("edge", time.Second)...)
@@ -148,9 +150,10 @@ func TestRunNACKAcrossRestartRollsBack(t *testing.T) {
 	require.Equal(t, RolledBack, got.Phase, "events %v applied %+v", whats(got), got.Applied)
 }
 
-// REVIEW 5: the big red button to a revision at or past a running rollout's
-// target ends the rollout (RolledBack) and stops routing, but the store still
-// holds the untested target: every node outside the canary is sent it.
+// The big red button to a revision past a running rollout's base is
+// refused: it would end the rollout and stop routing while the store holds
+// untested content, which every node outside the canary would be sent. To
+// the base itself, it rolls the change back.
 func TestRollbackPastBaseRefused(t *testing.T) {
 	st := store.New()
 	_, err := st.Commit(clusters("edge", time.Second)...)
@@ -180,10 +183,11 @@ func TestRollbackPastBaseRefused(t *testing.T) {
 	clients[f.canary].expectWeb(clients[f.rest[0]].webVersion)
 }
 
-// REVIEW 6: the canary is sent the change and goes away without answering
-// (an Envoy that crashes on it does exactly this). At the window's end the
-// stage has no connected node, is judged "empty", and the change goes on to
-// the next stage: the rest of the fleet gets content no node ever ACKed.
+// The canary is sent the change and goes away without answering (an Envoy
+// that crashes on it does exactly this). The stage saw it: it is pending,
+// not absent, so the window ends Held instead of taking the stage for an
+// empty one, and the rest of the fleet never gets content no node ACKed. The
+// node is kept in the state, so a restart does not forget it.
 func TestRunCanaryThatVanishesDoesNotPromote(t *testing.T) {
 	st := store.New()
 	_, err := st.Commit(clusters("edge", time.Second)...)
@@ -204,12 +208,79 @@ func TestRunCanaryThatVanishesDoesNotPromote(t *testing.T) {
 	require.NoError(t, err)
 	t.Logf("phase %s events %v", got.Phase, whats(got))
 	require.Equal(t, []string{f.canary}, e.sent.sentTo(target), "only the canary may be sent untested content")
+	require.Equal(t, Held, got.Phase)
+
+	// The state keeps the node gone: a process restored from it holds the
+	// stage for it too.
+	data, err := e.m.MarshalState()
+	require.NoError(t, err)
+	var s state
+	require.NoError(t, json.Unmarshal(data, &s))
+	require.Equal(t, map[string]string{f.canary: "edge"}, s.Seen)
+	m2 := New(st, Options{Logger: quiet()})
+	require.NoError(t, m2.RestoreState(data))
+	again, err := m2.MarshalState()
+	require.NoError(t, err)
+	var s2 state
+	require.NoError(t, json.Unmarshal(again, &s2))
+	require.Equal(t, s.Seen, s2.Seen)
+	require.NoError(t, m2.Abort("test over"))
 }
 
-// REVIEW 7: a Stage whose commit panics (and whose caller recovers, as
-// net/http does for a handler) leaves the pending route installed for good:
-// every node outside the first stage, of every scope, is pinned to the view
-// from before the commit, and later commits never reach them.
+// The seen set is bounded: past maxSeen nodes, new ones are not remembered,
+// and the ones remembered stay pending when gone.
+func TestSeenIsBounded(t *testing.T) {
+	j := &waitJob{seen: map[string]string{}}
+	for i := range maxSeen {
+		j.seen[fmt.Sprintf("n%d", i)] = "edge"
+	}
+	a := stream.Applied{Nodes: []stream.NodeApplied{{NodeID: "new", Scope: "edge", State: stream.NodeACKed}}, ACKed: 1}
+	require.False(t, j.withGone(&a), "a full set takes no new node")
+	require.Len(t, j.seen, maxSeen)
+	require.Equal(t, maxSeen, a.Pending, "every node remembered and gone is pending")
+	require.Equal(t, maxSeen, j.gone)
+}
+
+// A node of a scope that did not exist was served the default scope; a
+// rollout creates its scope. When a stage reaches it, its stream ends with
+// Unavailable, so that it reconnects and is served the new scope (here, the
+// target); nodes the stage does not reach stay on the default scope until
+// theirs does.
+func TestStageReachingNewScopeReconnectsDefaultStreams(t *testing.T) {
+	st := store.New()
+	_, err := st.Commit(clusters(stream.DefaultScope, time.Second)...)
+	require.NoError(t, err)
+	e := newEnv(t, st, Options{})
+	f := newFleet(1)
+	canary := e.client(t, f.canary, false)
+	rest := e.client(t, f.rest[0], false)
+	ran := rest.webVersion
+
+	stages, _ := ParseStages("1%,100%")
+	r := mustStage(t, e.m, Plan{Stages: stages, Window: time.Minute}, clusters("edge", 2*time.Second))
+	target := e.webVersion()
+	require.NotEqual(t, ran, target)
+	err = canary.sotw.ExpectError(codes.Unavailable)
+	require.ErrorContains(t, err, `now "edge"`)
+	rest.expectNothing() // not reached: it keeps the default scope's content
+
+	canary = e.client(t, f.canary, false) // reconnects: served edge's target
+	require.Equal(t, target, canary.webVersion)
+
+	// Its ACK starts the last stage, which reaches the rest.
+	err = rest.sotw.ExpectError(codes.Unavailable)
+	require.ErrorContains(t, err, `now "edge"`)
+	rest = e.client(t, f.rest[0], false)
+	require.Equal(t, target, rest.webVersion)
+	got, err := r.Wait(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, Promoted, got.Phase, "events %v", whats(got))
+}
+
+// A Stage whose commit panics (and whose caller recovers, as net/http does
+// for a handler) leaves no pending route: the nodes outside the first stage
+// are not pinned to the view from before the commit, and later commits reach
+// them.
 func TestStagePanickingCommitLeavesNoPendingRoute(t *testing.T) {
 	st := store.New()
 	_, err := st.Commit(clusters("edge", time.Second)...)

@@ -142,6 +142,14 @@ func (m *Manager) decodeLocked(data []byte, prev *Rollout) (*Rollout, error) {
 	return r, nil
 }
 
+// take makes r the rollout o decodes, keeping r.m, which Wait reads without
+// the lock.
+func (r *Rollout) take(o *Rollout) {
+	r.st, r.matchers, r.needNode = o.st, o.matchers, o.needNode
+	r.bases, r.baseViews, r.releases = o.bases, o.baseViews, o.releases
+	r.routing, r.serving, r.stageStart, r.seen = o.routing, o.serving, o.stageStart, o.seen
+}
+
 func (r *Rollout) release() {
 	for _, f := range r.releases {
 		f()
@@ -208,7 +216,7 @@ func (m *Manager) adoptLocked(data []byte, version int64) {
 			}
 		}
 		prev.release()
-		*prev = *r // the same Rollout: its Wait goes on
+		prev.take(r) // the same Rollout: its Wait goes on
 		r = prev
 	case prev != nil && prev.routing:
 		prev.st.Phase = Superseded
