@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -58,6 +59,9 @@ type Manager struct {
 	cur *Rollout
 	// pending routes every scope while a Stage commit runs (see table.other).
 	pending *scopeRoute
+	// staging is what the state says of a Stage commit under way (see
+	// state.Staging); nil when none runs, or with Options.Shared.
+	staging *staging
 	// gen counts the changes of the state: a stage decision made from an
 	// older state is dropped.
 	gen uint64
@@ -242,13 +246,23 @@ func (m *Manager) Stage(ctx context.Context, plan Plan, source string, commit fu
 	}
 	m.pending = pendingRoute(pre, matchers[:1], m.types)
 	m.installLocked()
-	m.mu.Unlock()
+	if m.opts.Shared == nil {
+		// The state says a staged commit is under way from pre before the
+		// commit can be persisted (see state.Staging): OnChange now.
+		m.staging = &staging{Base: pre.Revision(), Plan: plan, Source: source, Bases: oldBases}
+		m.dirty = true
+	}
+	m.unlock()
 
 	res, err := m.runCommit(commit)
 
 	m.mu.Lock()
 	defer m.unlock()
 	m.pending = nil
+	if m.staging != nil {
+		m.staging = nil
+		m.dirty = true // OnChange again, with the rollout or without it
+	}
 	if old != nil && old.st.Phase == Promoted {
 		// Promoted while commit ran: every node of its scopes runs its
 		// target, which pre holds; its bases would send them back.
@@ -322,8 +336,12 @@ func (m *Manager) runCommit(commit func() (store.Result, error)) (store.Result, 
 		if p := recover(); p != nil {
 			m.mu.Lock()
 			m.pending = nil
+			if m.staging != nil {
+				m.staging = nil
+				m.dirty = true
+			}
 			m.installLocked()
-			m.mu.Unlock()
+			m.unlock()
 			m.wake("")
 			panic(p)
 		}
@@ -435,8 +453,47 @@ func (m *Manager) wake(scopes ...string) {
 	}
 }
 
+// maxRejections bounds the rejections an event keeps (the first ones, by
+// node id), and maxDetail the bytes of each one's detail kept in events and
+// the state: a client's error_detail is not bounded, and the state is
+// written on every change. A longer detail is cut at a character boundary
+// and marked "… (N bytes cut)".
+const (
+	maxRejections = 16
+	maxDetail     = 1024
+)
+
+// boundDetail cuts a NACK's detail to maxDetail bytes.
+func boundDetail(s string) string {
+	if len(s) <= maxDetail {
+		return s
+	}
+	cut := maxDetail
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("… (%d bytes cut)", len(s)-cut)
+}
+
+// boundRejections keeps the first maxRejections of rs, each with its detail
+// cut to maxDetail bytes.
+func boundRejections(rs []stream.Rejection) []stream.Rejection {
+	if len(rs) > maxRejections {
+		rs = rs[:maxRejections]
+	}
+	out := make([]stream.Rejection, len(rs))
+	for i, r := range rs {
+		r.Detail = boundDetail(r.Detail)
+		out[i] = r
+	}
+	return out
+}
+
 // eventLocked records an event of r, logs it and counts it.
 func (m *Manager) eventLocked(r *Rollout, what, msg string, rejections []stream.Rejection) {
+	if len(rejections) > 0 {
+		rejections = boundRejections(rejections)
+	}
 	ev := Event{At: m.opts.Now(), What: what, Stage: r.st.Stage, Message: msg, Rejections: rejections}
 	if len(r.st.Events) >= maxEvents {
 		r.st.Events = slices.Delete(r.st.Events, 0, len(r.st.Events)-maxEvents+1)

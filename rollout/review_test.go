@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
+	"unicode/utf8"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -298,4 +300,80 @@ func TestStagePanickingCommitLeavesNoPendingRoute(t *testing.T) {
 	_, err = st.Commit(clusters("edge", 7*time.Second)...) // a plain commit, no rollout
 	require.NoError(t, err)
 	c.expectWeb(st.View().Table("edge", protocol.TypeCluster).Get("web").Version)
+}
+
+// The state says a Stage's commit is under way before the commit can be
+// persisted (OnChange is called before it and after it). A snapshot taken
+// between the commit and the state naming its rollout holds the commit with
+// that state: restored from it, the change is rolled out again from its first
+// stage, over the base from before the commit, rather than served to every
+// node.
+func TestRestoreDuringStageCommitStagesTheCommit(t *testing.T) {
+	st := store.New()
+	_, err := st.Commit(clusters("edge", time.Second)...)
+	require.NoError(t, err)
+	baseRev := st.View().Revision()
+	var states [][]byte
+	var m *Manager
+	m = New(st, Options{Logger: quiet(), OnChange: func() {
+		data, err := m.MarshalState()
+		require.NoError(t, err)
+		states = append(states, data)
+	}})
+	stages, _ := ParseStages("1%,100%")
+	var during []byte // what a snapshot between the commit and the next OnChange carries
+	_, err = m.Stage(t.Context(), Plan{Stages: stages}, "reload", func() (store.Result, error) {
+		during = states[len(states)-1]
+		return st.Commit(clusters("edge", 2*time.Second)...)
+	})
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(states), 2)
+	var s state
+	require.NoError(t, json.Unmarshal(during, &s))
+	require.NotNil(t, s.Staging, "the state before the commit names it")
+	require.Equal(t, baseRev, s.Staging.Base)
+	var after state
+	require.NoError(t, json.Unmarshal(states[len(states)-1], &after))
+	require.Nil(t, after.Staging, "the state after the commit names its rollout instead")
+	require.NotNil(t, after.Rollout)
+
+	m2 := New(st, Options{Logger: quiet()})
+	require.NoError(t, m2.RestoreState(during))
+	got, ok := m2.Status()
+	require.True(t, ok)
+	require.Equal(t, Running, got.Phase)
+	require.Equal(t, 0, got.Stage)
+	require.Equal(t, baseRev, got.Base)
+	require.Equal(t, st.View().Revision(), got.Target)
+	require.Equal(t, []string{"edge"}, got.Scopes)
+	mem := conv.NewMemory(st, stream.Options{Router: m2})
+	f := newFleet(1)
+	before := st.View()
+	rest := openClient(t, mem, f.rest[0], false)
+	base, ok := before.ScopeAt("edge", baseRev)
+	require.True(t, ok)
+	require.Equal(t, base.Table("edge", protocol.TypeCluster).Get("web").Version, rest.webVersion, "outside the first stage: the base")
+	canary := openClient(t, mem, f.canary, false)
+	require.Equal(t, before.Table("edge", protocol.TypeCluster).Get("web").Version, canary.webVersion)
+	require.NoError(t, m2.Abort("test over"))
+	require.NoError(t, m.Abort("test over"))
+}
+
+// NACK details kept in events (and the state) are bounded: each is cut to
+// maxDetail bytes, marked, and an event keeps maxRejections of them.
+func TestRejectionsAreBounded(t *testing.T) {
+	long := strings.Repeat("é", maxDetail) // 2 bytes each
+	var rs []stream.Rejection
+	for i := range maxRejections + 5 {
+		rs = append(rs, stream.Rejection{TypeURL: protocol.TypeCluster, Detail: fmt.Sprintf("%d %s", i, long)})
+	}
+	got := boundRejections(rs)
+	require.Len(t, got, maxRejections)
+	for _, r := range got {
+		require.LessOrEqual(t, len(r.Detail), maxDetail+len("… (9999 bytes cut)"))
+		require.True(t, utf8.ValidString(r.Detail))
+		require.Contains(t, r.Detail, "bytes cut)")
+	}
+	require.Equal(t, "short", boundDetail("short"))
+	require.Equal(t, len("0 ")+2*maxDetail, len(rs[0].Detail), "the caller's rejections are not modified")
 }
