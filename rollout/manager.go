@@ -221,7 +221,14 @@ func (m *Manager) activeLocked() *Rollout {
 // A Stage while another rollout runs or is held supersedes it: that one ends
 // Superseded, and the new one starts at its first stage with the union of
 // both's scopes and the older one's bases (the last content every node ran),
-// so content no stage has tested never goes past the first stage.
+// so content no stage has tested never goes past the first stage. A
+// rollout promoted while commit runs is not taken over: every node runs its
+// content, which is then the base.
+//
+// Until commit returns, the state (MarshalState, OnChange) names the commit
+// under way and its base, so that a snapshot of the store taken before the
+// state names the new rollout restores as that rollout (RestoreState). A
+// commit that panics leaves no route behind; the panic goes on.
 //
 // source names the change in logs and the rollout's events. Stage calls are
 // serialised; commit must not call Stage itself.
