@@ -224,7 +224,11 @@ func (m *Manager) recordSeen(j *waitJob) {
 		}
 		r.seen[id] = scope
 	}
-	m.dirty = true // saved (OnChange, Shared); no decision depends on it
+	if m.opts.Shared == nil {
+		m.dirty = true // OnChange: the persister keeps it; no decision depends on it
+	}
+	// With Shared, it is saved with the next decision: a save for each node
+	// seen would race the other replicas' for nothing.
 }
 
 // done reports whether a stage's standing decides it before its window ends:
