@@ -26,7 +26,7 @@ var appliedScenarios = []scenario{
 		rules:   []string{"R20"},
 		scripts: map[client]func(*testing.T, server){scriptedSotW: sotwAppliedPending, scriptedDelta: deltaAppliedPending}},
 	{id: "applied-nack", title: "a NACK is reported with the client's detail and the revision of the response it rejects",
-		rules:   []string{"R21", "R4", "P1"},
+		rules:   []string{"R21", "R26", "R4", "P1"},
 		scripts: map[client]func(*testing.T, server){scriptedSotW: sotwAppliedNACK, scriptedDelta: deltaAppliedNACK}},
 	{id: "applied-reconnect", title: "a node that reconnects is judged by its new stream; one with no stream is not listed",
 		rules:   []string{"R22"},
@@ -224,16 +224,20 @@ func sotwAppliedNACK(t *testing.T, s server) {
 	}
 	s.applied(t, before, stream.Selector{}, nodeIs("n1", stream.NodeNACKed))
 
-	// Another scope changes: the node still runs what it held before bad.
+	// Another scope changes: the node still runs what it held before bad,
+	// and the newest view would send it the very content it rejected (R6:
+	// nothing is sent): it is NACKed for that revision too (R26).
 	s.commit(t, store.Set("other", xdstest.Cluster("b")))
 	later := revision(s)
 	c.ExpectNothing() // R6
-	a = s.applied(t, later, stream.Selector{}, nodeIs("n1", stream.NodePending))
+	a = s.applied(t, later, stream.Selector{}, nodeIs("n1", stream.NodeNACKed))
+	checkRejection(t, a, r.Version(), later, "unsupported lb policy")
 	expectEqual(t, "revision n1 runs", a.Nodes[0].Revision, before)
 
 	s.commit(t, setCluster("a"))
 	fixed := revision(s)
 	c.ExpectResponse(conv.Names("a"))
+	s.applied(t, fixed, stream.Selector{}, nodeIs("n1", stream.NodePending))
 	c.ACK()
 	s.applied(t, fixed, stream.Selector{}, nodeIs("n1", stream.NodeACKed))
 	s.applied(t, bad, stream.Selector{}, nodeIs("n1", stream.NodeACKed))
@@ -253,6 +257,14 @@ func deltaAppliedNACK(t *testing.T, s server) {
 	c.NACK("unsupported lb policy")
 	a := s.applied(t, bad, stream.Selector{}, nodeIs("n1", stream.NodeNACKed))
 	checkRejection(t, a, r.GetSystemVersionInfo(), bad, "unsupported lb policy")
+
+	// R26: a commit to another scope sends nothing; the rejection stands
+	// against it.
+	s.commit(t, store.Set("other", xdstest.Cluster("b")))
+	later := revision(s)
+	c.ExpectNothing() // R6
+	a = s.applied(t, later, stream.Selector{}, nodeIs("n1", stream.NodeNACKed))
+	checkRejection(t, a, r.GetSystemVersionInfo(), later, "unsupported lb policy")
 
 	s.commit(t, setCluster("a"))
 	fixed := revision(s)

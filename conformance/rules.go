@@ -73,7 +73,7 @@ var Rules = []Rule{
 	{ID: "R20", Source: "leanxds: who runs what",
 		Text: "The server knows which nodes run a store revision: a node is ACKed for revision R once each of its streams has read a view at or past R (with a Router, the view that node is served) and its client ACKed every response the stream sent it. A node whose subscriptions R did not change is ACKed for R without a new response, as versions are digests of content; waiting for R makes the streams that have not read it read the store. Until then the node is pending."},
 	{ID: "R21", Source: "leanxds: who runs what",
-		Text: "A NACK is held against the store revision of the response it rejects: a node is NACKed for R, with the client's error detail, the type and the version rejected, while the newest answer of some type is a NACK of a response made from a view at or past R. A node that rejected an earlier response and has nothing newer is pending, not NACKed; its next ACK ends the NACK."},
+		Text: "A NACK is held against the store revision of the response it rejects: a node is NACKed for R, with the client's error detail, the type and the version rejected, while the newest answer of some type is a NACK of a response made from a view at or past R. A node that rejected an earlier response and was sent a newer one since is pending until it answers it, not NACKed; its next ACK ends the NACK."},
 	{ID: "R22", Source: "leanxds: who runs what",
 		Text: "A node is judged by its newest stream of each service (ADS, or a per-type service): after a reconnect the old stream no longer counts, even while still open. A node with several services runs R when every one of those streams does, and is NACKed when any is. A node with no open stream is not listed."},
 
@@ -83,6 +83,8 @@ var Rules = []Rule{
 		Text: "A rollback (a NACK from a node of the stage, an abort, a rollback to a revision) serves every node the base content again at exactly the version strings it had: the nodes that ran the change are sent the base's resources under the versions they held before it (SotW version_info, delta resource versions), and the nodes that never left the base are sent nothing."},
 	{ID: "R25", Source: "leanxds: staged changes",
 		Text: "During a rollout a node is served the content of its stage, whatever its stream: a node that reconnects is served the change if a stage reached so far selects it, the base otherwise; a server restarted mid-rollout (its state restored from MarshalState) serves every node the same content as before the restart and goes on from the same stage, with the same base and target."},
+	{ID: "R26", Source: "leanxds: who runs what",
+		Text: "A rejection is not forgotten because something else changed: when the server reads a newer view and sends the node nothing new of a type whose newest answer is a NACK of its newest response (the content is the version rejected, R6), the node is NACKed for that view's revision too, and the rejection reported names that revision. A change of another type or scope, or a staged change restarted by one, still sees the NACK of content it did not change."},
 
 	{ID: "S1", Source: "Grouping resources into responses; Deleting resources",
 		Text: "An LDS or CDS response holds every subscribed resource of its type, every time: a resource left out is deleted by the client, and an empty response deletes them all."},

@@ -30,9 +30,9 @@ func (m *Manager) decideLocked(j *waitJob, a stream.Applied, err error, timedOut
 			rejections = append(rejections, *n.Rejection)
 			m.log.Warn("rollout: node rejected the change", "rollout", r.st.ID, "stage", r.st.Stage,
 				"node", n.NodeID, "scope", n.Scope, "type", n.Rejection.TypeURL, "version", n.Rejection.Version,
-				"revision", n.Rejection.Revision, "detail", n.Rejection.Detail)
+				"revision", n.Rejection.Revision, "detail", boundDetail(n.Rejection.Detail))
 			if first == "" {
-				first = fmt.Sprintf("NACK from node %s: %s", n.NodeID, n.Rejection.Detail)
+				first = fmt.Sprintf("NACK from node %s: %s", n.NodeID, boundDetail(n.Rejection.Detail))
 			}
 		}
 		m.nacks += uint64(a.NACKed)
@@ -40,6 +40,8 @@ func (m *Manager) decideLocked(j *waitJob, a stream.Applied, err error, timedOut
 			first = fmt.Sprintf("%d nodes NACKed", a.NACKed)
 		}
 		m.rollBackLocked(r, "nack", first, rejections)
+	case j.held:
+		// Held: only NACKs decide (above); Promote and Abort do the rest.
 	case err == nil && allACKed(&a):
 		m.eventLocked(r, "acked", fmt.Sprintf("stage %d (%s): %d nodes ACKed revision %d",
 			r.st.Stage+1, r.st.Plan.Stages[r.st.Stage].Name, a.ACKed, r.st.Target), nil)
@@ -51,6 +53,9 @@ func (m *Manager) decideLocked(j *waitJob, a stream.Applied, err error, timedOut
 	case timedOut:
 		msg := fmt.Sprintf("stage %d (%s): the window of %s ended with %d of %d nodes pending and %d NACKed",
 			r.st.Stage+1, r.st.Plan.Stages[r.st.Stage].Name, r.st.Plan.Window, a.Pending, len(a.Nodes), a.NACKed)
+		if j.gone > 0 {
+			msg += fmt.Sprintf(" (%d of them seen during the stage and gone)", j.gone)
+		}
 		if r.st.Plan.OnTimeout == RollBack {
 			m.rollBackLocked(r, "timeout", msg, nil)
 			return
@@ -71,6 +76,7 @@ func (m *Manager) advanceLocked(r *Rollout) {
 	} else {
 		r.st.Stage++
 		r.serving = r.st.Stage
+		r.seen = nil // the nodes seen during the stage before
 		r.st.Phase = Running
 		r.st.StageStartedAt = m.opts.Now()
 		r.stageStart = time.Now()

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -58,6 +59,9 @@ type Manager struct {
 	cur *Rollout
 	// pending routes every scope while a Stage commit runs (see table.other).
 	pending *scopeRoute
+	// staging is what the state says of a Stage commit under way (see
+	// state.Staging); nil when none runs, or with Options.Shared.
+	staging *staging
 	// gen counts the changes of the state: a stage decision made from an
 	// older state is dropped.
 	gen uint64
@@ -100,7 +104,19 @@ type Rollout struct {
 	serving int
 	// stageStart is when the current stage's window began (monotonic).
 	stageStart time.Time
+	// seen are the nodes of the current stage seen connected during it, by
+	// id, with their scope (at most maxSeen): one that is gone (it may have
+	// crashed on the target) is pending, not absent, so that a stage whose
+	// nodes all went away is not taken for one that has none. Kept in the
+	// state.
+	seen map[string]string
 }
+
+// maxSeen bounds Rollout.seen: past it, the nodes a stage first sees are not
+// remembered, and one of them that disconnects leaves the stage as it did
+// before (it is not counted once gone). A stage of more nodes is decided by
+// the nodes connected at each look.
+const maxSeen = 10_000
 
 // New returns a Manager of st's rollouts. Set it as the stream.Router of the
 // server of st, Attach that server, and Run it.
@@ -143,6 +159,7 @@ func (m *Manager) Status() (Status, bool) {
 	if srv := m.srv.Load(); j != nil && srv != nil {
 		a := srv.Applied(j.target, j.hint)
 		st.Applied = j.filter(&a, nodeLookup(srv))
+		j.withGone(&st.Applied) // j's seen is its own copy
 	}
 	return st, true
 }
@@ -204,7 +221,14 @@ func (m *Manager) activeLocked() *Rollout {
 // A Stage while another rollout runs or is held supersedes it: that one ends
 // Superseded, and the new one starts at its first stage with the union of
 // both's scopes and the older one's bases (the last content every node ran),
-// so content no stage has tested never goes past the first stage.
+// so content no stage has tested never goes past the first stage. A
+// rollout promoted while commit runs is not taken over: every node runs its
+// content, which is then the base.
+//
+// Until commit returns, the state (MarshalState, OnChange) names the commit
+// under way and its base, so that a snapshot of the store taken before the
+// state names the new rollout restores as that rollout (RestoreState). A
+// commit that panics leaves no route behind; the panic goes on.
 //
 // source names the change in logs and the rollout's events. Stage calls are
 // serialised; commit must not call Stage itself.
@@ -229,13 +253,28 @@ func (m *Manager) Stage(ctx context.Context, plan Plan, source string, commit fu
 	}
 	m.pending = pendingRoute(pre, matchers[:1], m.types)
 	m.installLocked()
-	m.mu.Unlock()
+	if m.opts.Shared == nil {
+		// The state says a staged commit is under way from pre before the
+		// commit can be persisted (see state.Staging): OnChange now.
+		m.staging = &staging{Base: pre.Revision(), Plan: plan, Source: source, Bases: oldBases}
+		m.dirty = true
+	}
+	m.unlock()
 
-	res, err := commit()
+	res, err := m.runCommit(commit)
 
 	m.mu.Lock()
 	defer m.unlock()
 	m.pending = nil
+	if m.staging != nil {
+		m.staging = nil
+		m.dirty = true // OnChange again, with the rollout or without it
+	}
+	if old != nil && old.st.Phase == Promoted {
+		// Promoted while commit ran: every node of its scopes runs its
+		// target, which pre holds; its bases would send them back.
+		oldBases, oldViews = nil, nil
+	}
 	post := m.st.View()
 	if post.Revision() != pre.Revision()+1 || err != nil || !res.Changed() {
 		// Commits of others during ours may have been routed to pre.
@@ -296,6 +335,27 @@ func (m *Manager) Stage(ctx context.Context, plan Plan, source string, commit fu
 	return r, nil
 }
 
+// runCommit runs a Stage's commit. A commit that panics leaves no pending
+// route behind: every node is served the store's current view again, and the
+// panic goes on to Stage's caller.
+func (m *Manager) runCommit(commit func() (store.Result, error)) (store.Result, error) {
+	defer func() {
+		if p := recover(); p != nil {
+			m.mu.Lock()
+			m.pending = nil
+			if m.staging != nil {
+				m.staging = nil
+				m.dirty = true
+			}
+			m.installLocked()
+			m.unlock()
+			m.wake("")
+			panic(p)
+		}
+	}()
+	return commit()
+}
+
 // compileStages compiles a plan's selectors for View.
 func compileStages(p Plan) (ms []matcher, needNode bool) {
 	for _, st := range p.Stages {
@@ -339,6 +399,11 @@ func (m *Manager) Abort(reason string) error {
 // exactly the version strings it held then, and ends the running rollout,
 // if any (RolledBack). to == 0 means the running rollout's base, or, with
 // none, the revision before the newest.
+//
+// With a rollout running or held, to must be at or before its base: a
+// revision past it holds content no stage has fully tested, which ending the
+// rollout would send to every node. Such a call is refused with an error and
+// changes nothing; abort the rollout, or roll back to its base or earlier.
 func (m *Manager) Rollback(to uint64, source string) (store.Result, error) {
 	m.mu.Lock()
 	defer m.unlock()
@@ -349,6 +414,10 @@ func (m *Manager) Rollback(to uint64, source string) (store.Result, error) {
 		} else if to = m.st.View().Revision(); to > 0 {
 			to--
 		}
+	}
+	if r != nil && to > r.st.Base {
+		return store.Result{}, fmt.Errorf("rollback to revision %d: rollout %s is running from base %d: abort it, or roll back to %d or earlier",
+			to, r.st.ID, r.st.Base, r.st.Base)
 	}
 	res, err := m.st.RollbackTo(to, source)
 	if err != nil {
@@ -391,8 +460,47 @@ func (m *Manager) wake(scopes ...string) {
 	}
 }
 
+// maxRejections bounds the rejections an event keeps (the first ones, by
+// node id), and maxDetail the bytes of each one's detail kept in events and
+// the state: a client's error_detail is not bounded, and the state is
+// written on every change. A longer detail is cut at a character boundary
+// and marked "… (N bytes cut)".
+const (
+	maxRejections = 16
+	maxDetail     = 1024
+)
+
+// boundDetail cuts a NACK's detail to maxDetail bytes.
+func boundDetail(s string) string {
+	if len(s) <= maxDetail {
+		return s
+	}
+	cut := maxDetail
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("… (%d bytes cut)", len(s)-cut)
+}
+
+// boundRejections keeps the first maxRejections of rs, each with its detail
+// cut to maxDetail bytes.
+func boundRejections(rs []stream.Rejection) []stream.Rejection {
+	if len(rs) > maxRejections {
+		rs = rs[:maxRejections]
+	}
+	out := make([]stream.Rejection, len(rs))
+	for i, r := range rs {
+		r.Detail = boundDetail(r.Detail)
+		out[i] = r
+	}
+	return out
+}
+
 // eventLocked records an event of r, logs it and counts it.
 func (m *Manager) eventLocked(r *Rollout, what, msg string, rejections []stream.Rejection) {
+	if len(rejections) > 0 {
+		rejections = boundRejections(rejections)
+	}
 	ev := Event{At: m.opts.Now(), What: what, Stage: r.st.Stage, Message: msg, Rejections: rejections}
 	if len(r.st.Events) >= maxEvents {
 		r.st.Events = slices.Delete(r.st.Events, 0, len(r.st.Events)-maxEvents+1)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -40,7 +41,8 @@ func (m *Manager) Run(ctx context.Context) error {
 		m.mu.Lock()
 		watching = m.watchLocked(w, watching)
 		m.checkCommitsLocked()
-		job := m.jobLocked(false)
+		// A held stage is watched too, with no deadline: NACKs roll it back.
+		job := m.jobLocked(true)
 		m.unlock()
 		if job == nil {
 			select {
@@ -54,7 +56,10 @@ func (m *Manager) Run(ctx context.Context) error {
 			continue
 		}
 
-		wctx, cancel := context.WithDeadline(ctx, job.deadline)
+		wctx, cancel := context.WithCancel(ctx)
+		if !job.held {
+			wctx, cancel = context.WithDeadline(ctx, job.deadline)
+		}
 		stop := make(chan struct{})
 		go func() {
 			select {
@@ -65,7 +70,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			cancel()
 		}()
 		a, err := m.waitStage(wctx, job, changed)
-		timedOut := ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) && !time.Now().Before(job.deadline)
+		timedOut := !job.held && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) && !time.Now().Before(job.deadline)
 		close(stop)
 		cancel()
 		if ctx.Err() != nil {
@@ -91,7 +96,16 @@ type waitJob struct {
 	sel      []matcher
 	needNode bool
 	maxNACKs int
+	// held: the stage is held (a window ended): only NACKs decide it, and
+	// the wait has no deadline.
+	held     bool
+	stage    int
 	deadline time.Time
+	// seen is the rollout's seen set when the job was made, with the nodes
+	// the wait saw since (withGone); gone is how many of them the newest
+	// look did not find.
+	seen map[string]string
+	gone int
 	// hint is what the server is asked for: the nodes of the one scope, and
 	// the largest share, when the stages allow; the stage's nodes are then
 	// picked exactly among them.
@@ -108,7 +122,8 @@ func (m *Manager) jobLocked(held bool) *waitJob {
 	stage := r.st.Stage
 	j := &waitJob{r: r, gen: m.gen, id: r.st.ID, target: r.st.Target, scopes: r.st.Scopes,
 		sel: r.matchers[:stage+1], needNode: r.needNode, maxNACKs: r.st.Plan.MaxNACKs,
-		deadline: r.stageStart.Add(r.st.Plan.Window)}
+		deadline: r.stageStart.Add(r.st.Plan.Window), held: r.st.Phase == Held, stage: stage,
+		seen: maps.Clone(r.seen)}
 	if len(r.st.Scopes) == 1 {
 		j.hint.Scope = r.st.Scopes[0]
 	}
@@ -160,13 +175,72 @@ func (j *waitJob) filter(a *stream.Applied, node func(id string) *corev3.Node) s
 	return out
 }
 
+// withGone records the nodes of a (where the stage's nodes stand) as seen
+// during the stage, and adds to it, as pending, the nodes seen during the
+// stage that are not connected now: a canary that crashed on the target is
+// gone, not done. It reports whether it saw a node not seen before.
+func (j *waitJob) withGone(a *stream.Applied) (grew bool) {
+	if j.seen == nil {
+		j.seen = map[string]string{}
+	}
+	present := make(map[string]bool, len(a.Nodes))
+	for _, n := range a.Nodes {
+		present[n.NodeID] = true
+		if _, ok := j.seen[n.NodeID]; !ok && len(j.seen) < maxSeen {
+			j.seen[n.NodeID] = n.Scope
+			grew = true
+		}
+	}
+	j.gone = 0
+	for id, scope := range j.seen {
+		if present[id] {
+			continue
+		}
+		a.Nodes = append(a.Nodes, stream.NodeApplied{NodeID: id, Scope: scope, State: stream.NodePending})
+		a.Pending++
+		j.gone++
+	}
+	if j.gone > 0 {
+		slices.SortFunc(a.Nodes, func(x, y stream.NodeApplied) int { return strings.Compare(x.NodeID, y.NodeID) })
+	}
+	return grew
+}
+
+// recordSeen keeps the nodes the job saw in its rollout's state, when the
+// rollout is still at the job's stage and target.
+func (m *Manager) recordSeen(j *waitJob) {
+	m.mu.Lock()
+	defer m.unlock()
+	r := j.r
+	if r != m.cur || !r.routing || r.st.ID != j.id || r.st.Stage != j.stage || r.st.Target != j.target {
+		return
+	}
+	if r.seen == nil {
+		r.seen = map[string]string{}
+	}
+	for id, scope := range j.seen {
+		if len(r.seen) >= maxSeen {
+			break
+		}
+		r.seen[id] = scope
+	}
+	if m.opts.Shared == nil {
+		m.dirty = true // OnChange: the persister keeps it; no decision depends on it
+	}
+	// With Shared, it is saved with the next decision: a save for each node
+	// seen would race the other replicas' for nothing.
+}
+
 // done reports whether a stage's standing decides it before its window ends:
 // enough NACKs, or every node ACKed. A node that NACKed did not ACK: fewer
 // NACKs than MaxNACKs keep the stage until its window ends. A stage none of
 // whose nodes is connected is not decided before its window ends either: a
 // process that has just restarted has no node yet.
+//
+// A held stage is decided by NACKs alone: it waits for Promote or Abort
+// otherwise.
 func (j *waitJob) done(a *stream.Applied) bool {
-	return a.NACKed >= j.maxNACKs || allACKed(a)
+	return a.NACKed >= j.maxNACKs || !j.held && allACKed(a)
 }
 
 // allACKed reports whether the stage's nodes, one at least, all ACKed.
@@ -203,6 +277,9 @@ func (m *Manager) waitStage(ctx context.Context, j *waitJob, changed <-chan stru
 	node := nodeLookup(srv)
 	a, err := srv.WaitFor(ctx, j.target, j.hint, func(a *stream.Applied) bool {
 		f := j.filter(a, node)
+		if j.withGone(&f) {
+			m.recordSeen(j)
+		}
 		return j.done(&f)
 	})
 	if err != nil && ctx.Err() == nil {
@@ -210,7 +287,11 @@ func (m *Manager) waitStage(ctx context.Context, j *waitJob, changed <-chan stru
 		<-ctx.Done()
 		err = ctx.Err()
 	}
-	return j.filter(&a, node), err
+	f := j.filter(&a, node)
+	if j.withGone(&f) {
+		m.recordSeen(j)
+	}
+	return f, err
 }
 
 // Applied returns where this process's nodes of the current stage of the
@@ -272,6 +353,7 @@ func (m *Manager) checkCommitsLocked() {
 		return
 	}
 	r.st.Target = v.Revision()
+	r.seen = r.seenOfFirstStage()
 	r.st.Stage, r.serving = 0, 0
 	r.st.Phase = Running
 	r.st.StageStartedAt = m.opts.Now()
@@ -282,4 +364,25 @@ func (m *Manager) checkCommitsLocked() {
 	m.installLocked()
 	m.wake(r.st.Scopes...)
 	m.changedLocked()
+}
+
+// seenOfFirstStage returns the nodes seen during the current stage that the
+// first stage selects, for a restart at the first stage: a canary that went
+// away on the earlier target stays pending. With stages that read node
+// metadata, only a restart from the first stage keeps them (a gone node's
+// metadata is not kept).
+func (r *Rollout) seenOfFirstStage() map[string]string {
+	if r.st.Stage == 0 {
+		return r.seen
+	}
+	if r.needNode {
+		return nil
+	}
+	out := map[string]string{}
+	for id, scope := range r.seen {
+		if r.matchers[0].matches(scope, &corev3.Node{Id: id}) {
+			out[id] = scope
+		}
+	}
+	return out
 }

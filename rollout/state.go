@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/leanxds/leanxds/store"
@@ -22,6 +24,25 @@ type state struct {
 	Rollout *Status `json:"rollout,omitempty"`
 	// Bases are the base revisions by scope (Status.Base is the oldest).
 	Bases map[string]uint64 `json:"bases,omitempty"`
+	// Seen are the nodes of the current stage seen during it, by id, with
+	// their scope (Rollout.seen): one that is gone is pending.
+	Seen map[string]string `json:"seen,omitempty"`
+	// Staging is set while a Stage's commit runs. The state is handed to
+	// OnChange before the commit and again after it, but a snapshot of the
+	// store taken between the commit and the second call holds the commit
+	// with this state: RestoreState then starts the rollout the commit would
+	// have started, at its first stage, with every scope changed since the
+	// base (see restoreStaging).
+	Staging *staging `json:"staging,omitempty"`
+}
+
+// staging is a Stage commit under way: the base before it, the plan, and
+// the bases of the rollout it supersedes, if any.
+type staging struct {
+	Base   uint64            `json:"base"`
+	Plan   Plan              `json:"plan"`
+	Source string            `json:"source"`
+	Bases  map[string]uint64 `json:"bases,omitempty"`
 }
 
 // MarshalState returns the Manager's state as JSON: the running or most
@@ -40,7 +61,9 @@ func (m *Manager) marshalLocked() ([]byte, error) {
 		st.Applied = stream.Applied{} // counted again from the nodes
 		s.Rollout = &st
 		s.Bases = r.bases
+		s.Seen = r.seen
 	}
+	s.Staging = m.staging
 	return json.Marshal(s)
 }
 
@@ -61,6 +84,17 @@ func (m *Manager) RestoreState(data []byte) error {
 	if err != nil {
 		return err
 	}
+	if sr, err := m.restoreStaging(data, r); err != nil {
+		if r != nil {
+			r.release()
+		}
+		return err
+	} else if sr != nil {
+		if r != nil {
+			r.release()
+		}
+		r = sr
+	}
 	if r == nil {
 		return nil
 	}
@@ -73,6 +107,63 @@ func (m *Manager) RestoreState(data []byte) error {
 	m.wake(r.st.Scopes...)
 	m.changedLocked()
 	return nil
+}
+
+// restoreStaging returns the rollout a state saved while a Stage's commit
+// ran stands for when the store holds revisions past the staging's base: the
+// commit may have been persisted before the state that names its rollout
+// was. Every scope changed since the base (or under the superseded rollout)
+// is rolled out again from its first stage, with the base's content as its
+// base and the store's newest revision as its target: content no stage has
+// tested never goes past the first stage. Nil when the state has no staging,
+// or the store holds nothing past its base.
+func (m *Manager) restoreStaging(data []byte, prev *Rollout) (*Rollout, error) {
+	var s state
+	if err := json.Unmarshal(data, &s); err != nil || s.Staging == nil {
+		return nil, nil
+	}
+	sg := s.Staging
+	v := m.st.View()
+	if v.Revision() <= sg.Base {
+		return nil, nil // the commit was not persisted: nothing to roll out
+	}
+	bases := map[string]uint64{}
+	for sc, b := range sg.Bases {
+		bases[sc] = b
+	}
+	for _, rev := range v.Revisions() {
+		if rev.Revision <= sg.Base {
+			break // newest first
+		}
+		if _, ok := bases[rev.Scope]; !ok {
+			bases[rev.Scope] = sg.Base
+		}
+	}
+	if len(bases) == 0 {
+		return nil, nil
+	}
+	scopes := slices.Sorted(maps.Keys(bases))
+	base := sg.Base
+	for _, b := range bases {
+		base = min(base, b)
+	}
+	now := m.opts.Now()
+	st := Status{ID: fmt.Sprintf("r%d", v.Revision()), Phase: Running, Plan: sg.Plan,
+		Base: base, Target: v.Revision(), Scopes: scopes, StartedAt: now, StageStartedAt: now}
+	if prev != nil {
+		st.Events = prev.st.Events // the superseded rollout's, for the record
+	}
+	out, err := json.Marshal(state{Version: stateVersion, Rollout: &st, Bases: bases})
+	if err != nil {
+		return nil, err
+	}
+	r, err := m.decodeLocked(out, nil)
+	if err != nil {
+		return nil, err
+	}
+	m.eventLocked(r, "started", fmt.Sprintf("%s: restored while its commit ran: revision %d of %s over base %d; stage 1 of %d (%s)",
+		sg.Source, st.Target, strings.Join(scopes, ", "), base, len(r.st.Plan.Stages), r.st.Plan.Stages[0].Name), nil)
+	return r, nil
 }
 
 // decodeLocked reads a state into a Rollout; nil when it holds none. The
@@ -103,7 +194,7 @@ func (m *Manager) decodeLocked(data []byte, prev *Rollout) (*Rollout, error) {
 	st.Plan = plan
 	matchers, needNode := compileStages(plan)
 	r := &Rollout{m: m, st: st, matchers: matchers, needNode: needNode, serving: st.Stage,
-		bases: map[string]uint64{}, baseViews: map[string]store.View{}}
+		bases: map[string]uint64{}, baseViews: map[string]store.View{}, seen: s.Seen}
 	for _, sc := range st.Scopes {
 		r.bases[sc] = st.Base
 		if b, ok := s.Bases[sc]; ok {
@@ -136,6 +227,14 @@ func (m *Manager) decodeLocked(data []byte, prev *Rollout) (*Rollout, error) {
 	r.st.StageStartedAt = m.opts.Now()
 	r.stageStart = time.Now()
 	return r, nil
+}
+
+// take makes r the rollout o decodes, keeping r.m, which Wait reads without
+// the lock.
+func (r *Rollout) take(o *Rollout) {
+	r.st, r.matchers, r.needNode = o.st, o.matchers, o.needNode
+	r.bases, r.baseViews, r.releases = o.bases, o.baseViews, o.releases
+	r.routing, r.serving, r.stageStart, r.seen = o.routing, o.serving, o.stageStart, o.seen
 }
 
 func (r *Rollout) release() {
@@ -204,7 +303,7 @@ func (m *Manager) adoptLocked(data []byte, version int64) {
 			}
 		}
 		prev.release()
-		*prev = *r // the same Rollout: its Wait goes on
+		prev.take(r) // the same Rollout: its Wait goes on
 		r = prev
 	case prev != nil && prev.routing:
 		prev.st.Phase = Superseded
@@ -258,6 +357,9 @@ func (m *Manager) waitShared(ctx context.Context, j *waitJob, changed <-chan str
 	sh := m.opts.Shared
 	for {
 		a, err := sh.Applied(ctx, j.id)
+		if err == nil && j.withGone(&a) {
+			m.recordSeen(j)
+		}
 		if err == nil && j.done(&a) {
 			return a, nil
 		}

@@ -23,7 +23,9 @@ import (
 //     (versions are digests of content: a node whose subscriptions R did not
 //     change needs no new response to be ACKed for R: R20);
 //   - NACKed when the newest answer of some type is a NACK of a response made
-//     from a view at or past R (R21);
+//     from a view at or past R (R21), or of a response whose content a view at
+//     or past R, read since, would send it again unchanged (R26: the rejected
+//     content is R's too);
 //   - pending otherwise: a response is unanswered or not computed yet, the
 //     stream has not read a view at or past R, or the client NACKed a response
 //     of an earlier view and still runs what it held before.
@@ -68,7 +70,8 @@ type Rejection struct {
 	// Version is the version of the response rejected.
 	Version string `json:"version"`
 	// Revision is the store revision of the view the rejected response was
-	// made from.
+	// made from, or of a newer view read since that would send the same
+	// content (R26).
 	Revision uint64 `json:"revision"`
 	// Detail is the client's error_detail message.
 	Detail string    `json:"detail"`

@@ -37,6 +37,9 @@ type conn struct {
 	shownStatus atomic.Pointer[machine.Status]
 	// opened is set once the first request named the node.
 	opened atomic.Bool
+	// requested is the scope the node asked for when it differs from the
+	// one it was resolved to (Session.Rescoped); nil otherwise.
+	requested atomic.Pointer[string]
 
 	watcher *store.Watcher
 	// watched are the types the watcher watches in the stream's scope, kept here
@@ -367,6 +370,10 @@ func serve[Req request](s *Server, ss grpc.ServerStream, v *variant[Req], fixedT
 func receive[Req request](c *conn, x *Session[Req], req Req) error {
 	rcv, opened, err := x.Receive(req)
 	if opened {
+		if x.requested != x.info.Scope {
+			r := x.requested
+			c.requested.Store(&r)
+		}
 		c.open(x)
 	}
 	if err != nil {
@@ -448,6 +455,9 @@ func push[Req request](c *conn, x *Session[Req], ss grpc.ServerStream) error {
 		return nil
 	}
 	s := c.srv
+	if err := x.Rescoped(); err != nil {
+		return err
+	}
 	v := x.View()
 	resps := x.Responses(v)
 	before, after := c.shownStatus.Load(), x.Status()
@@ -497,7 +507,7 @@ func (s *Server) fetch(ctx context.Context, req *discoveryv3.DiscoveryRequest, f
 			return nil, status.Errorf(codes.PermissionDenied, "node %q refused: %v", req.GetNode().GetId(), err)
 		}
 	}
-	scope := s.scopeFor(s.store.View(), s.opts.ScopeOf(req.GetNode()))
+	scope := s.resolveScope(s.opts.ScopeOf(req.GetNode()), req.GetNode())
 	v := s.viewFor(scope, req.GetNode())
 	cfg := machine.Config{Scope: scope, Node: req.GetNode(), Limits: s.opts.Limits, Caches: s.caches}
 	r, err := machine.Fetch(cfg, req, s.opts.Now(), v)

@@ -32,16 +32,29 @@ func (s *Server) viewFor(scope string, node *corev3.Node) store.View {
 	return v
 }
 
+// resolveScope resolves the scope a node asks for (Options.ScopeOf) against
+// the view the node would be served in it, not the store's newest: with a
+// Router serving the node an earlier view (a rollout whose change creates the
+// scope, at a stage that does not reach the node yet), a scope that view does
+// not hold falls back to DefaultScope, as it did before the change (see
+// Options.NoDefaultScope).
+func (s *Server) resolveScope(requested string, node *corev3.Node) string {
+	return s.scopeFor(s.viewFor(requested, node), requested)
+}
+
 // Wake makes every open stream of scope (of every scope when scope is "") read
 // the store again and send what its client lacks, as a commit that changes
 // what it watches would. It does not wait for them. A Router calls it when it
-// changes the view some nodes of scope are served.
+// changes the view some nodes of scope are served. It also wakes the streams
+// of nodes that asked for scope and were served DefaultScope (the view they
+// were served had no scope): one that would now be resolved to scope ends
+// with codes.Unavailable and reconnects (Session.Rescoped).
 func (s *Server) Wake(scope string) {
 	for _, c := range s.all() {
 		if !c.opened.Load() {
 			continue
 		}
-		if scope == "" || c.shownInfo.Load().Scope == scope {
+		if scope == "" || c.shownInfo.Load().Scope == scope || c.requested.Load() != nil && *c.requested.Load() == scope {
 			c.watcher.Signal()
 		}
 	}

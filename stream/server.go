@@ -23,7 +23,11 @@ type Options struct {
 	// ScopeOf maps a node to its scope; nil means ScopeByCluster.
 	ScopeOf ScopeFunc
 	// NoDefaultScope turns off the fallback of a node whose scope holds nothing to
-	// DefaultScope: such a node is then served its own, empty, scope.
+	// DefaultScope: such a node is then served its own, empty, scope. The
+	// fallback is decided when a stream opens, against the view the node is
+	// served (with a Router, maybe an earlier one); a stream that fell back
+	// ends with codes.Unavailable once that view holds its scope and the
+	// scope is woken (Server.Wake), so that its node reconnects to it.
 	NoDefaultScope bool
 	// Limits bound what one request may ask.
 	Limits Limits
@@ -187,7 +191,7 @@ func (s *Server) GRPCOptions() []grpc.ServerOption {
 // since returns the time since the server's epoch, on the monotonic clock.
 func (s *Server) since() int64 { return int64(time.Since(s.epoch)) }
 
-// scopeFor resolves a node's scope against the store (see Options.NoDefaultScope).
+// scopeFor resolves a node's scope against view v (see Options.NoDefaultScope).
 func (s *Server) scopeFor(v store.View, scope string) string {
 	if !s.opts.NoDefaultScope && !v.HasScope(scope) {
 		return DefaultScope

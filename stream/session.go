@@ -36,6 +36,10 @@ type Session[Req request] struct {
 	// fixedType is the type URL of a per-type service; "" for ADS.
 	fixedType string
 	info      StreamInfo
+	// requested is the scope Options.ScopeOf gave the node; info.Scope is
+	// what it resolved to (DefaultScope when the node was opened, the store
+	// had no scope requested; see Rescoped).
+	requested string
 	// sm is nil until the first request opened the stream.
 	sm machine.Machine[Req]
 	// at is when the newest request was received (Options.Now).
@@ -153,7 +157,27 @@ func (x *Session[Req]) Step(waiting ...Req) ([]*Response, error) {
 			return nil, err
 		}
 	}
+	if err := x.Rescoped(); err != nil {
+		return nil, err
+	}
 	return x.Responses(x.View()), nil
+}
+
+// Rescoped returns the status a stream ends with when its node would now be
+// resolved to another scope than the one it was opened in: codes.Unavailable,
+// so that the client reconnects and is resolved again. It happens to a node
+// whose scope did not exist in the view it was served when its stream opened
+// (it was served DefaultScope) once the view it is served holds it: a
+// rollout's stage that creates the scope reaches it. Nil otherwise. It costs
+// nothing for a stream opened in the scope its node asked for.
+func (x *Session[Req]) Rescoped() error {
+	if x.sm == nil || x.requested == x.info.Scope {
+		return nil
+	}
+	if s := x.srv.resolveScope(x.requested, x.info.Node); s != x.info.Scope {
+		return status.Errorf(codes.Unavailable, "node %q: the scope it is served is now %q, not %q: reconnect", x.info.NodeID, s, x.info.Scope)
+	}
+	return nil
 }
 
 // Message returns the message that carries r on the wire: a DiscoveryResponse
@@ -189,7 +213,8 @@ func (x *Session[Req]) open(node *corev3.Node) error {
 			return status.Errorf(codes.PermissionDenied, "node %q refused: %v", node.GetId(), err)
 		}
 	}
-	scope := s.scopeFor(s.store.View(), s.opts.ScopeOf(node))
+	x.requested = s.opts.ScopeOf(node)
+	scope := s.resolveScope(x.requested, node)
 	kept := keptNode(node)
 	x.info.NodeID, x.info.Cluster, x.info.Scope, x.info.Node = kept.GetId(), kept.GetCluster(), scope, kept
 	x.sm = x.v.newMachine(machine.Config{Scope: scope, Node: kept, Limits: s.opts.Limits, Caches: s.caches})

@@ -150,6 +150,7 @@ func (d *Delta) respond(v store.View, ts *typeState) *Response {
 	cur := emptyTableFor(v, d.Scope, ts)
 	d.p2Recheck(v, ts, cur)
 	if ts.current(cur) {
+		ts.holds.stillRejected(v.Revision())
 		return nil
 	}
 	old, oldRetained := ts.holds.table, ts.owed.retained
@@ -164,6 +165,7 @@ func (d *Delta) respond(v store.View, ts *typeState) *Response {
 	ts.owed.initial = nil
 	ts.owed.paid()
 	if len(updated) == 0 && len(removed) == 0 && !respond {
+		ts.holds.stillRejected(v.Revision()) // nothing differs from the newest response
 		return nil
 	}
 	entries := d.subscribed(v, ts, cur)

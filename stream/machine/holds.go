@@ -64,6 +64,19 @@ func (h *holds) rejected(n *NACK) {
 	h.lastNACK, h.nacked = n, true
 }
 
+// stillRejected records that a view at store revision rev sends the client
+// nothing new of the type: when its newest answer is a NACK of the newest
+// response, the content it rejected is the content of rev too, so the NACK
+// counts as a rejection of rev (Standing; R26). The NACK is replaced, not
+// modified: status snapshots share it.
+func (h *holds) stillRejected(rev uint64) {
+	if h.nacked && h.lastNACK != nil && h.lastNACK.Nonce == h.nonce && h.lastNACK.Revision < rev {
+		n := *h.lastNACK
+		n.Revision = rev
+		h.lastNACK = &n
+	}
+}
+
 // resumed records that a client on a new stream holds table t at version
 // (S3, S6), as if it had been sent and ACKed here, from a view at revision rev.
 func (h *holds) resumed(t *store.Table, version string, rev uint64) {

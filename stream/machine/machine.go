@@ -210,7 +210,8 @@ type NACK struct {
 	// RejectedVersion is the version_info of the rejected response.
 	RejectedVersion string
 	// Revision is the store revision of the view the rejected response was
-	// made from.
+	// made from; when a newer view read since sends nothing new of the type
+	// (its content is the one rejected), that view's (R26).
 	Revision uint64
 	// Code and Message are the client's error_detail. Only its presence makes a
 	// NACK (P1): the code differs from client to client.

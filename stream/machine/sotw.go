@@ -147,6 +147,7 @@ func (s *SotW) respond(v store.View, ts *typeState) *Response {
 	cur := emptyTableFor(v, s.Scope, ts)
 	s.p2Recheck(v, ts, cur)
 	if ts.current(cur) {
+		ts.holds.stillRejected(v.Revision())
 		return nil // the common case: nothing new for this type
 	}
 	if !ts.sub.wildcard && len(ts.sub.names) == 0 {
@@ -168,6 +169,7 @@ func (s *SotW) respond(v store.View, ts *typeState) *Response {
 	ts.holds.table = cur
 	ts.owed.paid()
 	if r == nil {
+		ts.holds.stillRejected(v.Revision()) // R6: the same content as the newest response
 		return nil
 	}
 	r.TypeURL = ts.typeURL

@@ -82,7 +82,9 @@ func TestStandingSotW(t *testing.T) {
 	r4 := commitRev(t, st, store.Set("other", xdstest.Cluster("c")))
 	assert.Empty(t, m.Responses(st.View()), "R6: a NACKed version is not re-sent")
 	sd = m.Status().Standing(r4)
-	assert.Nil(t, sd.NACK, "the rejected response was made before r4")
+	require.NotNil(t, sd.NACK, "R26: r4 would send the content rejected: the NACK stands against r4")
+	assert.Equal(t, r4, sd.NACK.Revision)
+	assert.Equal(t, rs[0].Version, sd.NACK.RejectedVersion)
 	assert.False(t, sd.ACKed, "the client still runs what it held before r3")
 	assert.Equal(t, r2, m.Status().ACKedRevision())
 
@@ -98,7 +100,7 @@ func TestStandingSotW(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, machine.Standing{ACKed: true, Answered: true}, m.Status().Standing(r3))
 	assert.Equal(t, r5, m.Status().ACKedRevision())
-	assert.Equal(t, r3, m.Status().Types()[0].LastNACK.Revision, "the NACK keeps its revision")
+	assert.Equal(t, r4, m.Status().Types()[0].LastNACK.Revision, "the NACK keeps the newest revision it stood against")
 
 	// A new subscription is owed an answer: pending until computed and ACKed.
 	_, err = m.Receive(&discoveryv3.DiscoveryRequest{TypeUrl: lds}, time.Time{}, st.View())

@@ -229,7 +229,8 @@ type Standing struct {
 	// content.
 	ACKed bool
 	// NACK, when not nil, is the rejection of a response made from a view at
-	// or past the revision: the newest answer of type TypeURL.
+	// or past the revision, or of content such a view read since would send
+	// unchanged (R26): the newest answer of type TypeURL.
 	NACK    *NACK
 	TypeURL string
 	// Answered: the client has answered (ACK or NACK) every response it was
