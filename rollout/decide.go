@@ -30,9 +30,9 @@ func (m *Manager) decideLocked(j *waitJob, a stream.Applied, err error, timedOut
 			rejections = append(rejections, *n.Rejection)
 			m.log.Warn("rollout: node rejected the change", "rollout", r.st.ID, "stage", r.st.Stage,
 				"node", n.NodeID, "scope", n.Scope, "type", n.Rejection.TypeURL, "version", n.Rejection.Version,
-				"revision", n.Rejection.Revision, "detail", boundDetail(n.Rejection.Detail))
+				"revision", n.Rejection.Revision, "detail", BoundDetail(n.Rejection.Detail))
 			if first == "" {
-				first = fmt.Sprintf("NACK from node %s: %s", n.NodeID, boundDetail(n.Rejection.Detail))
+				first = fmt.Sprintf("NACK from node %s: %s", n.NodeID, BoundDetail(n.Rejection.Detail))
 			}
 		}
 		m.nacks += uint64(a.NACKed)

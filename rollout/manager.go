@@ -460,37 +460,38 @@ func (m *Manager) wake(scopes ...string) {
 	}
 }
 
-// maxRejections bounds the rejections an event keeps (the first ones, by
-// node id), and maxDetail the bytes of each one's detail kept in events and
-// the state: a client's error_detail is not bounded, and the state is
+// MaxRejections bounds the rejections an event keeps (the first ones, by
+// node id), and MaxDetail the bytes of each one's detail kept in events and
+// the state (here and in rollout/etcdrollout's state in etcd): a client's error_detail is not bounded, and the state is
 // written on every change. A longer detail is cut at a character boundary
 // and marked "… (N bytes cut)".
 const (
-	maxRejections = 16
-	maxDetail     = 1024
+	MaxRejections = 16
+	MaxDetail     = 1024
 )
 
-// boundDetail cuts a NACK's detail to maxDetail bytes.
-func boundDetail(s string) string {
-	if len(s) <= maxDetail {
+// BoundDetail cuts a NACK's detail to MaxDetail bytes, at a character
+// boundary, marked "… (N bytes cut)".
+func BoundDetail(s string) string {
+	if len(s) <= MaxDetail {
 		return s
 	}
-	cut := maxDetail
+	cut := MaxDetail
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
 	return s[:cut] + fmt.Sprintf("… (%d bytes cut)", len(s)-cut)
 }
 
-// boundRejections keeps the first maxRejections of rs, each with its detail
-// cut to maxDetail bytes.
-func boundRejections(rs []stream.Rejection) []stream.Rejection {
-	if len(rs) > maxRejections {
-		rs = rs[:maxRejections]
+// BoundRejections returns the first MaxRejections of rs, each with its detail
+// cut to MaxDetail bytes; rs is not modified.
+func BoundRejections(rs []stream.Rejection) []stream.Rejection {
+	if len(rs) > MaxRejections {
+		rs = rs[:MaxRejections]
 	}
 	out := make([]stream.Rejection, len(rs))
 	for i, r := range rs {
-		r.Detail = boundDetail(r.Detail)
+		r.Detail = BoundDetail(r.Detail)
 		out[i] = r
 	}
 	return out
@@ -499,7 +500,7 @@ func boundRejections(rs []stream.Rejection) []stream.Rejection {
 // eventLocked records an event of r, logs it and counts it.
 func (m *Manager) eventLocked(r *Rollout, what, msg string, rejections []stream.Rejection) {
 	if len(rejections) > 0 {
-		rejections = boundRejections(rejections)
+		rejections = BoundRejections(rejections)
 	}
 	ev := Event{At: m.opts.Now(), What: what, Stage: r.st.Stage, Message: msg, Rejections: rejections}
 	if len(r.st.Events) >= maxEvents {

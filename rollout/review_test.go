@@ -360,20 +360,20 @@ func TestRestoreDuringStageCommitStagesTheCommit(t *testing.T) {
 }
 
 // NACK details kept in events (and the state) are bounded: each is cut to
-// maxDetail bytes, marked, and an event keeps maxRejections of them.
+// MaxDetail bytes, marked, and an event keeps MaxRejections of them.
 func TestRejectionsAreBounded(t *testing.T) {
-	long := strings.Repeat("é", maxDetail) // 2 bytes each
+	long := strings.Repeat("é", MaxDetail) // 2 bytes each
 	var rs []stream.Rejection
-	for i := range maxRejections + 5 {
+	for i := range MaxRejections + 5 {
 		rs = append(rs, stream.Rejection{TypeURL: protocol.TypeCluster, Detail: fmt.Sprintf("%d %s", i, long)})
 	}
-	got := boundRejections(rs)
-	require.Len(t, got, maxRejections)
+	got := BoundRejections(rs)
+	require.Len(t, got, MaxRejections)
 	for _, r := range got {
-		require.LessOrEqual(t, len(r.Detail), maxDetail+len("… (9999 bytes cut)"))
+		require.LessOrEqual(t, len(r.Detail), MaxDetail+len("… (9999 bytes cut)"))
 		require.True(t, utf8.ValidString(r.Detail))
 		require.Contains(t, r.Detail, "bytes cut)")
 	}
-	require.Equal(t, "short", boundDetail("short"))
-	require.Equal(t, len("0 ")+2*maxDetail, len(rs[0].Detail), "the caller's rejections are not modified")
+	require.Equal(t, "short", BoundDetail("short"))
+	require.Equal(t, len("0 ")+2*MaxDetail, len(rs[0].Detail), "the caller's rejections are not modified")
 }
