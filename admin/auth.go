@@ -92,7 +92,9 @@ func (t *adminToken) matches(token string) bool {
 // tokenFile is a token kept in a file (--admin-token-file): its first line,
 // trimmed. The file is stat'ed at each check and read again when its size or
 // modification time changed, so a rotated token takes effect without a
-// restart. A file that cannot be read keeps the token last read.
+// restart. A file that is gone or cannot be read holds no token: deleting it
+// (or unmounting the secret that held it) revokes the token, and the
+// mutating endpoints refuse every caller until a file is there again.
 type tokenFile struct {
 	path string
 
@@ -112,12 +114,18 @@ func (f *tokenFile) current() (sum [sha256.Size]byte, set bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fi, err := os.Stat(f.path)
-	if err != nil || (f.read && fi.Size() == f.stamp.size && fi.ModTime().Equal(f.stamp.mod)) {
+	if err == nil && f.read && fi.Size() == f.stamp.size && fi.ModTime().Equal(f.stamp.mod) {
 		return f.sum, f.set
 	}
-	token, err := ReadTokenFile(f.path)
+	var token string
+	if err == nil {
+		token, err = ReadTokenFile(f.path)
+	}
 	if err != nil {
-		return f.sum, f.set
+		// Gone or unreadable: it holds no token (fail closed), and is read
+		// again once it can be.
+		f.read, f.set, f.sum = false, false, [sha256.Size]byte{}
+		return f.sum, false
 	}
 	f.read = true
 	f.stamp.size, f.stamp.mod = fi.Size(), fi.ModTime()

@@ -113,6 +113,18 @@ func TestTokenFile(t *testing.T) {
 	assert.Equal(t, http.StatusForbidden, status(http.MethodPost, "/reload", "Bearer "))
 	assert.Equal(t, http.StatusUnauthorized, status(http.MethodGet, "/debug/clients", ""))
 	assert.Len(t, ts.source.calls(), 2)
+
+	// Deleting the file revokes the token: nobody is let in, and the pages
+	// still want a token; a file written again is read again.
+	require.NoError(t, os.WriteFile(file, []byte("third-token\n"), 0o600))
+	require.NoError(t, os.Chtimes(file, later.Add(2*time.Minute), later.Add(2*time.Minute)))
+	assert.Equal(t, http.StatusOK, status(http.MethodPost, "/reload", "Bearer third-token"))
+	require.NoError(t, os.Remove(file))
+	assert.Equal(t, http.StatusForbidden, status(http.MethodPost, "/reload", "Bearer third-token"), "a deleted token file still lets its token in")
+	assert.Equal(t, http.StatusUnauthorized, status(http.MethodGet, "/debug/clients", ""))
+	require.NoError(t, os.WriteFile(file, []byte("fourth-token\n"), 0o600))
+	assert.Equal(t, http.StatusOK, status(http.MethodPost, "/reload", "Bearer fourth-token"))
+	assert.Len(t, ts.source.calls(), 4)
 }
 
 // With client certificates verified by the admin port, a caller whose
