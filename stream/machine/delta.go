@@ -87,7 +87,7 @@ func (d *Delta) receive(req *discoveryv3.DeltaDiscoveryRequest, at time.Time) (R
 					RejectedVersion: p.version,
 					Revision:        p.rev,
 					Code:            req.GetErrorDetail().GetCode(),
-					Message:         req.GetErrorDetail().GetMessage(),
+					Message:         nackMessage(req.GetErrorDetail().GetMessage()),
 					At:              at,
 				})
 				rcv.Kind, rcv.Version, rcv.NACK = KindNACK, ts.holds.ackedVersion, ts.holds.lastNACK

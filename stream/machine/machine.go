@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -201,6 +202,25 @@ func (l Limits) checkNames(typeURL string, z nameSizes) error {
 	return nil
 }
 
+// MaxNACKMessageBytes bounds what a stream keeps of a NACK's error_detail
+// message: the client chooses its length (up to a whole request), and a
+// stream keeps the newest NACK of each type for status pages, CSDS, rollouts
+// and logs. A longer message is cut at a character boundary and marked
+// "… (N bytes cut)".
+const MaxNACKMessageBytes = 4 << 10
+
+// nackMessage returns what a stream keeps of a NACK's message.
+func nackMessage(s string) string {
+	if len(s) <= MaxNACKMessageBytes {
+		return s
+	}
+	cut := MaxNACKMessageBytes
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("… (%d bytes cut)", len(s)-cut)
+}
+
 // NACK is a client's rejection of a response.
 type NACK struct {
 	// Nonce is the nonce of the rejected response.
@@ -213,8 +233,9 @@ type NACK struct {
 	// made from; when a newer view read since sends nothing new of the type
 	// (its content is the one rejected), that view's (R26).
 	Revision uint64
-	// Code and Message are the client's error_detail. Only its presence makes a
-	// NACK (P1): the code differs from client to client.
+	// Code and Message are the client's error_detail (Message cut to
+	// MaxNACKMessageBytes). Only its presence makes a NACK (P1): the code
+	// differs from client to client.
 	Code    int32
 	Message string
 	// At is when the NACK arrived.

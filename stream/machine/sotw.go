@@ -72,7 +72,7 @@ func (s *SotW) receive(req *discoveryv3.DiscoveryRequest, at time.Time, v store.
 			RejectedVersion: ts.holds.version,
 			Revision:        ts.holds.sentRev,
 			Code:            req.GetErrorDetail().GetCode(),
-			Message:         req.GetErrorDetail().GetMessage(),
+			Message:         nackMessage(req.GetErrorDetail().GetMessage()),
 			At:              at,
 		})
 		rcv.Kind, rcv.Version, rcv.NACK = KindNACK, req.GetVersionInfo(), ts.holds.lastNACK
