@@ -9,12 +9,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/leanxds/leanxds/store"
 	"github.com/leanxds/leanxds/stream"
+	"github.com/leanxds/leanxds/stream/machine"
 )
 
 // Options configure a Manager.
@@ -472,16 +472,7 @@ const (
 
 // BoundDetail cuts a NACK's detail to MaxDetail bytes, at a character
 // boundary, marked "… (N bytes cut)".
-func BoundDetail(s string) string {
-	if len(s) <= MaxDetail {
-		return s
-	}
-	cut := MaxDetail
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + fmt.Sprintf("… (%d bytes cut)", len(s)-cut)
-}
+func BoundDetail(s string) string { return machine.Cut(s, MaxDetail) }
 
 // BoundRejections returns the first MaxRejections of rs, each with its detail
 // cut to MaxDetail bytes; rs is not modified.

@@ -210,11 +210,16 @@ func (l Limits) checkNames(typeURL string, z nameSizes) error {
 const MaxNACKMessageBytes = 4 << 10
 
 // nackMessage returns what a stream keeps of a NACK's message.
-func nackMessage(s string) string {
-	if len(s) <= MaxNACKMessageBytes {
+func nackMessage(s string) string { return Cut(s, MaxNACKMessageBytes) }
+
+// Cut returns s cut to at most n bytes at a character boundary, marked
+// "… (N bytes cut)" when it was cut: how leanxds keeps bounded what a client
+// wrote (a NACK's detail, here and in rollout states).
+func Cut(s string, n int) string {
+	if len(s) <= n {
 		return s
 	}
-	cut := MaxNACKMessageBytes
+	cut := n
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
