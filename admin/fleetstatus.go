@@ -171,8 +171,14 @@ type FleetReplicaRollout struct {
 	ACKed   int `json:"acked"`
 	NACKed  int `json:"nacked"`
 	Pending int `json:"pending"`
+	// Seen counts the nodes of the stage the replica saw during it (served
+	// a view, or listed here), connected or not; Gone those of them no longer
+	// connected to it: a node may have crashed on the target. Both are
+	// bounded by what the replica remembers (package rollout/etcdrollout).
+	Seen int `json:"seen,omitempty"`
+	Gone int `json:"gone,omitempty"`
 	// NACKs are the NACKs of the first MaxFleetNACKs nodes that NACKed, by
-	// node id.
+	// node id, each detail cut short (rollout.MaxDetail bytes).
 	NACKs []FleetNodeNACK `json:"nacks,omitempty"`
 }
 
@@ -191,6 +197,7 @@ func (r *FleetReplicaRollout) Equal(o *FleetReplicaRollout) bool {
 		return r == o
 	}
 	return r.ID == o.ID && r.Stage == o.Stage && r.ACKed == o.ACKed && r.NACKed == o.NACKed && r.Pending == o.Pending &&
+		r.Seen == o.Seen && r.Gone == o.Gone &&
 		slices.EqualFunc(r.NACKs, o.NACKs, func(a, b FleetNodeNACK) bool { return a.Node == b.Node && sameRejection(&a.Rejection, &b.Rejection) })
 }
 

@@ -11,8 +11,11 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/leanxds/leanxds/admin"
 	"github.com/leanxds/leanxds/rollout"
@@ -183,6 +186,12 @@ type Tally struct {
 	// those that do not yet.
 	Ready   bool
 	Waiting []string
+	// Seen counts the nodes of the stage the replicas saw during it, Gone
+	// those of them no longer connected to the replica that saw them
+	// (admin.FleetReplicaRollout): a gone node counts as pending, so that a
+	// node that crashed on the target does not pass for one that never
+	// connected. A replica that restarts forgets the nodes it saw.
+	Seen, Gone int
 	// NACKs are the nodes that NACKed (at most admin.MaxFleetNACKs a
 	// replica), with what they said.
 	NACKs []NodeNACK
@@ -227,6 +236,8 @@ func (r *Replica) tally(ctx context.Context) (st State, modRev int64, t Tally, o
 		t.ACKed += sum.ACKed
 		t.NACKed += sum.NACKed
 		t.Pending += sum.Pending
+		t.Seen += sum.Seen
+		t.Gone += sum.Gone
 		for _, n := range sum.NACKs {
 			t.NACKs = append(t.NACKs, NodeNACK{Node: n.Node, Replica: id, Rejection: n.Rejection})
 		}
@@ -234,13 +245,18 @@ func (r *Replica) tally(ctx context.Context) (st State, modRev int64, t Tally, o
 	return st, modRev, t, true, nil
 }
 
+// maxNamedNACKs bounds the NACKs a rollback's reason names; the event's
+// Rejections keep rollout.MaxRejections of them.
+const maxNamedNACKs = 3
+
 // decide reads the state and the fleet and makes the decision they call for,
 // as the rollout package's Manager does: a rollback on MaxNACKs NACKs; the
 // next stage (or promoted) once every replica worked out the stage, at least
 // one node of it ACKed and every one did (fewer NACKs than MaxNACKs hold the
-// stage until its window ends); once the window ended, the next stage when
-// no node of the stage is connected to any replica (event "empty"), the
-// plan's OnTimeout otherwise.
+// stage until its window ends; a node seen during the stage and gone since
+// counts as pending); once the window ended, the next stage when no node of
+// the stage was seen by any replica (event "empty"), the plan's OnTimeout
+// otherwise.
 func (r *Replica) decide(ctx context.Context) error {
 	st, modRev, t, ok, err := r.tally(ctx)
 	if err != nil || !ok {
@@ -255,28 +271,23 @@ func (r *Replica) decide(ctx context.Context) error {
 	}
 	switch {
 	case t.NACKed >= st.Plan.MaxNACKs:
-		var msgs []string
-		var rej []stream.Rejection
-		for _, n := range t.NACKs {
-			msgs = append(msgs, fmt.Sprintf("NACK from node %s (replica %s) of %s: %s", n.Node, n.Replica, n.Rejection.TypeURL, n.Rejection.Detail))
-			rej = append(rej, n.Rejection)
-		}
-		why := fmt.Sprintf("stage %s: %d of its nodes NACKed (at most %d): %s", st.stageName(st.Stage), t.NACKed, st.Plan.MaxNACKs, strings.Join(msgs, "; "))
-		if err := r.rollBack(ctx, st, modRev, now, why, rej); err != nil {
+		if err := r.rollBack(ctx, st, modRev, now, nackReason(&st, &t), nackRejections(t.NACKs)); err != nil {
 			return err
 		}
 		r.counted("rollback", t.NACKed)
 		return nil
-	case st.Phase == rollout.Running && t.Ready && t.ACKed > 0 && t.Pending == 0 && t.NACKed == 0:
+	case st.Phase == rollout.Running && t.Ready && t.ACKed > 0 && t.Pending == 0 && t.Gone == 0 && t.NACKed == 0:
 		next := st.next(now, fmt.Sprintf("its %d nodes ACKed", t.ACKed))
 		if err := r.write(ctx, st, modRev, next); err != nil {
 			return err
 		}
 		r.counted(next.Events[len(next.Events)-1].What, 0)
 		return nil
-	case st.Phase == rollout.Running && r.now().Sub(r.windowStart) >= st.Plan.Window && t.Ready && t.ACKed+t.NACKed+t.Pending == 0:
-		// No node of the stage connected to any replica (1% of a small
-		// fleet may be none): it passes once its window ended.
+	case st.Phase == rollout.Running && r.now().Sub(r.windowStart) >= st.Plan.Window && t.Ready && t.ACKed+t.NACKed+t.Pending+t.Seen+t.Gone == 0:
+		// No node of the stage connected to any replica during it (1% of a
+		// small fleet may be none): it passes once its window ended. A node
+		// seen and gone since (it may have crashed on the target) makes the
+		// stage not empty: the window ends as the plan's OnTimeout says.
 		next := st.nextAs(now, "empty", fmt.Sprintf("no node of it connected within its window of %s", st.Plan.Window))
 		if err := r.write(ctx, st, modRev, next); err != nil {
 			return err
@@ -285,6 +296,9 @@ func (r *Replica) decide(ctx context.Context) error {
 		return nil
 	case st.Phase == rollout.Running && r.now().Sub(r.windowStart) >= st.Plan.Window:
 		why := fmt.Sprintf("stage %s: its window of %s ended with %d nodes ACKed, %d pending", st.stageName(st.Stage), st.Plan.Window, t.ACKed, t.Pending)
+		if t.Gone > 0 {
+			why += fmt.Sprintf(", %d seen during the stage and gone", t.Gone)
+		}
 		switch {
 		case len(t.Waiting) > 0:
 			why += ", replicas " + strings.Join(t.Waiting, ", ") + " not reporting the stage"
@@ -307,6 +321,31 @@ func (r *Replica) decide(ctx context.Context) error {
 	return nil
 }
 
+// nackReason is a rollback's reason: how many of the stage's nodes NACKed,
+// and the first maxNamedNACKs of the NACKs, each detail cut to
+// rollout.MaxDetail bytes, with how many more there are.
+func nackReason(st *State, t *Tally) string {
+	var msgs []string
+	for _, n := range t.NACKs[:min(len(t.NACKs), maxNamedNACKs)] {
+		msgs = append(msgs, fmt.Sprintf("NACK from node %s (replica %s) of %s: %s", n.Node, n.Replica, n.Rejection.TypeURL, rollout.BoundDetail(n.Rejection.Detail)))
+	}
+	why := fmt.Sprintf("stage %s: %d of its nodes NACKed (at most %d): %s", st.stageName(st.Stage), t.NACKed, st.Plan.MaxNACKs, strings.Join(msgs, "; "))
+	if more := t.NACKed - len(msgs); more > 0 {
+		why += fmt.Sprintf(" and %d more", more)
+	}
+	return why
+}
+
+// nackRejections are the rejections a rollback's event keeps:
+// rollout.BoundRejections of the NACKs.
+func nackRejections(nacks []NodeNACK) []stream.Rejection {
+	rej := make([]stream.Rejection, 0, min(len(nacks), rollout.MaxRejections))
+	for _, n := range nacks[:min(len(nacks), rollout.MaxRejections)] {
+		rej = append(rej, n.Rejection)
+	}
+	return rollout.BoundRejections(rej)
+}
+
 // write saves next in place of st, read at modRev: when next is promoted,
 // the base generation is deleted in the same txn.
 func (r *Replica) write(ctx context.Context, st State, modRev int64, next State) error {
@@ -318,14 +357,36 @@ func (r *Replica) write(ctx context.Context, st State, modRev int64, next State)
 }
 
 // rollBack puts the base back: current to the base generation, the state
-// rolled back, the target generation deleted, in one txn.
+// rolled back, the target generation deleted, in one txn. The rollback never
+// depends on its diagnostics: a state too large for etcd (its request limit)
+// is written again with the reason cut short, and without rejections.
 func (r *Replica) rollBack(ctx context.Context, st State, modRev int64, at time.Time, why string, rej []stream.Rejection) error {
 	next := st.rolledBack(at, why, rej)
-	if err := writeState(ctx, r.cli, r.prefix, st, modRev, next, r.timeout); err != nil {
+	err := writeState(ctx, r.cli, r.prefix, st, modRev, next, r.timeout)
+	if tooLarge(err) {
+		r.log.Warn("etcd rollout: the rollback's state is too large for etcd; writing it without its rejections", "rollout", st.ID, "err", err)
+		next = st.withoutRejections().rolledBack(at, rollout.BoundDetail(why), nil)
+		err = writeState(ctx, r.cli, r.prefix, st, modRev, next, r.timeout)
+	}
+	if err != nil {
 		return err
 	}
 	r.logDecision(next)
 	return nil
+}
+
+// tooLarge reports whether err is a request refused for its size: by etcd
+// (over its --max-request-bytes), or by the client before it is sent (over
+// its MaxCallSendMsgSize).
+func tooLarge(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, rpctypes.ErrRequestTooLarge) || errors.Is(err, rpctypes.ErrGRPCRequestTooLarge) ||
+		strings.Contains(err.Error(), "request is too large") {
+		return true
+	}
+	return status.Code(err) == codes.ResourceExhausted && strings.Contains(err.Error(), "larger than max")
 }
 
 func (r *Replica) logDecision(s State) {

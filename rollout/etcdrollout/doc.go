@@ -38,10 +38,16 @@
 // decide: every Options.Interval it reads the state and the replicas' records
 // at one etcd revision and, when MaxNACKs of the stage's nodes NACKed, rolls
 // back (one txn: P/current back to the base, the state rolled_back with the
-// NACKs, the target generation deleted); when every replica's record is for
-// the stage and none of its nodes is pending, moves to the next stage (after the last:
-// promoted, and the base generation deleted); when the window ended, does
-// the plan's OnTimeout. Every write of the state is guarded by the
+// NACKs, bounded: rollout.BoundRejections; a state too large for etcd is
+// written again without them); when every replica's record is for the stage
+// and none of its nodes is pending or gone, moves to the next stage (after
+// the last: promoted, and the base generation deleted); when the window
+// ended, moves on when no replica saw a node of the stage during it (event
+// "empty"), and does the plan's OnTimeout otherwise. A node seen during the
+// stage and gone since (it may have crashed on the target) counts as
+// pending: each replica remembers the nodes of the stage it saw (at most
+// MaxSeen) and publishes how many, and how many of them are gone, so that the
+// decision does not depend on which replica decides. Every write of the state is guarded by the
 // ModRevision it was read at, so a decider that lost its lease without
 // knowing it yet, an apply, and Promote or Abort from any replica never
 // overwrite each other: one wins, the others read again. A decider that stops

@@ -598,3 +598,36 @@ func TestStopRevokesTheCandidacy(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, r.Kvs)
 }
+
+// A canary that is sent the target and then goes (it may have crashed on it)
+// does not make its stage look empty: the stage's window ends as the plan's
+// OnTimeout says (held), the change does not reach the next stage, and the
+// other nodes stay on the base.
+func TestCanaryThatVanishesIsHeld(t *testing.T) {
+	needApplied(t)
+	f := newFleet(t)
+	a, b := f.start("a"), f.start("b")
+	canary, other := a.connect(t, "canary"), b.connect(t, "other")
+
+	plan := canaryPlan("canary")
+	plan.Window = 2 * time.Second
+	f.apply("2s", plan)
+	assert.Equal(t, "2s", canary.expect(t), "the canary is sent the target")
+	eventually(t, "replica a publishes the canary seen", func() bool {
+		r, err := f.cli.Get(context.Background(), source.EtcdReplicasPrefix(f.prefix)+"a")
+		require.NoError(t, err)
+		var rep admin.FleetReplica
+		return len(r.Kvs) == 1 && json.Unmarshal(r.Kvs[0].Value, &rep) == nil && rep.Rollout != nil && rep.Rollout.Seen == 1
+	})
+	canary.c.Cancel()
+
+	st := f.waitState("held", func(s etcdrollout.State) bool { return s.Phase != rollout.Running })
+	require.Equal(t, rollout.Held, st.Phase, "events: %+v", st.Events)
+	assert.Equal(t, 0, st.Stage)
+	last := st.Events[len(st.Events)-1]
+	assert.Equal(t, "held", last.What)
+	assert.Contains(t, last.Message, "1 seen during the stage and gone")
+	assert.Equal(t, "2", f.current())
+	assert.Equal(t, "1s", other.last)
+	assert.Equal(t, "1s", timeoutIn(b.ro.View("default", node("other"), b.st.View())), "the other node is served the base")
+}

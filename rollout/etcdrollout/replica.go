@@ -93,7 +93,19 @@ type Replica struct {
 	transitions      map[string]uint64
 	nacks, rollbacks uint64
 	descs            descs
+	// seenMu guards seenKey and seenIDs: the ids of the nodes of the stage
+	// seenKey ("<id>/<stage>") this replica saw during it (served a view
+	// of a scope the target changes, or listed by Standing), at most
+	// MaxSeen. Standing publishes how many, and how many of them are gone.
+	seenMu  sync.Mutex
+	seenKey string
+	seenIDs map[string]struct{}
 }
+
+// MaxSeen bounds the nodes of a stage a replica remembers having seen
+// during it (about 40 bytes each): past it, the nodes it first sees are not
+// remembered, and one of them that goes is not counted as gone.
+const MaxSeen = 10_000
 
 type streamsBox struct{ s Streams }
 
@@ -162,9 +174,44 @@ func (r *Replica) View(scope string, node *corev3.Node, cur store.View) store.Vi
 		return cur
 	}
 	if rt.state.Selects(scope, node) {
+		if rt.target != 0 {
+			r.see(&rt.state, node.GetId())
+		}
 		return cur
 	}
 	return rt.base
+}
+
+// see records node id as seen during the stage of st.
+func (r *Replica) see(st *State, ids ...string) {
+	key := st.ID + "/" + strconv.Itoa(st.Stage)
+	r.seenMu.Lock()
+	defer r.seenMu.Unlock()
+	if key != r.seenKey {
+		r.seenKey, r.seenIDs = key, map[string]struct{}{}
+	}
+	for _, id := range ids {
+		if len(r.seenIDs) >= MaxSeen {
+			return
+		}
+		r.seenIDs[id] = struct{}{}
+	}
+}
+
+// seenGone returns how many nodes the replica saw during the stage of st,
+// and how many of them are not in present.
+func (r *Replica) seenGone(st *State, present map[string]*admin.FleetRollout) (seen, gone int) {
+	r.seenMu.Lock()
+	defer r.seenMu.Unlock()
+	if r.seenKey != st.ID+"/"+strconv.Itoa(st.Stage) {
+		return 0, 0
+	}
+	for id := range r.seenIDs {
+		if _, ok := present[id]; !ok {
+			gone++
+		}
+	}
+	return len(r.seenIDs), gone
 }
 
 // Base is the source.EtcdRollouts method: the view of generation gen, when
@@ -316,7 +363,11 @@ func changedScopes(a, b store.View) map[string]bool {
 // the store revision of the target (R20, R21: with the router, the view each
 // node is served), by node id, and where they stand
 // together (nil when no rollout is routed, or its target is not committed
-// yet).
+// yet). Each NACK's detail is cut to rollout.MaxDetail bytes, and the sum
+// names at most admin.MaxFleetNACKs of them. The sum also counts the nodes of
+// the stage seen during it here (Seen, at most MaxSeen) and those of them no
+// longer connected here (Gone): the decider counts a gone node as pending,
+// and a stage is empty only when no replica saw a node of it.
 func (r *Replica) Standing() (*admin.FleetReplicaRollout, map[string]*admin.FleetRollout) {
 	rt := r.route.Load()
 	b := r.streams.Load()
@@ -332,11 +383,13 @@ func (r *Replica) Standing() (*admin.FleetReplicaRollout, map[string]*admin.Flee
 			}
 			sel.Scope = scope
 			for _, n := range b.s.Applied(rt.target, sel).Nodes {
-				out[n.NodeID] = &admin.FleetRollout{ID: rt.state.ID, Stage: rt.state.Stage, State: n.State.String(), Rejection: n.Rejection}
+				out[n.NodeID] = &admin.FleetRollout{ID: rt.state.ID, Stage: rt.state.Stage, State: n.State.String(), Rejection: boundRejection(n.Rejection)}
 			}
 		}
 	}
+	r.see(&rt.state, slices.Sorted(maps.Keys(out))...)
 	sum := &admin.FleetReplicaRollout{ID: rt.state.ID, Stage: rt.state.Stage}
+	sum.Seen, sum.Gone = r.seenGone(&rt.state, out)
 	for _, id := range slices.Sorted(maps.Keys(out)) {
 		switch n := out[id]; n.State {
 		case stream.NodeACKed.String():
@@ -351,6 +404,18 @@ func (r *Replica) Standing() (*admin.FleetReplicaRollout, map[string]*admin.Flee
 		}
 	}
 	return sum, out
+}
+
+// boundRejection returns a copy of rej with its detail cut to
+// rollout.MaxDetail bytes: a node's error_detail is not bounded, and the
+// fleet records that carry it must stay within etcd's request limit.
+func boundRejection(rej *stream.Rejection) *stream.Rejection {
+	if rej == nil {
+		return nil
+	}
+	cp := *rej
+	cp.Detail = rollout.BoundDetail(cp.Detail)
+	return &cp
 }
 
 // Status returns the newest rollout the replica knows of, with where the

@@ -127,7 +127,7 @@ func TestRouting(t *testing.T) {
 		"rest":   {NodeID: "rest", Scope: "edge", State: stream.NodeACKed},
 	}
 	sum, nodes := r.Standing()
-	assert.Equal(t, &admin.FleetReplicaRollout{ID: "r", Stage: 0, NACKed: 1,
+	assert.Equal(t, &admin.FleetReplicaRollout{ID: "r", Stage: 0, NACKed: 1, Seen: 1,
 		NACKs: []admin.FleetNodeNACK{{Node: "canary", Rejection: stream.Rejection{Detail: "bad"}}}}, sum)
 	require.Len(t, nodes, 1, "only the nodes the stage selects")
 	assert.Equal(t, "nacked", nodes["canary"].State)
@@ -155,7 +155,7 @@ func TestRouting(t *testing.T) {
 	assert.Equal(t, 2*time.Second, served("edge", rest))
 	assert.Equal(t, []string{"edge"}, fs.takeWoken())
 	sum, _ = r.Standing()
-	assert.Equal(t, &admin.FleetReplicaRollout{ID: "r", Stage: 1, ACKed: 1, NACKed: 1,
+	assert.Equal(t, &admin.FleetReplicaRollout{ID: "r", Stage: 1, ACKed: 1, NACKed: 1, Seen: 2,
 		NACKs: []admin.FleetNodeNACK{{Node: "canary", Rejection: stream.Rejection{Detail: "bad"}}}}, sum)
 
 	// Rolled back: routing goes on until the source commits the base.

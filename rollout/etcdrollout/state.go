@@ -103,6 +103,16 @@ func (s State) rolledBack(at time.Time, why string, rej []stream.Rejection) Stat
 	return s
 }
 
+// withoutRejections returns the state with no event keeping rejections:
+// what a rollback too large for etcd is written from.
+func (s State) withoutRejections() State {
+	s.Events = append([]rollout.Event(nil), s.Events...)
+	for i := range s.Events {
+		s.Events[i].Rejections = nil
+	}
+	return s
+}
+
 // held returns the state after its window ended with Hold.
 func (s State) held(at time.Time, why string) State {
 	s.Events = append([]rollout.Event(nil), s.Events...)

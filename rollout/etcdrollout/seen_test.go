@@ -1,0 +1,124 @@
+package etcdrollout
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/leanxds/leanxds/admin"
+	"github.com/leanxds/leanxds/internal/etcdtest"
+	"github.com/leanxds/leanxds/rollout"
+	"github.com/leanxds/leanxds/source"
+	"github.com/leanxds/leanxds/store"
+	"github.com/leanxds/leanxds/stream"
+)
+
+// A replica's standing counts the nodes of the stage it served during it
+// (Seen) and those of them no longer connected (Gone), per stage; it cuts
+// each NACK's detail to rollout.MaxDetail bytes, in the nodes' records and
+// in its sum.
+func TestStandingSeenGoneAndBoundedNACKs(t *testing.T) {
+	st := store.New()
+	commitWeb(t, st, "edge", time.Second)
+	r := New(Options{})
+	fs := &fakeStreams{}
+	r.Attach(fs)
+	plan, err := Normalize(rollout.Plan{Stages: []rollout.Stage{{Name: "canary", Select: stream.Selector{IDs: []string{"c1", "c2"}}}}})
+	require.NoError(t, err)
+	s0 := State{ID: "r", Base: 1, Target: 2, Plan: plan, Phase: rollout.Running}
+	r.Committing(etcdState(t, s0, 10), st.View())
+	commitWeb(t, st, "edge", 2*time.Second)
+	r.Committed(etcdState(t, s0, 10), "2", st.View())
+
+	// c1 is served the target and goes before any poll of the standing.
+	assert.Equal(t, 2*time.Second, webTimeout(r.View("edge", &corev3.Node{Id: "c1"}, st.View()), "edge"))
+	long := strings.Repeat("z", 100<<10)
+	fs.nodes = map[string]stream.NodeApplied{
+		"c2": {NodeID: "c2", Scope: "edge", State: stream.NodeNACKed, Rejection: &stream.Rejection{Detail: long}},
+	}
+	sum, nodes := r.Standing()
+	assert.Equal(t, 1, sum.NACKed)
+	assert.Equal(t, 2, sum.Seen)
+	assert.Equal(t, 1, sum.Gone, "c1 was served the target and is gone")
+	require.Len(t, sum.NACKs, 1)
+	assert.Equal(t, rollout.BoundDetail(long), sum.NACKs[0].Rejection.Detail)
+	assert.Equal(t, rollout.BoundDetail(long), nodes["c2"].Rejection.Detail)
+	assert.Len(t, fs.nodes["c2"].Rejection.Detail, 100<<10, "the stream's rejection is not modified")
+
+	// c1 comes back: it is not gone.
+	fs.nodes["c1"] = stream.NodeApplied{NodeID: "c1", Scope: "edge", State: stream.NodeACKed}
+	sum, _ = r.Standing()
+	assert.Equal(t, 2, sum.Seen)
+	assert.Zero(t, sum.Gone)
+
+	// The next stage starts with no node seen but those connected.
+	fs.nodes = map[string]stream.NodeApplied{"c1": {NodeID: "c1", Scope: "edge", State: stream.NodeACKed}}
+	r.update(s0.next(time.Now(), "x"), 11)
+	sum, _ = r.Standing()
+	assert.Equal(t, 1, sum.Stage)
+	assert.Equal(t, 1, sum.Seen)
+	assert.Zero(t, sum.Gone)
+
+	// The seen set is bounded.
+	ids := make([]string, MaxSeen+10)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("n%d", i)
+	}
+	r.see(&r.route.Load().state, ids...)
+	seen, gone := r.seenGone(&r.route.Load().state, nil)
+	assert.Equal(t, MaxSeen, seen)
+	assert.Equal(t, MaxSeen, gone)
+}
+
+// A node seen during the stage and gone since counts as pending: the stage
+// is not empty once its window ended (it is held, as OnTimeout says, or
+// rolled back with RollBack), and the nodes that ACKed do not move it to the
+// next stage.
+func TestDecideSeenAndGoneIsNotEmpty(t *testing.T) {
+	for _, onTimeout := range []rollout.Action{rollout.Hold, rollout.RollBack} {
+		t.Run(string(onTimeout), func(t *testing.T) {
+			cli := etcdtest.Client(t)
+			prefix := etcdtest.Prefix(t, cli)
+			ctx := context.Background()
+			now := time.Date(2026, 12, 7, 22, 0, 0, 0, time.UTC)
+			r := New(Options{Client: cli, Prefix: prefix, ID: "d", Now: func() time.Time { return now }})
+			plan, err := Normalize(rollout.Plan{Stages: []rollout.Stage{{Name: "canary", Select: stream.Selector{Percent: 1}}}, Window: time.Minute, OnTimeout: onTimeout})
+			require.NoError(t, err)
+			b, err := json.Marshal(State{ID: "r", Base: 1, Target: 2, Plan: plan, Phase: rollout.Running})
+			require.NoError(t, err)
+			_, err = cli.Put(ctx, source.EtcdRolloutStateKey(prefix), string(b))
+			require.NoError(t, err)
+			_, err = cli.Put(ctx, source.EtcdCurrentKey(prefix), "2")
+			require.NoError(t, err)
+			putReplica(t, cli, prefix, "a", &admin.FleetReplicaRollout{ID: "r", Stage: 0, Seen: 1, Gone: 1})
+			putReplica(t, cli, prefix, "b", &admin.FleetReplicaRollout{ID: "r", Stage: 0, ACKed: 1, Seen: 1})
+
+			require.NoError(t, r.decide(ctx))
+			got, _, err := Read(ctx, cli, prefix)
+			require.NoError(t, err)
+			assert.Equal(t, 0, got.Stage, "a node of the stage is gone: the ACK of the other does not pass it")
+			assert.Equal(t, rollout.Running, got.Phase)
+
+			putReplica(t, cli, prefix, "b", &admin.FleetReplicaRollout{ID: "r", Stage: 0})
+			now = now.Add(time.Minute)
+			require.NoError(t, r.decide(ctx))
+			got, _, err = Read(ctx, cli, prefix)
+			require.NoError(t, err)
+			assert.Equal(t, 0, got.Stage, "a node seen and gone: the stage is not empty")
+			ev := got.Events[len(got.Events)-1]
+			assert.Contains(t, ev.Message, "stage canary: its window of 1m0s ended with 0 nodes ACKed, 0 pending, 1 seen during the stage and gone")
+			if onTimeout == rollout.Hold {
+				assert.Equal(t, rollout.Held, got.Phase)
+			} else {
+				assert.Equal(t, rollout.RolledBack, got.Phase)
+			}
+		})
+	}
+}
