@@ -93,13 +93,16 @@ type Replica struct {
 	transitions      map[string]uint64
 	nacks, rollbacks uint64
 	descs            descs
-	// seenMu guards seenKey and seenIDs: the ids of the nodes of the stage
-	// seenKey ("<id>/<stage>") this replica saw during it (served a view
-	// of a scope the target changes, or listed by Standing), at most
+	// seenMu guards seenID, seenStage and seenIDs: the ids of the nodes of
+	// stage seenStage of rollout seenID this replica saw during it (served a
+	// view of a scope the target changes, or listed by Standing), at most
 	// MaxSeen. Standing publishes how many, and how many of them are gone.
-	seenMu  sync.Mutex
-	seenKey string
-	seenIDs map[string]struct{}
+	// View records a node on every read: it costs an uncontended lock and a
+	// map lookup, and allocates nothing once the node is recorded.
+	seenMu    sync.Mutex
+	seenID    string
+	seenStage int
+	seenIDs   map[string]struct{}
 }
 
 // MaxSeen bounds the nodes of a stage a replica remembers having seen
@@ -184,13 +187,15 @@ func (r *Replica) View(scope string, node *corev3.Node, cur store.View) store.Vi
 
 // see records node id as seen during the stage of st.
 func (r *Replica) see(st *State, ids ...string) {
-	key := st.ID + "/" + strconv.Itoa(st.Stage)
 	r.seenMu.Lock()
 	defer r.seenMu.Unlock()
-	if key != r.seenKey {
-		r.seenKey, r.seenIDs = key, map[string]struct{}{}
+	if r.seenIDs == nil || st.ID != r.seenID || st.Stage != r.seenStage {
+		r.seenID, r.seenStage, r.seenIDs = st.ID, st.Stage, map[string]struct{}{}
 	}
 	for _, id := range ids {
+		if _, ok := r.seenIDs[id]; ok {
+			continue
+		}
 		if len(r.seenIDs) >= MaxSeen {
 			return
 		}
@@ -203,7 +208,7 @@ func (r *Replica) see(st *State, ids ...string) {
 func (r *Replica) seenGone(st *State, present map[string]*admin.FleetRollout) (seen, gone int) {
 	r.seenMu.Lock()
 	defer r.seenMu.Unlock()
-	if r.seenKey != st.ID+"/"+strconv.Itoa(st.Stage) {
+	if r.seenIDs == nil || st.ID != r.seenID || st.Stage != r.seenStage {
 		return 0, 0
 	}
 	for id := range r.seenIDs {
