@@ -146,3 +146,25 @@ func BenchmarkCommitHistory(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCommitManyScopes commits, in one commit, a new cluster in each of n
+// scopes: the history's summaries cost what the commit changed, so ns/op per
+// scope stays flat as n grows (it grew with n² when each scope's summary
+// walked every changed table).
+func BenchmarkCommitManyScopes(b *testing.B) {
+	for _, n := range []int{1_000, 4_000} {
+		b.Run(fmt.Sprintf("scopes=%d", n), func(b *testing.B) {
+			st := store.New()
+			for i := 0; b.Loop(); i++ {
+				changes := make([]store.Change, 0, n)
+				for s := range n {
+					changes = append(changes, store.Set(fmt.Sprintf("scope-%05d", s), xdstest.Cluster(fmt.Sprintf("c-%d", i))))
+				}
+				if _, err := st.Commit(changes...); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/scope")
+		})
+	}
+}

@@ -220,12 +220,18 @@ func (s *Store) record(b *builder, next *root, source string, given map[string]R
 		} // else a replay: the history as it was recorded, trimmed then
 		next.hist[scope] = h
 	}
+	// The tables each scope changed, found in one pass: a commit of many
+	// scopes costs what it changed, not scopes × tables.
+	keys := make(map[string][]key, len(b.scopes))
+	for k := range b.tables {
+		keys[k.scope] = append(keys[k.scope], k)
+	}
 	for scope := range b.scopes {
 		if g, ok := given[scope]; ok {
 			add(scope, &g)
 			continue
 		}
-		add(scope, &Revision{At: next.committed, Source: source, Summary: b.summary(scope),
+		add(scope, &Revision{At: next.committed, Source: source, Summary: b.summary(keys[scope]),
 			First: given == nil && len(b.old.hist[scope]) == 0})
 	}
 	for scope, g := range given {
@@ -268,15 +274,14 @@ func (s *Store) trim(scope string, h history) history {
 	return out
 }
 
-// summary says what the commit b built changed in scope. It costs O(changed)
-// lookups, and keeps the first MaxSummaryNames names by insertion.
-func (b *builder) summary(scope string) Summary {
+// summary says what the commit b built changed in the tables of keys (those
+// of one scope). It costs O(changed) lookups, and keeps the first
+// MaxSummaryNames names by insertion.
+func (b *builder) summary(keys []key) Summary {
 	var sum Summary
 	var top []summaryName // the first names, sorted by push order then name
-	for k, tb := range b.tables {
-		if k.scope != scope {
-			continue
-		}
+	for _, k := range keys {
+		tb := b.tables[k]
 		old := tb.old
 		for _, n := range tb.changed {
 			was, is := old.Get(n), tb.t.Get(n)
