@@ -455,8 +455,8 @@ func (m *Manager) wake(scopes ...string) {
 	if srv == nil {
 		return
 	}
-	for _, s := range scopes {
-		srv.Wake(s)
+	if len(scopes) > 0 {
+		srv.Wake(scopes...)
 	}
 }
 

@@ -54,6 +54,20 @@ func TestWakeScope(t *testing.T) {
 	s.Wake("")
 	assert.True(t, woken(a))
 	assert.True(t, woken(b))
+
+	// Several scopes in one pass, by list and (past a few) by set.
+	c := fakeStream(s, st, 4, "c", true, nil)
+	s.Wake("a", "b")
+	assert.True(t, woken(a))
+	assert.True(t, woken(b))
+	assert.False(t, woken(c))
+	s.Wake("x1", "x2", "x3", "x4", "c", "x5")
+	assert.False(t, woken(a))
+	assert.True(t, woken(c))
+	s.Wake()
+	assert.True(t, woken(a))
+	assert.True(t, woken(b))
+	assert.True(t, woken(c))
 }
 
 // At the start of a wait, the streams behind the revision with nothing

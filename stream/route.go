@@ -1,6 +1,8 @@
 package stream
 
 import (
+	"slices"
+
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 
 	"github.com/leanxds/leanxds/store"
@@ -42,19 +44,35 @@ func (s *Server) resolveScope(requested string, node *corev3.Node) string {
 	return s.scopeFor(s.viewFor(requested, node), requested)
 }
 
-// Wake makes every open stream of scope (of every scope when scope is "") read
-// the store again and send what its client lacks, as a commit that changes
-// what it watches would. It does not wait for them. A Router calls it when it
-// changes the view some nodes of scope are served. It also wakes the streams
-// of nodes that asked for scope and were served DefaultScope (the view they
-// were served had no scope): one that would now be resolved to scope ends
-// with codes.Unavailable and reconnects (Session.Rescoped).
-func (s *Server) Wake(scope string) {
+// Wake makes every open stream of the scopes given (of every scope when
+// none is given, or one is "") read the store again and send what its client
+// lacks, as a commit that changes what it watches would. It does not wait for
+// them, and costs one pass over the server's streams however many scopes are
+// given. A Router calls it when it changes the view some nodes of those
+// scopes are served. It also wakes the streams of nodes that asked for one of
+// the scopes and were served DefaultScope (the view they were served had no
+// such scope): one that would now be resolved to it ends with
+// codes.Unavailable and reconnects (Session.Rescoped).
+func (s *Server) Wake(scopes ...string) {
+	all := len(scopes) == 0 || slices.Contains(scopes, "")
+	var set map[string]bool
+	if !all && len(scopes) > 4 {
+		set = make(map[string]bool, len(scopes))
+		for _, sc := range scopes {
+			set[sc] = true
+		}
+	}
+	woken := func(scope string) bool {
+		if set != nil {
+			return set[scope]
+		}
+		return slices.Contains(scopes, scope)
+	}
 	for _, c := range s.all() {
 		if !c.opened.Load() {
 			continue
 		}
-		if scope == "" || c.shownInfo.Load().Scope == scope || c.requested.Load() != nil && *c.requested.Load() == scope {
+		if all || woken(c.shownInfo.Load().Scope) || c.requested.Load() != nil && woken(*c.requested.Load()) {
 			c.watcher.Signal()
 		}
 	}

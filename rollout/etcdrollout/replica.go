@@ -34,8 +34,9 @@ type Streams interface {
 	// Applied returns where the nodes sel selects stand against store
 	// revision rev.
 	Applied(rev uint64, sel stream.Selector) stream.Applied
-	// Wake makes the streams of scope read their view again.
-	Wake(scope string)
+	// Wake makes the streams of scopes read their view again (every stream
+	// when one is "").
+	Wake(scopes ...string)
 }
 
 // Options configure a Replica.
@@ -333,8 +334,8 @@ func (r *Replica) wake(old, cur *route) {
 		}
 		maps.Copy(scopes, rt.scopes)
 	}
-	for s := range scopes {
-		b.s.Wake(s)
+	if len(scopes) > 0 {
+		b.s.Wake(slices.Collect(maps.Keys(scopes))...)
 	}
 }
 

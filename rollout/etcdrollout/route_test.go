@@ -43,9 +43,9 @@ func (f *fakeStreams) Applied(rev uint64, sel stream.Selector) stream.Applied {
 	return a
 }
 
-func (f *fakeStreams) Wake(scope string) {
+func (f *fakeStreams) Wake(scopes ...string) {
 	f.mu.Lock()
-	f.woken = append(f.woken, scope)
+	f.woken = append(f.woken, scopes...)
 	f.mu.Unlock()
 }
 
