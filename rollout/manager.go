@@ -115,8 +115,20 @@ type Rollout struct {
 // maxSeen bounds Rollout.seen: past it, the nodes a stage first sees are not
 // remembered, and one of them that disconnects leaves the stage as it did
 // before (it is not counted once gone). A stage of more nodes is decided by
-// the nodes connected at each look.
-const maxSeen = 10_000
+// the nodes connected at each look. Node ids and scopes are the clients':
+// a node whose id and scope together are longer than maxSeenName bytes is
+// not remembered either, so the set (and the state) holds at most about
+// 5 MiB.
+const (
+	maxSeen     = 10_000
+	maxSeenName = 512
+)
+
+// remember reports whether a node of id and scope may be added to a seen
+// set of n nodes.
+func remember(n int, id, scope string) bool {
+	return n < maxSeen && len(id)+len(scope) <= maxSeenName
+}
 
 // New returns a Manager of st's rollouts. Set it as the stream.Router of the
 // server of st, Attach that server, and Run it.

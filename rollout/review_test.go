@@ -241,6 +241,14 @@ func TestSeenIsBounded(t *testing.T) {
 	require.Len(t, j.seen, maxSeen)
 	require.Equal(t, maxSeen, a.Pending, "every node remembered and gone is pending")
 	require.Equal(t, maxSeen, j.gone)
+
+	// Ids are the clients': one too long is not remembered, whatever room is
+	// left.
+	j = &waitJob{seen: map[string]string{}}
+	long := strings.Repeat("x", maxSeenName)
+	a = stream.Applied{Nodes: []stream.NodeApplied{{NodeID: long, Scope: "edge", State: stream.NodeACKed}, {NodeID: "short", Scope: "edge", State: stream.NodeACKed}}, ACKed: 2}
+	require.True(t, j.withGone(&a))
+	require.Equal(t, map[string]string{"short": "edge"}, j.seen)
 }
 
 // A node of a scope that did not exist was served the default scope; a

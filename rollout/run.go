@@ -186,7 +186,7 @@ func (j *waitJob) withGone(a *stream.Applied) (grew bool) {
 	present := make(map[string]bool, len(a.Nodes))
 	for _, n := range a.Nodes {
 		present[n.NodeID] = true
-		if _, ok := j.seen[n.NodeID]; !ok && len(j.seen) < maxSeen {
+		if _, ok := j.seen[n.NodeID]; !ok && remember(len(j.seen), n.NodeID, n.Scope) {
 			j.seen[n.NodeID] = n.Scope
 			grew = true
 		}
@@ -219,8 +219,8 @@ func (m *Manager) recordSeen(j *waitJob) {
 		r.seen = map[string]string{}
 	}
 	for id, scope := range j.seen {
-		if len(r.seen) >= maxSeen {
-			break
+		if _, ok := r.seen[id]; !ok && !remember(len(r.seen), id, scope) {
+			continue
 		}
 		r.seen[id] = scope
 	}

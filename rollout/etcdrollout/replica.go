@@ -94,22 +94,33 @@ type Replica struct {
 	transitions      map[string]uint64
 	nacks, rollbacks uint64
 	descs            descs
-	// seenMu guards seenID, seenStage and seenIDs: the ids of the nodes of
-	// stage seenStage of rollout seenID this replica saw during it (served a
-	// view of a scope the target changes, or listed by Standing), at most
-	// MaxSeen. Standing publishes how many, and how many of them are gone.
-	// View records a node on every read: it costs an uncontended lock and a
-	// map lookup, and allocates nothing once the node is recorded.
-	seenMu    sync.Mutex
-	seenID    string
-	seenStage int
-	seenIDs   map[string]struct{}
+	// seen holds the ids of the nodes of one stage of one rollout this
+	// replica saw during it (served a view of a scope the target changes,
+	// or listed by Standing), within MaxSeen and MaxSeenBytes; Standing
+	// publishes how many, and how many of them are gone. View records a node
+	// on every read: a node recorded already costs an atomic load and a
+	// lock-free lookup; seenMu serialises the rest.
+	seenSet atomic.Pointer[seenSet]
+	seenMu  sync.Mutex
 }
 
-// MaxSeen bounds the nodes of a stage a replica remembers having seen
-// during it (about 40 bytes each): past it, the nodes it first sees are not
-// remembered, and one of them that goes is not counted as gone.
-const MaxSeen = 10_000
+// seenSet is the nodes a replica saw during stage stage of rollout id.
+type seenSet struct {
+	id    string
+	stage int
+	ids   sync.Map // node id → struct{}
+	// n and bytes count the ids and their bytes; guarded by Replica.seenMu.
+	n, bytes int
+}
+
+// MaxSeen and MaxSeenBytes bound the nodes of a stage a replica remembers
+// having seen during it, by count and by the bytes of their ids (node ids are
+// the clients'): past either, the nodes it first sees are not remembered,
+// and one of them that goes is not counted as gone.
+const (
+	MaxSeen      = 10_000
+	MaxSeenBytes = 1 << 20
+)
 
 type streamsBox struct{ s Streams }
 
@@ -186,21 +197,37 @@ func (r *Replica) View(scope string, node *corev3.Node, cur store.View) store.Vi
 	return rt.base
 }
 
-// see records node id as seen during the stage of st.
+// see records node ids as seen during the stage of st.
 func (r *Replica) see(st *State, ids ...string) {
-	r.seenMu.Lock()
-	defer r.seenMu.Unlock()
-	if r.seenIDs == nil || st.ID != r.seenID || st.Stage != r.seenStage {
-		r.seenID, r.seenStage, r.seenIDs = st.ID, st.Stage, map[string]struct{}{}
-	}
-	for _, id := range ids {
-		if _, ok := r.seenIDs[id]; ok {
-			continue
+	set := r.seenSet.Load()
+	if set != nil && set.id == st.ID && set.stage == st.Stage {
+		known := true
+		for _, id := range ids {
+			if _, ok := set.ids.Load(id); !ok {
+				known = false
+				break
+			}
 		}
-		if len(r.seenIDs) >= MaxSeen {
+		if known {
 			return
 		}
-		r.seenIDs[id] = struct{}{}
+	}
+	r.seenMu.Lock()
+	defer r.seenMu.Unlock()
+	set = r.seenSet.Load()
+	if set == nil || set.id != st.ID || set.stage != st.Stage {
+		set = &seenSet{id: st.ID, stage: st.Stage}
+		r.seenSet.Store(set)
+	}
+	for _, id := range ids {
+		if _, ok := set.ids.Load(id); ok {
+			continue
+		}
+		if set.n >= MaxSeen || set.bytes+len(id) > MaxSeenBytes {
+			return
+		}
+		set.ids.Store(id, struct{}{})
+		set.n, set.bytes = set.n+1, set.bytes+len(id)
 	}
 }
 
@@ -209,15 +236,17 @@ func (r *Replica) see(st *State, ids ...string) {
 func (r *Replica) seenGone(st *State, present map[string]*admin.FleetRollout) (seen, gone int) {
 	r.seenMu.Lock()
 	defer r.seenMu.Unlock()
-	if r.seenIDs == nil || st.ID != r.seenID || st.Stage != r.seenStage {
+	set := r.seenSet.Load()
+	if set == nil || set.id != st.ID || set.stage != st.Stage {
 		return 0, 0
 	}
-	for id := range r.seenIDs {
-		if _, ok := present[id]; !ok {
+	set.ids.Range(func(id, _ any) bool {
+		if _, ok := present[id.(string)]; !ok {
 			gone++
 		}
-	}
-	return len(r.seenIDs), gone
+		return true
+	})
+	return set.n, gone
 }
 
 // Base is the source.EtcdRollouts method: the view of generation gen, when

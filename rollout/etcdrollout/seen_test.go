@@ -75,6 +75,16 @@ func TestStandingSeenGoneAndBoundedNACKs(t *testing.T) {
 	seen, gone := r.seenGone(&r.route.Load().state, nil)
 	assert.Equal(t, MaxSeen, seen)
 	assert.Equal(t, MaxSeen, gone)
+
+	// And bounded in bytes: ids are the clients'.
+	other := r.route.Load().state
+	other.ID = "another rollout"
+	big := strings.Repeat("x", 64<<10)
+	for i := range 40 {
+		r.see(&other, fmt.Sprintf("%02d-%s", i, big))
+	}
+	seen, _ = r.seenGone(&other, nil)
+	assert.Equal(t, MaxSeenBytes/(64<<10+3), seen, "ids past MaxSeenBytes are not remembered")
 }
 
 // A node seen during the stage and gone since counts as pending: the stage
