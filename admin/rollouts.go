@@ -75,7 +75,9 @@ func (a *Admin) handleRollouts(w http.ResponseWriter, r *http.Request) {
 // handleRolloutAction is POST /admin/rollout/promote and /abort.
 func (a *Admin) handleRolloutAction(action string, do func(reason string) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		reason := r.URL.Query().Get("reason")
+		// The reason is kept in the rollout's events and state: bounded as a
+		// NACK's detail is.
+		reason := rollout.BoundDetail(r.URL.Query().Get("reason"))
 		if reason == "" {
 			reason = action + " through the admin server"
 		}

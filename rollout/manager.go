@@ -381,6 +381,7 @@ func compileStages(p Plan) (ms []matcher, needNode bool) {
 // Promote starts the next stage of the running or held rollout now, or
 // promotes it when it is at its last. ErrNoRollout when none runs.
 func (m *Manager) Promote(reason string) error {
+	reason = BoundDetail(reason) // kept in events and the state
 	m.mu.Lock()
 	defer m.unlock()
 	r := m.activeLocked()
@@ -396,6 +397,7 @@ func (m *Manager) Promote(reason string) error {
 // is served the base again, and the base is committed again. ErrNoRollout
 // when none runs.
 func (m *Manager) Abort(reason string) error {
+	reason = BoundDetail(reason) // kept in events and the state
 	m.mu.Lock()
 	defer m.unlock()
 	r := m.activeLocked()

@@ -454,6 +454,7 @@ func Read(ctx context.Context, cli *clientv3.Client, prefix string) (State, int6
 // after the last), whatever its nodes say; rollout.ErrNoRollout when none
 // runs. Any replica, or leanxds, may call it.
 func Promote(ctx context.Context, cli *clientv3.Client, prefix, reason string) (State, error) {
+	reason = rollout.BoundDetail(reason) // kept in the state
 	return change(ctx, cli, prefix, func(st State, at time.Time) State {
 		return st.next(at, "promoted by hand: "+orDash(reason))
 	})
@@ -462,6 +463,7 @@ func Promote(ctx context.Context, cli *clientv3.Client, prefix, reason string) (
 // Abort rolls the rollout under prefix back now: every node is served its
 // base again; rollout.ErrNoRollout when none runs.
 func Abort(ctx context.Context, cli *clientv3.Client, prefix, reason string) (State, error) {
+	reason = rollout.BoundDetail(reason) // kept in the state
 	return change(ctx, cli, prefix, func(st State, at time.Time) State {
 		return st.rolledBack(at, "aborted by hand: "+orDash(reason), nil)
 	})
