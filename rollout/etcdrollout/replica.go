@@ -410,14 +410,11 @@ func (r *Replica) Standing() (*admin.FleetReplicaRollout, map[string]*admin.Flee
 		return nil, nil
 	}
 	out := map[string]*admin.FleetRollout{}
-	for _, scope := range slices.Sorted(maps.Keys(rt.scopes)) {
-		for i := 0; i <= rt.state.Stage && i < len(rt.state.Plan.Stages); i++ {
-			sel := rt.state.Plan.Stages[i].Select
-			if sel.Scope != "" && sel.Scope != scope {
-				continue
-			}
-			sel.Scope = scope
-			for _, n := range b.s.Applied(rt.target, sel).Nodes {
+	// One look over the streams per stage; the nodes of scopes the rollout
+	// does not change are left out.
+	for i := 0; i <= rt.state.Stage && i < len(rt.state.Plan.Stages); i++ {
+		for _, n := range b.s.Applied(rt.target, rt.state.Plan.Stages[i].Select).Nodes {
+			if rt.scopes[n.Scope] {
 				out[n.NodeID] = &admin.FleetRollout{ID: rt.state.ID, Stage: rt.state.Stage, State: n.State.String(), Rejection: boundRejection(n.Rejection)}
 			}
 		}
