@@ -62,7 +62,7 @@ func (m *matcher) matches(scope string, node *corev3.Node) bool {
 			return false
 		}
 	}
-	if m.below >= 0 && float64(bucket(id)) >= m.below {
+	if m.below >= 0 && float64(stream.Bucket(id)) >= m.below {
 		return false
 	}
 	return true
@@ -90,17 +90,6 @@ func (f *fieldMatch) matches(md *structpb.Struct) bool {
 		return strconv.FormatBool(k.BoolValue) == f.want
 	}
 	return false
-}
-
-// bucket is stream.Bucket (FNV-1a 64 of the id, modulo stream.Buckets),
-// inlined: hash/fnv's Hash allocates.
-func bucket(id string) int {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(id); i++ {
-		h ^= uint64(id[i])
-		h *= 1099511628211
-	}
-	return int(h % stream.Buckets)
 }
 
 // anyMatches reports whether one of ms selects the node: stages are

@@ -37,7 +37,6 @@ func TestMatcherIsSelectorMatches(t *testing.T) {
 		if i < 10 {
 			id = "edge-" + string(rune('0'+i))
 		}
-		require.Equal(t, stream.Bucket(id), bucket(id), id)
 		for _, n := range []*corev3.Node{{Id: id}, {Id: id, Metadata: md}} {
 			for _, s := range sels {
 				mt := compile(s)

@@ -2,7 +2,6 @@ package stream
 
 import (
 	"fmt"
-	"hash/fnv"
 	"maps"
 	"slices"
 	"strconv"
@@ -39,9 +38,14 @@ const Buckets = 10_000
 // percentage stage of a rollout picks the same nodes on every replica and
 // release.
 func Bucket(nodeID string) int {
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(nodeID))
-	return int(h.Sum64() % Buckets)
+	// hash/fnv's New64a, inline: it allocates nothing (a Router asks on every
+	// read of the store).
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(nodeID); i++ {
+		h ^= uint64(nodeID[i])
+		h *= 1099511628211
+	}
+	return int(h % Buckets)
 }
 
 // Matches reports whether the node of scope is selected.
@@ -54,8 +58,7 @@ func (s *Selector) Matches(scope string, node *corev3.Node) bool {
 		return false
 	}
 	for k, want := range s.Metadata {
-		got, ok := metadataValue(node.GetMetadata(), k)
-		if !ok || got != want {
+		if !metadataIs(node.GetMetadata(), k, want) {
 			return false
 		}
 	}
@@ -100,23 +103,25 @@ func (s *Selector) String() string {
 	return strings.Join(parts, " ")
 }
 
-// metadataValue returns the text of a (dotted) field of node metadata.
-func metadataValue(md *structpb.Struct, key string) (string, bool) {
+// metadataIs reports whether a (dotted) field of node metadata has the text
+// want, allocating nothing (a Router asks on every read of the store).
+func metadataIs(md *structpb.Struct, key, want string) bool {
 	var v *structpb.Value
 	for seg := range strings.SplitSeq(key, ".") {
 		if md == nil {
-			return "", false
+			return false
 		}
 		v = md.GetFields()[seg]
 		md = v.GetStructValue()
 	}
 	switch k := v.GetKind().(type) {
 	case *structpb.Value_StringValue:
-		return k.StringValue, true
+		return k.StringValue == want
 	case *structpb.Value_NumberValue:
-		return strconv.FormatFloat(k.NumberValue, 'g', -1, 64), true
+		var buf [32]byte
+		return string(strconv.AppendFloat(buf[:0], k.NumberValue, 'g', -1, 64)) == want
 	case *structpb.Value_BoolValue:
-		return strconv.FormatBool(k.BoolValue), true
+		return strconv.FormatBool(k.BoolValue) == want
 	}
-	return "", false
+	return false
 }
