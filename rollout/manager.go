@@ -245,7 +245,7 @@ func (m *Manager) activeLocked() *Rollout {
 // source names the change in logs and the rollout's events. Stage calls are
 // serialised; commit must not call Stage itself.
 func (m *Manager) Stage(ctx context.Context, plan Plan, source string, commit func() (store.Result, error)) (*Rollout, error) {
-	plan, err := plan.normalized()
+	plan, err := plan.Normalized()
 	if err != nil {
 		return nil, err
 	}

@@ -81,9 +81,11 @@ func selectsAll(s *stream.Selector) bool {
 	return s.Scope == "" && len(s.IDs) == 0 && len(s.Metadata) == 0 && (s.Percent <= 0 || s.Percent >= 100)
 }
 
-// normalized returns the plan with its defaults filled in: a window, a NACK
-// threshold, a timeout action, stage names, and a last stage of every node.
-func (p Plan) normalized() (Plan, error) {
+// Normalized returns the plan with its defaults filled in: a window, a NACK
+// threshold, a timeout action, stage names, and a last stage of every node;
+// an error names a stage whose selector is not valid, or a timeout action
+// that is not one. Stage does it; so does a rollout kept elsewhere (etcd).
+func (p Plan) Normalized() (Plan, error) {
 	stages := make([]Stage, 0, len(p.Stages)+1)
 	for i, st := range p.Stages {
 		if err := st.Select.Validate(); err != nil {

@@ -51,7 +51,7 @@ func TestParseStages(t *testing.T) {
 // A plan is completed: a last stage of every node, a window, one NACK, hold.
 func TestPlanNormalized(t *testing.T) {
 	stages, _ := ParseStages("1%,10%")
-	p, err := Plan{Stages: stages}.normalized()
+	p, err := Plan{Stages: stages}.Normalized()
 	require.NoError(t, err)
 	assert.Equal(t, []string{"1%", "10%", "100%"}, stageNames(p))
 	assert.Equal(t, DefaultWindow, p.Window)
@@ -59,15 +59,15 @@ func TestPlanNormalized(t *testing.T) {
 	assert.Equal(t, Hold, p.OnTimeout)
 
 	stages, _ = ParseStages("1%,100%")
-	p, _ = Plan{Stages: stages}.normalized()
+	p, _ = Plan{Stages: stages}.Normalized()
 	assert.Equal(t, []string{"1%", "100%"}, stageNames(p))
 
-	p, _ = Plan{}.normalized()
+	p, _ = Plan{}.Normalized()
 	assert.Equal(t, []string{"100%"}, stageNames(p))
 
-	_, err = Plan{OnTimeout: "explode"}.normalized()
+	_, err = Plan{OnTimeout: "explode"}.Normalized()
 	assert.ErrorContains(t, err, `on_timeout "explode"`)
-	_, err = Plan{Stages: []Stage{{Select: stream.Selector{Percent: 120}}}}.normalized()
+	_, err = Plan{Stages: []Stage{{Select: stream.Selector{Percent: 120}}}}.Normalized()
 	assert.ErrorContains(t, err, "stage 1")
 }
 

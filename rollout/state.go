@@ -181,7 +181,7 @@ func (m *Manager) decodeLocked(data []byte, prev *Rollout) (*Rollout, error) {
 		return nil, nil
 	}
 	st := *s.Rollout
-	plan, err := st.Plan.normalized()
+	plan, err := st.Plan.Normalized()
 	if err != nil {
 		return nil, fmt.Errorf("restore rollout state: rollout %s: %w", st.ID, err)
 	}

@@ -29,7 +29,7 @@ func TestDecideWindowOnTheDecidersClock(t *testing.T) {
 	now := time.Date(2026, 12, 7, 22, 0, 0, 0, time.UTC)
 	r := New(Options{Client: cli, Prefix: prefix, ID: "d", Now: func() time.Time { return now }})
 
-	plan, err := Normalize(rollout.Plan{Window: time.Minute})
+	plan, err := rollout.Plan{Window: time.Minute}.Normalized()
 	require.NoError(t, err)
 	st := State{ID: "r", Base: 1, Target: 2, Plan: plan, Phase: rollout.Running, StageStartedAt: now.Add(-time.Hour)}
 	b, err := json.Marshal(st)
@@ -93,7 +93,7 @@ func TestDecideFromTheReplicasSums(t *testing.T) {
 	prefix := etcdtest.Prefix(t, cli)
 	ctx := context.Background()
 	r := New(Options{Client: cli, Prefix: prefix, ID: "d"})
-	plan, err := Normalize(rollout.Plan{Stages: []rollout.Stage{{Name: "canary", Select: stream.Selector{Percent: 10}}}, MaxNACKs: 2, Window: time.Hour})
+	plan, err := rollout.Plan{Stages: []rollout.Stage{{Name: "canary", Select: stream.Selector{Percent: 10}}}, MaxNACKs: 2, Window: time.Hour}.Normalized()
 	require.NoError(t, err)
 	st := State{ID: "r", Base: 1, Target: 2, Plan: plan, Phase: rollout.Running}
 	b, err := json.Marshal(st)
@@ -147,7 +147,7 @@ func TestDecideEmptyStage(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 12, 7, 22, 0, 0, 0, time.UTC)
 	r := New(Options{Client: cli, Prefix: prefix, ID: "d", Now: func() time.Time { return now }})
-	plan, err := Normalize(rollout.Plan{Stages: []rollout.Stage{{Name: "1%", Select: stream.Selector{Percent: 1}}}, Window: time.Minute})
+	plan, err := rollout.Plan{Stages: []rollout.Stage{{Name: "1%", Select: stream.Selector{Percent: 1}}}, Window: time.Minute}.Normalized()
 	require.NoError(t, err)
 	b, err := json.Marshal(State{ID: "r", Base: 1, Target: 2, Plan: plan, Phase: rollout.Running})
 	require.NoError(t, err)

@@ -102,7 +102,7 @@ func TestRouting(t *testing.T) {
 	}
 
 	assert.Equal(t, time.Second, served("edge", rest), "no rollout: current")
-	plan, err := Normalize(rollout.Plan{Stages: []rollout.Stage{{Name: "canary", Select: stream.Selector{IDs: []string{"canary"}}}}})
+	plan, err := rollout.Plan{Stages: []rollout.Stage{{Name: "canary", Select: stream.Selector{IDs: []string{"canary"}}}}}.Normalized()
 	require.NoError(t, err)
 	s0 := State{ID: "r", Base: 1, Target: 2, Plan: plan, Phase: rollout.Running}
 
@@ -182,7 +182,7 @@ func TestRoutingRollbackBeforeTheBaseAndPromotion(t *testing.T) {
 	commitWeb(t, st, "edge", time.Second)
 	r := New(Options{})
 	rest := &corev3.Node{Id: "rest"}
-	plan, err := Normalize(rollout.Plan{Stages: []rollout.Stage{{Select: stream.Selector{IDs: []string{"canary"}}}}})
+	plan, err := rollout.Plan{Stages: []rollout.Stage{{Select: stream.Selector{IDs: []string{"canary"}}}}}.Normalized()
 	require.NoError(t, err)
 	s0 := State{ID: "r", Base: 1, Target: 2, Plan: plan, Phase: rollout.Running}
 	r.Committing(etcdState(t, s0, 10), st.View())

@@ -30,7 +30,7 @@ func TestStandingSeenGoneAndBoundedNACKs(t *testing.T) {
 	r := New(Options{})
 	fs := &fakeStreams{}
 	r.Attach(fs)
-	plan, err := Normalize(rollout.Plan{Stages: []rollout.Stage{{Name: "canary", Select: stream.Selector{IDs: []string{"c1", "c2"}}}}})
+	plan, err := rollout.Plan{Stages: []rollout.Stage{{Name: "canary", Select: stream.Selector{IDs: []string{"c1", "c2"}}}}}.Normalized()
 	require.NoError(t, err)
 	s0 := State{ID: "r", Base: 1, Target: 2, Plan: plan, Phase: rollout.Running}
 	r.Committing(etcdState(t, s0, 10), st.View())
@@ -99,7 +99,7 @@ func TestDecideSeenAndGoneIsNotEmpty(t *testing.T) {
 			ctx := context.Background()
 			now := time.Date(2026, 12, 7, 22, 0, 0, 0, time.UTC)
 			r := New(Options{Client: cli, Prefix: prefix, ID: "d", Now: func() time.Time { return now }})
-			plan, err := Normalize(rollout.Plan{Stages: []rollout.Stage{{Name: "canary", Select: stream.Selector{Percent: 1}}}, Window: time.Minute, OnTimeout: onTimeout})
+			plan, err := rollout.Plan{Stages: []rollout.Stage{{Name: "canary", Select: stream.Selector{Percent: 1}}}, Window: time.Minute, OnTimeout: onTimeout}.Normalized()
 			require.NoError(t, err)
 			b, err := json.Marshal(State{ID: "r", Base: 1, Target: 2, Plan: plan, Phase: rollout.Running})
 			require.NoError(t, err)

@@ -127,7 +127,7 @@ func ParseState(b []byte) (State, error) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return State{}, fmt.Errorf("rollout state: %w", err)
 	}
-	p, err := Normalize(s.Plan)
+	p, err := s.Plan.Normalized()
 	if err != nil {
 		return State{}, fmt.Errorf("rollout state %s: %w", s.ID, err)
 	}
@@ -139,7 +139,7 @@ func ParseState(b []byte) (State, error) {
 // the state of a new rollout of plan, superseding the one prev names if it
 // runs. by says who started it, in its first event.
 func Start(plan rollout.Plan, by string, now func() time.Time) (func(prev source.EtcdRollout, base, target int64) ([]byte, error), error) {
-	plan, err := Normalize(plan)
+	plan, err := plan.Normalized()
 	if err != nil {
 		return nil, err
 	}
@@ -167,40 +167,3 @@ func Start(plan rollout.Plan, by string, now func() time.Time) (func(prev source
 	}, nil
 }
 
-// Normalize fills in a plan's defaults as the rollout package does: a
-// window, a NACK threshold, a timeout action, stage names, and a last stage
-// of every node.
-func Normalize(p rollout.Plan) (rollout.Plan, error) {
-	stages := make([]rollout.Stage, 0, len(p.Stages)+1)
-	for i, st := range p.Stages {
-		if err := st.Select.Validate(); err != nil {
-			return rollout.Plan{}, fmt.Errorf("stage %d: %w", i+1, err)
-		}
-		if st.Name == "" {
-			st.Name = st.Select.String()
-		}
-		stages = append(stages, st)
-	}
-	if len(stages) == 0 || !selectsAll(&stages[len(stages)-1].Select) {
-		stages = append(stages, rollout.Stage{Name: "100%"})
-	}
-	p.Stages = stages
-	if p.Window <= 0 {
-		p.Window = rollout.DefaultWindow
-	}
-	if p.MaxNACKs <= 0 {
-		p.MaxNACKs = 1
-	}
-	switch p.OnTimeout {
-	case "":
-		p.OnTimeout = rollout.Hold
-	case rollout.Hold, rollout.RollBack:
-	default:
-		return rollout.Plan{}, fmt.Errorf("on_timeout %q: want %q or %q", p.OnTimeout, rollout.Hold, rollout.RollBack)
-	}
-	return p, nil
-}
-
-func selectsAll(s *stream.Selector) bool {
-	return s.Scope == "" && len(s.IDs) == 0 && len(s.Metadata) == 0 && (s.Percent <= 0 || s.Percent >= 100)
-}

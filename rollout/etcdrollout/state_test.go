@@ -15,20 +15,6 @@ import (
 	"github.com/leanxds/leanxds/stream"
 )
 
-func TestNormalize(t *testing.T) {
-	p, err := Normalize(rollout.Plan{Stages: []rollout.Stage{{Select: stream.Selector{Percent: 5}}}})
-	require.NoError(t, err)
-	assert.Equal(t, rollout.Plan{
-		Stages:   []rollout.Stage{{Name: "5%", Select: stream.Selector{Percent: 5}}, {Name: "100%"}},
-		Window:   rollout.DefaultWindow,
-		MaxNACKs: 1, OnTimeout: rollout.Hold,
-	}, p)
-	_, err = Normalize(rollout.Plan{OnTimeout: "later"})
-	assert.ErrorContains(t, err, `on_timeout "later"`)
-	_, err = Normalize(rollout.Plan{Stages: []rollout.Stage{{Select: stream.Selector{Percent: 200}}}})
-	assert.ErrorContains(t, err, "stage 1")
-}
-
 // Start writes a running state at stage 0 that the source reads, and names
 // the rollout it supersedes.
 func TestStart(t *testing.T) {
@@ -67,7 +53,7 @@ func TestStart(t *testing.T) {
 // The transitions: the next stage, promoted after the last, rolled back,
 // held; each records an event and leaves the state it came from as it was.
 func TestTransitions(t *testing.T) {
-	plan, err := Normalize(rollout.Plan{Stages: []rollout.Stage{{Name: "canary", Select: stream.Selector{IDs: []string{"n1"}}}}})
+	plan, err := rollout.Plan{Stages: []rollout.Stage{{Name: "canary", Select: stream.Selector{IDs: []string{"n1"}}}}}.Normalized()
 	require.NoError(t, err)
 	t0 := time.Date(2026, 12, 7, 21, 0, 0, 0, time.UTC)
 	st := State{ID: "r", Base: 1, Target: 2, Plan: plan, Phase: rollout.Running, StageStartedAt: t0}
