@@ -111,7 +111,8 @@ func (m *Manager) rollBackLocked(r *Rollout, what, msg string, rejections []stre
 	m.changedLocked()
 }
 
-// commitBase commits the base's content of the rollout's scopes again. When
+// commitBase commits the base's content of the rollout's scopes again (R24:
+// every node is served the base at exactly the versions it had). When
 // the rollout has one base and no other scope changed since, that is
 // store.RollbackTo(base): the base's entries as they are. Otherwise the
 // base's content of the rollout's scopes alone is committed, so that

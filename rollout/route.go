@@ -44,7 +44,8 @@ type scopeRoute struct {
 
 // View serves a node of a scope under rollout the store's current content
 // when its stage is reached, and the content before the change otherwise
-// (stream.Router). Nodes of other scopes are served current. It costs two map
+// (stream.Router; R23, and R25 whatever the node's stream). Nodes of other
+// scopes are served current. It costs two map
 // lookups and the stage matchers, and allocates nothing.
 func (m *Manager) View(scope string, node *corev3.Node, cur store.View) store.View {
 	t := m.routes.Load()

@@ -69,7 +69,7 @@ func (m *Manager) marshalLocked() ([]byte, error) {
 
 // RestoreState puts back a state MarshalState returned, as a process
 // restarted from a snapshot does before it serves. A rollout that was
-// running or held is where it was: same stage, base and target; its bases
+// running or held is where it was (R25): same stage, base and target; its bases
 // are read from the store's history (View.ScopeAt) and kept there
 // (Store.Hold) until it ends; its stage's window starts again, and the ACKs
 // are counted again from the nodes as they reconnect. It is an error when

@@ -11,7 +11,8 @@ import (
 
 // RollbackTo commits, in one commit, every scope the history keeps back to its
 // content at revision rev: the entries it held then, as they were (not
-// validated or encoded again: the same bytes, so the same versions, S3, D8),
+// validated or encoded again: the same bytes, so the same versions, S3, D8,
+// R24),
 // and nothing else; a scope created after rev is emptied. The commit is a new
 // revision, labelled source ("" is recorded as "rollback to <rev>"), and is
 // itself in the history, so a rollback can be rolled back.

@@ -179,7 +179,7 @@ func (r *Replica) Attach(s Streams) { r.streams.Store(&streamsBox{s}) }
 
 // View is the stream.Router: a node of a scope the rollout changes is served
 // the base generation unless the rollout's stage (or one before it) selects
-// it.
+// it (R23, R25).
 func (r *Replica) View(scope string, node *corev3.Node, cur store.View) store.View {
 	rt := r.route.Load()
 	if rt == nil || !rt.routing {

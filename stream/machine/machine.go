@@ -445,8 +445,8 @@ func changedNames(old, cur *store.Table, sub *subscription) []string {
 	} else if names, ok := cur.ChangedSince(old.Revision()); ok && old.Revision() <= cur.Revision() {
 		candidates = names
 	} else if names, ok := old.ChangedSince(cur.Revision()); ok && cur.Revision() < old.Revision() {
-		// Served an earlier view (a rollout's base): what changed since
-		// cur is what differs.
+		// Served an earlier view (a rollout's base, R24): what changed
+		// since cur is what differs.
 		candidates = names
 	} else {
 		// Too far behind for the change log: compare contents.
