@@ -166,4 +166,3 @@ func Start(plan rollout.Plan, by string, now func() time.Time) (func(prev source
 		return json.Marshal(s)
 	}, nil
 }
-
