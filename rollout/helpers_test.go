@@ -155,3 +155,29 @@ func (o oneMetric) Collect(ch chan<- prometheus.Metric) {
 		ch <- mt
 	}
 }
+
+// clients opens a client of every node of f on e's server, SotW or delta.
+func (e *env) clients(t *testing.T, f fleet, delta bool) map[string]*client {
+	out := map[string]*client{}
+	for _, id := range f.all() {
+		out[id] = e.client(t, id, delta)
+	}
+	return out
+}
+
+// memClients opens a client of every node of f in memory, SotW or delta.
+func memClients(t *testing.T, mem *conv.Memory, f fleet, delta bool) map[string]*client {
+	out := map[string]*client{}
+	for _, id := range f.all() {
+		out[id] = openClient(t, mem, id, delta)
+	}
+	return out
+}
+
+// edgeStore returns a store holding scope edge's clusters.
+func edgeStore(t testing.TB) *store.Store {
+	st := store.New()
+	_, err := st.Commit(clusters("edge", time.Second)...)
+	require.NoError(t, err)
+	return st
+}

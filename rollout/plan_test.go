@@ -9,7 +9,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/leanxds/leanxds/store"
 	"github.com/leanxds/leanxds/stream"
 )
 
@@ -73,9 +72,7 @@ func TestPlanNormalized(t *testing.T) {
 
 // The metrics follow the rollout: stage, phase, transitions and rollbacks.
 func TestMetrics(t *testing.T) {
-	st := store.New()
-	_, err := st.Commit(clusters("edge", time.Second)...)
-	require.NoError(t, err)
+	st := edgeStore(t)
 	m := New(st, Options{Logger: quiet()})
 	assert.Equal(t, -1.0, gauge(t, m, "leanxds_rollout_stage"))
 

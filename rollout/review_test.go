@@ -23,15 +23,10 @@ import (
 // NACKs the target while the rollout is Held rolls it back (MaxNACKs), rather
 // than being served the rejected content until someone aborts.
 func TestRunNACKWhileHeldRollsBack(t *testing.T) {
-	st := store.New()
-	_, err := st.Commit(clusters("edge", time.Second)...)
-	require.NoError(t, err)
+	st := edgeStore(t)
 	e := newEnv(t, st, Options{})
 	f := newFleet(1)
-	clients := map[string]*client{}
-	for _, id := range f.all() {
-		clients[id] = e.client(t, id, false)
-	}
+	clients := e.clients(t, f, false)
 	stages, _ := ParseStages("1%,100%")
 	r := mustStage(t, e.m, Plan{Stages: stages, Window: 200 * time.Millisecond}, clusters("edge", 2*time.Second))
 	target := e.webVersion()
@@ -67,10 +62,7 @@ func TestStagePromotedDuringCommitKeepsPromotedContent(t *testing.T) {
 	m := New(st, Options{Logger: quiet()})
 	mem := conv.NewMemory(st, stream.Options{Router: m})
 	f := newFleet(1)
-	clients := map[string]*client{}
-	for _, id := range f.all() {
-		clients[id] = openClient(t, mem, id, false)
-	}
+	clients := memClients(t, mem, f, false)
 	base := clients[f.ten].webVersion
 	stages, _ := ParseStages("1%,100%")
 	first := mustStage(t, m, Plan{Stages: stages}, clusters("edge", 2*time.Second))
@@ -128,15 +120,10 @@ func TestNewScopeOutsideStageKeepsWhatItRan(t *testing.T) {
 // the newer target's too (nothing new is sent, R6): the NACK stands against
 // the newer target (R26) and the change is rolled back.
 func TestRunNACKAcrossRestartRollsBack(t *testing.T) {
-	st := store.New()
-	_, err := st.Commit(clusters("edge", time.Second)...)
-	require.NoError(t, err)
+	st := edgeStore(t)
 	e := newEnv(t, st, Options{})
 	f := newFleet(1)
-	clients := map[string]*client{}
-	for _, id := range f.all() {
-		clients[id] = e.client(t, id, false)
-	}
+	clients := e.clients(t, f, false)
 	stages, _ := ParseStages("1%,100%")
 	r := mustStage(t, e.m, Plan{Stages: stages, Window: 500 * time.Millisecond}, clusters("edge", 2*time.Second))
 	target := e.webVersion()
@@ -157,22 +144,17 @@ func TestRunNACKAcrossRestartRollsBack(t *testing.T) {
 // untested content, which every node outside the canary would be sent. To
 // the base itself, it rolls the change back.
 func TestRollbackPastBaseRefused(t *testing.T) {
-	st := store.New()
-	_, err := st.Commit(clusters("edge", time.Second)...)
-	require.NoError(t, err)
+	st := edgeStore(t)
 	m := New(st, Options{Logger: quiet()})
 	mem := conv.NewMemory(st, stream.Options{Router: m})
 	f := newFleet(1)
-	clients := map[string]*client{}
-	for _, id := range f.all() {
-		clients[id] = openClient(t, mem, id, false)
-	}
+	clients := memClients(t, mem, f, false)
 	stages, _ := ParseStages("1%,100%")
 	r := mustStage(t, m, Plan{Stages: stages}, clusters("edge", 2*time.Second))
 	target := r.Status().Target
 	clients[f.canary].expectWeb(st.View().Table("edge", protocol.TypeCluster).Get("web").Version)
 
-	_, err = m.Rollback(target, "operator: rollback --to target")
+	_, err := m.Rollback(target, "operator: rollback --to target")
 	require.ErrorContains(t, err, fmt.Sprintf("running from base %d: abort it, or roll back to %d or earlier", r.Status().Base, r.Status().Base))
 	require.Equal(t, Running, r.Status().Phase, "a refused rollback leaves the rollout as it was")
 	require.Equal(t, target, st.View().Revision(), "a refused rollback commits nothing")
@@ -191,15 +173,10 @@ func TestRollbackPastBaseRefused(t *testing.T) {
 // empty one, and the rest of the fleet never gets content no node ACKed. The
 // node is kept in the state, so a restart does not forget it.
 func TestRunCanaryThatVanishesDoesNotPromote(t *testing.T) {
-	st := store.New()
-	_, err := st.Commit(clusters("edge", time.Second)...)
-	require.NoError(t, err)
+	st := edgeStore(t)
 	e := newEnv(t, st, Options{})
 	f := newFleet(1)
-	clients := map[string]*client{}
-	for _, id := range f.all() {
-		clients[id] = e.client(t, id, false)
-	}
+	clients := e.clients(t, f, false)
 	stages, _ := ParseStages("1%,100%")
 	r := mustStage(t, e.m, Plan{Stages: stages, Window: 300 * time.Millisecond}, clusters("edge", 2*time.Second))
 	target := e.webVersion()
@@ -292,9 +269,7 @@ func TestStageReachingNewScopeReconnectsDefaultStreams(t *testing.T) {
 // are not pinned to the view from before the commit, and later commits reach
 // them.
 func TestStagePanickingCommitLeavesNoPendingRoute(t *testing.T) {
-	st := store.New()
-	_, err := st.Commit(clusters("edge", time.Second)...)
-	require.NoError(t, err)
+	st := edgeStore(t)
 	m := New(st, Options{Logger: quiet()})
 	mem := conv.NewMemory(st, stream.Options{Router: m})
 	f := newFleet(1)
@@ -305,7 +280,7 @@ func TestStagePanickingCommitLeavesNoPendingRoute(t *testing.T) {
 		defer func() { _ = recover() }()
 		_, _ = m.Stage(t.Context(), Plan{Stages: stages}, "reload", func() (store.Result, error) { panic("loader bug") })
 	}()
-	_, err = st.Commit(clusters("edge", 7*time.Second)...) // a plain commit, no rollout
+	_, err := st.Commit(clusters("edge", 7*time.Second)...) // a plain commit, no rollout
 	require.NoError(t, err)
 	c.expectWeb(st.View().Table("edge", protocol.TypeCluster).Get("web").Version)
 }
@@ -317,9 +292,7 @@ func TestStagePanickingCommitLeavesNoPendingRoute(t *testing.T) {
 // stage, over the base from before the commit, rather than served to every
 // node.
 func TestRestoreDuringStageCommitStagesTheCommit(t *testing.T) {
-	st := store.New()
-	_, err := st.Commit(clusters("edge", time.Second)...)
-	require.NoError(t, err)
+	st := edgeStore(t)
 	baseRev := st.View().Revision()
 	var states [][]byte
 	var m *Manager
@@ -330,7 +303,7 @@ func TestRestoreDuringStageCommitStagesTheCommit(t *testing.T) {
 	}})
 	stages, _ := ParseStages("1%,100%")
 	var during []byte // what a snapshot between the commit and the next OnChange carries
-	_, err = m.Stage(t.Context(), Plan{Stages: stages}, "reload", func() (store.Result, error) {
+	_, err := m.Stage(t.Context(), Plan{Stages: stages}, "reload", func() (store.Result, error) {
 		during = states[len(states)-1]
 		return st.Commit(clusters("edge", 2*time.Second)...)
 	})

@@ -60,16 +60,14 @@ func TestViewAllocatesNothing(t *testing.T) {
 // stagedManager returns a Manager running a rollout of scope edge whose
 // stages read shares, ids and metadata.
 func stagedManager(t testing.TB) (*Manager, *store.Store) {
-	st := store.New()
-	_, err := st.Commit(clusters("edge", time.Second)...)
-	require.NoError(t, err)
+	st := edgeStore(t)
 	m := New(st, Options{Logger: quiet()})
 	plan := Plan{Stages: []Stage{
 		{Select: stream.Selector{IDs: []string{"a", "b", "c"}}},
 		{Select: stream.Selector{Metadata: map[string]string{"team": "core", "weight": "3"}}},
 		{Select: stream.Selector{Percent: 10}},
 	}}
-	_, err = m.Stage(t.Context(), plan, "bench", commitOf(st, clusters("edge", 2*time.Second)))
+	_, err := m.Stage(t.Context(), plan, "bench", commitOf(st, clusters("edge", 2*time.Second)))
 	require.NoError(t, err)
 	m.mu.Lock()
 	m.cur.serving = 2
@@ -114,16 +112,11 @@ func TestStagesServeTheirNodesOnly(t *testing.T) {
 			name = "delta"
 		}
 		t.Run(name, func(t *testing.T) {
-			st := store.New()
-			_, err := st.Commit(clusters("edge", time.Second)...)
-			require.NoError(t, err)
+			st := edgeStore(t)
 			m := New(st, Options{Logger: quiet()})
 			mem := conv.NewMemory(st, stream.Options{Router: m})
 			f := newFleet(3)
-			clients := map[string]*client{}
-			for _, id := range f.all() {
-				clients[id] = openClient(t, mem, id, delta)
-			}
+			clients := memClients(t, mem, f, delta)
 			base := clients[f.canary].webVersion
 			for _, c := range clients {
 				require.Equal(t, base, c.webVersion)
@@ -168,17 +161,12 @@ func TestStagesServeTheirNodesOnly(t *testing.T) {
 func TestAbortPutsTheBaseBack(t *testing.T) {
 	for _, delta := range []bool{false, true} {
 		t.Run(map[bool]string{false: "sotw", true: "delta"}[delta], func(t *testing.T) {
-			st := store.New()
-			_, err := st.Commit(clusters("edge", time.Second)...)
-			require.NoError(t, err)
+			st := edgeStore(t)
 			before := st.View().Table("edge", protocol.TypeCluster)
 			m := New(st, Options{Logger: quiet()})
 			mem := conv.NewMemory(st, stream.Options{Router: m})
 			f := newFleet(2)
-			clients := map[string]*client{}
-			for _, id := range f.all() {
-				clients[id] = openClient(t, mem, id, delta)
-			}
+			clients := memClients(t, mem, f, delta)
 			base := clients[f.canary].webVersion
 			baseSet := clients[f.canary].setVersion
 
@@ -208,16 +196,11 @@ func TestAbortPutsTheBaseBack(t *testing.T) {
 // A commit to a scope under rollout that was not made through Stage is
 // untested: at once, only the first stage's nodes are served it.
 func TestCommitOutsideTheRolloutGoesToTheFirstStage(t *testing.T) {
-	st := store.New()
-	_, err := st.Commit(clusters("edge", time.Second)...)
-	require.NoError(t, err)
+	st := edgeStore(t)
 	m := New(st, Options{Logger: quiet()})
 	mem := conv.NewMemory(st, stream.Options{Router: m})
 	f := newFleet(1)
-	clients := map[string]*client{}
-	for _, id := range f.all() {
-		clients[id] = openClient(t, mem, id, false)
-	}
+	clients := memClients(t, mem, f, false)
 	base := clients[f.canary].webVersion
 	stages, _ := ParseStages("1%,10%")
 	mustStage(t, m, Plan{Stages: stages}, clusters("edge", 2*time.Second))
@@ -226,7 +209,7 @@ func TestCommitOutsideTheRolloutGoesToTheFirstStage(t *testing.T) {
 	clients[f.canary].expectWeb(target)
 	clients[f.ten].expectWeb(target)
 
-	_, err = st.Commit(clusters("edge", 9*time.Second)...)
+	_, err := st.Commit(clusters("edge", 9*time.Second)...)
 	require.NoError(t, err)
 	untested := st.View().Table("edge", protocol.TypeCluster).Get("web").Version
 	clients[f.canary].expectWeb(untested)
@@ -244,10 +227,7 @@ func TestStageSupersedes(t *testing.T) {
 	m := New(st, Options{Logger: quiet()})
 	mem := conv.NewMemory(st, stream.Options{Router: m})
 	f := newFleet(1)
-	clients := map[string]*client{}
-	for _, id := range f.all() {
-		clients[id] = openClient(t, mem, id, false)
-	}
+	clients := memClients(t, mem, f, false)
 	base := clients[f.canary].webVersion
 	stages, _ := ParseStages("1%,10%")
 	first := mustStage(t, m, Plan{Stages: stages}, clusters("edge", 2*time.Second))
@@ -365,9 +345,7 @@ func (c *client) expectNothing() {
 func TestReconnectGetsItsStage(t *testing.T) {
 	for _, delta := range []bool{false, true} {
 		t.Run(map[bool]string{false: "sotw", true: "delta"}[delta], func(t *testing.T) {
-			st := store.New()
-			_, err := st.Commit(clusters("edge", time.Second)...)
-			require.NoError(t, err)
+			st := edgeStore(t)
 			m := New(st, Options{Logger: quiet()})
 			mem := conv.NewMemory(st, stream.Options{Router: m})
 			f := newFleet(1)
@@ -387,9 +365,7 @@ func TestReconnectGetsItsStage(t *testing.T) {
 // Run restarts a rollout at its first stage, same base, when a commit not
 // made through Stage changes one of its scopes.
 func TestRunRestartsOnACommitOutsideTheRollout(t *testing.T) {
-	st := store.New()
-	_, err := st.Commit(clusters("edge", time.Second)...)
-	require.NoError(t, err)
+	st := edgeStore(t)
 	baseRev := st.View().Revision()
 	m := New(st, Options{Logger: quiet()})
 	ctx, cancel := context.WithCancel(t.Context())

@@ -116,15 +116,10 @@ func variants(t *testing.T, f func(t *testing.T, delta bool)) {
 // the one before ACKed, and is sent to its nodes only; then it is promoted.
 func TestRunPromotesThroughStages(t *testing.T) {
 	variants(t, func(t *testing.T, delta bool) {
-		st := store.New()
-		_, err := st.Commit(clusters("edge", time.Second)...)
-		require.NoError(t, err)
+		st := edgeStore(t)
 		e := newEnv(t, st, Options{})
 		f := newFleet(2)
-		clients := map[string]*client{}
-		for _, id := range f.all() {
-			clients[id] = e.client(t, id, delta)
-		}
+		clients := e.clients(t, f, delta)
 		stages, _ := ParseStages("1%,10%,100%")
 		r := mustStage(t, e.m, Plan{Stages: stages, Window: time.Minute}, clusters("edge", 2*time.Second))
 		target := e.webVersion()
@@ -162,16 +157,11 @@ func TestRunPromotesThroughStages(t *testing.T) {
 // target.
 func TestRunRollsBackOnNACK(t *testing.T) {
 	variants(t, func(t *testing.T, delta bool) {
-		st := store.New()
-		_, err := st.Commit(clusters("edge", time.Second)...)
-		require.NoError(t, err)
+		st := edgeStore(t)
 		before := st.View().Table("edge", protocol.TypeCluster)
 		e := newEnv(t, st, Options{})
 		f := newFleet(3)
-		clients := map[string]*client{}
-		for _, id := range f.all() {
-			clients[id] = e.client(t, id, delta)
-		}
+		clients := e.clients(t, f, delta)
 		base, baseSet := clients[f.canary].webVersion, clients[f.canary].setVersion
 		stages, _ := ParseStages("10%,100%")
 		r := mustStage(t, e.m, Plan{Stages: stages, Window: time.Minute}, clusters("edge", 2*time.Second))
@@ -208,15 +198,10 @@ func TestRunRollsBackOnNACK(t *testing.T) {
 // A window that ends before the stage's nodes ACKed holds the rollout; Promote
 // starts the next stage, and the rollout is promoted once all ACKed.
 func TestRunHoldsOnTimeoutThenPromote(t *testing.T) {
-	st := store.New()
-	_, err := st.Commit(clusters("edge", time.Second)...)
-	require.NoError(t, err)
+	st := edgeStore(t)
 	e := newEnv(t, st, Options{})
 	f := newFleet(1)
-	clients := map[string]*client{}
-	for _, id := range f.all() {
-		clients[id] = e.client(t, id, false)
-	}
+	clients := e.clients(t, f, false)
 	stages, _ := ParseStages("1%,100%")
 	r := mustStage(t, e.m, Plan{Stages: stages, Window: 200 * time.Millisecond}, clusters("edge", 2*time.Second))
 	target := e.webVersion()
@@ -251,9 +236,7 @@ func TestRunHoldsOnTimeoutThenPromote(t *testing.T) {
 // passes: a restarted process has no node yet, and 1% of a small fleet may
 // be no node at all.
 func TestRunPassesAnEmptyStageAtItsWindow(t *testing.T) {
-	st := store.New()
-	_, err := st.Commit(clusters("edge", time.Second)...)
-	require.NoError(t, err)
+	st := edgeStore(t)
 	e := newEnv(t, st, Options{})
 	c := e.client(t, "edge-1", false)
 	stages, _ := ParseStages("ids=ghost,100%")
@@ -268,15 +251,10 @@ func TestRunPassesAnEmptyStageAtItsWindow(t *testing.T) {
 // Fewer NACKs than MaxNACKs do not roll back, but a node that NACKed has
 // not ACKed: the stage does not pass, and its window's end holds it.
 func TestRunNACKsBelowMaxHold(t *testing.T) {
-	st := store.New()
-	_, err := st.Commit(clusters("edge", time.Second)...)
-	require.NoError(t, err)
+	st := edgeStore(t)
 	e := newEnv(t, st, Options{})
 	f := newFleet(1)
-	clients := map[string]*client{}
-	for _, id := range f.all() {
-		clients[id] = e.client(t, id, false)
-	}
+	clients := e.clients(t, f, false)
 	stages, _ := ParseStages("10%,100%")
 	r := mustStage(t, e.m, Plan{Stages: stages, Window: 200 * time.Millisecond, MaxNACKs: 2}, clusters("edge", 2*time.Second))
 	target := e.webVersion()

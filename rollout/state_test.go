@@ -99,9 +99,7 @@ func TestRestoreContinuesTheRollout(t *testing.T) {
 
 // The state of no rollout, and of one that ended, restores as it was.
 func TestRestoreEndedOrNone(t *testing.T) {
-	st := store.New()
-	_, err := st.Commit(clusters("edge", time.Second)...)
-	require.NoError(t, err)
+	st := edgeStore(t)
 	m := New(st, Options{Logger: quiet()})
 	data, err := m.MarshalState()
 	require.NoError(t, err)
@@ -144,9 +142,7 @@ func TestRestoreNeedsTheBaseInHistory(t *testing.T) {
 // back on every node with its exact version strings; without a rollout, 0
 // means the revision before the newest.
 func TestRollback(t *testing.T) {
-	st := store.New()
-	_, err := st.Commit(clusters("edge", time.Second)...)
-	require.NoError(t, err)
+	st := edgeStore(t)
 	m := New(st, Options{Logger: quiet()})
 	mem := conv.NewMemory(st, stream.Options{Router: m})
 	f := newFleet(1)
