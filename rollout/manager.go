@@ -74,6 +74,11 @@ type Manager struct {
 	// sharedVersion is the version of the shared state this process last
 	// loaded or saved (Options.Shared).
 	sharedVersion int64
+	// sharedBehind is the version of a shared state newer than
+	// sharedVersion that was loaded but not adopted, as a Stage's commit was
+	// running or the store did not hold its target yet; Run loads it again
+	// after the next commit. 0 when none.
+	sharedBehind int64
 	// counters for the metrics.
 	transitions map[string]uint64
 	nacks       uint64
@@ -278,6 +283,14 @@ func (m *Manager) Stage(ctx context.Context, plan Plan, source string, commit fu
 	m.mu.Lock()
 	defer m.unlock()
 	m.pending = nil
+	if m.sharedBehind != 0 {
+		// A shared state loaded while commit ran: Run loads it again (after
+		// this Stage's own save, when it makes one).
+		select {
+		case m.kick <- struct{}{}:
+		default:
+		}
+	}
 	if m.staging != nil {
 		m.staging = nil
 		m.dirty = true // OnChange again, with the rollout or without it

@@ -39,6 +39,12 @@ func (m *Manager) Run(ctx context.Context) error {
 		default:
 		}
 		m.mu.Lock()
+		behind := m.sharedBehind != 0
+		m.mu.Unlock()
+		if behind {
+			m.loadShared(ctx) // a commit may have brought its target
+		}
+		m.mu.Lock()
 		watching = m.watchLocked(w, watching)
 		m.checkCommitsLocked()
 		// A held stage is watched too, with no deadline: NACKs roll it back.

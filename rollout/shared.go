@@ -21,8 +21,9 @@ import (
 // those of the store of the process that reads or writes it: an
 // implementation whose replicas' stores number revisions differently
 // translates them in Load and Save (to the generations of the content it
-// shares, say). Load must return a state only once this process's store
-// holds its target, with its bases in the store's history.
+// shares, say). A Manager adopts a state it loads only once its store holds
+// the state's target (it loads again after each commit until then); the
+// state's bases must be in the store's history.
 //
 // A Manager with a Shared saves every change it makes (Stage, a stage
 // decision, Promote, Abort, Rollback) with Save, and adopts the state Load
@@ -38,7 +39,9 @@ import (
 // commits the base again to its own store, as the deciding one did.
 type Shared interface {
 	// Load returns the state saved last (nil when none was) and its version,
-	// which Save compares.
+	// which Save compares. Versions only grow: every Save that succeeds
+	// returns a version greater than any before it (etcd's ModRevision is
+	// one), so a Manager can tell a Load that raced its own Save.
 	Load(ctx context.Context) (state []byte, version int64, err error)
 	// Save stores state when the stored version is still version, and
 	// returns the new version; saved is false, with no error, when another

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/leanxds/leanxds/protocol"
 	"github.com/leanxds/leanxds/store"
 	"github.com/leanxds/leanxds/stream"
 )
@@ -152,4 +154,106 @@ func TestSharedReplicasServeOneStage(t *testing.T) {
 	assert.Equal(t, base, a.webVersion())
 	assert.Empty(t, a.sent.sentTo(target), "A's node outside the stage")
 	assert.Equal(t, sorted(f.canary, f.ten), b.sent.sentTo(target))
+}
+
+// A Load that read the shared state before this Manager's own Save returned
+// may be adopted after it (Run loads as it starts, while a Stage saves): the
+// older state must not undo the newer, here by superseding the rollout just
+// staged with "no rollout".
+func TestSharedStaleLoadDoesNotUndoOwnSave(t *testing.T) {
+	sh := &memShared{}
+	st := store.New()
+	_, err := st.Commit(clusters("edge", time.Second)...)
+	require.NoError(t, err)
+	m := New(st, Options{Shared: sh, Logger: quiet()})
+	stages, _ := ParseStages("10%,100%")
+	r := mustStage(t, m, Plan{Stages: stages, Window: time.Minute}, clusters("edge", 2*time.Second))
+	_, version, err := sh.Load(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, int64(1), version, "Stage saved the state")
+
+	m.mu.Lock()
+	m.adoptLocked(nil, 0) // what a Load before the Save returned
+	m.unlock()
+	assert.Equal(t, Running, r.Status().Phase)
+	got, ok := m.Status()
+	require.True(t, ok)
+	assert.Equal(t, r.Status().ID, got.ID)
+}
+
+// sharedPair is two Managers over one memShared with no Run: each test
+// drives the loads itself, so the order of events is the test's.
+func sharedPair(t *testing.T) (sh *memShared, a, b *Manager) {
+	t.Helper()
+	sh = &memShared{}
+	for _, m := range []**Manager{&a, &b} {
+		st := store.New()
+		_, err := st.Commit(clusters("edge", time.Second)...)
+		require.NoError(t, err)
+		*m = New(st, Options{Shared: sh, Logger: quiet()})
+	}
+	return sh, a, b
+}
+
+func webOf(m *Manager) string {
+	return m.st.View().Table("edge", protocol.TypeCluster).Get("web").Version
+}
+
+// A replica that loads the state of a rollout whose target its store does
+// not hold yet does not adopt it (it would take the base for the target, and
+// count its stage's nodes as ACKed): it adopts it once its own Stage has
+// committed the change, as the same rollout.
+func TestSharedStateWaitsForItsTarget(t *testing.T) {
+	_, a, b := sharedPair(t)
+	plan := Plan{Stages: mustStages(t, "10%,100%"), Window: time.Minute}
+	rb := mustStage(t, b, plan, clusters("edge", 2*time.Second))
+
+	a.loadShared(t.Context())
+	_, ok := a.Status()
+	assert.False(t, ok, "A's store does not hold the target yet")
+
+	r := mustStage(t, a, plan, clusters("edge", 2*time.Second))
+	got := r.Status()
+	assert.Equal(t, rb.Status().ID, got.ID)
+	assert.Equal(t, Running, got.Phase)
+	assert.Equal(t, rb.Status().Target, got.Target)
+	assert.Equal(t, 0, got.Stage)
+	assert.Equal(t, webOf(b), webOf(a), "both hold the target")
+}
+
+// A rollout rolled back before a replica staged it: that replica's Stage
+// adopts the rollback (the same rollout) and commits the base again, instead
+// of starting the change over on every replica.
+func TestSharedRollbackBeforeAReplicaStaged(t *testing.T) {
+	sh, a, b := sharedPair(t)
+	base := webOf(a)
+	plan := Plan{Stages: mustStages(t, "10%,100%"), Window: time.Minute}
+	rb := mustStage(t, b, plan, clusters("edge", 2*time.Second))
+	require.NoError(t, b.Abort("bad"))
+	require.Equal(t, RolledBack, rb.Status().Phase)
+	require.Equal(t, base, webOf(b))
+	a.loadShared(t.Context())
+
+	r := mustStage(t, a, plan, clusters("edge", 2*time.Second))
+	assert.Equal(t, rb.Status().ID, r.Status().ID)
+	assert.Equal(t, RolledBack, r.Status().Phase)
+	assert.Equal(t, base, webOf(a), "A committed the base again")
+	data, _, err := sh.Load(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, RolledBack, stateOf(t, data).Rollout.Phase, "the shared state still says rolled back")
+}
+
+func mustStages(t *testing.T, s string) []Stage {
+	t.Helper()
+	stages, err := ParseStages(s)
+	require.NoError(t, err)
+	return stages
+}
+
+func stateOf(t *testing.T, data []byte) state {
+	t.Helper()
+	var s state
+	require.NoError(t, json.Unmarshal(data, &s))
+	require.NotNil(t, s.Rollout)
+	return s
 }

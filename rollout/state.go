@@ -268,11 +268,28 @@ func (m *Manager) loadShared(ctx context.Context) {
 	m.adoptLocked(data, version)
 }
 
-// adoptLocked makes the shared state at version the Manager's.
+// adoptLocked makes the shared state at version the Manager's. A state
+// older than the one the Manager last loaded or saved is not: a Load that
+// read the state before this Manager's own Save returned may come back after
+// it, and would undo what the Save made (Shared's versions only grow).
+//
+// A state is not adopted while a Stage's commit runs, nor before the store
+// holds its target: the Stage saves its own rollout when its commit returns
+// and adopts the shared one then if another replica saved first (the same
+// rollout when both staged the same change, so one is not superseded by the
+// other), and a state taken before its target's commit reached this store
+// would name that rollout's base as its target (its stage's nodes would count
+// as ACKed for content they were never sent). Such a state is loaded again
+// after the next commit (sharedBehind).
 func (m *Manager) adoptLocked(data []byte, version int64) {
-	if version == m.sharedVersion {
+	if version <= m.sharedVersion {
 		return
 	}
+	if m.pending != nil || m.st.View().Revision() < sharedTarget(data) {
+		m.sharedBehind = version
+		return
+	}
+	m.sharedBehind = 0
 	m.sharedVersion = version
 	if mine, err := m.marshalLocked(); err == nil && string(mine) == string(data) {
 		return
@@ -326,6 +343,16 @@ func (m *Manager) adoptLocked(data []byte, version int64) {
 	}
 }
 
+// sharedTarget is the target revision of the rollout a shared state names;
+// 0 when it names none or cannot be read (decodeLocked says why).
+func sharedTarget(data []byte) uint64 {
+	var s state
+	if len(data) == 0 || json.Unmarshal(data, &s) != nil || s.Rollout == nil {
+		return 0
+	}
+	return s.Rollout.Target
+}
+
 // saveShared saves the state; when another replica saved first, its state
 // is adopted instead.
 func (m *Manager) saveShared(ctx context.Context) {
@@ -344,7 +371,7 @@ func (m *Manager) saveShared(ctx context.Context) {
 	}
 	if saved {
 		m.mu.Lock()
-		m.sharedVersion = nv
+		m.sharedVersion = max(m.sharedVersion, nv)
 		m.mu.Unlock()
 		return
 	}
@@ -369,7 +396,9 @@ func (m *Manager) waitShared(ctx context.Context, j *waitJob, changed <-chan str
 		case <-changed:
 			_, version, err := sh.Load(ctx)
 			m.mu.Lock()
-			moved := err == nil && version != m.sharedVersion
+			// A state put off (sharedBehind) is loaded again after the
+			// next commit, which ends this wait too.
+			moved := err == nil && version > max(m.sharedVersion, m.sharedBehind)
 			m.mu.Unlock()
 			if moved {
 				return a, errStateChanged
