@@ -46,7 +46,8 @@
 //     of a fleet (FleetNode, what a replica publishes of each node; Fleet,
 //     where they are read from: package admin/fleet, over etcd), shown on
 //     /debug/fleet a page at a time, each node judged current or not against
-//     what this replica would send it now.
+//     what this replica would send it now (through Rollouts, when it is a
+//     RolloutRouter: a rollout's base to a node outside its stage).
 //   - csds.go, served.go, nodematch.go: CSDS, within a byte budget
 //     (Options.CSDSMaxBytes): what each subscribed resource's status is
 //     (ACKED, NACKED, REQUESTED, DOES_NOT_EXIST), from the stream status.

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
 	"github.com/leanxds/leanxds/store"
 )
 
@@ -36,9 +38,14 @@ type FleetPageNode struct {
 	Scope       string    `json:"scope"`
 	ConnectedAt time.Time `json:"connected_at,omitzero"`
 	// Current is true when the node ACKed, for every type it requested, what
-	// this replica would send it now.
+	// this replica would send it now: during a rollout, the target to a node
+	// its stage selects (one whose replica published a Rollout standing, or
+	// that the stage selects by id or share) and the base to the others.
 	Current bool                     `json:"current"`
 	Types   map[string]FleetPageType `json:"types,omitempty"`
+	// Rollout is the node's standing against the stage of the rollout
+	// running, as its replica published it; nil when no stage selects it.
+	Rollout *FleetRollout `json:"rollout,omitempty"`
 	// Error says why the published status could not be read.
 	Error string `json:"error,omitempty"`
 }
@@ -95,8 +102,9 @@ func (a *Admin) handleFleet(w http.ResponseWriter, r *http.Request) {
 		writeTooLarge(w, a.opts.MaxBytes, fmt.Sprintf("the list of %d replicas", len(page.Replicas)), "raise --admin-max-bytes")
 		return
 	}
+	router, _ := a.opts.Rollouts.(RolloutRouter)
 	for i, e := range list.Nodes {
-		pn := fleetPageNode(v, e)
+		pn := fleetPageNode(v, router, e)
 		ok, err := budget.fits(pn, 2)
 		if err != nil {
 			writeJSONError(w, http.StatusInternalServerError, "%v", err)
@@ -119,13 +127,19 @@ func (a *Admin) handleFleet(w http.ResponseWriter, r *http.Request) {
 }
 
 // fleetPageNode is an entry of the fleet as the page shows it, judged against
-// view v.
-func fleetPageNode(v store.View, e FleetEntry) FleetPageNode {
+// view v, or, with a router, against the view the router serves the node:
+// a node with a rollout standing is one of its stage's (its replica, which
+// knows its metadata, said so), served v; the router is asked of the others
+// by node id.
+func fleetPageNode(v store.View, router RolloutRouter, e FleetEntry) FleetPageNode {
 	n := e.Node
-	pn := FleetPageNode{Node: n.Node, Replica: n.Replica, Scope: n.Scope, ConnectedAt: n.ConnectedAt}
+	pn := FleetPageNode{Node: n.Node, Replica: n.Replica, Scope: n.Scope, ConnectedAt: n.ConnectedAt, Rollout: n.Rollout}
 	if e.Err != nil {
 		pn.Error = e.Err.Error()
 		return pn
+	}
+	if router != nil && n.Rollout == nil {
+		v = router.Peek(n.Scope, &corev3.Node{Id: n.Node}, v)
 	}
 	cur, all := currentTypes(v, &n)
 	pn.Current = all

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
 	"github.com/leanxds/leanxds/rollout"
 	"github.com/leanxds/leanxds/store"
 )
@@ -32,6 +34,19 @@ type Rollouts interface {
 	// commit in the history.
 	Rollback(to uint64, source string) (store.Result, error)
 }
+
+// RolloutRouter is a Rollouts that can tell what it serves a node without
+// serving it: Peek returns the view the node would be served now (a
+// rollout's base to a node no stage of it selects yet, cur otherwise), and
+// records nothing of the node. When Options.Rollouts is one (a
+// *rollout.Manager, an etcdrollout.Replica), /debug/fleet judges whether a
+// node outside a rollout's stage is current against that view rather than
+// the store's newest.
+type RolloutRouter interface {
+	Peek(scope string, node *corev3.Node, cur store.View) store.View
+}
+
+var _ RolloutRouter = (*rollout.Manager)(nil)
 
 // RolloutPage is the JSON of /debug/rollouts and the answer of POST
 // /admin/rollout/promote and /admin/rollout/abort.

@@ -27,8 +27,10 @@ const fleetAbout = `
 List every node of a fleet of replicas (serve --source etcd://, or --fleet-etcd),
 through the admin server of any of them: which replica serves each node, its
 scope, and whether it is current, that is holds, for every type it asked for,
-what the replica asked would send it now. Types it does not hold are listed as BEHIND, and a
-rejection of the newest version sent (a NACK) with its error.
+what the replica asked would send it now (during a rollout, its target to the
+nodes of its stage and its base to the others). Types it does not hold are listed
+as BEHIND; ROLLOUT is where a node of the stage stands against the target (acked,
+nacked or pending); NACK a rejection of the newest version sent, with its error.
 
 A dead replica's nodes are listed until its lease expires (serve --fleet-ttl).
 As with dump, a server with --admin-token needs it; without one, it answers
@@ -149,7 +151,7 @@ func writeFleet(w io.Writer, first admin.FleetPage, nodes []admin.FleetPageNode)
 	if len(nodes) > 0 {
 		fmt.Fprintln(&buf)
 		tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "REPLICA\tNODE\tSCOPE\tCURRENT\tBEHIND\tNACK")
+		fmt.Fprintln(tw, "REPLICA\tNODE\tSCOPE\tCURRENT\tBEHIND\tROLLOUT\tNACK")
 		for _, n := range nodes {
 			cur := "yes"
 			if !n.Current {
@@ -168,7 +170,7 @@ func writeFleet(w io.Writer, first admin.FleetPage, nodes []admin.FleetPageNode)
 			if n.Error != "" {
 				cur, nacks = "?", []string{"unreadable status: " + n.Error}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Replica, n.Node, n.Scope, cur, orDash(strings.Join(behind, ",")), strings.Join(nacks, "; "))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Replica, n.Node, n.Scope, cur, orDash(strings.Join(behind, ",")), rolloutCell(n.Rollout), strings.Join(nacks, "; "))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -180,6 +182,15 @@ func writeFleet(w io.Writer, first admin.FleetPage, nodes []admin.FleetPageNode)
 		}
 	}
 	return nil
+}
+
+// rolloutCell is a node's standing against the stage of the rollout
+// running, "r12 stage 2 acked"; "-" when no stage selects it.
+func rolloutCell(r *admin.FleetRollout) string {
+	if r == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%s stage %d %s", r.ID, r.Stage+1, r.State)
 }
 
 func orDash(s string) string {

@@ -82,7 +82,7 @@ func TestBinaryFleetStatus(t *testing.T) {
 	var table, errs bytes.Buffer
 	require.Equal(t, 0, run(context.Background(), []string{"fleet", "--admin", r2.admin}, noEnv, &table, &errs), errs.String())
 	require.Contains(t, table.String(), "2 replicas, 2 nodes (2 listed, 2 of them current)")
-	require.Regexp(t, `(?m)^r2\s+envoy-2\s+default\s+yes\s+-$`, table.String())
+	require.Regexp(t, `(?m)^r2\s+envoy-2\s+default\s+yes\s+-\s+-$`, table.String())
 
 	// The publisher's metrics.
 	require.Equal(t, 1.0, metric(t, r1.admin, "leanxds_fleet_nodes"))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/leanxds/leanxds/admin"
 	"github.com/leanxds/leanxds/admin/fleet"
+	"github.com/leanxds/leanxds/rollout"
 	"github.com/leanxds/leanxds/source"
 	"github.com/leanxds/leanxds/store"
 	"github.com/leanxds/leanxds/stream"
@@ -165,4 +166,47 @@ func buildVersion() string {
 		return bi.Main.Version
 	}
 	return "devel"
+}
+
+// localStanding is what the fleet records say of this replica's own rollout
+// (serve --rollout with --fleet-etcd): each node of its stage with its
+// standing against the target, so that /debug/fleet, on any replica, shows
+// it and judges it against the target even when the stage selects it by
+// metadata, which the records do not carry. Each replica of such a fleet
+// runs its own rollout of its own directory; with the etcd source,
+// etcdrollout.Replica.Standing says it instead.
+func localStanding(m *rollout.Manager) func() (*admin.FleetReplicaRollout, map[string]*admin.FleetRollout) {
+	return func() (*admin.FleetReplicaRollout, map[string]*admin.FleetRollout) {
+		st, ok := m.Status()
+		if !ok || (st.Phase != rollout.Running && st.Phase != rollout.Held) {
+			return nil, nil
+		}
+		a, ok := m.Applied()
+		if !ok {
+			return nil, nil
+		}
+		sum := &admin.FleetReplicaRollout{ID: st.ID, Stage: st.Stage}
+		out := make(map[string]*admin.FleetRollout, len(a.Nodes))
+		for _, n := range a.Nodes {
+			var rej *stream.Rejection
+			if n.Rejection != nil {
+				cp := *n.Rejection
+				cp.Detail = rollout.BoundDetail(cp.Detail) // records stay within etcd's request limit
+				rej = &cp
+			}
+			out[n.NodeID] = &admin.FleetRollout{ID: st.ID, Stage: st.Stage, State: n.State.String(), Rejection: rej}
+			switch n.State {
+			case stream.NodeACKed:
+				sum.ACKed++
+			case stream.NodeNACKed:
+				sum.NACKed++
+				if len(sum.NACKs) < admin.MaxFleetNACKs && rej != nil {
+					sum.NACKs = append(sum.NACKs, admin.FleetNodeNACK{Node: n.NodeID, Rejection: *rej})
+				}
+			default:
+				sum.Pending++
+			}
+		}
+		return sum, out
+	}
 }

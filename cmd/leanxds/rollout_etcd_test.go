@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"regexp"
 	"testing"
 	"time"
 
@@ -50,6 +51,24 @@ func TestBinaryEtcdRolloutRollsBack(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	assert.Contains(t, stdout, "generation 2 staged over generation 1 by rollout ")
 	canary.ExpectResponse(conv.VersionNot(base))
+
+	// leanxds fleet, through either replica, shows the canary's standing as
+	// replica a published it, and the other node, outside the stage, current
+	// on the base the rollout serves it.
+	for _, p := range []*proc{a, b} {
+		var table string
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			code, stdout, _ := runArgs(t, nil, "fleet", "--admin", p.admin)
+			table = stdout
+			if code == 0 && regexp.MustCompile(`(?m)^a\s+canary-1\s+edge\s+no\s+CDS\s+gen2-\S+ stage 1 pending`).MatchString(table) &&
+				regexp.MustCompile(`(?m)^b\s+other-1\s+edge\s+yes\s+-\s+-$`).MatchString(table) {
+				break
+			}
+			require.True(t, time.Now().Before(deadline), "leanxds fleet --admin %s:\n%s", p.admin, table)
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 	canary.NACK("connect_timeout 2s is not allowed here")
 
 	var st etcdrollout.State

@@ -199,7 +199,7 @@ func newServer(ctx context.Context, o *serveOptions, log *slog.Logger) (*server,
 		xopts.Authorize, xopts.ScopeOf, xopts.NoDefaultScope = ids.authorize, ids.scope, true
 		csdsVisible = csdsVisibility(o.nodeIdentity, splitList(o.csdsReaders))
 	}
-	var standing func() (*admin.FleetReplicaRollout, map[string]*admin.FleetRollout)
+	standing := localStanding(s.rollouts)
 	if s.etcdRollouts != nil {
 		xopts.Router, standing = s.etcdRollouts, s.etcdRollouts.Standing
 	}

@@ -181,6 +181,18 @@ func (r *Replica) Attach(s Streams) { r.streams.Store(&streamsBox{s}) }
 // the base generation unless the rollout's stage (or one before it) selects
 // it (R23, R25).
 func (r *Replica) View(scope string, node *corev3.Node, cur store.View) store.View {
+	return r.view(scope, node, cur, true)
+}
+
+// Peek returns what View would serve the node now, without recording it as
+// seen during the stage: the admin server's /debug/fleet asks it of every
+// node of the fleet, most of them connected to other replicas, which must not
+// count here as stage nodes gone away (admin.RolloutRouter).
+func (r *Replica) Peek(scope string, node *corev3.Node, cur store.View) store.View {
+	return r.view(scope, node, cur, false)
+}
+
+func (r *Replica) view(scope string, node *corev3.Node, cur store.View, record bool) store.View {
 	rt := r.route.Load()
 	if rt == nil || !rt.routing {
 		return cur
@@ -189,7 +201,7 @@ func (r *Replica) View(scope string, node *corev3.Node, cur store.View) store.Vi
 		return cur
 	}
 	if rt.state.Selects(scope, node) {
-		if rt.target != 0 {
+		if record && rt.target != 0 {
 			r.see(&rt.state, node.GetId())
 		}
 		return cur
@@ -488,3 +500,5 @@ func (r *Replica) Status() (rollout.Status, bool) {
 
 // Leader reports whether this replica decides the stages now.
 func (r *Replica) Leader() bool { return r.leader.Load() }
+
+var _ admin.RolloutRouter = (*Replica)(nil)

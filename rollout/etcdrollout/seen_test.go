@@ -37,6 +37,13 @@ func TestStandingSeenGoneAndBoundedNACKs(t *testing.T) {
 	commitWeb(t, st, "edge", 2*time.Second)
 	r.Committed(etcdState(t, s0, 10), "2", st.View())
 
+	// The admin server peeks at what c2, connected to another replica, would
+	// be served: the target, and it is not counted here.
+	assert.Equal(t, 2*time.Second, webTimeout(r.Peek("edge", &corev3.Node{Id: "c2"}, st.View()), "edge"))
+	assert.Equal(t, time.Second, webTimeout(r.Peek("edge", &corev3.Node{Id: "other"}, st.View()), "edge"))
+	sum, _ := r.Standing()
+	assert.Zero(t, sum.Seen, "a peek sees no node")
+
 	// c1 is served the target and goes before any poll of the standing.
 	assert.Equal(t, 2*time.Second, webTimeout(r.View("edge", &corev3.Node{Id: "c1"}, st.View()), "edge"))
 	long := strings.Repeat("z", 100<<10)
