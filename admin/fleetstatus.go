@@ -177,6 +177,12 @@ type FleetReplicaRollout struct {
 	// bounded by what the replica remembers (package rollout/etcdrollout).
 	Seen int `json:"seen,omitempty"`
 	Gone int `json:"gone,omitempty"`
+	// GoneNodes are the ids of the first MaxFleetGoneNodes gone nodes, in
+	// order, each at most MaxFleetGoneNodeBytes long (a longer one is
+	// counted in Gone, not named): the decider looks for them on the other
+	// replicas, where a node that moved is counted (package
+	// rollout/etcdrollout).
+	GoneNodes []string `json:"gone_nodes,omitempty"`
 	// NACKs are the NACKs of the first MaxFleetNACKs nodes that NACKed, by
 	// node id, each detail cut short (rollout.MaxDetail bytes).
 	NACKs []FleetNodeNACK `json:"nacks,omitempty"`
@@ -184,6 +190,13 @@ type FleetReplicaRollout struct {
 
 // MaxFleetNACKs bounds FleetReplicaRollout.NACKs.
 const MaxFleetNACKs = 10
+
+// MaxFleetGoneNodes and MaxFleetGoneNodeBytes bound
+// FleetReplicaRollout.GoneNodes: 32 ids of at most 256 bytes.
+const (
+	MaxFleetGoneNodes     = 32
+	MaxFleetGoneNodeBytes = 256
+)
 
 // FleetNodeNACK is a node's NACK of a rollout's target.
 type FleetNodeNACK struct {
@@ -197,7 +210,7 @@ func (r *FleetReplicaRollout) Equal(o *FleetReplicaRollout) bool {
 		return r == o
 	}
 	return r.ID == o.ID && r.Stage == o.Stage && r.ACKed == o.ACKed && r.NACKed == o.NACKed && r.Pending == o.Pending &&
-		r.Seen == o.Seen && r.Gone == o.Gone &&
+		r.Seen == o.Seen && r.Gone == o.Gone && slices.Equal(r.GoneNodes, o.GoneNodes) &&
 		slices.EqualFunc(r.NACKs, o.NACKs, func(a, b FleetNodeNACK) bool { return a.Node == b.Node && sameRejection(&a.Rejection, &b.Rejection) })
 }
 

@@ -190,8 +190,10 @@ type Tally struct {
 	// those of them no longer connected to the replica that saw them
 	// (admin.FleetReplicaRollout): a gone node counts as pending, so that a
 	// node that crashed on the target does not pass for one that never
-	// connected. A replica that restarts forgets the nodes it saw.
-	Seen, Gone int
+	// connected. A replica that restarts forgets the nodes it saw. Moved
+	// counts the gone nodes found connected to another replica, where they
+	// are counted with its nodes: they are not in Gone.
+	Seen, Gone, Moved int
 	// NACKs are the nodes that NACKed (at most admin.MaxFleetNACKs a
 	// replica), with what they said.
 	NACKs []NodeNACK
@@ -223,6 +225,8 @@ func (r *Replica) tally(ctx context.Context) (st State, modRev int64, t Tally, o
 		return State{}, 0, Tally{}, false, err
 	}
 	t.Ready = len(resp.Kvs) > 0
+	var replicas []string
+	var gone []goneNode
 	for _, kv := range resp.Kvs {
 		id := strings.TrimPrefix(string(kv.Key), source.EtcdReplicasPrefix(r.prefix))
 		var rep admin.FleetReplica
@@ -241,8 +245,78 @@ func (r *Replica) tally(ctx context.Context) (st State, modRev int64, t Tally, o
 		for _, n := range sum.NACKs {
 			t.NACKs = append(t.NACKs, NodeNACK{Node: n.Node, Replica: id, Rejection: n.Rejection})
 		}
+		replicas = append(replicas, id)
+		for _, n := range sum.GoneNodes {
+			gone = append(gone, goneNode{replica: id, node: n})
+		}
+	}
+	if len(gone) > 0 && len(replicas) > 1 {
+		moved, err := r.moved(rctx, st, replicas, gone)
+		if err != nil {
+			return State{}, 0, Tally{}, false, err
+		}
+		t.Moved = min(moved, t.Gone)
+		t.Gone -= t.Moved
 	}
 	return st, modRev, t, true, nil
+}
+
+// goneNode is a node a replica saw during the stage and no longer serves.
+type goneNode struct{ replica, node string }
+
+// maxMovedLookups bounds the fleet records a decision reads to find gone
+// nodes on other replicas; maxMovedTxnOps the reads of one txn (etcd's
+// default --max-txn-ops is 128).
+const (
+	maxMovedLookups = 512
+	maxMovedTxnOps  = 64
+)
+
+// moved counts the gone nodes that another replica serves now and publishes
+// with a standing against the same stage: a node that moved (its replica
+// stopped, --max-connection-age, a load balancer) is counted there, and is
+// not gone. At most maxMovedLookups records are read; a gone node past them
+// stays gone, which holds the stage rather than passing it.
+func (r *Replica) moved(ctx context.Context, st State, replicas []string, gone []goneNode) (int, error) {
+	type lookup struct {
+		gone int // index in gone
+		key  string
+	}
+	var lookups []lookup
+	for i, g := range gone {
+		for _, other := range replicas {
+			if other != g.replica && len(lookups) < maxMovedLookups {
+				lookups = append(lookups, lookup{gone: i, key: source.EtcdNodesPrefix(r.prefix) + other + "/" + g.node})
+			}
+		}
+	}
+	found := make([]bool, len(gone))
+	for start := 0; start < len(lookups); start += maxMovedTxnOps {
+		batch := lookups[start:min(start+maxMovedTxnOps, len(lookups))]
+		ops := make([]clientv3.Op, len(batch))
+		for i, l := range batch {
+			ops[i] = clientv3.OpGet(l.key)
+		}
+		resp, err := r.cli.Txn(ctx).Then(ops...).Commit()
+		if err != nil {
+			return 0, err
+		}
+		for i, rr := range resp.Responses {
+			for _, kv := range rr.GetResponseRange().GetKvs() {
+				var n admin.FleetNode
+				if json.Unmarshal(kv.Value, &n) == nil && n.Rollout != nil && n.Rollout.ID == st.ID && n.Rollout.Stage == st.Stage {
+					found[batch[i].gone] = true
+				}
+			}
+		}
+	}
+	moved := 0
+	for _, f := range found {
+		if f {
+			moved++
+		}
+	}
+	return moved, nil
 }
 
 // maxNamedNACKs bounds the NACKs a rollback's reason names; the event's
@@ -296,6 +370,9 @@ func (r *Replica) decide(ctx context.Context) error {
 		return nil
 	case st.Phase == rollout.Running && r.now().Sub(r.windowStart) >= st.Plan.Window:
 		why := fmt.Sprintf("stage %s: its window of %s ended with %d nodes ACKed, %d pending", st.stageName(st.Stage), st.Plan.Window, t.ACKed, t.Pending)
+		if t.Moved > 0 {
+			why += fmt.Sprintf(", %d moved to another replica", t.Moved)
+		}
 		if t.Gone > 0 {
 			why += fmt.Sprintf(", %d seen during the stage and gone", t.Gone)
 		}

@@ -328,6 +328,31 @@ func TestGoodChangePromotesAcrossReplicas(t *testing.T) {
 	assert.Equal(t, []string{"started", "stage", "promoted"}, whats)
 }
 
+// A canary that moves to another replica during its stage (its first
+// replica stopped serving it: --max-connection-age, a restart, a load
+// balancer) is counted there: its ACK on the second replica passes the stage,
+// while the first still remembers it as seen and gone.
+func TestCanaryMovingReplicaMidStage(t *testing.T) {
+	needApplied(t)
+	f := newFleet(t)
+	a, b := f.start("a"), f.start("b")
+	canary := a.connect(t, "canary")
+	f.apply("2s", canaryPlan("canary"))
+	assert.Equal(t, "2s", canary.expect(t))
+	f.waitState("replica a reports the canary", func(etcdrollout.State) bool {
+		return fleetState(t, f, "a", "canary") == "pending"
+	})
+	canary.c.Close()
+
+	eventually(t, "replica b holds the target", func() bool { return timeoutIn(b.st.View()) == "2s" })
+	moved := b.connect(t, "canary")
+	assert.Equal(t, "2s", moved.last, "the stage's node is served the target on b too")
+	st := f.waitState("the next stage", func(s etcdrollout.State) bool { return s.Stage == 1 })
+	assert.Equal(t, rollout.Running, st.Phase)
+	require.NotEmpty(t, st.Events)
+	assert.Contains(t, st.Events[len(st.Events)-1].Message, "its 1 nodes ACKed")
+}
+
 // fleetState returns the standing a replica published for a node ("" when
 // none).
 func fleetState(t *testing.T, f *fleetUnderTest, replica, nodeID string) string {

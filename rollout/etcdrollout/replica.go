@@ -244,21 +244,31 @@ func (r *Replica) see(st *State, ids ...string) {
 }
 
 // seenGone returns how many nodes the replica saw during the stage of st,
-// and how many of them are not in present.
-func (r *Replica) seenGone(st *State, present map[string]*admin.FleetRollout) (seen, gone int) {
+// how many of them are not in present, and the ids of the first
+// admin.MaxFleetGoneNodes of those, in order (ids longer than
+// admin.MaxFleetGoneNodeBytes are counted, not named).
+func (r *Replica) seenGone(st *State, present map[string]*admin.FleetRollout) (seen, gone int, named []string) {
 	r.seenMu.Lock()
 	defer r.seenMu.Unlock()
 	set := r.seenSet.Load()
 	if set == nil || set.id != st.ID || set.stage != st.Stage {
-		return 0, 0
+		return 0, 0, nil
 	}
-	set.ids.Range(func(id, _ any) bool {
-		if _, ok := present[id.(string)]; !ok {
+	set.ids.Range(func(k, _ any) bool {
+		id := k.(string)
+		if _, ok := present[id]; !ok {
 			gone++
+			if len(id) <= admin.MaxFleetGoneNodeBytes {
+				named = append(named, id)
+			}
 		}
 		return true
 	})
-	return set.n, gone
+	slices.Sort(named)
+	if len(named) > admin.MaxFleetGoneNodes {
+		named = named[:admin.MaxFleetGoneNodes]
+	}
+	return set.n, gone, named
 }
 
 // Base is the source.EtcdRollouts method: the view of generation gen, when
@@ -433,7 +443,7 @@ func (r *Replica) Standing() (*admin.FleetReplicaRollout, map[string]*admin.Flee
 	}
 	r.see(&rt.state, slices.Sorted(maps.Keys(out))...)
 	sum := &admin.FleetReplicaRollout{ID: rt.state.ID, Stage: rt.state.Stage}
-	sum.Seen, sum.Gone = r.seenGone(&rt.state, out)
+	sum.Seen, sum.Gone, sum.GoneNodes = r.seenGone(&rt.state, out)
 	for _, id := range slices.Sorted(maps.Keys(out)) {
 		switch n := out[id]; n.State {
 		case stream.NodeACKed.String():

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -54,6 +55,7 @@ func TestStandingSeenGoneAndBoundedNACKs(t *testing.T) {
 	assert.Equal(t, 1, sum.NACKed)
 	assert.Equal(t, 2, sum.Seen)
 	assert.Equal(t, 1, sum.Gone, "c1 was served the target and is gone")
+	assert.Equal(t, []string{"c1"}, sum.GoneNodes, "named for the decider to look for on the other replicas")
 	require.Len(t, sum.NACKs, 1)
 	assert.Equal(t, rollout.BoundDetail(long), sum.NACKs[0].Rejection.Detail)
 	assert.Equal(t, rollout.BoundDetail(long), nodes["c2"].Rejection.Detail)
@@ -79,9 +81,11 @@ func TestStandingSeenGoneAndBoundedNACKs(t *testing.T) {
 		ids[i] = fmt.Sprintf("n%d", i)
 	}
 	r.see(&r.route.Load().state, ids...)
-	seen, gone := r.seenGone(&r.route.Load().state, nil)
+	seen, gone, named := r.seenGone(&r.route.Load().state, nil)
 	assert.Equal(t, MaxSeen, seen)
 	assert.Equal(t, MaxSeen, gone)
+	require.Len(t, named, admin.MaxFleetGoneNodes, "the record names a bounded few")
+	assert.True(t, slices.IsSorted(named))
 
 	// And bounded in bytes: ids are the clients'.
 	other := r.route.Load().state
@@ -90,8 +94,10 @@ func TestStandingSeenGoneAndBoundedNACKs(t *testing.T) {
 	for i := range 40 {
 		r.see(&other, fmt.Sprintf("%02d-%s", i, big))
 	}
-	seen, _ = r.seenGone(&other, nil)
+	seen, gone, named = r.seenGone(&other, nil)
 	assert.Equal(t, MaxSeenBytes/(64<<10+3), seen, "ids past MaxSeenBytes are not remembered")
+	assert.Equal(t, seen, gone)
+	assert.Empty(t, named, "ids past MaxFleetGoneNodeBytes are counted, not named")
 }
 
 // A node seen during the stage and gone since counts as pending: the stage
@@ -138,4 +144,59 @@ func TestDecideSeenAndGoneIsNotEmpty(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A node gone from the replica that saw it and connected to another, which
+// publishes it with a standing against the same stage, moved: it is counted
+// there, not as gone, and the stage passes once it ACKed. A record of it
+// with no standing, or one against another rollout, does not count.
+func TestDecideMovedNodeIsNotGone(t *testing.T) {
+	cli := etcdtest.Client(t)
+	prefix := etcdtest.Prefix(t, cli)
+	ctx := context.Background()
+	r := New(Options{Client: cli, Prefix: prefix, ID: "d"})
+	plan, err := rollout.Plan{Stages: []rollout.Stage{{Name: "canary", Select: stream.Selector{IDs: []string{"c1", "c2"}}}}, Window: time.Hour}.Normalized()
+	require.NoError(t, err)
+	b, err := json.Marshal(State{ID: "r", Base: 1, Target: 2, Plan: plan, Phase: rollout.Running})
+	require.NoError(t, err)
+	_, err = cli.Put(ctx, source.EtcdRolloutStateKey(prefix), string(b))
+	require.NoError(t, err)
+	_, err = cli.Put(ctx, source.EtcdCurrentKey(prefix), "2")
+	require.NoError(t, err)
+	putReplica(t, cli, prefix, "a", &admin.FleetReplicaRollout{ID: "r", Stage: 0, ACKed: 1, Seen: 2, Gone: 1, GoneNodes: []string{"c1"}})
+	putReplica(t, cli, prefix, "b", &admin.FleetReplicaRollout{ID: "r", Stage: 0, ACKed: 1, Seen: 1})
+	putNode := func(replica, id string, standing *admin.FleetRollout) {
+		t.Helper()
+		b, err := json.Marshal(admin.FleetNode{Node: id, Replica: replica, Scope: "default", Rollout: standing})
+		require.NoError(t, err)
+		_, err = cli.Put(ctx, source.EtcdNodesPrefix(prefix)+replica+"/"+id, string(b))
+		require.NoError(t, err)
+	}
+	decided := func() State {
+		t.Helper()
+		require.NoError(t, r.decide(ctx))
+		got, _, err := Read(ctx, cli, prefix)
+		require.NoError(t, err)
+		return got
+	}
+
+	assert.Equal(t, 0, decided().Stage, "c1 is gone and nowhere else")
+	putNode("b", "c1", nil)
+	assert.Equal(t, 0, decided().Stage, "on b, with no standing yet")
+	putNode("b", "c1", &admin.FleetRollout{ID: "another", Stage: 0, State: "acked"})
+	assert.Equal(t, 0, decided().Stage, "a standing against another rollout")
+	_, _, tally, _, err := r.tally(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 1, tally.Gone)
+	assert.Zero(t, tally.Moved)
+
+	putNode("b", "c1", &admin.FleetRollout{ID: "r", Stage: 0, State: "acked"})
+	_, _, tally, _, err = r.tally(ctx)
+	require.NoError(t, err)
+	assert.Zero(t, tally.Gone)
+	assert.Equal(t, 1, tally.Moved)
+	got := decided()
+	assert.Equal(t, 1, got.Stage, "c1 moved to b and is counted there")
+	require.NotEmpty(t, got.Events)
+	assert.Contains(t, got.Events[len(got.Events)-1].Message, "its 2 nodes ACKed")
 }
