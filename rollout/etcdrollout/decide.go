@@ -303,7 +303,7 @@ func (r *Replica) moved(ctx context.Context, st State, replicas []string, gone [
 		}
 		for i, rr := range resp.Responses {
 			for _, kv := range rr.GetResponseRange().GetKvs() {
-				var n admin.FleetNode
+				var n struct{ Rollout *admin.FleetRollout } // the rest of admin.FleetNode is not read
 				if json.Unmarshal(kv.Value, &n) == nil && n.Rollout != nil && n.Rollout.ID == st.ID && n.Rollout.Stage == st.Stage {
 					found[batch[i].gone] = true
 				}
