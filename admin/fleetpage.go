@@ -10,6 +10,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 
+	"github.com/leanxds/leanxds/rollout"
 	"github.com/leanxds/leanxds/store"
 )
 
@@ -103,8 +104,14 @@ func (a *Admin) handleFleet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	router, _ := a.opts.Rollouts.(RolloutRouter)
+	running := ""
+	if router != nil {
+		if st, ok := a.opts.Rollouts.Status(); ok && (st.Phase == rollout.Running || st.Phase == rollout.Held) {
+			running = st.ID
+		}
+	}
 	for i, e := range list.Nodes {
-		pn := fleetPageNode(v, router, e)
+		pn := fleetPageNode(v, router, running, e)
 		ok, err := budget.fits(pn, 2)
 		if err != nil {
 			writeJSONError(w, http.StatusInternalServerError, "%v", err)
@@ -128,17 +135,18 @@ func (a *Admin) handleFleet(w http.ResponseWriter, r *http.Request) {
 
 // fleetPageNode is an entry of the fleet as the page shows it, judged against
 // view v, or, with a router, against the view the router serves the node:
-// a node with a rollout standing is one of its stage's (its replica, which
-// knows its metadata, said so), served v; the router is asked of the others
-// by node id.
-func fleetPageNode(v store.View, router RolloutRouter, e FleetEntry) FleetPageNode {
+// a node with a standing against the rollout running (id running) is one of
+// its stage's (its replica, which knows its metadata, said so), served v;
+// the router is asked of the others by node id, and of a node whose
+// standing is of another rollout (a record not yet written again).
+func fleetPageNode(v store.View, router RolloutRouter, running string, e FleetEntry) FleetPageNode {
 	n := e.Node
 	pn := FleetPageNode{Node: n.Node, Replica: n.Replica, Scope: n.Scope, ConnectedAt: n.ConnectedAt, Rollout: n.Rollout}
 	if e.Err != nil {
 		pn.Error = e.Err.Error()
 		return pn
 	}
-	if router != nil && n.Rollout == nil {
+	if router != nil && (n.Rollout == nil || n.Rollout.ID != running) {
 		v = router.Peek(n.Scope, &corev3.Node{Id: n.Node}, v)
 	}
 	cur, all := currentTypes(v, &n)

@@ -57,6 +57,7 @@ func TestDebugFleetDuringARollout(t *testing.T) {
 		holding("r1", "outside", baseCDS, nil),             // outside the stage, on the base
 		holding("r1", "outside-on-target", targetCDS, nil), // outside the stage, yet on the target
 		holding("r2", "canary-id", baseCDS, nil),           // of the stage, not there yet
+		holding("r2", "stale", targetCDS, &FleetRollout{ID: "an-older-one", State: "acked"}),
 	}}
 
 	get := func(a *Admin) map[string]FleetPageNode {
@@ -79,6 +80,7 @@ func TestDebugFleetDuringARollout(t *testing.T) {
 	assert.True(t, page["r1/outside"].Current, "the base is what the rollout serves it")
 	assert.False(t, page["r1/outside-on-target"].Current)
 	assert.False(t, page["r2/canary-id"].Current, "the stage's node still on the base")
+	assert.False(t, page["r2/stale"].Current, "a standing of another rollout: judged by id, outside the stage")
 
 	// Without the rollouts, the store's newest content is the measure.
 	page = get(New(Options{Store: st, Streams: stream.New(st, stream.Options{}), Fleet: fleet}))

@@ -284,8 +284,8 @@ func (m *Manager) Stage(ctx context.Context, plan Plan, source string, commit fu
 	defer m.unlock()
 	m.pending = nil
 	if m.sharedBehind != 0 {
-		// A shared state loaded while commit ran: Run loads it again (after
-		// this Stage's own save, when it makes one).
+		// A shared state put off until the store holds its target, which
+		// commit may have brought: Run loads it again.
 		select {
 		case m.kick <- struct{}{}:
 		default:
@@ -344,6 +344,19 @@ func (m *Manager) Stage(ctx context.Context, plan Plan, source string, commit fu
 		Scopes:         scopes,
 		StartedAt:      now,
 		StageStartedAt: now,
+	}
+	if cur := m.cur; cur != old && cur != nil && cur.st.ID == r.st.ID {
+		// The shared state named this very rollout while commit ran (another
+		// replica staged the same change first) and was adopted: it stands
+		// as that state says (a stage passed, rolled back), not restarted,
+		// and nothing is saved over it.
+		m.cur = m.joinLocked(r, cur)
+		m.installLocked()
+		m.wake(scopes...)
+		m.gen++
+		close(m.changed)
+		m.changed = make(chan struct{})
+		return r, nil
 	}
 	if old != nil && (old.st.Phase == Running || old.st.Phase == Held) {
 		old.st.Phase = Superseded

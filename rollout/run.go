@@ -49,6 +49,11 @@ func (m *Manager) Run(ctx context.Context) error {
 		m.checkCommitsLocked()
 		// A held stage is watched too, with no deadline: NACKs roll it back.
 		job := m.jobLocked(true)
+		if m.sharedBehind != 0 {
+			// The shared state moved past what this store holds: a decision
+			// from here would be about a rollout the others left.
+			job = nil
+		}
 		m.unlock()
 		if job == nil {
 			select {

@@ -22,8 +22,9 @@ import (
 // implementation whose replicas' stores number revisions differently
 // translates them in Load and Save (to the generations of the content it
 // shares, say). A Manager adopts a state it loads only once its store holds
-// the state's target (it loads again after each commit until then); the
-// state's bases must be in the store's history.
+// the state's target, and decides no stage until then (it loads the state
+// again after each Stage, each commit to the running rollout's scopes, and
+// each Changed signal); the state's bases must be in the store's history.
 //
 // A Manager with a Shared saves every change it makes (Stage, a stage
 // decision, Promote, Abort, Rollback) with Save, and adopts the state Load
@@ -36,7 +37,18 @@ import (
 // saved only if the state is still the one it was made from (compare and
 // swap on version), and a replica whose Save lost reloads the state and
 // decides again from it. A replica that adopts a rollback another made
-// commits the base again to its own store, as the deciding one did.
+// commits the base again to its own store, as the deciding one did; a Stage
+// whose commit the shared state already names (another replica staged the
+// same change first) joins that rollout where it stands.
+//
+// Numbering alike needs every replica to see every rollback: the base
+// commit a rollback makes counts a revision on each store that adopts it. A
+// replica whose Load skips a rolled-back state (Changed coalesced it with
+// the next rollout's) numbers its revisions one lower than the others from
+// then on, and waits for a target its store never reaches: it keeps serving
+// what it served and decides nothing (logged), until the state names a
+// target its store holds. An implementation that cannot deliver every state
+// translates revisions instead.
 type Shared interface {
 	// Load returns the state saved last (nil when none was) and its version,
 	// which Save compares. Versions only grow: every Save that succeeds

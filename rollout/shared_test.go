@@ -257,3 +257,56 @@ func stateOf(t *testing.T, data []byte) state {
 	require.NotNil(t, s.Rollout)
 	return s
 }
+
+// A rollback another replica decides while this replica's Stage of another
+// change runs is adopted then: this store gets the base again, so no node of
+// it is served the rolled-back content, and the new change is staged over
+// that base.
+func TestSharedRollbackDuringOwnStage(t *testing.T) {
+	_, a, b := sharedPair(t)
+	base := webOf(a)
+	plan := Plan{Stages: mustStages(t, "10%,100%"), Window: time.Minute}
+	rb := mustStage(t, b, plan, clusters("edge", 2*time.Second))
+	ra := mustStage(t, a, plan, clusters("edge", 2*time.Second))
+	require.Equal(t, rb.Status().ID, ra.Status().ID)
+
+	r3, err := a.Stage(t.Context(), plan, "another change", func() (store.Result, error) {
+		require.NoError(t, b.Abort("canary NACKed")) // on B, meanwhile
+		a.loadShared(t.Context())                    // A's Run loads it
+		return a.st.Commit(clusters("other", 5*time.Second)...)
+	})
+	require.NoError(t, err)
+	assert.Equal(t, RolledBack, ra.Status().Phase)
+	assert.Equal(t, base, webOf(b))
+	assert.Equal(t, base, webOf(a), "A committed the base again")
+	require.NotNil(t, r3)
+	assert.Equal(t, Running, r3.Status().Phase)
+	assert.Contains(t, r3.Status().Scopes, "other")
+}
+
+// The shared state names the rollout a Stage is committing, further on than
+// its first stage (the replica that staged it first passed a stage), while
+// that commit runs: the Stage returns it as it stands, and saves nothing
+// over it.
+func TestSharedStageJoinsTheRolloutAsItStands(t *testing.T) {
+	sh, a, b := sharedPair(t)
+	plan := Plan{Stages: mustStages(t, "10%,100%"), Window: time.Minute}
+	rb := mustStage(t, b, plan, clusters("edge", 2*time.Second))
+	require.NoError(t, b.Promote("canary fine"))
+	require.Equal(t, 1, rb.Status().Stage)
+	_, version, err := sh.Load(t.Context())
+	require.NoError(t, err)
+
+	ra, err := a.Stage(t.Context(), plan, "test", func() (store.Result, error) {
+		res, err := a.st.Commit(clusters("edge", 2*time.Second)...)
+		a.loadShared(t.Context()) // A's Run loads it once the target is here
+		return res, err
+	})
+	require.NoError(t, err)
+	require.NotNil(t, ra)
+	assert.Equal(t, rb.Status().ID, ra.Status().ID)
+	assert.Equal(t, 1, ra.Status().Stage, "not started again")
+	_, after, err := sh.Load(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, version, after, "nothing saved over the shared state")
+}

@@ -273,19 +273,21 @@ func (m *Manager) loadShared(ctx context.Context) {
 // read the state before this Manager's own Save returned may come back after
 // it, and would undo what the Save made (Shared's versions only grow).
 //
-// A state is not adopted while a Stage's commit runs, nor before the store
-// holds its target: the Stage saves its own rollout when its commit returns
-// and adopts the shared one then if another replica saved first (the same
-// rollout when both staged the same change, so one is not superseded by the
-// other), and a state taken before its target's commit reached this store
-// would name that rollout's base as its target (its stage's nodes would count
-// as ACKed for content they were never sent). Such a state is loaded again
-// after the next commit (sharedBehind).
+// Nor is a state whose target the store does not hold yet: taken before its
+// target's commit reached this store, it would name that rollout's base as
+// its target, and its stage's nodes would count as ACKed for content they
+// were never sent. It is put off (sharedBehind): the Manager loads it again
+// after its next Stage, commit to the rollout's scopes or change of the
+// shared state, and decides no stage meanwhile.
 func (m *Manager) adoptLocked(data []byte, version int64) {
 	if version <= m.sharedVersion {
 		return
 	}
-	if m.pending != nil || m.st.View().Revision() < sharedTarget(data) {
+	if target := sharedTarget(data); m.st.View().Revision() < target {
+		if m.sharedBehind != version {
+			m.log.Info("rollout: the shared state names a target this store does not hold yet; no stage is decided here until it does",
+				"target", target, "revision", m.st.View().Revision())
+		}
 		m.sharedBehind = version
 		return
 	}
@@ -305,23 +307,7 @@ func (m *Manager) adoptLocked(data []byte, version int64) {
 	}
 	switch {
 	case prev != nil && r != nil && r.st.ID == prev.st.ID:
-		if prev.routing && r.routing {
-			r.releases = append(r.releases, prev.releases...)
-			prev.releases = nil
-			if r.st.Stage == prev.st.Stage && r.st.Target == prev.st.Target {
-				r.stageStart, r.st.StageStartedAt = prev.stageStart, prev.st.StageStartedAt
-			}
-		} else if prev.routing && r.st.Phase == RolledBack {
-			// Another replica rolled it back: this store holds the target,
-			// and is given the base again as the deciding one's was.
-			source := fmt.Sprintf("rollback of rollout %s, decided by another replica", r.st.ID)
-			if err := prev.commitBase(source); err != nil {
-				m.log.Error("rollout: rollback commit failed", "rollout", r.st.ID, "err", err)
-			}
-		}
-		prev.release()
-		prev.take(r) // the same Rollout: its Wait goes on
-		r = prev
+		r = m.joinLocked(prev, r)
 	case prev != nil && prev.routing:
 		prev.st.Phase = Superseded
 		m.eventLocked(prev, "superseded", "superseded by the shared state", nil)
@@ -341,6 +327,28 @@ func (m *Manager) adoptLocked(data []byte, version int64) {
 	case m.kick <- struct{}{}:
 	default:
 	}
+}
+
+// joinLocked makes mine, a rollout this process runs, the shared one of the
+// same id, as the shared state says it stands, and returns mine: its Wait
+// goes on. Shared rolled back while mine routes: this store holds the target,
+// and is given the base again as the deciding replica's was.
+func (m *Manager) joinLocked(mine, shared *Rollout) *Rollout {
+	if mine.routing && shared.routing {
+		shared.releases = append(shared.releases, mine.releases...)
+		mine.releases = nil
+		if shared.st.Stage == mine.st.Stage && shared.st.Target == mine.st.Target {
+			shared.stageStart, shared.st.StageStartedAt = mine.stageStart, mine.st.StageStartedAt
+		}
+	} else if mine.routing && shared.st.Phase == RolledBack {
+		source := fmt.Sprintf("rollback of rollout %s, decided by another replica", shared.st.ID)
+		if err := mine.commitBase(source); err != nil {
+			m.log.Error("rollout: rollback commit failed", "rollout", shared.st.ID, "err", err)
+		}
+	}
+	mine.release()
+	mine.take(shared)
+	return mine
 }
 
 // sharedTarget is the target revision of the rollout a shared state names;

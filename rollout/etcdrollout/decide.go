@@ -273,10 +273,14 @@ const (
 )
 
 // moved counts the gone nodes that another replica serves now and publishes
-// with a standing against the same stage: a node that moved (its replica
-// stopped, --max-connection-age, a load balancer) is counted there, and is
-// not gone. At most maxMovedLookups records are read; a gone node past them
-// stays gone, which holds the stage rather than passing it.
+// as having ACKed the same stage: a node that moved (its replica stopped,
+// --max-connection-age, a load balancer) and ACKed there is not gone. Only
+// an ACK counts: the other replica's sum, read at another revision, may not
+// count the node yet (its publisher writes the nodes' records before its
+// sum), so a node pending or NACKed there stays gone, which holds the stage
+// until that replica's sum says so. At most maxMovedLookups records are
+// read; a gone node past them stays gone, which holds the stage rather than
+// passing it.
 func (r *Replica) moved(ctx context.Context, st State, replicas []string, gone []goneNode) (int, error) {
 	type lookup struct {
 		gone int // index in gone
@@ -304,7 +308,8 @@ func (r *Replica) moved(ctx context.Context, st State, replicas []string, gone [
 		for i, rr := range resp.Responses {
 			for _, kv := range rr.GetResponseRange().GetKvs() {
 				var n struct{ Rollout *admin.FleetRollout } // the rest of admin.FleetNode is not read
-				if json.Unmarshal(kv.Value, &n) == nil && n.Rollout != nil && n.Rollout.ID == st.ID && n.Rollout.Stage == st.Stage {
+				if json.Unmarshal(kv.Value, &n) == nil && n.Rollout != nil && n.Rollout.ID == st.ID && n.Rollout.Stage == st.Stage &&
+					n.Rollout.State == stream.NodeACKed.String() {
 					found[batch[i].gone] = true
 				}
 			}

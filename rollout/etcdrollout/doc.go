@@ -48,8 +48,8 @@
 // pending: each replica remembers the nodes of the stage it saw (at most
 // MaxSeen) and publishes how many, and how many of them are gone, so that the
 // decision does not depend on which replica decides. A gone node that
-// another replica publishes with a standing against the same stage moved
-// there, and is counted there (each replica names its first
+// another replica publishes as having ACKed the same stage moved there, and
+// is not gone (each replica names its first
 // admin.MaxFleetGoneNodes gone nodes; the decider reads their records on the
 // other replicas). Every write of the state is guarded by the
 // ModRevision it was read at, so a decider that lost its lease without
