@@ -115,6 +115,35 @@ type Rollout struct {
 	// nodes all went away is not taken for one that has none. Kept in the
 	// state.
 	seen map[string]string
+	// served are the nodes View served the target during the current
+	// stage (buildTable makes it anew for each stage and target): Run adds
+	// them to seen, so a canary that crashed on the target before Run first
+	// looked at the stage is gone, not absent.
+	served *servedSet
+}
+
+// servedSet is the nodes View served the target of one stage of a rollout:
+// a node already in it costs a lock-free lookup; within maxSeen nodes and
+// maxSeenName bytes of id and scope each, like Rollout.seen.
+type servedSet struct {
+	stage  int
+	target uint64
+	ids    sync.Map // node id → scope
+	mu     sync.Mutex
+	n      int
+}
+
+func (s *servedSet) add(id, scope string) {
+	if _, ok := s.ids.Load(id); ok {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.ids.Load(id); ok || !remember(s.n, id, scope) {
+		return
+	}
+	s.ids.Store(id, scope)
+	s.n++
 }
 
 // maxSeen bounds Rollout.seen: past it, the nodes a stage first sees are not

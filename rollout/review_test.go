@@ -358,3 +358,37 @@ func TestRejectionsAreBounded(t *testing.T) {
 	require.Equal(t, "short", BoundDetail("short"))
 	require.Equal(t, len("0 ")+2*MaxDetail, len(rs[0].Detail), "the caller's rejections are not modified")
 }
+
+// View records the stage's nodes it serves the target, so a canary that
+// crashes on the target before Run's first look at the stage is gone, not
+// absent: the look after it left counts it pending. Peek (the fleet page)
+// records nothing.
+func TestServedCanaryIsSeenBeforeAnyLook(t *testing.T) {
+	st := edgeStore(t)
+	m := New(st, Options{Logger: quiet()})
+	mem := conv.NewMemory(st, stream.Options{Router: m})
+	f := newFleet(1)
+	clients := memClients(t, mem, f, false)
+	stages, _ := ParseStages("1%,100%")
+	mustStage(t, m, Plan{Stages: stages, Window: time.Minute}, clusters("edge", 2*time.Second))
+	target := st.View().Table("edge", protocol.TypeCluster).Get("web").Version
+	clients[f.canary].receiveOnly(target)
+	clients[f.canary].sotw.Cancel() // crashed on it, before any look
+
+	peeked := "peeked-0"
+	for i := 1; stream.Bucket(peeked) >= 100; i++ {
+		peeked = fmt.Sprintf("peeked-%d", i) // a node of the 1%, never connected
+	}
+	require.Equal(t, target, m.Peek("edge", node(peeked), st.View()).Table("edge", protocol.TypeCluster).Get("web").Version)
+	m.mu.Lock()
+	j := m.jobLocked(false)
+	m.mu.Unlock()
+	require.NotNil(t, j)
+	a := stream.Applied{Revision: j.target} // no node of the stage is connected
+	j.withGone(&a)
+	require.Equal(t, 1, j.gone)
+	require.Len(t, a.Nodes, 1)
+	require.Equal(t, f.canary, a.Nodes[0].NodeID)
+	require.Equal(t, stream.NodePending, a.Nodes[0].State)
+	require.NotContains(t, j.seen, peeked, "a peek is not a serve")
+}

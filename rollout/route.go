@@ -40,6 +40,9 @@ type scopeRoute struct {
 	// left by one, with the answer in the low bit. Every stream asks of the
 	// same newest view.
 	past atomic.Uint64
+	// served records the nodes served the target (Rollout.served); nil
+	// while a Stage's commit runs.
+	served *servedSet
 }
 
 // View serves a node of a scope under rollout the store's current content
@@ -48,6 +51,17 @@ type scopeRoute struct {
 // scopes are served current. It costs two map
 // lookups and the stage matchers, and allocates nothing.
 func (m *Manager) View(scope string, node *corev3.Node, cur store.View) store.View {
+	return m.view(scope, node, cur, true)
+}
+
+// Peek returns what View would serve the node now, without recording it as
+// served during the stage: the admin server's /debug/fleet asks it of every
+// node of a fleet (admin.RolloutRouter).
+func (m *Manager) Peek(scope string, node *corev3.Node, cur store.View) store.View {
+	return m.view(scope, node, cur, false)
+}
+
+func (m *Manager) view(scope string, node *corev3.Node, cur store.View, record bool) store.View {
 	t := m.routes.Load()
 	if t == nil {
 		return cur
@@ -65,15 +79,12 @@ func (m *Manager) View(scope string, node *corev3.Node, cur store.View) store.Vi
 		sel = r.first
 	}
 	if anyMatches(sel, scope, node) {
+		if record && r.served != nil {
+			r.served.add(node.GetId(), scope)
+		}
 		return cur
 	}
 	return r.base
-}
-
-// Peek is View: a Manager records nothing of the nodes it routes
-// (admin.RolloutRouter, which /debug/fleet asks of every node of a fleet).
-func (m *Manager) Peek(scope string, node *corev3.Node, cur store.View) store.View {
-	return m.View(scope, node, cur)
 }
 
 // changedPast reports whether a table of scope in v changed after r.target.
@@ -116,8 +127,14 @@ func (r *Rollout) buildTable(types []string) *table {
 		sel = r.matchers[:r.serving+1]
 		first = r.matchers[:1]
 	}
+	if r.serving >= 0 && (r.served == nil || r.served.stage != r.st.Stage || r.served.target != r.st.Target) {
+		r.served = &servedSet{stage: r.st.Stage, target: r.st.Target}
+	}
 	for _, s := range r.st.Scopes {
 		t.scopes[s] = &scopeRoute{base: r.baseViews[s], target: r.st.Target, sel: sel, first: first, types: types}
+		if r.serving >= 0 {
+			t.scopes[s].served = r.served
+		}
 	}
 	return t
 }

@@ -90,6 +90,18 @@ func BenchmarkView(b *testing.B) {
 	}
 }
 
+// BenchmarkViewServed measures a node a stage selects, which View serves
+// the target and records as served (known after its first read).
+func BenchmarkViewServed(b *testing.B) {
+	m, st := stagedManager(b)
+	n := &corev3.Node{Id: "a", Cluster: "edge"}
+	cur := st.View()
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = m.View("edge", n, cur)
+	}
+}
+
 // BenchmarkViewOtherScope measures a node of a scope no rollout changes.
 func BenchmarkViewOtherScope(b *testing.B) {
 	m, st := stagedManager(b)
@@ -264,6 +276,21 @@ type client struct {
 	webVersion string
 	// setVersion is the SotW response's version_info (the set's digest).
 	setVersion string
+	// sent, when set, is the server's log of what it sent, which records a
+	// response after handing it to the transport: each response received
+	// waits until the log has it, so that what a test reads of the log
+	// after a receive includes it.
+	sent *sentLog
+	id   string
+}
+
+// received waits until the sent log, if any, has the version of web just
+// received.
+func (c *client) received() {
+	c.t.Helper()
+	if c.sent != nil {
+		c.sent.await(c.t, c.id, c.webVersion)
+	}
 }
 
 func openClient(t *testing.T, mem *conv.Memory, id string, delta bool) *client {
@@ -285,12 +312,14 @@ func (c *client) receive() {
 		r := c.delta.ExpectResponse()
 		c.webVersion = r.VersionOf("web")
 		c.setVersion = r.GetSystemVersionInfo()
+		c.received()
 		c.delta.ACK()
 		return
 	}
 	r := c.sotw.ExpectResponse()
 	c.setVersion = r.Version()
 	c.webVersion = protocol.ContentVersion(mustBody(c.t, r, "web"))
+	c.received()
 	c.sotw.ACK()
 }
 
@@ -312,6 +341,7 @@ func (c *client) receiveOnly(version string) {
 		c.setVersion = r.Version()
 		c.webVersion = protocol.ContentVersion(mustBody(c.t, r, "web"))
 	}
+	c.received()
 	assert.Equal(c.t, version, c.webVersion)
 }
 

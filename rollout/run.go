@@ -117,6 +117,8 @@ type waitJob struct {
 	// look did not find.
 	seen map[string]string
 	gone int
+	// served is the rollout's servedSet of the job's stage and target.
+	served *servedSet
 	// hint is what the server is asked for: the nodes of the one scope, and
 	// the largest share, when the stages allow; the stage's nodes are then
 	// picked exactly among them.
@@ -135,6 +137,9 @@ func (m *Manager) jobLocked(held bool) *waitJob {
 		sel: r.matchers[:stage+1], needNode: r.needNode, maxNACKs: r.st.Plan.MaxNACKs,
 		deadline: r.stageStart.Add(r.st.Plan.Window), held: r.st.Phase == Held, stage: stage,
 		seen: maps.Clone(r.seen)}
+	if sv := r.served; sv != nil && sv.stage == stage && sv.target == r.st.Target {
+		j.served = sv
+	}
 	if len(r.st.Scopes) == 1 {
 		j.hint.Scope = r.st.Scopes[0]
 	}
@@ -193,6 +198,18 @@ func (j *waitJob) filter(a *stream.Applied, node func(id string) *corev3.Node) s
 func (j *waitJob) withGone(a *stream.Applied) (grew bool) {
 	if j.seen == nil {
 		j.seen = map[string]string{}
+	}
+	if j.served != nil {
+		// The nodes View served the target: one may have gone before any
+		// look listed it.
+		j.served.ids.Range(func(k, v any) bool {
+			id, scope := k.(string), v.(string)
+			if _, ok := j.seen[id]; !ok && remember(len(j.seen), id, scope) {
+				j.seen[id] = scope
+				grew = true
+			}
+			return true
+		})
 	}
 	present := make(map[string]bool, len(a.Nodes))
 	for _, n := range a.Nodes {

@@ -59,7 +59,7 @@ func newEnv(t *testing.T, st *store.Store, opts Options) *env {
 
 func (e *env) client(t *testing.T, id string, delta bool) *client {
 	t.Helper()
-	c := &client{t: t}
+	c := &client{t: t, sent: e.sent, id: id}
 	if delta {
 		c.delta = conv.DeltaADS(t, e.cc, node(id))
 		c.delta.Subscribe(protocol.TypeCluster)
@@ -88,6 +88,25 @@ func (l *sentLog) record(info stream.StreamInfo, r *stream.Response, _ time.Dura
 		if e.Name == "web" {
 			l.byNode[info.NodeID] = append(l.byNode[info.NodeID], e.Version)
 		}
+	}
+}
+
+// await waits, at most 10s, until node id was sent version v of web.
+func (l *sentLog) await(t *testing.T, id, v string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l.mu.Lock()
+		ok := slices.Contains(l.byNode[id], v)
+		l.mu.Unlock()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("the server's log has no response of web %s to %s", v, id)
+			return
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
