@@ -76,6 +76,19 @@ func TestRunStopsWithoutEtcd(t *testing.T) {
 }
 
 // putReplica writes a replica's record with its nodes' standing.
+// putRunning writes a running rollout r of plan, stage 0, base 1 and target
+// 2, with P/current at 2.
+func putRunning(t *testing.T, cli *clientv3.Client, prefix string, plan rollout.Plan) {
+	t.Helper()
+	plan, err := plan.Normalized()
+	require.NoError(t, err)
+	b, err := json.Marshal(State{ID: "r", Base: 1, Target: 2, Plan: plan, Phase: rollout.Running})
+	require.NoError(t, err)
+	_, err = cli.Txn(context.Background()).Then(clientv3.OpPut(source.EtcdRolloutStateKey(prefix), string(b)),
+		clientv3.OpPut(source.EtcdCurrentKey(prefix), "2")).Commit()
+	require.NoError(t, err)
+}
+
 func putReplica(t *testing.T, cli *clientv3.Client, prefix, id string, sum *admin.FleetReplicaRollout) {
 	t.Helper()
 	b, err := json.Marshal(admin.FleetReplica{Addr: "127.0.0.1:1", Rollout: sum})
