@@ -298,6 +298,10 @@ func (m *Manager) Stage(ctx context.Context, plan Plan, source string, commit fu
 		oldBases, oldViews = old.bases, old.baseViews
 	}
 	m.pending = pendingRoute(pre, matchers[:1], m.types)
+	// The first stage's nodes served the commit while it runs are the new
+	// rollout's first seen: one may crash on it before Stage returns.
+	served := &servedSet{}
+	m.pending.served = served
 	m.installLocked()
 	if m.opts.Shared == nil {
 		// The state says a staged commit is under way from pre before the
@@ -340,9 +344,10 @@ func (m *Manager) Stage(ctx context.Context, plan Plan, source string, commit fu
 	}
 
 	now := m.opts.Now()
+	served.target = res.Revision // stage 0; not read before r is published
 	r := &Rollout{m: m, matchers: matchers, needNode: needNode,
 		bases: map[string]uint64{}, baseViews: map[string]store.View{},
-		routing: true, stageStart: time.Now()}
+		routing: true, stageStart: time.Now(), served: served}
 	scopes := res.Scopes
 	for s, b := range oldBases {
 		r.bases[s], r.baseViews[s] = b, oldViews[s]

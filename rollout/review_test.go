@@ -392,3 +392,38 @@ func TestServedCanaryIsSeenBeforeAnyLook(t *testing.T) {
 	require.Equal(t, stream.NodePending, a.Nodes[0].State)
 	require.NotContains(t, j.seen, peeked, "a peek is not a serve")
 }
+
+// The same for a canary served the change while Stage's commit runs (the
+// first stage's nodes get it at once) and gone before Stage returns: the
+// stage saw it. A node of another scope served then is not the stage's.
+func TestCanaryServedDuringStageCommitIsSeen(t *testing.T) {
+	st := edgeStore(t)
+	m := New(st, Options{Logger: quiet()})
+	mem := conv.NewMemory(st, stream.Options{Router: m})
+	f := newFleet(1)
+	clients := memClients(t, mem, f, false)
+	other := "core-0"
+	for i := 1; stream.Bucket(other) >= 100; i++ {
+		other = fmt.Sprintf("core-%d", i) // of the 1%, in scope core
+	}
+	stages, _ := ParseStages("1%,100%")
+	r, err := m.Stage(t.Context(), Plan{Stages: stages, Window: time.Minute}, "test", func() (store.Result, error) {
+		res, err := st.Commit(clusters("edge", 2*time.Second)...)
+		clients[f.canary].receiveOnly(st.View().Table("edge", protocol.TypeCluster).Get("web").Version)
+		clients[f.canary].sotw.Cancel() // crashed on it
+		m.View("core", node(other), st.View())
+		return res, err
+	})
+	require.NoError(t, err)
+	require.NotNil(t, r)
+
+	m.mu.Lock()
+	j := m.jobLocked(false)
+	m.mu.Unlock()
+	require.NotNil(t, j)
+	a := stream.Applied{Revision: j.target}
+	j.withGone(&a)
+	require.Equal(t, 1, j.gone)
+	require.Equal(t, f.canary, a.Nodes[0].NodeID)
+	require.NotContains(t, j.seen, other)
+}

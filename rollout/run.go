@@ -204,6 +204,9 @@ func (j *waitJob) withGone(a *stream.Applied) (grew bool) {
 		// look listed it.
 		j.served.ids.Range(func(k, v any) bool {
 			id, scope := k.(string), v.(string)
+			if !slices.Contains(j.scopes, scope) {
+				return true // served while Stage's commit ran, of a scope it did not change
+			}
 			if _, ok := j.seen[id]; !ok && remember(len(j.seen), id, scope) {
 				j.seen[id] = scope
 				grew = true
