@@ -198,6 +198,28 @@ const (
 	MaxFleetGoneNodeBytes = 256
 )
 
+// SumStanding is the summary of a replica's nodes' standing against stage
+// stage of rollout id, nodes by node id: the counts, and the NACKs of the
+// first MaxFleetNACKs nodes that NACKed, by id. Seen, Gone and GoneNodes are
+// the caller's.
+func SumStanding(id string, stage int, nodes map[string]*FleetRollout) *FleetReplicaRollout {
+	sum := &FleetReplicaRollout{ID: id, Stage: stage}
+	for _, node := range slices.Sorted(maps.Keys(nodes)) {
+		switch n := nodes[node]; n.State {
+		case stream.NodeACKed.String():
+			sum.ACKed++
+		case stream.NodeNACKed.String():
+			sum.NACKed++
+			if len(sum.NACKs) < MaxFleetNACKs && n.Rejection != nil {
+				sum.NACKs = append(sum.NACKs, FleetNodeNACK{Node: node, Rejection: *n.Rejection})
+			}
+		default:
+			sum.Pending++
+		}
+	}
+	return sum
+}
+
 // FleetNodeNACK is a node's NACK of a rollout's target.
 type FleetNodeNACK struct {
 	Node      string           `json:"node"`

@@ -548,6 +548,18 @@ const (
 // boundary, marked "… (N bytes cut)".
 func BoundDetail(s string) string { return machine.Cut(s, MaxDetail) }
 
+// BoundRejection returns a copy of rej with its detail cut to MaxDetail
+// bytes (BoundDetail); nil for nil. A node's error_detail is not bounded, and
+// what carries it (fleet records in etcd, the state) must stay small.
+func BoundRejection(rej *stream.Rejection) *stream.Rejection {
+	if rej == nil {
+		return nil
+	}
+	cp := *rej
+	cp.Detail = BoundDetail(cp.Detail)
+	return &cp
+}
+
 // BoundRejections returns the first MaxRejections of rs, each with its detail
 // cut to MaxDetail bytes; rs is not modified.
 func BoundRejections(rs []stream.Rejection) []stream.Rejection {

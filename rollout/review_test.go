@@ -380,12 +380,7 @@ func TestServedCanaryIsSeenBeforeAnyLook(t *testing.T) {
 		peeked = fmt.Sprintf("peeked-%d", i) // a node of the 1%, never connected
 	}
 	require.Equal(t, target, m.Peek("edge", node(peeked), st.View()).Table("edge", protocol.TypeCluster).Get("web").Version)
-	m.mu.Lock()
-	j := m.jobLocked(false)
-	m.mu.Unlock()
-	require.NotNil(t, j)
-	a := stream.Applied{Revision: j.target} // no node of the stage is connected
-	j.withGone(&a)
+	j, a := lookWithNoNodeConnected(t, m)
 	require.Equal(t, 1, j.gone)
 	require.Len(t, a.Nodes, 1)
 	require.Equal(t, f.canary, a.Nodes[0].NodeID)
@@ -417,13 +412,21 @@ func TestCanaryServedDuringStageCommitIsSeen(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, r)
 
+	j, a := lookWithNoNodeConnected(t, m)
+	require.Equal(t, 1, j.gone)
+	require.Equal(t, f.canary, a.Nodes[0].NodeID)
+	require.NotContains(t, j.seen, other)
+}
+
+// lookWithNoNodeConnected is Run's look at the running stage of m when no
+// node of it is connected: the job, and where its nodes stand.
+func lookWithNoNodeConnected(t *testing.T, m *Manager) (*waitJob, stream.Applied) {
+	t.Helper()
 	m.mu.Lock()
 	j := m.jobLocked(false)
 	m.mu.Unlock()
 	require.NotNil(t, j)
 	a := stream.Applied{Revision: j.target}
 	j.withGone(&a)
-	require.Equal(t, 1, j.gone)
-	require.Equal(t, f.canary, a.Nodes[0].NodeID)
-	require.NotContains(t, j.seen, other)
+	return j, a
 }

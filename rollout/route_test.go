@@ -76,40 +76,29 @@ func stagedManager(t testing.TB) (*Manager, *store.Store) {
 	return m, st
 }
 
-// BenchmarkView measures the router's decision for a node of a scope under
-// rollout whose stages read ids, metadata and a share (the worst case: the
-// node is in none).
+// BenchmarkView measures the router's decision, for a rollout whose stages
+// read ids, metadata and a share: a node of the scope in no stage (the worst
+// case: every matcher runs), one a stage selects (served the target and
+// recorded as served, known after its first read), and one of a scope no
+// rollout changes.
 func BenchmarkView(b *testing.B) {
 	m, st := stagedManager(b)
 	md, _ := structpb.NewStruct(map[string]any{"team": "edge", "weight": 3.0})
-	n := &corev3.Node{Id: "edge-42", Cluster: "edge", Metadata: md}
-	cur := st.View()
-	b.ReportAllocs()
-	for b.Loop() {
-		_ = m.View("edge", n, cur)
-	}
-}
-
-// BenchmarkViewServed measures a node a stage selects, which View serves
-// the target and records as served (known after its first read).
-func BenchmarkViewServed(b *testing.B) {
-	m, st := stagedManager(b)
-	n := &corev3.Node{Id: "a", Cluster: "edge"}
-	cur := st.View()
-	b.ReportAllocs()
-	for b.Loop() {
-		_ = m.View("edge", n, cur)
-	}
-}
-
-// BenchmarkViewOtherScope measures a node of a scope no rollout changes.
-func BenchmarkViewOtherScope(b *testing.B) {
-	m, st := stagedManager(b)
-	n := &corev3.Node{Id: "edge-42", Cluster: "core"}
-	cur := st.View()
-	b.ReportAllocs()
-	for b.Loop() {
-		_ = m.View("core", n, cur)
+	for _, c := range []struct {
+		name, scope string
+		node        *corev3.Node
+	}{
+		{"in-no-stage", "edge", &corev3.Node{Id: "edge-42", Cluster: "edge", Metadata: md}},
+		{"served", "edge", &corev3.Node{Id: "a", Cluster: "edge"}},
+		{"other-scope", "core", &corev3.Node{Id: "edge-42", Cluster: "core"}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			cur := st.View()
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = m.View(c.scope, c.node, cur)
+			}
+		})
 	}
 }
 

@@ -185,28 +185,12 @@ func localStanding(m *rollout.Manager) func() (*admin.FleetReplicaRollout, map[s
 		if !ok {
 			return nil, nil
 		}
-		sum := &admin.FleetReplicaRollout{ID: st.ID, Stage: st.Stage}
 		out := make(map[string]*admin.FleetRollout, len(a.Nodes))
 		for _, n := range a.Nodes {
-			var rej *stream.Rejection
-			if n.Rejection != nil {
-				cp := *n.Rejection
-				cp.Detail = rollout.BoundDetail(cp.Detail) // records stay within etcd's request limit
-				rej = &cp
-			}
-			out[n.NodeID] = &admin.FleetRollout{ID: st.ID, Stage: st.Stage, State: n.State.String(), Rejection: rej}
-			switch n.State {
-			case stream.NodeACKed:
-				sum.ACKed++
-			case stream.NodeNACKed:
-				sum.NACKed++
-				if len(sum.NACKs) < admin.MaxFleetNACKs && rej != nil {
-					sum.NACKs = append(sum.NACKs, admin.FleetNodeNACK{Node: n.NodeID, Rejection: *rej})
-				}
-			default:
-				sum.Pending++
-			}
+			// Records stay within etcd's request limit.
+			out[n.NodeID] = &admin.FleetRollout{ID: st.ID, Stage: st.Stage, State: n.State.String(), Rejection: rollout.BoundRejection(n.Rejection)}
 		}
+		sum := admin.SumStanding(st.ID, st.Stage, out)
 		return sum, out
 	}
 }

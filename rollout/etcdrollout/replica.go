@@ -437,39 +437,14 @@ func (r *Replica) Standing() (*admin.FleetReplicaRollout, map[string]*admin.Flee
 	for i := 0; i <= rt.state.Stage && i < len(rt.state.Plan.Stages); i++ {
 		for _, n := range b.s.Applied(rt.target, rt.state.Plan.Stages[i].Select).Nodes {
 			if rt.scopes[n.Scope] {
-				out[n.NodeID] = &admin.FleetRollout{ID: rt.state.ID, Stage: rt.state.Stage, State: n.State.String(), Rejection: boundRejection(n.Rejection)}
+				out[n.NodeID] = &admin.FleetRollout{ID: rt.state.ID, Stage: rt.state.Stage, State: n.State.String(), Rejection: rollout.BoundRejection(n.Rejection)}
 			}
 		}
 	}
 	r.see(&rt.state, slices.Sorted(maps.Keys(out))...)
-	sum := &admin.FleetReplicaRollout{ID: rt.state.ID, Stage: rt.state.Stage}
+	sum := admin.SumStanding(rt.state.ID, rt.state.Stage, out)
 	sum.Seen, sum.Gone, sum.GoneNodes = r.seenGone(&rt.state, out)
-	for _, id := range slices.Sorted(maps.Keys(out)) {
-		switch n := out[id]; n.State {
-		case stream.NodeACKed.String():
-			sum.ACKed++
-		case stream.NodeNACKed.String():
-			sum.NACKed++
-			if len(sum.NACKs) < admin.MaxFleetNACKs && n.Rejection != nil {
-				sum.NACKs = append(sum.NACKs, admin.FleetNodeNACK{Node: id, Rejection: *n.Rejection})
-			}
-		default:
-			sum.Pending++
-		}
-	}
 	return sum, out
-}
-
-// boundRejection returns a copy of rej with its detail cut to
-// rollout.MaxDetail bytes: a node's error_detail is not bounded, and the
-// fleet records that carry it must stay within etcd's request limit.
-func boundRejection(rej *stream.Rejection) *stream.Rejection {
-	if rej == nil {
-		return nil
-	}
-	cp := *rej
-	cp.Detail = rollout.BoundDetail(cp.Detail)
-	return &cp
 }
 
 // Status returns the newest rollout the replica knows of, with where the
